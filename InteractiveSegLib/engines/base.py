@@ -1,0 +1,77 @@
+"""What an engine is: set the image once, then many cheap hint -> mask calls.
+
+Modelled on segment-anything's ``SamPredictor`` (``set_image`` then ``predict``) and
+nnInteractive's inference session. The session owns history and the labelmap; an
+engine only turns the hints of one class into a probability map for a region.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..interactions import Interaction
+from ..volume import Volume
+
+Region = tuple[slice, slice, slice]
+
+
+@dataclass
+class Request:
+    """The hints of one class an engine must answer, newest last.
+
+    ``axis`` / ``slice_index`` name the slice of the newest hint (2D engines work
+    there); ``current`` is the session's binary mask of ``label`` (KJI, read-only).
+    """
+
+    label: int
+    interactions: list[Interaction]
+    axis: int
+    slice_index: int
+    current: np.ndarray
+
+
+@dataclass
+class Prediction:
+    """Foreground probability of ``label`` inside ``region`` (KJI slices of the volume)."""
+
+    label: int
+    region: Region
+    probability: np.ndarray
+    quality: Optional[dict] = field(default=None)
+
+    def mask(self, threshold: float = 0.5) -> np.ndarray:
+        return self.probability > threshold
+
+
+class Engine(ABC):
+    """Base class of every engine. Subclasses set ``name`` and implement ``predict``."""
+
+    name: str = "engine"
+    mode: str = "2d"  # "2d": answers on the slice of the newest hint; "3d": whole volume
+
+    def __init__(self) -> None:
+        self.volume: Volume | None = None
+
+    def set_image(self, volume: Volume) -> None:
+        """Prepare per-image state once (normalisation, features, caches)."""
+        self.volume = volume
+
+    @abstractmethod
+    def predict(self, request: Request) -> Prediction:
+        """Turn the hints of one class into a probability map of a region."""
+
+    def slice_region(self, axis: int, index: int, rows: slice | None = None, cols: slice | None = None) -> Region:
+        """KJI region of (part of) one slice along ``axis``."""
+        assert self.volume is not None
+        full = [slice(0, n) for n in self.volume.shape]
+        full[axis] = slice(index, index + 1)
+        others = [a for a in range(3) if a != axis]
+        if rows is not None:
+            full[others[0]] = rows
+        if cols is not None:
+            full[others[1]] = cols
+        return tuple(full)  # type: ignore[return-value]

@@ -1,0 +1,154 @@
+"""Class-agnostic click segmentation (papers/click-guidance-fcnn.txt).
+
+A 2D FCNN reads (image, fg guidance, bg guidance) on the slice of the newest click and
+returns the clicked structure. Clicks become Gaussian maps (sigma 2). Inference runs on
+an ROI around the positive clicks and the current mask (+ context margin), grown once
+more if the structure reaches the ROI edge, so the cost does not grow with the slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import EngineError
+from ..guidance import gaussian_map
+from ..interactions import Box, kji
+from ..networks import default_models_dir, load_checkpoint, pick_device
+from ..volume import Volume
+from .base import Engine, Prediction, Request
+from .registry import register_engine
+
+DEFAULT_MODEL = "click_fcnn.pt"
+
+
+def normalize_intensity(array: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
+    """Robust [0, 1] scaling by percentiles of the non-zero voxels (MRI and CT alike)."""
+    a = np.asarray(array, np.float32)
+    fg = a[a != 0]
+    if fg.size < 16:
+        fg = a.ravel()
+    lo, hi = np.percentile(fg, [low, high])
+    if hi <= lo:
+        hi = lo + 1.0
+    return np.clip((a - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def slice_points(points_ijk: Sequence[Sequence[int]], axis: int) -> list[tuple[int, int]]:
+    """IJK points -> (row, col) on a slice held constant along KJI ``axis``."""
+    others = [a for a in range(3) if a != axis]
+    return [tuple(kji(p)[o] for o in others) for p in points_ijk]  # type: ignore[misc]
+
+
+@dataclass
+class Roi:
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.r0, self.r1), slice(self.c0, self.c1)
+
+
+def roi_around(points: list[tuple[int, int]], mask: np.ndarray | None, shape: tuple[int, int], margin: int, min_size: int) -> Roi:
+    """Bounding box of points and mask, grown by ``margin`` and to at least ``min_size``, clipped."""
+    coords = [np.asarray(points, int).reshape(-1, 2)]
+    if mask is not None and mask.any():
+        rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+        coords.append(np.array([[rows[0], cols[0]], [rows[-1], cols[-1]]]))
+    c = np.concatenate(coords)
+    lo, hi = c.min(axis=0) - margin, c.max(axis=0) + margin + 1
+    for d in range(2):
+        short = min_size - (hi[d] - lo[d])
+        if short > 0:
+            lo[d] -= short // 2
+            hi[d] += short - short // 2
+    lo = np.maximum(lo, 0)
+    hi = np.minimum(hi, shape)
+    return Roi(int(lo[0]), int(hi[0]), int(lo[1]), int(hi[1]))
+
+
+def encode(image2d: np.ndarray, pos: list[tuple[int, int]], neg: list[tuple[int, int]], sigma: float) -> np.ndarray:
+    """Network input (3, H, W): image, fg Gaussian guidance, bg Gaussian guidance."""
+    return np.stack([image2d, gaussian_map(image2d.shape, pos, sigma), gaussian_map(image2d.shape, neg, sigma)]).astype(np.float32)
+
+
+def pad_to(x: torch.Tensor, multiple: int = 16) -> tuple[torch.Tensor, tuple[int, int]]:
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = torch.nn.functional.pad(x, (0, pw, 0, ph))
+    return x, (h, w)
+
+
+@register_engine("click")
+class ClickEngine(Engine):
+    """Learned class-agnostic click segmentation on one slice (any orientation)."""
+
+    name = "click"
+    mode = "2d"
+
+    def __init__(self, model_path: str | Path | None = None, device: str | None = None, margin: int | None = None, threads: int | None = None) -> None:
+        super().__init__()
+        path = Path(model_path) if model_path else default_models_dir() / DEFAULT_MODEL
+        self.model, self.config, self.meta = load_checkpoint(path, "click_fcnn")
+        self.device = pick_device(device)
+        self.model.to(self.device)
+        self.sigma = float(self.config.get("sigma", 2.0))
+        self.margin = int(margin if margin is not None else self.config.get("roi_margin", 64))
+        self.min_size = int(self.config.get("roi_min_size", 128))
+        if threads:
+            torch.set_num_threads(threads)
+        self._norm: np.ndarray | None = None
+
+    def set_image(self, volume: Volume) -> None:
+        super().set_image(volume)
+        self._norm = normalize_intensity(volume.array)
+
+    def _hint_points(self, request: Request) -> tuple[list, list]:
+        pos, neg = [], []
+        for h in request.interactions:
+            if isinstance(h, Box):
+                raise EngineError("the click engine takes clicks, scribbles and extreme points, not boxes")
+            (pos if h.positive else neg).extend(slice_points(h.points, request.axis))
+        return pos, neg
+
+    @torch.no_grad()
+    def run_network(self, batch: np.ndarray) -> np.ndarray:
+        """Foreground probabilities for a (B, 3, H, W) input of any H, W."""
+        x, (h, w) = pad_to(torch.from_numpy(batch).to(self.device))
+        return torch.sigmoid(self.model(x))[:, 0, :h, :w].cpu().numpy()
+
+    def predict(self, request: Request) -> Prediction:
+        if self._norm is None:
+            raise EngineError("set_image() must be called before predict()")
+        image2d = np.take(self._norm, request.slice_index, axis=request.axis)
+        current2d = np.take(request.current, request.slice_index, axis=request.axis)
+        pos, neg = self._hint_points(request)
+        roi = roi_around(pos or neg, current2d, image2d.shape, self.margin, self.min_size)
+        prob = np.zeros((roi.r1 - roi.r0, roi.c1 - roi.c0), np.float32)
+        for _ in range(3):  # grow the ROI while the structure reaches an inner ROI edge
+            if not pos:
+                break
+            shift = lambda pts: [(r - roi.r0, c - roi.c0) for r, c in pts]  # noqa: E731
+            x = encode(image2d[roi.slices], shift(pos), shift(neg), self.sigma)
+            prob = self.run_network(x[None])[0]
+            grown = self._grow(roi, prob > 0.5, image2d.shape)
+            if grown == roi:
+                break
+            roi = grown
+        return Prediction(request.label, self.slice_region(request.axis, request.slice_index, *roi.slices), np.expand_dims(prob, request.axis))
+
+    def _grow(self, roi: Roi, mask: np.ndarray, shape: tuple[int, int]) -> Roi:
+        m = self.margin // 2
+        r0 = roi.r0 - m if roi.r0 > 0 and mask[0].any() else roi.r0
+        r1 = roi.r1 + m if roi.r1 < shape[0] and mask[-1].any() else roi.r1
+        c0 = roi.c0 - m if roi.c0 > 0 and mask[:, 0].any() else roi.c0
+        c1 = roi.c1 + m if roi.c1 < shape[1] and mask[:, -1].any() else roi.c1
+        return Roi(max(r0, 0), min(r1, shape[0]), max(c0, 0), min(c1, shape[1]))

@@ -1,0 +1,201 @@
+"""Reading and writing volumes and segmentations.
+
+Images go through SimpleITK (NIfTI, NRRD, MHA, DICOM series folder); segmentations
+with segment names and colours through slicerio (``.seg.nrrd``). Every reader
+validates before returning, and every writer writes to a temporary file that is
+renamed into place, so a failure never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import GeometryError, ImageError
+from .labels import LabelTable
+from .volume import Geometry, Volume, check_same_grid, validate_image_array
+
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+def geometry_from_sitk(img: sitk.Image) -> Geometry:
+    d = np.asarray(img.GetDirection(), float).reshape(3, 3)
+    origin = _LPS_TO_RAS @ np.asarray(img.GetOrigin(), float)
+    return Geometry(tuple(origin), tuple(float(s) for s in img.GetSpacing()), tuple(map(tuple, _LPS_TO_RAS @ d)))
+
+
+def geometry_to_sitk(img: sitk.Image, geometry: Geometry) -> sitk.Image:
+    img.SetOrigin(tuple(_LPS_TO_RAS @ np.asarray(geometry.origin)))
+    img.SetSpacing(tuple(geometry.spacing))
+    img.SetDirection(tuple((_LPS_TO_RAS @ np.asarray(geometry.direction)).ravel()))
+    return img
+
+
+def ijk_to_lps(geometry: Geometry) -> np.ndarray:
+    m = geometry.ijk_to_ras.copy()
+    m[:3, :] = _LPS_TO_RAS @ m[:3, :]
+    return m
+
+
+def _read_sitk(path: str | os.PathLike) -> sitk.Image:
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"{p}: no such file or folder")
+    try:
+        if p.is_dir():
+            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(p))
+            if not files:
+                raise ImageError(f"{p}: folder holds no DICOM series")
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames(files)
+            return reader.Execute()
+        return sitk.ReadImage(str(p))
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown reason"
+        raise ImageError(f"{p}: cannot read image ({first})") from None
+
+
+def _sitk_to_array(img: sitk.Image, name: str) -> np.ndarray:
+    if img.GetNumberOfComponentsPerPixel() != 1:
+        raise ImageError(f"{name}: expected a scalar image, got {img.GetNumberOfComponentsPerPixel()} components per voxel (RGB/vector)")
+    if img.GetDimension() != 3:
+        raise ImageError(f"{name}: expected a 3D image, got a {img.GetDimension()}D image of size {img.GetSize()}")
+    return sitk.GetArrayFromImage(img)
+
+
+def read_volume(path: str | os.PathLike) -> Volume:
+    """Read a 3D scalar image; ImageError if unreadable, not 3D, not scalar or not finite."""
+    img = _read_sitk(path)
+    name = Path(path).name
+    arr = _sitk_to_array(img, name)
+    return Volume(validate_image_array(arr, name), geometry_from_sitk(img), name=name.split(".")[0])
+
+
+@dataclass
+class Segmentation:
+    """A multi-class labelmap (KJI, uint8/uint16) on an image grid plus its label table."""
+
+    labelmap: np.ndarray
+    geometry: Geometry
+    labels: LabelTable = field(default_factory=LabelTable)
+
+
+def read_labels(path: str | os.PathLike, reference: Volume | None = None) -> Segmentation:
+    """Read reference labels from a labelmap image or a ``.seg.nrrd``.
+
+    With ``reference``, the labels must lie on the image grid (GeometryError otherwise).
+    Overlapping segments of a multi-layer ``.seg.nrrd`` are flattened, later segments on top.
+    """
+    p = Path(path)
+    if str(p).endswith(".seg.nrrd"):
+        seg = _read_seg_nrrd(p)
+    else:
+        img = _read_sitk(p)
+        arr = _sitk_to_array(img, p.name)
+        if arr.dtype.kind == "f":
+            if not np.isfinite(arr).all():
+                raise ImageError(f"{p.name}: labelmap contains NaN or infinite values")
+            if not np.allclose(arr, np.round(arr)):
+                raise ImageError(f"{p.name}: labelmap has non-integer values; pass a thresholded mask")
+        if arr.min() < 0:
+            raise ImageError(f"{p.name}: labelmap has negative values")
+        arr = arr.astype(np.uint16 if arr.max() > 255 else np.uint8)
+        values = [int(v) for v in np.unique(arr) if v != 0]
+        seg = Segmentation(arr, geometry_from_sitk(img), LabelTable.default(values))
+    if reference is not None:
+        check_same_grid(reference, seg.labelmap.shape, seg.geometry)
+    return seg
+
+
+def _read_seg_nrrd(p: Path) -> Segmentation:
+    import slicerio
+
+    try:
+        seg = slicerio.read_segmentation(str(p))
+    except Exception as e:  # slicerio raises plain exceptions of several kinds
+        raise ImageError(f"{p}: cannot read segmentation ({e})") from None
+    voxels = np.asarray(seg["voxels"])
+    if voxels.ndim not in (3, 4):
+        raise ImageError(f"{p}: segmentation voxels must be 3D (or layered 4D), got shape {voxels.shape}")
+    m = np.asarray(seg["ijkToLPS"], float)
+    m[:3, :] = _LPS_TO_RAS @ m[:3, :]
+    geometry = Geometry.from_ijk_to_ras(m)
+    shape_ijk = voxels.shape[-3:]
+    labelmap = np.zeros(shape_ijk[::-1], np.uint16)
+    table = LabelTable()
+    for n, s in enumerate(seg["segments"], start=1):
+        mask = slicerio.segment_mask(seg, s)
+        labelmap[np.transpose(mask, (2, 1, 0))] = n
+        table.add(n, s.get("name", s.get("id", f"Segment_{n}")), s.get("color"))
+    if len(table) < 256:
+        labelmap = labelmap.astype(np.uint8)
+    return Segmentation(labelmap, geometry, table)
+
+
+def _atomic_path(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="".join(path.suffixes), dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_seg_nrrd(path: str | os.PathLike, labelmap: np.ndarray, geometry: Geometry, labels: LabelTable) -> Path:
+    """Write a multi-class labelmap as a Slicer ``.seg.nrrd`` with one named, coloured segment per class."""
+    import slicerio
+
+    path = Path(path)
+    if not str(path).endswith(".seg.nrrd"):
+        raise ImageError(f"{path}: a segmentation file must end in .seg.nrrd")
+    labelmap = np.asarray(labelmap)
+    if labelmap.ndim != 3:
+        raise ImageError(f"labelmap must be 3D, got shape {labelmap.shape}")
+    seg = slicerio.create_segmentation(labelmap.shape[::-1], ijk_to_lps(geometry), dtype="uint8" if labelmap.max() < 256 else "uint16")
+    seg["voxels"][...] = np.transpose(labelmap, (2, 1, 0))
+    seg["segments"] = [
+        {"id": f"Segment_{e.value}", "name": e.name, "color": list(e.color), "labelValue": int(e.value), "layer": 0}
+        for e in labels
+    ]
+    tmp = _atomic_path(path)
+    try:
+        slicerio.write_segmentation(str(tmp), seg)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_volume(path: str | os.PathLike, volume: Volume | np.ndarray, geometry: Geometry | None = None) -> Path:
+    """Write an image (or a labelmap array with ``geometry``) with SimpleITK, atomically."""
+    path = Path(path)
+    if isinstance(volume, Volume):
+        arr, geometry = volume.array, volume.geometry
+    else:
+        arr = np.asarray(volume)
+        if arr.ndim != 3:
+            raise ImageError(f"array must be 3D, got shape {arr.shape}")
+    img = geometry_to_sitk(sitk.GetImageFromArray(arr), geometry or Geometry())
+    tmp = _atomic_path(path)
+    try:
+        sitk.WriteImage(img, str(tmp), True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+__all__ = [
+    "GeometryError",
+    "ImageError",
+    "Segmentation",
+    "read_labels",
+    "read_volume",
+    "write_seg_nrrd",
+    "write_volume",
+]

@@ -1,0 +1,106 @@
+"""Virtual users: the benchmark robot (deterministic) and the training click sampler.
+
+Benchmark robot (../shared/BENCHMARK.md): click at the interior point, farthest from
+the border, of the largest connected error region; positive on a false negative,
+negative on a false positive. Training sampler (click-guidance paper, III-B): a click
+drawn with probability proportional to exp(chamfer distance) - 1 inside the
+false-negative or false-positive region, whichever is larger; this is MONAI deepgrow's
+``AddRandomGuidanced``, which implements that paper, and we call it directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import cc3d
+import numpy as np
+from scipy import ndimage
+from skimage.morphology import skeletonize
+
+
+@dataclass
+class RobotClick:
+    """A click in array coordinates of the image it was computed on (2D or 3D)."""
+
+    point: tuple[int, ...]
+    positive: bool
+    region_size: int
+
+
+def _largest_component(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    if not mask.any():
+        return mask, 0
+    lab = cc3d.connected_components(mask.astype(np.uint8), connectivity=8 if mask.ndim == 2 else 26)
+    counts = np.bincount(lab.ravel())
+    counts[0] = 0
+    best = int(np.argmax(counts))
+    return lab == best, int(counts[best])
+
+
+def robot_click(reference: np.ndarray, prediction: np.ndarray) -> Optional[RobotClick]:
+    """Next click of the standard protocol, or None if the prediction is perfect."""
+    ref = reference.astype(bool)
+    pred = prediction.astype(bool)
+    fn, n_fn = _largest_component(ref & ~pred)
+    fp, n_fp = _largest_component(pred & ~ref)
+    if n_fn == 0 and n_fp == 0:
+        return None
+    region, positive, size = (fn, True, n_fn) if n_fn >= n_fp else (fp, False, n_fp)
+    # Pad so the image border counts as region border, as it does for a person.
+    dist = ndimage.distance_transform_edt(np.pad(region, 1))[(slice(1, -1),) * region.ndim]
+    point = np.unravel_index(int(np.argmax(dist)), region.shape)
+    return RobotClick(tuple(int(c) for c in point), positive, size)
+
+
+def robot_scribble(reference: np.ndarray, prediction: np.ndarray, min_len: int = 5, max_len: int = 30) -> Optional[tuple[list[tuple[int, int]], bool]]:
+    """A short stroke on a 2D slice: skeleton voxels of the largest error region near its centre."""
+    click = robot_click(reference, prediction)
+    if click is None:
+        return None
+    ref, pred = reference.astype(bool), prediction.astype(bool)
+    err = (ref & ~pred) if click.positive else (pred & ~ref)
+    region, _ = _largest_component(err)
+    skel = skeletonize(region)
+    pts = np.argwhere(skel)
+    if len(pts) == 0:
+        pts = np.argwhere(region)
+    d = np.linalg.norm(pts - np.asarray(click.point), axis=1)
+    order = np.argsort(d, kind="stable")
+    n = int(np.clip(len(pts), 1, max_len))
+    chosen = pts[order[:n]]
+    if len(chosen) < min_len:  # thin or tiny region: add the interior voxels nearest the click
+        inner = np.argwhere(region)
+        di = np.linalg.norm(inner - np.asarray(click.point), axis=1)
+        chosen = inner[np.argsort(di, kind="stable")[:min_len]]
+    return [tuple(int(c) for c in p) for p in chosen], click.positive
+
+
+class TrainingClickSampler:
+    """Click sampler of the click-guidance paper, through MONAI deepgrow's transforms."""
+
+    def __init__(self, seed: int = 4242) -> None:
+        from monai.apps.deepgrow.transforms import AddRandomGuidanced, FindDiscrepancyRegionsd
+
+        self._disparity = FindDiscrepancyRegionsd.disparity
+        self._guidance = AddRandomGuidanced()
+        self._guidance.set_random_state(seed)
+
+    def __call__(self, reference: np.ndarray, prediction: np.ndarray) -> Optional[RobotClick]:
+        """Next click for a 2D slice; positive if the FN area exceeds the FP area."""
+        pos, neg = self._disparity(reference[None].astype(np.float32), prediction[None].astype(np.float32))
+        n_pos, n_neg = int(pos.sum()), int(neg.sum())
+        if n_pos == 0 and n_neg == 0:
+            return None
+        positive = n_pos > n_neg
+        g = self._guidance.find_guidance(pos if positive else neg)
+        if g is None:
+            return None
+        # deepgrow's find_guidance returns [distance, *coords] for a channel-first map.
+        return RobotClick(tuple(int(c) for c in g[1:]), positive, n_pos if positive else n_neg)
+
+
+def dice(reference: np.ndarray, prediction: np.ndarray) -> float:
+    ref, pred = reference.astype(bool), prediction.astype(bool)
+    s = int(ref.sum()) + int(pred.sum())
+    return 1.0 if s == 0 else 2.0 * int((ref & pred).sum()) / s

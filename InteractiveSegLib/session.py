@@ -1,0 +1,162 @@
+"""One interactive session per volume: ordered hints, a multi-class labelmap, undo/redo.
+
+Usage (as SamPredictor: set the image once, then many cheap hint -> mask calls)::
+
+    session = Session(volume, engine="click", labels=LabelTable.default([1, 2]))
+    step = session.add(Click((60, 80, 40), label=1))
+    session.move_last_click((62, 80, 40))   # drag: re-run, no new history step
+    session.undo(); session.redo()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .engines.base import Engine, Prediction, Region, Request
+from .engines.registry import create_engine
+from .errors import InteractionError
+from .interactions import Click, Interaction, from_json, slice_index, to_json, validate
+from .labels import LabelTable
+from .volume import Volume
+
+
+@dataclass
+class Step:
+    """One applied hint and the labelmap content it replaced (for undo) and wrote (for redo)."""
+
+    interaction: Interaction
+    region: Region
+    before: np.ndarray
+    after: np.ndarray
+    prediction: Optional[Prediction] = None
+
+    @property
+    def changed(self) -> bool:
+        return not np.array_equal(self.before, self.after)
+
+
+class Session:
+    """Interactive segmentation of one volume with one engine.
+
+    ``overwrite_other=False`` (the default) never relabels voxels of another class:
+    a new class only takes background voxels, as Slicer's "overwrite: none" does.
+    """
+
+    def __init__(
+        self,
+        volume: Volume,
+        engine: str | Engine = "click",
+        labels: LabelTable | None = None,
+        overwrite_other: bool = False,
+        labelmap: np.ndarray | None = None,
+        **engine_kwargs,
+    ) -> None:
+        self.volume = volume
+        self.labels = labels if labels is not None else LabelTable.default([1])
+        self.overwrite_other = overwrite_other
+        dtype = np.uint8 if max(self.labels.values or [1]) < 256 else np.uint16
+        if labelmap is None:
+            self.labelmap = np.zeros(volume.shape, dtype)
+        else:
+            if labelmap.shape != volume.shape:
+                raise InteractionError(f"initial labelmap shape {labelmap.shape} differs from volume {volume.shape}")
+            self.labelmap = np.array(labelmap, dtype=dtype)
+        self.history: list[Step] = []
+        self._redo: list[Step] = []
+        self.engine = create_engine(engine, **engine_kwargs) if isinstance(engine, str) else engine
+        self.engine.set_image(volume)
+
+    # -- hints ---------------------------------------------------------------------------
+    @property
+    def interactions(self) -> list[Interaction]:
+        return [s.interaction for s in self.history]
+
+    def add(self, interaction: Interaction) -> Step:
+        """Validate, run the engine, merge into the labelmap and record an undoable step."""
+        validate(interaction, self.volume.shape, self.labels.values)
+        step = self._apply(interaction, self.interactions)
+        self.history.append(step)
+        self._redo.clear()
+        return step
+
+    def move_last_click(self, ijk) -> Step:
+        """Drag-to-move: re-run with the last click moved; replaces the step, adds none."""
+        if not self.history or not isinstance(self.history[-1].interaction, Click):
+            raise InteractionError("there is no click to move")
+        old = self.history[-1]
+        moved = Click(ijk, old.interaction.label, old.interaction.positive, old.interaction.axis)
+        validate(moved, self.volume.shape, self.labels.values)
+        self.labelmap[old.region] = old.before
+        try:
+            step = self._apply(moved, self.interactions[:-1])
+        except Exception:
+            self.labelmap[old.region] = old.after
+            raise
+        self.history[-1] = step
+        return step
+
+    def undo(self) -> Optional[Step]:
+        if not self.history:
+            return None
+        step = self.history.pop()
+        self.labelmap[step.region] = step.before
+        self._redo.append(step)
+        return step
+
+    def redo(self) -> Optional[Step]:
+        if not self._redo:
+            return None
+        step = self._redo.pop()
+        self.labelmap[step.region] = step.after
+        self.history.append(step)
+        return step
+
+    def reset(self) -> None:
+        self.labelmap[...] = 0
+        self.history.clear()
+        self._redo.clear()
+
+    def hints_json(self) -> str:
+        return to_json(self.interactions)
+
+    def replay_json(self, text: str) -> list[Step]:
+        """Apply hints saved by ``hints_json`` (e.g. from a batch script)."""
+        return [self.add(h) for h in from_json(text)]
+
+    # -- internals -----------------------------------------------------------------------
+    def _context(self, new: Interaction, previous: list[Interaction]) -> list[Interaction]:
+        """The hints an engine sees: same class (and same slice for 2D engines), in order."""
+        same = [h for h in previous if h.label == new.label]
+        if self.engine.mode == "2d":
+            idx = slice_index(new)
+            same = [h for h in same if h.axis == new.axis and slice_index(h) == idx]
+        return same + [new]
+
+    def _apply(self, interaction: Interaction, previous: list[Interaction]) -> Step:
+        current = self.labelmap == interaction.label
+        request = Request(
+            label=interaction.label,
+            interactions=self._context(interaction, previous),
+            axis=interaction.axis,
+            slice_index=slice_index(interaction),
+            current=current,
+        )
+        pred = self.engine.predict(request)
+        region = pred.region
+        before = self.labelmap[region].copy()
+        after = merge_class(before, pred.mask(), interaction.label, self.overwrite_other)
+        self.labelmap[region] = after
+        return Step(interaction, region, before, after, pred)
+
+
+def merge_class(before: np.ndarray, mask: np.ndarray, label: int, overwrite_other: bool) -> np.ndarray:
+    """Write one class's new mask into a multi-class region without touching other classes."""
+    mask = mask.reshape(before.shape)
+    after = before.copy()
+    after[(before == label) & ~mask] = 0
+    writable = (before == 0) | (before == label) if not overwrite_other else np.ones_like(mask)
+    after[mask & writable] = label
+    return after

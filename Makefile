@@ -1,0 +1,38 @@
+# Two entry points (see README): `make demo` and `make test`. Each creates .venv if needed.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup data bench train-click clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	# torch first, pinned: the local CPU wheel; a loose pin would pull a multi-GB CUDA build.
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP) data
+
+# Real labelled volumes come from Debian's mricron-data (Colin27 + AAL, INIA19) and nilearn (MNI152).
+data:
+	@test -f /usr/share/mricron/templates/ch2.nii.gz || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq mricron-data; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq mricron-data; fi; }
+
+demo: setup
+	$(BIN)/interactiveseg demo --out out/demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/interactiveseg bench --engines click,growcut --json out/bench-click.json --markdown out/bench-click.md
+
+train-click: setup
+	$(BIN)/interactiveseg train-click --out Resources/Models/click_fcnn.pt
+
+clean:
+	rm -rf $(VENV) out
