@@ -15,7 +15,7 @@ from monai.networks.nets import BasicUNet
 from .errors import ModelError
 
 
-def click_fcnn(features: tuple[int, ...] = (16, 32, 64, 128, 256, 16)) -> torch.nn.Module:
+def click_fcnn(features: tuple[int, ...] = (16, 32, 48, 96, 192, 16)) -> torch.nn.Module:
     """The click-guidance FCNN: 4 down blocks (2x conv-BN-ReLU, 2x2 max-pool), a bottleneck,
     4 up blocks with 2x2 transposed convolutions; input (image, fg guidance, bg guidance),
     one output logit for the clicked structure. MONAI's BasicUNet is exactly this layout."""

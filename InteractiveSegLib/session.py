@@ -67,7 +67,8 @@ class Session:
         self.history: list[Step] = []
         self._redo: list[Step] = []
         self.engine = create_engine(engine, **engine_kwargs) if isinstance(engine, str) else engine
-        self.engine.set_image(volume)
+        if self.engine.volume is not volume:  # an engine shared by sessions of one volume is set once
+            self.engine.set_image(volume)
 
     # -- hints ---------------------------------------------------------------------------
     @property
@@ -136,13 +137,12 @@ class Session:
         return same + [new]
 
     def _apply(self, interaction: Interaction, previous: list[Interaction]) -> Step:
-        current = self.labelmap == interaction.label
         request = Request(
             label=interaction.label,
             interactions=self._context(interaction, previous),
             axis=interaction.axis,
             slice_index=slice_index(interaction),
-            current=current,
+            labelmap=self.labelmap,
         )
         pred = self.engine.predict(request)
         region = pred.region

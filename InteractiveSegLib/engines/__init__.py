@@ -1,7 +1,12 @@
-"""Engines and their registry. Importing this package registers the built-in engines."""
+"""Engines and their registry.
+
+Built-in engines are registered by name and imported on first use, so listing engines
+(e.g. in Slicer before torch is installed) never imports torch.
+"""
 
 from .base import Engine, Prediction, Request
-from .registry import available_engines, create_engine, register_engine
-from . import click as _click  # noqa: F401  (registers "click")
+from .registry import available_engines, create_engine, register_engine, register_lazy
 
-__all__ = ["Engine", "Prediction", "Request", "available_engines", "create_engine", "register_engine"]
+register_lazy("click", "InteractiveSegLib.engines.click:ClickEngine")
+
+__all__ = ["Engine", "Prediction", "Request", "available_engines", "create_engine", "register_engine", "register_lazy"]

@@ -24,14 +24,23 @@ class Request:
     """The hints of one class an engine must answer, newest last.
 
     ``axis`` / ``slice_index`` name the slice of the newest hint (2D engines work
-    there); ``current`` is the session's binary mask of ``label`` (KJI, read-only).
+    there); ``labelmap`` is the session's multi-class labelmap (KJI, read-only).
     """
 
     label: int
     interactions: list[Interaction]
     axis: int
     slice_index: int
-    current: np.ndarray
+    labelmap: np.ndarray
+
+    @property
+    def current(self) -> np.ndarray:
+        """Binary KJI mask of ``label`` in the whole volume (computed on demand: 3D engines)."""
+        return self.labelmap == self.label
+
+    def current_slice(self) -> np.ndarray:
+        """Binary mask of ``label`` on the slice of the newest hint (cheap: 2D engines)."""
+        return np.take(self.labelmap, self.slice_index, axis=self.axis) == self.label
 
 
 @dataclass

@@ -129,7 +129,7 @@ class ClickEngine(Engine):
         if self._norm is None:
             raise EngineError("set_image() must be called before predict()")
         image2d = np.take(self._norm, request.slice_index, axis=request.axis)
-        current2d = np.take(request.current, request.slice_index, axis=request.axis)
+        current2d = request.current_slice()
         pos, neg = self._hint_points(request)
         roi = roi_around(pos or neg, current2d, image2d.shape, self.margin, self.min_size)
         prob = np.zeros((roi.r1 - roi.r0, roi.c1 - roi.c0), np.float32)

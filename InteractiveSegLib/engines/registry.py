@@ -27,6 +27,22 @@ def register_engine(name: str, factory: Callable[..., Engine] | None = None):
     return _do(factory) if factory is not None else _do
 
 
+def register_lazy(name: str, target: str) -> None:
+    """Register ``"package.module:Class"`` without importing it until the engine is created."""
+
+    def factory(**kwargs):
+        from importlib import import_module
+
+        module, _, attr = target.partition(":")
+        try:
+            cls = getattr(import_module(module), attr)
+        except ImportError as e:
+            raise EngineError(f"engine {name!r} needs a package that is not installed: {e}") from None
+        return cls(**kwargs)
+
+    _ENGINES.setdefault(name, factory)
+
+
 def _load_plugins() -> None:
     global _PLUGINS_LOADED
     if _PLUGINS_LOADED:

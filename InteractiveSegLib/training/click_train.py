@@ -51,6 +51,13 @@ class SliceBank:
                     areas = m.sum(axis=other)
                     for idx in np.nonzero(areas >= min_area)[0]:
                         self.samples.append(SliceSample(v, int(lab), axis, int(idx)))
+        self._by_volume = [[n for n, s in enumerate(self.samples) if s.volume == v] for v in range(len(names))]
+
+    def draw(self, rng: np.random.Generator) -> SliceSample:
+        """A sample with every volume equally likely, so a volume with many small labels does not dominate."""
+        v = int(rng.integers(len(self.images)))
+        ids = self._by_volume[v]
+        return self.samples[ids[int(rng.integers(len(ids)))]]
 
     def slice(self, s: SliceSample) -> tuple[np.ndarray, np.ndarray]:
         img = np.take(self.images[s.volume], s.index, axis=s.axis)
@@ -76,6 +83,8 @@ def augment(img: np.ndarray, gt: np.ndarray, rng: np.random.Generator):
         img, gt = img[:, ::-1], gt[:, ::-1]
     if rng.random() < 0.5:
         img, gt = img[::-1], gt[::-1]
+    if rng.random() < 0.5:
+        img, gt = img.T, gt.T
     img = np.clip(img, 0, 1) ** rng.uniform(0.7, 1.4)
     img = img * rng.uniform(0.85, 1.15) + rng.uniform(-0.1, 0.1)
     return np.ascontiguousarray(img, dtype=np.float32), np.ascontiguousarray(gt)
@@ -97,8 +106,8 @@ def train(args: argparse.Namespace) -> dict:
     t0, losses = time.time(), []
     for it in range(1, args.iterations + 1):
         imgs, gts, pos, neg = [], [], [], []
-        for idx in rng.integers(0, len(bank.samples), size=args.batch):
-            img, gt = bank.slice(bank.samples[idx])
+        for _ in range(args.batch):
+            img, gt = bank.slice(bank.draw(rng))
             first = sampler(gt, np.zeros_like(gt))  # first click: innermost part of the structure
             img, gt = crop_around(img, gt, first.point, args.crop, rng)
             img, gt = augment(img, gt, rng)
@@ -156,7 +165,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--sigma", type=float, default=2.0)
     p.add_argument("--max-interactions", type=int, default=5, help="K of the paper")
-    p.add_argument("--features", type=int, nargs=6, default=[16, 32, 64, 128, 256, 16])
+    p.add_argument("--features", type=int, nargs=6, default=[16, 32, 48, 96, 192, 16])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=4242)
     p.add_argument("--log-every", type=int, default=25)

@@ -1,0 +1,229 @@
+"""``interactiveseg bench``: every engine, same robot, same slices, one table (../shared/BENCHMARK.md).
+
+2D engines are measured per slice: for each structure, up to ``max_slices`` slices where
+it is present (fixed seed), one session per slice, the robot clicks at the centre of the
+largest error region; slice Dice after each click. Figures: Dice@k, NoC@85/90 (cap 20,
+a miss counts 20), ms per interaction (hint -> updated labelmap), peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from . import datasets
+from .engines import create_engine
+from .interactions import Click
+from .io import read_labels, read_volume
+from .labels import LabelTable
+from .robot import dice, robot_click
+from .session import Session
+from .volume import Volume
+
+DICE_AT = (0, 1, 2, 3, 5, 10)
+NOC_CAP = 20
+
+
+@dataclass
+class BenchData:
+    name: str
+    image: Volume
+    labelmap: np.ndarray
+    structures: dict[int, str]
+
+
+@dataclass
+class SliceResult:
+    structure: str
+    dices: list[float] = field(default_factory=list)  # after 0, 1, 2, ... clicks
+    ms: list[float] = field(default_factory=list)
+
+    def dice_at(self, k: int) -> float:
+        return self.dices[min(k, len(self.dices) - 1)]
+
+    def noc(self, target: float) -> int:
+        for k, d in enumerate(self.dices):
+            if k > 0 and d >= target:
+                return k
+        return NOC_CAP
+
+
+def shipped_data(names: Iterable[str], split: str, min_voxels: int) -> list[BenchData]:
+    out = []
+    for name in names:
+        lv = datasets.load(name)
+        counts = np.bincount(lv.labels.labelmap.ravel(), minlength=max(lv.labels.labels.values) + 1)
+        ids = [v for v in lv.structures(split) if counts[v] >= min_voxels]
+        out.append(BenchData(name, lv.image, lv.labels.labelmap, {v: lv.labels.labels[v].name for v in ids}))
+    return out
+
+
+def user_data(image: str, labels: str, structures: list[str] | None) -> BenchData:
+    vol = read_volume(image)
+    seg = read_labels(labels, reference=vol)
+    table = {e.value: e.name for e in seg.labels}
+    if structures:
+        table = {v: n for v, n in table.items() if n in structures or str(v) in structures}
+        missing = set(structures) - set(table.values()) - {str(v) for v in table}
+        if missing:
+            raise SystemExit(f"structures not in the labels: {sorted(missing)}")
+    return BenchData(Path(image).name.split(".")[0], vol, seg.labelmap, table)
+
+
+def sample_slices(mask: np.ndarray, axis: int, max_slices: int, min_area: int, rng: np.random.Generator) -> list[int]:
+    areas = mask.sum(axis=tuple(a for a in range(3) if a != axis))
+    idx = np.nonzero(areas >= min_area)[0]
+    if len(idx) > max_slices:
+        idx = np.sort(rng.choice(idx, size=max_slices, replace=False))
+    return [int(i) for i in idx]
+
+
+def to_ijk(point2d: tuple[int, int], axis: int, index: int) -> tuple[int, int, int]:
+    k_j_i = list(point2d)
+    k_j_i.insert(axis, index)
+    return (k_j_i[2], k_j_i[1], k_j_i[0])
+
+
+def run_slice_session(session: Session, gt2d: np.ndarray, axis: int, index: int, name: str, max_clicks: int) -> SliceResult:
+    """One robot session on one slice; stops early once Dice@10 and both NoCs are known."""
+    res = SliceResult(name, dices=[0.0 if gt2d.any() else 1.0])
+    pred2d = np.zeros_like(gt2d)
+    for k in range(1, max_clicks + 1):
+        click = robot_click(gt2d, pred2d)
+        if click is None:
+            res.dices.append(1.0)
+        else:
+            t0 = time.perf_counter()
+            session.add(Click(to_ijk(click.point, axis, index), label=1, positive=click.positive, axis=axis))
+            res.ms.append((time.perf_counter() - t0) * 1000)
+            pred2d = np.take(session.labelmap, index, axis=axis) == 1
+            res.dices.append(dice(gt2d, pred2d))
+        if k >= max(DICE_AT) and res.dices[-1] >= 0.90:
+            break
+    return res
+
+
+def bench_engine(engine_name: str, data: BenchData, args) -> dict:
+    rng = np.random.default_rng(args.seed)
+    engine = create_engine(engine_name)
+    engine.set_image(data.image)
+    results: list[SliceResult] = []
+    for value, name in data.structures.items():
+        mask = data.labelmap == value
+        for axis in args.axes:
+            for index in sample_slices(mask, axis, args.max_slices, args.min_area, rng):
+                session = Session(data.image, engine, LabelTable.default([1], {1: name}))
+                gt2d = np.take(mask, index, axis=axis)
+                results.append(run_slice_session(session, gt2d, axis, index, name, args.max_clicks))
+    return summarize(engine_name, data, results)
+
+
+def summarize(engine_name: str, data: BenchData, results: list[SliceResult]) -> dict:
+    by_structure: dict[str, list[SliceResult]] = {}
+    for r in results:
+        by_structure.setdefault(r.structure, []).append(r)
+    per_structure = {
+        s: {
+            "dice_at": {str(k): float(np.mean([r.dice_at(k) for r in rs])) for k in DICE_AT},
+            "noc85": float(np.mean([r.noc(0.85) for r in rs])),
+            "noc90": float(np.mean([r.noc(0.90) for r in rs])),
+            "slices": len(rs),
+        }
+        for s, rs in by_structure.items()
+    }
+    ms = np.concatenate([r.ms for r in results]) if results else np.zeros(0)
+
+    def mean_over_structures(get):
+        return float(np.mean([get(v) for v in per_structure.values()])) if per_structure else float("nan")
+
+    return {
+        "engine": engine_name,
+        "mode": "2d",
+        "hint": "click",
+        "data": data.name,
+        "structures": list(per_structure),
+        "dice_at": {str(k): mean_over_structures(lambda v: v["dice_at"][str(k)]) for k in DICE_AT},
+        "noc85": mean_over_structures(lambda v: v["noc85"]),
+        "noc90": mean_over_structures(lambda v: v["noc90"]),
+        "ms_per_interaction": {"median": float(np.median(ms)) if ms.size else None, "p95": float(np.percentile(ms, 95)) if ms.size else None},
+        "s_per_propagation": None,
+        "peak_rss_mb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "sessions": len(results),
+        "per_structure": per_structure,
+    }
+
+
+def markdown(results: list[dict]) -> str:
+    head = "| engine | data | mode | structures | sessions | " + " | ".join(f"Dice@{k}" for k in DICE_AT) + " | NoC@85 | NoC@90 | ms median | ms p95 | peak RSS MB |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in results:
+        ms = r["ms_per_interaction"]
+        lines.append(
+            f"| {r['engine']} | {r['data']} | {r['mode']} | {len(r['structures'])} | {r.get('sessions', '')} | "
+            + " | ".join(f"{r['dice_at'][str(k)]:.3f}" for k in DICE_AT)
+            + f" | {r['noc85']:.2f} | {r['noc90']:.2f} | {ms['median'] or float('nan'):.1f} | {ms['p95'] or float('nan'):.1f} | {r['peak_rss_mb']} |"
+        )
+    return "\n".join(lines)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--engines", default="click,growcut", help="comma-separated registry names")
+    p.add_argument("--image", help="a volume of your own (NIfTI, NRRD, MHA, DICOM folder)")
+    p.add_argument("--labels", help="its reference labels (labelmap or .seg.nrrd)")
+    p.add_argument("--structures", help="comma-separated names or label values (default: all)")
+    p.add_argument("--data", default="colin27,inia19,mni152", help="shipped datasets when --image is not given")
+    p.add_argument("--split", default="test", choices=["test", "train", "all"], help="structures of the shipped data")
+    p.add_argument("--axes", default="0", help="slice axes to sample (0 axial, 1 coronal, 2 sagittal)")
+    p.add_argument("--max-slices", type=int, default=20)
+    p.add_argument("--max-clicks", type=int, default=NOC_CAP)
+    p.add_argument("--min-area", type=int, default=64, help="smallest structure area (voxels) on a sampled slice")
+    p.add_argument("--min-voxels", type=int, default=1000, help="smallest structure volume (voxels) benchmarked")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write results here (format of BENCHMARK.md)")
+    p.add_argument("--markdown", help="write the table here too")
+
+
+def run(args) -> dict:
+    torch.set_num_threads(args.threads)
+    args.axes = [int(a) for a in str(args.axes).split(",")]
+    if bool(args.image) != bool(args.labels):
+        raise SystemExit("--image and --labels go together")
+    if args.image:
+        data = [user_data(args.image, args.labels, args.structures.split(",") if args.structures else None)]
+    else:
+        data = shipped_data(args.data.split(","), args.split, args.min_voxels)
+        if args.structures:
+            want = set(args.structures.split(","))
+            for d in data:
+                d.structures = {v: n for v, n in d.structures.items() if n in want or str(v) in want}
+    results = []
+    for engine in args.engines.split(","):
+        for d in data:
+            t0 = time.time()
+            r = bench_engine(engine, d, args)
+            print(f"{engine} on {d.name}: Dice@5 {r['dice_at']['5']:.3f}, NoC@85 {r['noc85']:.2f} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+            results.append(r)
+    report = {
+        "command": "interactiveseg " + " ".join(sys.argv[1:]),
+        "machine": {"cpu_threads": torch.get_num_threads(), "device": "cpu", "python": platform.python_version(), "torch": torch.__version__},
+        "results": results,
+    }
+    table = markdown(results)
+    print(table)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(table + "\n")
+    return report

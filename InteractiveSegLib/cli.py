@@ -1,0 +1,79 @@
+"""The ``interactiveseg`` console script: demo, bench, segment, train-click, engines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import InteractiveSegError
+
+
+def _segment(args) -> None:
+    """Apply saved hints (JSON, as the Slicer module's batch API takes them) to a volume."""
+    from pathlib import Path
+
+    from .io import read_volume, write_seg_nrrd
+    from .labels import LabelTable
+    from .session import Session
+    from .interactions import from_json
+
+    vol = read_volume(args.image)
+    hints = from_json(Path(args.hints).read_text())
+    labels = LabelTable.default(sorted({h.label for h in hints}))
+    session = Session(vol, args.engine, labels)
+    for h in hints:
+        session.add(h)
+    print(f"wrote {write_seg_nrrd(args.out, session.labelmap, vol.geometry, labels)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="interactiveseg", description="Interactive segmentation engine of the InteractiveSeg Slicer extension")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    d = sub.add_parser("demo", help="simulated click session on Colin27, writes .seg.nrrd + PNG")
+    d.add_argument("--out", default="out/demo")
+    d.add_argument("--engine", default="click")
+    d.add_argument("--clicks", type=int, default=5)
+
+    from . import bench
+
+    b = sub.add_parser("bench", help="robot-user benchmark (see BENCHMARK.md)")
+    bench.add_arguments(b)
+
+    s = sub.add_parser("segment", help="apply a hints JSON file to a volume, write .seg.nrrd")
+    s.add_argument("--image", required=True)
+    s.add_argument("--hints", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--engine", default="click")
+
+    t = sub.add_parser("train-click", help="train the click FCNN (CPU, < 45 min)")
+    from .training import click_train
+
+    click_train.add_arguments(t)
+    sub.add_parser("engines", help="list registered engines")
+
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "demo":
+            from . import demo
+
+            demo.run(args.out, args.engine, args.clicks)
+        elif args.cmd == "bench":
+            bench.run(args)
+        elif args.cmd == "segment":
+            _segment(args)
+        elif args.cmd == "train-click":
+            args.command = "interactiveseg " + " ".join(sys.argv[1:] if argv is None else argv)
+            click_train.train(args)
+        elif args.cmd == "engines":
+            from .engines import available_engines
+
+            print("\n".join(available_engines()))
+    except InteractiveSegError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from InteractiveSegLib.errors import InteractionError
+from InteractiveSegLib.interactions import Box, Click, ExtremePoints, Scribble, from_json, slice_index, to_json, validate
+
+SHAPE = (10, 20, 30)  # KJI: i < 30, j < 20, k < 10
+
+
+def test_json_round_trip_keeps_every_hint_type():
+    hints = [
+        Click((1, 2, 3), label=2, positive=False, axis=0),
+        Scribble([(1, 2, 3), (2, 2, 3), (3, 2, 3)], label=1, axis=0),
+        Box((5, 6, 3), (1, 2, 3), label=3),
+        ExtremePoints([(1, 5, 3), (9, 5, 3), (5, 1, 3), (5, 9, 3)], label=1),
+    ]
+    back = from_json(to_json(hints))
+    assert back == hints
+    assert back[2].min_ijk == (1, 2, 3) and back[2].max_ijk == (5, 6, 3)
+    assert json.loads(to_json(hints))[0] == {"type": "click", "ijk": [1, 2, 3], "label": 2, "positive": False, "axis": 0}
+
+
+@pytest.mark.parametrize(
+    "hint, message",
+    [
+        (Click((30, 0, 0)), "outside the volume"),
+        (Click((-1, 0, 0)), "outside the volume"),
+        (Click((0, 0, 10)), "outside the volume"),
+        (Click((0, 0, 0), label=7), "unknown class"),
+        (Click((0, 0, 0), label=0), ">= 1"),
+        (Click((0, 0, 0), axis=3), "axis"),
+        (Scribble([(0, 0, 1), (0, 0, 2)], axis=0), "spans several"),
+    ],
+)
+def test_validation_gives_a_clear_error(hint, message):
+    with pytest.raises(InteractionError, match=message):
+        validate(hint, SHAPE, labels=[1, 2, 3])
+
+
+def test_validation_rejects_wrong_dimensionality():
+    with pytest.raises(InteractionError, match="3D"):
+        validate(Click((0, 0, 0)), (10, 20))
+
+
+def test_malformed_input_is_rejected():
+    with pytest.raises(InteractionError):
+        from_json('[{"type": "lasso"}]')
+    with pytest.raises(InteractionError):
+        from_json("not json")
+    with pytest.raises(InteractionError):
+        Click((1, 2))
+    with pytest.raises(InteractionError):
+        ExtremePoints([(1, 1, 1)] * 3)
+    with pytest.raises(InteractionError):
+        from_json('{"type": "click", "ijk": [1, 2, 3], "colour": "red"}')
+
+
+def test_slice_index_follows_axis():
+    c = Click((4, 5, 6), axis=0)
+    assert slice_index(c) == 6
+    assert slice_index(Click((4, 5, 6), axis=1)) == 5
+    assert slice_index(Click((4, 5, 6), axis=2)) == 4

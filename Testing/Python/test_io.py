@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from InteractiveSegLib import datasets
+from InteractiveSegLib.errors import GeometryError, ImageError
+from InteractiveSegLib.io import read_labels, read_volume, write_seg_nrrd, write_volume
+from InteractiveSegLib.labels import LabelTable
+from InteractiveSegLib.volume import Geometry, Volume
+
+
+@pytest.fixture(scope="module")
+def colin():
+    return datasets.load("colin27")
+
+
+@pytest.fixture(scope="module")
+def crop(colin):
+    """A real 3D crop (basal ganglia) of Colin27 with its AAL labels."""
+    sl = (slice(60, 80), slice(100, 140), slice(60, 120))
+    return colin.image.array[sl].copy(), colin.labels.labelmap[sl].copy(), colin.image.geometry
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+def test_volume_round_trip_keeps_array_and_geometry(tmp_path, crop, suffix):
+    arr, _, _ = crop
+    geom = Geometry((10.0, -20.0, 5.0), (0.9, 1.1, 2.0), ((-1.0, 0, 0), (0, -1.0, 0), (0, 0, 1.0)))
+    path = write_volume(tmp_path / f"v{suffix}", Volume(arr, geom))
+    back = read_volume(path)
+    np.testing.assert_allclose(back.array, arr)
+    assert back.geometry.close_to(geom)
+
+
+def test_real_file_geometry_is_ras(colin):
+    g = colin.image.geometry
+    # ch2.nii.gz: LPS origin (90, 125, -71) with direction -1 on x -> RAS origin (-90, -125, -71), +x
+    np.testing.assert_allclose(g.origin, (-90.0, -125.0, -71.0))
+    np.testing.assert_allclose(np.asarray(g.direction)[0, 0], 1.0)
+    ras = g.ijk_to_ras_points([(0, 0, 0), (10, 0, 0)])
+    np.testing.assert_allclose(g.ras_to_ijk(ras), [(0, 0, 0), (10, 0, 0)], atol=1e-9)
+
+
+def test_dicom_series_folder(tmp_path, crop):
+    arr, _, _ = crop
+    img = sitk.Cast(sitk.GetImageFromArray(arr[:4]), sitk.sitkInt16)
+    img.SetSpacing((1.0, 1.0, 2.0))
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(img.GetDepth()):
+        s = img[:, :, k]
+        s.SetMetaData("0020|000e", "1.2.826.0.1.3680043.2.1125.1")
+        s.SetMetaData("0020|0032", f"0\\0\\{2.0 * k}")
+        s.SetMetaData("0020|0013", str(k))
+        s.SetMetaData("0008|0060", "MR")
+        writer.SetFileName(str(tmp_path / f"{k}.dcm"))
+        writer.Execute(s)
+    back = read_volume(tmp_path)
+    assert back.shape == (4,) + arr.shape[1:]
+    np.testing.assert_allclose(back.array, arr[:4].astype(np.int16))
+    assert abs(back.geometry.spacing[2] - 2.0) < 1e-6
+
+
+def test_seg_nrrd_round_trip_keeps_names_colours_and_values(tmp_path, crop):
+    _, lab, geom = crop
+    values = [int(v) for v in np.unique(lab) if v]
+    table = LabelTable()
+    remap = np.zeros(lab.max() + 1, np.uint8)
+    for n, v in enumerate(values, start=1):
+        table.add(n, f"AAL_{v}", (n / len(values), 0.5, 1 - n / len(values)))
+        remap[v] = n
+    labelmap = remap[lab]
+    path = write_seg_nrrd(tmp_path / "s.seg.nrrd", labelmap, geom, table)
+    seg = read_labels(path)
+    assert [e.name for e in seg.labels] == [e.name for e in table]
+    for a, b in zip(seg.labels, table):
+        np.testing.assert_allclose(a.color, b.color, atol=1e-3)
+    np.testing.assert_array_equal(seg.labelmap, labelmap)
+    assert seg.geometry.close_to(geom)
+
+
+def test_labels_must_match_the_image_grid(tmp_path, crop):
+    arr, lab, geom = crop
+    write_volume(tmp_path / "lab.nrrd", lab, Geometry((1.0, 2.0, 3.0)))
+    with pytest.raises(GeometryError, match="geometry"):
+        read_labels(tmp_path / "lab.nrrd", reference=Volume(arr, geom))
+    write_volume(tmp_path / "small.nrrd", lab[:5], geom)
+    with pytest.raises(GeometryError, match="shape"):
+        read_labels(tmp_path / "small.nrrd", reference=Volume(arr, geom))
+
+
+def test_bad_images_give_clear_errors(tmp_path):
+    (tmp_path / "junk.nii.gz").write_bytes(b"this is not an image")
+    with pytest.raises(ImageError, match="cannot read"):
+        read_volume(tmp_path / "junk.nii.gz")
+    with pytest.raises(ImageError, match="no such file"):
+        read_volume(tmp_path / "missing.nrrd")
+    sitk.WriteImage(sitk.Image(10, 10, sitk.sitkFloat32), str(tmp_path / "flat.nrrd"))
+    with pytest.raises(ImageError, match="3D"):
+        read_volume(tmp_path / "flat.nrrd")
+    sitk.WriteImage(sitk.Image([4, 4, 4, 3], sitk.sitkFloat32), str(tmp_path / "four.nrrd"))
+    with pytest.raises(ImageError, match="3D"):
+        read_volume(tmp_path / "four.nrrd")
+    sitk.WriteImage(sitk.Image([4, 4, 4], sitk.sitkVectorUInt8, 3), str(tmp_path / "rgb.nrrd"))
+    with pytest.raises(ImageError, match="scalar"):
+        read_volume(tmp_path / "rgb.nrrd")
+    a = np.zeros((4, 4, 4), np.float32)
+    a[1, 1, 1] = np.nan
+    sitk.WriteImage(sitk.GetImageFromArray(a), str(tmp_path / "nan.nrrd"))
+    with pytest.raises(ImageError, match="NaN"):
+        read_volume(tmp_path / "nan.nrrd")
+    with pytest.raises(ImageError, match="NaN"):
+        read_labels(tmp_path / "nan.nrrd")
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    with pytest.raises(ImageError):
+        write_seg_nrrd(tmp_path / "x.nrrd", np.zeros((2, 2, 2), np.uint8), Geometry(), LabelTable())
+    with pytest.raises(ImageError):
+        write_seg_nrrd(tmp_path / "y.seg.nrrd", np.zeros((2, 2), np.uint8), Geometry(), LabelTable())
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,133 @@
+"""Session: history, undo/redo, drag, multi-class merge, registry — with a toy engine
+registered in one line, so these tests do not depend on the shipped weights."""
+
+import numpy as np
+import pytest
+
+from InteractiveSegLib.engines import Engine, Prediction, available_engines, create_engine, register_engine
+from InteractiveSegLib.errors import EngineError, InteractionError
+from InteractiveSegLib.interactions import Click
+from InteractiveSegLib.labels import LabelTable
+from InteractiveSegLib.session import Session, merge_class
+from InteractiveSegLib.volume import Volume
+
+
+class DiskEngine(Engine):
+    """Toy 2D engine: a disk of radius 3 around each positive click, minus negatives."""
+
+    name = "disk"
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def predict(self, request):
+        self.calls += 1
+        sl = np.zeros(request.current_slice().shape, np.float32)
+        yy, xx = np.mgrid[: sl.shape[0], : sl.shape[1]]
+        others = [a for a in range(3) if a != request.axis]
+        for h in request.interactions:
+            p = (h.ijk[2], h.ijk[1], h.ijk[0])
+            d = (yy - p[others[0]]) ** 2 + (xx - p[others[1]]) ** 2 <= 9
+            sl[d] = 1.0 if h.positive else 0.0
+        return Prediction(request.label, self.slice_region(request.axis, request.slice_index), np.expand_dims(sl, request.axis))
+
+
+register_engine("disk", DiskEngine)
+
+
+@pytest.fixture
+def session():
+    vol = Volume(np.zeros((8, 32, 32), np.float32))
+    return Session(vol, "disk", LabelTable.default([1, 2]))
+
+
+def test_registry_lists_and_creates_engines():
+    assert {"disk", "click"} <= set(available_engines())
+    assert isinstance(create_engine("disk"), DiskEngine)
+    with pytest.raises(EngineError, match="unknown engine"):
+        create_engine("no-such-engine")
+
+
+def test_add_undo_redo(session):
+    s1 = session.add(Click((10, 10, 4), label=1))
+    assert session.labelmap[4, 10, 10] == 1 and s1.changed
+    session.add(Click((20, 20, 4), label=1))
+    assert session.labelmap[4, 20, 20] == 1 and session.labelmap[4, 10, 10] == 1  # same-slice clicks accumulate
+    session.undo()
+    assert session.labelmap[4, 20, 20] == 0 and session.labelmap[4, 10, 10] == 1
+    session.undo()
+    assert not session.labelmap.any() and session.undo() is None
+    session.redo()
+    session.redo()
+    assert session.labelmap[4, 20, 20] == 1 and len(session.history) == 2
+    assert session.redo() is None
+
+
+def test_new_hint_clears_redo(session):
+    session.add(Click((10, 10, 4)))
+    session.undo()
+    session.add(Click((20, 20, 4)))
+    assert session.redo() is None and len(session.history) == 1
+
+
+def test_negative_click_removes(session):
+    session.add(Click((10, 10, 4), label=1))
+    session.add(Click((10, 10, 4), label=1, positive=False))
+    assert session.labelmap[4, 10, 10] == 0
+
+
+def test_classes_do_not_overwrite_each_other(session):
+    session.add(Click((10, 10, 4), label=1))
+    session.add(Click((12, 10, 4), label=2))
+    assert session.labelmap[4, 10, 10] == 1  # class 1 kept where they overlap
+    assert session.labelmap[4, 10, 14] == 2
+    s = Session(session.volume, "disk", session.labels, overwrite_other=True)
+    s.add(Click((10, 10, 4), label=1))
+    s.add(Click((12, 10, 4), label=2))
+    assert s.labelmap[4, 10, 10] == 2
+
+
+def test_drag_moves_the_click_without_a_new_step(session):
+    session.add(Click((10, 10, 4)))
+    session.move_last_click((20, 10, 4))
+    assert len(session.history) == 1 and session.history[0].interaction.ijk == (20, 10, 4)
+    assert session.labelmap[4, 10, 10] == 0 and session.labelmap[4, 10, 20] == 1
+    session.undo()
+    assert not session.labelmap.any()
+
+
+def test_other_slices_and_orientations_are_independent(session):
+    session.add(Click((10, 10, 4), axis=0))
+    session.add(Click((10, 10, 5), axis=0))
+    assert session.labelmap[4, 10, 10] == 1 and session.labelmap[5, 10, 10] == 1
+    session.add(Click((16, 16, 2), axis=2))  # a sagittal click: slice i = 16
+    assert session.labelmap[2, 16, 16] == 1 and session.labelmap[2, 16, 15] == 0
+
+
+def test_invalid_hint_changes_nothing(session):
+    engine = session.engine
+    session.add(Click((10, 10, 4)))
+    before = session.labelmap.copy()
+    with pytest.raises(InteractionError, match="outside"):
+        session.add(Click((99, 10, 4)))
+    with pytest.raises(InteractionError, match="unknown class"):
+        session.add(Click((10, 10, 4), label=5))
+    with pytest.raises(InteractionError, match="outside"):
+        session.move_last_click((99, 0, 0))
+    np.testing.assert_array_equal(session.labelmap, before)
+    assert len(session.history) == 1 and engine.calls == 1
+
+
+def test_hints_json_replays_to_the_same_labelmap(session):
+    session.add(Click((10, 10, 4), label=1))
+    session.add(Click((20, 20, 4), label=2))
+    other = Session(session.volume, "disk", session.labels)
+    other.replay_json(session.hints_json())
+    np.testing.assert_array_equal(other.labelmap, session.labelmap)
+
+
+def test_merge_class_only_touches_its_class():
+    before = np.array([[0, 1, 2], [1, 0, 2]], np.uint8)
+    mask = np.array([[1, 0, 1], [1, 1, 0]], bool)
+    np.testing.assert_array_equal(merge_class(before, mask, 1, False), [[1, 0, 2], [1, 1, 2]])
