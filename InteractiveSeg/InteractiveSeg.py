@@ -223,6 +223,32 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 p.inputVolume, p.positivePoints, p.negativePoints, label=p.labelValue, className=p.className,
                 orientation=p.sliceOrientation, engine=p.engine, segmentationNode=p.segmentation,
             )
+            self._showLastClick()
+
+    def _showLastClick(self) -> None:
+        """Mirror the last applied click in a one-point list the user can drag (drag-to-move)."""
+        p = self._parameterNode
+        session = self.logic.store.session(p.inputVolume)
+        node = slicer.mrmlScene.GetFirstNodeByName("InteractiveSeg last click")
+        if node is None:
+            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "InteractiveSeg last click")
+            node.CreateDefaultDisplayNodes()
+            node.SetMarkupLabelFormat("")
+            self.addObserver(node, node.PointModifiedEvent, self.onLastClickDragged)
+        self._updatingLastClick = True
+        node.RemoveAllControlPoints()
+        if session and session.history and hasattr(session.history[-1].interaction, "ijk"):
+            click = session.history[-1].interaction
+            node.AddControlPoint(vtk.vtkVector3d(*mrml_glue.ijk_to_world(p.inputVolume, click.ijk)))
+            node.GetDisplayNode().SetSelectedColor(*((0.2, 0.85, 0.3) if click.positive else (0.95, 0.25, 0.2)))
+        self._updatingLastClick = False
+
+    def onLastClickDragged(self, caller, event) -> None:
+        if getattr(self, "_updatingLastClick", False) or caller.GetNumberOfControlPoints() != 1:
+            return
+        with slicer.util.tryWithErrorDisplay(_("Moving the click failed."), waitCursor=False):
+            p = self._parameterNode
+            self.logic.move_last_click(p.inputVolume, p.segmentation, caller.GetNthControlPointPositionWorld(0))
 
     def onUndoRedo(self, redo: bool) -> None:
         with slicer.util.tryWithErrorDisplay(_("Undo/redo failed."), waitCursor=True):
@@ -230,6 +256,7 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             done = self.logic.redo(p.inputVolume, p.segmentation) if redo else self.logic.undo(p.inputVolume, p.segmentation)
             if not done:
                 slicer.util.showStatusMessage(_("Nothing to redo.") if redo else _("Nothing to undo."), 3000)
+            self._showLastClick()
 
 
 def registerSlicerEngines() -> None:
@@ -299,6 +326,10 @@ class InteractiveSegLogic(ScriptedLoadableModuleLogic):
         labels = mrml_glue.class_labels(segmentationNode, int(label), className)
         axis = mrml_glue.kji_axis_for_orientation(volumeNode, orientation)
         return self.store.apply_markups(volumeNode, positiveNode, negativeNode, int(label), axis, engine, segmentationNode, labels, **engineKwargs)
+
+    def move_last_click(self, volumeNode, segmentationNode, ras) -> bool:
+        """Drag-to-move: re-run with the last click at world position ``ras``; no new undo step."""
+        return self.store.move_last_click(volumeNode, segmentationNode, ras)
 
     def undo(self, volumeNode, segmentationNode) -> bool:
         return self.store.undo(volumeNode, segmentationNode)

@@ -214,7 +214,7 @@ def run(args) -> dict:
             print(f"{engine} on {d.name}: Dice@5 {r['dice_at']['5']:.3f}, NoC@85 {r['noc85']:.2f} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
             results.append(r)
     report = {
-        "command": "interactiveseg " + " ".join(sys.argv[1:]),
+        "command": getattr(args, "command_line", "interactiveseg " + " ".join(sys.argv[1:])),
         "machine": {"cpu_threads": torch.get_num_threads(), "device": "cpu", "python": platform.python_version(), "torch": torch.__version__},
         "results": results,
     }

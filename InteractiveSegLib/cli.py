@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("engines", help="list registered engines")
 
     args = p.parse_args(argv)
+    args.command_line = "interactiveseg " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
         if args.cmd == "demo":
             from . import demo
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "segment":
             _segment(args)
         elif args.cmd == "train-click":
-            args.command = "interactiveseg " + " ".join(sys.argv[1:] if argv is None else argv)
+            args.command = args.command_line
             click_train.train(args)
         elif args.cmd == "engines":
             from .engines import available_engines

@@ -128,11 +128,16 @@ def _read_seg_nrrd(p: Path) -> Segmentation:
     shape_ijk = voxels.shape[-3:]
     labelmap = np.zeros(shape_ijk[::-1], np.uint16)
     table = LabelTable()
-    for n, s in enumerate(seg["segments"], start=1):
+    segments = seg["segments"]
+    file_values = [int(s.get("labelValue", 0)) for s in segments]
+    # Keep the file's label values when they identify the segments; renumber overlapping layers.
+    keep = voxels.ndim == 3 and len(set(file_values)) == len(file_values) and min(file_values, default=1) >= 1
+    for n, s in enumerate(segments, start=1):
+        value = file_values[n - 1] if keep else n
         mask = slicerio.segment_mask(seg, s)
-        labelmap[np.transpose(mask, (2, 1, 0))] = n
-        table.add(n, s.get("name", s.get("id", f"Segment_{n}")), s.get("color"))
-    if len(table) < 256:
+        labelmap[np.transpose(mask, (2, 1, 0))] = value
+        table.add(value, s.get("name", s.get("id", f"Segment_{n}")), s.get("color"))
+    if labelmap.max() < 256:
         labelmap = labelmap.astype(np.uint8)
     return Segmentation(labelmap, geometry, table)
 

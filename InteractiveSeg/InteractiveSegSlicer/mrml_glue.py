@@ -136,6 +136,14 @@ def world_to_ijk(volumeNode, points_world: Iterable[Sequence[float]]) -> np.ndar
     return np.array(out, dtype=float).reshape(-1, 3)
 
 
+def ijk_to_world(volumeNode, ijk: Sequence[float]) -> np.ndarray:
+    """World RAS of a voxel, through the volume's parent transform(s), if any (inverse of world_to_ijk)."""
+    local = (_ijk_to_ras(volumeNode) @ np.array([*map(float, ijk), 1.0]))[:3]
+    to_world = vtk.vtkGeneralTransform()
+    slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(volumeNode.GetParentTransformNode(), None, to_world)
+    return np.array(to_world.TransformPoint([float(c) for c in local]))
+
+
 def interactions_from_markups(pointListNode, volumeNode, label: int = 1, positive: bool = True, axis: int = 0) -> list[Click]:
     """One ``Click`` per defined control point of a markups point list.
 
@@ -572,6 +580,21 @@ class SessionStore:
                 if node is not None:
                     node.RemoveAllControlPoints()
         return segmentationNode
+
+    def move_last_click(self, volumeNode, segmentationNode, ras) -> bool:
+        """Drag-to-move: the last click moved to ``ras`` (a dragged markup point); the engine
+        re-runs and the segment follows, without a new history step."""
+        entry = self._entries.get(volumeNode.GetID()) if volumeNode is not None else None
+        if entry is None or segmentationNode is None or entry.segmentation_id != segmentationNode.GetID():
+            return False
+        if entry.content_key != self._content_key(segmentationNode, entry.segment_ids):
+            raise InteractionError("the segments were edited outside InteractiveSeg since the last step")
+        ijk = tuple(int(round(c)) for c in world_to_ijk(volumeNode, [ras])[0])
+        old_region = entry.session.history[-1].region if entry.session.history else None
+        step = entry.session.move_last_click(ijk)
+        for region in (old_region, step.region):
+            self._write(entry, segmentationNode, volumeNode, region)
+        return True
 
     def undo(self, volumeNode, segmentationNode) -> bool:
         return self._undo_redo(volumeNode, segmentationNode, redo=False)

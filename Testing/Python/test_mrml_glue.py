@@ -377,3 +377,21 @@ def test_unknown_engine_leaves_the_scene_unchanged(glue, scene, disk_volume):
     with pytest.raises(InteractionError, match="outside"):
         glue.SessionStore().segment(vol, [Click((99, 22, 6), 1, True, 0)], engine="growcut")
     assert node_ids(scene) == before
+
+
+def test_dragging_the_last_click_updates_the_segment_without_a_new_step(glue, disk_volume, growcut_registered):
+    vol, disk = disk_volume
+    store = glue.SessionStore()
+    seg = store.segment(vol, [Click((25, 22, 6), 1, True, 0), Click((2, 2, 6), 1, False, 0)], engine="growcut")
+    sid = seg.GetSegmentation().GetSegmentIDs()[0]
+    good = segment_array(glue, seg, vol, sid)
+    # drag the negative click into the disk: the disk is now split between the seeds
+    assert store.move_last_click(vol, seg, (np.diag([0.7, 0.7, 2.0, 1.0]) @ [25, 28, 6, 1])[:3])
+    moved = segment_array(glue, seg, vol, sid)
+    fresh = glue.SessionStore().segment(vol, [Click((25, 22, 6), 1, True, 0), Click((25, 28, 6), 1, False, 0)], engine="growcut")
+    assert not np.array_equal(moved, good)
+    np.testing.assert_array_equal(moved, segment_array(glue, fresh, vol, fresh.GetSegmentation().GetSegmentIDs()[0]))
+    session = store.session(vol)
+    assert len(session.history) == 2 and session.history[-1].interaction.ijk == (25, 28, 6)
+    assert store.undo(vol, seg) and store.undo(vol, seg)
+    assert not segment_array(glue, seg, vol, sid).any()

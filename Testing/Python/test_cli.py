@@ -1,0 +1,80 @@
+"""The console script end to end: demo, bench on user-supplied files, segment, errors."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from InteractiveSegLib import datasets
+from InteractiveSegLib.cli import main
+from InteractiveSegLib.interactions import Click, to_json
+from InteractiveSegLib.io import read_labels, write_volume
+from InteractiveSegLib.volume import Volume
+
+
+@pytest.fixture(scope="module")
+def crop_files(tmp_path_factory):
+    """A real Colin27 crop with two held-out AAL structures, written as a user's own files."""
+    lv = datasets.load("colin27")
+    sl = (slice(70, 90), slice(90, 170), slice(50, 130))
+    d = tmp_path_factory.mktemp("data")
+    lab = lv.labels.labelmap[sl]
+    keep = np.isin(lab, [72, 74])  # Caudate_R, Putamen_R
+    img = write_volume(d / "crop.nii.gz", Volume(lv.image.array[sl], lv.image.geometry))
+    labels = write_volume(d / "crop_labels.nrrd", np.where(keep, lab, 0).astype(np.uint8), lv.image.geometry)
+    return img, labels
+
+
+def test_bench_on_user_files_writes_the_documented_json(tmp_path, crop_files):
+    img, labels = crop_files
+    out = tmp_path / "b.json"
+    code = main(["bench", "--engines", "click,growcut", "--image", str(img), "--labels", str(labels),
+                 "--max-slices", "2", "--max-clicks", "4", "--json", str(out), "--markdown", str(tmp_path / "b.md")])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["machine"]["cpu_threads"] >= 1 and "bench" in report["command"]
+    engines = [r["engine"] for r in report["results"]]
+    assert engines == ["click", "growcut"]
+    for r in report["results"]:
+        assert r["mode"] == "2d" and r["hint"] == "click" and r["data"] == "crop"
+        assert set(r["dice_at"]) == {"0", "1", "2", "3", "5", "10"}
+        assert all(0.0 <= v <= 1.0 for v in r["dice_at"].values())
+        assert r["dice_at"]["0"] == 0.0 and r["dice_at"]["3"] >= r["dice_at"]["1"] - 0.2
+        assert 1 <= r["noc85"] <= 20 and r["noc85"] <= r["noc90"]
+        assert r["ms_per_interaction"]["median"] > 0 and r["peak_rss_mb"] > 0
+        assert set(r["per_structure"]) == {"Segment_72", "Segment_74"}
+    assert "| click | crop |" in (tmp_path / "b.md").read_text()
+
+
+def test_demo_writes_a_named_coloured_segmentation_and_an_overlay(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--clicks", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("Dice") >= 5
+    seg = read_labels(tmp_path / "colin27_demo.seg.nrrd")
+    assert [e.name for e in seg.labels] == ["Caudate_R", "Putamen_R", "Thalamus_R", "Insula_R"]
+    assert len({e.color for e in seg.labels}) == 4
+    assert set(np.unique(seg.labelmap)) <= {0, 1, 2, 3, 4} and (seg.labelmap > 0).sum() > 100
+    png = Image.open(tmp_path / "colin27_demo_axial.png")
+    assert png.size[0] > 300 and png.mode == "RGB"
+
+
+def test_segment_applies_a_hints_file(tmp_path, crop_files):
+    img, _ = crop_files
+    hints = tmp_path / "hints.json"
+    hints.write_text(to_json([Click((40, 30, 10), label=2, axis=0)]))
+    assert main(["segment", "--image", str(img), "--hints", str(hints), "--out", str(tmp_path / "o.seg.nrrd")]) == 0
+    seg = read_labels(tmp_path / "o.seg.nrrd")
+    assert seg.labels.values == [2] and seg.labelmap[10].any() and not seg.labelmap[11].any()
+
+
+def test_bad_input_is_a_message_and_exit_code_2(tmp_path, crop_files, capsys):
+    img, _ = crop_files
+    hints = tmp_path / "hints.json"
+    hints.write_text(to_json([Click((999, 30, 10))]))
+    out = tmp_path / "o.seg.nrrd"
+    assert main(["segment", "--image", str(img), "--hints", str(hints), "--out", str(out)]) == 2
+    assert "outside the volume" in capsys.readouterr().err and not out.exists()
+    (tmp_path / "bad.nii.gz").write_bytes(b"nope")
+    assert main(["segment", "--image", str(tmp_path / "bad.nii.gz"), "--hints", str(hints), "--out", str(out)]) == 2
+    assert "cannot read" in capsys.readouterr().err
