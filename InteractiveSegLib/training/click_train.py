@@ -158,7 +158,7 @@ def train(args: argparse.Namespace) -> dict:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="Resources/Models/click_fcnn.pt")
     p.add_argument("--datasets", nargs="+", default=["colin27", "inia19"])
-    p.add_argument("--iterations", type=int, default=1500)
+    p.add_argument("--iterations", type=int, default=1000)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--margin", type=int, default=64)
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     add_arguments(p)
     args = p.parse_args(argv)
-    args.command = "interactiveseg train-click " + " ".join(sys.argv[2:] if argv is None else argv)
+    args.command = "interactiveseg train-click " + " ".join(sys.argv[1:] if argv is None else argv)
     print(json.dumps(train(args)))
 
 
