@@ -23,6 +23,7 @@ import torch
 from . import datasets
 from .engines import create_engine
 from .interactions import Click
+from .interactions import ijk_from_slice_point as to_ijk
 from .io import read_labels, read_volume
 from .labels import LabelTable
 from .robot import dice, robot_click
@@ -85,12 +86,6 @@ def sample_slices(mask: np.ndarray, axis: int, max_slices: int, min_area: int, r
     if len(idx) > max_slices:
         idx = np.sort(rng.choice(idx, size=max_slices, replace=False))
     return [int(i) for i in idx]
-
-
-def to_ijk(point2d: tuple[int, int], axis: int, index: int) -> tuple[int, int, int]:
-    k_j_i = list(point2d)
-    k_j_i.insert(axis, index)
-    return (k_j_i[2], k_j_i[1], k_j_i[0])
 
 
 def run_slice_session(session: Session, gt2d: np.ndarray, axis: int, index: int, name: str, max_clicks: int) -> SliceResult:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets
-from .bench import to_ijk
 from .interactions import Click
+from .interactions import ijk_from_slice_point as to_ijk
 from .io import write_seg_nrrd
 from .labels import LabelTable
 from .overlay import save_overlay

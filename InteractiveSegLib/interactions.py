@@ -171,6 +171,19 @@ def validate(interaction: Interaction, shape_kji: Sequence[int], labels: Iterabl
             raise InteractionError(f"{type(interaction).__name__.lower()} spans several {AXIS_NAMES[ax]} slices: {sorted(idx)}")
 
 
+def slice_points(points_ijk: Sequence[Sequence[int]], axis: int) -> list[tuple[int, int]]:
+    """IJK points -> (row, col) on a slice held constant along KJI ``axis``."""
+    others = [a for a in range(3) if a != axis]
+    return [tuple(kji(p)[o] for o in others) for p in points_ijk]  # type: ignore[misc]
+
+
+def ijk_from_slice_point(point2d: Sequence[int], axis: int, index: int) -> tuple[int, int, int]:
+    """(row, col) on slice ``index`` along KJI ``axis`` -> IJK (inverse of ``slice_points``)."""
+    k_j_i = [int(c) for c in point2d]
+    k_j_i.insert(axis, int(index))
+    return (k_j_i[2], k_j_i[1], k_j_i[0])
+
+
 def slice_index(interaction: Interaction) -> int:
     """Index along ``interaction.axis`` of the slice the hint was drawn on."""
     return kji(interaction.points[0])[interaction.axis]

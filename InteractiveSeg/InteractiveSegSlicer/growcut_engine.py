@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from InteractiveSegLib.errors import EngineError
-from InteractiveSegLib.interactions import Box, kji
+from InteractiveSegLib.interactions import Box, kji, slice_points
 from InteractiveSegLib.engines.base import Engine, Prediction, Request
 
 FOREGROUND_SEED = 1
@@ -72,17 +72,14 @@ class GrowFromSeedsEngine(Engine):
 
     def seeds(self, request: Request, shape2d: tuple[int, int]) -> np.ndarray:
         """Seed image of the slice: 1 for positive hint voxels, 2 for negative (the newer hint wins)."""
-        others = [a for a in range(3) if a != request.axis]
         seeds = np.zeros(shape2d, np.uint8)
         for hint in request.interactions:
             if isinstance(hint, Box):
                 raise EngineError("the growcut engine grows from clicks, scribbles or extreme points, not boxes")
             value = FOREGROUND_SEED if hint.positive else BACKGROUND_SEED
-            for p in hint.points:
-                idx = kji(p)
-                if idx[request.axis] != request.slice_index:
-                    continue  # only hints on this slice seed it
-                r, c = idx[others[0]], idx[others[1]]
+            # only hints on this slice seed it
+            on_slice = [p for p in hint.points if kji(p)[request.axis] == request.slice_index]
+            for r, c in slice_points(on_slice, request.axis):
                 if 0 <= r < shape2d[0] and 0 <= c < shape2d[1]:
                     seeds[r, c] = value
         return seeds

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
-
 import numpy as np
 import torch
 
 from ..errors import EngineError
 from ..guidance import gaussian_map
-from ..interactions import Box, kji
+from ..interactions import Box, slice_points
 from ..networks import default_models_dir, load_checkpoint, pick_device
 from ..volume import Volume
 from .base import Engine, Prediction, Request
@@ -36,12 +34,6 @@ def normalize_intensity(array: np.ndarray, low: float = 0.5, high: float = 99.5)
     if hi <= lo:
         hi = lo + 1.0
     return np.clip((a - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
-
-
-def slice_points(points_ijk: Sequence[Sequence[int]], axis: int) -> list[tuple[int, int]]:
-    """IJK points -> (row, col) on a slice held constant along KJI ``axis``."""
-    others = [a for a in range(3) if a != axis]
-    return [tuple(kji(p)[o] for o in others) for p in points_ijk]  # type: ignore[misc]
 
 
 @dataclass
