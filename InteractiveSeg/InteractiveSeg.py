@@ -121,6 +121,7 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.placeNegativeButton.connect("toggled(bool)", lambda on: self.onPlace(False, on))
         self.ui.clearClicksButton.connect("clicked()", self.onClearClicks)
         self.ui.applyButton.connect("clicked()", self.onApplyButton)
+        self.ui.automaticButton.connect("clicked()", self.onAutomaticButton)
         self.ui.undoButton.connect("clicked()", lambda: self.onUndoRedo(redo=False))
         self.ui.redoButton.connect("clicked()", lambda: self.onUndoRedo(redo=True))
         self.initializeParameterNode()
@@ -166,11 +167,13 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _checkCanApply(self, caller=None, event=None) -> None:
         ready = bool(self._parameterNode and self._parameterNode.inputVolume)
         self.ui.applyButton.enabled = ready
+        self.ui.automaticButton.enabled = ready and self._parameterNode.engine == "sim"
         self.ui.applyButton.toolTip = _("Segment from the placed clicks") if ready else _("Select a volume")
 
     def onEngineChanged(self, name) -> None:
         if self._parameterNode and name:
             self._parameterNode.engine = name
+        self._checkCanApply()
 
     # -- clicks -----------------------------------------------------------------------------
     def _pointList(self, positive: bool):
@@ -224,6 +227,17 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 orientation=p.sliceOrientation, engine=p.engine, segmentationNode=p.segmentation,
             )
             self._showLastClick()
+
+    def onAutomaticButton(self) -> None:
+        """Automatic multi-class result on the slice shown in the view of the chosen orientation."""
+        if not self.logic.ensureDependencies(self.resourcePath("requirements.txt")):
+            return
+        with slicer.util.tryWithErrorDisplay(_("Automatic segmentation failed."), waitCursor=True):
+            p = self._parameterNode
+            view = {"Axial": "Red", "Sagittal": "Yellow", "Coronal": "Green"}[p.sliceOrientation]
+            sliceToRAS = slicer.app.layoutManager().sliceWidget(view).mrmlSliceNode().GetSliceToRAS()
+            centre = [sliceToRAS.GetElement(r, 3) for r in range(3)]
+            p.segmentation = self.logic.automatic(p.inputVolume, centre, p.sliceOrientation, p.engine, p.segmentation)
 
     def _showLastClick(self) -> None:
         """Mirror the last applied click in a one-point list the user can drag (drag-to-move)."""
@@ -326,6 +340,14 @@ class InteractiveSegLogic(ScriptedLoadableModuleLogic):
         labels = mrml_glue.class_labels(segmentationNode, int(label), className)
         axis = mrml_glue.kji_axis_for_orientation(volumeNode, orientation)
         return self.store.apply_markups(volumeNode, positiveNode, negativeNode, int(label), axis, engine, segmentationNode, labels, **engineKwargs)
+
+    def automatic(self, volumeNode, ras, orientation="Axial", engine="sim", segmentationNode=None, **engineKwargs):
+        """Multi-class engines: the automatic segmentation of the slice of ``orientation``
+        through world point ``ras`` (e.g. the slice view's centre), one segment per class."""
+        registerSlicerEngines()
+        axis = mrml_glue.kji_axis_for_orientation(volumeNode, orientation)
+        index = mrml_glue.slice_index_at(volumeNode, ras, axis)
+        return self.store.automatic(volumeNode, axis, index, engine, segmentationNode, **engineKwargs)
 
     def move_last_click(self, volumeNode, segmentationNode, ras) -> bool:
         """Drag-to-move: re-run with the last click at world position ``ras``; no new undo step."""

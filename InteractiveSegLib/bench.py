@@ -115,7 +115,7 @@ def bench_engine(engine_name: str, data: BenchData, args) -> dict:
     for value, name in data.structures.items():
         mask = data.labelmap == value
         for axis in args.axes:
-            for index in sample_slices(mask, axis, args.max_slices, args.min_area, rng):
+            for index in sample_slices(mask, axis, args.max_slices or 20, args.min_area, rng):
                 session = Session(data.image, engine, LabelTable.default([1], {1: name}))
                 gt2d = np.take(mask, index, axis=axis)
                 results.append(run_slice_session(session, gt2d, axis, index, name, args.max_clicks))
@@ -164,7 +164,7 @@ def markdown(results: list[dict]) -> str:
         ms = r["ms_per_interaction"]
         lines.append(
             f"| {r['engine']} | {r['data']} | {r['mode']} | {len(r['structures'])} | {r.get('sessions', '')} | "
-            + " | ".join(f"{r['dice_at'][str(k)]:.3f}" for k in DICE_AT)
+            + " | ".join(f"{r['dice_at'].get(str(k), float('nan')):.3f}" for k in DICE_AT)
             + f" | {r['noc85']:.2f} | {r['noc90']:.2f} | {ms['median'] or float('nan'):.1f} | {ms['p95'] or float('nan'):.1f} | {r['peak_rss_mb']} |"
         )
     return "\n".join(lines)
@@ -178,21 +178,36 @@ def add_arguments(p) -> None:
     p.add_argument("--data", default="colin27,inia19,mni152", help="shipped datasets when --image is not given")
     p.add_argument("--split", default="test", choices=["test", "train", "all"], help="structures of the shipped data")
     p.add_argument("--axes", default="0", help="slice axes to sample (0 axial, 1 coronal, 2 sagittal)")
-    p.add_argument("--max-slices", type=int, default=20)
+    p.add_argument("--max-slices", type=int, default=None,
+                   help="slices per structure and axis (default 20); SIM: per axis (default: every held-out slice)")
     p.add_argument("--max-clicks", type=int, default=NOC_CAP)
     p.add_argument("--min-area", type=int, default=64, help="smallest structure area (voxels) on a sampled slice")
     p.add_argument("--min-voxels", type=int, default=1000, help="smallest structure volume (voxels) benchmarked")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task", default="colin27-deep-grey", help="multi-class task of the SIM engines (tasks.py)")
+    p.add_argument("--ablation", action="store_true", help="SIM: run Auto, SDG-base, SDG-CIM, DDG-CIM and DDG-SIM")
+    p.add_argument("--rounds", type=int, default=NOC_CAP, help="SIM: rounds of robot clicks per slice")
     p.add_argument("--json", help="write results here (format of BENCHMARK.md)")
     p.add_argument("--markdown", help="write the table here too")
 
 
+def is_multiclass_run(args) -> bool:
+    from .sim_bench import ABLATION
+
+    from .engines.sim import VARIANTS
+
+    names = set(args.engines.split(","))
+    return bool(getattr(args, "ablation", False)) or bool(names & ({"sim"} | set(ABLATION) | set(VARIANTS)))
+
+
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
-    args.axes = [int(a) for a in str(args.axes).split(",")]
     if bool(args.image) != bool(args.labels):
         raise SystemExit("--image and --labels go together")
+    if is_multiclass_run(args):
+        return _run_multiclass(args)
+    args.axes = [int(a) for a in str(args.axes).split(",")]
     if args.image:
         data = [user_data(args.image, args.labels, args.structures.split(",") if args.structures else None)]
     else:
@@ -208,12 +223,31 @@ def run(args) -> dict:
             r = bench_engine(engine, d, args)
             print(f"{engine} on {d.name}: Dice@5 {r['dice_at']['5']:.3f}, NoC@85 {r['noc85']:.2f} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
             results.append(r)
+    return _report(args, results, markdown(results))
+
+
+def _run_multiclass(args) -> dict:
+    """SIM engines (and Grow from seeds as their baseline) on a multi-class task: sim_bench."""
+    from . import sim_bench
+
+    from .engines.sim import VARIANTS
+
+    unsupported = [e for e in args.engines.split(",") if e not in ("sim", "growcut", *VARIANTS)]
+    if unsupported:
+        raise SystemExit(f"engines {unsupported} are single-class: benchmark them without the SIM engines")
+    if args.axes == "0":  # the task's held-out slices of every orientation unless told otherwise
+        args.axes = "0,1,2"
+    results = sim_bench.run(args)
+    table = sim_bench.markdown(results) + "\n\n" + markdown(results)
+    return _report(args, results, table)
+
+
+def _report(args, results: list[dict], table: str) -> dict:
     report = {
         "command": getattr(args, "command_line", "interactiveseg " + " ".join(sys.argv[1:])),
         "machine": {"cpu_threads": torch.get_num_threads(), "device": "cpu", "python": platform.python_version(), "torch": torch.__version__},
         "results": results,
     }
-    table = markdown(results)
     print(table)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The ``interactiveseg`` console script: demo, bench, segment, train-click, engines."""
+"""The ``interactiveseg`` console script: demo, bench, segment, train-click, train-sim, engines."""
 
 from __future__ import annotations
 
@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     from .training import click_train
 
     click_train.add_arguments(t)
+    ts = sub.add_parser("train-sim", help="train the SIM network or one of its ablation variants (CPU, < 60 min)")
+    from .training import sim_train
+
+    sim_train.add_arguments(ts)
     sub.add_parser("engines", help="list registered engines")
 
     args = p.parse_args(argv)
@@ -66,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "train-click":
             args.command = args.command_line
             click_train.train(args)
+        elif args.cmd == "train-sim":
+            args.command = args.command_line
+            if args.out is None:
+                args.out = f"Resources/Models/sim_{args.variant.replace('-', '_')}.pt"
+            sim_train.train(args)
         elif args.cmd == "engines":
             from .engines import available_engines
 

@@ -106,8 +106,32 @@ class ExtremePoints:
         return list(self.points_ijk)
 
 
-Interaction = Union[Click, Scribble, Box, ExtremePoints]
-_TYPES = {"click": Click, "scribble": Scribble, "box": Box, "extreme_points": ExtremePoints}
+@dataclass
+class SliceAuto:
+    """No hint at all: ask a multi-class engine for its automatic result on one slice.
+
+    ``index`` is the slice along KJI ``axis``; ``label`` 0 means every class of the engine.
+    """
+
+    index: int
+    axis: int = 0
+    label: int = 0
+    positive: bool = True
+
+    def __post_init__(self) -> None:
+        try:
+            self.index = int(self.index)
+        except (TypeError, ValueError):
+            raise InteractionError(f"automatic: slice index {self.index!r} is not an integer") from None
+
+    @property
+    def points(self) -> list[tuple[int, int, int]]:
+        """One point on the slice (its corner), so slice helpers work on it."""
+        return [ijk_from_slice_point((0, 0), self.axis, self.index)]
+
+
+Interaction = Union[Click, Scribble, Box, ExtremePoints, SliceAuto]
+_TYPES = {"click": Click, "scribble": Scribble, "box": Box, "extreme_points": ExtremePoints, "auto": SliceAuto}
 _NAMES = {v: k for k, v in _TYPES.items()}
 
 
@@ -154,6 +178,12 @@ def validate(interaction: Interaction, shape_kji: Sequence[int], labels: Iterabl
         raise InteractionError(f"hints need a 3D volume, got shape {tuple(shape_kji)}")
     if isinstance(interaction.label, bool) or not isinstance(interaction.label, (int, np.integer)):
         raise InteractionError(f"class must be an integer label, got {interaction.label!r}")
+    if isinstance(interaction, SliceAuto):
+        if interaction.axis not in AXIS_NAMES:
+            raise InteractionError(f"axis must be 0, 1 or 2 (KJI array axis), got {interaction.axis}")
+        if not 0 <= interaction.index < shape_kji[interaction.axis]:
+            raise InteractionError(f"automatic: slice {interaction.index} is outside the volume ({shape_kji[interaction.axis]} {AXIS_NAMES[interaction.axis]} slices)")
+        return
     if interaction.label < 1:
         raise InteractionError(f"class label must be >= 1 (0 is background), got {interaction.label}")
     if labels is not None and interaction.label not in set(labels):

@@ -30,7 +30,9 @@ def click_fcnn(features: tuple[int, ...] = (16, 32, 48, 96, 192, 16)) -> torch.n
     )
 
 
-ARCHITECTURES = {"click_fcnn": click_fcnn}
+from .sim_network import sim_net  # noqa: E402
+
+ARCHITECTURES = {"click_fcnn": click_fcnn, "sim_net": sim_net}
 
 
 def default_models_dir() -> Path:

@@ -18,7 +18,7 @@ import numpy as np
 from .engines.base import Engine, Prediction, Region, Request
 from .engines.registry import create_engine
 from .errors import InteractionError
-from .interactions import Click, Interaction, from_json, slice_index, to_json, validate
+from .interactions import Click, Interaction, SliceAuto, from_json, slice_index, to_json, validate
 from .labels import LabelTable
 from .volume import Volume
 
@@ -69,6 +69,8 @@ class Session:
         self.engine = create_engine(engine, **engine_kwargs) if isinstance(engine, str) else engine
         if self.engine.volume is not volume:  # an engine shared by sessions of one volume is set once
             self.engine.set_image(volume)
+        if labels is None and hasattr(self.engine, "label_table"):  # a multi-class engine names its classes
+            self.labels = self.engine.label_table()
 
     # -- hints ---------------------------------------------------------------------------
     @property
@@ -78,10 +80,14 @@ class Session:
     def add(self, interaction: Interaction) -> Step:
         """Validate, run the engine, merge into the labelmap and record an undoable step."""
         validate(interaction, self.volume.shape, self.labels.values)
-        step = self._apply(interaction, self.interactions)
+        step = self._apply(interaction, self.history)
         self.history.append(step)
         self._redo.clear()
         return step
+
+    def automatic(self, axis: int, index: int) -> Step:
+        """Multi-class engines: the automatic result of one slice, as an undoable step."""
+        return self.add(SliceAuto(index, axis))
 
     def move_last_click(self, ijk) -> Step:
         """Drag-to-move: re-run with the last click moved; replaces the step, adds none."""
@@ -92,7 +98,7 @@ class Session:
         validate(moved, self.volume.shape, self.labels.values)
         self.labelmap[old.region] = old.before
         try:
-            step = self._apply(moved, self.interactions[:-1])
+            step = self._apply(moved, self.history[:-1])
         except Exception:
             self.labelmap[old.region] = old.after
             raise
@@ -136,20 +142,48 @@ class Session:
             same = [h for h in same if h.axis == new.axis and slice_index(h) == idx]
         return same + [new]
 
-    def _apply(self, interaction: Interaction, previous: list[Interaction]) -> Step:
+    def _slice_history(self, new: Interaction, previous: list[Step]) -> list[tuple[Interaction, Prediction]]:
+        """Earlier (hint, prediction) pairs on the slice of ``new``, every class, oldest first."""
+        idx = slice_index(new)
+        return [
+            (s.interaction, s.prediction)
+            for s in previous
+            if s.interaction.axis == new.axis and slice_index(s.interaction) == idx
+        ]
+
+    def _apply(self, interaction: Interaction, previous: list[Step]) -> Step:
+        multiclass = getattr(self.engine, "multiclass", False)
+        if isinstance(interaction, SliceAuto) and not multiclass:
+            raise InteractionError(f"engine {self.engine.name!r} has no automatic mode; give it a hint")
         request = Request(
             label=interaction.label,
-            interactions=self._context(interaction, previous),
+            interactions=self._context(interaction, [s.interaction for s in previous]),
             axis=interaction.axis,
             slice_index=slice_index(interaction),
             labelmap=self.labelmap,
+            history=self._slice_history(interaction, previous) if multiclass else [],
         )
         pred = self.engine.predict(request)
         region = pred.region
         before = self.labelmap[region].copy()
-        after = merge_class(before, pred.mask(), interaction.label, self.overwrite_other)
+        if pred.labels is not None:
+            after = merge_classes(before, pred.labels, pred.classes or [], self.overwrite_other)
+        else:
+            after = merge_class(before, pred.mask(), interaction.label, self.overwrite_other)
         self.labelmap[region] = after
         return Step(interaction, region, before, after, pred)
+
+
+def merge_classes(before: np.ndarray, labels: np.ndarray, owned: list[int], overwrite_other: bool) -> np.ndarray:
+    """Write a multi-class result into a region: voxels that are background or one of the
+    engine's ``owned`` classes take the new labels; other classes stay unless ``overwrite_other``."""
+    labels = labels.reshape(before.shape).astype(before.dtype)
+    if overwrite_other:
+        return labels.copy()
+    writable = (before == 0) | np.isin(before, owned)
+    after = before.copy()
+    after[writable] = labels[writable]
+    return after
 
 
 def merge_class(before: np.ndarray, mask: np.ndarray, label: int, overwrite_other: bool) -> np.ndarray:

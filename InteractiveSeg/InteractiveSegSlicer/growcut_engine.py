@@ -59,6 +59,29 @@ def _to_vtk_image(array_zyx: np.ndarray, vtk_type: int, spacing) -> "vtkImageDat
     return image
 
 
+def grow_cut_2d(image2d: np.ndarray, seeds2d: np.ndarray, spacing=(1.0, 1.0, 1.0), distance_penalty: float = 0.0, filter_class=None) -> np.ndarray:
+    """GrowCut of one slice: every pixel takes the value of the seed (> 0) that reaches it.
+
+    ``spacing`` is (column, row, slice) spacing. Any number of seed values works (one per class).
+    """
+    import vtk
+    from vtk.util import numpy_support
+
+    # 3-thick, border-padded stack (see module docstring)
+    image3 = np.repeat(np.pad(image2d.astype(np.float32), 1, mode="edge")[None], 3, axis=0)
+    seeds3 = np.zeros(image3.shape, np.uint8)
+    seeds3[1, 1:-1, 1:-1] = seeds2d
+    grow = (filter_class or _growcut_filter_class())()
+    grow.SetIntensityVolume(_to_vtk_image(image3, vtk.VTK_FLOAT, spacing))
+    grow.SetSeedLabelVolume(_to_vtk_image(seeds3, vtk.VTK_UNSIGNED_CHAR, spacing))
+    grow.SetDistancePenalty(distance_penalty)
+    grow.Update()
+    out = grow.GetOutput()
+    if out is None or out.GetPointData().GetScalars() is None:
+        raise EngineError("Grow from seeds failed on this slice (is it at least 1x1 voxels?)")
+    return numpy_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(image3.shape)[1, 1:-1, 1:-1]
+
+
 class GrowFromSeedsEngine(Engine):
     """Grow from seeds (GrowCut) on one slice; ``distance_penalty`` as in Slicer's effect (default 0)."""
 
@@ -92,26 +115,9 @@ class GrowFromSeedsEngine(Engine):
         if not seeds2d.any():
             raise EngineError(f"no hint of class {request.label} lies on slice {request.slice_index} (axis {request.axis})")
 
-        # 3-thick, border-padded stack (see module docstring)
-        image3 = np.repeat(np.pad(image2d, 1, mode="edge")[None], 3, axis=0)
-        seeds3 = np.zeros(image3.shape, np.uint8)
-        seeds3[1, 1:-1, 1:-1] = seeds2d
         others = [a for a in range(3) if a != request.axis]
         sp = self.volume.geometry.spacing  # IJK spacing; KJI axis a -> IJK index 2 - a
         spacing = (sp[2 - others[1]], sp[2 - others[0]], sp[2 - request.axis])
-
-        import vtk
-
-        grow = self._filter_class()
-        grow.SetIntensityVolume(_to_vtk_image(image3, vtk.VTK_FLOAT, spacing))
-        grow.SetSeedLabelVolume(_to_vtk_image(seeds3, vtk.VTK_UNSIGNED_CHAR, spacing))
-        grow.SetDistancePenalty(self.distance_penalty)
-        grow.Update()
-        out = grow.GetOutput()
-        if out is None or out.GetPointData().GetScalars() is None:
-            raise EngineError("Grow from seeds failed on this slice (is it at least 1x1 voxels?)")
-        from vtk.util import numpy_support
-
-        result = numpy_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(image3.shape)[1, 1:-1, 1:-1]
+        result = grow_cut_2d(image2d, seeds2d, spacing, self.distance_penalty, self._filter_class)
         probability = (result == FOREGROUND_SEED).astype(np.float32)
         return Prediction(request.label, self.slice_region(request.axis, request.slice_index), np.expand_dims(probability, request.axis))

@@ -22,7 +22,7 @@ from vtk.util import numpy_support
 
 import slicer
 from InteractiveSegLib.errors import GeometryError, ImageError, InteractionError, InteractiveSegError
-from InteractiveSegLib.interactions import Click, Interaction, from_dict, from_json, validate
+from InteractiveSegLib.interactions import Click, Interaction, SliceAuto, from_dict, from_json, kji, validate
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.volume import Geometry, Volume
 
@@ -179,6 +179,12 @@ def interactions_from_markups(pointListNode, volumeNode, label: int = 1, positiv
 
 #: Slice-view normal in RAS of each of Slicer's standard orientations.
 ORIENTATION_NORMALS = {"Axial": (0.0, 0.0, 1.0), "Coronal": (0.0, 1.0, 0.0), "Sagittal": (1.0, 0.0, 0.0)}
+
+
+def slice_index_at(volumeNode, ras: Sequence[float], axis: int) -> int:
+    """Index along KJI ``axis`` of the volume slice through world point ``ras``."""
+    ijk = tuple(int(round(c)) for c in world_to_ijk(volumeNode, [ras])[0])
+    return kji(ijk)[axis]
 
 
 def kji_axis_for_orientation(volumeNode, orientation: str = "Axial") -> int:
@@ -511,6 +517,21 @@ def parse_hints(hints: Any) -> list[Interaction]:
     return out
 
 
+_ENGINE_CLASSES: dict[str, LabelTable | None] = {}
+
+
+def engine_classes(engine: str, engine_kwargs: dict | None = None) -> LabelTable | None:
+    """The classes a multi-class engine segments (its ``label_table()``), None for
+    single-class engines; asked once per engine and options."""
+    from InteractiveSegLib.engines import create_engine
+
+    key = json.dumps([engine, engine_kwargs or {}], sort_keys=True, default=str)
+    if key not in _ENGINE_CLASSES:
+        instance = create_engine(engine, **(engine_kwargs or {}))
+        _ENGINE_CLASSES[key] = instance.label_table() if getattr(instance, "multiclass", False) else None
+    return _ENGINE_CLASSES[key]
+
+
 @dataclass
 class _Entry:
     session: Any
@@ -540,12 +561,16 @@ class SessionStore:
         return entry.session if entry else None
 
     def segment(self, volumeNode, hints, engine: str = "click", segmentationNode=None, labels: LabelTable | None = None, **engine_kwargs):
-        """Apply hints in order; returns the segmentation node (created if None)."""
+        """Apply hints in order; returns the segmentation node (created if None).
+
+        A multi-class engine (e.g. ``sim``) brings its own classes: one segment per class,
+        named after the model's classes, whatever ``labels`` says."""
         interactions = parse_hints(hints)
         _scalar_image(volumeNode)  # fail early, before any node is created
         if segmentationNode is not None:
             check_geometry(segmentationNode, volumeNode)
-        labels = self._resolve_labels(labels, segmentationNode, interactions)
+        model_labels = engine_classes(engine, engine_kwargs)
+        labels = model_labels if model_labels is not None else self._resolve_labels(labels, segmentationNode, interactions)
         dims = volumeNode.GetImageData().GetDimensions()
         for h in interactions:
             validate(h, (dims[2], dims[1], dims[0]), labels.values)
@@ -595,6 +620,10 @@ class SessionStore:
         for region in (old_region, step.region):
             self._write(entry, segmentationNode, volumeNode, region)
         return True
+
+    def automatic(self, volumeNode, axis: int, index: int, engine: str = "sim", segmentationNode=None, **engine_kwargs):
+        """A multi-class engine's automatic result on one slice (no hint), as an undoable step."""
+        return self.segment(volumeNode, [SliceAuto(index, axis)], engine, segmentationNode, None, **engine_kwargs)
 
     def undo(self, volumeNode, segmentationNode) -> bool:
         return self._undo_redo(volumeNode, segmentationNode, redo=False)

@@ -8,5 +8,6 @@ from .base import Engine, Prediction, Request
 from .registry import available_engines, create_engine, register_engine, register_lazy
 
 register_lazy("click", "InteractiveSegLib.engines.click:ClickEngine")
+register_lazy("sim", "InteractiveSegLib.engines.sim:SIMEngine")
 
 __all__ = ["Engine", "Prediction", "Request", "available_engines", "create_engine", "register_engine", "register_lazy"]

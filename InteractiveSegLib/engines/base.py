@@ -25,6 +25,8 @@ class Request:
 
     ``axis`` / ``slice_index`` name the slice of the newest hint (2D engines work
     there); ``labelmap`` is the session's multi-class labelmap (KJI, read-only).
+    Multi-class engines also get ``history``: the earlier (hint, prediction) pairs of
+    that slice, every class, oldest first (their interaction memory).
     """
 
     label: int
@@ -32,6 +34,7 @@ class Request:
     axis: int
     slice_index: int
     labelmap: np.ndarray
+    history: list[tuple[Interaction, "Prediction"]] = field(default_factory=list)
 
     @property
     def current(self) -> np.ndarray:
@@ -45,12 +48,18 @@ class Request:
 
 @dataclass
 class Prediction:
-    """Foreground probability of ``label`` inside ``region`` (KJI slices of the volume)."""
+    """Foreground probability of ``label`` inside ``region`` (KJI slices of the volume).
+
+    A multi-class engine fills ``labels`` (class values for the region, 0 background)
+    and ``classes`` (the values it owns); ``probability`` is then (N, *region shape).
+    """
 
     label: int
     region: Region
     probability: np.ndarray
     quality: Optional[dict] = field(default=None)
+    labels: Optional[np.ndarray] = field(default=None)
+    classes: Optional[list[int]] = field(default=None)
 
     def mask(self, threshold: float = 0.5) -> np.ndarray:
         return self.probability > threshold
@@ -61,6 +70,7 @@ class Engine(ABC):
 
     name: str = "engine"
     mode: str = "2d"  # "2d": answers on the slice of the newest hint; "3d": whole volume
+    multiclass: bool = False  # True: one prediction gives every class (Prediction.labels)
 
     def __init__(self) -> None:
         self.volume: Volume | None = None

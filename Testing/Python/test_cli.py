@@ -78,3 +78,32 @@ def test_bad_input_is_a_message_and_exit_code_2(tmp_path, crop_files, capsys):
     (tmp_path / "bad.nii.gz").write_bytes(b"nope")
     assert main(["segment", "--image", str(tmp_path / "bad.nii.gz"), "--hints", str(hints), "--out", str(out)]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_sim_bench_ablation_on_a_users_volume_of_the_task(tmp_path):
+    """Multi-class bench on a user volume of the task (held-out right hemisphere of Colin27,
+    classes given by label value): per-class Dice/IoU per round, each ablation system named."""
+    from InteractiveSegLib.tasks import load_task
+
+    data = load_task("colin27-deep-grey")
+    lv = datasets.load("colin27")
+    lo, hi = data.side_cols("test")
+    sl = (slice(60, 100), slice(60, 190), slice(lo, hi))
+    img = write_volume(tmp_path / "right.nii.gz", Volume(lv.image.array[sl], lv.image.geometry))
+    labels = write_volume(tmp_path / "right_labels.nrrd", data.target[sl], lv.image.geometry)
+    out = tmp_path / "sim.json"
+    code = main(["bench", "--engines", "sim,growcut", "--ablation", "--image", str(img), "--labels", str(labels),
+                 "--axes", "0", "--max-slices", "2", "--rounds", "2", "--json", str(out)])
+    assert code == 0
+    results = json.loads(out.read_text())["results"]
+    assert [r["engine"] for r in results] == ["auto", "sdg-base", "sdg-cim", "ddg-cim", "ddg-sim", "growcut"]
+    for r in results:
+        assert r["mode"] == "2d" and r["sessions"] == 2
+        assert set(r["dice_at"]) == {"0", "1", "2"} and set(r["per_class"]) == {"background", "caudate", "putamen", "pallidum", "thalamus"}
+        assert all(0.0 <= v <= 1.0 for v in r["dice_at"].values())
+        assert r["ms_per_interaction"]["median"] > 0
+    by = {r["engine"]: r for r in results}
+    assert by["auto"]["dice_at"]["0"] == by["auto"]["dice_at"]["2"]  # the automatic system ignores clicks
+    assert by["ddg-sim"]["ms_per_interaction_256"]["slice"] == [256, 256]
+    with pytest.raises(SystemExit, match="single-class"):
+        main(["bench", "--engines", "sim,click", "--image", str(img), "--labels", str(labels)])

@@ -1,0 +1,88 @@
+"""The SIM tensor (channel order, depth, empty states) and the SIM network's inputs."""
+
+import numpy as np
+import pytest
+import torch
+
+from InteractiveSegLib.sim_memory import SliceClick, State, click_masks, empty_state, network_input
+from InteractiveSegLib.sim_network import input_channels, sim_net
+
+N, D, H, W = 3, 2, 16, 32
+
+
+def _state(value: float) -> State:
+    clicks = np.zeros((N, H, W), np.float32)
+    clicks[int(value) % N, 2, 3] = 1
+    return State(clicks, np.full((N, H, W), value, np.float32))
+
+
+def test_channel_counts_follow_the_paper():
+    assert input_channels("sim", N, D) == 1 + 2 * D * N
+    assert input_channels("cim", N, D) == 1 + N
+    assert input_channels("base", N, D) == 1 + N
+    assert input_channels("auto", N, D) == 1
+
+
+def test_sim_tensor_is_image_then_states_oldest_first_newest_last():
+    image = np.random.default_rng(0).random((H, W)).astype(np.float32)
+    states = [_state(0.1), _state(0.2), _state(0.3)]  # three states, depth two: the oldest drops out
+    x = network_input(image, states, "sim", N, D)
+    assert x.shape == (1 + 2 * D * N, H, W)
+    np.testing.assert_array_equal(x[0], image)
+    for t, s in enumerate(states[-D:]):
+        base = 1 + t * 2 * N
+        np.testing.assert_array_equal(x[base : base + N], s.clicks)
+        np.testing.assert_array_equal(x[base + N : base + 2 * N], s.probs)
+
+
+def test_missing_older_states_are_empty_and_no_state_is_automatic_mode():
+    image = np.ones((H, W), np.float32)
+    x = network_input(image, [_state(0.5)], "sim", N, D)
+    assert not x[1 : 1 + 2 * N].any()  # padded oldest state: all zeros
+    np.testing.assert_array_equal(x[1 + 3 * N :], np.full((N, H, W), 0.5))
+    auto = network_input(image, [], "sim", N, D)
+    assert not auto[1:].any() and auto[0].all()
+
+
+def test_cim_merges_every_click_and_base_keeps_the_newest():
+    image = np.zeros((H, W), np.float32)
+    a = State(click_masks([SliceClick(1, 1, 0)], N, (H, W)), np.zeros((N, H, W), np.float32))
+    b = State(click_masks([SliceClick(10, 20, 2)], N, (H, W)), np.zeros((N, H, W), np.float32))
+    cim = network_input(image, [a, b], "cim", N, D)
+    np.testing.assert_array_equal(cim[1:], np.maximum(a.clicks, b.clicks))
+    base = network_input(image, [a, b], "base", N, D)
+    np.testing.assert_array_equal(base[1:], b.clicks)
+    assert network_input(image, [a, b], "auto", N, D).shape == (1, H, W)
+
+
+def test_click_masks_draw_a_disk_in_the_class_channel_and_clip_at_borders():
+    m = click_masks([SliceClick(0, 0, 1)], N, (H, W), radius=2)
+    assert m[1, 0, 0] == 1 and m[1, 2, 0] == 1 and m[1, 2, 2] == 0
+    assert not m[0].any() and not m[2].any()
+    with pytest.raises(ValueError):
+        click_masks([SliceClick(0, 0, N)], N, (H, W))
+    assert empty_state(N, (H, W)).clicks.shape == (N, H, W)
+
+
+@pytest.mark.parametrize("memory,decoder", [("sim", "lstm"), ("sim", "plain"), ("cim", "plain"), ("base", "plain"), ("auto", "plain")])
+def test_network_takes_its_memory_and_returns_class_logits(memory, decoder):
+    net = sim_net(N, D, memory, decoder, features=(8, 16, 16, 32)).eval()
+    x = torch.zeros(2, input_channels(memory, N, D), 32, 48)
+    with torch.no_grad():
+        assert net(x).shape == (2, N, 32, 48)
+    with pytest.raises(ValueError, match="input channels"):
+        net(torch.zeros(1, net.in_channels + 1, 32, 32))
+
+
+def test_lstm_decoder_reads_the_order_of_the_states():
+    torch.manual_seed(0)
+    net = sim_net(N, D, "sim", "lstm", features=(8, 16, 16, 32)).eval()
+    image = np.random.default_rng(1).random((32, 32)).astype(np.float32)
+    s1 = State(click_masks([SliceClick(5, 5, 1)], N, (32, 32)), np.random.default_rng(2).random((N, 32, 32)).astype(np.float32))
+    s2 = State(click_masks([SliceClick(20, 20, 2)], N, (32, 32)), np.random.default_rng(3).random((N, 32, 32)).astype(np.float32))
+    with torch.no_grad():
+        a = net(torch.from_numpy(network_input(image, [s1, s2], "sim", N, D)[None]))
+        b = net(torch.from_numpy(network_input(image, [s2, s1], "sim", N, D)[None]))
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError):
+        sim_net(N, D, "cim", "lstm")
