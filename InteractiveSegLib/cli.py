@@ -17,10 +17,16 @@ def _segment(args) -> None:
     from .session import Session
     from .interactions import from_json
 
+    from .engines import create_engine
+
     vol = read_volume(args.image)
     hints = from_json(Path(args.hints).read_text())
-    labels = LabelTable.default(sorted({h.label for h in hints}))
-    session = Session(vol, args.engine, labels)
+    engine = create_engine(args.engine)
+    if getattr(engine, "multiclass", False):  # the model's own classes
+        labels = engine.label_table()
+    else:
+        labels = LabelTable.default(sorted({h.label for h in hints}))
+    session = Session(vol, engine, labels)
     for h in hints:
         session.add(h)
     print(f"wrote {write_seg_nrrd(args.out, session.labelmap, vol.geometry, labels)}")

@@ -39,9 +39,7 @@ VARIANTS = {
     "sdg-cim": ("sim_sdg_base.pt", "cim"),
     "auto": ("sim_auto.pt", "auto"),
     "ddg-sim-plain": ("sim_ddg_sim_plain.pt", "sim"),
-    "ddg-sim-norules": ("sim_ddg_sim_norules.pt", "sim"),
     "ddg-sim-d2": ("sim_ddg_sim_d2.pt", "sim"),
-    "ddg-sim-d5": ("sim_ddg_sim_d5.pt", "sim"),
 }
 
 

@@ -94,6 +94,30 @@ def decide(probs: np.ndarray, multilabel: bool) -> np.ndarray:
     return np.stack([probs.argmax(1) == c for c in range(probs.shape[1])], 1)
 
 
+def fill_memory(model, imgs, users, memory: str, n: int, depth: int, rounds: int, multilabel: bool) -> list[list[State]]:
+    """DDG: run the network ``rounds`` times with fixed weights (no gradient), each time letting
+    the virtual users click on its latest result, and return the ordered states per image.
+
+    The first pass is the automatic result (empty memory); state r pairs the clicks of round r
+    with the result they corrected.
+    """
+    states: list[list[State]] = [[] for _ in imgs]
+    if rounds == 0:
+        return states
+    shape = imgs[0].shape
+    model.eval()
+    probs = predict_probs(model, np.stack([network_input(i, [], memory, n, depth) for i in imgs]), multilabel)
+    for r in range(rounds):
+        masks = decide(probs, multilabel)
+        for b, u in enumerate(users):
+            clicks = u.step(None if r == 0 else masks[b])
+            states[b].append(State(click_masks(clicks, n, shape), probs[b]))
+        if r < rounds - 1:
+            x = np.stack([network_input(i, s, memory, n, depth) for i, s in zip(imgs, states)])
+            probs = predict_probs(model, x, multilabel)
+    return states
+
+
 def train(args: argparse.Namespace) -> dict:
     memory, decoder, generation, rules = VARIANTS[args.variant]
     torch.manual_seed(args.seed)
@@ -138,17 +162,11 @@ def train(args: argparse.Namespace) -> dict:
             if not rules:  # rule 2 off: every round clicks every class
                 for u in users:
                     u.t = 10**9
-            rounds = int(rng.integers(1, (args.depth if memory == "sim" else args.max_interactions) + 1))
-            model.eval()
-            probs = predict_probs(model, np.stack([network_input(i, [], memory, n, args.depth) for i in imgs]), task.multilabel)
-            for r in range(rounds):
-                masks = decide(probs, task.multilabel)
-                for b, u in enumerate(users):
-                    clicks = u.step(None if r == 0 else masks[b])
-                    states[b].append(State(click_masks(clicks, n, shape), probs[b]))
-                if r < rounds - 1:
-                    x = np.stack([network_input(i, s, memory, n, args.depth) for i, s in zip(imgs, states)])
-                    probs = predict_probs(model, x, task.multilabel)
+            # 0..D filled states: "any or all of the D states may remain empty both at training and
+            # testing time" (4.2), so the empty memory (automatic mode) and short memories (the first
+            # clicks on a slice) are trained too, not only a full memory
+            rounds = int(rng.integers(0, (args.depth if memory == "sim" else args.max_interactions) + 1))
+            states = fill_memory(model, imgs, users, memory, n, args.depth, rounds, task.multilabel)
         model.train()
         x = torch.from_numpy(np.stack([network_input(i, s, memory, n, args.depth) for i, s in zip(imgs, states)]))
         y = torch.from_numpy(np.stack(targets).astype(np.float32))

@@ -107,3 +107,16 @@ def test_sim_bench_ablation_on_a_users_volume_of_the_task(tmp_path):
     assert by["ddg-sim"]["ms_per_interaction_256"]["slice"] == [256, 256]
     with pytest.raises(SystemExit, match="single-class"):
         main(["bench", "--engines", "sim,click", "--image", str(img), "--labels", str(labels)])
+
+
+def test_segment_with_the_multiclass_engine_names_the_models_classes(tmp_path, crop_files):
+    from InteractiveSegLib.interactions import SliceAuto
+
+    img, _ = crop_files
+    hints = tmp_path / "hints.json"
+    hints.write_text(to_json([SliceAuto(10, 0), Click((30, 40, 10), label=2, axis=0)]))
+    out = tmp_path / "sim.seg.nrrd"
+    assert main(["segment", "--image", str(img), "--hints", str(hints), "--out", str(out), "--engine", "sim"]) == 0
+    seg = read_labels(out)
+    assert [e.name for e in seg.labels] == ["caudate", "putamen", "pallidum", "thalamus"]
+    assert seg.labelmap[10].any() and not np.delete(seg.labelmap, 10, axis=0).any()

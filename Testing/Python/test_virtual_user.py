@@ -140,3 +140,31 @@ def test_overlapping_classes_get_their_own_clicks():
     pred[2] = False
     (k,) = RobotUser(target).step(pred)
     assert k.cls == 2 and target[2, k.row, k.col]
+
+
+def test_ddg_fills_the_memory_with_fixed_weight_passes_before_backprop():
+    """The SIM is filled by running the network with fixed weights (no gradient), once per
+    round; state r holds round r's clicks and the result they corrected; 0 rounds = automatic."""
+    import torch
+
+    from InteractiveSegLib.sim_memory import network_input
+    from InteractiveSegLib.sim_network import sim_net
+    from InteractiveSegLib.training.sim_train import fill_memory, predict_probs
+
+    torch.manual_seed(0)
+    net = sim_net(N, 3, "sim", "lstm", features=(8, 16, 16, 32))
+    calls = []
+    net.register_forward_hook(lambda m, i, o: calls.append(torch.is_grad_enabled()))
+    target = _scene()
+    imgs = [np.random.default_rng(k).random((64, 64)).astype(np.float32) for k in range(2)]
+    users = [DynamicUser(target, np.random.default_rng(k), hold_out=0.0, skip_class=False) for k in range(2)]
+    states = fill_memory(net, imgs, users, "sim", N, 3, 3, False)
+    assert calls == [False, False, False] and not net.training
+    assert [len(s) for s in states] == [3, 3]
+    auto = predict_probs(net, np.stack([network_input(i, [], "sim", N, 3) for i in imgs]), False)
+    np.testing.assert_allclose(states[0][0].probs, auto[0], atol=1e-6)  # round 1 corrects the automatic result
+    x = np.stack([network_input(i, s[:1], "sim", N, 3) for i, s in zip(imgs, states)])
+    np.testing.assert_allclose(states[1][1].probs, predict_probs(net, x, False)[1], atol=1e-6)
+    assert states[0][0].clicks.sum() > 0  # round one clicked every component
+    calls.clear()
+    assert fill_memory(net, imgs, users, "sim", N, 3, 0, False) == [[], []] and calls == []
