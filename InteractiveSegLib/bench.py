@@ -187,7 +187,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--task", default="colin27-deep-grey", help="multi-class task of the SIM engines (tasks.py)")
     p.add_argument("--ablation", action="store_true", help="SIM: run Auto, SDG-base, SDG-CIM, DDG-CIM and DDG-SIM")
-    p.add_argument("--rounds", type=int, default=NOC_CAP, help="SIM: rounds of robot clicks per slice")
+    p.add_argument("--rounds", type=int, default=NOC_CAP, help="SIM: robot clicks per slice (cap of NoC)")
     p.add_argument("--json", help="write results here (format of BENCHMARK.md)")
     p.add_argument("--markdown", help="write the table here too")
 

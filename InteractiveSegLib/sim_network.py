@@ -74,7 +74,8 @@ class UpStep(nn.Module):
             return x
         hc = None
         for s in states:  # oldest state first, newest last: the LSTM sees the order of corrections
-            s = F.adaptive_avg_pool2d(s, x.shape[2:])
+            if s.shape[2:] != x.shape[2:]:
+                s = F.adaptive_avg_pool2d(s, x.shape[2:])
             hc = self.lstm(s, hc)
         return x + self.proj(hc[0])
 
@@ -114,22 +115,28 @@ class SIMNet(nn.Module):
         self.head_up = UpStep(f[0], full_res, full_res)
         self.head = nn.Conv2d(full_res, num_classes, 1)
 
-    def states(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The D states of a SIM input, oldest first (each 2N channels)."""
-        n2 = 2 * self.num_classes
-        return [x[:, 1 + t * n2 : 1 + (t + 1) * n2] for t in range(self.depth)]
+    def _state_pyramid(self, x: torch.Tensor, sizes) -> dict[tuple, list[torch.Tensor]]:
+        """The SIM states average-pooled to every decoder scale, each level pooled from the
+        previous one (one full-resolution read instead of one per state and scale)."""
+        level, out = x[:, 1:], {}
+        for size in sizes:  # finest first
+            level = F.adaptive_avg_pool2d(level, size)
+            n2 = 2 * self.num_classes
+            out[tuple(size)] = [level[:, t * n2 : (t + 1) * n2] for t in range(self.depth)]
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.in_channels:
             raise ValueError(f"SIMNet({self.memory}) expects {self.in_channels} input channels, got {x.shape[1]}")
-        states = self.states(x) if self.decoder == "lstm" else ()
         full = self.full(x[:, :1])
         skips = [self.stem(x)]
         for block in self.enc:
             skips.append(block(skips[-1]))
+        pyramid = self._state_pyramid(x, [s.shape[2:] for s in skips[:-1]]) if self.decoder == "lstm" else {}
         y = skips.pop()
         for step in self.dec:
-            y = step(y, skips.pop(), states)
+            skip = skips.pop()
+            y = step(y, skip, pyramid.get(tuple(skip.shape[2:]), ()))
         return self.head(self.head_up(y, full))
 
 

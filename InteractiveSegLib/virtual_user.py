@@ -4,7 +4,7 @@
 latest prediction and clicks where it is wrong, following the paper's routine and its
 rules 1-4. ``static_clicks`` is Static Data Generation (SDG) for the ablation: clicks
 drawn from the ground truth alone. ``RobotUser`` is the deterministic test-time user of
-the benchmark. All work per class and per connected component (multi-class,
+the benchmark (one click per interaction). All work per class and per connected component (multi-class,
 multi-instance, multi-component); targets are (N, H, W) boolean one-hot or multi-label
 masks, channel 0 the background.
 """
@@ -28,9 +28,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray | None:
     lab, n = components(mask)
     if n == 0:
         return None
-    sizes = np.bincount(lab.ravel())[1:]
-    k = int(np.argmax(sizes)) + 1
-    return lab == k if sizes[k - 1] >= 1 else None
+    return lab == int(np.argmax(np.bincount(lab.ravel())[1:])) + 1
 
 
 def centre_weighted_point(region: np.ndarray, rng: np.random.Generator | None) -> tuple[int, int]:
@@ -130,21 +128,24 @@ def static_clicks(target: np.ndarray, rng: np.random.Generator, max_per_class: i
 
 
 class RobotUser:
-    """Deterministic test-time user: each round, one click per class (background included)
-    at the centre of the largest region missing that class; no click where a class is right."""
+    """Deterministic test-time user (BENCHMARK.md): one click per interaction, at the centre of
+    the largest region that misses a class, labelled with that class (background included);
+    ``per_class=True`` clicks every class that has such a region instead."""
 
-    def __init__(self, target: np.ndarray, min_region: int = MIN_COMPONENT) -> None:
+    def __init__(self, target: np.ndarray, min_region: int = MIN_COMPONENT, per_class: bool = False) -> None:
         self.target = target.astype(bool)
         self.min_region = min_region
+        self.per_class = per_class
 
     def step(self, pred: np.ndarray) -> list[SliceClick]:
-        out = []
+        found = []
         for cls in range(self.target.shape[0]):
             region = largest_component(missed(self.target, pred, cls))
             if region is not None and region.sum() >= self.min_region:
-                r, c = centre_weighted_point(region, None)
-                out.append(SliceClick(r, c, cls))
-        return out
+                found.append((int(region.sum()), cls, region))
+        if not self.per_class:
+            found = sorted(found, key=lambda f: -f[0])[:1]
+        return [SliceClick(*centre_weighted_point(region, None), cls) for _, cls, region in found]
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -58,6 +58,7 @@ class SIMEngine(Engine):
         device: str | None = None,
         threads: int | None = None,
         auto_cache: int = 16,
+        norm: str | None = None,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -77,6 +78,17 @@ class SIMEngine(Engine):
         self.radius = int(self.config.get("click_radius", 2))
         self.device = pick_device(device)
         self.model.to(self.device)
+        self.norm = norm or self.config.get("norm_stats", "running")
+        if self.norm not in ("running", "image"):
+            raise EngineError(f"norm must be 'running' or 'image', got {self.norm!r}")
+        if self.norm == "image":
+            # batch-norm layers normalise by the slice's own statistics (AdaBN-style): the
+            # network was trained on crops around the structures, a whole slice has other
+            # statistics; momentum 0 keeps the stored statistics unchanged
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.train()
+                    m.momentum = 0.0
         if threads:
             torch.set_num_threads(threads)
         self._norm: np.ndarray | None = None

@@ -115,6 +115,18 @@ def test_hints_the_model_cannot_take_are_clear_errors(model_file, volume):
     assert not s.labelmap.any() and not s.history
 
 
+def test_image_statistics_normalise_by_the_slice_and_keep_stored_statistics(model_file, volume):
+    engine = SIMEngine(model_path=model_file, norm="image")
+    bn = next(m for m in engine.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    stored = bn.running_mean.clone()
+    s = Session(volume, engine)
+    s.add(_click(20, 24, 2))
+    assert torch.equal(bn.running_mean, stored)
+    plain = Session(volume, SIMEngine(model_path=model_file))
+    plain.add(_click(20, 24, 2))
+    assert not np.allclose(s.history[0].prediction.probability, plain.history[0].prediction.probability)
+
+
 def test_drag_moves_the_last_click_without_a_new_state(model_file, volume):
     s = Session(volume, SIMEngine(model_path=model_file))
     s.add(_click(20, 24, 2))
@@ -136,6 +148,8 @@ def test_models_that_do_not_fit_are_refused(tmp_path, model_file):
         SIMEngine(model_path=model_file, variant="ddg-cim")  # a SIM network fed a CIM
     with pytest.raises(EngineError, match="unknown SIM variant"):
         SIMEngine(model_path=model_file, variant="nope")
+    with pytest.raises(EngineError, match="norm"):
+        SIMEngine(model_path=model_file, norm="group")
     cim = _checkpoint(tmp_path / "cim.pt", memory="cim", decoder="plain")
     assert SIMEngine(model_path=cim, variant="sdg-cim").memory == "cim"
 
