@@ -258,7 +258,8 @@ def run(args) -> list[dict]:
         if name != "growcut":
             r["ms_per_interaction_256"] = latency_256(name)
         results.append(r)
-        print(f"{name}: mean fg Dice@1 {r['dice_at']['1']:.3f} @3 {r['dice_at']['3']:.3f} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+        shown = ", ".join(f"@{k} {r['dice_at'][k]:.3f}" for k in ("0", "1", "3") if k in r["dice_at"])
+        print(f"{name}: mean foreground Dice {shown} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
     return results
 
 
@@ -266,6 +267,7 @@ def markdown(results: list[dict], at: int = 3) -> str:
     """The paper's Table 1 (per-class IoU / Dice after ``at`` clicks), Figure 7 (IoU vs clicks)
     and the BENCHMARK.md summary."""
     classes = list(results[0]["per_class"])
+    at = min(at, max(int(k) for k in results[0]["dice_at"]))
     head = "| system | " + " | ".join(f"{c} IoU | {c} Dice" for c in classes) + " |"
     lines = [f"Per-class IoU / Dice after {at} clicks (paper Table 1):", "", head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:

@@ -59,9 +59,9 @@ class UpStep(nn.Module):
     """Up-sample x2, concatenate the skip, convolve; optionally add a ConvLSTM's encoding of
     the SIM states (read oldest to newest at this step's scale)."""
 
-    def __init__(self, in_ch: int, skip_ch: int, out_ch: int, state_ch: int = 0, hidden: int = 8) -> None:
+    def __init__(self, in_ch: int, skip_ch: int, out_ch: int, state_ch: int = 0, hidden: int = 8, norm="batch") -> None:
         super().__init__()
-        self.conv = Convolution(2, in_ch + skip_ch, out_ch, act="relu", norm="batch")
+        self.conv = Convolution(2, in_ch + skip_ch, out_ch, act="relu", norm=norm)
         # a narrow LSTM (``hidden`` channels) keeps the 2D latency budget; a 1x1 convolution
         # brings its last hidden state back to the decoder's width
         self.lstm = ConvLSTMCell(state_ch, hidden) if state_ch else None
@@ -95,8 +95,12 @@ class SIMNet(nn.Module):
         features: Sequence[int] = (16, 32, 64, 128),
         full_res: int = 8,
         lstm_hidden: int = 8,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
+        if norm not in ("batch", "instance"):
+            raise ValueError(f"unknown norm {norm!r}; expected 'batch' or 'instance'")
+        norm_layer = ("instance", {"affine": True}) if norm == "instance" else "batch"
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}; expected one of {DECODERS}")
         if decoder == "lstm" and memory != "sim":
@@ -105,14 +109,14 @@ class SIMNet(nn.Module):
         self.in_channels = input_channels(memory, num_classes, depth)
         f = list(features)
         # full-resolution edges come from the image alone: cheap, and enough for sharp borders
-        self.full = Convolution(2, 1, full_res, act="relu", norm="batch")
-        self.stem = Convolution(2, self.in_channels, f[0], strides=2, act="relu", norm="batch")
+        self.full = Convolution(2, 1, full_res, act="relu", norm=norm_layer)
+        self.stem = Convolution(2, self.in_channels, f[0], strides=2, act="relu", norm=norm_layer)
         self.enc = nn.ModuleList(
-            ResidualUnit(2, f[i], f[i + 1], strides=2, subunits=2, act="relu", norm="batch") for i in range(len(f) - 1)
+            ResidualUnit(2, f[i], f[i + 1], strides=2, subunits=2, act="relu", norm=norm_layer) for i in range(len(f) - 1)
         )
         state_ch = 2 * num_classes if decoder == "lstm" else 0
-        self.dec = nn.ModuleList(UpStep(f[i + 1], f[i], f[i], state_ch, lstm_hidden) for i in reversed(range(len(f) - 1)))
-        self.head_up = UpStep(f[0], full_res, full_res)
+        self.dec = nn.ModuleList(UpStep(f[i + 1], f[i], f[i], state_ch, lstm_hidden, norm_layer) for i in reversed(range(len(f) - 1)))
+        self.head_up = UpStep(f[0], full_res, full_res, norm=norm_layer)
         self.head = nn.Conv2d(full_res, num_classes, 1)
 
     def _state_pyramid(self, x: torch.Tensor, sizes) -> dict[tuple, list[torch.Tensor]]:
@@ -148,5 +152,6 @@ def sim_net(
     features: Sequence[int] = (16, 32, 64, 128),
     full_res: int = 8,
     lstm_hidden: int = 8,
+    norm: str = "batch",
 ) -> SIMNet:
-    return SIMNet(num_classes, depth, memory, decoder, tuple(features), full_res, lstm_hidden)
+    return SIMNet(num_classes, depth, memory, decoder, tuple(features), full_res, lstm_hidden, norm)

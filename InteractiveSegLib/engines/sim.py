@@ -40,6 +40,7 @@ VARIANTS = {
     "auto": ("sim_auto.pt", "auto"),
     "ddg-sim-plain": ("sim_ddg_sim_plain.pt", "sim"),
     "ddg-sim-d2": ("sim_ddg_sim_d2.pt", "sim"),
+    "ddg-sim-in": ("sim_ddg_sim_in.pt", "sim"),
 }
 
 

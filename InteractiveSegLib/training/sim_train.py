@@ -129,7 +129,7 @@ def train(args: argparse.Namespace) -> dict:
     samples = data.slices("train")
     weights = class_weights(data, samples)
     print(f"{args.variant}: {len(samples)} training slices of {task.name}; class weights {np.round(weights, 3).tolist()}", flush=True)
-    net_cfg = {"num_classes": n, "depth": args.depth, "memory": memory, "decoder": decoder, "features": list(args.features)}
+    net_cfg = {"num_classes": n, "depth": args.depth, "memory": memory, "decoder": decoder, "features": list(args.features), "norm": args.norm}
     model = sim_net(**net_cfg)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     loss_fn = FocalLoss(include_background=True, gamma=2.0, weight=torch.from_numpy(weights), use_softmax=not task.multilabel)
@@ -206,6 +206,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--features", type=int, nargs=4, default=[16, 32, 64, 128])
+    p.add_argument("--norm", choices=["batch", "instance"], default="batch",
+                   help="normalisation layers; instance: per-slice statistics at training and test time alike")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--log-every", type=int, default=50)

@@ -93,12 +93,12 @@ def test_sim_bench_ablation_on_a_users_volume_of_the_task(tmp_path):
     labels = write_volume(tmp_path / "right_labels.nrrd", data.target[sl], lv.image.geometry)
     out = tmp_path / "sim.json"
     code = main(["bench", "--engines", "sim,growcut", "--ablation", "--image", str(img), "--labels", str(labels),
-                 "--axes", "0", "--max-slices", "2", "--rounds", "2", "--json", str(out)])
+                 "--axes", "0,2", "--max-slices", "2", "--rounds", "2", "--json", str(out)])
     assert code == 0
     results = json.loads(out.read_text())["results"]
     assert [r["engine"] for r in results] == ["auto", "sdg-base", "sdg-cim", "ddg-cim", "ddg-sim", "growcut"]
     for r in results:
-        assert r["mode"] == "2d" and r["sessions"] == 2
+        assert r["mode"] == "2d" and r["sessions"] == 4
         assert set(r["dice_at"]) == {"0", "1", "2"} and set(r["per_class"]) == {"background", "caudate", "putamen", "pallidum", "thalamus"}
         assert all(0.0 <= v <= 1.0 for v in r["dice_at"].values())
         assert r["ms_per_interaction"]["median"] > 0
