@@ -107,7 +107,7 @@ class SIMNet(nn.Module):
             raise ValueError("the LSTM decoder reads the SIM states: use memory='sim'")
         self.num_classes, self.depth, self.memory, self.decoder = num_classes, depth, memory, decoder
         self.in_channels = input_channels(memory, num_classes, depth)
-        f = list(features)
+        f = list(features)  # a checkpoint stores a list
         # full-resolution edges come from the image alone: cheap, and enough for sharp borders
         self.full = Convolution(2, 1, full_res, act="relu", norm=norm_layer)
         self.stem = Convolution(2, self.in_channels, f[0], strides=2, act="relu", norm=norm_layer)
@@ -122,10 +122,9 @@ class SIMNet(nn.Module):
     def _state_pyramid(self, x: torch.Tensor, sizes) -> dict[tuple, list[torch.Tensor]]:
         """The SIM states average-pooled to every decoder scale, each level pooled from the
         previous one (one full-resolution read instead of one per state and scale)."""
-        level, out = x[:, 1:], {}
+        level, out, n2 = x[:, 1:], {}, 2 * self.num_classes
         for size in sizes:  # finest first
             level = F.adaptive_avg_pool2d(level, size)
-            n2 = 2 * self.num_classes
             out[tuple(size)] = [level[:, t * n2 : (t + 1) * n2] for t in range(self.depth)]
         return out
 
@@ -144,14 +143,5 @@ class SIMNet(nn.Module):
         return self.head(self.head_up(y, full))
 
 
-def sim_net(
-    num_classes: int = 5,
-    depth: int = 3,
-    memory: str = "sim",
-    decoder: str = "lstm",
-    features: Sequence[int] = (16, 32, 64, 128),
-    full_res: int = 8,
-    lstm_hidden: int = 8,
-    norm: str = "batch",
-) -> SIMNet:
-    return SIMNet(num_classes, depth, memory, decoder, tuple(features), full_res, lstm_hidden, norm)
+#: the registry's factory: ``sim_net(**checkpoint["config"]["net"])``
+sim_net = SIMNet
