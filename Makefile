@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup data bench bench-sim train-click train-sim clean
+.PHONY: demo test setup data bench bench-sim bench-vmn train-click train-sim train-vmn clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,12 +34,20 @@ bench: setup
 bench-sim: setup
 	$(BIN)/interactiveseg bench --engines sim,growcut --ablation --json out/bench-sim.json --markdown out/bench-sim.md
 
+bench-vmn: setup
+	$(BIN)/interactiveseg bench --engines vmn,vmn-mem0,vmn-growcut --hint scribble,box,extreme --rounds 6 --json out/bench-vmn.json --markdown out/bench-vmn.md
+	$(BIN)/interactiveseg bench --engines vmn --hint scribble,box,extreme --select quality,random,oracle --rounds 6 --no-speed --json out/bench-vmn-select.json --markdown out/bench-vmn-select.md
+
 train-click: setup
 	$(BIN)/interactiveseg train-click --out Resources/Models/click_fcnn.pt
 
 # The SIM network and the networks of its ablation (about 17 + 17 + 8 + 8 min on 2 CPU cores).
 train-sim: setup
 	for v in ddg-sim ddg-cim sdg-base auto; do $(BIN)/interactiveseg train-sim --variant $$v --iterations 2000 || exit 1; done
+
+train-vmn: setup
+	$(BIN)/interactiveseg train-vmn --part interaction --iterations 1500
+	$(BIN)/interactiveseg train-vmn --part memory --iterations 1500
 
 clean:
 	rm -rf $(VENV) out

@@ -122,6 +122,7 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.clearClicksButton.connect("clicked()", self.onClearClicks)
         self.ui.applyButton.connect("clicked()", self.onApplyButton)
         self.ui.automaticButton.connect("clicked()", self.onAutomaticButton)
+        self.ui.suggestSliceButton.connect("clicked()", self.onSuggestSlice)
         self.ui.undoButton.connect("clicked()", lambda: self.onUndoRedo(redo=False))
         self.ui.redoButton.connect("clicked()", lambda: self.onUndoRedo(redo=True))
         self.initializeParameterNode()
@@ -227,6 +228,17 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 orientation=p.sliceOrientation, engine=p.engine, segmentationNode=p.segmentation,
             )
             self._showLastClick()
+            self.onSuggestSlice()
+
+    def onSuggestSlice(self) -> None:
+        """Take the slice views to the slice a 3D engine rates worst (VMN's quality head)."""
+        found = self.logic.suggest_slice(self._parameterNode.inputVolume)
+        self.ui.suggestSliceButton.enabled = found is not None
+        if found is None:
+            return
+        suggestion, ras = found
+        slicer.modules.markups.logic().JumpSlicesToLocation(*ras, True)
+        self.ui.suggestSliceButton.toolTip = _("Slice {index}: predicted IoU {score:.2f}").format(index=suggestion.index, score=suggestion.score)
 
     def onAutomaticButton(self) -> None:
         """Automatic multi-class result on the slice shown in the view of the chosen orientation."""
@@ -352,6 +364,11 @@ class InteractiveSegLogic(ScriptedLoadableModuleLogic):
     def move_last_click(self, volumeNode, segmentationNode, ras) -> bool:
         """Drag-to-move: re-run with the last click at world position ``ras``; no new undo step."""
         return self.store.move_last_click(volumeNode, segmentationNode, ras)
+
+    def suggest_slice(self, volumeNode):
+        """3D engines (VMN): (suggestion with index, axis, score; world point of the slice's
+        centre) for the slice rated worst, or None."""
+        return self.store.suggest_slice(volumeNode)
 
     def undo(self, volumeNode, segmentationNode) -> bool:
         return self.store.undo(volumeNode, segmentationNode)

@@ -1,4 +1,4 @@
-"""The ``interactiveseg`` console script: demo, bench, segment, train-click, train-sim, engines."""
+"""The ``interactiveseg`` console script: demo, bench, segment, train-click, train-sim, train-vmn, engines."""
 
 from __future__ import annotations
 
@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     from .training import sim_train
 
     sim_train.add_arguments(ts)
+    tv = sub.add_parser("train-vmn", help="train the VMN interaction network or memory network (CPU, < 90 min both)")
+    from .training import vmn_train
+
+    vmn_train.add_arguments(tv)
     sub.add_parser("engines", help="list registered engines")
 
     args = p.parse_args(argv)
@@ -81,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.out is None:
                 args.out = f"Resources/Models/sim_{args.variant.replace('-', '_')}.pt"
             sim_train.train(args)
+        elif args.cmd == "train-vmn":
+            args.command = args.command_line
+            vmn_train.train(args)
         elif args.cmd == "engines":
             from .engines import available_engines
 

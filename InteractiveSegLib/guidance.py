@@ -41,8 +41,8 @@ def disk_map(shape: Sequence[int], points, radius: float = 3.0) -> np.ndarray:
     return (dist <= radius).astype(np.float32)
 
 
-def geodesic_map(image: np.ndarray, points, lamb: float = 1.0, scale: float | None = None) -> np.ndarray:
-    """exp(-d / scale) of the geodesic distance from the points over the image.
+def geodesic_distance(image: np.ndarray, points, lamb: float = 1.0) -> np.ndarray:
+    """Geodesic distance from the points over the image (inf where no point is given).
 
     The local cost mixes Euclidean step length and intensity gradient
     (``sqrt(1 + (lamb * |grad I| / std(I))^2)``, as in DeepIGeoS); the minimal paths are
@@ -52,13 +52,27 @@ def geodesic_map(image: np.ndarray, points, lamb: float = 1.0, scale: float | No
     seeds = [tuple(int(round(c)) for c in p) for p in points]
     seeds = [p for p in seeds if all(0 <= c < n for c, n in zip(p, image.shape))]
     if not seeds:
-        return np.zeros(image.shape, np.float32)
+        return np.full(image.shape, np.inf, np.float32)
     grad = ndimage.gaussian_gradient_magnitude(image, sigma=1.0)
     grad = grad / (float(image.std()) + 1e-6)
     cost = np.sqrt(1.0 + (lamb * grad) ** 2)
     dist, _ = MCP_Geometric(cost).find_costs(seeds)
+    return dist.astype(np.float32)
+
+
+def geodesic_map(image: np.ndarray, points, lamb: float = 1.0, scale: float | None = None) -> np.ndarray:
+    """exp(-d / scale) of the geodesic distance d: the exponentialized geodesic of MIDeepSeg."""
+    dist = geodesic_distance(image, points, lamb)
     scale = scale if scale is not None else max(image.shape) / 8.0
     return np.exp(-dist / scale).astype(np.float32)
+
+
+def linear_geodesic_map(image: np.ndarray, points, lamb: float = 1.0, scale: float | None = None) -> np.ndarray:
+    """1 - d / scale of the geodesic distance, clipped to [0, 1]: DeepIGeoS's geodesic map
+    turned so that 1 marks the hint, as the other encodings."""
+    dist = geodesic_distance(image, points, lamb)
+    scale = scale if scale is not None else float(max(image.shape))
+    return np.clip(1.0 - dist / scale, 0.0, 1.0).astype(np.float32)
 
 
 ENCODINGS = {"gaussian": gaussian_map, "disk": disk_map}

@@ -31,8 +31,9 @@ def click_fcnn(features: tuple[int, ...] = (16, 32, 48, 96, 192, 16)) -> torch.n
 
 
 from .sim_network import sim_net  # noqa: E402
+from .vmn_network import interaction_net, vmn_net  # noqa: E402
 
-ARCHITECTURES = {"click_fcnn": click_fcnn, "sim_net": sim_net}
+ARCHITECTURES = {"click_fcnn": click_fcnn, "sim_net": sim_net, "vmn_net": vmn_net, "vmn_interaction": interaction_net}
 
 
 def default_models_dir() -> Path:

@@ -76,6 +76,37 @@ def robot_scribble(reference: np.ndarray, prediction: np.ndarray, min_len: int =
     return [tuple(int(c) for c in p) for p in chosen], click.positive
 
 
+def robot_box(reference: np.ndarray, rng: np.random.Generator | None = None, jitter: int = 10) -> Optional[tuple[tuple[int, int], tuple[int, int]]]:
+    """Bounding box (min, max corners, inclusive) of a 2D reference, each corner coordinate
+    jittered by up to ``jitter`` pixels (VMN 4.2) and clipped to the slice."""
+    pts = np.argwhere(reference)
+    if len(pts) == 0:
+        return None
+    lo, hi = pts.min(0), pts.max(0)
+    if rng is not None and jitter:
+        lo = lo + rng.integers(-jitter, jitter + 1, 2)
+        hi = hi + rng.integers(-jitter, jitter + 1, 2)
+    lo, hi = np.clip(lo, 0, np.array(reference.shape) - 1), np.clip(hi, 0, np.array(reference.shape) - 1)
+    lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+    return (int(lo[0]), int(lo[1])), (int(hi[0]), int(hi[1]))
+
+
+def robot_extreme_points(reference: np.ndarray, rng: np.random.Generator | None = None, jitter: int = 10) -> Optional[list[tuple[int, int]]]:
+    """Top, bottom, left and right-most pixels of a 2D reference (the median one where
+    several tie), each jittered by up to ``jitter`` pixels (VMN 4.2), clipped to the slice."""
+    pts = np.argwhere(reference)
+    if len(pts) == 0:
+        return None
+    out = []
+    for axis, pick in ((0, np.min), (0, np.max), (1, np.min), (1, np.max)):
+        ext = pts[pts[:, axis] == pick(pts[:, axis])]
+        p = ext[len(ext) // 2].copy()
+        if rng is not None and jitter:
+            p = p + rng.integers(-jitter, jitter + 1, 2)
+        out.append(tuple(int(c) for c in np.clip(p, 0, np.array(reference.shape) - 1)))
+    return out
+
+
 class TrainingClickSampler:
     """Click sampler of the click-guidance paper, through MONAI deepgrow's transforms."""
 

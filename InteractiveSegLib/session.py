@@ -38,6 +38,16 @@ class Step:
         return not np.array_equal(self.before, self.after)
 
 
+@dataclass
+class SliceSuggestion:
+    """The slice a 3D engine rates worst: correct it next (VMN's quality head, 3.3.4)."""
+
+    index: int
+    axis: int
+    score: float
+    label: int
+
+
 class Session:
     """Interactive segmentation of one volume with one engine.
 
@@ -88,6 +98,21 @@ class Session:
     def automatic(self, axis: int, index: int) -> Step:
         """Multi-class engines: the automatic result of one slice, as an undoable step."""
         return self.add(SliceAuto(index, axis))
+
+    def suggest_slice(self, exclude: tuple[int, ...] = ()) -> Optional[SliceSuggestion]:
+        """Lowest predicted-quality slice of the newest 3D step that rates its slices (None
+        when no step does). Corrected slices are never suggested; ``exclude`` adds more."""
+        for step in reversed(self.history):
+            q = (step.prediction.quality or {}) if step.prediction is not None else {}
+            if "slice_quality" not in q:
+                continue
+            scores = np.array(q["slice_quality"], np.float64)
+            scores[list(q.get("corrected", [])) + list(exclude)] = np.nan
+            if np.isnan(scores).all():
+                return None
+            i = int(np.nanargmin(scores))
+            return SliceSuggestion(i, int(q["axis"]), float(scores[i]), step.interaction.label)
+        return None
 
     def move_last_click(self, ijk) -> Step:
         """Drag-to-move: re-run with the last click moved; replaces the step, adds none."""
@@ -151,6 +176,13 @@ class Session:
             if s.interaction.axis == new.axis and slice_index(s.interaction) == idx
         ]
 
+    def _history(self, new: Interaction, previous: list[Step], multiclass: bool) -> list[tuple[Interaction, Prediction]]:
+        if multiclass:
+            return self._slice_history(new, previous)
+        if self.engine.mode == "3d":
+            return [(s.interaction, s.prediction) for s in previous if s.interaction.label == new.label]
+        return []
+
     def _apply(self, interaction: Interaction, previous: list[Step]) -> Step:
         multiclass = getattr(self.engine, "multiclass", False)
         if isinstance(interaction, SliceAuto) and not multiclass:
@@ -161,7 +193,7 @@ class Session:
             axis=interaction.axis,
             slice_index=slice_index(interaction),
             labelmap=self.labelmap,
-            history=self._slice_history(interaction, previous) if multiclass else [],
+            history=self._history(interaction, previous, multiclass),
         )
         pred = self.engine.predict(request)
         region = pred.region

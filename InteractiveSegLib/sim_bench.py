@@ -249,12 +249,13 @@ def run(args) -> list[dict]:
         e = "ddg-sim" if e == "sim" else e
         if e not in names:
             names.append(e)
+    rounds = args.rounds or 20
     results = []
     for name in names:
         t0 = time.time()
         runner = GrowCutRunner(len(classes)) if name == "growcut" else SIMRunner(name)
-        runs = [run_slice(runner, data.slice(s)[0], data.slice_target(s), args.rounds) for s in slices]
-        r = summarize(name, data_name, classes, runs, args.rounds)
+        runs = [run_slice(runner, data.slice(s)[0], data.slice_target(s), rounds) for s in slices]
+        r = summarize(name, data_name, classes, runs, rounds)
         if name != "growcut":
             r["ms_per_interaction_256"] = latency_256(name)
         results.append(r)

@@ -29,6 +29,8 @@ import numpy as np
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.interactions import Box, kji, slice_points
 from InteractiveSegLib.engines.base import Engine, Prediction, Request
+from InteractiveSegLib.engines.vmn import VMNEngine
+from InteractiveSegLib.vmn_propagation import PropagationResult
 
 FOREGROUND_SEED = 1
 BACKGROUND_SEED = 2
@@ -59,27 +61,40 @@ def _to_vtk_image(array_zyx: np.ndarray, vtk_type: int, spacing) -> "vtkImageDat
     return image
 
 
+def _grow_cut(image: np.ndarray, seeds: np.ndarray, spacing, distance_penalty: float, filter_class) -> np.ndarray:
+    """vtkImageGrowCutSegment on a KJI block whose border voxels are padding."""
+    import vtk
+    from vtk.util import numpy_support
+
+    grow = (filter_class or _growcut_filter_class())()
+    grow.SetIntensityVolume(_to_vtk_image(image.astype(np.float32), vtk.VTK_FLOAT, spacing))
+    grow.SetSeedLabelVolume(_to_vtk_image(seeds.astype(np.uint8), vtk.VTK_UNSIGNED_CHAR, spacing))
+    grow.SetDistancePenalty(distance_penalty)
+    grow.Update()
+    out = grow.GetOutput()
+    if out is None or out.GetPointData().GetScalars() is None:
+        raise EngineError("Grow from seeds failed (is the image at least 1x1 voxels?)")
+    return numpy_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(image.shape)
+
+
 def grow_cut_2d(image2d: np.ndarray, seeds2d: np.ndarray, spacing=(1.0, 1.0, 1.0), distance_penalty: float = 0.0, filter_class=None) -> np.ndarray:
     """GrowCut of one slice: every pixel takes the value of the seed (> 0) that reaches it.
 
     ``spacing`` is (column, row, slice) spacing. Any number of seed values works (one per class).
     """
-    import vtk
-    from vtk.util import numpy_support
-
     # 3-thick, border-padded stack (see module docstring)
     image3 = np.repeat(np.pad(image2d.astype(np.float32), 1, mode="edge")[None], 3, axis=0)
     seeds3 = np.zeros(image3.shape, np.uint8)
     seeds3[1, 1:-1, 1:-1] = seeds2d
-    grow = (filter_class or _growcut_filter_class())()
-    grow.SetIntensityVolume(_to_vtk_image(image3, vtk.VTK_FLOAT, spacing))
-    grow.SetSeedLabelVolume(_to_vtk_image(seeds3, vtk.VTK_UNSIGNED_CHAR, spacing))
-    grow.SetDistancePenalty(distance_penalty)
-    grow.Update()
-    out = grow.GetOutput()
-    if out is None or out.GetPointData().GetScalars() is None:
-        raise EngineError("Grow from seeds failed on this slice (is it at least 1x1 voxels?)")
-    return numpy_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(image3.shape)[1, 1:-1, 1:-1]
+    return _grow_cut(image3, seeds3, spacing, distance_penalty, filter_class)[1, 1:-1, 1:-1]
+
+
+def grow_cut_3d(image3d: np.ndarray, seeds3d: np.ndarray, spacing=(1.0, 1.0, 1.0), distance_penalty: float = 0.0, filter_class=None) -> np.ndarray:
+    """GrowCut of a KJI block (at least 1 voxel per axis): padded by one replicated voxel,
+    since the filter never grows from the border."""
+    image = np.pad(image3d.astype(np.float32), 1, mode="edge")
+    seeds = np.pad(seeds3d.astype(np.uint8), 1)
+    return _grow_cut(image, seeds, spacing, distance_penalty, filter_class)[1:-1, 1:-1, 1:-1]
 
 
 class GrowFromSeedsEngine(Engine):
@@ -121,3 +136,58 @@ class GrowFromSeedsEngine(Engine):
         result = grow_cut_2d(image2d, seeds2d, spacing, self.distance_penalty, self._filter_class)
         probability = (result == FOREGROUND_SEED).astype(np.float32)
         return Prediction(request.label, self.slice_region(request.axis, request.slice_index), np.expand_dims(probability, request.axis))
+
+
+class GrowFromSeedsPropagationEngine(VMNEngine):
+    """VMN's baseline "Grow from seeds seeded from the corrected slices": the same f_IN
+    corrections, carried through the volume by a 3D GrowCut instead of the memory network.
+
+    Seeds, as a Slicer user would paint them: each corrected slice's mask is foreground
+    and the rest of that slice's ROI (beyond a 2-voxel band) background; the border of
+    the ROI box is background on every slice (the "surround" stroke). The ROI is the
+    corrected masks' in-plane box + ``margin`` voxels, over the corrected slices +-
+    ``reach`` slices. No quality head: ``suggest_slice`` has nothing to offer.
+    """
+
+    name = "vmn-growcut"
+
+    def __init__(self, margin: int = 10, reach: int = 15, distance_penalty: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.margin, self.reach, self.distance_penalty = int(margin), int(reach), float(distance_penalty)
+        self._filter_class = _growcut_filter_class()
+
+    def propagate(self, axis: int, corrected: dict[int, np.ndarray], start: int) -> PropagationResult:
+        import time
+
+        from scipy import ndimage
+
+        t0 = time.perf_counter()
+        image = np.moveaxis(self.volume.array, axis, 0)
+        n = image.shape[0]
+        prob = np.zeros(image.shape, np.float32)
+        quality = np.full(n, np.nan, np.float32)
+        union = np.zeros(image.shape[1:], bool)
+        for m in corrected.values():
+            union |= m > 0.5
+        if union.any():
+            rows, cols = np.nonzero(union.any(1))[0], np.nonzero(union.any(0))[0]
+            r0, r1 = max(rows[0] - self.margin, 0), min(rows[-1] + self.margin + 1, image.shape[1])
+            c0, c1 = max(cols[0] - self.margin, 0), min(cols[-1] + self.margin + 1, image.shape[2])
+            k0, k1 = max(min(corrected) - self.reach, 0), min(max(corrected) + self.reach + 1, n)
+            seeds = np.zeros((k1 - k0, r1 - r0, c1 - c0), np.uint8)
+            seeds[:, [0, -1], :] = BACKGROUND_SEED
+            seeds[:, :, [0, -1]] = BACKGROUND_SEED
+            for i, m in corrected.items():
+                fg = m[r0:r1, c0:c1] > 0.5
+                layer = np.full(fg.shape, BACKGROUND_SEED, np.uint8)
+                layer[ndimage.binary_dilation(fg, iterations=2)] = 0
+                layer[fg] = FOREGROUND_SEED
+                seeds[i - k0] = layer
+            sp = self.volume.geometry.spacing
+            others = [a for a in range(3) if a != axis]
+            spacing = (sp[2 - others[1]], sp[2 - others[0]], sp[2 - axis])
+            grown = grow_cut_3d(image[k0:k1, r0:r1, c0:c1], seeds, spacing, self.distance_penalty, self._filter_class)
+            prob[k0:k1, r0:r1, c0:c1] = grown == FOREGROUND_SEED
+        for i, m in corrected.items():
+            prob[i] = m
+        return PropagationResult(prob, quality, seconds=time.perf_counter() - t0)

@@ -187,6 +187,14 @@ def slice_index_at(volumeNode, ras: Sequence[float], axis: int) -> int:
     return kji(ijk)[axis]
 
 
+def slice_center_world(volumeNode, axis: int, index: int) -> np.ndarray:
+    """World (RAS) point at the centre of slice ``index`` along KJI ``axis``, for jumping views."""
+    dims = volumeNode.GetImageData().GetDimensions()  # I, J, K
+    centre_kji = [(dims[2] - 1) / 2, (dims[1] - 1) / 2, (dims[0] - 1) / 2]
+    centre_kji[axis] = index
+    return ijk_to_world(volumeNode, centre_kji[::-1])
+
+
 def kji_axis_for_orientation(volumeNode, orientation: str = "Axial") -> int:
     """KJI array axis of the volume closest to a view's normal (an oblique or sagittally
     acquired volume has its "axial" slices along another array axis than 0)."""
@@ -624,6 +632,15 @@ class SessionStore:
     def automatic(self, volumeNode, axis: int, index: int, engine: str = "sim", segmentationNode=None, **engine_kwargs):
         """A multi-class engine's automatic result on one slice (no hint), as an undoable step."""
         return self.segment(volumeNode, [SliceAuto(index, axis)], engine, segmentationNode, None, **engine_kwargs)
+
+    def suggest_slice(self, volumeNode):
+        """(suggestion, world point at the slice's centre) from the volume's session: the
+        slice a 3D engine (VMN) rates worst, to take the view there; None if it has none."""
+        session = self.session(volumeNode)
+        suggestion = session.suggest_slice() if session is not None else None
+        if suggestion is None:
+            return None
+        return suggestion, slice_center_world(volumeNode, suggestion.axis, suggestion.index)
 
     def undo(self, volumeNode, segmentationNode) -> bool:
         return self._undo_redo(volumeNode, segmentationNode, redo=False)

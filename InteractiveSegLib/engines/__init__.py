@@ -9,5 +9,7 @@ from .registry import available_engines, create_engine, register_engine, registe
 
 register_lazy("click", "InteractiveSegLib.engines.click:ClickEngine")
 register_lazy("sim", "InteractiveSegLib.engines.sim:SIMEngine")
+register_lazy("vmn", "InteractiveSegLib.engines.vmn:VMNEngine")
+register_lazy("vmn-mem0", "InteractiveSegLib.engines.vmn:MemorylessVMNEngine")
 
 __all__ = ["Engine", "Prediction", "Request", "available_engines", "create_engine", "register_engine", "register_lazy"]

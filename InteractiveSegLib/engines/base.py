@@ -26,7 +26,9 @@ class Request:
     ``axis`` / ``slice_index`` name the slice of the newest hint (2D engines work
     there); ``labelmap`` is the session's multi-class labelmap (KJI, read-only).
     Multi-class engines also get ``history``: the earlier (hint, prediction) pairs of
-    that slice, every class, oldest first (their interaction memory).
+    that slice, every class, oldest first (their interaction memory). 3D engines get the
+    earlier (hint, prediction) pairs of the class on every slice, oldest first, so state
+    kept in a prediction (e.g. VMN's corrected slices) follows undo and redo.
     """
 
     label: int
@@ -52,6 +54,7 @@ class Prediction:
 
     A multi-class engine fills ``labels`` (class values for the region, 0 background)
     and ``classes`` (the values it owns); ``probability`` is then (N, *region shape).
+    ``quality`` carries an engine's own figures (VMN: per-slice predicted IoU).
     """
 
     label: int

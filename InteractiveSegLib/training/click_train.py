@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,8 +19,9 @@ from monai.losses import DiceLoss
 
 from .. import datasets
 from ..engines.click import encode, normalize_intensity
-from ..networks import click_fcnn, save_checkpoint
+from ..networks import click_fcnn
 from ..robot import TrainingClickSampler
+from .loop import fit
 
 
 @dataclass
@@ -103,8 +103,7 @@ def train(args: argparse.Namespace) -> dict:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.iterations, pct_start=0.05)
     loss_fn = DiceLoss(sigmoid=True, batch=False)
     config = {"net": {"features": list(features)}, "sigma": args.sigma, "roi_margin": args.margin, "roi_min_size": args.crop}
-    t0, losses = time.time(), []
-    for it in range(1, args.iterations + 1):
+    def step() -> torch.Tensor:
         imgs, gts, pos, neg = [], [], [], []
         for _ in range(args.batch):
             img, gt = bank.slice(bank.draw(rng))
@@ -132,27 +131,10 @@ def train(args: argparse.Namespace) -> dict:
         model.train()
         x = torch.from_numpy(np.stack([encode(imgs[i], pos[i], neg[i], args.sigma) for i in range(len(imgs))]))
         y = torch.from_numpy(np.stack(gts)[:, None].astype(np.float32))
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if it % args.log_every == 0 or it == args.iterations:
-            el = time.time() - t0
-            print(f"iter {it}/{args.iterations} dice-loss {np.mean(losses[-args.log_every:]):.4f} {el / it:.2f}s/iter elapsed {el / 60:.1f} min", flush=True)
-        if it % args.save_every == 0 or it == args.iterations:
-            meta = {
-                "command": args.command,
-                "datasets": args.datasets,
-                "split": "train structures (odd label ids) of " + ", ".join(args.datasets),
-                "iterations": it,
-                "final_loss": float(np.mean(losses[-args.log_every:])),
-                "minutes": round((time.time() - t0) / 60, 1),
-                "seed": args.seed,
-            }
-            save_checkpoint(args.out, "click_fcnn", config, model, meta)
-    return {"loss": float(np.mean(losses[-args.log_every:])), "minutes": (time.time() - t0) / 60}
+        return loss_fn(model(x), y)
+
+    meta = {"datasets": args.datasets, "split": "train structures (odd label ids) of " + ", ".join(args.datasets)}
+    return fit(args, model, opt, step, "click_fcnn", config, meta, scheduler=sched, loss_name="dice-loss")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -20,17 +20,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 import numpy as np
 import torch
 from monai.losses import FocalLoss
 
-from ..networks import save_checkpoint
+from ..networks import load_checkpoint
 from ..sim_memory import CLICK_RADIUS, State, click_masks, network_input
 from ..sim_network import sim_net
 from ..tasks import TaskData, load_task
 from ..virtual_user import DynamicUser, static_clicks
+from .loop import fit
 
 VARIANTS = {
     # name: (memory, decoder, generation, DDG rules 2-4 on)
@@ -94,13 +94,18 @@ def decide(probs: np.ndarray, multilabel: bool) -> np.ndarray:
     return np.stack([probs.argmax(1) == c for c in range(probs.shape[1])], 1)
 
 
-def fill_memory(model, imgs, users, memory: str, n: int, depth: int, rounds: int, multilabel: bool) -> list[list[State]]:
+def fill_memory(model, imgs, users, memory: str, n: int, depth: int, rounds, multilabel: bool) -> list[list[State]]:
     """DDG: run the network ``rounds`` times with fixed weights (no gradient), each time letting
     the virtual users click on its latest result, and return the ordered states per image.
 
     The first pass is the automatic result (empty memory); state r pairs the clicks of round r
-    with the result they corrected.
+    with the result they corrected. ``rounds`` may differ per image (a sequence): then every
+    batch mixes memory lengths, so batch-norm statistics seen in training match the mixed
+    running statistics used at test time (one length per batch made a 2-state memory collapse
+    to background at test).
     """
+    per_image = [int(r) for r in (rounds if np.ndim(rounds) else [rounds] * len(imgs))]
+    rounds = max(per_image, default=0)
     states: list[list[State]] = [[] for _ in imgs]
     if rounds == 0:
         return states
@@ -115,7 +120,33 @@ def fill_memory(model, imgs, users, memory: str, n: int, depth: int, rounds: int
         if r < rounds - 1:
             x = np.stack([network_input(i, s, memory, n, depth) for i, s in zip(imgs, states)])
             probs = predict_probs(model, x, multilabel)
-    return states
+    return [s[:r] for s, r in zip(states, per_image)]
+
+
+def warm_start(model: torch.nn.Module, path: str) -> dict:
+    """Start from the project's own SIM weights (e.g. the automatic model): every tensor of
+    the same shape is copied; an input convolution with more channels keeps the image
+    channel's filters and starts the memory channels at zero, so training begins exactly
+    at the source model's automatic result."""
+    source, _, _ = load_checkpoint(path, "sim_net")
+    src, own = source.state_dict(), model.state_dict()
+    copied, widened = 0, 0
+    for name, value in own.items():
+        if name not in src:
+            if ".proj." in name:  # a fresh LSTM read-out starts silent (adds zero to the decoder)
+                own[name] = torch.zeros_like(value)
+            continue
+        w = src[name]
+        if w.shape == value.shape:
+            own[name] = w.clone()
+            copied += 1
+        elif w.dim() == 4 and w.shape[0] == value.shape[0] and w.shape[2:] == value.shape[2:] and w.shape[1] < value.shape[1]:
+            grown = torch.zeros_like(value)
+            grown[:, : w.shape[1]] = w
+            own[name] = grown
+            widened += 1
+    model.load_state_dict(own)
+    return {"copied": copied, "widened": widened, "fresh": len(own) - copied - widened}
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -131,6 +162,8 @@ def train(args: argparse.Namespace) -> dict:
     print(f"{args.variant}: {len(samples)} training slices of {task.name}; class weights {np.round(weights, 3).tolist()}", flush=True)
     net_cfg = {"num_classes": n, "depth": args.depth, "memory": memory, "decoder": decoder, "features": list(args.features), "norm": args.norm}
     model = sim_net(**net_cfg)
+    if args.init:
+        print(f"warm start from {args.init}: {warm_start(model, args.init)}", flush=True)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     loss_fn = FocalLoss(include_background=True, gamma=2.0, weight=torch.from_numpy(weights), use_softmax=not task.multilabel)
     config = {
@@ -141,8 +174,7 @@ def train(args: argparse.Namespace) -> dict:
         "click_radius": CLICK_RADIUS,
         "variant": args.variant,
     }
-    t0, losses = time.time(), []
-    for it in range(1, args.iterations + 1):
+    def step() -> torch.Tensor:
         imgs, targets = [], []
         for _ in range(args.batch):
             s = samples[int(rng.integers(len(samples)))]
@@ -164,34 +196,17 @@ def train(args: argparse.Namespace) -> dict:
                     u.t = 10**9
             # 0..D filled states: "any or all of the D states may remain empty both at training and
             # testing time" (4.2), so the empty memory (automatic mode) and short memories (the first
-            # clicks on a slice) are trained too, not only a full memory
-            rounds = int(rng.integers(0, (args.depth if memory == "sim" else args.max_interactions) + 1))
+            # clicks on a slice) are trained too, not only a full memory; one length per image
+            rounds = rng.integers(0, (args.depth if memory == "sim" else args.max_interactions) + 1, size=len(imgs))
             states = fill_memory(model, imgs, users, memory, n, args.depth, rounds, task.multilabel)
         model.train()
         x = torch.from_numpy(np.stack([network_input(i, s, memory, n, args.depth) for i, s in zip(imgs, states)]))
         y = torch.from_numpy(np.stack(targets).astype(np.float32))
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        if it % args.log_every == 0 or it == args.iterations:
-            el = time.time() - t0
-            print(f"iter {it}/{args.iterations} focal {np.mean(losses[-args.log_every:]):.4f} {el / it:.2f}s/iter {el / 60:.1f} min", flush=True)
-        if it % args.save_every == 0 or it == args.iterations:
-            meta = {
-                "command": args.command,
-                "task": task.name,
-                "split": task.description,
-                "variant": args.variant,
-                "iterations": it,
-                "final_loss": float(np.mean(losses[-args.log_every:])),
-                "minutes": round((time.time() - t0) / 60, 1),
-                "class_weights": weights.tolist(),
-                "seed": args.seed,
-            }
-            save_checkpoint(args.out, "sim_net", config, model, meta)
-    return {"variant": args.variant, "loss": float(np.mean(losses[-args.log_every:])), "minutes": (time.time() - t0) / 60}
+        return loss_fn(model(x), y)
+
+    meta = {"task": task.name, "split": task.description, "variant": args.variant, "class_weights": weights.tolist(), "init": args.init}
+    result = fit(args, model, opt, step, "sim_net", config, meta, loss_name="focal")
+    return {"variant": args.variant, **result}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -208,6 +223,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", type=int, nargs=4, default=[16, 32, 64, 128])
     p.add_argument("--norm", choices=["batch", "instance"], default="batch",
                    help="normalisation layers; instance: per-slice statistics at training and test time alike")
+    p.add_argument("--init", default=None, help="warm start from a sim_net checkpoint (tensors of equal shape; input conv widened with zeros)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--log-every", type=int, default=50)

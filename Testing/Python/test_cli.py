@@ -120,3 +120,30 @@ def test_segment_with_the_multiclass_engine_names_the_models_classes(tmp_path, c
     seg = read_labels(out)
     assert [e.name for e in seg.labels] == ["caudate", "putamen", "pallidum", "thalamus"]
     assert seg.labelmap[10].any() and not np.delete(seg.labelmap, 10, axis=0).any()
+
+
+def test_vmn_bench_per_volume_rounds_on_a_users_volume(tmp_path):
+    """3D bench on a user volume: per-volume results keyed by round, propagation time,
+    the quality head's correlation, each selection mode and the two baselines named."""
+    lv = datasets.load("colin27")
+    names = {v: lv.labels.labels[v].name for v in lv.structures("test")}
+    keep = [v for v, n in names.items() if n in ("Putamen_R", "Caudate_R")]
+    sl = (slice(50, 110), slice(60, 190), slice(20, 100))
+    img = write_volume(tmp_path / "block.nii.gz", Volume(lv.image.array[sl], lv.image.geometry))
+    lab = np.where(np.isin(lv.labels.labelmap[sl], keep), lv.labels.labelmap[sl], 0).astype(np.uint8)
+    labels = write_volume(tmp_path / "block_labels.nrrd", lab, lv.image.geometry)
+    out = tmp_path / "vmn.json"
+    code = main(["bench", "--engines", "vmn,vmn-mem0,vmn-growcut", "--hint", "box,extreme", "--select", "quality,oracle",
+                 "--rounds", "2", "--image", str(img), "--labels", str(labels), "--no-speed", "--json", str(out)])
+    assert code == 0
+    results = json.loads(out.read_text())["results"]
+    assert len(results) == 3 * 2 * 2
+    for r in results:
+        assert r["mode"] == "3d" and r["hint"] in ("box", "extreme") and r["select"] in ("quality", "oracle")
+        assert set(r["dice_at"]) == {"1", "2"} and len(r["structures"]) == 2
+        assert all(0.0 <= v <= 1.0 for v in r["dice_at"].values())
+        assert r["s_per_propagation"] > 0
+    vmn = [r for r in results if r["engine"] == "vmn"]
+    assert all(r["quality_pairs"] > 0 and -1 <= r["quality_pearson"] <= 1 for r in vmn)
+    with pytest.raises(SystemExit, match="--hint"):
+        main(["bench", "--engines", "vmn", "--hint", "lasso", "--image", str(img), "--labels", str(labels)])

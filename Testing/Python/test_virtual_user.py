@@ -168,3 +168,8 @@ def test_ddg_fills_the_memory_with_fixed_weight_passes_before_backprop():
     assert states[0][0].clicks.sum() > 0  # round one clicked every component
     calls.clear()
     assert fill_memory(net, imgs, users, "sim", N, 3, 0, False) == [[], []] and calls == []
+    # one memory length per image: a batch mixes lengths (batch-norm statistics match test time)
+    users = [DynamicUser(target, np.random.default_rng(k), hold_out=0.0, skip_class=False) for k in range(2)]
+    mixed = fill_memory(net, imgs, users, "sim", N, 3, np.array([0, 2]), False)
+    assert [len(s) for s in mixed] == [0, 2] and len(calls) == 2
+    np.testing.assert_allclose(mixed[1][0].probs, auto[1], atol=1e-6)

@@ -1,0 +1,218 @@
+"""The volumetric memory network f_VMN (VMN paper, section 3.3) sized for a CPU.
+
+Query encoder E^q(image) and memory encoder E^m(image, mask) give key (C/8) and value
+(C/2) maps at 1/16 resolution (ResNet's res4 stride); the non-local memory read (eqs. 4-6) sums the memory
+values weighted by a softmax over cosine similarities of every memory position; the
+read is concatenated with the query value (F^q, C channels), enlarged by three parallel
+dilated convolutions (rates 2, 4, 8: the ASPP of 3.5.3), decoded with the query
+encoder's skips and sharpened by a residual refinement module (BASNet's RRM). The
+quality head Q (three 3x3 convolutions, three fully connected layers) regresses the
+IoU of the slice's mask from (F^q, Y^q) (eq. 8).
+
+Backbone: the paper's ResNet-50 (res4, stride 16, 1024 channels) costs ~4 GFLOPs per
+512^2 slice: a propagation round over 100 slices could not stay within seconds on two
+CPU threads. A four-level residual encoder of MONAI ``ResidualUnit``s (16-32-64-128
+channels, stride 16 as res4) costs ~20 ms per 256^2 slice on one thread; the memory
+read over 20 cells of 16x16 positions stays ~10 ms, where stride 8 cost 250 ms.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from monai.networks.blocks import Convolution, ResidualUnit
+from monai.networks.nets import BasicUNet
+from torch import nn
+
+#: spatial sizes must be multiples of this (four stride-2 steps)
+STRIDE = 16
+
+
+def memory_read(key_m: torch.Tensor, value_m: torch.Tensor, key_q: torch.Tensor) -> torch.Tensor:
+    """Eqs. 4-6: H^q(j) = sum_i softmax_i(cos(K^m(i), K^q(j))) V^m(i).
+
+    ``key_m`` (B, T, Ck, H, W) and ``value_m`` (B, T, Cv, H, W) stack the T memory cells;
+    every 3D memory position i competes for every query position j of ``key_q``
+    (B, Ck, H, W). Returns (B, Cv, H, W); an empty memory (T = 0) reads zeros.
+    """
+    b, _, ck, h, w = key_m.shape
+    cv = value_m.shape[2]
+    if key_m.shape[1] == 0:
+        return key_q.new_zeros(b, cv, *key_q.shape[2:])
+    km = F.normalize(key_m.permute(0, 1, 3, 4, 2).reshape(b, -1, ck), dim=-1)  # (B, THW, Ck)
+    kq = F.normalize(key_q.flatten(2), dim=1)  # (B, Ck, HqWq)
+    weights = torch.softmax(km @ kq, dim=1)  # (B, THW, HqWq): eq. 5, softmax over memory positions
+    vm = value_m.permute(0, 2, 1, 3, 4).reshape(b, cv, -1)  # (B, Cv, THW)
+    return (vm @ weights).view(b, cv, *key_q.shape[2:])
+
+
+class Encoder(nn.Module):
+    """Residual encoder: stride-2 stem then three stride-2 residual stages; returns the
+    1/16 map (as ResNet's res4) and the 1/2, 1/4, 1/8 skips."""
+
+    def __init__(self, in_channels: int, features: Sequence[int]) -> None:
+        super().__init__()
+        f = list(features)
+        self.stem = Convolution(2, in_channels, f[0], strides=2, act="relu", norm="batch")
+        self.stages = nn.ModuleList(
+            ResidualUnit(2, f[i], f[i + 1], strides=2, subunits=2, act="relu", norm="batch") for i in range(len(f) - 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips = [self.stem(x)]
+        for stage in self.stages:
+            skips.append(stage(skips[-1]))
+        return skips.pop(), skips
+
+
+class KeyValue(nn.Module):
+    """3x3 key (C/8) and value (C/2) projections of an encoder's deepest map."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.key = nn.Conv2d(channels, channels // 8, 3, padding=1)
+        self.value = nn.Conv2d(channels, channels // 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.key(x), self.value(x)
+
+
+class DilatedContext(nn.Module):
+    """Three parallel dilated 3x3 convolutions (rates 2, 4, 8) fused by a 1x1 convolution."""
+
+    def __init__(self, channels: int, out_channels: int, rates: Sequence[int] = (2, 4, 8)) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(
+            Convolution(2, channels, out_channels, dilation=r, act="relu", norm="batch") for r in rates
+        )
+        self.fuse = Convolution(2, out_channels * len(rates), out_channels, kernel_size=1, act="relu", norm="batch")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fuse(torch.cat([b(x) for b in self.branches], 1))
+
+
+class RefineResidual(nn.Module):
+    """Residual refinement (BASNet's RRM, shrunk): a small encoder-decoder over the coarse
+    probability and the image predicts a correction added to the coarse logit."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.inp = Convolution(2, 2, width, act="relu", norm="batch")
+        self.down1 = Convolution(2, width, width, strides=2, act="relu", norm="batch")
+        self.down2 = Convolution(2, width, width, strides=2, act="relu", norm="batch")
+        self.up1 = Convolution(2, 2 * width, width, act="relu", norm="batch")
+        self.up0 = Convolution(2, 2 * width, width, act="relu", norm="batch")
+        self.out = nn.Conv2d(width, 1, 3, padding=1)
+
+    def forward(self, logit: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        x0 = self.inp(torch.cat([torch.sigmoid(logit), image], 1))
+        x1 = self.down1(x0)
+        x2 = self.down2(x1)
+        y1 = self.up1(torch.cat([F.interpolate(x2, size=x1.shape[2:], mode="bilinear", align_corners=False), x1], 1))
+        y0 = self.up0(torch.cat([F.interpolate(y1, size=x0.shape[2:], mode="bilinear", align_corners=False), x0], 1))
+        return logit + self.out(y0)
+
+
+class QualityHead(nn.Module):
+    """Q(F^q, Y^q) in [0, 1]: three 3x3 convolutions, global pooling, three linear layers."""
+
+    def __init__(self, channels: int, width: int = 32) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(
+            Convolution(2, channels + 1, width, strides=2, act="relu", norm="batch"),
+            Convolution(2, width, width, strides=2, act="relu", norm="batch"),
+            Convolution(2, width, width, act="relu", norm="batch"),
+        )
+        self.fc = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width // 2), nn.ReLU(), nn.Linear(width // 2, 1))
+
+    def forward(self, feature: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+        small = F.interpolate(prob, size=feature.shape[2:], mode="bilinear", align_corners=False)
+        x = self.convs(torch.cat([feature, small], 1)).mean((2, 3))
+        return torch.sigmoid(self.fc(x)).squeeze(1)
+
+
+class VMNet(nn.Module):
+    """f_VMN: encode queries and memory cells, read, decode, refine, assess.
+
+    The query encoding depends on the image alone, so an engine computes it once per
+    volume and reuses it for every propagation round (``encode_query`` on a batch of
+    slices); ``encode_memory`` runs once per memory cell; ``segment`` per query slice.
+    """
+
+    def __init__(self, features: Sequence[int] = (16, 32, 64, 128)) -> None:
+        super().__init__()
+        f = list(features)
+        c = f[-1]
+        self.features = f
+        self.query_encoder = Encoder(1, f)
+        self.memory_encoder = Encoder(2, f)
+        self.query_kv = KeyValue(c)
+        self.memory_kv = KeyValue(c)
+        self.context = DilatedContext(c, f[2])
+        self.up = nn.ModuleList(
+            Convolution(2, f[i + 1] + f[i], f[i], act="relu", norm="batch") for i in reversed(range(len(f) - 2))
+        )  # 1/16 -> 1/8 -> 1/4 -> 1/2, each with the query encoder's skip
+        self.up.insert(0, Convolution(2, f[2] + f[2], f[2], act="relu", norm="batch"))
+        self.coarse = nn.Conv2d(f[0], 1, 3, padding=1)
+        self.refine = RefineResidual(8)
+        self.quality = QualityHead(c)
+
+    def encode_query(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """(B, 1, H, W) -> key (B, C/8, H/16, W/16), value (B, C/2, ...), skips [1/2, 1/4, 1/8]."""
+        deep, skips = self.query_encoder(image)
+        k, v = self.query_kv(deep)
+        return k, v, skips
+
+    def encode_memory(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, H, W) image and (B, 1, H, W) mask probability -> key, value."""
+        deep, _ = self.memory_encoder(torch.cat([image, mask], 1))
+        return self.memory_kv(deep)
+
+    def segment(
+        self,
+        image: torch.Tensor,
+        query: tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]],
+        key_m: torch.Tensor,
+        value_m: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logit (B, 1, H, W) and predicted IoU (B,) of query slices against a memory."""
+        k_q, v_q, skips = query
+        feature = torch.cat([memory_read(key_m, value_m, k_q), v_q], 1)  # F^q = cat(H^q, V^q)
+        x = self.context(feature)
+        for up, skip in zip(self.up, reversed(skips)):
+            x = up(torch.cat([F.interpolate(x, size=skip.shape[2:], mode="bilinear", align_corners=False), skip], 1))
+        # refinement at half resolution (a full-resolution pass doubled the slice's time)
+        half = F.avg_pool2d(image, 2)
+        logit = self.refine(self.coarse(x), half)
+        logit = F.interpolate(logit, size=image.shape[2:], mode="bilinear", align_corners=False)
+        return logit, self.quality(feature, torch.sigmoid(logit))
+
+    def forward(self, image: torch.Tensor, memory_images: torch.Tensor, memory_masks: torch.Tensor):
+        """One query per batch item against T memory cells ((B, T, 1, H, W) each)."""
+        b, t = memory_images.shape[:2]
+        if t:
+            k, v = self.encode_memory(memory_images.flatten(0, 1), memory_masks.flatten(0, 1))
+            key_m, value_m = k.view(b, t, *k.shape[1:]), v.view(b, t, *v.shape[1:])
+        else:
+            key_m = image.new_zeros(b, 0, 1, 1, 1)
+            value_m = image.new_zeros(b, 0, self.features[-1] // 2, 1, 1)
+        return self.segment(image, self.encode_query(image), key_m, value_m)
+
+
+#: the registry's factory: ``vmn_net(**checkpoint["config"]["net"])``
+vmn_net = VMNet
+
+
+def interaction_net(features: Sequence[int] = (16, 32, 64, 128, 256, 16)) -> torch.nn.Module:
+    """f_IN (3.2): a U-Net, which the paper allows in place of its FPN cascade. Inputs:
+    image, previous mask, positive and negative cue maps (vmn_interaction); one logit."""
+    return BasicUNet(
+        spatial_dims=2,
+        in_channels=4,
+        out_channels=1,
+        features=tuple(features),
+        act=("relu", {"inplace": True}),
+        norm=("batch", {"affine": True}),
+    )

@@ -1,0 +1,151 @@
+"""Bidirectional propagation of slice masks through a volume with a memory (VMN 3.4, 4.3).
+
+From the newest interactive slice the mask travels up and down the volume, one slice at
+a time. The memory of each query holds, in order of priority (4.3): the interactive
+slice, the previous slice, every other slice the user corrected (nearest first), and
+one item saved every ``every`` (S = 5) slices in the current direction (newest first),
+capped at ``cap`` items (default 20; 0 is Table 5's memory-less baseline).
+
+A direction stops once the structure has ended: ``stop_after`` consecutive empty
+slices beyond the last corrected slice of that direction. Corrected slices keep their
+mask. Every propagated slice gets the quality head's predicted IoU.
+
+The network is reached through :class:`Propagator` (``encode_memory`` / ``segment``), so
+the order and memory contents are testable without weights.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .vmn_network import STRIDE, VMNet
+
+
+class Propagator(Protocol):
+    def encode_memory(self, index: int, prob: np.ndarray) -> Any: ...
+
+    def segment(self, index: int, memory: list[Any]) -> tuple[np.ndarray, float]: ...
+
+
+@dataclass
+class PropagationResult:
+    """Probabilities (slices first), predicted IoU per slice (nan: not propagated, i.e.
+    corrected or beyond where the structure ended), and the trace of the run."""
+
+    probability: np.ndarray
+    quality: np.ndarray
+    order: list[int] = field(default_factory=list)
+    memory: dict[int, list[int]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def memory_slices(start: int, previous: int | None, annotated: list[int], periodic: list[int], query: int, cap: int) -> list[int]:
+    """The slice indices in a query's memory, most important first, at most ``cap``."""
+    order = [start]
+    if previous is not None:
+        order.append(previous)
+    order += sorted(annotated, key=lambda a: (abs(a - query), a))
+    order += periodic[::-1]
+    seen: list[int] = []
+    for i in order:
+        if i not in seen:
+            seen.append(i)
+    return seen[:cap]
+
+
+def propagate(
+    prop: Propagator,
+    n_slices: int,
+    annotated: dict[int, np.ndarray],
+    start: int,
+    cap: int = 20,
+    every: int = 5,
+    stop_after: int = 3,
+    threshold: float = 0.5,
+) -> PropagationResult:
+    """Propagate the ``annotated`` slice masks from ``start`` both ways (see module doc)."""
+    if start not in annotated:
+        raise ValueError(f"the start slice {start} has no mask")
+    t0 = time.perf_counter()
+    shape = annotated[start].shape
+    prob = np.zeros((n_slices, *shape), np.float32)
+    quality = np.full(n_slices, np.nan, np.float32)
+    for i, m in annotated.items():
+        prob[i] = m
+    result = PropagationResult(prob, quality)
+    encoded = {i: prop.encode_memory(i, m) for i, m in annotated.items()} if cap > 0 else {}
+    for step in (1, -1):
+        ahead = [a for a in annotated if (a - start) * step > 0]
+        last = max(ahead, key=lambda a: abs(a - start)) if ahead else start
+        previous, periodic, empty, cells = start, [], 0, dict(encoded)
+        q = start + step
+        while 0 <= q < n_slices:
+            if q in annotated:
+                previous, empty = q, (0 if (annotated[q] > threshold).any() else empty + 1)
+            else:
+                mem = memory_slices(start, previous, list(annotated), periodic, q, cap)
+                for i in mem:
+                    if i not in cells:
+                        cells[i] = prop.encode_memory(i, prob[i])
+                p, score = prop.segment(q, [cells[i] for i in mem])
+                prob[q], quality[q] = p, score
+                result.order.append(q)
+                result.memory[q] = mem
+                if abs(q - start) % every == 0:
+                    periodic.append(q)
+                previous = q
+                empty = 0 if (p > threshold).any() else empty + 1
+            if empty >= stop_after and (q - last) * step >= 0:
+                break
+            q += step
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+class VMNPropagator:
+    """:class:`Propagator` over a trained :class:`VMNet` and one normalised volume
+    (slices first). Query encodings depend on the image alone: they are computed once per
+    slice and kept for every later round."""
+
+    def __init__(self, net: VMNet, slices: np.ndarray, device: torch.device | str = "cpu") -> None:
+        self.net = net
+        self.device = torch.device(device)
+        h, w = slices.shape[1:]
+        self.shape = (h, w)
+        t = torch.from_numpy(np.ascontiguousarray(slices, np.float32))[:, None]
+        self.images = F.pad(t, (0, (-w) % STRIDE, 0, (-h) % STRIDE))
+        self._queries: dict[int, tuple] = {}
+
+    def _pad(self, a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]
+        return F.pad(t, (0, self.images.shape[3] - a.shape[1], 0, self.images.shape[2] - a.shape[0])).to(self.device)
+
+    @torch.no_grad()
+    def encode_memory(self, index: int, prob: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.encode_memory(self.images[index : index + 1].to(self.device), self._pad(prob))
+
+    @torch.no_grad()
+    def query(self, index: int) -> tuple:
+        if index not in self._queries:
+            self._queries[index] = self.net.encode_query(self.images[index : index + 1].to(self.device))
+        return self._queries[index]
+
+    @torch.no_grad()
+    def segment(self, index: int, memory: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[np.ndarray, float]:
+        image = self.images[index : index + 1].to(self.device)
+        q = self.query(index)
+        if memory:
+            key_m = torch.stack([k for k, _ in memory], 1)
+            value_m = torch.stack([v for _, v in memory], 1)
+        else:
+            key_m = q[0].new_zeros(1, 0, *q[0].shape[1:])
+            value_m = q[1].new_zeros(1, 0, *q[1].shape[1:])
+        logit, score = self.net.segment(image, q, key_m, value_m)
+        h, w = self.shape
+        return torch.sigmoid(logit)[0, 0, :h, :w].cpu().numpy(), float(score[0])

@@ -1,0 +1,105 @@
+"""The VMN engine with the shipped weights on a held-out Colin27 structure, through a Session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from InteractiveSegLib import datasets
+from InteractiveSegLib.engines import create_engine
+from InteractiveSegLib.errors import EngineError, InteractionError, ModelError
+from InteractiveSegLib.interactions import Box, ExtremePoints, SliceAuto, ijk_from_slice_point
+from InteractiveSegLib.labels import LabelTable
+from InteractiveSegLib.robot import dice, robot_box, robot_extreme_points
+from InteractiveSegLib.session import Session
+
+STRUCTURE = "Putamen_R"  # even AAL id: held out from training
+
+
+@pytest.fixture(scope="module")
+def colin():
+    d = datasets.load("colin27")
+    value = next(v for v in d.structures("test") if d.labels.labels[v].name == STRUCTURE)
+    return d.image, d.mask(value)
+
+
+@pytest.fixture(scope="module")
+def engine(colin):
+    e = create_engine("vmn")
+    e.set_image(colin[0])
+    return e
+
+
+def _box(ref, index):
+    lo, hi = robot_box(ref[index])
+    return Box(ijk_from_slice_point(lo, 0, index), ijk_from_slice_point(hi, 0, index), axis=0)
+
+
+def test_one_box_segments_the_structure_in_3d(colin, engine):
+    image, ref = colin
+    index = int(np.argmax(ref.sum((1, 2))))
+    session = Session(image, engine, LabelTable.default([1]))
+    step = session.add(_box(ref, index))
+    pred = session.labelmap == 1
+    assert dice(ref[index], pred[index]) > 0.7  # the interactive slice (f_IN)
+    assert dice(ref, pred) > 0.6  # the whole structure, from one box
+    touched = np.flatnonzero(pred.any((1, 2)))
+    assert touched.min() < index - 5 and touched.max() > index + 5  # it travelled both ways
+    # it stopped where the structure ended instead of running to the volume's ends
+    q = np.array(step.prediction.quality["slice_quality"])
+    assert np.isnan(q[0]) and np.isnan(q[-1])
+    assert step.prediction.quality["corrected"] == [index]
+
+
+def test_suggestion_correction_undo_redo(colin, engine):
+    image, ref = colin
+    index = int(np.argmax(ref.sum((1, 2))))
+    session = Session(image, engine, LabelTable.default([1]))
+    session.add(_box(ref, index))
+    first = session.labelmap.copy()
+    s = session.suggest_slice()
+    assert s is not None and s.axis == 0 and s.index != index and 0 <= s.score <= 1
+    scores = np.array(session.history[-1].prediction.quality["slice_quality"])
+    assert s.score == pytest.approx(np.nanmin(np.delete(scores, index)))
+    target = s.index if ref[s.index].any() else int(np.flatnonzero(ref.any((1, 2)))[0])
+    step = session.add(ExtremePoints([ijk_from_slice_point(p, 0, target) for p in robot_extreme_points(ref[target])], axis=0))
+    assert step.prediction.quality["corrected"] == sorted({index, target})
+    assert session.suggest_slice().index not in (index, target)
+    second = session.labelmap.copy()
+    session.undo()
+    np.testing.assert_array_equal(session.labelmap, first)
+    session.redo()
+    np.testing.assert_array_equal(session.labelmap, second)
+    # after undo the engine's memory has only the first slice again
+    session.undo()
+    again = session.add(_box(ref, index))
+    assert again.prediction.quality["corrected"] == [index]
+
+
+def test_memory_beats_no_memory_on_this_structure(colin, engine):
+    image, ref = colin
+    index = int(np.argmax(ref.sum((1, 2))))
+    mem0 = create_engine("vmn-mem0")
+    mem0.set_image(image)
+    scores = []
+    for e in (engine, mem0):
+        session = Session(image, e, LabelTable.default([1]))
+        session.add(_box(ref, index))
+        scores.append(dice(ref, session.labelmap == 1))
+    assert scores[0] > scores[1]
+
+
+def test_bad_input_changes_nothing(colin, engine, tmp_path):
+    image, ref = colin
+    session = Session(image, engine, LabelTable.default([1]))
+    with pytest.raises(InteractionError):
+        session.add(Box((0, 0, 500), (10, 10, 500), axis=0))  # outside the image
+    with pytest.raises(InteractionError):
+        session.add(SliceAuto(50, 0))  # VMN has no automatic mode
+    assert not session.history and not session.labelmap.any()
+    bad = tmp_path / "vmn_memory.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelError):
+        create_engine("vmn", model_path=bad)
+    with pytest.raises(EngineError):
+        create_engine("vmn", memory_size=-1)

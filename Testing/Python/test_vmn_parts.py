@@ -1,0 +1,194 @@
+"""VMN building blocks: the memory read (eqs. 4-6), propagation order and memory
+contents, the ROI crop/paste, the robot's boxes and extreme points."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from InteractiveSegLib.engines.click import Roi
+from InteractiveSegLib.interactions import Box, ExtremePoints, Scribble, ijk_from_slice_point
+from InteractiveSegLib.robot import robot_box, robot_extreme_points
+from InteractiveSegLib.vmn_interaction import crop_resize, hint_cues, hint_roi, network_input, paste, to_roi
+from InteractiveSegLib.vmn_network import VMNet, interaction_net, memory_read
+from InteractiveSegLib.vmn_propagation import memory_slices, propagate
+
+
+def _numpy_read(km, vm, kq):
+    """Eqs. 4-6 written out position by position."""
+    b, t, ck, h, w = km.shape
+    cv = vm.shape[2]
+    out = np.zeros((b, cv, kq.shape[2], kq.shape[3]))
+    for n in range(b):
+        mem_k = km[n].transpose(0, 2, 3, 1).reshape(-1, ck)  # every 3D memory position i
+        mem_v = vm[n].transpose(0, 2, 3, 1).reshape(-1, cv)
+        for y in range(kq.shape[2]):
+            for x in range(kq.shape[3]):
+                q = kq[n, :, y, x]
+                s = mem_k @ q / (np.linalg.norm(mem_k, axis=1) * np.linalg.norm(q))  # eq. 4
+                wgt = np.exp(s) / np.exp(s).sum()  # eq. 5
+                out[n, :, y, x] = wgt @ mem_v  # eq. 6
+    return out
+
+
+def test_memory_read_matches_equations_4_to_6():
+    rng = np.random.default_rng(0)
+    km = rng.normal(size=(2, 3, 4, 5, 6))
+    vm = rng.normal(size=(2, 3, 7, 5, 6))
+    kq = rng.normal(size=(2, 4, 3, 4))  # the query may differ in size from the memory cells
+    got = memory_read(*(torch.from_numpy(a).float() for a in (km, vm, kq))).numpy()
+    np.testing.assert_allclose(got, _numpy_read(km, vm, kq), rtol=1e-4, atol=1e-5)
+
+
+def test_empty_memory_reads_zeros():
+    kq = torch.randn(1, 4, 3, 3)
+    out = memory_read(torch.zeros(1, 0, 4, 3, 3), torch.zeros(1, 0, 6, 3, 3), kq)
+    assert out.shape == (1, 6, 3, 3) and not out.any()
+
+
+def test_network_shapes_and_quality_range():
+    net = VMNet().eval()
+    img = torch.randn(2, 1, 48, 64)
+    with torch.no_grad():
+        logit, q = net(img, torch.randn(2, 3, 1, 48, 64), torch.rand(2, 3, 1, 48, 64))
+        logit0, q0 = net(img, torch.zeros(2, 0, 1, 48, 64), torch.zeros(2, 0, 1, 48, 64))
+    assert logit.shape == logit0.shape == (2, 1, 48, 64)
+    assert ((q >= 0) & (q <= 1)).all() and q.shape == (2,)
+    assert interaction_net()(torch.randn(1, 4, 96, 96)).shape == (1, 1, 96, 96)
+
+
+class Recorder:
+    """A Propagator stand-in: copies the nearest memory slice's mask, records every call."""
+
+    def __init__(self, structure: dict[int, bool], shape=(4, 4)):
+        self.structure, self.shape, self.encoded = structure, shape, []
+
+    def encode_memory(self, index, prob):
+        self.encoded.append(index)
+        return index
+
+    def segment(self, index, memory):
+        present = self.structure.get(index, False)
+        return np.full(self.shape, 1.0 if present else 0.0, np.float32), 0.5 + 0.01 * index
+
+
+def test_memory_priority_and_cap():
+    # interactive slice, previous slice, other corrected (nearest first), periodic (newest first)
+    assert memory_slices(10, 13, [10, 30, 2], [15, 20], 14, cap=20) == [10, 13, 2, 30, 20, 15]
+    assert memory_slices(10, 13, [10, 30, 2], [15, 20], 14, cap=2) == [10, 13]
+    assert memory_slices(10, 13, [10], [], 14, cap=0) == []
+
+
+def test_propagation_order_memory_and_stop():
+    n = 30
+    structure = {i: 8 <= i <= 19 for i in range(n)}  # the structure spans slices 8..19
+    rec = Recorder(structure)
+    start = 12
+    res = propagate(rec, n, {start: np.ones((4, 4), np.float32)}, start, cap=20, every=5, stop_after=3)
+    up = [q for q in res.order if q > start]
+    down = [q for q in res.order if q < start]
+    assert up == list(range(13, 23))  # 20, 21, 22 empty: stops after three
+    assert down == list(range(11, 4, -1))  # 7, 6, 5 empty: stops after three
+    assert res.order == up + down  # up first, then down, each outward from the start
+    assert res.memory[13] == [12]
+    assert res.memory[14] == [12, 13]
+    assert res.memory[18] == [12, 17]  # slice 17 (5 from the start) is saved every S = 5
+    assert res.memory[19] == [12, 18, 17]
+    assert res.memory[11] == [12]  # each direction has its own memory
+    assert res.memory[6] == [12, 7]  # slice 7 was saved going down
+    assert np.isnan(res.quality[start]) and np.isfinite(res.quality[13])
+    assert not res.probability[23:].any() and not res.probability[:5].any()
+    assert res.probability[8:20].all()
+
+
+def test_propagation_reaches_far_corrections_and_keeps_them():
+    n = 40
+    structure = {i: 5 <= i <= 10 for i in range(n)}
+    rec = Recorder(structure)
+    corrected = {8: np.ones((4, 4), np.float32), 30: np.zeros((4, 4), np.float32)}
+    corrected[30][0, 0] = 1
+    res = propagate(rec, n, corrected, 8, stop_after=2)
+    assert max(res.order) > 30  # kept going past the empty run up to the corrected slice 30
+    np.testing.assert_array_equal(res.probability[30], corrected[30])
+    assert 30 not in res.order and res.memory[31][:2] == [8, 30]
+    assert all(30 in res.memory[q] for q in res.order)  # every corrected slice is in every memory
+
+
+def test_memory_size_zero_reads_nothing():
+    rec = Recorder({i: True for i in range(6)})
+    res = propagate(rec, 6, {2: np.ones((4, 4), np.float32)}, 2, cap=0)
+    assert all(m == [] for m in res.memory.values()) and rec.encoded == []
+
+
+def test_roi_crop_paste_round_trip_is_exact():
+    rng = np.random.default_rng(1)
+    a = rng.random((50, 70)).astype(np.float32)
+    roi = Roi(5, 37, 10, 42)  # 32 x 32: the fixed size
+    out = paste(crop_resize(a, roi, 32), roi, a.shape)
+    np.testing.assert_array_equal(out[roi.slices], a[roi.slices])
+    assert not out[:5].any() and not out[:, 42:].any()
+    # through a resize: a constant region comes back constant, the rest stays untouched
+    b = np.zeros((50, 70), np.float32)
+    b[10:30, 20:40] = 1
+    roi = Roi(10, 30, 20, 40)
+    np.testing.assert_allclose(paste(crop_resize(b, roi, 96), roi, b.shape), b, atol=1e-6)
+    # points map to the pixel centres of the resized ROI and back
+    p = to_roi(roi, [(10, 20), (29, 39)], 40)
+    np.testing.assert_allclose(p, [[0.5, 0.5], [38.5, 38.5]])
+
+
+def test_hint_roi_widens_by_ten_percent_and_takes_the_previous_mask():
+    roi = hint_roi(np.array([[20, 30], [59, 129]]), (200, 200))
+    assert (roi.r0, roi.r1, roi.c0, roi.c1) == (16, 64, 20, 140)
+    prev = np.zeros((200, 200), bool)
+    prev[100:110, 100:110] = True
+    roi = hint_roi(np.array([[20, 30]]), (200, 200), prev, min_size=4)
+    assert roi.r0 <= 20 and roi.r1 >= 110 and roi.c1 >= 110
+
+
+def _slice_hint(kind, ref):
+    lift = lambda pts: [ijk_from_slice_point(p, 0, 3) for p in pts]  # noqa: E731
+    if kind == "box":
+        return Box(*lift(robot_box(ref)))
+    if kind == "extreme":
+        return ExtremePoints(lift(robot_extreme_points(ref)))
+    return Scribble(lift([(20, 20), (21, 21)]), positive=False)
+
+
+def test_cues_of_each_hint_type():
+    ref = np.zeros((40, 50), bool)
+    ref[10:30, 15:35] = True
+    pos, neg = hint_cues(_slice_hint("box", ref), 0)
+    assert pos == [] and (10, 15) in neg and (29, 34) in neg and (20, 25) not in neg  # the outline only
+    pos, neg = hint_cues(_slice_hint("extreme", ref), 0)
+    assert len(pos) == 4 and neg == [] and all(ref[p] for p in pos)
+    pos, neg = hint_cues(_slice_hint("scribble", ref), 0)
+    assert pos == [] and neg == [(20, 20), (21, 21)]
+
+
+@pytest.mark.parametrize("encoding", ["geodesic", "exp_geodesic", "gaussian"])
+def test_interaction_input_channels(encoding):
+    img = np.random.default_rng(0).random((40, 50)).astype(np.float32)
+    roi = Roi(0, 40, 0, 50)
+    x = network_input(img, None, [(20, 25)], [], roi, 32, encoding)
+    assert x.shape == (4, 32, 32)
+    assert np.allclose(x[1], 0.5)  # round one: neutral previous mask
+    assert x[2].max() == pytest.approx(1.0) and not x[3].any()
+    peak = np.unravel_index(np.argmax(x[2]), x[2].shape)
+    assert abs(peak[0] - 16) <= 1 and abs(peak[1] - 16) <= 1
+
+
+def test_robot_box_and_extreme_jitter_bounded():
+    ref = np.zeros((100, 100), bool)
+    ref[30:60, 40:80] = True
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        (r0, c0), (r1, c1) = robot_box(ref, rng)
+        assert abs(r0 - 30) <= 10 and abs(c0 - 40) <= 10 and abs(r1 - 59) <= 10 and abs(c1 - 79) <= 10
+        pts = robot_extreme_points(ref, rng)
+        exact = robot_extreme_points(ref)
+        assert all(max(abs(a - b) for a, b in zip(p, e)) <= 10 for p, e in zip(pts, exact))
+    assert robot_box(ref) == ((30, 40), (59, 79))
+    top, bottom, left, right = robot_extreme_points(ref)
+    assert top[0] == 30 and bottom[0] == 59 and left[1] == 40 and right[1] == 79
