@@ -35,15 +35,16 @@ bench-sim: setup
 	$(BIN)/interactiveseg bench --engines sim,growcut --ablation --json out/bench-sim.json --markdown out/bench-sim.md
 
 bench-vmn: setup
-	$(BIN)/interactiveseg bench --engines vmn,vmn-mem0,vmn-growcut --hint scribble,box,extreme --rounds 6 --json out/bench-vmn.json --markdown out/bench-vmn.md
-	$(BIN)/interactiveseg bench --engines vmn --hint scribble,box,extreme --select quality,random,oracle --rounds 6 --no-speed --json out/bench-vmn-select.json --markdown out/bench-vmn-select.md
+	$(BIN)/interactiveseg bench --engines vmn,vmn-mem0,vmn-growcut --hint scribble,box,extreme --rounds 6 --max-structures 4 --json out/bench-vmn.json --markdown out/bench-vmn.md
+	$(BIN)/interactiveseg bench --engines vmn --hint scribble,box,extreme --select random,oracle --rounds 6 --max-structures 4 --no-speed --json out/bench-vmn-select.json --markdown out/bench-vmn-select.md
 
 train-click: setup
 	$(BIN)/interactiveseg train-click --out Resources/Models/click_fcnn.pt
 
 # The SIM network and the networks of its ablation (about 17 + 17 + 8 + 8 min on 2 CPU cores).
 train-sim: setup
-	for v in ddg-sim ddg-cim sdg-base auto; do $(BIN)/interactiveseg train-sim --variant $$v --iterations 2000 || exit 1; done
+	for v in auto sdg-base; do $(BIN)/interactiveseg train-sim --variant $$v --iterations 2000 || exit 1; done
+	for v in ddg-sim ddg-cim; do $(BIN)/interactiveseg train-sim --variant $$v --init Resources/Models/sim_auto.pt --lr 5e-4 --iterations 2000 || exit 1; done
 
 train-vmn: setup
 	$(BIN)/interactiveseg train-vmn --part interaction --iterations 1500

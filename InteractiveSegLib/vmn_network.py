@@ -1,7 +1,7 @@
 """The volumetric memory network f_VMN (VMN paper, section 3.3) sized for a CPU.
 
 Query encoder E^q(image) and memory encoder E^m(image, mask) give key (C/8) and value
-(C/2) maps at 1/16 resolution (ResNet's res4 stride); the non-local memory read (eqs. 4-6) sums the memory
+(C/2) maps at 1/8 resolution (``key_stride``; ResNet's res4 is 1/16); the non-local memory read (eqs. 4-6) sums the memory
 values weighted by a softmax over cosine similarities of every memory position; the
 read is concatenated with the query value (F^q, C channels), enlarged by three parallel
 dilated convolutions (rates 2, 4, 8: the ASPP of 3.5.3), decoded with the query
@@ -11,13 +11,17 @@ IoU of the slice's mask from (F^q, Y^q) (eq. 8).
 
 Backbone: the paper's ResNet-50 (res4, stride 16, 1024 channels) costs ~4 GFLOPs per
 512^2 slice: a propagation round over 100 slices could not stay within seconds on two
-CPU threads. A four-level residual encoder of MONAI ``ResidualUnit``s (16-32-64-128
-channels, stride 16 as res4) costs ~20 ms per 256^2 slice on one thread; the memory
-read over 20 cells of 16x16 positions stays ~10 ms, where stride 8 cost 250 ms.
+CPU threads. Here a stride-2 convolution and three MONAI ``ResidualUnit`` stages
+(16-32-64-128 channels), ~20 ms per 256^2 slice on one thread. Keys and values sit at
+stride 8, not res4's 16: brain structures of 10-30 voxels fill one or two cells at
+stride 16, and a first run at stride 16 learnt slice-to-slice propagation too slowly
+for a CPU budget. The read's cost grows with the square of the positions, so the engine
+propagates inside a region around the structure (engines/vmn.py).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -26,16 +30,21 @@ from monai.networks.blocks import Convolution, ResidualUnit
 from monai.networks.nets import BasicUNet
 from torch import nn
 
-#: spatial sizes must be multiples of this (four stride-2 steps)
+#: spatial sizes must be multiples of this (the decoder's and the quality head's strides)
 STRIDE = 16
 
 
-def memory_read(key_m: torch.Tensor, value_m: torch.Tensor, key_q: torch.Tensor) -> torch.Tensor:
-    """Eqs. 4-6: H^q(j) = sum_i softmax_i(cos(K^m(i), K^q(j))) V^m(i).
+def memory_read(key_m: torch.Tensor, value_m: torch.Tensor, key_q: torch.Tensor, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """Eqs. 4-6: H^q(j) = sum_i softmax_i(scale * cos(K^m(i), K^q(j))) V^m(i).
 
     ``key_m`` (B, T, Ck, H, W) and ``value_m`` (B, T, Cv, H, W) stack the T memory cells;
     every 3D memory position i competes for every query position j of ``key_q``
     (B, Ck, H, W). Returns (B, Cv, H, W); an empty memory (T = 0) reads zeros.
+
+    ``scale`` = 1 is the paper's formula exactly. A cosine lies in [-1, 1], so with scale 1
+    no memory position can weigh more than e^2 = 7.4 times another: over hundreds of
+    positions the read is nearly a plain average and carries no location. The network
+    learns the scale (a softmax temperature, as STM's 1/sqrt(C) of a raw dot product).
     """
     b, _, ck, h, w = key_m.shape
     cv = value_m.shape[2]
@@ -43,21 +52,26 @@ def memory_read(key_m: torch.Tensor, value_m: torch.Tensor, key_q: torch.Tensor)
         return key_q.new_zeros(b, cv, *key_q.shape[2:])
     km = F.normalize(key_m.permute(0, 1, 3, 4, 2).reshape(b, -1, ck), dim=-1)  # (B, THW, Ck)
     kq = F.normalize(key_q.flatten(2), dim=1)  # (B, Ck, HqWq)
-    weights = torch.softmax(km @ kq, dim=1)  # (B, THW, HqWq): eq. 5, softmax over memory positions
+    weights = torch.softmax(scale * (km @ kq), dim=1)  # (B, THW, HqWq): eq. 5, softmax over memory positions
     vm = value_m.permute(0, 2, 1, 3, 4).reshape(b, cv, -1)  # (B, Cv, THW)
     return (vm @ weights).view(b, cv, *key_q.shape[2:])
 
 
 class Encoder(nn.Module):
-    """Residual encoder: stride-2 stem then three stride-2 residual stages; returns the
-    1/16 map (as ResNet's res4) and the 1/2, 1/4, 1/8 skips."""
+    """Residual encoder: stride-2 stem then three residual stages (the last of stride 1 when
+    ``key_stride`` is 8); returns the deepest map and the 1/2, 1/4, 1/8 skips."""
 
-    def __init__(self, in_channels: int, features: Sequence[int]) -> None:
+    def __init__(self, in_channels: int, features: Sequence[int], key_stride: int = 8) -> None:
         super().__init__()
         f = list(features)
+        strides = [2] * (len(f) - 1)
+        if key_stride == 8:
+            strides[-1] = 1
+        elif key_stride != 16:
+            raise ValueError(f"key_stride must be 8 or 16, got {key_stride}")
         self.stem = Convolution(2, in_channels, f[0], strides=2, act="relu", norm="batch")
         self.stages = nn.ModuleList(
-            ResidualUnit(2, f[i], f[i + 1], strides=2, subunits=2, act="relu", norm="batch") for i in range(len(f) - 1)
+            ResidualUnit(2, f[i], f[i + 1], strides=strides[i], subunits=2, act="relu", norm="batch") for i in range(len(f) - 1)
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -67,8 +81,31 @@ class Encoder(nn.Module):
         return skips.pop(), skips
 
 
+#: periods (in key cells) of the positional part of a key
+KEY_PERIODS = (4.0, 8.0, 16.0, 32.0)
+
+
+def position_code(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+    """(1, 4P, h, w) unit-norm sinusoids of each cell's row and column (P periods, in cells)."""
+    ys = torch.arange(h, dtype=like.dtype, device=like.device).view(h, 1).expand(h, w)
+    xs = torch.arange(w, dtype=like.dtype, device=like.device).view(1, w).expand(h, w)
+    parts = []
+    for period in KEY_PERIODS:
+        for c in (ys, xs):
+            a = 2 * math.pi * c / period
+            parts += [torch.sin(a), torch.cos(a)]
+    return torch.stack(parts)[None] / math.sqrt(2 * len(KEY_PERIODS))
+
+
 class KeyValue(nn.Module):
-    """3x3 key (C/8) and value (C/2) projections of an encoder's deepest map."""
+    """3x3 key (C/8) and value (C/2) projections of an encoder's deepest map.
+
+    A key is [unit feature key, unit position code] / sqrt(2): its cosine with another key is
+    the mean of the feature similarity and of the positional one (1 at the same cell, ~0.65
+    one cell away, ~0.16 two cells away). Slices of one propagation share their frame, so a
+    query position prefers memory positions of similar look *near the same place*, which is
+    most of what slice-to-slice propagation needs; learnt from image content alone, the
+    keys of a first run attended away from the structure within the CPU budget."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -76,7 +113,10 @@ class KeyValue(nn.Module):
         self.value = nn.Conv2d(channels, channels // 2, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.key(x), self.value(x)
+        b, _, h, w = x.shape
+        feature = F.normalize(self.key(x), dim=1)
+        key = torch.cat([feature, position_code(h, w, x).expand(b, -1, -1, -1)], 1) / math.sqrt(2)
+        return key, self.value(x)
 
 
 class DilatedContext(nn.Module):
@@ -141,34 +181,40 @@ class VMNet(nn.Module):
     slices); ``encode_memory`` runs once per memory cell; ``segment`` per query slice.
     """
 
-    def __init__(self, features: Sequence[int] = (16, 32, 64, 128)) -> None:
+    def __init__(self, features: Sequence[int] = (16, 32, 64, 128), key_stride: int = 8) -> None:
         super().__init__()
         f = list(features)
         c = f[-1]
-        self.features = f
-        self.query_encoder = Encoder(1, f)
-        self.memory_encoder = Encoder(2, f)
+        self.features, self.key_stride = f, key_stride
+        self.query_encoder = Encoder(1, f, key_stride)
+        self.memory_encoder = Encoder(2, f, key_stride)
         self.query_kv = KeyValue(c)
         self.memory_kv = KeyValue(c)
-        self.context = DilatedContext(c, f[2])
+        self.context = DilatedContext(c + 1, f[2])  # F^q: read values (C/2 + the mask) and V^q (C/2)
         self.up = nn.ModuleList(
             Convolution(2, f[i + 1] + f[i], f[i], act="relu", norm="batch") for i in reversed(range(len(f) - 2))
-        )  # 1/16 -> 1/8 -> 1/4 -> 1/2, each with the query encoder's skip
+        )  # (1/16 ->) 1/8 -> 1/4 -> 1/2, each with the query encoder's skip
         self.up.insert(0, Convolution(2, f[2] + f[2], f[2], act="relu", norm="batch"))
         self.coarse = nn.Conv2d(f[0], 1, 3, padding=1)
         self.refine = RefineResidual(8)
-        self.quality = QualityHead(c)
+        self.quality = QualityHead(c + 1)
+        self.log_read_scale = nn.Parameter(torch.tensor(math.log(40.0)))  # learnt softmax temperature
 
     def encode_query(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """(B, 1, H, W) -> key (B, C/8, H/16, W/16), value (B, C/2, ...), skips [1/2, 1/4, 1/8]."""
+        """(B, 1, H, W) -> key (B, C/8, H/s, W/s), value (B, C/2, ...), skips [1/2, 1/4, 1/8]."""
         deep, skips = self.query_encoder(image)
         k, v = self.query_kv(deep)
         return k, v, skips
 
     def encode_memory(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, H, W) image and (B, 1, H, W) mask probability -> key, value."""
+        """(B, 1, H, W) image and (B, 1, H, W) mask probability -> key, value.
+
+        The value ends with the mask itself, averaged over each cell: the read then carries
+        where the memory's structure was (at the positions the query attends to), which the
+        encoder's features alone learnt to pass on too slowly for a CPU budget."""
         deep, _ = self.memory_encoder(torch.cat([image, mask], 1))
-        return self.memory_kv(deep)
+        k, v = self.memory_kv(deep)
+        return k, torch.cat([v, F.adaptive_avg_pool2d(mask, v.shape[2:])], 1)
 
     def segment(
         self,
@@ -179,13 +225,18 @@ class VMNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logit (B, 1, H, W) and predicted IoU (B,) of query slices against a memory."""
         k_q, v_q, skips = query
-        feature = torch.cat([memory_read(key_m, value_m, k_q), v_q], 1)  # F^q = cat(H^q, V^q)
+        read = memory_read(key_m, value_m, k_q, self.log_read_scale.exp())
+        feature = torch.cat([read, v_q], 1)  # F^q = cat(H^q, V^q)
         x = self.context(feature)
         for up, skip in zip(self.up, reversed(skips)):
             x = up(torch.cat([F.interpolate(x, size=skip.shape[2:], mode="bilinear", align_corners=False), skip], 1))
+        # the decoder corrects the mask the read carried (the value's last channel): the
+        # propagation starts as a copy of the attended memory, and learning refines it
+        carried = F.interpolate(read[:, -1:].clamp(0.02, 0.98), size=x.shape[2:], mode="bilinear", align_corners=False)
+        coarse = self.coarse(x) + torch.logit(carried)
         # refinement at half resolution (a full-resolution pass doubled the slice's time)
         half = F.avg_pool2d(image, 2)
-        logit = self.refine(self.coarse(x), half)
+        logit = self.refine(coarse, half)
         logit = F.interpolate(logit, size=image.shape[2:], mode="bilinear", align_corners=False)
         return logit, self.quality(feature, torch.sigmoid(logit))
 
@@ -197,7 +248,7 @@ class VMNet(nn.Module):
             key_m, value_m = k.view(b, t, *k.shape[1:]), v.view(b, t, *v.shape[1:])
         else:
             key_m = image.new_zeros(b, 0, 1, 1, 1)
-            value_m = image.new_zeros(b, 0, self.features[-1] // 2, 1, 1)
+            value_m = image.new_zeros(b, 0, self.features[-1] // 2 + 1, 1, 1)
         return self.segment(image, self.encode_query(image), key_m, value_m)
 
 

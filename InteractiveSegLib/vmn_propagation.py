@@ -145,7 +145,7 @@ class VMNPropagator:
             value_m = torch.stack([v for _, v in memory], 1)
         else:
             key_m = q[0].new_zeros(1, 0, *q[0].shape[1:])
-            value_m = q[1].new_zeros(1, 0, *q[1].shape[1:])
+            value_m = q[1].new_zeros(1, 0, q[1].shape[1] + 1, *q[1].shape[2:])  # values end with the mask
         logit, score = self.net.segment(image, q, key_m, value_m)
         h, w = self.shape
         return torch.sigmoid(logit)[0, 0, :h, :w].cpu().numpy(), float(score[0])

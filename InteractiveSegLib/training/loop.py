@@ -38,3 +38,26 @@ def fit(args, model: torch.nn.Module, opt: torch.optim.Optimizer, step: Callable
                     "minutes": round((time.time() - t0) / 60, 1), "seed": args.seed}
             save_checkpoint(args.out, arch, config, model, info)
     return {"loss": float(np.mean(losses[-args.log_every:])), "minutes": (time.time() - t0) / 60}
+
+
+def load_matching(model: torch.nn.Module, source: dict) -> dict:
+    """Warm start from the project's own weights: every tensor of the same shape is copied; a
+    convolution with more input channels keeps the source filters and starts the new input
+    channels at zero (the same function as the source at the start). Returns counts and the
+    names of the tensors left fresh."""
+    own = model.state_dict()
+    copied, widened, fresh = 0, 0, []
+    for name, value in own.items():
+        w = source.get(name)
+        if w is not None and w.shape == value.shape:
+            own[name] = w.clone()
+            copied += 1
+        elif w is not None and w.dim() == 4 and w.shape[0] == value.shape[0] and w.shape[2:] == value.shape[2:] and w.shape[1] < value.shape[1]:
+            grown = torch.zeros_like(value)
+            grown[:, : w.shape[1]] = w
+            own[name] = grown
+            widened += 1
+        else:
+            fresh.append(name)
+    model.load_state_dict(own)
+    return {"copied": copied, "widened": widened, "fresh": fresh}

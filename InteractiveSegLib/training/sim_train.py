@@ -30,7 +30,7 @@ from ..sim_memory import CLICK_RADIUS, State, click_masks, network_input
 from ..sim_network import sim_net
 from ..tasks import TaskData, load_task
 from ..virtual_user import DynamicUser, static_clicks
-from .loop import fit
+from .loop import fit, load_matching
 
 VARIANTS = {
     # name: (memory, decoder, generation, DDG rules 2-4 on)
@@ -124,29 +124,18 @@ def fill_memory(model, imgs, users, memory: str, n: int, depth: int, rounds, mul
 
 
 def warm_start(model: torch.nn.Module, path: str) -> dict:
-    """Start from the project's own SIM weights (e.g. the automatic model): every tensor of
-    the same shape is copied; an input convolution with more channels keeps the image
-    channel's filters and starts the memory channels at zero, so training begins exactly
-    at the source model's automatic result."""
+    """Start from the project's own SIM weights (e.g. the automatic model): tensors of the
+    same shape are copied, the input convolution keeps the image channel's filters with the
+    memory channels at zero, and fresh LSTM read-outs start silent, so training begins
+    exactly at the source model's automatic result."""
     source, _, _ = load_checkpoint(path, "sim_net")
-    src, own = source.state_dict(), model.state_dict()
-    copied, widened = 0, 0
-    for name, value in own.items():
-        if name not in src:
-            if ".proj." in name:  # a fresh LSTM read-out starts silent (adds zero to the decoder)
-                own[name] = torch.zeros_like(value)
-            continue
-        w = src[name]
-        if w.shape == value.shape:
-            own[name] = w.clone()
-            copied += 1
-        elif w.dim() == 4 and w.shape[0] == value.shape[0] and w.shape[2:] == value.shape[2:] and w.shape[1] < value.shape[1]:
-            grown = torch.zeros_like(value)
-            grown[:, : w.shape[1]] = w
-            own[name] = grown
-            widened += 1
+    counts = load_matching(model, source.state_dict())
+    own = model.state_dict()
+    for name in counts["fresh"]:
+        if ".proj." in name:  # a fresh LSTM read-out adds zero to the decoder
+            own[name] = torch.zeros_like(own[name])
     model.load_state_dict(own)
-    return {"copied": copied, "widened": widened, "fresh": len(own) - copied - widened}
+    return {"copied": counts["copied"], "widened": counts["widened"], "fresh": len(counts["fresh"])}
 
 
 def train(args: argparse.Namespace) -> dict:

@@ -128,7 +128,7 @@ def test_vmn_bench_per_volume_rounds_on_a_users_volume(tmp_path):
     lv = datasets.load("colin27")
     names = {v: lv.labels.labels[v].name for v in lv.structures("test")}
     keep = [v for v, n in names.items() if n in ("Putamen_R", "Caudate_R")]
-    sl = (slice(50, 110), slice(60, 190), slice(20, 100))
+    sl = (slice(52, 104), slice(95, 160), slice(85, 133))  # both structures whole, with a margin
     img = write_volume(tmp_path / "block.nii.gz", Volume(lv.image.array[sl], lv.image.geometry))
     lab = np.where(np.isin(lv.labels.labelmap[sl], keep), lv.labels.labelmap[sl], 0).astype(np.uint8)
     labels = write_volume(tmp_path / "block_labels.nrrd", lab, lv.image.geometry)

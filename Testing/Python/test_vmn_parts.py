@@ -192,3 +192,31 @@ def test_robot_box_and_extreme_jitter_bounded():
     assert robot_box(ref) == ((30, 40), (59, 79))
     top, bottom, left, right = robot_extreme_points(ref)
     assert top[0] == 30 and bottom[0] == 59 and left[1] == 40 and right[1] == 79
+
+
+def test_warm_start_widening_keeps_the_function():
+    """Coordinates were added to the keys after a first training run: the widened network
+    starts as the source network (the new input channels at zero)."""
+    from InteractiveSegLib.training.loop import load_matching
+
+    torch.manual_seed(0)
+    narrow = torch.nn.Conv2d(3, 4, 3, padding=1)
+    wide = torch.nn.Conv2d(5, 4, 3, padding=1)
+    counts = load_matching(wide, narrow.state_dict())
+    assert counts["copied"] == 1 and counts["widened"] == 1 and counts["fresh"] == []
+    x = torch.randn(1, 3, 8, 8)
+    extra = torch.randn(1, 2, 8, 8)
+    torch.testing.assert_close(wide(torch.cat([x, extra], 1)), narrow(x))
+
+
+def test_real_network_propagates_with_and_without_memory():
+    from InteractiveSegLib.vmn_propagation import VMNPropagator
+
+    torch.manual_seed(0)
+    vol = np.random.default_rng(0).random((7, 40, 50)).astype(np.float32)  # not a multiple of 16: padded
+    mask = np.zeros((40, 50), np.float32)
+    mask[10:20, 10:20] = 1
+    for cap in (0, 20):
+        res = propagate(VMNPropagator(VMNet().eval(), vol), 7, {3: mask}, 3, cap=cap, stop_after=100)
+        assert res.probability.shape == (7, 40, 50) and sorted(res.order) == [0, 1, 2, 4, 5, 6]
+        assert np.isfinite(res.quality[[0, 1, 2, 4, 5, 6]]).all()
