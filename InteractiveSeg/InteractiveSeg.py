@@ -286,13 +286,15 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 def registerSlicerEngines() -> None:
-    """Register "growcut": inside Slicer the package is not pip-installed, so its entry point is not seen."""
+    """Register "growcut" and "vmn-growcut": inside Slicer the package is not pip-installed,
+    so their entry points are not seen."""
     from InteractiveSegLib.engines import available_engines, register_engine
 
     if "growcut" not in available_engines():
-        from InteractiveSegSlicer.growcut_engine import GrowFromSeedsEngine
+        from InteractiveSegSlicer.growcut_engine import GrowFromSeedsEngine, GrowFromSeedsPropagationEngine
 
         register_engine("growcut", GrowFromSeedsEngine)
+        register_engine("vmn-growcut", GrowFromSeedsPropagationEngine)
 
 
 class InteractiveSegLogic(ScriptedLoadableModuleLogic):
