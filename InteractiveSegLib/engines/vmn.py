@@ -14,6 +14,7 @@ baseline of Table 5 (``vmn-mem0``).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,7 @@ class VMNEngine(Engine):
         if threads:
             torch.set_num_threads(threads)
         self._norm: np.ndarray | None = None
-        self._propagators: dict[int, tuple[Roi, VMNPropagator]] = {}
+        self._propagators: OrderedDict[tuple, VMNPropagator] = OrderedDict()
 
     def set_image(self, volume: Volume) -> None:
         super().set_image(volume)
@@ -79,8 +80,9 @@ class VMNEngine(Engine):
     def region(self, axis: int, corrected: dict[int, np.ndarray]) -> Roi:
         """In-plane region the propagation runs in: the corrected masks' box widened by half
         its size (at least ``margin`` voxels) per side. Structures change little from slice
-        to slice, and a small region makes a round several times faster. The region of an
-        axis only grows, so cached query encodings stay valid while it does not."""
+        to slice, and a small region makes a round several times faster. Within a session the
+        corrected masks only accumulate, so the region mostly stays and so do its cached
+        query encodings; it depends on nothing else (sessions sharing an engine stay apart)."""
         shape = tuple(n for a, n in enumerate(self.volume.shape) if a != axis)
         union = np.zeros(shape, bool)
         for m in corrected.values():
@@ -91,18 +93,19 @@ class VMNEngine(Engine):
         lo, hi = np.array([rows[0], cols[0]]), np.array([rows[-1], cols[-1]]) + 1
         pad = np.maximum((hi - lo) // 2, self.margin)
         lo, hi = np.maximum(lo - pad, 0), np.minimum(hi + pad, shape)
-        old = self._propagators.get(axis)
-        if old is not None:
-            o = old[0]
-            lo, hi = np.minimum(lo, [o.r0, o.c0]), np.maximum(hi, [o.r1, o.c1])
         return Roi(int(lo[0]), int(hi[0]), int(lo[1]), int(hi[1]))
 
     def propagator(self, axis: int, roi: Roi) -> VMNPropagator:
-        """The memory network over the ``roi`` of the slices along ``axis`` (query encodings cached)."""
-        if axis not in self._propagators or self._propagators[axis][0] != roi:
+        """The memory network over the ``roi`` of the slices along ``axis``; the last few
+        regions are kept with their cached query encodings."""
+        key = (axis, roi.r0, roi.r1, roi.c0, roi.c1)
+        if key not in self._propagators:
             slices = np.moveaxis(self._norm, axis, 0)[:, roi.r0 : roi.r1, roi.c0 : roi.c1]
-            self._propagators[axis] = (roi, VMNPropagator(self.net, slices, self.device))
-        return self._propagators[axis][1]
+            self._propagators[key] = VMNPropagator(self.net, slices, self.device)
+            while len(self._propagators) > 4:
+                self._propagators.popitem(last=False)
+        self._propagators.move_to_end(key)
+        return self._propagators[key]
 
     def correct(self, request: Request) -> tuple[int, int, np.ndarray]:
         """f_IN on the newest hint's slice: every hint of the class on that slice, with the
