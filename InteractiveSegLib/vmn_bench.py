@@ -90,14 +90,17 @@ def _last_quality(session: Session) -> np.ndarray | None:
     return np.array(q["slice_quality"], np.float64) if "slice_quality" in q else None
 
 
-def run_volume(session: Session, ref: np.ndarray, name: str, kind: str, select: str, rounds: int, rng: np.random.Generator) -> VolumeRun:
+def run_volume(session: Session, ref: np.ndarray, name: str, kind: str, select: str, rounds: int, seed: int) -> VolumeRun:
+    """One session: the hints' jitter and the random slice choice draw from separate
+    generators seeded per structure, so every selection mode gets the same round-1 hint."""
+    hint_rng, select_rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
     run = VolumeRun(name)
     done: set[int] = set()
     index = int(np.argmax(ref.sum((1, 2))))
     for r in range(1, rounds + 1):
         if r > 1:
-            index = choose_slice(select, session, ref, done, rng)
-        hint = None if index is None else robot_hint(kind, ref[index], session.labelmap[index] == 1, index, r == 1, rng)
+            index = choose_slice(select, session, ref, done, select_rng)
+        hint = None if index is None else robot_hint(kind, ref[index], session.labelmap[index] == 1, index, r == 1, hint_rng)
         if index is not None:
             done.add(index)
         if hint is not None:
@@ -212,11 +215,10 @@ def run(args) -> list[dict]:
             for kind in kinds:
                 for select in selects:
                     t0 = time.time()
-                    rng = np.random.default_rng(args.seed)
                     runs = []
                     for value, name in d.structures.items():
                         session = Session(d.image, engine, LabelTable.default([1], {1: name}))
-                        runs.append(run_volume(session, d.labelmap == value, name, kind, select, rounds, rng))
+                        runs.append(run_volume(session, d.labelmap == value, name, kind, select, rounds, args.seed * 100003 + int(value)))
                     r = summarize(engine_name, d, kind, select, runs, rounds)
                     print(f"{engine_name} {kind} {select} on {d.name}: Dice@1 {r['dice_at']['1']:.3f} Dice@{rounds} {r['dice_at'][str(rounds)]:.3f} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
                     results.append(r)

@@ -145,5 +145,8 @@ def test_vmn_bench_per_volume_rounds_on_a_users_volume(tmp_path):
         assert r["s_per_propagation"] > 0
     vmn = [r for r in results if r["engine"] == "vmn"]
     assert all(r["quality_pairs"] > 0 and -1 <= r["quality_pearson"] <= 1 for r in vmn)
+    for hint in ("box", "extreme"):  # paired: every selection mode gets the same round-1 hint
+        first = {r["select"]: r["dice_at"]["1"] for r in vmn if r["hint"] == hint}
+        assert first["quality"] == first["oracle"]
     with pytest.raises(SystemExit, match="--hint"):
         main(["bench", "--engines", "vmn", "--hint", "lasso", "--image", str(img), "--labels", str(labels)])
