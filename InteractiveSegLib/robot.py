@@ -107,6 +107,23 @@ def robot_extreme_points(reference: np.ndarray, rng: np.random.Generator | None 
     return out
 
 
+def robot_slice_hint(kind: str, reference: np.ndarray, current: np.ndarray | None, axis: int, index: int, rng: np.random.Generator | None = None):
+    """The robot's hint of ``kind`` ("scribble", "box", "extreme") on slice ``index`` along KJI
+    ``axis``, as a library interaction: a stroke on the largest error of ``current`` (None: nothing
+    segmented yet), or a box / extreme points from the reference jittered as VMN 4.2. A slice
+    without the structure gets a (negative) stroke whatever the kind. None: nothing to correct."""
+    from .interactions import Box, ExtremePoints, Scribble
+    from .interactions import ijk_from_slice_point as to_ijk
+
+    lift = lambda pts: [to_ijk(p, axis, index) for p in pts]  # noqa: E731
+    if kind == "scribble" or not reference.any():
+        s = robot_scribble(reference, np.zeros_like(reference) if current is None else current)
+        return None if s is None else Scribble(lift(s[0]), positive=s[1], axis=axis)
+    if kind == "box":
+        return Box(*lift(robot_box(reference, rng)), axis=axis)
+    return ExtremePoints(lift(robot_extreme_points(reference, rng)), axis=axis)
+
+
 class TrainingClickSampler:
     """Click sampler of the click-guidance paper, through MONAI deepgrow's transforms."""
 

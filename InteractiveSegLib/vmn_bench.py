@@ -30,10 +30,8 @@ import numpy as np
 
 from .bench import BenchData, shipped_data, user_data
 from .engines import create_engine
-from .interactions import Box, ExtremePoints, Scribble
-from .interactions import ijk_from_slice_point as to_ijk
 from .labels import LabelTable
-from .robot import dice, robot_box, robot_extreme_points, robot_scribble
+from .robot import dice, robot_slice_hint
 from .session import Session
 
 ENGINES = ("vmn", "vmn-mem0", "vmn-growcut")
@@ -55,18 +53,6 @@ class VolumeRun:
 def slice_iou(ref: np.ndarray, pred: np.ndarray) -> float:
     union = int((ref | pred).sum())
     return 1.0 if union == 0 else int((ref & pred).sum()) / union
-
-
-def robot_hint(kind: str, ref2d: np.ndarray, pred2d: np.ndarray, index: int, first: bool, rng: np.random.Generator):
-    """The robot's hint of ``kind`` on axial slice ``index`` (None: nothing to correct)."""
-    lift = lambda pts: [to_ijk(p, AXIS, index) for p in pts]  # noqa: E731
-    if kind == "scribble" or not ref2d.any():
-        s = robot_scribble(ref2d, np.zeros_like(ref2d) if first else pred2d)
-        return None if s is None else Scribble(lift(s[0]), positive=s[1], axis=AXIS)
-    if kind == "box":
-        lo, hi = robot_box(ref2d, rng)
-        return Box(*lift([lo, hi]), axis=AXIS)
-    return ExtremePoints(lift(robot_extreme_points(ref2d, rng)), axis=AXIS)
 
 
 def choose_slice(select: str, session: Session, ref: np.ndarray, done: set[int], rng: np.random.Generator) -> int | None:
@@ -100,7 +86,7 @@ def run_volume(session: Session, ref: np.ndarray, name: str, kind: str, select: 
     for r in range(1, rounds + 1):
         if r > 1:
             index = choose_slice(select, session, ref, done, select_rng)
-        hint = None if index is None else robot_hint(kind, ref[index], session.labelmap[index] == 1, index, r == 1, hint_rng)
+        hint = None if index is None else robot_slice_hint(kind, ref[index], None if r == 1 else session.labelmap[index] == 1, AXIS, index, hint_rng)
         if index is not None:
             done.add(index)
         if hint is not None:

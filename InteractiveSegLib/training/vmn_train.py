@@ -34,13 +34,11 @@ from scipy import ndimage
 
 from .. import datasets
 from ..engines.click import normalize_intensity
-from ..interactions import Box, ExtremePoints, Scribble
-from ..interactions import ijk_from_slice_point as to_ijk
 from ..networks import default_models_dir
-from .loop import fit, load_matching
-from ..robot import robot_box, robot_extreme_points, robot_scribble
+from ..robot import robot_slice_hint
 from ..vmn_interaction import ROI_SIZE, crop_resize, interaction_input
 from ..vmn_network import interaction_net, vmn_net
+from .loop import fit, load_matching
 
 HINTS = ("scribble", "box", "extreme")
 
@@ -82,20 +80,6 @@ def perturb(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return m
 
 
-def robot_hint(kind: str, reference: np.ndarray, previous: np.ndarray | None, rng: np.random.Generator):
-    """A hint (library interaction on axis 0 of a one-slice stack) of ``kind`` for a slice:
-    the benchmark robot's, jittered as VMN 4.2. None if there is nothing to correct."""
-    lift = lambda pts: [to_ijk(p, 0, 0) for p in pts]  # noqa: E731
-    if kind == "scribble":
-        s = robot_scribble(reference, previous if previous is not None else np.zeros_like(reference))
-        return None if s is None else Scribble(lift(s[0]), positive=s[1])
-    if kind == "box":
-        b = robot_box(reference, rng)
-        return None if b is None else Box(*lift(b))
-    p = robot_extreme_points(reference, rng)
-    return None if p is None else ExtremePoints(lift(p))
-
-
 def interaction_sample(structs: list[Structure], rng: np.random.Generator, size: int, encoding: str):
     """(input (4, size, size), target (1, size, size)) for f_IN."""
     while True:
@@ -110,9 +94,9 @@ def interaction_sample(structs: list[Structure], rng: np.random.Generator, size:
     img = np.take(s.image, index, axis=axis)
     kind = HINTS[int(rng.integers(3))]
     previous = perturb(ref, rng) if rng.random() < 0.5 else None
-    hint = robot_hint(kind, ref, previous, rng)
+    hint = robot_slice_hint(kind, ref, previous, 0, 0, rng)
     if hint is None:  # the perturbation changed nothing: round one instead
-        previous, hint = None, robot_hint(kind, ref, None, rng)
+        previous, hint = None, robot_slice_hint(kind, ref, None, 0, 0, rng)
     x, roi = interaction_input(img, previous, [hint], 0, size, encoding)
     y = (crop_resize(ref.astype(np.float32), roi, size) > 0.5).astype(np.float32)
     return x, y[None]
