@@ -363,6 +363,20 @@ class InteractiveSegLogic(ScriptedLoadableModuleLogic):
         index = mrml_glue.slice_index_at(volumeNode, ras, axis)
         return self.store.automatic(volumeNode, axis, index, engine, segmentationNode, **engineKwargs)
 
+    def finetune(self, volumeNode, hints, segmentationNode=None, model=None, **engineKwargs):
+        """Scribble-aware fine-tuning on any engine's output: the segmentation keeps its
+        classes (matched to the model's by name; others get a new model channel), the hints
+        (scribbles, clicks, boxes; a list of several labels is one step) adapt ``model``
+        (checkpoint, TorchScript or MONAI bundle; default the shipped one) to this volume."""
+        if model is not None:
+            engineKwargs["model"] = str(model)
+        registerSlicerEngines()
+        return self.store.segment(volumeNode, hints, "finetune", segmentationNode, None, group=True, **engineKwargs)
+
+    def reset_adaptation(self, volumeNode) -> bool:
+        """Forget the weights fine-tuned on this volume; the source model file is never changed."""
+        return self.store.reset_adaptation(volumeNode)
+
     def move_last_click(self, volumeNode, segmentationNode, ras) -> bool:
         """Drag-to-move: re-run with the last click at world position ``ras``; no new undo step."""
         return self.store.move_last_click(volumeNode, segmentationNode, ras)

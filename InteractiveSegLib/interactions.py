@@ -130,12 +130,50 @@ class SliceAuto:
         return [ijk_from_slice_point((0, 0), self.axis, self.index)]
 
 
-Interaction = Union[Click, Scribble, Box, ExtremePoints, SliceAuto]
-_TYPES = {"click": Click, "scribble": Scribble, "box": Box, "extreme_points": ExtremePoints, "auto": SliceAuto}
+@dataclass
+class HintGroup:
+    """Several hints applied as one step: scribbles of several labels corrected at once
+    (scribble-aware fine-tuning). Class, axis and slice are those of the first hint."""
+
+    hints: list
+
+    def __post_init__(self) -> None:
+        self.hints = [from_dict(h) if isinstance(h, dict) else h for h in self.hints]
+        if not self.hints:
+            raise InteractionError("a hint group needs at least one hint")
+        if any(isinstance(h, (HintGroup, SliceAuto)) for h in self.hints):
+            raise InteractionError("a hint group holds clicks, scribbles, boxes or extreme points only")
+
+    @property
+    def label(self) -> int:
+        return self.hints[0].label
+
+    @property
+    def axis(self) -> int:
+        return self.hints[0].axis
+
+    @property
+    def positive(self) -> bool:
+        return True
+
+    @property
+    def points(self) -> list[tuple[int, int, int]]:
+        return self.hints[0].points
+
+
+def members(interaction) -> list:
+    """The hints inside a step: a group's members, or the hint itself."""
+    return list(interaction.hints) if isinstance(interaction, HintGroup) else [interaction]
+
+
+Interaction = Union[Click, Scribble, Box, ExtremePoints, SliceAuto, HintGroup]
+_TYPES = {"click": Click, "scribble": Scribble, "box": Box, "extreme_points": ExtremePoints, "auto": SliceAuto, "group": HintGroup}
 _NAMES = {v: k for k, v in _TYPES.items()}
 
 
 def to_dict(interaction: Interaction) -> dict:
+    if isinstance(interaction, HintGroup):
+        return {"type": "group", "hints": [to_dict(h) for h in interaction.hints]}
     d = asdict(interaction)
     for k, v in d.items():
         if isinstance(v, tuple):
@@ -176,6 +214,10 @@ def validate(interaction: Interaction, shape_kji: Sequence[int], labels: Iterabl
     """Raise InteractionError unless the hint fits a volume of ``shape_kji`` and a known class."""
     if len(shape_kji) != 3:
         raise InteractionError(f"hints need a 3D volume, got shape {tuple(shape_kji)}")
+    if isinstance(interaction, HintGroup):
+        for h in interaction.hints:
+            validate(h, shape_kji, labels)
+        return
     if isinstance(interaction.label, bool) or not isinstance(interaction.label, (int, np.integer)):
         raise InteractionError(f"class must be an integer label, got {interaction.label!r}")
     if isinstance(interaction, SliceAuto):

@@ -18,7 +18,7 @@ import numpy as np
 from .engines.base import Engine, Prediction, Region, Request
 from .engines.registry import create_engine
 from .errors import InteractionError
-from .interactions import Click, Interaction, SliceAuto, from_json, slice_index, to_json, validate
+from .interactions import Click, HintGroup, Interaction, SliceAuto, from_json, slice_index, to_json, validate
 from .labels import LabelTable
 from .volume import Volume
 
@@ -81,6 +81,8 @@ class Session:
             self.engine.set_image(volume)
         if labels is None and hasattr(self.engine, "label_table"):  # a multi-class engine names its classes
             self.labels = self.engine.label_table()
+        elif labels is not None and hasattr(self.engine, "bind_labels"):  # it maps given classes by name
+            self.engine.bind_labels(self.labels)
 
     # -- hints ---------------------------------------------------------------------------
     @property
@@ -94,6 +96,11 @@ class Session:
         self.history.append(step)
         self._redo.clear()
         return step
+
+    def add_many(self, interactions: list[Interaction]) -> Step:
+        """Several hints (e.g. scribbles of several labels) as one step, one engine call and
+        one undo. Engines that do not take groups see the first hint's class only."""
+        return self.add(HintGroup(list(interactions)))
 
     def automatic(self, axis: int, index: int) -> Step:
         """Multi-class engines: the automatic result of one slice, as an undoable step."""
@@ -177,6 +184,8 @@ class Session:
         ]
 
     def _history(self, new: Interaction, previous: list[Step], multiclass: bool) -> list[tuple[Interaction, Prediction]]:
+        if getattr(self.engine, "history_scope", None) == "all":  # engines whose state spans the image
+            return [(s.interaction, s.prediction) for s in previous]
         if multiclass:
             return self._slice_history(new, previous)
         if self.engine.mode == "3d":

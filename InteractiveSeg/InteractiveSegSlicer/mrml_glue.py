@@ -540,6 +540,32 @@ def engine_classes(engine: str, engine_kwargs: dict | None = None) -> LabelTable
     return _ENGINE_CLASSES[key]
 
 
+_ADOPTS: dict[str, bool] = {}
+
+
+def engine_adopts_labels(engine: str, engine_kwargs: dict | None = None) -> bool:
+    """True for engines that take the segmentation's own classes and match them to their
+    model by name (scribble fine-tuning: it works on any engine's output)."""
+    from InteractiveSegLib.engines import create_engine
+
+    key = json.dumps([engine, engine_kwargs or {}], sort_keys=True, default=str)
+    if key not in _ADOPTS:
+        _ADOPTS[key] = hasattr(create_engine(engine, **(engine_kwargs or {})), "bind_labels")
+    return _ADOPTS[key]
+
+
+def adopt_labels(existing: LabelTable, model: LabelTable) -> LabelTable:
+    """The segmentation's classes, then the model's classes it does not name yet (free values)."""
+    import re
+
+    table = LabelTable.from_dict(existing.to_dict())
+    have = {re.sub(r"[_ ](l|r|left|right)$", "", e.name.lower()) for e in table} | {e.name.lower() for e in table}
+    for e in model:
+        if e.name.lower() not in have:
+            table.add(max(table.values or [0]) + 1, e.name, e.color)
+    return table
+
+
 @dataclass
 class _Entry:
     session: Any
@@ -549,6 +575,7 @@ class _Entry:
     labels_key: str
     volume_key: tuple
     content_key: tuple = field(default=())
+    kwargs_key: str = "{}"
 
 
 class SessionStore:
@@ -568,8 +595,10 @@ class SessionStore:
         entry = self._entries.get(volumeNode.GetID()) if volumeNode is not None else None
         return entry.session if entry else None
 
-    def segment(self, volumeNode, hints, engine: str = "click", segmentationNode=None, labels: LabelTable | None = None, **engine_kwargs):
-        """Apply hints in order; returns the segmentation node (created if None).
+    def segment(self, volumeNode, hints, engine: str = "click", segmentationNode=None, labels: LabelTable | None = None,
+                group: bool = False, **engine_kwargs):
+        """Apply hints in order (``group``: all of them as one step, one undo); returns the
+        segmentation node (created if None).
 
         A multi-class engine (e.g. ``sim``) brings its own classes: one segment per class,
         named after the model's classes, whatever ``labels`` says."""
@@ -578,7 +607,12 @@ class SessionStore:
         if segmentationNode is not None:
             check_geometry(segmentationNode, volumeNode)
         model_labels = engine_classes(engine, engine_kwargs)
-        labels = model_labels if model_labels is not None else self._resolve_labels(labels, segmentationNode, interactions)
+        if model_labels is not None and engine_adopts_labels(engine, engine_kwargs):
+            labels = adopt_labels(self._resolve_labels(labels, segmentationNode, interactions, fallback=False), model_labels)
+        elif model_labels is not None:
+            labels = model_labels
+        else:
+            labels = self._resolve_labels(labels, segmentationNode, interactions)
         dims = volumeNode.GetImageData().GetDimensions()
         for h in interactions:
             validate(h, (dims[2], dims[1], dims[0]), labels.values)
@@ -591,8 +625,9 @@ class SessionStore:
             if created:  # e.g. unknown engine or missing model: leave the scene as it was
                 segmentationNode.GetScene().RemoveNode(segmentationNode)
             raise
-        for h in interactions:
-            step = entry.session.add(h)
+        steps = [interactions] if group and interactions else [[h] for h in interactions]
+        for hs in steps:
+            step = entry.session.add_many(hs) if len(hs) > 1 else entry.session.add(hs[0])
             self._write(entry, segmentationNode, volumeNode, step.region)
         return segmentationNode
 
@@ -655,15 +690,24 @@ class SessionStore:
             self._entries.pop(volumeNode.GetID(), None)
 
     # -- internals ------------------------------------------------------------------------
+    def reset_adaptation(self, volumeNode) -> bool:
+        """Scribble fine-tuning: forget the weights adapted on this volume (the next hint
+        starts from the source model again). False if the session has no such engine."""
+        session = self.session(volumeNode)
+        if session is None or not hasattr(session.engine, "reset_weights"):
+            return False
+        session.engine.reset_weights()
+        return True
+
     @staticmethod
-    def _resolve_labels(labels, segmentationNode, interactions) -> LabelTable:
+    def _resolve_labels(labels, segmentationNode, interactions, fallback: bool = True) -> LabelTable:
         if labels is not None:
             return labels
         table = labels_from_segmentation(segmentationNode)
         for h in interactions:
             if isinstance(h.label, int) and h.label >= 1 and h.label not in table:
                 table.add(h.label, f"Segment_{h.label}")
-        if len(table) == 0:
+        if len(table) == 0 and fallback:
             table.add(1, "Segment_1")
         return table
 
@@ -685,6 +729,7 @@ class SessionStore:
         from InteractiveSegLib.session import Session
 
         labels_key = json.dumps([(e.value, e.name, [round(c, 3) for c in e.color]) for e in labels])
+        kwargs_key = json.dumps(engine_kwargs or {}, sort_keys=True, default=repr)
         entry = self._entries.get(volumeNode.GetID())
         if entry is not None:
             same = (
@@ -692,7 +737,7 @@ class SessionStore:
                 and entry.segmentation_id == segmentationNode.GetID()
                 and entry.labels_key == labels_key
                 and entry.volume_key == self._volume_key(volumeNode)
-                and not engine_kwargs
+                and entry.kwargs_key == kwargs_key
                 and all(segmentationNode.GetSegmentation().GetSegment(s) is not None for s in entry.segment_ids.values())
                 and entry.content_key == self._content_key(segmentationNode, entry.segment_ids)
             )
@@ -701,7 +746,7 @@ class SessionStore:
         segment_ids = ensure_segments(segmentationNode, labels, volumeNode)
         initial = labelmap_from_segmentation(segmentationNode, volumeNode, labels)
         session = Session(volume_from_node(volumeNode), engine=engine, labels=labels, labelmap=initial, **engine_kwargs)
-        entry = _Entry(session, engine, segmentationNode.GetID(), segment_ids, labels_key, self._volume_key(volumeNode))
+        entry = _Entry(session, engine, segmentationNode.GetID(), segment_ids, labels_key, self._volume_key(volumeNode), kwargs_key=kwargs_key)
         entry.content_key = self._content_key(segmentationNode, segment_ids)
         self._entries[volumeNode.GetID()] = entry
         return entry
