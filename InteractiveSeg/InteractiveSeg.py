@@ -123,6 +123,7 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.connect("clicked()", self.onApplyButton)
         self.ui.automaticButton.connect("clicked()", self.onAutomaticButton)
         self.ui.suggestSliceButton.connect("clicked()", self.onSuggestSlice)
+        self.ui.resetAdaptationButton.connect("clicked()", lambda: self.logic.reset_adaptation(self._parameterNode.inputVolume))
         self.ui.undoButton.connect("clicked()", lambda: self.onUndoRedo(redo=False))
         self.ui.redoButton.connect("clicked()", lambda: self.onUndoRedo(redo=True))
         self.initializeParameterNode()

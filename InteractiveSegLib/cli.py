@@ -21,9 +21,19 @@ def _segment(args) -> None:
 
     vol = read_volume(args.image)
     hints = from_json(Path(args.hints).read_text())
-    engine = create_engine(args.engine)
+    kwargs = {"model": args.model} if args.model else {}
+    if args.model_spec:
+        import json
+
+        kwargs["spec"] = json.loads(Path(args.model_spec).read_text())
+    engine = create_engine(args.engine, **kwargs)
     if getattr(engine, "multiclass", False):  # the model's own classes
         labels = engine.label_table()
+        if hasattr(engine, "bind_labels"):  # fine-tuning: a hint may add a class the model never knew
+            from .interactions import members
+
+            for v in sorted({m.label for h in hints for m in members(h)} - set(labels.values)):
+                labels.add(v, f"label_{v}")
     else:
         labels = LabelTable.default(sorted({h.label for h in hints}))
     session = Session(vol, engine, labels)
@@ -51,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--hints", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--engine", default="click")
+    s.add_argument("--model", help="finetune: the model to adapt (checkpoint, TorchScript, MONAI bundle directory)")
+    s.add_argument("--model-spec", help="finetune: JSON spec of --model (labels, preprocessing) if not beside it")
 
     t = sub.add_parser("train-click", help="train the click FCNN (CPU, < 45 min)")
     from .training import click_train

@@ -22,7 +22,9 @@ largest 3D error region; volume Dice (right hemisphere). The ROI of each round a
 its time are recorded; a run with a fixed 128³ ROI gives the time bar's figure.
 
 Ablation (``--ablation``): ``finetune-l{1,2,6,all}`` (layers l), ``finetune-norg``
-(no region growing), ``finetune-m{5,15,60}`` (iterations M), next to the default.
+(no region growing), ``finetune-m{5,25,50}`` (iterations M), ``finetune-anchor`` (far
+voxels keep their label, our option), ``finetune-bginit`` (a new label's channel copied
+from the background filter instead of imprinted), next to the default.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ from .session import Session
 
 ROUNDS = 5
 NEW_STRUCTURES = ("Hippocampus_R", "Amygdala_R")
-ABLATION = ("finetune-l1", "finetune-l2", "finetune-l6", "finetune-lall", "finetune-norg", "finetune-m5", "finetune-m15", "finetune-m60")
-_VARIANT = re.compile(r"^finetune(-3d)?((?:-l(?:\d+|all))|(?:-norg)|(?:-m\d+))*$")
+ABLATION = ("finetune-l1", "finetune-l2", "finetune-l6", "finetune-lall", "finetune-norg", "finetune-m5", "finetune-m25", "finetune-m50",
+            "finetune-anchor", "finetune-bginit")
+_VARIANT = re.compile(r"^finetune(-3d)?((?:-l(?:\d+|all))|(?:-norg)|(?:-m\d+)|(?:-anchor)|(?:-bginit))*$")
 
 
 def engine_kwargs(name: str) -> dict:
@@ -59,6 +62,10 @@ def engine_kwargs(name: str) -> dict:
             kw["mode"] = "3d"
         elif part == "norg":
             kw["region_growing"] = False
+        elif part == "anchor":
+            kw["anchor_weight"] = 0.5
+        elif part == "bginit":
+            kw["new_label_init"] = "background"
         elif part == "lall":
             kw["layers"] = 0
         elif part.startswith("l"):
@@ -145,6 +152,7 @@ def _current(session: Session, t: Target, axis: int, index: int) -> np.ndarray:
 def run_slice(engine, kind: str, t: Target, axis: int, index: int, rounds: int) -> Run:
     """One robot session on one slice (``kind``: "finetune", "growcut" or "click")."""
     if kind == "finetune":
+        engine.reset_weights()  # every session starts from the source model
         session = Session(engine.volume, engine, labels=_table(engine.label_table(), t))
         session.automatic(axis, index)
     else:
@@ -184,6 +192,7 @@ def largest_error_slice(ref: np.ndarray, pred: np.ndarray) -> int:
 
 
 def run_volume(engine: ScribbleFinetuneEngine, t: Target, rounds: int) -> Run:
+    engine.reset_weights()
     session = Session(engine.volume, engine, labels=_table(engine.label_table(), t))
     session.add(SliceAuto(0, 0))  # the model on the whole volume
     pred = np.zeros_like(t.reference)

@@ -40,14 +40,20 @@ class FinetuneSettings:
     """Algorithm 1's knobs. Defaults: see the model card (ablation over l, M, growing)."""
 
     layers: int = 3  # l: last layers updated (0 or less: all)
-    max_iterations: int = 20  # M
-    lr: float = 0.3  # η; with max_grad_norm 0.1 every step moves W_λl by at most 0.03
+    max_iterations: int = 12  # M
+    lr: float = 0.15  # η; with max_grad_norm 0.1 every step moves W_λl by at most 0.015
     momentum: float = 0.0  # plain SGD, as the paper (momentum overshoots: see the card)
     alpha: float = 0.01  # weight of ‖W − W_λ‖
     region_growing: bool = True
     threshold: float = 0.02  # T, in units of the normalised [0, 1] intensity
     grow_radius: int = 2  # growing stays within this many voxels of the scribble
     max_grad_norm: float = 0.1  # > 0: clip the gradient norm (bounded steps: no overshoot)
+    new_label_lr: float = 10.0  # step multiplier of a new label's channel (fresh weights)
+    anchor_weight: float = 0.0  # > 0: voxels far from every scribble keep their label (see anchor_mask)
+    anchor_distance: float = 16.0  # "far", in voxels of the model's grid
+    anchor_stride: int = 4  # one anchor every this many voxels per axis
+    lr_growth: float = 1.0  # > 1: the step grows while the scribbles are violated (λ's dual ascent)
+    max_lr: float = 1.0
 
     def __post_init__(self) -> None:
         if self.max_iterations < 0:
@@ -132,6 +138,7 @@ class ExtraChannels(nn.Module):
         self.weight = nn.Parameter(torch.zeros(0))
         self.bias = nn.Parameter(torch.zeros(0))
         self.count = 0
+        self.imprinted: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # channel -> its initial (w, b)
 
     def add(self, n: int = 1) -> None:
         """Append ``n`` channels initialised from the background (channel 0), bias − margin."""
@@ -146,6 +153,38 @@ class ExtraChannels(nn.Module):
             self.weight = nn.Parameter(torch.cat([self.weight.detach().reshape(-1, *w.shape[1:]) if self.count else w[:0], w]))
             self.bias = nn.Parameter(torch.cat([self.bias.detach() if self.count else b[:0], b]))
             self.count += 1
+
+    @torch.no_grad()
+    def imprint(self, k: int, features: torch.Tensor, logits: torch.Tensor, at: torch.Tensor, far: torch.Tensor | None = None,
+                contrast: float = 4.0, margin: float = 0.5, leak: float = 0.02) -> None:
+        """Weight imprinting (Qi et al., CVPR 2018) of channel ``k`` from the voxels ``at``
+        (B, *spatial bool) the user gave the new label: its filter points from the image's
+        mean feature to the scribbled voxels' mean feature (a ``contrast`` logit apart) and
+        its bias makes it win there by ``margin`` over the existing classes. A copy of the
+        background filter would instead flood every background-like voxel at the first
+        step. ``features``: the final layer's input (logits for the logit-mixing form).
+        ``far``: voxels far from every scribble; the bias is lowered until the new label
+        wins at no more than a ``leak`` fraction of them (then the loop has work to do)."""
+        f = features.movedim(1, -1)  # (B, *spatial, C_in)
+        pos = f[at].mean(0)
+        neg = f.reshape(-1, f.shape[-1]).mean(0)
+        d = pos - neg
+        w = contrast * d / d.pow(2).sum().clamp_min(1e-6)
+        best = logits[:, : self.num_classes].amax(1)
+        need = best[at] + margin - (f[at] * w).sum(-1)  # bias that makes each scribbled voxel win
+        b = need.median()
+        if far is not None and bool(far.any()):
+            allow = best[far] - (f[far] * w).sum(-1)  # bias below which a far voxel stays as it was
+            b = torch.minimum(b, torch.quantile(allow, leak))
+        weight = self.weight.data.reshape(self.count, -1, *self.weight.shape[2:]) if self.weight.dim() > 2 else self.weight.data
+        weight[k].zero_()
+        if weight.dim() > 2:  # a k x k convolution: the centre tap reads the voxel itself
+            centre = tuple(n // 2 for n in weight.shape[2:])
+            weight[(k, slice(None), *centre)] = w
+        else:
+            weight[k] = w
+        self.bias.data[k] = b
+        self.imprinted[k] = (weight[k].clone(), b.clone())
 
     def from_input(self, x: torch.Tensor) -> torch.Tensor:
         m = self.layer
@@ -277,6 +316,24 @@ def satisfied(logits: torch.Tensor, target: torch.Tensor) -> bool:
     return violations(logits, target) == 0
 
 
+def anchor_mask(target: torch.Tensor, valid: tuple[int, ...], distance: float, stride: int) -> torch.Tensor:
+    """A sparse grid of voxels at least ``distance`` from every constrained voxel, inside
+    the unpadded ``valid`` extent. Our addition to Algorithm 1, switchable: the paper keeps
+    W_λ near W only in weight space (α); a lone scribble of one label (above all a label the
+    model never knew) is then most cheaply satisfied by a global shift that floods the
+    image. Anchors keep, with a small weight, what the model said far from the corrections."""
+    from scipy import ndimage
+
+    t = target.cpu().numpy()
+    out = np.zeros(t.shape, bool)
+    for b in range(t.shape[0]):
+        far = ndimage.distance_transform_edt(t[b] == UNLABELLED) >= distance
+        grid = np.zeros(t.shape[1:], bool)
+        grid[tuple(slice(0, n, stride) for n in valid)] = True
+        out[b] = far & grid
+    return torch.from_numpy(out).to(target.device)
+
+
 def finetune(
     forward: Callable[[], torch.Tensor],
     target: torch.Tensor,
@@ -284,14 +341,20 @@ def finetune(
     reference: dict[str, torch.Tensor],
     settings: FinetuneSettings,
     required: Optional[torch.Tensor] = None,
+    anchors: Optional[torch.Tensor] = None,
 ) -> FinetuneResult:
     """Algorithm 1 on prepared inputs: ``forward()`` gives logits (B, C, *spatial) with the
     current weights, ``target`` the constraint labels (B, *spatial; -1 unlabelled),
     ``params`` the trainable W_λl, ``reference`` the source weights W_l they stay near.
     ``required`` (the user's own scribbles, without the grown voxels) is what the stop
-    test checks; the loss uses every constrained voxel."""
+    test checks; the loss uses every constrained voxel. ``anchors``: labels (-1 elsewhere)
+    that a few voxels far from the scribbles keep, with weight ``settings.anchor_weight``."""
     check = target if required is None else torch.where(required, target, torch.full_like(target, UNLABELLED))
-    opt = torch.optim.SGD(list(params.values()), lr=settings.lr, momentum=settings.momentum)
+    fresh = [p for n, p in params.items() if n.startswith("extra.")]
+    groups = [{"params": [p for n, p in params.items() if not n.startswith("extra.")], "lr": settings.lr}]
+    if fresh:  # a new label's channel starts far from any solution: it moves faster
+        groups.append({"params": fresh, "lr": settings.lr * settings.new_label_lr})
+    opt = torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum)
     losses: list[float] = []
     norms: list[float] = []
     it = 0
@@ -303,15 +366,24 @@ def finetune(
         if it >= settings.max_iterations:
             return FinetuneResult(logits.detach(), it, False, losses, norms, wrong)
         g = constraint_loss(logits, target)
+        g_anchor = None
+        if anchors is not None and settings.anchor_weight > 0 and bool((anchors != UNLABELLED).any()):
+            g_anchor = constraint_loss(logits, anchors)
         drift = [torch.linalg.vector_norm(p - reference[n]) for n, p in params.items() if n in reference and p.shape == reference[n].shape]
         loss = g + settings.alpha * torch.stack(drift).sum() if drift else g
+        if g_anchor is not None:
+            loss = loss + settings.anchor_weight * g_anchor
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if settings.max_grad_norm > 0:
-            norms.append(float(torch.nn.utils.clip_grad_norm_(list(params.values()), settings.max_grad_norm)))
+            for group in opt.param_groups:  # each group's step bounded on its own
+                norms.append(float(torch.nn.utils.clip_grad_norm_(group["params"], settings.max_grad_norm)))
         opt.step()
         losses.append(float(g.detach()))
         it += 1
+        if settings.lr_growth != 1.0:
+            for group in opt.param_groups:
+                group["lr"] = min(group["lr"] * settings.lr_growth, settings.max_lr)
 
 
 def state_of(params: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:

@@ -36,6 +36,7 @@ from ..networks import default_models_dir, pick_device
 from ..scribble_finetune import (
     UNLABELLED,
     ExtraChannels,
+    anchor_mask,
     FinetuneSettings,
     FrozenPrefix,
     final_layer,
@@ -65,14 +66,19 @@ class ScribbleFinetuneEngine(Engine):
         model: str | Path | SegmentationModel | None = None,
         spec: ModelSpec | dict | None = None,
         layers: int = 3,
-        iterations: int = 20,
-        lr: float = 0.3,
+        iterations: int = 12,
+        lr: float = 0.15,
         alpha: float = 0.01,
         momentum: float = 0.0,
         region_growing: bool = True,
         threshold: float = 0.02,
         grow_radius: int = 2,
         max_grad_norm: float = 0.1,
+        lr_growth: float = 1.0,
+        new_label_lr: float = 10.0,
+        anchor_weight: float = 0.0,
+        new_label_init: str = "imprint",
+        anchor_distance: float = 16.0,
         keep_weights: bool = True,
         mode: str = "2d",
         roi_margin: tuple[int, int, int] = (4, 24, 24),
@@ -90,8 +96,11 @@ class ScribbleFinetuneEngine(Engine):
         self.source = source  # as loaded: never trained, never saved
         self.model = source.copy()  # the working copy W_λ lives in
         self.spec = source.spec
-        self.settings = FinetuneSettings(layers, iterations, lr, momentum, alpha, region_growing, threshold, grow_radius, max_grad_norm)
+        self.settings = FinetuneSettings(layers, iterations, lr, momentum, alpha, region_growing, threshold, grow_radius, max_grad_norm, new_label_lr, anchor_weight, anchor_distance, lr_growth=lr_growth)
         self.keep_weights = keep_weights
+        if new_label_init not in ("imprint", "background"):
+            raise EngineError(f"new_label_init must be 'imprint' or 'background', got {new_label_init!r}")
+        self.new_label_init = new_label_init
         self.roi_margin = tuple(int(v) for v in roi_margin)
         self.min_roi = tuple(int(v) for v in min_roi) if min_roi else None
         self.chunk = int(chunk)
@@ -182,6 +191,7 @@ class ScribbleFinetuneEngine(Engine):
     def reset_weights(self) -> None:
         """Forget the adapted weights: the next hint starts again from the source model."""
         self._generation += 1
+        self.extra.imprinted.clear()
 
     # -- image ---------------------------------------------------------------------------
     def set_image(self, volume: Volume) -> None:
@@ -273,7 +283,11 @@ class ScribbleFinetuneEngine(Engine):
     def _fresh_extra(self) -> tuple[torch.Tensor, torch.Tensor]:
         fresh = ExtraChannels(self.extra.layer, self.num_classes, self.spec.spatial_dims)
         fresh.add(self.extra.count)
-        return fresh.weight.data.to(self.device), fresh.bias.data.to(self.device)
+        w, b = fresh.weight.data.to(self.device), fresh.bias.data.to(self.device)
+        for k, (wk, bk) in self.extra.imprinted.items():  # an imprinted channel starts from its imprint
+            w.view(self.extra.count, *wk.shape)[k] = wk
+            b[k] = bk
+        return w, b
 
     def _prepare(self, block: np.ndarray, factors: tuple[float, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
         """(B, *spatial) normalised image block -> zoomed, padded (B, 1, ...) tensor."""
@@ -315,6 +329,13 @@ class ScribbleFinetuneEngine(Engine):
         x, shape = self._prepare(images, factors)
         target = self._target(cons, factors, tuple(x.shape[2:]))
         required = self._target(scribbled, factors, tuple(x.shape[2:])) != UNLABELLED
+        s = self.settings
+        anchors = None
+        far = anchor_mask(target, shape, s.anchor_distance, s.anchor_stride)
+        if s.anchor_weight > 0:  # what the model says before this correction (and before any imprint)
+            with torch.no_grad():
+                anchors = torch.where(far, self._logits(x).argmax(1), torch.full_like(target, UNLABELLED))
+        self._imprint_new_labels(x, target, far)
         params = self._params()
         for p in params.values():
             p.requires_grad_(True)
@@ -322,13 +343,33 @@ class ScribbleFinetuneEngine(Engine):
         try:
             with FrozenPrefix(self.model.module, set(self._trainable)) as prefix:
                 prefix.prime(x)
-                result = finetune(lambda: self._logits(x), target, params, self._reference, self.settings, required)
+                result = finetune(lambda: self._logits(x), target, params, self._reference, self.settings, required, anchors)
         finally:
             for p in params.values():
                 p.requires_grad_(False)
         info = {"iterations": result.iterations, "converged": result.converged, "seconds": time.perf_counter() - t0,
                 "scribbled_voxels": int((scribbled != UNLABELLED).sum()), "grown_voxels": int((cons != UNLABELLED).sum()), "violated": result.violated, "losses": result.losses, "grad_norms": result.grad_norms}
         return result.logits[(slice(None), slice(None), *(slice(0, n) for n in shape))], info
+
+    @torch.no_grad()
+    def _imprint_new_labels(self, x: torch.Tensor, target: torch.Tensor, far: torch.Tensor | None) -> None:
+        """A new label's channel, still as created, is imprinted from its first scribble."""
+        todo = [k for k in range(self.extra.count) if k not in self.extra.imprinted and bool((target == self.num_classes + k).any())]
+        if not todo or self.new_label_init != "imprint":
+            return
+        captured: list = []
+        if self.extra.layer is not None:
+            handle = self.extra.layer.register_forward_hook(lambda m, i, o: captured.append(i[0]))
+            try:
+                logits = self._logits(x)
+            finally:
+                handle.remove()
+            features = captured[0]
+        else:
+            logits = self.model.logits(x)
+            features = logits
+        for k in todo:
+            self.extra.imprint(k, features, logits, target == self.num_classes + k, far)
 
     @torch.no_grad()
     def _infer_slices(self, images: np.ndarray, factors) -> np.ndarray:

@@ -205,7 +205,8 @@ def test_a_label_the_model_never_knew_is_inserted(disks):
     assert (session.labelmap[0] == 1).sum() == disk.sum() and not (session.labelmap == 7).any()
     inside = [(44, c) for c in range(39, 50)]
     outside = [(30, c) for c in range(30, 60)] + [(58, c) for c in range(30, 60)]
-    step = session.add_many([stroke(inside, 7), stroke(outside, 7, positive=False)])
+    on_disk = [(20, c) for c in range(15, 26)]  # "this is still the disk": labels corrected together
+    step = session.add_many([stroke(inside, 7), stroke(outside, 7, positive=False), stroke(on_disk, 1)])
     assert step.prediction.quality["finetune"]["converged"]
     lab = session.labelmap[0]
     assert all(lab[r, c] == 7 for r, c in inside)
