@@ -200,9 +200,25 @@ def kji_axis_for_orientation(volumeNode, orientation: str = "Axial") -> int:
     acquired volume has its "axial" slices along another array axis than 0)."""
     if orientation not in ORIENTATION_NORMALS:
         raise InteractionError(f"unknown slice orientation {orientation!r}; expected one of {sorted(ORIENTATION_NORMALS)}")
+    return kji_axis_for_normal(volumeNode, ORIENTATION_NORMALS[orientation])
+
+
+def kji_axis_for_normal(volumeNode, normal_ras: Sequence[float], max_degrees: float | None = None) -> int:
+    """KJI array axis of the volume whose slices a view with plane normal ``normal_ras`` shows.
+
+    With ``max_degrees``, InteractionError if the view is more oblique than that to every
+    voxel axis (a 2D engine works on array slices, so the user must rotate the view)."""
+    n = np.asarray(normal_ras, float)
+    n = n / np.linalg.norm(n)
     columns = _ijk_to_ras(volumeNode)[:3, :3]
-    columns = columns / np.linalg.norm(columns, axis=0)
-    ijk_index = int(np.argmax(np.abs(np.asarray(ORIENTATION_NORMALS[orientation]) @ columns)))
+    cosines = np.abs(n @ (columns / np.linalg.norm(columns, axis=0)))
+    ijk_index = int(np.argmax(cosines))
+    angle = float(np.degrees(np.arccos(min(1.0, cosines[ijk_index]))))
+    if max_degrees is not None and angle > max_degrees:
+        raise InteractionError(
+            f"the slice view is {angle:.0f} degrees oblique to the volume's voxel axes; "
+            "rotate the view to the volume plane (slice view menu: 'Rotate to volume plane') first"
+        )
     return 2 - ijk_index
 
 
@@ -578,6 +594,18 @@ class _Entry:
     kwargs_key: str = "{}"
 
 
+@dataclass
+class Pending:
+    """Hints accepted by ``SessionStore.prepare``, computed by ``compute``, written by ``commit``."""
+
+    entry: _Entry
+    segmentationNode: Any
+    volumeNode: Any
+    steps: list
+    done: list = field(default_factory=list)
+    written: int = 0
+
+
 class SessionStore:
     """One ``Session`` per volume node; every step is written into the segmentation at once.
 
@@ -587,8 +615,12 @@ class SessionStore:
     overwrites newer work from its stale copy.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, editor=None) -> None:
         self._entries: dict[str, _Entry] = {}
+        #: ``editor_writer.EditorWriter`` or None. With one, results go through the Segment
+        #: Editor's logic (its masking, overwrite and undo states); without, through
+        #: ``write_region`` (other segments are never overwritten, undo replays the session).
+        self.editor = editor
 
     # -- public ---------------------------------------------------------------------------
     def session(self, volumeNode):
@@ -602,6 +634,14 @@ class SessionStore:
 
         A multi-class engine (e.g. ``sim``) brings its own classes: one segment per class,
         named after the model's classes, whatever ``labels`` says."""
+        pending = self.prepare(volumeNode, hints, engine, segmentationNode, labels, group, **engine_kwargs)
+        self.compute(pending)
+        return self.commit(pending)
+
+    def prepare(self, volumeNode, hints, engine: str = "click", segmentationNode=None, labels: LabelTable | None = None,
+                group: bool = False, **engine_kwargs) -> "Pending":
+        """Main thread, before the engine runs: check everything, create the segments and
+        the session. Raises (scene unchanged) on bad input."""
         interactions = parse_hints(hints)
         _scalar_image(volumeNode)  # fail early, before any node is created
         if segmentationNode is not None:
@@ -626,10 +666,29 @@ class SessionStore:
                 segmentationNode.GetScene().RemoveNode(segmentationNode)
             raise
         steps = [interactions] if group and interactions else [[h] for h in interactions]
-        for hs in steps:
-            step = entry.session.add_many(hs) if len(hs) > 1 else entry.session.add(hs[0])
-            self._write(entry, segmentationNode, volumeNode, step.region)
-        return segmentationNode
+        return Pending(entry, segmentationNode, volumeNode, steps)
+
+    @staticmethod
+    def compute(pending: "Pending", job=None) -> "Pending":
+        """Engine work only (no MRML): safe on the inference worker thread. With a
+        ``worker.Job``, progress is reported and Cancel stops between steps (the steps
+        already computed are kept and written)."""
+        for n, hs in enumerate(pending.steps[len(pending.done):], start=len(pending.done)):
+            if job is not None:
+                job.report(n / len(pending.steps), f"hint {n + 1} of {len(pending.steps)}")
+            pending.done.append(pending.entry.session.add_many(hs) if len(hs) > 1 else pending.entry.session.add(hs[0]))
+        return pending
+
+    def commit(self, pending: "Pending"):
+        """Main thread, after ``compute``: write each computed step's region (one undo state
+        per step when writing through the Segment Editor). Returns the segmentation node."""
+        for step in pending.done[pending.written:]:
+            if self.editor is not None:
+                self.editor.save_state(pending.segmentationNode, pending.volumeNode)  # one undo state per hint, as the Segment Editor's effects do
+            # the step's own result: later steps of the same call may already be in the session's labelmap
+            self._write(pending.entry, pending.segmentationNode, pending.volumeNode, step.region, step.after)
+            pending.written += 1
+        return pending.segmentationNode
 
     def apply_markups(self, volumeNode, positiveNode=None, negativeNode=None, label: int = 1, axis: int = 0, engine: str = "click",
                       segmentationNode=None, labels: LabelTable | None = None, clear: bool = True, **engine_kwargs):
@@ -751,8 +810,10 @@ class SessionStore:
         self._entries[volumeNode.GetID()] = entry
         return entry
 
-    def _write(self, entry: _Entry, segmentationNode, volumeNode, region) -> None:
-        write_region(segmentationNode, entry.segment_ids, entry.session.labelmap[region], region, volumeNode)
+    def _write(self, entry: _Entry, segmentationNode, volumeNode, region, values=None) -> None:
+        """``values``: the region's labels to write (a step's own result); default the session's current ones."""
+        writer = self.editor.write if self.editor is not None else write_region
+        writer(segmentationNode, entry.segment_ids, entry.session.labelmap[region] if values is None else values, region, volumeNode)
         entry.content_key = self._content_key(segmentationNode, entry.segment_ids)
 
     def _undo_redo(self, volumeNode, segmentationNode, redo: bool) -> bool:
@@ -764,5 +825,10 @@ class SessionStore:
         step = entry.session.redo() if redo else entry.session.undo()
         if step is None:
             return False
-        self._write(entry, segmentationNode, volumeNode, step.region)
+        if self.editor is not None:
+            # the editor's saved state restores the segments bit-exactly (masking included)
+            (self.editor.redo if redo else self.editor.undo)()
+            entry.content_key = self._content_key(segmentationNode, entry.segment_ids)
+        else:
+            self._write(entry, segmentationNode, volumeNode, step.region)
         return True

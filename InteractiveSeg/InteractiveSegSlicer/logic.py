@@ -1,0 +1,155 @@
+"""The scriptable logic of the module, Qt-free (``InteractiveSegLogic`` adds only Slicer's base class).
+
+Why here and not in InteractiveSeg.py: everything a radiologist's action or a console
+script does (batch ``segment``, ``propagate``, undo, next slice, gestures from a slice
+view) must be testable with pytest on real MRML classes, and InteractiveSeg.py imports
+Slicer's GUI modules.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from InteractiveSegLib.errors import InteractionError
+from InteractiveSegLib.interactions import Scribble
+
+from . import engine_info, mrml_glue, slice_hints
+from .worker import InferenceWorker
+
+#: A propagation hint made from a drawn slice carries at most this many voxels (spread evenly).
+MAX_PROPAGATION_SEEDS = 400
+
+
+def register_slicer_engines() -> None:
+    """Register "growcut" and "vmn-growcut": inside Slicer the package is not pip-installed,
+    so their entry points are not seen."""
+    from InteractiveSegLib.engines import available_engines, register_engine
+
+    if "growcut" not in available_engines():
+        from .growcut_engine import GrowFromSeedsEngine, GrowFromSeedsPropagationEngine
+
+        register_engine("growcut", GrowFromSeedsEngine)
+        register_engine("vmn-growcut", GrowFromSeedsPropagationEngine)
+
+
+class SegmentationLogic:
+    """One session per volume node (``store``), one inference thread (``worker``, started on
+    first use), results written through ``editor`` when given (Segment Editor masking,
+    overwrite and undo) else through ``mrml_glue.write_region``."""
+
+    def __init__(self, editor=None) -> None:
+        self.store = mrml_glue.SessionStore(editor)
+        self.device: str | None = None  # None: CUDA when available, else CPU
+        self._worker: InferenceWorker | None = None
+
+    @property
+    def worker(self) -> InferenceWorker:
+        if self._worker is None:
+            self._worker = InferenceWorker()
+        return self._worker
+
+    @staticmethod
+    def engineNames() -> list:
+        try:
+            register_slicer_engines()
+            from InteractiveSegLib.engines import available_engines
+
+            return available_engines()
+        except ImportError:  # torch/monai are installed on first use, not at start-up
+            return ["click", "growcut"]
+
+    def _options(self, engine: str, engineKwargs: dict) -> dict:
+        return {**engine_info.engine_options(engine, self.device), **engineKwargs}
+
+    # -- scripted batch API ---------------------------------------------------------------
+    def segment(self, volumeNode, hints, engine="click", segmentationNode=None, labels=None, group=False, **engineKwargs):
+        """Apply hints (InteractiveSegLib interactions, their JSON dicts or a JSON string, as
+        in the library's hints.json) in order on the inference thread (``group``: all as
+        one step); returns the segmentation node (created if None), one segment per class."""
+        register_slicer_engines()
+        pending = self.store.prepare(volumeNode, hints, engine, segmentationNode, labels, group, **self._options(engine, engineKwargs))
+        try:
+            self.worker.run(self.store.compute, pending)
+        finally:  # steps computed before an error are written, so the session and the segments agree
+            self.store.commit(pending)
+        return pending.segmentationNode
+
+    def propagate(self, volumeNode, segmentationNode, label=1, axis=0, index=None, engine="vmn", **engineKwargs):
+        """3D from one drawn slice: the class's voxels on slice ``index`` along KJI ``axis``
+        (default: its largest slice) become a positive hint there and a 3D engine (``vmn``,
+        ``vmn-growcut``) propagates it through the volume. Returns the segmentation node."""
+        if segmentationNode is None:
+            raise InteractionError("propagate needs a segmentation that holds the class on one slice")
+        labels = mrml_glue.labels_from_segmentation(segmentationNode)
+        if label not in labels:
+            raise InteractionError(f"segmentation {segmentationNode.GetName()!r} has no class with label value {label}")
+        mask = mrml_glue.labelmap_from_segmentation(segmentationNode, volumeNode, labels) == label
+        area = mask.sum(axis=tuple(a for a in range(3) if a != axis))
+        if index is None:
+            index = int(np.argmax(area))
+        if not 0 <= index < mask.shape[axis] or area[index] == 0:
+            raise InteractionError(f"class {labels[label].name!r} has no voxel on slice {index} (axis {axis}); draw it there first")
+        voxels = np.argwhere(np.take(mask, index, axis=axis))
+        voxels = voxels[np.linspace(0, len(voxels) - 1, min(len(voxels), MAX_PROPAGATION_SEEDS)).astype(int)]
+        ijk = [tuple(int(c) for c in reversed(np.insert(v, axis, index))) for v in voxels]
+        return self.segment(volumeNode, [Scribble(ijk, label=label, axis=axis)], engine, segmentationNode, labels, **engineKwargs)
+
+    def apply_markups(self, volumeNode, positiveNode, negativeNode, label=1, className=None, orientation="Axial",
+                      engine="click", segmentationNode=None, **engineKwargs):
+        """Clicks from two point lists (positive, negative) for class ``label`` on slices of ``orientation``."""
+        register_slicer_engines()
+        labels = mrml_glue.class_labels(segmentationNode, int(label), className)
+        axis = mrml_glue.kji_axis_for_orientation(volumeNode, orientation)
+        return self.store.apply_markups(volumeNode, positiveNode, negativeNode, int(label), axis, engine, segmentationNode, labels,
+                                        **self._options(engine, engineKwargs))
+
+    def automatic(self, volumeNode, ras, orientation="Axial", engine="sim", segmentationNode=None, **engineKwargs):
+        """Multi-class engines: the automatic segmentation of the slice of ``orientation``
+        through world point ``ras`` (e.g. the slice view's centre), one segment per class."""
+        register_slicer_engines()
+        axis = mrml_glue.kji_axis_for_orientation(volumeNode, orientation)
+        index = mrml_glue.slice_index_at(volumeNode, ras, axis)
+        return self.store.automatic(volumeNode, axis, index, engine, segmentationNode, **self._options(engine, engineKwargs))
+
+    def finetune(self, volumeNode, hints, segmentationNode=None, model=None, **engineKwargs):
+        """Scribble-aware fine-tuning on any engine's output: the segmentation keeps its
+        classes (matched to the model's by name; others get a new model channel), the hints
+        (scribbles, clicks, boxes; a list of several labels is one step) adapt ``model``
+        (checkpoint, TorchScript or MONAI bundle; default the shipped one) to this volume."""
+        if model is not None:
+            engineKwargs["model"] = str(model)
+        return self.segment(volumeNode, hints, "finetune", segmentationNode, None, group=True, **engineKwargs)
+
+    # -- gestures from slice views (the Segment Editor effect) ----------------------------
+    def hint_from_view(self, volumeNode, kind, points_ras, normal_ras, label=1, positive=True):
+        """A hint from a gesture in a slice view: world points of the mouse positions and
+        the view's plane normal. InteractionError (nothing changed) for an oblique view or
+        a hint outside the image."""
+        mrml_glue._scalar_image(volumeNode)
+        axis = slice_hints.view_axis(volumeNode, normal_ras)
+        dims = volumeNode.GetImageData().GetDimensions()
+        points_ijk = mrml_glue.world_to_ijk(volumeNode, points_ras)
+        return slice_hints.hint_from_gesture(kind, points_ijk, (dims[2], dims[1], dims[0]), axis, label, positive)
+
+    # -- session ------------------------------------------------------------------------
+    def reset_adaptation(self, volumeNode) -> bool:
+        """Forget the weights fine-tuned on this volume; the source model file is never changed."""
+        return self.store.reset_adaptation(volumeNode)
+
+    def move_last_click(self, volumeNode, segmentationNode, ras) -> bool:
+        """Drag-to-move: re-run with the last click at world position ``ras``; no new undo step."""
+        return self.store.move_last_click(volumeNode, segmentationNode, ras)
+
+    def suggest_slice(self, volumeNode):
+        """3D engines (VMN): (suggestion with index, axis, score; world point of the slice's
+        centre) for the slice rated worst, or None."""
+        return self.store.suggest_slice(volumeNode)
+
+    def undo(self, volumeNode, segmentationNode) -> bool:
+        return self.store.undo(volumeNode, segmentationNode)
+
+    def redo(self, volumeNode, segmentationNode) -> bool:
+        return self.store.redo(volumeNode, segmentationNode)
+
+    def reset(self, volumeNode=None) -> None:
+        self.store.reset(volumeNode)
