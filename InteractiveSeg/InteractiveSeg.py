@@ -5,11 +5,13 @@ volume and leaves all MRML work to ``InteractiveSegSlicer.mrml_glue`` (Qt-free, 
 with slicer-core); the engines live in ``InteractiveSegLib`` (pure Python).
 """
 
+import importlib
 import importlib.util
 import os
 import sys
 from typing import Annotated
 
+import qt
 import vtk
 
 import slicer
@@ -44,11 +46,61 @@ def _addLibraryToPath():
 
 _addLibraryToPath()
 
-from InteractiveSegSlicer import mrml_glue  # noqa: E402  (needs the path set above; imports no torch)
+from InteractiveSegSlicer import dependencies, engine_info, mrml_glue  # noqa: E402  (needs the path set above; no torch)
+from InteractiveSegSlicer.logic import SegmentationLogic, register_slicer_engines  # noqa: E402
 
-# import name of each package of Resources/requirements.txt (older Slicer without pip_ensure)
-_REQUIRED_MODULES = ["monai", "SimpleITK", "skimage", "scipy", "slicerio", "nrrd", "cc3d", "edt", "nilearn"]
 ORIENTATIONS = ["Axial", "Coronal", "Sagittal"]
+REQUIREMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Resources", "requirements.txt")
+_dependenciesReady = False
+
+
+def ensureDependencies(askConfirmation: bool = True) -> bool:
+    """First use only: install what the engines need after asking; False if declined.
+
+    torch first, through the PyTorch extension when it is installed (it picks the CUDA or
+    CPU build), else pip, so that MONAI cannot pull a mismatched torch; then only the
+    packages of Resources/requirements.txt that are missing or outside their tested range,
+    in one pip call (pip resolves everything before installing anything). The result is
+    checked again: a failure raises with the list of what is still missing, and nothing is
+    imported before the set is complete, so Slicer keeps working.
+    """
+    global _dependenciesReady
+    if _dependenciesReady:
+        return True
+    torchReq = dependencies.TORCH_REQUIREMENT
+    if dependencies.unmet([dependencies.Requirement(torchReq)]):
+        try:
+            import PyTorchUtils
+        except ImportError:
+            PyTorchUtils = None
+        if PyTorchUtils is not None:
+            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=askConfirmation, torchVersionRequirement=torchReq[len("torch"):]) is None:
+                return False
+        else:
+            if askConfirmation and not slicer.util.confirmOkCancelDisplay(
+                _("InteractiveSeg needs PyTorch ({req}). Install the CPU/CUDA build pip chooses now? "
+                  "(Installing the PyTorch extension first lets it pick the build for your GPU.)").format(req=torchReq)
+            ):
+                return False
+            slicer.util.pip_install(torchReq)
+    missing = dependencies.unmet(dependencies.read_requirements(REQUIREMENTS))
+    if missing:
+        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
+            _("InteractiveSeg needs these Python packages:\n{list}\nInstall them now? This takes a few minutes.").format(list=dependencies.describe(missing))
+        ):
+            return False
+        packaging = getattr(slicer, "packaging", None)
+        reqs = [str(r) for r, _ in missing]
+        if packaging is not None and hasattr(packaging, "pip_ensure"):  # Slicer >= 5.12: progress dialog, restart offer
+            packaging.pip_ensure(reqs, requester="InteractiveSeg")
+        else:
+            slicer.util.pip_install(reqs)
+        importlib.invalidate_caches()
+        still = dependencies.unmet(dependencies.read_requirements(REQUIREMENTS))
+        if still:
+            raise RuntimeError(_("These packages could not be installed; InteractiveSeg stays disabled, Slicer is unchanged otherwise:\n{list}").format(list=dependencies.describe(still)))
+    _dependenciesReady = True
+    return True
 
 
 class InteractiveSeg(ScriptedLoadableModule):
@@ -63,7 +115,12 @@ Interactive segmentation of CT and MRI volumes: place positive (inside) and nega
 (outside) clicks on any slice, choose the class and the engine, and press Apply; each
 Apply refines the class on the clicked slice and is undoable. Results are ordinary
 segments, so the Segment Editor, undo and saving work as usual.
-Scripted use: <code>InteractiveSegLogic().segment(volumeNode, hints, engine="click")</code>.
+In the Segment Editor, the "InteractiveSeg" effect takes hints directly in any slice view:
+left click inside, Ctrl+left click outside, drag a click to move it, scribble, box or
+extreme points; "n" jumps to the slice to check next; Ctrl+Z undoes the last hint; the
+editor's masking and overwrite settings apply.
+Scripted use: <code>InteractiveSegLogic().segment(volumeNode, hints, engine="click")</code>,
+<code>.propagate(volumeNode, segmentationNode, label, engine="vmn")</code>.
 See <a href="https://github.com/interactiveseg/SlicerInteractiveSeg">the documentation</a>.
 """)
         self.parent.acknowledgementText = _("""
@@ -77,6 +134,17 @@ medical image segmentation", Medical Image Analysis (doi:10.1016/j.media.2022.10
 Tian M, Chen X, Gao Y, "A dynamic interactive learning framework for automated 3D medical image
 segmentation". The "growcut" baseline is Slicer's Grow from seeds.
 """)
+        slicer.app.connect("startupCompleted()", registerEditorEffect)
+
+
+def registerEditorEffect() -> None:
+    """Add the "InteractiveSeg" effect to the Segment Editor (Slicer's scripted-effect registration)."""
+    import qSlicerSegmentationsEditorEffectsPythonQt as effects
+
+    effect = effects.qSlicerSegmentEditorScriptedEffect(None)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "InteractiveSegEffect", "SegmentEditorEffect.py")
+    effect.setPythonSource(path.replace("\\", "/"))
+    effect.self().register()
 
 
 @parameterNodeWrapper
@@ -124,6 +192,14 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.automaticButton.connect("clicked()", self.onAutomaticButton)
         self.ui.suggestSliceButton.connect("clicked()", self.onSuggestSlice)
         self.ui.resetAdaptationButton.connect("clicked()", lambda: self.logic.reset_adaptation(self._parameterNode.inputVolume))
+        self.ui.modelCardButton.connect("clicked()", self.onModelCard)
+        self.ui.deviceComboBox.currentTextChanged.connect(self.onDeviceChanged)
+        self.ui.propagateButton.connect("clicked()", self.onPropagate)
+        self.ui.cancelButton.connect("clicked()", lambda: self._job is not None and self._job.cancel())
+        self._job, self._pending = None, None
+        self._timer = qt.QTimer()
+        self._timer.setInterval(50)
+        self._timer.timeout.connect(self._pollJob)
         self.ui.undoButton.connect("clicked()", lambda: self.onUndoRedo(redo=False))
         self.ui.redoButton.connect("clicked()", lambda: self.onUndoRedo(redo=True))
         self.initializeParameterNode()
@@ -217,10 +293,7 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- actions ----------------------------------------------------------------------------
     def onApplyButton(self) -> None:
-        ready = False
-        with slicer.util.tryWithErrorDisplay(_("Failed to install the Python packages InteractiveSeg needs.")):
-            ready = self.logic.ensureDependencies(self.resourcePath("requirements.txt"))
-        if not ready:  # declined or failed (the error was shown)
+        if not self._dependenciesReady():
             return
         with slicer.util.tryWithErrorDisplay(_("Interactive segmentation failed."), waitCursor=True):
             p = self._parameterNode
@@ -239,11 +312,14 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         suggestion, ras = found
         slicer.modules.markups.logic().JumpSlicesToLocation(*ras, True)
-        self.ui.suggestSliceButton.toolTip = _("Slice {index}: predicted IoU {score:.2f}").format(index=suggestion.index, score=suggestion.score)
+        text = _("Next slice {index} (array axis {axis}): predicted IoU {score:.2f}").format(index=suggestion.index, axis=suggestion.axis, score=suggestion.score)
+        self.ui.nextSliceLabel.text = "<b>" + text + "</b>"
+        self.ui.suggestSliceButton.toolTip = text
+        slicer.util.showStatusMessage("InteractiveSeg: " + text, 5000)
 
     def onAutomaticButton(self) -> None:
         """Automatic multi-class result on the slice shown in the view of the chosen orientation."""
-        if not self.logic.ensureDependencies(self.resourcePath("requirements.txt")):
+        if not self._dependenciesReady():
             return
         with slicer.util.tryWithErrorDisplay(_("Automatic segmentation failed."), waitCursor=True):
             p = self._parameterNode
@@ -277,6 +353,61 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p = self._parameterNode
             self.logic.move_last_click(p.inputVolume, p.segmentation, caller.GetNthControlPointPositionWorld(0))
 
+    def _dependenciesReady(self) -> bool:
+        with slicer.util.tryWithErrorDisplay(_("Failed to install the Python packages InteractiveSeg needs.")):
+            return ensureDependencies()
+        return False  # the error was shown
+
+    def onDeviceChanged(self, text) -> None:
+        self.logic.device = None if text == "Automatic" else text
+        self.ui.deviceComboBox.toolTip = _("Networks run on: {device}").format(device=engine_info.device_summary())
+
+    def onModelCard(self) -> None:
+        engine = self._parameterNode.engine
+        box = qt.QMessageBox(slicer.util.mainWindow())
+        box.setWindowTitle(_("Model card: {engine} ({device})").format(engine=engine, device=engine_info.device_summary()))
+        box.setTextFormat(qt.Qt.MarkdownText)
+        box.setText(engine_info.model_card(engine))
+        box.exec_()
+
+    def onPropagate(self) -> None:
+        """3D from the class's largest slice, on the inference thread (progress bar, Cancel)."""
+        if not self._dependenciesReady() or (self._job is not None and not self._job.done):
+            return
+        with slicer.util.tryWithErrorDisplay(_("Propagation failed; nothing was changed."), waitCursor=True):
+            p = self._parameterNode
+            engine = p.engine if p.engine in ("vmn", "vmn-mem0", "vmn-growcut") else "vmn"
+            axis = mrml_glue.kji_axis_for_orientation(p.inputVolume, p.sliceOrientation)
+            hint = self.logic.propagation_hint(p.inputVolume, p.segmentation, p.labelValue, axis)
+            labels = mrml_glue.labels_from_segmentation(p.segmentation)
+            self._pending = self.logic.store.prepare(p.inputVolume, [hint], engine, p.segmentation, labels, **self.logic.options(engine))
+            self._job = self.logic.worker.submit(self.logic.store.compute, self._pending, title=_("Propagation"))
+            self.ui.progressBar.setRange(0, 0)  # busy: the engines do not report finer progress yet
+            self.ui.progressBar.visible = self.ui.cancelButton.visible = True
+            self.ui.propagateButton.enabled = False
+            self._timer.start()
+
+    def _pollJob(self) -> None:
+        job = self._job
+        if job is None or not job.done:
+            if job is not None and job.message:
+                self.ui.progressBar.format = job.message
+            return
+        self._timer.stop()
+        self.ui.progressBar.visible = self.ui.cancelButton.visible = False
+        self.ui.propagateButton.enabled = True
+        with slicer.util.tryWithErrorDisplay(_("Writing the result failed.")):
+            if job.cancel_requested:
+                self.logic.store.discard(self._pending)
+            else:
+                self.logic.store.commit(self._pending)
+        if job.cancel_requested:
+            slicer.util.showStatusMessage(_("Propagation cancelled; the segmentation is unchanged."), 3000)
+        elif job.error is not None:
+            slicer.util.errorDisplay(_("Propagation failed: {error}").format(error=job.error))
+        else:
+            self.onSuggestSlice()
+
     def onUndoRedo(self, redo: bool) -> None:
         with slicer.util.tryWithErrorDisplay(_("Undo/redo failed."), waitCursor=True):
             p = self._parameterNode
@@ -286,145 +417,104 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._showLastClick()
 
 
-def registerSlicerEngines() -> None:
-    """Register "growcut" and "vmn-growcut": inside Slicer the package is not pip-installed,
-    so their entry points are not seen."""
-    from InteractiveSegLib.engines import available_engines, register_engine
-
-    if "growcut" not in available_engines():
-        from InteractiveSegSlicer.growcut_engine import GrowFromSeedsEngine, GrowFromSeedsPropagationEngine
-
-        register_engine("growcut", GrowFromSeedsEngine)
-        register_engine("vmn-growcut", GrowFromSeedsPropagationEngine)
+registerSlicerEngines = register_slicer_engines  # kept for scripts written against earlier versions
 
 
-class InteractiveSegLogic(ScriptedLoadableModuleLogic):
-    """Qt-free: usable from the Python console and scripts. One session per volume node."""
+class InteractiveSegLogic(ScriptedLoadableModuleLogic, SegmentationLogic):
+    """Slicer's logic base class + the Qt-free ``SegmentationLogic`` (InteractiveSegSlicer/logic.py):
+    ``segment``, ``propagate``, ``apply_markups``, ``automatic``, ``finetune``, ``suggest_slice``,
+    ``undo``/``redo``... usable from the Python console. One session per volume node; engines run
+    on one persistent inference thread."""
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        self.store = mrml_glue.SessionStore()
-        self._dependenciesChecked = False
+        SegmentationLogic.__init__(self)
 
     def getParameterNode(self):
         return InteractiveSegParameterNode(super().getParameterNode())
 
-    @staticmethod
-    def engineNames() -> list:
-        try:
-            registerSlicerEngines()
-            from InteractiveSegLib.engines import available_engines
-
-            return available_engines()
-        except ImportError:  # torch/monai are installed on the first Apply, not at start-up
-            return ["click", "growcut"]
-
-    def ensureDependencies(self, requirementsPath: str, askConfirmation: bool = True) -> bool:
-        """Install what the engines need, on first use only. False if the user declined."""
-        if self._dependenciesChecked:
-            return True
-        if importlib.util.find_spec("torch") is None:
-            # torch first, through the PyTorch extension (it picks the CUDA or CPU build),
-            # so that monai below cannot pull a mismatched torch
-            import PyTorchUtils
-
-            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=askConfirmation, torchVersionRequirement=">=2.2") is None:
-                return False
-        packaging = getattr(slicer, "packaging", None)
-        if packaging is not None and hasattr(packaging, "pip_ensure"):  # Slicer >= 5.12: asks, shows progress, offers restart
-            packaging.pip_ensure(packaging.load_requirements(requirementsPath), requester="InteractiveSeg")
-        elif any(importlib.util.find_spec(m) is None for m in _REQUIRED_MODULES):
-            if askConfirmation and not slicer.util.confirmOkCancelDisplay(
-                _("InteractiveSeg needs a few Python packages (MONAI, SimpleITK, scikit-image, ...). Install them now?")
-            ):
-                return False
-            slicer.util.pip_install(["-r", requirementsPath])
-        self._dependenciesChecked = True
-        return True
-
-    def segment(self, volumeNode, hints, engine="click", segmentationNode=None, labels=None, **engineKwargs):
-        """Scripted batch API: apply hints (InteractiveSegLib interactions, their JSON dicts or a JSON
-        string) in order; returns the segmentation node (created if None), one segment per class."""
-        registerSlicerEngines()
-        return self.store.segment(volumeNode, hints, engine, segmentationNode, labels, **engineKwargs)
-
-    def apply_markups(self, volumeNode, positiveNode, negativeNode, label=1, className=None, orientation="Axial",
-                      engine="click", segmentationNode=None, **engineKwargs):
-        """Clicks from two point lists (positive, negative) for class ``label`` on slices of ``orientation``."""
-        registerSlicerEngines()
-        labels = mrml_glue.class_labels(segmentationNode, int(label), className)
-        axis = mrml_glue.kji_axis_for_orientation(volumeNode, orientation)
-        return self.store.apply_markups(volumeNode, positiveNode, negativeNode, int(label), axis, engine, segmentationNode, labels, **engineKwargs)
-
-    def automatic(self, volumeNode, ras, orientation="Axial", engine="sim", segmentationNode=None, **engineKwargs):
-        """Multi-class engines: the automatic segmentation of the slice of ``orientation``
-        through world point ``ras`` (e.g. the slice view's centre), one segment per class."""
-        registerSlicerEngines()
-        axis = mrml_glue.kji_axis_for_orientation(volumeNode, orientation)
-        index = mrml_glue.slice_index_at(volumeNode, ras, axis)
-        return self.store.automatic(volumeNode, axis, index, engine, segmentationNode, **engineKwargs)
-
-    def finetune(self, volumeNode, hints, segmentationNode=None, model=None, **engineKwargs):
-        """Scribble-aware fine-tuning on any engine's output: the segmentation keeps its
-        classes (matched to the model's by name; others get a new model channel), the hints
-        (scribbles, clicks, boxes; a list of several labels is one step) adapt ``model``
-        (checkpoint, TorchScript or MONAI bundle; default the shipped one) to this volume."""
-        if model is not None:
-            engineKwargs["model"] = str(model)
-        registerSlicerEngines()
-        return self.store.segment(volumeNode, hints, "finetune", segmentationNode, None, group=True, **engineKwargs)
-
-    def reset_adaptation(self, volumeNode) -> bool:
-        """Forget the weights fine-tuned on this volume; the source model file is never changed."""
-        return self.store.reset_adaptation(volumeNode)
-
-    def move_last_click(self, volumeNode, segmentationNode, ras) -> bool:
-        """Drag-to-move: re-run with the last click at world position ``ras``; no new undo step."""
-        return self.store.move_last_click(volumeNode, segmentationNode, ras)
-
-    def suggest_slice(self, volumeNode):
-        """3D engines (VMN): (suggestion with index, axis, score; world point of the slice's
-        centre) for the slice rated worst, or None."""
-        return self.store.suggest_slice(volumeNode)
-
-    def undo(self, volumeNode, segmentationNode) -> bool:
-        return self.store.undo(volumeNode, segmentationNode)
-
-    def redo(self, volumeNode, segmentationNode) -> bool:
-        return self.store.redo(volumeNode, segmentationNode)
-
-    def reset(self, volumeNode=None) -> None:
-        self.store.reset(volumeNode)
+    def ensureDependencies(self, requirementsPath: str = REQUIREMENTS, askConfirmation: bool = True) -> bool:
+        """See the module-level ``ensureDependencies`` (requirementsPath is the shipped file)."""
+        return ensureDependencies(askConfirmation)
 
 
 class InteractiveSegTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer only (Slicer's SelfTests module, or ctest in an extension build):
+    loads the MRHead sample, places hints through the scripted API and through the
+    Segment Editor effect with simulated mouse clicks, and checks the segment and undo."""
+
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
         self.setUp()
-        self.test_click_segments_a_sample()
+        self.test_batch_api_on_a_sample_volume()
+        self.setUp()
+        self.test_segment_editor_effect_click()
 
-    def test_click_segments_a_sample(self):
-        import numpy as np
-
+    def _sampleVolume(self):
         if importlib.util.find_spec("torch") is None:  # the extension factory does not install torch
             self.skipTest("PyTorch is not installed")
-        self.delayDisplay("Starting the test")
-        k, j, i = np.mgrid[:24, :64, :64]
-        sphere = (k - 12) ** 2 * 4 + (j - 30) ** 2 + (i - 34) ** 2 < 14**2
-        image = (sphere * 900.0 + 100.0 + np.random.default_rng(0).normal(0, 20, sphere.shape)).astype(np.float32)
-        ijkToRAS = np.diag([0.8, 0.8, 2.0, 1.0])
-        volume = slicer.util.addVolumeFromArray(image, ijkToRAS=ijkToRAS, name="InteractiveSegSphere")
-        clicks = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "positive")
-        clicks.AddControlPoint(vtk.vtkVector3d(*(ijkToRAS @ [34, 30, 12, 1])[:3]))
+        import SampleData
 
+        return SampleData.SampleDataLogic().downloadSample("MRHead")
+
+    def test_batch_api_on_a_sample_volume(self):
+        import numpy as np
+
+        volume = self._sampleVolume()
+        self.delayDisplay("Hints on MRHead through the scripted API")
+        dims = volume.GetImageData().GetDimensions()
+        centre = [d // 2 for d in dims]
+        hints = [
+            {"type": "click", "ijk": centre, "label": 1, "positive": True, "axis": 0},
+            {"type": "click", "ijk": [2, 2, centre[2]], "label": 1, "positive": False, "axis": 0},
+        ]
         logic = InteractiveSegLogic()
-        segmentation = logic.apply_markups(volume, clicks, None, label=1, className="sphere", engine="click")
-        segmentId = segmentation.GetSegmentation().GetSegmentIdBySegmentName("sphere")
-        self.assertTrue(segmentId, "the class segment is named after the class")
+        segmentation = logic.segment(volume, hints, engine="growcut")
+        segmentId = segmentation.GetSegmentation().GetNthSegmentID(0)
         mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, segmentId, volume)
-        self.assertGreater(int(mask[12].sum()), 0)
-        self.assertEqual(int(mask.sum()), int(mask[12].sum()), "a click only changes its own slice")
-        self.assertTrue(logic.undo(volume, segmentation))
-        self.delayDisplay("Test passed")
+        self.assertGreater(int(mask[centre[2]].sum()), 0, "the clicked slice is segmented")
+        self.assertEqual(int(mask.sum()), int(mask[centre[2]].sum()), "a click only changes its own slice")
+        self.assertTrue(mask[centre[2], centre[1], centre[0]], "the positive click is inside the result")
+        self.assertTrue(logic.undo(volume, segmentation) and logic.undo(volume, segmentation))
+        mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, segmentId, volume)
+        self.assertEqual(int(np.count_nonzero(mask)), 0, "undo restores the empty segment")
+        with self.assertRaises(Exception):  # a hint outside the image changes nothing
+            logic.segment(volume, [{"type": "click", "ijk": [dims[0] + 5, 0, 0], "label": 1}], engine="growcut", segmentationNode=segmentation)
+        self.delayDisplay("Batch API passed")
+
+    def test_segment_editor_effect_click(self):
+        volume = self._sampleVolume()
+        self.delayDisplay("A click in the Red slice view with the InteractiveSeg effect")
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+        segmentation.CreateDefaultDisplayNodes()
+        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+        segmentId = segmentation.GetSegmentation().AddEmptySegment("", "structure")
+        slicer.util.setSliceViewerLayers(background=volume, fit=True)
+        editorWidget = slicer.qMRMLSegmentEditorWidget()
+        editorWidget.setMRMLScene(slicer.mrmlScene)
+        editorNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
+        editorWidget.setMRMLSegmentEditorNode(editorNode)
+        editorWidget.setSegmentationNode(segmentation)
+        editorWidget.setSourceVolumeNode(volume)
+        editorWidget.setCurrentSegmentID(segmentId)
+        editorWidget.setActiveEffectByName("InteractiveSeg")
+        effect = editorWidget.activeEffect()
+        self.assertIsNotNone(effect, "the effect is registered in the Segment Editor")
+        effect.setParameter("Engine", "growcut")
+        effect.setParameter("Mode", "click")
+        sliceWidget = slicer.app.layoutManager().sliceWidget("Red")
+        view = sliceWidget.sliceView()
+        centre = (view.width // 2, view.height // 2)
+        slicer.util.clickAndDrag(sliceWidget, start=centre, end=centre, steps=1)
+        effect.self()._job.wait(60)
+        slicer.app.processEvents()
+        effect.self()._poll()
+        mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, segmentId, volume)
+        self.assertGreater(int(mask.sum()), 0, "the click segmented the slice under the mouse")
+        editorWidget.undo()
+        mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, segmentId, volume)
+        self.assertEqual(int(mask.sum()), 0, "the Segment Editor's undo removes the hint's result")
+        editorWidget.setActiveEffect(None)
+        self.delayDisplay("Segment Editor effect passed")

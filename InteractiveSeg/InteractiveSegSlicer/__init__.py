@@ -9,8 +9,14 @@ scene), so it is tested without the Slicer GUI and without mocking MRML:
   session store that the module's Logic uses.
 - ``growcut_engine``: Slicer's "Grow from seeds" (``vtkImageGrowCutSegment``) as a
   baseline engine, registered through the ``interactiveseg.engines`` entry point.
+- ``editor_writer``: results written through the Segment Editor's logic (masking,
+  overwrite, undo states); ``worker``: the one persistent inference thread;
+  ``slice_hints``: gestures in slice views -> hints; ``logic``: the module's scriptable
+  logic (batch ``segment``, ``propagate``); ``engine_info``: model cards, device;
+  ``dependencies``: which required packages are missing; ``latency_bench``: the
+  hint -> segment latency benchmark (``python -m InteractiveSegSlicer.latency_bench``).
 
 Submodules are not imported here so that importing the package stays cheap.
 """
 
-__all__ = ["mrml_glue", "growcut_engine"]
+__all__ = ["dependencies", "editor_writer", "engine_info", "growcut_engine", "latency_bench", "logic", "mrml_glue", "slice_hints", "worker"]

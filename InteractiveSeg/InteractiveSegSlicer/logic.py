@@ -32,6 +32,18 @@ def register_slicer_engines() -> None:
         register_engine("vmn-growcut", GrowFromSeedsPropagationEngine)
 
 
+_SHARED_WORKER: InferenceWorker | None = None
+
+
+def shared_worker() -> InferenceWorker:
+    """The process's one inference thread, shared by the module panel, the Segment Editor
+    effect and console scripts (started on first use)."""
+    global _SHARED_WORKER
+    if _SHARED_WORKER is None or not _SHARED_WORKER.alive:
+        _SHARED_WORKER = InferenceWorker()
+    return _SHARED_WORKER
+
+
 class SegmentationLogic:
     """One session per volume node (``store``), one inference thread (``worker``, started on
     first use), results written through ``editor`` when given (Segment Editor masking,
@@ -40,13 +52,7 @@ class SegmentationLogic:
     def __init__(self, editor=None) -> None:
         self.store = mrml_glue.SessionStore(editor)
         self.device: str | None = None  # None: CUDA when available, else CPU
-        self._worker: InferenceWorker | None = None
-
-    @property
-    def worker(self) -> InferenceWorker:
-        if self._worker is None:
-            self._worker = InferenceWorker()
-        return self._worker
+        self.worker = shared_worker()
 
     @staticmethod
     def engineNames() -> list:
@@ -58,8 +64,21 @@ class SegmentationLogic:
         except ImportError:  # torch/monai are installed on first use, not at start-up
             return ["click", "growcut"]
 
-    def _options(self, engine: str, engineKwargs: dict) -> dict:
-        return {**engine_info.engine_options(engine, self.device), **engineKwargs}
+    def options(self, engine: str, engineKwargs: dict | None = None) -> dict:
+        """Engine keyword arguments: the chosen device (networks only), then the caller's."""
+        return {**engine_info.engine_options(engine, self.device), **(engineKwargs or {})}
+
+    def segment_class(self, segmentationNode, segmentId: str, engine: str = "click", **engineKwargs):
+        """(classes, label value) for hints on the Segment Editor's selected segment: every
+        segment is a class of a single-class engine; a multi-class engine (``sim``) only
+        takes its own classes (InteractionError naming them otherwise)."""
+        register_slicer_engines()
+        labels = self.store.classes(engine, self.options(engine, engineKwargs), segmentationNode)
+        for value, sid in mrml_glue.find_segments(segmentationNode, labels).items():
+            if sid == segmentId:
+                return labels, value
+        names = ", ".join(e.name for e in labels)
+        raise InteractionError(f"engine {engine!r} segments only its classes ({names}); select one of them or run 'Automatic' first")
 
     # -- scripted batch API ---------------------------------------------------------------
     def segment(self, volumeNode, hints, engine="click", segmentationNode=None, labels=None, group=False, **engineKwargs):
@@ -67,7 +86,7 @@ class SegmentationLogic:
         in the library's hints.json) in order on the inference thread (``group``: all as
         one step); returns the segmentation node (created if None), one segment per class."""
         register_slicer_engines()
-        pending = self.store.prepare(volumeNode, hints, engine, segmentationNode, labels, group, **self._options(engine, engineKwargs))
+        pending = self.store.prepare(volumeNode, hints, engine, segmentationNode, labels, group, **self.options(engine, engineKwargs))
         try:
             self.worker.run(self.store.compute, pending)
         finally:  # steps computed before an error are written, so the session and the segments agree
@@ -78,6 +97,14 @@ class SegmentationLogic:
         """3D from one drawn slice: the class's voxels on slice ``index`` along KJI ``axis``
         (default: its largest slice) become a positive hint there and a 3D engine (``vmn``,
         ``vmn-growcut``) propagates it through the volume. Returns the segmentation node."""
+        hint = self.propagation_hint(volumeNode, segmentationNode, label, axis, index)
+        labels = mrml_glue.labels_from_segmentation(segmentationNode)
+        return self.segment(volumeNode, [hint], engine, segmentationNode, labels, **engineKwargs)
+
+    @staticmethod
+    def propagation_hint(volumeNode, segmentationNode, label=1, axis=0, index=None) -> Scribble:
+        """The class's voxels on one slice (default: its largest along ``axis``) as a positive
+        scribble (at most MAX_PROPAGATION_SEEDS voxels, spread evenly) for a 3D engine."""
         if segmentationNode is None:
             raise InteractionError("propagate needs a segmentation that holds the class on one slice")
         labels = mrml_glue.labels_from_segmentation(segmentationNode)
@@ -92,7 +119,7 @@ class SegmentationLogic:
         voxels = np.argwhere(np.take(mask, index, axis=axis))
         voxels = voxels[np.linspace(0, len(voxels) - 1, min(len(voxels), MAX_PROPAGATION_SEEDS)).astype(int)]
         ijk = [tuple(int(c) for c in reversed(np.insert(v, axis, index))) for v in voxels]
-        return self.segment(volumeNode, [Scribble(ijk, label=label, axis=axis)], engine, segmentationNode, labels, **engineKwargs)
+        return Scribble(ijk, label=label, axis=axis)
 
     def apply_markups(self, volumeNode, positiveNode, negativeNode, label=1, className=None, orientation="Axial",
                       engine="click", segmentationNode=None, **engineKwargs):
@@ -101,7 +128,7 @@ class SegmentationLogic:
         labels = mrml_glue.class_labels(segmentationNode, int(label), className)
         axis = mrml_glue.kji_axis_for_orientation(volumeNode, orientation)
         return self.store.apply_markups(volumeNode, positiveNode, negativeNode, int(label), axis, engine, segmentationNode, labels,
-                                        **self._options(engine, engineKwargs))
+                                        **self.options(engine, engineKwargs))
 
     def automatic(self, volumeNode, ras, orientation="Axial", engine="sim", segmentationNode=None, **engineKwargs):
         """Multi-class engines: the automatic segmentation of the slice of ``orientation``
@@ -109,7 +136,7 @@ class SegmentationLogic:
         register_slicer_engines()
         axis = mrml_glue.kji_axis_for_orientation(volumeNode, orientation)
         index = mrml_glue.slice_index_at(volumeNode, ras, axis)
-        return self.store.automatic(volumeNode, axis, index, engine, segmentationNode, **self._options(engine, engineKwargs))
+        return self.store.automatic(volumeNode, axis, index, engine, segmentationNode, **self.options(engine, engineKwargs))
 
     def finetune(self, volumeNode, hints, segmentationNode=None, model=None, **engineKwargs):
         """Scribble-aware fine-tuning on any engine's output: the segmentation keeps its
@@ -138,7 +165,7 @@ class SegmentationLogic:
 
     def move_last_click(self, volumeNode, segmentationNode, ras) -> bool:
         """Drag-to-move: re-run with the last click at world position ``ras``; no new undo step."""
-        return self.store.move_last_click(volumeNode, segmentationNode, ras)
+        return self.store.move_last_click(volumeNode, segmentationNode, ras, run=self.worker.run)
 
     def suggest_slice(self, volumeNode):
         """3D engines (VMN): (suggestion with index, axis, score; world point of the slice's

@@ -646,13 +646,7 @@ class SessionStore:
         _scalar_image(volumeNode)  # fail early, before any node is created
         if segmentationNode is not None:
             check_geometry(segmentationNode, volumeNode)
-        model_labels = engine_classes(engine, engine_kwargs)
-        if model_labels is not None and engine_adopts_labels(engine, engine_kwargs):
-            labels = adopt_labels(self._resolve_labels(labels, segmentationNode, interactions, fallback=False), model_labels)
-        elif model_labels is not None:
-            labels = model_labels
-        else:
-            labels = self._resolve_labels(labels, segmentationNode, interactions)
+        labels = self.classes(engine, engine_kwargs, segmentationNode, labels, interactions)
         dims = volumeNode.GetImageData().GetDimensions()
         for h in interactions:
             validate(h, (dims[2], dims[1], dims[0]), labels.values)
@@ -690,6 +684,19 @@ class SessionStore:
             pending.written += 1
         return pending.segmentationNode
 
+    @staticmethod
+    def discard(pending: "Pending") -> int:
+        """Cancel: forget the computed steps that were not written (newest first), so the
+        session matches the untouched segmentation again. Returns how many were dropped."""
+        dropped = pending.done[pending.written:]
+        for _ in dropped:
+            pending.entry.session.undo()
+        # undone steps must not come back through Redo: the segmentation never held them
+        # (InteractiveSegLib.Session has no public way to drop its redo list yet)
+        pending.entry.session._redo.clear()
+        del pending.done[pending.written:]
+        return len(dropped)
+
     def apply_markups(self, volumeNode, positiveNode=None, negativeNode=None, label: int = 1, axis: int = 0, engine: str = "click",
                       segmentationNode=None, labels: LabelTable | None = None, clear: bool = True, **engine_kwargs):
         """Turn the points of a positive and a negative point list into clicks and apply them.
@@ -708,9 +715,10 @@ class SessionStore:
                     node.RemoveAllControlPoints()
         return segmentationNode
 
-    def move_last_click(self, volumeNode, segmentationNode, ras) -> bool:
-        """Drag-to-move: the last click moved to ``ras`` (a dragged markup point); the engine
-        re-runs and the segment follows, without a new history step."""
+    def move_last_click(self, volumeNode, segmentationNode, ras, run=None) -> bool:
+        """Drag-to-move: the last click moved to ``ras`` (a dragged markup point or mouse);
+        the engine re-runs and the segment follows, without a new history step.
+        ``run``: how to run the engine call, e.g. ``InferenceWorker.run`` (default: here)."""
         entry = self._entries.get(volumeNode.GetID()) if volumeNode is not None else None
         if entry is None or segmentationNode is None or entry.segmentation_id != segmentationNode.GetID():
             return False
@@ -718,7 +726,7 @@ class SessionStore:
             raise InteractionError("the segments were edited outside InteractiveSeg since the last step")
         ijk = tuple(int(round(c)) for c in world_to_ijk(volumeNode, [ras])[0])
         old_region = entry.session.history[-1].region if entry.session.history else None
-        step = entry.session.move_last_click(ijk)
+        step = run(lambda job=None: entry.session.move_last_click(ijk)) if run else entry.session.move_last_click(ijk)
         for region in (old_region, step.region):
             self._write(entry, segmentationNode, volumeNode, region)
         return True
@@ -757,6 +765,17 @@ class SessionStore:
             return False
         session.engine.reset_weights()
         return True
+
+    def classes(self, engine: str, engine_kwargs: dict, segmentationNode, labels: LabelTable | None = None, interactions=()) -> LabelTable:
+        """The session's classes: a multi-class engine's own (or, for engines that adopt
+        labels, the segmentation's plus the model's), else ``labels``, else the segmentation's
+        segments plus the hints' label values."""
+        model_labels = engine_classes(engine, engine_kwargs)
+        if model_labels is not None and engine_adopts_labels(engine, engine_kwargs):
+            return adopt_labels(self._resolve_labels(labels, segmentationNode, interactions, fallback=False), model_labels)
+        if model_labels is not None:
+            return model_labels
+        return self._resolve_labels(labels, segmentationNode, interactions)
 
     @staticmethod
     def _resolve_labels(labels, segmentationNode, interactions, fallback: bool = True) -> LabelTable:

@@ -53,7 +53,14 @@ class Job:
 
     @property
     def cancelled(self) -> bool:
+        """Stopped by Cancel (raised ``Cancelled``)."""
         return isinstance(self.error, Cancelled)
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Cancel was pressed, even if the job then ran to its end (an engine step cannot be
+        interrupted): the caller should drop the result."""
+        return self._cancel.is_set()
 
     @property
     def done(self) -> bool:
@@ -89,6 +96,10 @@ class InferenceWorker:
     def run(self, fn: Callable[..., Any], *args, title: str = "InteractiveSeg", **kwargs) -> Any:
         """Submit and wait: scripts get the same thread (and warm caches) as the UI."""
         return self.submit(fn, *args, title=title, **kwargs).wait()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     @property
     def busy(self) -> bool:

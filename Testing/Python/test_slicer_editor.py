@@ -174,7 +174,6 @@ def test_batch_api_segments_a_real_volume_end_to_end(glue, scene, volume_node):
     dice = 2 * (got[k] & ref).sum() / (got[k].sum() + ref.sum())
     assert dice > 0.5, f"Dice {dice:.2f} on the clicked structure"
     assert lg.worker.thread_id is not None
-    lg.worker.shutdown()
 
 
 def test_propagate_turns_one_drawn_slice_into_3d(glue, scene, volume_node):
@@ -197,4 +196,33 @@ def test_propagate_turns_one_drawn_slice_into_3d(glue, scene, volume_node):
     assert (got.sum(axis=(1, 2)) > 0).sum() >= 10, "the result spans many slices"
     dice = 2 * (got & ball).sum() / (got.sum() + ball.sum())
     assert dice > 0.7, f"3D Dice {dice:.2f}"
-    lg.worker.shutdown()
+
+
+def test_cancel_discards_computed_steps_and_leaves_the_segmentation_untouched(glue, scene, disk):
+    mrml_glue, editor_writer, _ = glue
+    vol, _ = disk
+    store = mrml_glue.SessionStore(editor_writer.EditorWriter(scene))
+    seg = store.segment(vol, [Click((24, 24, 2), 1, True, 0), Click((2, 2, 2), 1, False, 0)], engine="growcut")
+    sid = seg.GetSegmentation().GetSegmentIDs()[0]
+    before = segment_array(mrml_glue, seg, vol, sid)
+    pending = store.prepare(vol, [Click((24, 24, 5), 1, True, 0), Click((2, 2, 5), 1, False, 0)], "growcut", seg)
+    store.compute(pending)
+    assert store.discard(pending) == 2 and store.commit(pending) is seg  # nothing left to write
+    np.testing.assert_array_equal(segment_array(mrml_glue, seg, vol, sid), before)
+    session = store.session(vol)
+    assert len(session.history) == 2 and not session.labelmap[5].any()
+    assert not store.redo(vol, seg), "a cancelled step cannot come back through Redo"
+    # undo goes back to the state after the first (positive-only) click, which filled the slice
+    assert store.undo(vol, seg) and segment_array(mrml_glue, seg, vol, sid)[2].all()
+
+
+def test_the_selected_segment_gives_the_hints_class(glue, scene, disk):
+    mrml_glue, _, logic = glue
+    vol, inside = disk
+    seg, vessel_id = with_foreign_segment(scene, mrml_glue, vol, np.zeros_like(inside))
+    liver_id = seg.GetSegmentation().AddEmptySegment("", "liver")
+    lg = logic.SegmentationLogic()
+    labels, value = lg.segment_class(seg, liver_id, "growcut")
+    assert labels[value].name == "liver" and lg.segment_class(seg, vessel_id, "growcut")[1] != value
+    with pytest.raises(InteractionError, match="caudate"):  # sim only segments its own classes
+        lg.segment_class(seg, liver_id, "sim")
