@@ -221,6 +221,22 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
         self.logic.reset()
+        self.logic.store.editor = None  # its segment editor node goes with the scene
+
+    def _dependenciesReady(self) -> bool:
+        """Packages installed (asks on first use), and results routed through the Segment
+        Editor's settings: its masking and "modify other segments" apply to the panel too,
+        and each Apply is one undo state of the panel's Undo/Redo."""
+        with slicer.util.tryWithErrorDisplay(_("Failed to install the Python packages InteractiveSeg needs.")):
+            if not ensureDependencies():
+                return False
+            if self.logic.store.editor is None:
+                from InteractiveSegSlicer.editor_writer import EditorWriter
+
+                editorWidget = slicer.modules.segmenteditor.widgetRepresentation().self().editor
+                self.logic.store.editor = EditorWriter(slicer.mrmlScene, editorWidget.mrmlSegmentEditorNode())
+            return True
+        return False  # the error was shown
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:
@@ -352,11 +368,6 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Moving the click failed."), waitCursor=False):
             p = self._parameterNode
             self.logic.move_last_click(p.inputVolume, p.segmentation, caller.GetNthControlPointPositionWorld(0))
-
-    def _dependenciesReady(self) -> bool:
-        with slicer.util.tryWithErrorDisplay(_("Failed to install the Python packages InteractiveSeg needs.")):
-            return ensureDependencies()
-        return False  # the error was shown
 
     def onDeviceChanged(self, text) -> None:
         self.logic.device = None if text == "Automatic" else text
