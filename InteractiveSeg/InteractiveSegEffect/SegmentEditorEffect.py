@@ -19,6 +19,7 @@ Mouse and keys (in a slice view, effect active):
 import os
 import time
 
+import ctk
 import qt
 import vtk
 
@@ -77,6 +78,11 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.engineCombo = qt.QComboBox()
         self.engineCombo.toolTip = "Engine that turns hints into segments"
         self.scriptedEffect.addLabeledOptionsWidget("Engine:", self.engineCombo)
+        self.modelPath = ctk.ctkPathLineEdit()
+        self.modelPath.filters = ctk.ctkPathLineEdit.Files | ctk.ctkPathLineEdit.Dirs
+        self.modelPath.toolTip = "finetune engines: your model (checkpoint, TorchScript or MONAI bundle folder); empty = the shipped one"
+        self.scriptedEffect.addLabeledOptionsWidget("Model:", self.modelPath)
+        self.modelPath.connect("currentPathChanged(QString)", lambda path: self._setParameter("Model", path))
         self.deviceCombo = qt.QComboBox()
         self.deviceCombo.addItems(["Automatic", "cpu", "cuda"])
         self.deviceCombo.toolTip = "Automatic: CUDA when available, CPU otherwise"
@@ -129,6 +135,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.scriptedEffect.setParameterDefault("Device", "Automatic")
         self.scriptedEffect.setParameterDefault("Mode", "click")
         self.scriptedEffect.setParameterDefault("Negative", 0)
+        self.scriptedEffect.setParameterDefault("Model", "")
 
     def _setParameter(self, name, value):
         self.scriptedEffect.setParameter(name, value)
@@ -143,6 +150,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         mode = self.scriptedEffect.parameter("Mode")
         for kind, button in self.modeButtons.items():
             button.checked = kind == mode
+        was = self.modelPath.blockSignals(True)
+        self.modelPath.currentPath = self.scriptedEffect.parameter("Model")
+        self.modelPath.blockSignals(was)
         was = self.negativeCheck.blockSignals(True)
         self.negativeCheck.checked = bool(self.scriptedEffect.integerParameter("Negative"))
         self.negativeCheck.blockSignals(was)
@@ -163,6 +173,11 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.logic.device = None if device == "Automatic" else device
         return self.logic
 
+    def _engineKwargs(self, engine):
+        """The chosen model file, for engines that adapt a model of the user's (finetune)."""
+        path = self.scriptedEffect.parameter("Model") if self.scriptedEffect.parameterDefined("Model") else ""
+        return {"model": path} if path and engine.startswith("finetune") else {}
+
     def _nodes(self):
         p = self.scriptedEffect.parameterSetNode()
         return p.GetSourceVolumeNode(), p.GetSegmentationNode(), p.GetSelectedSegmentID()
@@ -181,7 +196,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         volume, segmentation, _ = self._nodes()
         engine = engine or self.scriptedEffect.parameter("Engine")
         logic = self._logic()
-        self._pending = logic.store.prepare(volume, hints, engine, segmentation, labels, group, **logic.options(engine))
+        self._pending = logic.store.prepare(volume, hints, engine, segmentation, labels, group, **logic.options(engine, self._engineKwargs(engine)))
         self._job = logic.worker.submit(logic.store.compute, self._pending, title=f"InteractiveSeg {engine}")
         self._jobStart = time.monotonic()
         self._timer.start()
@@ -318,7 +333,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         normal = [viewWidget.mrmlSliceNode().GetSliceToRAS().GetElement(r, 2) for r in range(3)]
         with slicer.util.tryWithErrorDisplay("InteractiveSeg: the hint was not applied (nothing changed)."):
             engine = self.scriptedEffect.parameter("Engine")
-            labels, label = self._logic().segment_class(segmentation, segmentId, engine)
+            labels, label = self._logic().segment_class(segmentation, segmentId, engine, **self._engineKwargs(engine))
             if kind == "extreme":
                 self._extreme.append(ras[0])
                 if len(self._extreme) < 4:

@@ -821,9 +821,11 @@ class SessionStore:
             )
             if same:
                 return entry
-        segment_ids = ensure_segments(segmentationNode, labels, volumeNode)
+        # the engine (and its model file) loads before any segment is added: a model that
+        # does not load leaves the segmentation as it was
         initial = labelmap_from_segmentation(segmentationNode, volumeNode, labels)
         session = Session(volume_from_node(volumeNode), engine=engine, labels=labels, labelmap=initial, **engine_kwargs)
+        segment_ids = ensure_segments(segmentationNode, labels, volumeNode)
         entry = _Entry(session, engine, segmentationNode.GetID(), segment_ids, labels_key, self._volume_key(volumeNode), kwargs_key=kwargs_key)
         entry.content_key = self._content_key(segmentationNode, segment_ids)
         self._entries[volumeNode.GetID()] = entry

@@ -226,3 +226,21 @@ def test_the_selected_segment_gives_the_hints_class(glue, scene, disk):
     assert labels[value].name == "liver" and lg.segment_class(seg, vessel_id, "growcut")[1] != value
     with pytest.raises(InteractionError, match="caudate"):  # sim only segments its own classes
         lg.segment_class(seg, liver_id, "sim")
+
+
+def test_a_model_file_that_does_not_load_changes_nothing(glue, scene, disk, tmp_path):
+    from InteractiveSegLib.errors import InteractiveSegError
+
+    mrml_glue, _, logic = glue
+    vol, inside = disk
+    seg, _ = with_foreign_segment(scene, mrml_glue, vol, inside)
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    nodes_before = scene.GetNumberOfNodes()
+    segments_before = list(seg.GetSegmentation().GetSegmentIDs())
+    lg = logic.SegmentationLogic()
+    for target in (seg, None):
+        with pytest.raises(InteractiveSegError, match="broken.pt"):
+            lg.segment(vol, [Click((24, 24, 3), 2, True, 0)], engine="click", segmentationNode=target, model_path=str(broken))
+    assert scene.GetNumberOfNodes() == nodes_before
+    assert list(seg.GetSegmentation().GetSegmentIDs()) == segments_before
