@@ -90,11 +90,11 @@ def ensureDependencies(askConfirmation: bool = True) -> bool:
         ):
             return False
         packaging = getattr(slicer, "packaging", None)
-        reqs = [str(r) for r, _ in missing]
+        reqs = [req for req, _installed in missing]  # (not "_": that name is the translation function here)
         if packaging is not None and hasattr(packaging, "pip_ensure"):  # Slicer >= 5.12: progress dialog, restart offer
             packaging.pip_ensure(reqs, requester="InteractiveSeg")
         else:
-            slicer.util.pip_install(reqs)
+            slicer.util.pip_install([str(r) for r in reqs])
         importlib.invalidate_caches()
         still = dependencies.unmet(dependencies.read_requirements(REQUIREMENTS))
         if still:

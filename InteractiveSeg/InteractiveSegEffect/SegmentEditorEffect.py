@@ -142,7 +142,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def updateGUIFromMRML(self):
         if self.engineCombo.count == 0:
-            self.engineCombo.addItems(self._logic().engineNames())
+            self.engineCombo.addItems(SegmentationLogic.engineNames())
         for widget, value in ((self.engineCombo, self.scriptedEffect.parameter("Engine")), (self.deviceCombo, self.scriptedEffect.parameter("Device"))):
             was = widget.blockSignals(True)
             widget.currentText = value
@@ -166,8 +166,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     # -- helpers ----------------------------------------------------------------------------
     def _logic(self):
         """One logic per effect, writing through the Segment Editor's node and undo stack."""
-        if self.logic is None:
-            editor = EditorWriter(slicer.mrmlScene, self.scriptedEffect.parameterSetNode(), save_state=self.scriptedEffect.saveStateForUndo)
+        editorNode = self.scriptedEffect.parameterSetNode()
+        if self.logic is None or self.logic.store.editor.node is not editorNode:  # first use, or a new scene
+            editor = EditorWriter(slicer.mrmlScene, editorNode, save_state=self.scriptedEffect.saveStateForUndo)
             self.logic = SegmentationLogic(editor)
         device = self.scriptedEffect.parameter("Device") if self.scriptedEffect.parameterDefined("Device") else "Automatic"
         self.logic.device = None if device == "Automatic" else device
