@@ -153,6 +153,13 @@ class Session:
         self.history.append(step)
         return step
 
+    def discard_undone(self) -> int:
+        """Drop the redo list (steps undone because their result was never shown, e.g. a
+        cancelled job): they cannot come back through redo. Returns how many were dropped."""
+        n = len(self._redo)
+        self._redo.clear()
+        return n
+
     def reset(self) -> None:
         self.labelmap[...] = 0
         self.history.clear()

@@ -692,8 +692,7 @@ class SessionStore:
         for _ in dropped:
             pending.entry.session.undo()
         # undone steps must not come back through Redo: the segmentation never held them
-        # (InteractiveSegLib.Session has no public way to drop its redo list yet)
-        pending.entry.session._redo.clear()
+        pending.entry.session.discard_undone()
         del pending.done[pending.written:]
         return len(dropped)
 
