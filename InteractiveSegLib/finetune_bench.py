@@ -21,7 +21,7 @@ model on the volume, each round the robot scribbles on the axial slice holding t
 largest 3D error region; volume Dice (right hemisphere). The ROI of each round and
 its time are recorded; a run with a fixed 128³ ROI gives the time bar's figure.
 
-Ablation (``--ablation``): ``finetune-l{1,2,6,all}`` (layers l), ``finetune-norg``
+Ablation (``--ablation``): ``finetune-l{1,2,3,all}`` (layers l; the default is 6), ``finetune-norg``
 (no region growing), ``finetune-m{5,25,50}`` (iterations M), ``finetune-anchor`` (far
 voxels keep their label, our option), ``finetune-bginit`` (a new label's channel copied
 from the background filter instead of imprinted), next to the default.
@@ -47,7 +47,7 @@ from .session import Session
 
 ROUNDS = 5
 NEW_STRUCTURES = ("Hippocampus_R", "Amygdala_R")
-ABLATION = ("finetune-l1", "finetune-l2", "finetune-l6", "finetune-lall", "finetune-norg", "finetune-m5", "finetune-m25", "finetune-m50",
+ABLATION = ("finetune-l1", "finetune-l2", "finetune-l3", "finetune-lall", "finetune-norg", "finetune-m5", "finetune-m25", "finetune-m50",
             "finetune-anchor", "finetune-bginit")
 _VARIANT = re.compile(r"^finetune(-3d)?((?:-l(?:\d+|all))|(?:-norg)|(?:-m\d+)|(?:-anchor)|(?:-bginit))*$")
 
@@ -336,8 +336,8 @@ def run(args) -> list[dict]:
             engine.set_image(volume)
             runs = [run_slice(engine, kind, t, axis, k, rounds) for t, k in cases]
             r = summarize(name, "2d", data_name, runs, rounds, "click" if kind == "click" else "scribble")
-            if name == "finetune" and not args.no_speed:
-                r["ms_per_interaction_256"] = latency_256(base)
+            if kind == "finetune" and not args.no_speed:
+                r["ms_per_interaction_256"] = latency_256({**base, **engine_kwargs(name)})
         results.append(r)
         d = r["dice_at"]
         shown = ", ".join(f"@{k} {d[k]:.3f}" for k in ("0", "1", "3", str(rounds)) if k in d)

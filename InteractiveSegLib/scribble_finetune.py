@@ -39,7 +39,7 @@ _LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTran
 class FinetuneSettings:
     """Algorithm 1's knobs. Defaults: see the model card (ablation over l, M, growing)."""
 
-    layers: int = 3  # l: last layers updated (0 or less: all)
+    layers: int = 6  # l: last layers updated (0 or less: all); 6 from the ablation (model card)
     max_iterations: int = 12  # M
     lr: float = 0.15  # η; with max_grad_norm 0.1 every step moves W_λl by at most 0.015
     momentum: float = 0.0  # plain SGD, as the paper (momentum overshoots: see the card)

@@ -65,7 +65,7 @@ class ScribbleFinetuneEngine(Engine):
         self,
         model: str | Path | SegmentationModel | None = None,
         spec: ModelSpec | dict | None = None,
-        layers: int = 3,
+        layers: int = 6,
         iterations: int = 12,
         lr: float = 0.15,
         alpha: float = 0.01,
