@@ -52,8 +52,6 @@ class FinetuneSettings:
     anchor_weight: float = 0.0  # > 0: voxels far from every scribble keep their label (see anchor_mask)
     anchor_distance: float = 16.0  # "far", in voxels of the model's grid
     anchor_stride: int = 4  # one anchor every this many voxels per axis
-    lr_growth: float = 1.0  # > 1: the step grows while the scribbles are violated (λ's dual ascent)
-    max_lr: float = 1.0
 
     def __post_init__(self) -> None:
         if self.max_iterations < 0:
@@ -247,8 +245,8 @@ class FrozenPrefix:
 
         def cacheable(m):
             s = spans.get(id(m))
-            own = any(f"{names[id(m)]}.{p}".startswith(names[id(m)]) and f"{names[id(m)]}.{p}" in self.trainable for p, _ in m.named_parameters())
-            return s is not None and s[1] is not None and s[1] < first and s[2] == 1 and not own and isinstance(outputs.get(id(m)), torch.Tensor)
+            trains = any(f"{names[id(m)]}.{p}" in self.trainable for p, _ in m.named_parameters())
+            return s is not None and s[1] is not None and s[1] < first and s[2] == 1 and not trains and isinstance(outputs.get(id(m)), torch.Tensor)
 
         chosen = [m for m in mods if cacheable(m)]
         chosen_ids = {id(m) for m in chosen}
@@ -381,9 +379,6 @@ def finetune(
         opt.step()
         losses.append(float(g.detach()))
         it += 1
-        if settings.lr_growth != 1.0:
-            for group in opt.param_groups:
-                group["lr"] = min(group["lr"] * settings.lr_growth, settings.max_lr)
 
 
 def state_of(params: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:

@@ -541,33 +541,32 @@ def parse_hints(hints: Any) -> list[Interaction]:
     return out
 
 
-_ENGINE_CLASSES: dict[str, LabelTable | None] = {}
+_ENGINE_FACTS: dict[str, tuple[LabelTable | None, bool]] = {}
+
+
+def _engine_facts(engine: str, engine_kwargs: dict | None) -> tuple[LabelTable | None, bool]:
+    """(classes of a multi-class engine or None, whether it adopts a segmentation's classes),
+    from one instance per engine and options (creating one may load a model)."""
+    from InteractiveSegLib.engines import create_engine
+
+    key = json.dumps([engine, engine_kwargs or {}], sort_keys=True, default=str)
+    if key not in _ENGINE_FACTS:
+        instance = create_engine(engine, **(engine_kwargs or {}))
+        table = instance.label_table() if getattr(instance, "multiclass", False) else None
+        _ENGINE_FACTS[key] = (table, hasattr(instance, "bind_labels"))
+    return _ENGINE_FACTS[key]
 
 
 def engine_classes(engine: str, engine_kwargs: dict | None = None) -> LabelTable | None:
     """The classes a multi-class engine segments (its ``label_table()``), None for
     single-class engines; asked once per engine and options."""
-    from InteractiveSegLib.engines import create_engine
-
-    key = json.dumps([engine, engine_kwargs or {}], sort_keys=True, default=str)
-    if key not in _ENGINE_CLASSES:
-        instance = create_engine(engine, **(engine_kwargs or {}))
-        _ENGINE_CLASSES[key] = instance.label_table() if getattr(instance, "multiclass", False) else None
-    return _ENGINE_CLASSES[key]
-
-
-_ADOPTS: dict[str, bool] = {}
+    return _engine_facts(engine, engine_kwargs)[0]
 
 
 def engine_adopts_labels(engine: str, engine_kwargs: dict | None = None) -> bool:
     """True for engines that take the segmentation's own classes and match them to their
     model by name (scribble fine-tuning: it works on any engine's output)."""
-    from InteractiveSegLib.engines import create_engine
-
-    key = json.dumps([engine, engine_kwargs or {}], sort_keys=True, default=str)
-    if key not in _ADOPTS:
-        _ADOPTS[key] = hasattr(create_engine(engine, **(engine_kwargs or {})), "bind_labels")
-    return _ADOPTS[key]
+    return _engine_facts(engine, engine_kwargs)[1]
 
 
 def adopt_labels(existing: LabelTable, model: LabelTable) -> LabelTable:

@@ -74,7 +74,6 @@ class ScribbleFinetuneEngine(Engine):
         threshold: float = 0.02,
         grow_radius: int = 2,
         max_grad_norm: float = 0.1,
-        lr_growth: float = 1.0,
         new_label_lr: float = 10.0,
         anchor_weight: float = 0.0,
         new_label_init: str = "imprint",
@@ -96,7 +95,7 @@ class ScribbleFinetuneEngine(Engine):
         self.source = source  # as loaded: never trained, never saved
         self.model = source.copy()  # the working copy W_λ lives in
         self.spec = source.spec
-        self.settings = FinetuneSettings(layers, iterations, lr, momentum, alpha, region_growing, threshold, grow_radius, max_grad_norm, new_label_lr, anchor_weight, anchor_distance, lr_growth=lr_growth)
+        self.settings = FinetuneSettings(layers, iterations, lr, momentum, alpha, region_growing, threshold, grow_radius, max_grad_norm, new_label_lr, anchor_weight, anchor_distance)
         self.keep_weights = keep_weights
         if new_label_init not in ("imprint", "background"):
             raise EngineError(f"new_label_init must be 'imprint' or 'background', got {new_label_init!r}")
@@ -331,11 +330,13 @@ class ScribbleFinetuneEngine(Engine):
         required = self._target(scribbled, factors, tuple(x.shape[2:])) != UNLABELLED
         s = self.settings
         anchors = None
-        far = anchor_mask(target, shape, s.anchor_distance, s.anchor_stride)
+        fresh = self._unimprinted(target)
+        far = anchor_mask(target, shape, s.anchor_distance, s.anchor_stride) if fresh or s.anchor_weight > 0 else None
         if s.anchor_weight > 0:  # what the model says before this correction (and before any imprint)
             with torch.no_grad():
                 anchors = torch.where(far, self._logits(x).argmax(1), torch.full_like(target, UNLABELLED))
-        self._imprint_new_labels(x, target, far)
+        if fresh:
+            self._imprint_new_labels(x, target, far, fresh)
         params = self._params()
         for p in params.values():
             p.requires_grad_(True)
@@ -352,11 +353,14 @@ class ScribbleFinetuneEngine(Engine):
         return result.logits[(slice(None), slice(None), *(slice(0, n) for n in shape))], info
 
     @torch.no_grad()
-    def _imprint_new_labels(self, x: torch.Tensor, target: torch.Tensor, far: torch.Tensor | None) -> None:
+    def _unimprinted(self, target: torch.Tensor) -> list[int]:
+        """New-label channels still as created whose label is scribbled in ``target``."""
+        if self.new_label_init != "imprint":
+            return []
+        return [k for k in range(self.extra.count) if k not in self.extra.imprinted and bool((target == self.num_classes + k).any())]
+
+    def _imprint_new_labels(self, x: torch.Tensor, target: torch.Tensor, far: torch.Tensor | None, todo: list[int]) -> None:
         """A new label's channel, still as created, is imprinted from its first scribble."""
-        todo = [k for k in range(self.extra.count) if k not in self.extra.imprinted and bool((target == self.num_classes + k).any())]
-        if not todo or self.new_label_init != "imprint":
-            return
         captured: list = []
         if self.extra.layer is not None:
             handle = self.extra.layer.register_forward_hook(lambda m, i, o: captured.append(i[0]))

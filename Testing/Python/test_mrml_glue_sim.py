@@ -16,9 +16,9 @@ def sim_models(tmp_path, monkeypatch):
     monkeypatch.setenv("INTERACTIVESEG_MODELS", str(tmp_path))
     from InteractiveSegSlicer import mrml_glue
 
-    mrml_glue._ENGINE_CLASSES.clear()
+    mrml_glue._ENGINE_FACTS.clear()
     yield tmp_path
-    mrml_glue._ENGINE_CLASSES.clear()
+    mrml_glue._ENGINE_FACTS.clear()
 
 
 def _segments(glue, seg_node, vol) -> dict[str, np.ndarray]:
