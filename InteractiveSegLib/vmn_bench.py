@@ -1,5 +1,5 @@
-"""3D benchmark of slice-propagation engines (VMN, its memory-less baseline, Grow from
-seeds from the corrected slices): per volume and structure, round after round.
+"""3D benchmark of slice-propagation engines (VMN, its memory-less baseline, registration
+propagation and Grow from seeds from the corrected slices): per volume and structure, round after round.
 
 Round 1: the robot gives a hint of the chosen type on the axial slice where the
 structure is largest: a scribble (the BENCHMARK.md stroke on the whole structure), a
@@ -34,7 +34,7 @@ from .labels import LabelTable
 from .robot import dice, robot_slice_hint
 from .session import Session
 
-ENGINES = ("vmn", "vmn-mem0", "vmn-growcut")
+ENGINES = ("vmn", "vmn-mem0", "vmn-growcut", "vmn-registration")
 HINTS = ("scribble", "box", "extreme")
 SELECT = ("quality", "random", "oracle")
 AXIS = 0  # axial (KJI axis 0), as the paper

@@ -11,6 +11,7 @@ register_lazy("click", "InteractiveSegLib.engines.click:ClickEngine")
 register_lazy("sim", "InteractiveSegLib.engines.sim:SIMEngine")
 register_lazy("vmn", "InteractiveSegLib.engines.vmn:VMNEngine")
 register_lazy("vmn-mem0", "InteractiveSegLib.engines.vmn:MemorylessVMNEngine")
+register_lazy("vmn-registration", "InteractiveSegLib.engines.vmn:RegistrationPropagationEngine")
 register_lazy("finetune", "InteractiveSegLib.engines.finetune:ScribbleFinetuneEngine")
 register_lazy("finetune-3d", "InteractiveSegLib.engines.finetune:ScribbleFinetune3DEngine")
 

@@ -169,3 +169,43 @@ class MemorylessVMNEngine(VMNEngine):
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("memory_size", 0)
         super().__init__(**kwargs)
+
+
+class RegistrationPropagationEngine(VMNEngine):
+    """VMN's registration baseline from the dynamic-learning paper (Algorithm 2): the same
+    f_IN corrections, carried to the other slices by registering each slice to its nearest
+    corrected slice (``proxy_mask``) instead of the memory network. The block is the
+    corrected masks' in-plane box + ``margin`` over the corrected slices +- ``reach``
+    (as ``vmn-growcut``); one plane, so a warped value of 0.5 or more is foreground.
+    No quality head: ``suggest_slice`` has nothing to offer."""
+
+    name = "vmn-registration"
+
+    def __init__(self, margin: int = 10, reach: int = 15, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.margin, self.reach = int(margin), int(reach)
+
+    def propagate(self, axis: int, corrected: dict[int, np.ndarray], start: int) -> PropagationResult:
+        import time
+
+        from ..proxy_mask import ProxyMask
+
+        t0 = time.perf_counter()
+        image = np.moveaxis(self._norm, axis, 0)
+        n = image.shape[0]
+        prob = np.zeros(image.shape, np.float32)
+        union = np.zeros(image.shape[1:], bool)
+        for m in corrected.values():
+            union |= m > 0.5
+        if union.any():
+            rows, cols = np.nonzero(union.any(1))[0], np.nonzero(union.any(0))[0]
+            r0, r1 = max(rows[0] - self.margin, 0), min(rows[-1] + self.margin + 1, image.shape[1])
+            c0, c1 = max(cols[0] - self.margin, 0), min(cols[-1] + self.margin + 1, image.shape[2])
+            k0, k1 = max(min(corrected) - self.reach, 0), min(max(corrected) + self.reach + 1, n)
+            proxy = ProxyMask(image[k0:k1, r0:r1, c0:c1])
+            for i, m in corrected.items():
+                proxy.add(0, i - k0, m[r0:r1, c0:c1] > 0.5)
+            prob[k0:k1, r0:r1, c0:c1] = proxy.mask()
+        for i, m in corrected.items():
+            prob[i] = m
+        return PropagationResult(prob, np.full(n, np.nan, np.float32), seconds=time.perf_counter() - t0)

@@ -105,3 +105,19 @@ def test_bad_input_changes_nothing(colin, engine, tmp_path):
         create_engine("vmn", model_path=bad)
     with pytest.raises(EngineError):
         create_engine("vmn", memory_size=-1)
+
+
+def test_registration_baseline_carries_the_corrected_slice(colin):
+    """vmn-registration (dynamic-learning paper, Algorithm 2) from one box: the corrected
+    slice is kept and its neighbours get registered copies of it."""
+    image, ref = colin
+    index = int(np.argmax(ref.sum((1, 2))))
+    session = Session(image, create_engine("vmn-registration"), LabelTable.default([1]))
+    step = session.add(_box(ref, index))
+    got = session.labelmap == 1
+    corrected = step.prediction.quality["correction"][2] > 0.5
+    assert np.array_equal(got[index], corrected)
+    assert got[index - 3].any() and got[index + 3].any()
+    near = slice(index - 5, index + 6)
+    assert dice(ref[near], got[near]) > 0.5
+    assert not np.array_equal(got[index + 3], corrected)  # warped, not copied
