@@ -29,7 +29,7 @@ import numpy as np
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.interactions import Box, kji, slice_points
 from InteractiveSegLib.engines.base import Engine, Prediction, Request
-from InteractiveSegLib.engines.vmn import VMNEngine
+from InteractiveSegLib.engines.vmn import VMNEngine, corrected_block
 from InteractiveSegLib.vmn_propagation import PropagationResult
 
 FOREGROUND_SEED = 1
@@ -166,14 +166,9 @@ class GrowFromSeedsPropagationEngine(VMNEngine):
         n = image.shape[0]
         prob = np.zeros(image.shape, np.float32)
         quality = np.full(n, np.nan, np.float32)
-        union = np.zeros(image.shape[1:], bool)
-        for m in corrected.values():
-            union |= m > 0.5
-        if union.any():
-            rows, cols = np.nonzero(union.any(1))[0], np.nonzero(union.any(0))[0]
-            r0, r1 = max(rows[0] - self.margin, 0), min(rows[-1] + self.margin + 1, image.shape[1])
-            c0, c1 = max(cols[0] - self.margin, 0), min(cols[-1] + self.margin + 1, image.shape[2])
-            k0, k1 = max(min(corrected) - self.reach, 0), min(max(corrected) + self.reach + 1, n)
+        block = corrected_block(corrected, image.shape, self.margin, self.reach)
+        if block is not None:
+            (k0, k1), (r0, r1), (c0, c1) = block
             seeds = np.zeros((k1 - k0, r1 - r0, c1 - c0), np.uint8)
             seeds[:, [0, -1], :] = BACKGROUND_SEED
             seeds[:, :, [0, -1]] = BACKGROUND_SEED

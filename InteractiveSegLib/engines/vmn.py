@@ -194,14 +194,9 @@ class RegistrationPropagationEngine(VMNEngine):
         image = np.moveaxis(self._norm, axis, 0)
         n = image.shape[0]
         prob = np.zeros(image.shape, np.float32)
-        union = np.zeros(image.shape[1:], bool)
-        for m in corrected.values():
-            union |= m > 0.5
-        if union.any():
-            rows, cols = np.nonzero(union.any(1))[0], np.nonzero(union.any(0))[0]
-            r0, r1 = max(rows[0] - self.margin, 0), min(rows[-1] + self.margin + 1, image.shape[1])
-            c0, c1 = max(cols[0] - self.margin, 0), min(cols[-1] + self.margin + 1, image.shape[2])
-            k0, k1 = max(min(corrected) - self.reach, 0), min(max(corrected) + self.reach + 1, n)
+        block = corrected_block(corrected, image.shape, self.margin, self.reach)
+        if block is not None:
+            (k0, k1), (r0, r1), (c0, c1) = block
             proxy = ProxyMask(image[k0:k1, r0:r1, c0:c1])
             for i, m in corrected.items():
                 proxy.add(0, i - k0, m[r0:r1, c0:c1] > 0.5)
@@ -209,3 +204,20 @@ class RegistrationPropagationEngine(VMNEngine):
         for i, m in corrected.items():
             prob[i] = m
         return PropagationResult(prob, np.full(n, np.nan, np.float32), seconds=time.perf_counter() - t0)
+
+
+def corrected_block(corrected: dict[int, np.ndarray], shape: tuple[int, int, int], margin: int, reach: int):
+    """((k0, k1), (r0, r1), (c0, c1)) of a slices-first volume: the corrected masks' in-plane
+    box + ``margin`` over the corrected slices +- ``reach``; None when every mask is empty.
+    The block the propagation baselines (registration, Grow from seeds) work in."""
+    union = np.zeros(shape[1:], bool)
+    for m in corrected.values():
+        union |= m > 0.5
+    if not union.any():
+        return None
+    rows, cols = np.nonzero(union.any(1))[0], np.nonzero(union.any(0))[0]
+    return (
+        (max(min(corrected) - reach, 0), min(max(corrected) + reach + 1, shape[0])),
+        (max(rows[0] - margin, 0), min(rows[-1] + margin + 1, shape[1])),
+        (max(cols[0] - margin, 0), min(cols[-1] + margin + 1, shape[2])),
+    )
