@@ -270,7 +270,7 @@ def _load_checkpoint(path: Path, ckpt: dict, given: dict) -> SegmentationModel:
     return SegmentationModel(module, _merge(base, given), str(path))
 
 
-def _read_config(files: Sequence[Path]) -> dict:
+def _read_config(files: Sequence[Path]):
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()

@@ -309,10 +309,6 @@ def violations(logits: torch.Tensor, target: torch.Tensor) -> int:
     return int((logits.argmax(1)[keep] != target[keep]).sum())
 
 
-def satisfied(logits: torch.Tensor, target: torch.Tensor) -> bool:
-    """Every constrained voxel of ``target`` has its label: g(ŷ, S) = 0."""
-    return violations(logits, target) == 0
-
 
 def anchor_mask(target: torch.Tensor, valid: tuple[int, ...], distance: float, stride: int) -> torch.Tensor:
     """A sparse grid of voxels at least ``distance`` from every constrained voxel, inside

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..errors import EngineError, ModelError
+from ..errors import EngineError
 from ..finetune_model import ModelSpec, SegmentationModel, load_model, normalize
 from ..interactions import Box, Click, ExtremePoints, Interaction, Scribble, SliceAuto, kji, members, slice_index
 from ..labels import LabelTable
@@ -425,7 +425,7 @@ class ScribbleFinetuneEngine(Engine):
         labels = lut[probs.argmax(0)]
         quality = {"finetune": info, "generation": self._generation}
         if hints:
-            quality["state"] = {n: v.detach().cpu().clone() for n, v in state_of(self._params()).items()}
+            quality["state"] = {n: v.cpu() for n, v in state_of(self._params()).items()}  # state_of copies
         return Prediction(request.label, region, probs.astype(np.float32), quality=quality, labels=labels.astype(np.int64), classes=self.owned)
 
     def _predict_slice(self, axis: int, index: int, hints: list[Interaction]):
@@ -514,13 +514,3 @@ class ScribbleFinetune3DEngine(ScribbleFinetuneEngine):
         kwargs.setdefault("mode", "3d")
         super().__init__(**kwargs)
 
-
-def check_model(path: str | Path, spec: ModelSpec | dict | None = None) -> SegmentationModel:
-    """Load a model for fine-tuning or raise ModelError with the reason (the Slicer module
-    calls this before it changes anything)."""
-    try:
-        return load_model(path, spec)
-    except ModelError:
-        raise
-    except Exception as e:  # anything else a foreign model throws is still "does not load"
-        raise ModelError(f"model {path} does not load: {e}") from None
