@@ -187,13 +187,16 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--task", default="colin27-deep-grey", help="multi-class task of the SIM engines (tasks.py)")
     p.add_argument("--ablation", action="store_true", help="SIM: run Auto, SDG-base, SDG-CIM, DDG-CIM and DDG-SIM; fine-tuning: layers, growing, iterations")
-    p.add_argument("--rounds", type=int, default=None, help="SIM: robot clicks per slice (default 20); VMN: rounds per volume (default 6); fine-tuning: scribble rounds (default 5)")
+    p.add_argument("--rounds", type=int, default=None, help="SIM: robot clicks per slice (default 20); VMN: rounds per volume (default 6); fine-tuning: scribble rounds (default 5); online: steps per volume (default 6)")
     p.add_argument("--hint", default="scribble", help="VMN: scribble, box, extreme (comma-separated for several)")
     p.add_argument("--select", default="quality", help="VMN: slice to correct next: quality, random, oracle (comma-separated)")
     p.add_argument("--max-structures", type=int, default=8, help="VMN: held-out structures per shipped volume (seeded sample; 0: all)")
     p.add_argument("--no-speed", action="store_true", help="VMN: skip the 256x256x100 full-sweep timing")
     p.add_argument("--base-model", help="fine-tuning: the model to adapt (checkpoint, TorchScript, MONAI bundle; default sim_auto.pt)")
     p.add_argument("--base-spec", help="fine-tuning: JSON spec of --base-model (labels, preprocessing), if not beside it")
+    p.add_argument("--stream", action="store_true", help="online learning: the stream experiment (dynamic-learning paper)")
+    p.add_argument("--stream-length", type=int, default=40, help="online learning: training-split volumes in the stream (0: all)")
+    p.add_argument("--eval-volumes", type=int, default=16, help="online learning: held-out volumes (0: all)")
     p.add_argument("--json", help="write results here (format of BENCHMARK.md)")
     p.add_argument("--markdown", help="write the table here too")
 
@@ -205,6 +208,10 @@ def is_multiclass_run(args) -> bool:
 
     names = set(args.engines.split(","))
     return bool(getattr(args, "ablation", False)) or bool(names & ({"sim"} | set(ABLATION) | set(VARIANTS)))
+
+
+def is_online_run(args) -> bool:
+    return bool(getattr(args, "stream", False)) or any(e == "online" or e.startswith("online-") for e in args.engines.split(","))
 
 
 def is_finetune_run(args) -> bool:
@@ -221,6 +228,11 @@ def run(args) -> dict:
     torch.set_num_threads(args.threads)
     if bool(args.image) != bool(args.labels):
         raise SystemExit("--image and --labels go together")
+    if is_online_run(args):
+        from . import online_bench
+
+        results = online_bench.run(args)
+        return _report(args, results, online_bench.markdown(results))
     if is_finetune_run(args):
         from . import finetune_bench
 

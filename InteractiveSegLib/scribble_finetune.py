@@ -336,13 +336,15 @@ def finetune(
     settings: FinetuneSettings,
     required: Optional[torch.Tensor] = None,
     anchors: Optional[torch.Tensor] = None,
+    progress: Optional[Callable[[float, str], None]] = None,
 ) -> FinetuneResult:
     """Algorithm 1 on prepared inputs: ``forward()`` gives logits (B, C, *spatial) with the
     current weights, ``target`` the constraint labels (B, *spatial; -1 unlabelled),
     ``params`` the trainable W_λl, ``reference`` the source weights W_l they stay near.
     ``required`` (the user's own scribbles, without the grown voxels) is what the stop
     test checks; the loss uses every constrained voxel. ``anchors``: labels (-1 elsewhere)
-    that a few voxels far from the scribbles keep, with weight ``settings.anchor_weight``."""
+    that a few voxels far from the scribbles keep, with weight ``settings.anchor_weight``.
+    ``progress(fraction, text)`` is called before each step (it may raise to cancel)."""
     check = target if required is None else torch.where(required, target, torch.full_like(target, UNLABELLED))
     fresh = [p for n, p in params.items() if n.startswith("extra.")]
     groups = [{"params": [p for n, p in params.items() if not n.startswith("extra.")], "lr": settings.lr}]
@@ -359,6 +361,8 @@ def finetune(
             return FinetuneResult(logits.detach(), it, True, losses, norms, 0)
         if it >= settings.max_iterations:
             return FinetuneResult(logits.detach(), it, False, losses, norms, wrong)
+        if progress is not None:
+            progress(it / settings.max_iterations, f"iteration {it + 1}: {wrong} scribbled voxels still wrong")
         g = constraint_loss(logits, target)
         g_anchor = None
         if anchors is not None and settings.anchor_weight > 0 and bool((anchors != UNLABELLED).any()):

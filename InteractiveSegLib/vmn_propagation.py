@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 import torch
@@ -68,8 +68,10 @@ def propagate(
     every: int = 5,
     stop_after: int = 3,
     threshold: float = 0.5,
+    progress: Optional[Callable[[float, str], None]] = None,
 ) -> PropagationResult:
-    """Propagate the ``annotated`` slice masks from ``start`` both ways (see module doc)."""
+    """Propagate the ``annotated`` slice masks from ``start`` both ways (see module doc).
+    ``progress(fraction, text)`` is called after each slice (it may raise to cancel)."""
     if start not in annotated:
         raise ValueError(f"the start slice {start} has no mask")
     t0 = time.perf_counter()
@@ -101,6 +103,8 @@ def propagate(
                     periodic.append(q)
                 previous = q
                 empty = 0 if (p > threshold).any() else empty + 1
+                if progress is not None:
+                    progress(len(result.order) / max(1, n_slices - len(annotated)), f"slice {q}")
             if empty >= stop_after and (q - last) * step >= 0:
                 break
             q += step

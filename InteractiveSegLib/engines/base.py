@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -74,6 +74,10 @@ class Engine(ABC):
     name: str = "engine"
     mode: str = "2d"  # "2d": answers on the slice of the newest hint; "3d": whole volume
     multiclass: bool = False  # True: one prediction gives every class (Prediction.labels)
+    #: Set by a caller that shows progress (Slicer's worker): ``progress(fraction, text)`` is
+    #: called between the units of a long step (propagated slices, fine-tuning iterations).
+    #: It may raise to cancel; the session then stays as it was before the hint.
+    progress: Optional[Callable[[float, str], None]] = None
 
     def __init__(self) -> None:
         self.volume: Volume | None = None
@@ -81,6 +85,10 @@ class Engine(ABC):
     def set_image(self, volume: Volume) -> None:
         """Prepare per-image state once (normalisation, features, caches)."""
         self.volume = volume
+
+    def report_progress(self, fraction: float, text: str = "") -> None:
+        if self.progress is not None:
+            self.progress(fraction, text)
 
     @abstractmethod
     def predict(self, request: Request) -> Prediction:

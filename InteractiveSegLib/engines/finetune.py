@@ -344,7 +344,7 @@ class ScribbleFinetuneEngine(Engine):
         try:
             with FrozenPrefix(self.model.module, set(self._trainable)) as prefix:
                 prefix.prime(x)
-                result = finetune(lambda: self._logits(x), target, params, self._reference, self.settings, required, anchors)
+                result = finetune(lambda: self._logits(x), target, params, self._reference, self.settings, required, anchors, self.progress)
         finally:
             for p in params.values():
                 p.requires_grad_(False)

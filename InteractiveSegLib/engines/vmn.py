@@ -133,7 +133,8 @@ class VMNEngine(Engine):
         roi = self.region(axis, corrected)
         crop = {i: m[roi.slices] for i, m in corrected.items()}
         res = propagate(
-            self.propagator(axis, roi), self.volume.shape[axis], crop, start, cap=self.memory_size, every=self.every, stop_after=self.stop_after
+            self.propagator(axis, roi), self.volume.shape[axis], crop, start, cap=self.memory_size, every=self.every, stop_after=self.stop_after,
+            progress=self.progress,
         )
         full = np.zeros((res.probability.shape[0], *corrected[start].shape), np.float32)
         full[(slice(None), *roi.slices)] = res.probability

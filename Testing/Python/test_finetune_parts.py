@@ -185,6 +185,30 @@ def test_scribbled_voxels_have_their_labels_when_the_loop_says_converged(disks):
     assert len(session.history) == 1  # several labels, one step
 
 
+def test_progress_per_iteration_and_a_cancel_leaves_the_session_as_it_was(disks):
+    vol, disk, square = disks
+    engine = make_engine(layers=0, iterations=60, region_growing=False)
+    session = Session(vol, engine)
+    fg = [(20, c) for c in range(13, 28)]
+    bg = [(50, c) for c in range(5, 30)]
+    seen = []
+    engine.progress = lambda f, text: seen.append(f)
+    session.add_many([stroke(fg, 1), stroke(bg, 1, positive=False)])
+    assert seen and seen == sorted(seen) and seen[0] == 0 and seen[-1] < 1
+    before, n = session.labelmap.copy(), len(session.history)
+
+    def cancel(f, text):
+        if f > 0:
+            raise KeyboardInterrupt
+
+    engine.progress = cancel
+    with pytest.raises(KeyboardInterrupt):
+        session.add(stroke([(44, c) for c in range(38, 51)], 1, positive=False))
+    engine.progress = None
+    assert np.array_equal(session.labelmap, before) and len(session.history) == n
+    assert all(not p.requires_grad for p in engine._params().values())  # the loop's clean-up ran
+
+
 def bright_detector() -> torch.nn.Module:
     """A 'pre-trained' segmenter of the synthetic image: disk where the intensity > 0.8."""
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1))

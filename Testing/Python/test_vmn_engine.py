@@ -121,3 +121,31 @@ def test_registration_baseline_carries_the_corrected_slice(colin):
     near = slice(index - 5, index + 6)
     assert dice(ref[near], got[near]) > 0.5
     assert not np.array_equal(got[index + 3], corrected)  # warped, not copied
+
+
+def test_progress_is_reported_per_slice_and_a_cancel_changes_nothing(colin, engine):
+    """The hook Slicer's worker uses: fractions rise per propagated slice; raising from it
+    (Cancel) leaves the session and its labelmap as they were."""
+    image, ref = colin
+    index = int(np.argmax(ref.sum((1, 2))))
+    session = Session(image, engine, LabelTable.default([1]))
+    seen = []
+    engine.progress = lambda f, text: seen.append(f)
+    try:
+        session.add(_box(ref, index))
+        assert len(seen) > 5 and seen == sorted(seen) and 0 < seen[-1] <= 1
+        before, n = session.labelmap.copy(), len(session.history)
+
+        class Stop(Exception):
+            pass
+
+        def cancel(f, text):
+            if f > 0.05:
+                raise Stop
+
+        engine.progress = cancel
+        with pytest.raises(Stop):
+            session.add(_box(ref, index + 4))
+        assert np.array_equal(session.labelmap, before) and len(session.history) == n
+    finally:
+        engine.progress = None
