@@ -26,7 +26,7 @@ import vtk
 import slicer
 from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 
-from InteractiveSegSlicer import engine_info
+from InteractiveSegSlicer import engine_info, slice_views
 from InteractiveSegSlicer.editor_writer import EditorWriter
 from InteractiveSegSlicer.logic import SegmentationLogic
 
@@ -344,6 +344,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             hint = self._logic().hint_from_view(volume, kind, ras, normal, label, positive)
             self._run([hint], engine, labels)
             self._showHint(hint, volume)
+            slice_views.hide_highlights(slicer.mrmlScene)  # the suggested slice is acted upon
 
     # -- buttons ----------------------------------------------------------------------------
     def onCancel(self):
@@ -355,10 +356,12 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         volume, _, _ = self._nodes()
         found = self._logic().suggest_slice(volume)
         if found is None:
+            slice_views.hide_highlights(slicer.mrmlScene)
             self.nextSliceLabel.text = "This engine does not rate slices yet (use vmn after a first hint)."
             return
         suggestion, ras = found
         slicer.modules.markups.logic().JumpSlicesToLocation(*ras, True)
+        slice_views.highlight_slice(volume, suggestion.axis, suggestion.index)  # where that slice is, in every view
         axis_name = {0: "axial (K)", 1: "coronal (J)", 2: "sagittal (I)"}.get(suggestion.axis, str(suggestion.axis))
         self.nextSliceLabel.text = f"<b>Next slice {suggestion.index}</b> ({axis_name}): predicted IoU {suggestion.score:.2f}"
         slicer.util.showStatusMessage(f"InteractiveSeg: check slice {suggestion.index}, predicted IoU {suggestion.score:.2f}", 5000)
@@ -373,6 +376,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             labels, label = self._logic().segment_class(segmentation, segmentId, engine)
             hint = self._logic().propagation_hint(volume, segmentation, label, axis=0)
             self._run([hint], engine, labels)
+            slice_views.hide_highlights(slicer.mrmlScene)
 
     def onAutomatic(self):
         if not self._ready():

@@ -11,7 +11,9 @@ scene), so it is tested without the Slicer GUI and without mocking MRML:
   baseline engine, registered through the ``interactiveseg.engines`` entry point.
 - ``editor_writer``: results written through the Segment Editor's logic (masking,
   overwrite, undo states); ``worker``: the one persistent inference thread;
-  ``slice_hints``: gestures in slice views -> hints; ``logic``: the module's scriptable
+  ``slice_hints``: gestures in slice views -> hints; ``slice_views``: a suggested or
+  proposed slice highlighted and shown in the views; ``online_glue``: online learning (a
+  task folder, a volume and a segment bound to the library's learner); ``logic``: the module's scriptable
   logic (batch ``segment``, ``propagate``); ``engine_info``: model cards, device;
   ``dependencies``: which required packages are missing; ``latency_bench``: the
   hint -> segment latency benchmark (``python -m InteractiveSegSlicer.latency_bench``).
@@ -19,4 +21,5 @@ scene), so it is tested without the Slicer GUI and without mocking MRML:
 Submodules are not imported here so that importing the package stays cheap.
 """
 
-__all__ = ["dependencies", "editor_writer", "engine_info", "growcut_engine", "latency_bench", "logic", "mrml_glue", "slice_hints", "worker"]
+__all__ = ["dependencies", "editor_writer", "engine_info", "growcut_engine", "latency_bench", "logic", "mrml_glue", "online_glue", "slice_hints",
+           "slice_views", "worker"]

@@ -98,7 +98,7 @@ class EditorWriter:
             if seg is None:
                 raise InteractionError(f"segmentation {segmentationNode.GetName()!r} has no segment {sid!r}")
             target = values == value
-            current = mrml_glue._layer_values(seg.GetRepresentation(mrml_glue.BINARY_LABELMAP), extent) == seg.GetLabelValue()
+            current = mrml_glue._segment_voxels(seg, extent)
             for voxels, mode in ((current & ~target, self.logic.ModificationModeRemove), (target & ~current, self.logic.ModificationModeAdd)):
                 if voxels.any():
                     modifier = mrml_glue._modifier_image(voxels, extent, volumeNode)

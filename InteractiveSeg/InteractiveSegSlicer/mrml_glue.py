@@ -401,6 +401,25 @@ def _layer_values(labelmap, extent: Sequence[int]) -> np.ndarray:
     return out
 
 
+def _segment_voxels(segment, extent: Sequence[int]) -> np.ndarray:
+    """Boolean KJI mask of one segment inside ``extent`` (its label value in its, possibly shared, layer)."""
+    return _layer_values(segment.GetRepresentation(BINARY_LABELMAP), extent) == segment.GetLabelValue()
+
+
+def segment_mask(segmentationNode, segmentId: str, volumeNode, region: Region | None = None) -> np.ndarray:
+    """Boolean KJI mask of one segment on the volume's grid (inside ``region``, default the
+    whole volume): what the user painted with any Segment Editor effect. GeometryError if
+    the segmentation is on another grid, InteractionError for an unknown segment."""
+    check_geometry(segmentationNode, volumeNode)
+    segment = segmentationNode.GetSegmentation().GetSegment(segmentId)
+    if segment is None:
+        raise InteractionError(f"segmentation {_node_name(segmentationNode)!r} has no segment {segmentId!r}")
+    dims = volumeNode.GetImageData().GetDimensions()
+    shape_kji = (dims[2], dims[1], dims[0])
+    extent = _region_extent(region if region is not None else tuple(slice(0, n) for n in shape_kji), shape_kji)
+    return _segment_voxels(segment, extent)
+
+
 def _modifier_image(mask: np.ndarray, extent: Sequence[int], volumeNode):
     image = slicer.vtkOrientedImageData()
     m = vtk.vtkMatrix4x4()
@@ -449,14 +468,14 @@ def write_region(segmentationNode, segment_ids: dict[int, str], labelmap_region:
         # 1) remove: voxels of each class segment that the region no longer assigns to it
         for value, sid in segment_ids.items():
             seg = segmentation.GetSegment(sid)
-            current = _layer_values(seg.GetRepresentation(BINARY_LABELMAP), extent) == seg.GetLabelValue()
+            current = _segment_voxels(seg, extent)
             if np.any(current & ~masks[value]):
                 Logic.SetBinaryLabelmapToSegment(_modifier_image(masks[value], extent, volumeNode), segmentationNode, sid, Logic.MODE_MERGE_MIN, extent)
                 changed.append(sid)
         # 2) add: voxels the region assigns to a class but its segment does not hold yet
         for value, sid in segment_ids.items():
             seg = segmentation.GetSegment(sid)
-            current = _layer_values(seg.GetRepresentation(BINARY_LABELMAP), extent) == seg.GetLabelValue()
+            current = _segment_voxels(seg, extent)
             if np.any(masks[value] & ~current):
                 Logic.SetBinaryLabelmapToSegment(
                     _modifier_image(masks[value], extent, volumeNode), segmentationNode, sid, Logic.MODE_MERGE_MASK, extent, False, ours
