@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup data bench bench-sim bench-vmn bench-finetune train-click train-sim train-vmn clean
+.PHONY: demo test setup data bench bench-sim bench-vmn bench-finetune bench-online train-click train-sim train-vmn clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -45,6 +45,9 @@ train-click: setup
 train-sim: setup
 	for v in auto sdg-base; do $(BIN)/interactiveseg train-sim --variant $$v --iterations 2000 || exit 1; done
 	for v in ddg-sim ddg-cim; do $(BIN)/interactiveseg train-sim --variant $$v --init Resources/Models/sim_auto.pt --lr 5e-4 --iterations 2000 || exit 1; done
+
+bench-online: setup
+	$(BIN)/interactiveseg bench --engines online --stream --json out/bench-online.json --markdown out/bench-online.md
 
 bench-finetune: setup
 	$(BIN)/interactiveseg bench --engines finetune,growcut,click,finetune-3d --json out/bench-finetune.json --markdown out/bench-finetune.md

@@ -1,17 +1,17 @@
-"""The ``interactiveseg`` console script: demo, bench, segment, train-click, train-sim, train-vmn, engines."""
+"""The ``interactiveseg`` console script: demo, bench, segment, online, train-click, train-sim, train-vmn, engines."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from pathlib import Path
+
 from .errors import InteractiveSegError
 
 
 def _segment(args) -> None:
     """Apply saved hints (JSON, as the Slicer module's batch API takes them) to a volume."""
-    from pathlib import Path
-
     from .io import read_volume, write_seg_nrrd
     from .labels import LabelTable
     from .session import Session
@@ -42,6 +42,39 @@ def _segment(args) -> None:
     print(f"wrote {write_seg_nrrd(args.out, session.labelmap, vol.geometry, labels)}")
 
 
+def _online(args) -> None:
+    """A site's online-learning task from the command line: a fully labelled volume joins
+    it (``--labels``), and/or the task's segmenter segments a volume (``--predict``)."""
+    import numpy as np
+
+    from .io import read_labels, read_volume, write_seg_nrrd
+    from .labels import LabelTable
+    from .online_learning import DynamicLearner
+    from .task_store import TaskStore
+
+    vol = read_volume(args.image)
+    with TaskStore.open(args.task) as store:
+        learner = DynamicLearner(store=store)
+        if args.labels:
+            seg = read_labels(args.labels, reference=vol)
+            if args.structure:
+                value = int(args.structure) if args.structure.isdigit() else seg.labels.by_name(args.structure).value
+                mask = seg.labelmap == value
+            else:
+                mask = seg.labelmap > 0
+            if not mask.any():
+                raise InteractiveSegError(f"{args.labels} has no voxel of {args.structure or 'any structure'}")
+            report = learner.learn_volume(vol.array, mask, key=Path(args.image).name.split(".")[0])
+            print(f"learnt {args.image}: loss {report.losses[0]:.3f} -> {report.losses[-1]:.3f} in {report.train_seconds:.1f} s")
+        if args.predict:
+            if learner.rounds_trained == 0:
+                raise InteractiveSegError(f"the task {args.task} has not learnt anything yet: give it labelled volumes or slices first")
+            learner.start_volume(vol.array)
+            mask = (learner.prediction() > 0.5).astype(np.uint8)
+            print(f"wrote {write_seg_nrrd(args.predict, mask, vol.geometry, LabelTable.default([1], {1: args.name}))}")
+        print(f"task {args.task}: {learner.volumes_done} volumes, {learner.rounds_trained} training rounds, buffer {learner.buffer.buffer}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="interactiveseg", description="Interactive segmentation engine of the InteractiveSeg Slicer extension")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -63,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--engine", default="click")
     s.add_argument("--model", help="finetune: the model to adapt (checkpoint, TorchScript, MONAI bundle directory)")
     s.add_argument("--model-spec", help="finetune: JSON spec of --model (labels, preprocessing) if not beside it")
+
+    o = sub.add_parser("online", help="an online-learning task: learn from a labelled volume, segment a new one")
+    o.add_argument("--task", required=True, help="the task directory (created if missing; locked while in use)")
+    o.add_argument("--image", required=True)
+    o.add_argument("--labels", help="reference labels of --image: the volume joins the task's stream")
+    o.add_argument("--structure", help="name or value of the structure in --labels (default: every labelled voxel)")
+    o.add_argument("--predict", help="write the task segmenter's result for --image here (.seg.nrrd)")
+    o.add_argument("--name", default="structure", help="segment name in --predict")
 
     t = sub.add_parser("train-click", help="train the click FCNN (CPU, < 45 min)")
     from .training import click_train
@@ -89,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.run(args)
         elif args.cmd == "segment":
             _segment(args)
+        elif args.cmd == "online":
+            _online(args)
         elif args.cmd == "train-click":
             args.command = args.command_line
             click_train.train(args)

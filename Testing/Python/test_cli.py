@@ -150,3 +150,19 @@ def test_vmn_bench_per_volume_rounds_on_a_users_volume(tmp_path):
         assert first["quality"] == first["oracle"]
     with pytest.raises(SystemExit, match="--hint"):
         main(["bench", "--engines", "vmn", "--hint", "lasso", "--image", str(img), "--labels", str(labels)])
+
+
+def test_online_task_learns_a_labelled_volume_then_segments_and_survives_a_restart(tmp_path, crop_files, capsys):
+    img, labels = crop_files
+    task = tmp_path / "task"
+    out = tmp_path / "f.seg.nrrd"
+    assert main(["online", "--task", str(task), "--image", str(img), "--predict", str(out)]) == 2
+    assert "has not learnt anything" in capsys.readouterr().err and not out.exists()
+    assert main(["online", "--task", str(task), "--image", str(img), "--labels", str(labels), "--structure", "74"]) == 0
+    assert "1 volumes, 1 training rounds" in capsys.readouterr().out
+    assert (task / "checkpoint.pt").exists() and (task / "buffer.json").exists()
+    assert main(["online", "--task", str(task), "--image", str(img), "--predict", str(out), "--name", "Putamen_R"]) == 0
+    seg = read_labels(out)
+    assert seg.labelmap.shape == (20, 80, 80) and seg.labels[1].name == "Putamen_R"
+    assert main(["online", "--task", str(task), "--image", str(img), "--labels", str(labels), "--structure", "99"]) == 2
+    assert "no voxel of 99" in capsys.readouterr().err
