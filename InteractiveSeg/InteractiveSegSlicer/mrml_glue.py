@@ -683,12 +683,20 @@ class SessionStore:
     @staticmethod
     def compute(pending: "Pending", job=None) -> "Pending":
         """Engine work only (no MRML): safe on the inference worker thread. With a
-        ``worker.Job``, progress is reported and Cancel stops between steps (the steps
-        already computed are kept and written)."""
-        for n, hs in enumerate(pending.steps[len(pending.done):], start=len(pending.done)):
-            if job is not None:
-                job.report(n / len(pending.steps), f"hint {n + 1} of {len(pending.steps)}")
-            pending.done.append(pending.entry.session.add_many(hs) if len(hs) > 1 else pending.entry.session.add(hs[0]))
+        ``worker.Job``, progress is reported between steps and inside a long step (the
+        engine's propagated slices or fine-tuning iterations); Cancel stops there, the
+        interrupted hint leaves the session as it was, the steps already computed are
+        kept and written."""
+        engine = pending.entry.session.engine
+        total = len(pending.steps)
+        try:
+            for n, hs in enumerate(pending.steps[len(pending.done):], start=len(pending.done)):
+                if job is not None:
+                    job.report(n / total, f"hint {n + 1} of {total}")
+                    engine.progress = lambda f, text, n=n: job.report((n + f) / total, f"hint {n + 1} of {total}: {text}")
+                pending.done.append(pending.entry.session.add_many(hs) if len(hs) > 1 else pending.entry.session.add(hs[0]))
+        finally:
+            engine.progress = None
         return pending
 
     def commit(self, pending: "Pending"):

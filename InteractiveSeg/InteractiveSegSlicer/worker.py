@@ -58,8 +58,8 @@ class Job:
 
     @property
     def cancel_requested(self) -> bool:
-        """Cancel was pressed, even if the job then ran to its end (an engine step cannot be
-        interrupted): the caller should drop the result."""
+        """Cancel was pressed, even if the job then ran to its end (an engine without
+        progress reports, e.g. one click, finishes its step): the caller should drop the result."""
         return self._cancel.is_set()
 
     @property
