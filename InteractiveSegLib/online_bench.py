@@ -21,7 +21,10 @@ Parts, each its own ``engine`` name in the results:
 - Tables 3/4 (each D_eval volume on its own, Algorithm 3): ``online-cold`` (random
   slices), ``online-cold-mg``, ``online-cold-mg-wl``, ``online-warm`` and
   ``online-warm-mg``. ``dice_at`` is the proxy mask's Dice keyed by step, ``model_dice_at``
-  F's; ``slices_at`` the slices drawn (coronal + sagittal).
+  F's; ``slices_at`` the slices drawn (coronal + sagittal). Random slices (the baseline,
+  and step 1 until F has learnt) are drawn among the slices that hold the structure (a
+  user picking at random still picks where it is); guided ones come from Algorithm 4
+  alone, which may propose a slice without it (the robot then draws it empty).
 - Speed: a proxy update after one new slice and one training round on a 128 x 128 x 100
   volume (``speed`` keys of the first result).
 """

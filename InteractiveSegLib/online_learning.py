@@ -27,6 +27,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from .errors import InteractionError, ModelError
 from .proxy_mask import ProxyMask, RegistrationSettings
@@ -55,6 +56,8 @@ class OnlineSettings:
     weight_scale: float = 4.0  # eq. 11 decay length in voxels (the paper's is 1)
     guidance: bool = True  # Algorithm 4; False: random slices (the baseline)
     omega1: float = 0.5  # ω1 of eq. 17
+    guidance_saturation: float | None = None  # d2 = 1 − e^(−d/s) instead of d / max d (None: the latter)
+    guidance_support: int = 2  # r of eq. 17 only within this many voxels of Υ (of F > 0.5 before any drawing; -1: everywhere, as the paper)
     planes: tuple[int, ...] = (1, 2)  # KJI axes the user draws on (coronal, sagittal)
     tau: int = 1  # slices proposed per plane and round
     flips: tuple[int, ...] = (0, 1, 2)  # random flips (augmentation, paper 3.1)
@@ -309,7 +312,14 @@ class DynamicLearner:
         drawn = self.drawn()
         out: dict[int, list[int]] = {}
         if guided:
-            r = residual_map(self.proxy_mask.mask() if drawn else np.zeros(self.image.shape, np.float32), self.prediction(), drawn, self.settings.omega1)
+            proxy = self.proxy_mask.mask() if drawn else np.zeros(self.image.shape, bool)
+            f = self.prediction()
+            support = None
+            if self.settings.guidance_support >= 0:
+                seen = proxy if proxy.any() else f > 0.5  # the drawn structure; F's guess before any drawing
+                if seen.any():
+                    support = ndimage.binary_dilation(seen, iterations=self.settings.guidance_support) if self.settings.guidance_support else seen
+            r = residual_map(proxy, f, drawn, self.settings.omega1, support, self.settings.guidance_saturation)
             for axis in self.settings.planes:
                 out[axis] = propose_slices(r, axis, self.settings.tau, drawn.get(axis, []), self._rng)
         else:

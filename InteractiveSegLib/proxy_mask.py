@@ -3,7 +3,7 @@
 The user draws the structure on a few slices; every other slice takes the mask of the
 nearest drawn slice of the same plane, warped by a registration of the two slices
 (SimpleITK: affine, then B-spline, Mattes mutual information). Done along each plane
-that has drawn slices; two planes are averaged and cut at 0.5, which removes most of
+that has drawn slices showing the structure; two planes are averaged and cut at 0.5, which removes most of
 the false positives one plane leaves beyond the structure's ends.
 
 Incremental: a new drawn slice only re-registers the slices whose nearest drawn slice
@@ -169,9 +169,16 @@ class ProxyMask:
         stack = [plane.proxy[j] for j in range(self.image.shape[axis])]
         return np.stack(stack, axis=axis)
 
+    def voting_planes(self) -> list[int]:
+        """Planes with at least one drawn slice that shows the structure. A plane whose every
+        drawn slice is empty abstains: an empty drawing says where the structure is not, and
+        warped to every other slice of its plane it would erase the other plane's proxy
+        (its drawn slices still stay empty in ``mask``)."""
+        return [a for a in sorted(self.planes) if any(m.any() for m in self.planes[a].drawn.values())]
+
     def probability(self) -> np.ndarray:
-        """Mean of the planes with drawn slices (zeros if nothing is drawn)."""
-        planes = [a for a in sorted(self.planes) if self.planes[a].drawn]
+        """Mean of the voting planes (zeros if none)."""
+        planes = self.voting_planes()
         if not planes:
             return np.zeros(self.image.shape, np.float32)
         return np.mean([self.plane_volume(a) for a in planes], axis=0).astype(np.float32)
@@ -182,7 +189,7 @@ class ProxyMask:
         Every drawn slice is exactly the user's drawing (the newest drawing wins where two
         planes' drawn slices cross)."""
         p = self.probability()
-        out = p > threshold if len([a for a in self.planes if self.planes[a].drawn]) > 1 else p >= threshold
+        out = p > threshold if len(self.voting_planes()) > 1 else p >= threshold
         for axis, index in self.order:
             idx = [slice(None)] * 3
             idx[axis] = index

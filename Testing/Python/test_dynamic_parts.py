@@ -113,3 +113,17 @@ def test_weights_residual_and_proposals():
     assert propose_slices(r, 0, 1, drawn[0], rng) == [5]
     picks = Counter(i for s in range(200) for i in propose_slices(residual_map(proxy, pred, drawn, 0.5), 0, 1, drawn[0], np.random.default_rng(s)))
     assert picks[5] == max(picks.values()) and 2 not in picks and 7 not in picks
+
+
+def test_residual_counts_only_within_the_support():
+    proxy = np.zeros((4, 6, 8), bool)
+    proxy[1:3, 2:4, 2:5] = True
+    pred = np.zeros(proxy.shape, np.float32)
+    drawn = {1: [2]}
+    support = np.zeros(proxy.shape, bool)
+    support[:, 1:5, :] = True
+    r = residual_map(proxy, pred, drawn, omega1=0.5, support=support)
+    full = residual_map(proxy, pred, drawn, omega1=0.5)
+    assert np.allclose(r[support], full[support])
+    assert np.all(r[~support] == 0)
+    assert propose_slices(r, 1, 2, drawn[1], np.random.default_rng(0)) != [0] and 0 not in propose_slices(r, 1, 3, drawn[1], np.random.default_rng(0))

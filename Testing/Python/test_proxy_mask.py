@@ -69,3 +69,19 @@ def test_bad_input_is_refused():
     with pytest.raises(InteractionError):
         pm.add(0, 1, ref[0, :10])
     assert not pm.planes.get(0, None) or not pm.planes[0].drawn
+
+
+def test_a_plane_drawn_only_outside_the_structure_abstains():
+    """An empty drawing on a sagittal slice beyond the structure must not erase the proxy
+    the axial drawing gives; the empty slice itself stays empty."""
+    img, ref = drifting_ellipse()
+    pm = ProxyMask(img, workers=1)
+    pm.add(0, 12, ref[12])
+    alone = pm.mask()
+    pm.add(2, 60, ref[:, :, 60])  # x = 60: no slice of the ellipse reaches it
+    assert not ref[:, :, 60].any() and pm.voting_planes() == [0]
+    both = pm.mask()
+    assert not both[:, :, 60].any()
+    assert np.array_equal(np.delete(both, 60, axis=2), np.delete(alone, 60, axis=2))
+    pm.add(2, 30, ref[:, :, 30])  # a sagittal drawing that shows it: two planes vote
+    assert pm.voting_planes() == [0, 2]
