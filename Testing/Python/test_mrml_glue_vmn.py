@@ -12,9 +12,9 @@ from InteractiveSegLib.robot import robot_box
 from test_mrml_glue import IJK_TO_RAS
 
 
-def test_vmn_segment_and_suggested_slice(slicer_app, volume_node):
-    from InteractiveSegSlicer import mrml_glue as glue
-
+def putamen_box(volume_node):
+    """Putamen_R's axial block of Colin27 (a held-out structure) as a volume node under a
+    non-identity geometry, its largest slice and the robot's box there."""
     d = datasets.load("colin27")
     value = next(v for v in d.structures("test") if d.labels.labels[v].name == "Putamen_R")
     ref = d.mask(value)
@@ -24,7 +24,13 @@ def test_vmn_segment_and_suggested_slice(slicer_app, volume_node):
     ref = ref[block]
     index = int(np.argmax(ref.sum((1, 2))))
     lo, hi = robot_box(ref[index])
-    box = Box(ijk_from_slice_point(lo, 0, index), ijk_from_slice_point(hi, 0, index), axis=0)
+    return vol, index, Box(ijk_from_slice_point(lo, 0, index), ijk_from_slice_point(hi, 0, index), axis=0)
+
+
+def test_vmn_segment_and_suggested_slice(slicer_app, volume_node):
+    from InteractiveSegSlicer import mrml_glue as glue
+
+    vol, index, box = putamen_box(volume_node)
     store = glue.SessionStore()
     assert store.suggest_slice(vol) is None  # nothing segmented yet
     seg = store.segment(vol, [box], engine="vmn")
@@ -47,16 +53,7 @@ def test_a_propagation_reports_per_slice_progress_and_cancel_leaves_the_segment_
     from InteractiveSegSlicer import mrml_glue as glue
     from InteractiveSegSlicer.worker import Cancelled, Job
 
-    d = datasets.load("colin27")
-    value = next(v for v in d.structures("test") if d.labels.labels[v].name == "Putamen_R")
-    ref = d.mask(value)
-    k = np.flatnonzero(ref.any((1, 2)))
-    block = slice(k.min() - 4, k.max() + 5)
-    vol = volume_node(d.image.array[block], IJK_TO_RAS)
-    ref = ref[block]
-    index = int(np.argmax(ref.sum((1, 2))))
-    lo, hi = robot_box(ref[index])
-    box = Box(ijk_from_slice_point(lo, 0, index), ijk_from_slice_point(hi, 0, index), axis=0)
+    vol, index, box = putamen_box(volume_node)
     store = glue.SessionStore()
     pending = store.prepare(vol, [box], engine="vmn")
     job = Job(None, (), {}, "propagate")

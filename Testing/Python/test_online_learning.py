@@ -36,6 +36,15 @@ def draw_centre_slices(lrn, mask):
         lrn.add_slice(axis, i, np.take(mask, i, axis=axis))
 
 
+def drawn(key=None, **kw):
+    """A learner on the ball volume with its centre coronal and sagittal slices drawn."""
+    image, mask = ball_volume()
+    lrn = learner(**kw)
+    lrn.start_volume(image, key)
+    draw_centre_slices(lrn, mask)
+    return lrn, image, mask
+
+
 def test_eq2_weights_new_and_replayed_samples_as_written():
     per = torch.tensor([2.0, 4.0, 6.0])  # new sample first, m = 2 replayed
     assert combined_loss(per, 0.7).item() == pytest.approx(0.7 * 2 + 0.3 / 3 * (4 + 6))
@@ -56,10 +65,7 @@ def test_eq9_voxels_of_zero_confidence_do_not_count():
 
 
 def test_label_smoothing_mixes_the_previous_segmenter_fixed_for_the_volume():
-    image, mask = ball_volume()
-    lrn = learner(lambda_y=0.8)
-    lrn.start_volume(image, "a")
-    draw_centre_slices(lrn, mask)
+    lrn, image, mask = drawn("a", lambda_y=0.8)
     first = lrn.target()
     assert np.array_equal(first.target, 0.8 * lrn.proxy().astype(np.float32))  # F_prev = 0 before any training
     lrn.train_round()
@@ -78,19 +84,13 @@ def test_label_smoothing_mixes_the_previous_segmenter_fixed_for_the_volume():
 
 
 def test_confidence_weights_follow_the_drawn_slices():
-    image, mask = ball_volume()
-    lrn = learner(weights="indicator", omega=4.0)
-    lrn.start_volume(image)
-    draw_centre_slices(lrn, mask)
+    lrn, _, _ = drawn(weights="indicator", omega=4.0)
     w = lrn.target().weight
     assert np.all(w[:, 12, :] == 5.0) and np.all(w[:, :, 12] == 5.0) and w[0, 0, 0] == 1.0
 
 
 def test_rounds_fit_the_proxy_and_replay_only_past_volumes():
-    image, mask = ball_volume()
-    lrn = learner(n_f=12)
-    lrn.start_volume(image, "v0")
-    draw_centre_slices(lrn, mask)
+    lrn, _, _ = drawn("v0", n_f=12)
     r1 = lrn.train_round()
     r2 = lrn.train_round()
     assert np.mean(r2.losses[-3:]) < np.mean(r1.losses[:3])
@@ -124,10 +124,7 @@ def test_slices_are_random_until_the_segmenter_has_learnt_then_guided():
 
 
 def test_cancel_between_steps_keeps_a_consistent_state():
-    image, mask = ball_volume()
-    lrn = learner(n_f=10)
-    lrn.start_volume(image)
-    draw_centre_slices(lrn, mask)
+    lrn, _, _ = drawn(n_f=10)
     calls = []
     report = lrn.train_round(progress=lambda i, n: calls.append((i, n)), should_stop=lambda: len(calls) >= 4)
     assert report.stopped and len(report.losses) == 4 and calls[-1] == (4, 10)
