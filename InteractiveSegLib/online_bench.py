@@ -202,12 +202,11 @@ def _per_step_range(runs: list[dict], key: str) -> dict[str, list[float]]:
 
 
 def _interactive_result(engine: str, runs: list[dict], names: list[str], extra: dict | None = None) -> dict:
-    planes = 2
     return _result(engine, names, _per_step(runs, "proxy"), {
         "model_dice_at": _per_step(runs, "model"),
         "proxy_dice_range": _per_step_range(runs, "proxy"),
         "model_dice_range": _per_step_range(runs, "model"),
-        "slices_at": {str(i + 1): f"{i + 1}+{i + 1}" for i in range(len(runs[0]["proxy"]))} if planes == 2 else None,
+        "slices_at": {str(i + 1): f"{i + 1}+{i + 1}" for i in range(len(runs[0]["proxy"]))},  # coronal + sagittal, τ = 1
         "s_per_propagation": float(np.median([x for r in runs for x in r["proxy_s"]])),
         "s_per_training_round": float(np.median([x for r in runs for x in r["train_s"]])),
         **(extra or {}),

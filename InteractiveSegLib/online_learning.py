@@ -222,7 +222,6 @@ class RoundReport:
 
     round: int
     drawn: dict[int, list[int]]
-    proxy_seconds: float
     train_seconds: float
     losses: list[float] = field(default_factory=list)
     stopped: bool = False
@@ -351,8 +350,7 @@ class DynamicLearner:
             raise InteractionError("draw at least one slice before training")
         t0 = time.perf_counter()
         losses, stopped = self._train(self.target(), steps, progress, should_stop)
-        self._prediction = None
-        report = RoundReport(self.round, self.drawn(), 0.0, time.perf_counter() - t0, losses, stopped)
+        report = RoundReport(self.round, self.drawn(), time.perf_counter() - t0, losses, stopped)
         self.round += 1
         self.save()
         return report
@@ -374,7 +372,7 @@ class DynamicLearner:
         y = reference.astype(np.float32)
         t0 = time.perf_counter()
         losses, _ = self._train(TrainSample(self.image, self._smoothed(y), np.ones(y.shape, np.float32)), steps)
-        report = RoundReport(0, {}, 0.0, time.perf_counter() - t0, losses)
+        report = RoundReport(0, {}, time.perf_counter() - t0, losses)
         self.finish_volume()
         return report
 
