@@ -405,7 +405,7 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slice_views.hide_highlights(slicer.mrmlScene)
             self._pending = self.logic.store.prepare(p.inputVolume, [hint], engine, p.segmentation, labels, **self.logic.options(engine))
             self._job = self.logic.worker.submit(self.logic.store.compute, self._pending, title=_("Propagation"))
-            self.ui.progressBar.setRange(0, 0)  # busy: the engines do not report finer progress yet
+            self.ui.progressBar.setRange(0, 0)  # busy until the engine reports its first propagated slice
             self.ui.progressBar.visible = self.ui.cancelButton.visible = True
             self.ui.propagateButton.enabled = False
             self._timer.start()
@@ -413,6 +413,9 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _pollJob(self) -> None:
         job = self._job
         if job is None or not job.done:
+            if job is not None and job.progress > 0:
+                self.ui.progressBar.setRange(0, 100)
+                self.ui.progressBar.value = int(100 * job.progress)
             if job is not None and job.message:
                 self.ui.progressBar.format = job.message
             return
