@@ -142,15 +142,14 @@ class OnlineSegmenter:
         larger than the training patch)."""
         self.net.eval()
         x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None].to(self.device)
-        if all(s <= p for s, p in zip(x.shape[-3:], self.settings.patch)):
-            xp, shape = _pad_to(x, self._multiple)
-            logits = self.net(xp)[..., : shape[0], : shape[1], : shape[2]]
+        xp, shape = _pad_to(x, self._multiple)
+        if all(s <= p for s, p in zip(shape, self.settings.patch)):
+            logits = self.net(xp)
         else:
             from monai.inferers import sliding_window_inference
 
-            xp, shape = _pad_to(x, self._multiple)
-            logits = sliding_window_inference(xp, self.settings.patch, 4, self.net, overlap=0.25, mode="gaussian")[..., : shape[0], : shape[1], : shape[2]]
-        return torch.sigmoid(logits)[0, 0].cpu().numpy()
+            logits = sliding_window_inference(xp, self.settings.patch, 4, self.net, overlap=0.25, mode="gaussian")
+        return torch.sigmoid(logits[..., : shape[0], : shape[1], : shape[2]])[0, 0].cpu().numpy()
 
     def _patch(self, sample: TrainSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The whole volume, or a training patch centred (2 times in 3) on a confidently
@@ -203,17 +202,15 @@ class OnlineSegmenter:
                 progress(i + 1, n)
         return losses
 
-    def state(self) -> dict:
-        return {"model": self.net.state_dict(), "optimizer": self.opt.state_dict(), "steps": self.steps}
-
-    def load_state(self, state: dict) -> None:
+    def load_state(self, checkpoint: dict) -> None:
+        """Weights, optimizer and step count from a task checkpoint (``TaskStore`` layout)."""
         try:
-            self.net.load_state_dict(state["model"])
-            if state.get("optimizer"):
-                self.opt.load_state_dict(state["optimizer"])
+            self.net.load_state_dict(checkpoint["model"])
+            if checkpoint.get("optimizer"):
+                self.opt.load_state_dict(checkpoint["optimizer"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise ModelError(f"the task's checkpoint does not fit this segmenter ({e})") from None
-        self.steps = int(state.get("steps", 0))
+        self.steps = int(checkpoint.get("meta", {}).get("steps", 0))
 
 
 @dataclass
@@ -253,7 +250,6 @@ class DynamicLearner:
         if saved is not None:
             self.segmenter.load_state(saved)
             meta = saved["meta"]
-            self.segmenter.steps = int(meta.get("steps", 0))
             self.volumes_done = int(meta.get("volumes_done", 0))
             self.rounds_trained = int(meta.get("rounds_trained", 0))
             buf = store.load_buffer() if store is not None else None
@@ -346,7 +342,7 @@ class DynamicLearner:
                     steps: int | None = None) -> RoundReport:
         """Algorithm 3 steps 9-13: n_F steps on (X, Ỹ) ∪ S, then the buffer update with (X, Ỹ)."""
         self._need_volume()
-        if not self.drawn() or not any(self.drawn().values()):
+        if not any(self.drawn().values()):
             raise InteractionError("draw at least one slice before training")
         t0 = time.perf_counter()
         losses, stopped = self._train(self.target(), steps, progress, should_stop)
