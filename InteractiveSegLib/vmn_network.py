@@ -181,11 +181,11 @@ class VMNet(nn.Module):
     slices); ``encode_memory`` runs once per memory cell; ``segment`` per query slice.
     """
 
-    def __init__(self, features: Sequence[int] = (16, 32, 64, 128), key_stride: int = 8) -> None:
+    def __init__(self, features: Sequence[int] = (16, 32, 64, 128), key_stride: int = 8, prior: bool = False) -> None:
         super().__init__()
         f = list(features)
         c = f[-1]
-        self.features, self.key_stride = f, key_stride
+        self.features, self.key_stride, self.prior = f, key_stride, prior
         self.query_encoder = Encoder(1, f, key_stride)
         self.memory_encoder = Encoder(2, f, key_stride)
         self.query_kv = KeyValue(c)
@@ -195,6 +195,8 @@ class VMNet(nn.Module):
             Convolution(2, f[i + 1] + f[i], f[i], act="relu", norm="batch") for i in reversed(range(len(f) - 2))
         )  # (1/16 ->) 1/8 -> 1/4 -> 1/2, each with the query encoder's skip
         self.up.insert(0, Convolution(2, f[2] + f[2], f[2], act="relu", norm="batch"))
+        if prior:  # the last (1/2-resolution) step also sees the carried mask
+            self.up[-1] = Convolution(2, f[1] + f[0] + 1, f[0], act="relu", norm="batch")
         self.coarse = nn.Conv2d(f[0], 1, 3, padding=1)
         self.refine = RefineResidual(8)
         self.quality = QualityHead(c + 1)
@@ -222,23 +224,41 @@ class VMNet(nn.Module):
         query: tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]],
         key_m: torch.Tensor,
         value_m: torch.Tensor,
+        prior: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logit (B, 1, H, W) and predicted IoU (B,) of query slices against a memory."""
+        """Logit (B, 1, H, W) and predicted IoU (B,) of query slices against a memory.
+
+        ``prior`` (B, 1, H, W): the mask of the memory's previous slice (networks built with
+        ``prior=True``; ignored otherwise). The decoder then corrects that full-resolution mask
+        instead of the read's 1/8-resolution one (see ``carried_mask``)."""
         k_q, v_q, skips = query
         read = memory_read(key_m, value_m, k_q, self.log_read_scale.exp())
         feature = torch.cat([read, v_q], 1)  # F^q = cat(H^q, V^q)
         x = self.context(feature)
-        for up, skip in zip(self.up, reversed(skips)):
-            x = up(torch.cat([F.interpolate(x, size=skip.shape[2:], mode="bilinear", align_corners=False), skip], 1))
-        # the decoder corrects the mask the read carried (the value's last channel): the
-        # propagation starts as a copy of the attended memory, and learning refines it
-        carried = F.interpolate(read[:, -1:].clamp(0.02, 0.98), size=x.shape[2:], mode="bilinear", align_corners=False)
+        carried = self.carried_mask(read, prior, skips[0].shape[2:])
+        for i, (up, skip) in enumerate(zip(self.up, reversed(skips))):
+            parts = [F.interpolate(x, size=skip.shape[2:], mode="bilinear", align_corners=False), skip]
+            if self.prior and i == len(self.up) - 1:
+                parts.append(carried)
+            x = up(torch.cat(parts, 1))
+        # the decoder corrects the carried mask: the propagation starts as a copy of it, and
+        # learning refines it
         coarse = self.coarse(x) + torch.logit(carried)
         # refinement at half resolution (a full-resolution pass doubled the slice's time)
         half = F.avg_pool2d(image, 2)
         logit = self.refine(coarse, half)
         logit = F.interpolate(logit, size=image.shape[2:], mode="bilinear", align_corners=False)
         return logit, self.quality(feature, torch.sigmoid(logit))
+
+    def carried_mask(self, read: torch.Tensor, prior: torch.Tensor | None, size) -> torch.Tensor:
+        """The mask the decoder corrects, at 1/2 resolution, clamped away from 0 and 1: the
+        read's last channel (where the structure was at the attended memory positions), or,
+        with a prior, the previous slice's mask itself. At stride 8 the read's mask is a blob
+        of a few cells for a brain structure, and correcting it lost to copying the previous
+        slice; adjacent slices differ by a few voxels, which the prior keeps."""
+        if self.prior and prior is not None:
+            return F.adaptive_avg_pool2d(prior, size).clamp(0.02, 0.98)
+        return F.interpolate(read[:, -1:].clamp(0.02, 0.98), size=size, mode="bilinear", align_corners=False)
 
     def forward(self, image: torch.Tensor, memory_images: torch.Tensor, memory_masks: torch.Tensor):
         """One query per batch item against T memory cells ((B, T, 1, H, W) each)."""

@@ -8,7 +8,8 @@ capped at ``cap`` items (default 20; 0 is Table 5's memory-less baseline).
 
 A direction stops once the structure has ended: ``stop_after`` consecutive empty
 slices beyond the last corrected slice of that direction. Corrected slices keep their
-mask. Every propagated slice gets the quality head's predicted IoU.
+mask. Every propagated slice gets the quality head's predicted IoU. The previous slice's
+mask (a memory item) is also handed to the network as the mask its decoder corrects.
 
 The network is reached through :class:`Propagator` (``encode_memory`` / ``segment``), so
 the order and memory contents are testable without weights.
@@ -30,7 +31,7 @@ from .vmn_network import STRIDE, VMNet
 class Propagator(Protocol):
     def encode_memory(self, index: int, prob: np.ndarray) -> Any: ...
 
-    def segment(self, index: int, memory: list[Any]) -> tuple[np.ndarray, float]: ...
+    def segment(self, index: int, memory: list[Any], prior: np.ndarray | None = None) -> tuple[np.ndarray, float]: ...
 
 
 @dataclass
@@ -95,7 +96,8 @@ def propagate(
                 for i in mem:
                     if i not in cells:
                         cells[i] = prop.encode_memory(i, prob[i])
-                p, score = prop.segment(q, [cells[i] for i in mem])
+                # the previous slice's mask is the decoder's prior; with no memory (cap 0) no slice is carried
+                p, score = prop.segment(q, [cells[i] for i in mem], prob[previous] if mem else None)
                 prob[q], quality[q] = p, score
                 result.order.append(q)
                 result.memory[q] = mem
@@ -141,7 +143,7 @@ class VMNPropagator:
         return self._queries[index]
 
     @torch.no_grad()
-    def segment(self, index: int, memory: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[np.ndarray, float]:
+    def segment(self, index: int, memory: list[tuple[torch.Tensor, torch.Tensor]], prior: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         image = self.images[index : index + 1].to(self.device)
         q = self.query(index)
         if memory:
@@ -150,6 +152,6 @@ class VMNPropagator:
         else:
             key_m = q[0].new_zeros(1, 0, *q[0].shape[1:])
             value_m = q[1].new_zeros(1, 0, q[1].shape[1] + 1, *q[1].shape[2:])  # values end with the mask
-        logit, score = self.net.segment(image, q, key_m, value_m)
+        logit, score = self.net.segment(image, q, key_m, value_m, None if prior is None else self._pad(prior))
         h, w = self.shape
         return torch.sigmoid(logit)[0, 0, :h, :w].cpu().numpy(), float(score[0])

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import EngineError
 from ..interactions import SliceAuto, slice_index
@@ -47,6 +48,7 @@ class VMNEngine(Engine):
         every: int = 5,
         stop_after: int = 3,
         margin: int = 24,
+        max_side: int = 128,
         encoding: str | None = None,
         device: str | None = None,
         threads: int | None = None,
@@ -61,8 +63,9 @@ class VMNEngine(Engine):
         if self.encoding not in ENCODINGS:
             raise EngineError(f"unknown cue encoding {self.encoding!r}; expected one of {ENCODINGS}")
         self.roi_size = int(self.in_config.get("roi_size", 96))
-        if memory_size < 0 or every < 1 or stop_after < 1:
-            raise EngineError("memory_size must be >= 0, every and stop_after >= 1")
+        if memory_size < 0 or every < 1 or stop_after < 1 or max_side < 16:
+            raise EngineError("memory_size must be >= 0, every and stop_after >= 1, max_side >= 16")
+        self.max_side = int(max_side)
         self.memory_size, self.every, self.stop_after, self.margin = int(memory_size), int(every), int(stop_after), int(margin)
         self.device = pick_device(device)
         self.net.to(self.device)
@@ -95,13 +98,23 @@ class VMNEngine(Engine):
         lo, hi = np.maximum(lo - pad, 0), np.minimum(hi + pad, shape)
         return Roi(int(lo[0]), int(hi[0]), int(lo[1]), int(hi[1]))
 
+    def working_shape(self, roi: Roi) -> tuple[int, int]:
+        """The in-plane size the network sees: the region, shrunk so its longer side is at most
+        ``max_side``. A round's cost grows with the region's area (and the memory read's with
+        its square), so a structure filling a 256 x 256 slice is propagated at 128 x 128
+        (the sizes the network was trained on) and its masks resized back; the brain
+        structures of the benchmark have regions below that and are not resized."""
+        h, w = roi.r1 - roi.r0, roi.c1 - roi.c0
+        scale = min(1.0, self.max_side / max(h, w))
+        return max(1, round(h * scale)), max(1, round(w * scale))
+
     def propagator(self, axis: int, roi: Roi) -> VMNPropagator:
-        """The memory network over the ``roi`` of the slices along ``axis``; the last few
-        regions are kept with their cached query encodings."""
+        """The memory network over the ``roi`` of the slices along ``axis`` (at the working
+        size); the last few regions are kept with their cached query encodings."""
         key = (axis, roi.r0, roi.r1, roi.c0, roi.c1)
         if key not in self._propagators:
             slices = np.moveaxis(self._norm, axis, 0)[:, roi.r0 : roi.r1, roi.c0 : roi.c1]
-            self._propagators[key] = VMNPropagator(self.net, slices, self.device)
+            self._propagators[key] = VMNPropagator(self.net, resize_stack(slices, self.working_shape(roi)), self.device)
             while len(self._propagators) > 4:
                 self._propagators.popitem(last=False)
         self._propagators.move_to_end(key)
@@ -131,13 +144,16 @@ class VMNEngine(Engine):
     def propagate(self, axis: int, corrected: dict[int, np.ndarray], start: int) -> PropagationResult:
         """Carry the corrected slices through the volume from ``start`` (slices first)."""
         roi = self.region(axis, corrected)
-        crop = {i: m[roi.slices] for i, m in corrected.items()}
+        work = self.working_shape(roi)
+        crop = {i: resize_stack(m[roi.slices][None], work)[0] for i, m in corrected.items()}
         res = propagate(
             self.propagator(axis, roi), self.volume.shape[axis], crop, start, cap=self.memory_size, every=self.every, stop_after=self.stop_after,
             progress=self.progress,
         )
         full = np.zeros((res.probability.shape[0], *corrected[start].shape), np.float32)
-        full[(slice(None), *roi.slices)] = res.probability
+        full[(slice(None), *roi.slices)] = resize_stack(res.probability, (roi.r1 - roi.r0, roi.c1 - roi.c0))
+        for i, m in corrected.items():  # corrected slices keep their mask exactly
+            full[i] = m
         res.probability = full
         return res
 
@@ -205,6 +221,17 @@ class RegistrationPropagationEngine(VMNEngine):
         for i, m in corrected.items():
             prob[i] = m
         return PropagationResult(prob, np.full(n, np.nan, np.float32), seconds=time.perf_counter() - t0)
+
+
+def resize_stack(stack: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(K, H, W) -> (K, h, w) by bilinear interpolation (area averaging when shrinking);
+    the input itself when the size already matches."""
+    if tuple(stack.shape[1:]) == tuple(shape):
+        return np.ascontiguousarray(stack, np.float32)
+    t = torch.from_numpy(np.ascontiguousarray(stack, np.float32))[:, None]
+    shrink = shape[0] <= stack.shape[1] and shape[1] <= stack.shape[2]
+    out = F.interpolate(t, size=tuple(shape), mode="area") if shrink else F.interpolate(t, size=tuple(shape), mode="bilinear", align_corners=False)
+    return out[:, 0].numpy()
 
 
 def corrected_block(corrected: dict[int, np.ndarray], shape: tuple[int, int, int], margin: int, reach: int):

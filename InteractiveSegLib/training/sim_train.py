@@ -183,10 +183,12 @@ def train(args: argparse.Namespace) -> dict:
             if not rules:  # rule 2 off: every round clicks every class
                 for u in users:
                     u.t = 10**9
-            # 0..D filled states: "any or all of the D states may remain empty both at training and
+            # 0..t rounds: "any or all of the D states may remain empty both at training and
             # testing time" (4.2), so the empty memory (automatic mode) and short memories (the first
-            # clicks on a slice) are trained too, not only a full memory; one length per image
-            rounds = rng.integers(0, (args.depth if memory == "sim" else args.max_interactions) + 1, size=len(imgs))
+            # clicks on a slice) are trained too; with t > D the SIM keeps the last D states, so a
+            # full memory whose oldest state no longer corrects the automatic result (as after the
+            # 4th click at test time) is trained too; one length per image
+            rounds = rng.integers(0, max(args.max_interactions, args.depth if memory == "sim" else 0) + 1, size=len(imgs))
             states = fill_memory(model, imgs, users, memory, n, args.depth, rounds, task.multilabel)
         model.train()
         x = torch.from_numpy(np.stack([network_input(i, s, memory, n, args.depth) for i, s in zip(imgs, states)]))

@@ -170,15 +170,18 @@ def _interaction_step(args, model, loss_fn, structs, rng) -> torch.Tensor:
 
 
 def train_memory(args) -> dict:
-    net_cfg = {"features": list(args.features), "key_stride": args.key_stride}
+    net_cfg = {"features": list(args.features), "key_stride": args.key_stride, "prior": args.prior}
     rng, structs, model, opt = _setup(args, vmn_net, net_cfg)
     config = {"net": net_cfg, "frames": args.frames, "crop": args.crop}
     return _loop(args, model, opt, config, "vmn_net", lambda: _memory_step(args, model, structs, rng), f"{len(structs)} structures")
 
 
 #: eq. 9's cross-entropy, plus Dice: a small structure covers ~3% of a crop, and with
-#: cross-entropy alone the network settled on "nothing" within the CPU budget
-seg_loss = DiceCELoss(sigmoid=True)
+#: cross-entropy alone the network settled on "nothing" within the CPU budget. The Dice is
+#: over the whole batch: per slice, a slice beyond the structure's end (empty target) gives
+#: a Dice loss of ~1 whatever is predicted, so nothing taught the network to stop, and the
+#: propagation flooded the volume; over the batch its false positives count
+seg_loss = DiceCELoss(sigmoid=True, batch=True)
 
 
 def _memory_step(args, model, structs, rng) -> torch.Tensor:
@@ -192,19 +195,22 @@ def _memory_step(args, model, structs, rng) -> torch.Tensor:
     k, v = model.encode_memory(images[:, 0], first)
     keys.append(k)
     values.append(v)
+    previous = first  # the previous slice's mask, as the engine hands it on (the decoder's prior)
     loss = images.new_zeros(())
     for t in range(1, images.shape[1]):
         query = model.encode_query(images[:, t])
         if rng.random() < args.empty_memory:
             key_m, value_m = k.new_zeros(k.shape[0], 0, *k.shape[1:]), v.new_zeros(v.shape[0], 0, *v.shape[1:])
+            prior = None  # no memory, no slice carried (the memory-less baseline)
         else:
-            key_m, value_m = torch.stack(keys, 1), torch.stack(values, 1)
-        logit, quality = model.segment(images[:, t], query, key_m, value_m)
+            key_m, value_m, prior = torch.stack(keys, 1), torch.stack(values, 1), previous
+        logit, quality = model.segment(images[:, t], query, key_m, value_m, prior)
         target = masks[:, t]
         prob = torch.sigmoid(logit)
         true_iou = iou((prob > 0.5).float(), target).detach()
         loss = loss + seg_loss(logit, target) + F.mse_loss(quality, true_iou)
-        k, v = model.encode_memory(images[:, t], prob.detach())
+        previous = prob.detach()
+        k, v = model.encode_memory(images[:, t], previous)
         keys.append(k)
         values.append(v)
     return loss / (images.shape[1] - 1)
@@ -235,6 +241,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", type=int, nargs=4, default=[16, 32, 64, 128], help="f_VMN encoder widths")
     p.add_argument("--key-stride", type=int, choices=[8, 16], default=8, help="f_VMN: stride of keys and values")
     p.add_argument("--frames", type=int, default=5, help="f_VMN: ordered slices per sample (4.3)")
+    p.add_argument("--prior", action=argparse.BooleanOptionalAction, default=True, help="f_VMN: the decoder corrects the previous slice's mask")
     p.add_argument("--crop", type=int, default=128, help="f_VMN: largest in-plane crop of a sample (64, 96 or 128 per batch)")
     p.add_argument("--empty-memory", type=float, default=0.1, help="f_VMN: fraction of steps read with an empty memory")
     p.add_argument("--init", default=None, help="continue from a checkpoint of the same part")

@@ -149,3 +149,26 @@ def test_progress_is_reported_per_slice_and_a_cancel_changes_nothing(colin, engi
         assert np.array_equal(session.labelmap, before) and len(session.history) == n
     finally:
         engine.progress = None
+
+
+def test_large_region_is_propagated_at_the_working_size(colin):
+    """A region wider than ``max_side`` is shrunk for the network and its masks resized back;
+    the corrected slice keeps its mask exactly."""
+    from InteractiveSegLib.engines.vmn import resize_stack
+
+    image, ref = colin
+    engine = create_engine("vmn", max_side=32, stop_after=2)
+    engine.set_image(image)
+    index = int(np.argmax(ref.sum((1, 2))))
+    corrected = {index: ref[index].astype(np.float32)}
+    roi = engine.region(0, corrected)
+    h, w = roi.r1 - roi.r0, roi.c1 - roi.c0
+    assert max(engine.working_shape(roi)) == 32 and max(h, w) > 32
+    res = engine.propagate(0, corrected, index)
+    assert res.probability.shape == ref.shape
+    np.testing.assert_array_equal(res.probability[index], ref[index])
+    assert res.order and not res.probability[:, : roi.r0].any() and not res.probability[:, roi.r1 :].any()
+    stack = np.random.default_rng(0).random((3, 40, 50)).astype(np.float32)
+    assert resize_stack(stack, (20, 25)).shape == (3, 20, 25) and resize_stack(stack, (80, 100)).shape == (3, 80, 100)
+    assert resize_stack(stack, (40, 50)) is not None and np.array_equal(resize_stack(stack, (40, 50)), stack)
+    np.testing.assert_allclose(resize_stack(stack, (20, 25)).mean(), stack.mean(), atol=1e-5)  # area keeps the mean

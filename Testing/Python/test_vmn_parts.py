@@ -62,15 +62,17 @@ class Recorder:
     """A Propagator stand-in: copies the nearest memory slice's mask, records every call."""
 
     def __init__(self, structure: dict[int, bool], shape=(4, 4)):
-        self.structure, self.shape, self.encoded = structure, shape, []
+        self.structure, self.shape, self.encoded, self.priors = structure, shape, [], {}
 
     def encode_memory(self, index, prob):
         self.encoded.append(index)
         return index
 
-    def segment(self, index, memory):
+    def segment(self, index, memory, prior=None):
+        self.priors[index] = None if prior is None else prior.copy()
         present = self.structure.get(index, False)
-        return np.full(self.shape, 1.0 if present else 0.0, np.float32), 0.5 + 0.01 * index
+        # a distinct probability per slice, so the prior handed on is traceable
+        return np.full(self.shape, 0.6 + index / 1000 if present else 0.0, np.float32), 0.5 + 0.01 * index
 
 
 def test_memory_priority_and_cap():
@@ -99,7 +101,12 @@ def test_propagation_order_memory_and_stop():
     assert res.memory[6] == [12, 7]  # slice 7 was saved going down
     assert np.isnan(res.quality[start]) and np.isfinite(res.quality[13])
     assert not res.probability[23:].any() and not res.probability[:5].any()
-    assert res.probability[8:20].all()
+    assert (res.probability[8:20] > 0.5).all()
+    # the decoder's prior is the previous slice's mask: the start's going each way, then the last propagated
+    np.testing.assert_array_equal(rec.priors[13], np.ones((4, 4)))
+    np.testing.assert_array_equal(rec.priors[11], np.ones((4, 4)))
+    np.testing.assert_array_equal(rec.priors[15], res.probability[14])
+    np.testing.assert_array_equal(rec.priors[9], res.probability[10])
 
 
 def test_propagation_reaches_far_corrections_and_keeps_them():
@@ -119,6 +126,7 @@ def test_memory_size_zero_reads_nothing():
     rec = Recorder({i: True for i in range(6)})
     res = propagate(rec, 6, {2: np.ones((4, 4), np.float32)}, 2, cap=0)
     assert all(m == [] for m in res.memory.values()) and rec.encoded == []
+    assert all(p is None for p in rec.priors.values())  # no memory: no slice carried either
 
 
 def test_roi_crop_paste_round_trip_is_exact():
@@ -216,7 +224,7 @@ def test_real_network_propagates_with_and_without_memory():
     vol = np.random.default_rng(0).random((7, 40, 50)).astype(np.float32)  # not a multiple of 16: padded
     mask = np.zeros((40, 50), np.float32)
     mask[10:20, 10:20] = 1
-    for cap in (0, 20):
-        res = propagate(VMNPropagator(VMNet().eval(), vol), 7, {3: mask}, 3, cap=cap, stop_after=100)
+    for prior, cap in ((False, 0), (False, 20), (True, 0), (True, 20)):
+        res = propagate(VMNPropagator(VMNet(prior=prior).eval(), vol), 7, {3: mask}, 3, cap=cap, stop_after=100)
         assert res.probability.shape == (7, 40, 50) and sorted(res.order) == [0, 1, 2, 4, 5, 6]
         assert np.isfinite(res.quality[[0, 1, 2, 4, 5, 6]]).all()
