@@ -254,8 +254,8 @@ class VMNet(nn.Module):
         """The mask the decoder corrects, at 1/2 resolution, clamped away from 0 and 1: the
         read's last channel (where the structure was at the attended memory positions), or,
         with a prior, the previous slice's mask itself. At stride 8 the read's mask is a blob
-        of a few cells for a brain structure, and correcting it lost to copying the previous
-        slice; adjacent slices differ by a few voxels, which the prior keeps."""
+        of a few cells for a brain structure, which the decoder had to redraw at every slice;
+        adjacent slices differ by a few voxels at the border, which the prior keeps."""
         if self.prior and prior is not None:
             return F.adaptive_avg_pool2d(prior, size).clamp(0.02, 0.98)
         return F.interpolate(read[:, -1:].clamp(0.02, 0.98), size=size, mode="bilinear", align_corners=False)

@@ -123,6 +123,18 @@ def fill_memory(model, imgs, users, memory: str, n: int, depth: int, rounds, mul
     return [s[:r] for s, r in zip(states, per_image)]
 
 
+def sim_stem_from_cim(weight: torch.Tensor, n: int, depth: int) -> torch.Tensor:
+    """A SIM input filter bank (1 + 2DN channels) that computes what a CIM network's
+    (1 + N) computes: the image filters, and the CIM's click filters on every state's click
+    masks (their sum is the union while clicks do not overlap: up to D clicks the SIM
+    network starts as the CIM one); probability maps start at zero."""
+    out = weight.new_zeros(weight.shape[0], 1 + 2 * depth * n, *weight.shape[2:])
+    out[:, 0] = weight[:, 0]
+    for d in range(depth):
+        out[:, 1 + 2 * n * d : 1 + 2 * n * d + n] = weight[:, 1 : 1 + n]
+    return out
+
+
 def warm_start(model: torch.nn.Module, path: str) -> dict:
     """Start from the project's own SIM weights (e.g. the automatic model): tensors of the
     same shape are copied, the input convolution keeps the image channel's filters with the
@@ -134,6 +146,8 @@ def warm_start(model: torch.nn.Module, path: str) -> dict:
     for name in counts["fresh"]:
         if ".proj." in name:  # a fresh LSTM read-out adds zero to the decoder
             own[name] = torch.zeros_like(own[name])
+    if source.memory == "cim" and model.memory == "sim":
+        own["stem.conv.weight"] = sim_stem_from_cim(source.state_dict()["stem.conv.weight"], model.num_classes, model.depth)
     model.load_state_dict(own)
     return {"copied": counts["copied"], "widened": counts["widened"], "fresh": len(counts["fresh"])}
 

@@ -86,3 +86,28 @@ def test_lstm_decoder_reads_the_order_of_the_states():
     assert not torch.allclose(a, b)
     with pytest.raises(ValueError):
         sim_net(N, D, "cim", "lstm")
+
+
+def test_sim_network_warm_started_from_cim_computes_the_cim_result(tmp_path):
+    """Up to D non-overlapping clicks, a SIM network started from a CIM one gives its output."""
+    from InteractiveSegLib.networks import save_checkpoint
+    from InteractiveSegLib.training.sim_train import warm_start
+
+    torch.manual_seed(0)
+    cfg = {"num_classes": 5, "depth": 3, "features": [8, 16, 32, 64]}
+    cim = sim_net(memory="cim", decoder="plain", **cfg).eval()
+    for p in cim.parameters():  # a trained-looking network: no filter left at its initial value
+        p.data.normal_(0, 0.2)
+    path = tmp_path / "cim.pt"
+    save_checkpoint(path, "sim_net", {"net": {"memory": "cim", "decoder": "plain", **cfg}}, cim, {})
+    sim = sim_net(memory="sim", decoder="lstm", **cfg)
+    warm_start(sim, str(path))
+    sim.eval()
+    rng = np.random.default_rng(0)
+    img = rng.random((32, 32)).astype(np.float32)
+    clicks = [SliceClick(5, 5, 1), SliceClick(20, 25, 3), SliceClick(12, 28, 0)]
+    states = [State(click_masks([c], 5, img.shape), rng.random((5, 32, 32)).astype(np.float32)) for c in clicks]
+    with torch.no_grad():
+        a = cim(torch.from_numpy(network_input(img, states, "cim", 5, 3)[None]))
+        b = sim(torch.from_numpy(network_input(img, states, "sim", 5, 3)[None]))
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
