@@ -6,9 +6,10 @@ slice, the previous slice, every other slice the user corrected (nearest first),
 one item saved every ``every`` (S = 5) slices in the current direction (newest first),
 capped at ``cap`` items (default 20; 0 is Table 5's memory-less baseline).
 
-A direction stops once the structure has ended: ``stop_after`` consecutive empty
-slices beyond the last corrected slice of that direction. Corrected slices keep their
-mask. Every propagated slice gets the quality head's predicted IoU. The previous slice's
+With several corrected slices, each one carries its mask up and down to half-way to the
+next corrected slice (beyond the outermost ones, to the volume's end), every corrected
+slice in every memory. A run stops once the structure has ended: ``stop_after``
+consecutive empty slices. Corrected slices keep their mask. Every propagated slice gets the quality head's predicted IoU. The previous slice's
 mask (a memory item) is also handed to the network as the mask its decoder corrects.
 
 The network is reached through :class:`Propagator` (``encode_memory`` / ``segment``), so
@@ -71,8 +72,9 @@ def propagate(
     threshold: float = 0.5,
     progress: Optional[Callable[[float, str], None]] = None,
 ) -> PropagationResult:
-    """Propagate the ``annotated`` slice masks from ``start`` both ways (see module doc).
-    ``progress(fraction, text)`` is called after each slice (it may raise to cancel)."""
+    """Propagate the ``annotated`` slice masks both ways (see module doc), the newest
+    interactive slice ``start`` first. ``progress(fraction, text)`` is called after each
+    slice (it may raise to cancel)."""
     if start not in annotated:
         raise ValueError(f"the start slice {start} has no mask")
     t0 = time.perf_counter()
@@ -82,36 +84,50 @@ def propagate(
     for i, m in annotated.items():
         prob[i] = m
     result = PropagationResult(prob, quality)
-    encoded = {i: prop.encode_memory(i, m) for i, m in annotated.items()} if cap > 0 else {}
-    for step in (1, -1):
-        ahead = [a for a in annotated if (a - start) * step > 0]
-        last = max(ahead, key=lambda a: abs(a - start)) if ahead else start
-        previous, periodic, empty, cells = start, [], 0, dict(encoded)
-        q = start + step
-        while 0 <= q < n_slices:
-            if q in annotated:
-                previous, empty = q, (0 if (annotated[q] > threshold).any() else empty + 1)
+    cells = {i: prop.encode_memory(i, m) for i, m in annotated.items()} if cap > 0 else {}
+    todo = max(1, n_slices - len(annotated))
+    origins = [start] + sorted((a for a in annotated if a != start), key=lambda a: (abs(a - start), a))
+    for origin in origins:
+        for step in (1, -1):
+            # each corrected slice carries its mask up to half-way to the next corrected slice of
+            # that direction (the farther half is that slice's): a correction re-segments the
+            # slices nearest to it, and a later correction elsewhere cannot undo it
+            # (a slice exactly half-way goes to the lower one)
+            ahead = [a for a in annotated if (a - origin) * step > 0]
+            if ahead:
+                mid = (origin + min(ahead, key=lambda a: abs(a - origin))) // 2
+                end = mid + 1 if step > 0 else mid
             else:
-                mem = memory_slices(start, previous, list(annotated), periodic, q, cap)
-                for i in mem:
-                    if i not in cells:
-                        cells[i] = prop.encode_memory(i, prob[i])
-                # the previous slice's mask is the decoder's prior; with no memory (cap 0) no slice is carried
-                p, score = prop.segment(q, [cells[i] for i in mem], prob[previous] if mem else None)
-                prob[q], quality[q] = p, score
-                result.order.append(q)
-                result.memory[q] = mem
-                if abs(q - start) % every == 0:
-                    periodic.append(q)
-                previous = q
-                empty = 0 if (p > threshold).any() else empty + 1
-                if progress is not None:
-                    progress(len(result.order) / max(1, n_slices - len(annotated)), f"slice {q}")
-            if empty >= stop_after and (q - last) * step >= 0:
-                break
-            q += step
+                end = n_slices if step > 0 else -1
+            _run(prop, result, cells, annotated, origin, step, end, cap, every, stop_after, threshold, progress, todo)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _run(prop, result, cells, annotated, origin, step, end, cap, every, stop_after, threshold, progress, todo) -> None:
+    """One direction from one corrected slice: slices origin + step ... up to ``end``
+    (excluded), until ``stop_after`` empty slices in a row."""
+    prob, periodic, previous, empty = result.probability, [], origin, 0
+    q = origin + step
+    while q != end:
+        mem = memory_slices(origin, previous, list(annotated), periodic, q, cap)
+        for i in mem:
+            if i not in cells:
+                cells[i] = prop.encode_memory(i, prob[i])
+        # the previous slice's mask is the decoder's prior; with no memory (cap 0) no slice is carried
+        p, score = prop.segment(q, [cells[i] for i in mem], prob[previous] if mem else None)
+        prob[q], result.quality[q] = p, score
+        result.order.append(q)
+        result.memory[q] = mem
+        if abs(q - origin) % every == 0:
+            periodic.append(q)
+        previous = q
+        empty = 0 if (p > threshold).any() else empty + 1
+        if progress is not None:
+            progress(min(1.0, len(result.order) / todo), f"slice {q}")
+        if empty >= stop_after:
+            break
+        q += step
 
 
 class VMNPropagator:

@@ -116,10 +116,27 @@ def test_propagation_reaches_far_corrections_and_keeps_them():
     corrected = {8: np.ones((4, 4), np.float32), 30: np.zeros((4, 4), np.float32)}
     corrected[30][0, 0] = 1
     res = propagate(rec, n, corrected, 8, stop_after=2)
-    assert max(res.order) > 30  # kept going past the empty run up to the corrected slice 30
+    assert max(res.order) > 30  # the far corrected slice carries its own mask onwards
     np.testing.assert_array_equal(res.probability[30], corrected[30])
-    assert 30 not in res.order and res.memory[31][:2] == [8, 30]
-    assert all(30 in res.memory[q] for q in res.order)  # every corrected slice is in every memory
+    assert 30 not in res.order and res.memory[31][:2] == [30, 8]
+    assert res.memory[29][:2] == [30, 8] and res.memory[12][:2] == [8, 11]
+    assert all(30 in res.memory[q] and 8 in res.memory[q] for q in res.order)  # every corrected slice in every memory
+
+
+def test_each_corrected_slice_carries_its_mask_half_way_to_the_next():
+    """A later correction far away (here an empty one, as on a slice beyond the structure)
+    cannot undo the slices nearer an earlier correction."""
+    n = 40
+    rec = Recorder({i: 10 <= i <= 20 for i in range(n)})
+    full, none = np.ones((4, 4), np.float32), np.zeros((4, 4), np.float32)
+    res = propagate(rec, n, {15: full, 30: none}, 30, stop_after=3)
+    assert (res.probability[10:21] > 0.5).all()  # propagated from 15, up to slice 22 (half-way)
+    assert not res.probability[21:].any() and not res.probability[:10].any()
+    assert {q for q in res.order if q > 15} <= set(range(16, 23)) | set(range(23, 30)) | set(range(31, 34))
+    assert [q for q in res.order if 22 < q < 30] == [29, 28, 27]  # from 30 down: empty three times, stop
+    assert 22 in res.order and 23 not in [q for q in res.order if res.memory[q][0] == 15]
+    res = propagate(rec, n, {10: full, 14: full}, 14)
+    assert [res.memory[q][0] for q in (11, 12, 13)] == [10, 10, 14]  # 12 is half-way: the lower slice's
 
 
 def test_memory_size_zero_reads_nothing():
