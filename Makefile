@@ -41,14 +41,12 @@ bench-vmn: setup
 train-click: setup
 	$(BIN)/interactiveseg train-click --out Resources/Models/click_fcnn.pt
 
-# The SIM network and the networks of its ablation (Resources/Models/sim.md: about 2 hours of
-# one CPU core in all). Both DDG networks share one DDG-CIM trunk, then get the same last stage.
+# The SIM network and the networks of its ablation (Resources/Models/sim.md: about 2.5 hours of
+# one CPU core in all). Both DDG networks get the same two stages.
 train-sim: setup
 	for v in auto sdg-base; do $(BIN)/interactiveseg train-sim --variant $$v --iterations 2000 || exit 1; done
-	mkdir -p out/sim-stages
-	$(BIN)/interactiveseg train-sim --variant ddg-cim --init Resources/Models/sim_auto.pt --lr 5e-4 --iterations 2000 --out out/sim-stages/cim1.pt
-	$(BIN)/interactiveseg train-sim --variant ddg-cim --init out/sim-stages/cim1.pt --lr 3e-4 --iterations 1500 --max-interactions 6 --out out/sim-stages/cim2.pt
-	for v in ddg-sim ddg-cim; do $(BIN)/interactiveseg train-sim --variant $$v --init out/sim-stages/cim2.pt --lr 3e-4 --iterations 1000 --max-interactions 6 || exit 1; done
+	for v in ddg-sim ddg-cim; do $(BIN)/interactiveseg train-sim --variant $$v --init Resources/Models/sim_auto.pt --lr 5e-4 --iterations 2000 || exit 1; done
+	for v in ddg-sim ddg-cim; do $(BIN)/interactiveseg train-sim --variant $$v --init Resources/Models/sim_$$(echo $$v | tr - _).pt --lr 3e-4 --iterations 1500 --max-interactions 6 || exit 1; done
 
 bench-online: setup
 	$(BIN)/interactiveseg bench --engines online --stream --json out/bench-online.json --markdown out/bench-online.md

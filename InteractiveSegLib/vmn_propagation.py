@@ -6,9 +6,9 @@ slice, the previous slice, every other slice the user corrected (nearest first),
 one item saved every ``every`` (S = 5) slices in the current direction (newest first),
 capped at ``cap`` items (default 20; 0 is Table 5's memory-less baseline).
 
-With several corrected slices, each one carries its mask up and down to half-way to the
-next corrected slice (beyond the outermost ones, to the volume's end), every corrected
-slice in every memory. A run stops once the structure has ended: ``stop_after``
+With several corrected slices, each one that holds the structure carries its mask up and
+down to half-way to the next such slice (beyond the outermost ones, to the volume's end),
+never past an empty corrected slice, with every corrected slice in every memory. A run stops once the structure has ended: ``stop_after``
 consecutive empty slices. Corrected slices keep their mask. Every propagated slice gets the quality head's predicted IoU. The previous slice's
 mask (a memory item) is also handed to the network as the mask its decoder corrects.
 
@@ -86,19 +86,25 @@ def propagate(
     result = PropagationResult(prob, quality)
     cells = {i: prop.encode_memory(i, m) for i, m in annotated.items()} if cap > 0 else {}
     todo = max(1, n_slices - len(annotated))
+    present = {a for a, m in annotated.items() if (m > threshold).any()}
     origins = [start] + sorted((a for a in annotated if a != start), key=lambda a: (abs(a - start), a))
     for origin in origins:
+        if origin not in present:
+            continue  # an empty corrected slice carries nothing: it bounds the runs of the others
         for step in (1, -1):
             # each corrected slice carries its mask up to half-way to the next corrected slice of
-            # that direction (the farther half is that slice's): a correction re-segments the
-            # slices nearest to it, and a later correction elsewhere cannot undo it
-            # (a slice exactly half-way goes to the lower one)
+            # that direction that holds the structure (the farther half is that slice's; a slice
+            # exactly half-way goes to the lower one), and never past an empty corrected slice:
+            # a correction re-segments the slices nearest to it, and a later correction
+            # elsewhere cannot undo it
             ahead = [a for a in annotated if (a - origin) * step > 0]
-            if ahead:
-                mid = (origin + min(ahead, key=lambda a: abs(a - origin))) // 2
-                end = mid + 1 if step > 0 else mid
-            else:
-                end = n_slices if step > 0 else -1
+            ends = [n_slices if step > 0 else -1]
+            full = [a for a in ahead if a in present]
+            if full:
+                mid = (origin + min(full, key=lambda a: abs(a - origin))) // 2
+                ends.append(mid + 1 if step > 0 else mid)
+            ends += [a for a in ahead if a not in present]
+            end = min(ends, key=lambda e: abs(e - origin))
             _run(prop, result, cells, annotated, origin, step, end, cap, every, stop_after, threshold, progress, todo)
     result.seconds = time.perf_counter() - t0
     return result

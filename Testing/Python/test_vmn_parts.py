@@ -124,19 +124,19 @@ def test_propagation_reaches_far_corrections_and_keeps_them():
 
 
 def test_each_corrected_slice_carries_its_mask_half_way_to_the_next():
-    """A later correction far away (here an empty one, as on a slice beyond the structure)
-    cannot undo the slices nearer an earlier correction."""
+    """A later correction cannot undo the slices nearer an earlier one; an empty correction
+    (as on a slice beyond the structure) carries nothing and bounds the others' runs."""
     n = 40
-    rec = Recorder({i: 10 <= i <= 20 for i in range(n)})
+    rec = Recorder({i: 10 <= i <= 26 for i in range(n)})
     full, none = np.ones((4, 4), np.float32), np.zeros((4, 4), np.float32)
-    res = propagate(rec, n, {15: full, 30: none}, 30, stop_after=3)
-    assert (res.probability[10:21] > 0.5).all()  # propagated from 15, up to slice 22 (half-way)
-    assert not res.probability[21:].any() and not res.probability[:10].any()
-    assert {q for q in res.order if q > 15} <= set(range(16, 23)) | set(range(23, 30)) | set(range(31, 34))
-    assert [q for q in res.order if 22 < q < 30] == [29, 28, 27]  # from 30 down: empty three times, stop
-    assert 22 in res.order and 23 not in [q for q in res.order if res.memory[q][0] == 15]
-    res = propagate(rec, n, {10: full, 14: full}, 14)
+    res = propagate(rec, n, {15: full, 24: none}, 24, stop_after=3)
+    assert (res.probability[10:24] > 0.5).all() and not res.probability[24:].any() and not res.probability[:10].any()
+    assert sorted(q for q in res.order if q > 15) == list(range(16, 24))  # up to the empty slice, not past it
+    assert all(res.memory[q][0] == 15 for q in res.order)  # the empty slice starts no run
+    assert all(24 in res.memory[q] for q in res.order)  # but is in every memory
+    res = propagate(rec, n, {10: full, 14: full, 30: full}, 14)
     assert [res.memory[q][0] for q in (11, 12, 13)] == [10, 10, 14]  # 12 is half-way: the lower slice's
+    assert res.memory[22][0] == 14 and res.memory[29][0] == 30 and 23 not in res.order  # 29-27 empty: stop
 
 
 def test_memory_size_zero_reads_nothing():
