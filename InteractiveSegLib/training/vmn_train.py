@@ -80,7 +80,7 @@ def perturb(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return m
 
 
-def interaction_sample(structs: list[Structure], rng: np.random.Generator, size: int, encoding: str):
+def interaction_sample(structs: list[Structure], rng: np.random.Generator, size: int, encoding: str, beyond: float = 0.0):
     """(input (4, size, size), target (1, size, size)) for f_IN."""
     while True:
         s = structs[int(rng.integers(len(structs)))]
@@ -91,12 +91,24 @@ def interaction_sample(structs: list[Structure], rng: np.random.Generator, size:
             break
     index = int(idx[int(rng.integers(len(idx)))])
     ref = np.take(s.mask, index, axis=axis)
-    img = np.take(s.image, index, axis=axis)
     kind = HINTS[int(rng.integers(3))]
     previous = perturb(ref, rng) if rng.random() < 0.5 else None
+    if rng.random() < beyond:
+        # a slice just past the structure's end, still holding a propagated mask (the
+        # propagation's typical false positive): the robot's negative stroke there must clear
+        # it; without such samples f_IN kept (or grew) the whole false mask
+        step = 1 if rng.random() < 0.5 else -1
+        edge = idx.max() if step > 0 else idx.min()
+        past = int(edge + step * rng.integers(1, 9))
+        if 0 <= past < s.mask.shape[axis] and not np.take(s.mask, past, axis=axis).any():
+            previous = perturb(np.take(s.mask, int(edge), axis=axis), rng)
+            index, ref = past, np.zeros_like(ref)
+    img = np.take(s.image, index, axis=axis)
     hint = robot_slice_hint(kind, ref, previous, 0, 0, rng)
     if hint is None:  # the perturbation changed nothing: round one instead
         previous, hint = None, robot_slice_hint(kind, ref, None, 0, 0, rng)
+    if hint is None:  # past the end with nothing left to clear: draw again
+        return interaction_sample(structs, rng, size, encoding, beyond)
     x, roi = interaction_input(img, previous, [hint], 0, size, encoding)
     y = (crop_resize(ref.astype(np.float32), roi, size) > 0.5).astype(np.float32)
     return x, y[None]
@@ -157,13 +169,13 @@ def _setup(args, factory, net_cfg: dict):
 def train_interaction(args) -> dict:
     net_cfg = {"features": list(args.in_features)}
     rng, structs, model, opt = _setup(args, interaction_net, net_cfg)
-    loss_fn = DiceCELoss(sigmoid=True)
+    loss_fn = seg_loss  # batch Dice: slices past the structure's end have empty targets
     config = {"net": net_cfg, "encoding": args.encoding, "roi_size": args.roi_size, "hints": list(HINTS)}
     return _loop(args, model, opt, config, "vmn_interaction", lambda: _interaction_step(args, model, loss_fn, structs, rng), f"{len(structs)} structures")
 
 
 def _interaction_step(args, model, loss_fn, structs, rng) -> torch.Tensor:
-    batch = [interaction_sample(structs, rng, args.roi_size, args.encoding) for _ in range(args.batch)]
+    batch = [interaction_sample(structs, rng, args.roi_size, args.encoding, args.beyond) for _ in range(args.batch)]
     x = torch.from_numpy(np.stack([b[0] for b in batch]))
     y = torch.from_numpy(np.stack([b[1] for b in batch]))
     return loss_fn(model(x), y)
@@ -237,6 +249,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--encoding", choices=["geodesic", "exp_geodesic", "gaussian"], default="geodesic", help="f_IN cue maps")
     p.add_argument("--roi-size", type=int, default=ROI_SIZE, help="f_IN: side of the resized ROI")
+    p.add_argument("--beyond", type=float, default=0.2, help="f_IN: fraction of samples past the structure's end (a false mask to clear)")
     p.add_argument("--in-features", type=int, nargs=6, default=[16, 32, 64, 128, 256, 16], help="f_IN U-Net widths")
     p.add_argument("--features", type=int, nargs=4, default=[16, 32, 64, 128], help="f_VMN encoder widths")
     p.add_argument("--key-stride", type=int, choices=[8, 16], default=8, help="f_VMN: stride of keys and values")

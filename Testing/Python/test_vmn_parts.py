@@ -245,3 +245,22 @@ def test_real_network_propagates_with_and_without_memory():
         res = propagate(VMNPropagator(VMNet(prior=prior).eval(), vol), 7, {3: mask}, 3, cap=cap, stop_after=100)
         assert res.probability.shape == (7, 40, 50) and sorted(res.order) == [0, 1, 2, 4, 5, 6]
         assert np.isfinite(res.quality[[0, 1, 2, 4, 5, 6]]).all()
+
+
+def test_interaction_samples_past_the_end_clear_a_false_mask():
+    """f_IN training: a slice past the structure's end holds a false mask (previous-mask
+    channel), the robot's stroke there is negative, and the target is empty."""
+    from InteractiveSegLib.training.vmn_train import Structure, interaction_sample
+
+    mask = np.zeros((20, 32, 32), bool)
+    mask[6:12, 10:22, 8:20] = True
+    image = np.random.default_rng(0).random(mask.shape).astype(np.float32)
+    structs = [Structure("box", image, mask)]
+    rng = np.random.default_rng(1)
+    past = [interaction_sample(structs, rng, 32, "geodesic", beyond=1.0) for _ in range(30)]
+    empty = [(x, y) for x, y in past if not y.any()]
+    assert len(empty) >= 10  # the others: the slice past the end fell outside the volume
+    for x, _ in empty:
+        assert (x[1] > 0.5).any()  # a false previous mask to clear
+        assert x[3].max() > x[2].max()  # the stroke is negative (channel 3), no positive cue
+    assert all(y.any() for _, y in [interaction_sample(structs, rng, 32, "geodesic", beyond=0.0) for _ in range(10)])
