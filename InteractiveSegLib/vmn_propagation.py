@@ -1,16 +1,18 @@
 """Bidirectional propagation of slice masks through a volume with a memory (VMN 3.4, 4.3).
 
-From the newest interactive slice the mask travels up and down the volume, one slice at
-a time. The memory of each query holds, in order of priority (4.3): the interactive
-slice, the previous slice, every other slice the user corrected (nearest first), and
-one item saved every ``every`` (S = 5) slices in the current direction (newest first),
-capped at ``cap`` items (default 20; 0 is Table 5's memory-less baseline).
+From a corrected slice (the newest interactive slice first) the mask travels up and down
+the volume, one slice at a time. The memory of each query holds, in order of priority
+(4.3): the slice the run started from, the previous slice, every other slice the user
+corrected (nearest first), and one item saved every ``every`` (S = 5) slices of the run
+(newest first), capped at ``cap`` items (default 20; 0 is Table 5's memory-less
+baseline). The previous slice's mask is also handed to the network as the mask its
+decoder corrects.
 
-With several corrected slices, each one that holds the structure carries its mask up and
-down to half-way to the next such slice (beyond the outermost ones, to the volume's end),
-never past an empty corrected slice, with every corrected slice in every memory. A run stops once the structure has ended: ``stop_after``
-consecutive empty slices. Corrected slices keep their mask. Every propagated slice gets the quality head's predicted IoU. The previous slice's
-mask (a memory item) is also handed to the network as the mask its decoder corrects.
+With several corrected slices, each one that holds the structure carries its mask to
+half-way to the next such slice (beyond the outermost ones, to the volume's end), never
+past an empty corrected slice. A run stops once the structure has ended: ``stop_after``
+consecutive empty slices. Corrected slices keep their mask. Every propagated slice gets
+the quality head's predicted IoU.
 
 The network is reached through :class:`Propagator` (``encode_memory`` / ``segment``), so
 the order and memory contents are testable without weights.
