@@ -55,11 +55,19 @@ def hint_roi(points: np.ndarray, shape: tuple[int, int], mask: np.ndarray | None
     return Roi(int(lo[0]), int(hi[0]), int(lo[1]), int(hi[1]))
 
 
+def resize_stack(stack: np.ndarray, shape: tuple[int, int], area_when_shrinking: bool = True) -> np.ndarray:
+    """(K, H, W) -> (K, h, w) float32 by bilinear interpolation, or by area averaging when
+    shrinking both sides (``area_when_shrinking``); a copy when the size already matches."""
+    if tuple(stack.shape[1:]) == tuple(shape):
+        return np.array(stack, np.float32)
+    t = torch.from_numpy(np.ascontiguousarray(stack, np.float32))[:, None]
+    if area_when_shrinking and shape[0] <= stack.shape[1] and shape[1] <= stack.shape[2]:
+        return F.interpolate(t, size=tuple(shape), mode="area")[:, 0].numpy()
+    return F.interpolate(t, size=tuple(shape), mode="bilinear", align_corners=False)[:, 0].numpy()
+
+
 def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    t = torch.from_numpy(np.ascontiguousarray(array, np.float32))[None, None]
-    if tuple(t.shape[2:]) == tuple(size):
-        return array.astype(np.float32, copy=True)
-    return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+    return resize_stack(array[None], size, area_when_shrinking=False)[0]
 
 
 def crop_resize(array: np.ndarray, roi: Roi, size: int) -> np.ndarray:

@@ -88,6 +88,31 @@ def propagate(
     result = PropagationResult(prob, quality)
     cells = {i: prop.encode_memory(i, m) for i, m in annotated.items()} if cap > 0 else {}
     todo = max(1, n_slices - len(annotated))
+
+    def run(origin: int, step: int, end: int) -> None:
+        """Slices origin + step ... up to ``end`` (excluded), until ``stop_after`` empty in a row."""
+        periodic, previous, empty = [], origin, 0
+        q = origin + step
+        while q != end:
+            mem = memory_slices(origin, previous, list(annotated), periodic, q, cap)
+            for i in mem:
+                if i not in cells:
+                    cells[i] = prop.encode_memory(i, prob[i])
+            # the previous slice's mask is the decoder's prior; with no memory (cap 0) no slice is carried
+            p, score = prop.segment(q, [cells[i] for i in mem], prob[previous] if mem else None)
+            prob[q], quality[q] = p, score
+            result.order.append(q)
+            result.memory[q] = mem
+            if abs(q - origin) % every == 0:
+                periodic.append(q)
+            previous = q
+            empty = 0 if (p > threshold).any() else empty + 1
+            if progress is not None:
+                progress(min(1.0, len(result.order) / todo), f"slice {q}")
+            if empty >= stop_after:
+                break
+            q += step
+
     present = {a for a, m in annotated.items() if (m > threshold).any()}
     origins = [start] + sorted((a for a in annotated if a != start), key=lambda a: (abs(a - start), a))
     for origin in origins:
@@ -106,36 +131,9 @@ def propagate(
                 mid = (origin + min(full, key=lambda a: abs(a - origin))) // 2
                 ends.append(mid + 1 if step > 0 else mid)
             ends += [a for a in ahead if a not in present]
-            end = min(ends, key=lambda e: abs(e - origin))
-            _run(prop, result, cells, annotated, origin, step, end, cap, every, stop_after, threshold, progress, todo)
+            run(origin, step, min(ends, key=lambda e: abs(e - origin)))
     result.seconds = time.perf_counter() - t0
     return result
-
-
-def _run(prop, result, cells, annotated, origin, step, end, cap, every, stop_after, threshold, progress, todo) -> None:
-    """One direction from one corrected slice: slices origin + step ... up to ``end``
-    (excluded), until ``stop_after`` empty slices in a row."""
-    prob, periodic, previous, empty = result.probability, [], origin, 0
-    q = origin + step
-    while q != end:
-        mem = memory_slices(origin, previous, list(annotated), periodic, q, cap)
-        for i in mem:
-            if i not in cells:
-                cells[i] = prop.encode_memory(i, prob[i])
-        # the previous slice's mask is the decoder's prior; with no memory (cap 0) no slice is carried
-        p, score = prop.segment(q, [cells[i] for i in mem], prob[previous] if mem else None)
-        prob[q], result.quality[q] = p, score
-        result.order.append(q)
-        result.memory[q] = mem
-        if abs(q - origin) % every == 0:
-            periodic.append(q)
-        previous = q
-        empty = 0 if (p > threshold).any() else empty + 1
-        if progress is not None:
-            progress(min(1.0, len(result.order) / todo), f"slice {q}")
-        if empty >= stop_after:
-            break
-        q += step
 
 
 class VMNPropagator:

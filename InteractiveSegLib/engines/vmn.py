@@ -19,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import EngineError
 from ..interactions import SliceAuto, slice_index
 from ..networks import default_models_dir, load_checkpoint, pick_device
-from ..vmn_interaction import ENCODINGS, segment_slice
+from ..vmn_interaction import ENCODINGS, resize_stack, segment_slice
 from ..vmn_propagation import PropagationResult, VMNPropagator, propagate
 from ..volume import Volume
 from .base import Engine, Prediction, Request
@@ -221,17 +220,6 @@ class RegistrationPropagationEngine(VMNEngine):
         for i, m in corrected.items():
             prob[i] = m
         return PropagationResult(prob, np.full(n, np.nan, np.float32), seconds=time.perf_counter() - t0)
-
-
-def resize_stack(stack: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(K, H, W) -> (K, h, w) by bilinear interpolation (area averaging when shrinking);
-    the input itself when the size already matches."""
-    if tuple(stack.shape[1:]) == tuple(shape):
-        return np.ascontiguousarray(stack, np.float32)
-    t = torch.from_numpy(np.ascontiguousarray(stack, np.float32))[:, None]
-    shrink = shape[0] <= stack.shape[1] and shape[1] <= stack.shape[2]
-    out = F.interpolate(t, size=tuple(shape), mode="area") if shrink else F.interpolate(t, size=tuple(shape), mode="bilinear", align_corners=False)
-    return out[:, 0].numpy()
 
 
 def corrected_block(corrected: dict[int, np.ndarray], shape: tuple[int, int, int], margin: int, reach: int):
