@@ -58,6 +58,8 @@ bench-finetune: setup
 train-vmn: setup
 	$(BIN)/interactiveseg train-vmn --part interaction --iterations 1500
 	$(BIN)/interactiveseg train-vmn --part memory --iterations 1500
+	# the quality head alone, on the engine's own propagations of training structures
+	$(BIN)/interactiveseg train-vmn --part quality --structures-per-volume 24 --rounds 4 --iterations 1500
 
 clean:
 	rm -rf $(VENV) out

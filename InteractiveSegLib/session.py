@@ -44,8 +44,9 @@ class SliceSuggestion:
 
     index: int
     axis: int
-    score: float
+    score: float  # the predicted IoU
     label: int
+    wrong_voxels: float | None = None  # expected: (1 - score) x the slice's foreground
 
 
 class Session:
@@ -107,18 +108,21 @@ class Session:
         return self.add(SliceAuto(index, axis))
 
     def suggest_slice(self, exclude: tuple[int, ...] = ()) -> Optional[SliceSuggestion]:
-        """Lowest predicted-quality slice of the newest 3D step that rates its slices (None
-        when no step does). Corrected slices are never suggested; ``exclude`` adds more."""
+        """The worst slice of the newest 3D step that rates its slices (None when no step
+        does): the most expected wrong voxels where the engine gives them, else the lowest
+        predicted quality. Corrected slices are never suggested; ``exclude`` adds more."""
         for step in reversed(self.history):
             q = (step.prediction.quality or {}) if step.prediction is not None else {}
             if "slice_quality" not in q:
                 continue
-            scores = np.array(q["slice_quality"], np.float64)
-            scores[list(q.get("corrected", [])) + list(exclude)] = np.nan
-            if np.isnan(scores).all():
+            quality = np.array(q["slice_quality"], np.float64)
+            worst = -np.array(q["slice_error"], np.float64) if "slice_error" in q else quality.copy()
+            worst[list(q.get("corrected", [])) + list(exclude)] = np.nan
+            if np.isnan(worst).all():
                 return None
-            i = int(np.nanargmin(scores))
-            return SliceSuggestion(i, int(q["axis"]), float(scores[i]), step.interaction.label)
+            i = int(np.nanargmin(worst))
+            error = float(q["slice_error"][i]) if "slice_error" in q else None
+            return SliceSuggestion(i, int(q["axis"]), float(quality[i]), step.interaction.label, error)
         return None
 
     def move_last_click(self, ijk) -> Step:

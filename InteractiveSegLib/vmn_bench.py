@@ -6,10 +6,12 @@ structure is largest: a scribble (the BENCHMARK.md stroke on the whole structure
 box or four extreme points (from the reference, jittered by up to 10 voxels, VMN 4.2).
 Round r > 1: a slice is chosen (``--select``):
 
-- ``quality``: ``Session.suggest_slice()``, the engine's lowest predicted IoU;
+- ``quality``: ``Session.suggest_slice()``, the most expected wrong voxels,
+  (1 - the quality head's predicted IoU) x the slice's foreground;
 - ``random``: a random slice among those the engine propagated (the same candidates);
-- ``oracle``: the slice of lowest true IoU among slices where the reference or the
-  result has the structure (it also sees slices the propagation never reached).
+- ``oracle``: the slice with the most wrong voxels against the reference, among slices
+  where the reference or the result has the structure (it also sees slices the
+  propagation never reached).
 
 and the robot corrects it with the same hint type: a corrective scribble on the largest
 error region, or a fresh jittered box / extreme points of the reference; a slice where
@@ -68,7 +70,9 @@ def choose_slice(select: str, session: Session, ref: np.ndarray, done: set[int],
         cand = [i for i in range(ref.shape[AXIS]) if i not in done and (np.isfinite(q[i]) if rated else pred[i].any())]
         return int(rng.choice(cand)) if cand else None
     cand = [i for i in range(ref.shape[AXIS]) if i not in done and (ref[i].any() or pred[i].any())]
-    return min(cand, key=lambda i: (slice_iou(ref[i], pred[i]), i)) if cand else None
+    # the suggestion's rule with the truth: the most wrong voxels (the paper's lowest IoU
+    # points at tips and at the far end of a run carried past the structure)
+    return max(cand, key=lambda i: (int((ref[i] ^ pred[i]).sum()), -i)) if cand else None
 
 
 def _last_quality(session: Session) -> np.ndarray | None:

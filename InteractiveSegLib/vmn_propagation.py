@@ -3,14 +3,16 @@
 From a corrected slice (the newest interactive slice first) the mask travels up and down
 the volume, one slice at a time. The memory of each query holds, in order of priority
 (4.3): the slice the run started from, the previous slice, every other slice the user
-corrected (nearest first), and one item saved every ``every`` (S = 5) slices of the run
+corrected that holds the structure (nearest first), and one item saved every ``every`` (S = 5) slices of the run
 (newest first), capped at ``cap`` items (default 20; 0 is Table 5's memory-less
 baseline). The previous slice's mask is also handed to the network as the mask its
 decoder corrects.
 
 With several corrected slices, each one that holds the structure carries its mask to
 half-way to the next such slice (beyond the outermost ones, to the volume's end), never
-past an empty corrected slice. A run stops once the structure has ended: ``stop_after``
+past an empty corrected slice. An empty corrected slice is in no memory: read with
+softmax over all memory positions, its background diluted the structure's cells in every
+query, and each negative correction shrank the structure everywhere. A run stops once the structure has ended: ``stop_after``
 consecutive empty slices. Corrected slices keep their mask. Every propagated slice gets
 the quality head's predicted IoU.
 
@@ -86,7 +88,8 @@ def propagate(
     for i, m in annotated.items():
         prob[i] = m
     result = PropagationResult(prob, quality)
-    cells = {i: prop.encode_memory(i, m) for i, m in annotated.items()} if cap > 0 else {}
+    present = {a for a, m in annotated.items() if (m > threshold).any()}
+    cells = {i: prop.encode_memory(i, annotated[i]) for i in present} if cap > 0 else {}
     todo = max(1, n_slices - len(annotated))
 
     def run(origin: int, step: int, end: int) -> None:
@@ -94,7 +97,7 @@ def propagate(
         periodic, previous, empty = [], origin, 0
         q = origin + step
         while q != end:
-            mem = memory_slices(origin, previous, list(annotated), periodic, q, cap)
+            mem = memory_slices(origin, previous, [a for a in annotated if a in present], periodic, q, cap)
             for i in mem:
                 if i not in cells:
                     cells[i] = prop.encode_memory(i, prob[i])
@@ -113,7 +116,6 @@ def propagate(
                 break
             q += step
 
-    present = {a for a, m in annotated.items() if (m > threshold).any()}
     origins = [start] + sorted((a for a in annotated if a != start), key=lambda a: (abs(a - start), a))
     for origin in origins:
         if origin not in present:

@@ -5,7 +5,8 @@ Each hint (scribble, box, four extreme points, click) goes to the 2D interaction
 f_IN with the slice's previous mask; the result becomes a *corrected slice*. The memory
 network then propagates from that slice both ways, with every corrected slice of the
 class in its memory (multi-round refinement, 3.4), and the quality head scores each
-propagated slice: ``Session.suggest_slice()`` returns the lowest.
+propagated slice: ``Session.suggest_slice()`` returns the one with the most expected wrong
+voxels ((1 - predicted IoU) x its foreground).
 
 Each prediction keeps its corrected slice; the session hands the class's earlier
 predictions back (``Request.history``), so undo and redo restore the memory exactly. ``memory_size=0`` is the memory-less
@@ -165,9 +166,14 @@ class VMNEngine(Engine):
         corrected = self.corrected_slices(request.history, request.axis)
         corrected[correction[1]] = correction[2]
         result = self.propagate(request.axis, corrected, request.slice_index)
+        # the expected number of wrong voxels of a slice: (1 - predicted IoU) x its foreground
+        # (nan where unrated). The lowest IoU alone points at the structure's tips and at the
+        # far end of a run carried past it, where a correction changes a few voxels
+        area = (result.probability > 0.5).sum((1, 2))
         quality = {
             "axis": request.axis,
             "slice_quality": result.quality.tolist(),
+            "slice_error": ((1.0 - result.quality) * area).tolist(),
             "corrected": sorted(corrected),
             "seconds": result.seconds,
             "propagated": len(result.order),

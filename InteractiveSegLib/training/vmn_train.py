@@ -38,6 +38,7 @@ from ..networks import default_models_dir
 from ..robot import robot_slice_hint
 from ..vmn_interaction import ROI_SIZE, crop_resize, interaction_input
 from ..vmn_network import interaction_net, vmn_net
+from . import vmn_quality
 from .loop import fit, load_matching
 
 HINTS = ("scribble", "box", "extreme")
@@ -242,7 +243,8 @@ def _loop(args, model, opt, config: dict, arch: str, step, what: str) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--part", choices=["interaction", "memory"], required=True, help="f_IN or f_VMN")
+    p.add_argument("--part", choices=["interaction", "memory", "quality"], required=True,
+                   help="f_IN, f_VMN, or f_VMN's quality head alone on the engine's own propagations (from --init)")
     p.add_argument("--out", default=None, help="default: Resources/Models/vmn_interaction.pt or vmn_memory.pt")
     p.add_argument("--iterations", type=int, default=1500)
     p.add_argument("--batch", type=int, default=8)
@@ -259,6 +261,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--empty-memory", type=float, default=0.1, help="f_VMN: fraction of steps read with an empty memory")
     p.add_argument("--init", default=None, help="continue from a checkpoint of the same part")
     p.add_argument("--threads", type=int, default=2)
+    vmn_quality.add_arguments(p)
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--save-every", type=int, default=100)
@@ -268,4 +271,9 @@ def train(args: argparse.Namespace) -> dict:
     args.command = getattr(args, "command", "interactiveseg train-vmn " + " ".join(sys.argv[2:]))
     if args.out is None:
         args.out = str(default_models_dir() / ("vmn_interaction.pt" if args.part == "interaction" else "vmn_memory.pt"))
+    if args.part == "quality":
+        from .vmn_quality import train_quality
+
+        args.init = args.init or str(default_models_dir() / "vmn_memory.pt")
+        return train_quality(args)
     return train_interaction(args) if args.part == "interaction" else train_memory(args)

@@ -61,8 +61,11 @@ def test_suggestion_correction_undo_redo(colin, engine):
     first = session.labelmap.copy()
     s = session.suggest_slice()
     assert s is not None and s.axis == 0 and s.index != index and 0 <= s.score <= 1
-    scores = np.array(session.history[-1].prediction.quality["slice_quality"])
-    assert s.score == pytest.approx(np.nanmin(np.delete(scores, index)))
+    quality = session.history[-1].prediction.quality
+    scores, error = np.array(quality["slice_quality"]), np.array(quality["slice_error"])
+    area = (session.labelmap == 1).sum((1, 2))
+    np.testing.assert_allclose(error, (1 - scores) * area)  # expected wrong voxels per slice
+    assert s.score == scores[s.index] and s.wrong_voxels == pytest.approx(np.nanmax(np.delete(error, index)))
     target = s.index if ref[s.index].any() else int(np.flatnonzero(ref.any((1, 2)))[0])
     step = session.add(ExtremePoints([ijk_from_slice_point(p, 0, target) for p in robot_extreme_points(ref[target])], axis=0))
     assert step.prediction.quality["corrected"] == sorted({index, target})
