@@ -167,10 +167,18 @@ class QualityHead(nn.Module):
         )
         self.fc = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width // 2), nn.ReLU(), nn.Linear(width // 2, 1))
 
-    def forward(self, feature: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def prepare(feature: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+        """The head's input: cat(F^q, the mask at F^q's size)."""
         small = F.interpolate(prob, size=feature.shape[2:], mode="bilinear", align_corners=False)
-        x = self.convs(torch.cat([feature, small], 1)).mean((2, 3))
-        return torch.sigmoid(self.fc(x)).squeeze(1)
+        return torch.cat([feature, small], 1)
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted IoU (B,) from prepared inputs (the quality stage fits on stored ones)."""
+        return torch.sigmoid(self.fc(self.convs(x).mean((2, 3)))).squeeze(1)
+
+    def forward(self, feature: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+        return self.score(self.prepare(feature, prob))
 
 
 class VMNet(nn.Module):

@@ -22,8 +22,9 @@ import torch.nn.functional as F
 
 from .. import datasets
 from ..engines.vmn import VMNEngine
-from ..networks import save_checkpoint
 from ..labels import LabelTable
+from ..networks import save_checkpoint
+from ..robot import robot_slice_hint
 from ..session import Session
 from ..vmn_bench import slice_iou
 
@@ -42,9 +43,7 @@ class QualityRecorder:
         engine.propagate = self.propagate  # type: ignore[method-assign]
 
     def _hook(self, module, args, _output) -> None:
-        feature, prob = args
-        small = F.interpolate(prob, size=feature.shape[2:], mode="bilinear", align_corners=False)
-        self._inputs.append(torch.cat([feature, small], 1)[0].half())
+        self._inputs.append(module.prepare(*args)[0].half())
 
     def propagate(self, axis, corrected, start):
         self._inputs.clear()
@@ -59,8 +58,6 @@ class QualityRecorder:
 
 def collect(args, rng: np.random.Generator) -> list[list[tuple[torch.Tensor, float]]]:
     """Per structure, the (Q input, true IoU) pairs of its sessions (one per hint type)."""
-    from ..robot import robot_slice_hint
-
     engine = VMNEngine(model_path=args.init, threads=args.threads)
     engine.net.eval()
     rec = QualityRecorder(engine, args.keep, rng)
@@ -111,7 +108,7 @@ def predict(head, samples, batch: int = 64) -> np.ndarray:
             for k in range(0, len(idx), batch):
                 part = idx[k : k + batch]
                 x = torch.stack([samples[i][0] for i in part]).float()
-                out[part] = torch.sigmoid(head.fc(head.convs(x).mean((2, 3)))).squeeze(1).numpy()
+                out[part] = head.score(x).numpy()
     return out
 
 
@@ -151,7 +148,7 @@ def train_quality(args) -> dict:
             continue
         x = torch.stack([train[i][0] for i in part]).float()
         y = torch.tensor([train[i][1] for i in part], dtype=torch.float32)
-        loss = F.mse_loss(torch.sigmoid(head.fc(head.convs(x).mean((2, 3)))).squeeze(1), y)
+        loss = F.mse_loss(head.score(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()

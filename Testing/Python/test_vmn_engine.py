@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from InteractiveSegLib import datasets
 from InteractiveSegLib.engines import create_engine
@@ -175,3 +176,27 @@ def test_large_region_is_propagated_at_the_working_size(colin):
     assert resize_stack(stack, (20, 25)).shape == (3, 20, 25) and resize_stack(stack, (80, 100)).shape == (3, 80, 100)
     assert resize_stack(stack, (40, 50)) is not None and np.array_equal(resize_stack(stack, (40, 50)), stack)
     np.testing.assert_allclose(resize_stack(stack, (20, 25)).mean(), stack.mean(), atol=1e-5)  # area keeps the mean
+
+
+def test_quality_stage_records_what_the_head_saw(colin):
+    """The quality stage's recorder pairs every propagated slice's head input with its true
+    IoU; the stored input reproduces the head's prediction (what the stage fits is what runs)."""
+    from InteractiveSegLib.training.vmn_quality import QualityRecorder
+    from InteractiveSegLib.vmn_bench import slice_iou
+
+    image, ref = colin
+    engine = create_engine("vmn")
+    engine.set_image(image)
+    rec = QualityRecorder(engine)
+    rec.reference = ref
+    index = int(np.argmax(ref.sum((1, 2))))
+    session = Session(image, engine, LabelTable.default([1]))
+    step = session.add(_box(ref, index))
+    quality = np.array(step.prediction.quality["slice_quality"])
+    assert len(rec.samples) == step.prediction.quality["propagated"] == np.isfinite(quality).sum()
+    pred = session.labelmap == 1
+    rated = np.flatnonzero(np.isfinite(quality))
+    assert sorted(iou for _, iou in rec.samples) == sorted(slice_iou(ref[i], pred[i]) for i in rated)
+    with torch.no_grad():  # one propagation: every slice has the region's size
+        again = engine.net.quality.score(torch.stack([x for x, _ in rec.samples]).float())
+    np.testing.assert_allclose(sorted(again.numpy()), sorted(quality[rated]), atol=2e-3)  # half-precision storage
