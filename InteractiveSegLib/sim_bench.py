@@ -214,7 +214,7 @@ def user_task_data(task_name: str, image: str, labels: str) -> TaskData:
 
 
 def slices_for(data: TaskData, args, user: bool) -> list[TaskSlice]:
-    """Held-out slices: the task's test split, or every slice with foreground of a user's
+    """Held-out slices: the task's test split (``--split train``: its training split), or every slice with foreground of a user's
     volume; at most ``--max-slices`` per axis (fixed seed) when given."""
     axes = [int(a) for a in str(args.axes).split(",")]
     if user:
@@ -223,8 +223,8 @@ def slices_for(data: TaskData, args, user: bool) -> list[TaskSlice]:
             other = tuple(a for a in range(3) if a != axis)
             idx = np.nonzero((data.target > 0).sum(other) >= args.min_area)[0]
             out += [TaskSlice(axis, int(i), (0, data.image.shape[2 if axis != 2 else 1])) for i in idx]
-    else:
-        out = data.slices("test", min_area=args.min_area, axes=axes)
+    else:  # --split train: the training slices, to choose among snapshots without the held-out ones
+        out = data.slices("train" if args.split == "train" else "test", min_area=args.min_area, axes=axes)
     if args.max_slices:
         rng = np.random.default_rng(args.seed)
         picked = []
@@ -241,7 +241,7 @@ def run(args) -> list[dict]:
     """The SIM part of ``interactiveseg bench`` (engines ``sim``, ablation names, ``growcut``)."""
     user = bool(args.image)
     data = user_task_data(args.task, args.image, args.labels) if user else load_task(args.task)
-    data_name = args.image if user else f"{args.task} held-out split"
+    data_name = args.image if user else f"{args.task} {'training' if args.split == 'train' else 'held-out'} split"
     classes = list(data.task.classes)
     slices = slices_for(data, args, user)
     names = list(ABLATION) if args.ablation else []

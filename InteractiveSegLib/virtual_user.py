@@ -59,7 +59,10 @@ class DynamicUser:
     4. a fraction ``hold_out`` of all generated clicks is not given to the network.
 
     Round one (p = 1) clicks every component of every class; later rounds click, for each
-    class with probability p, the largest region missing that class.
+    class with probability p, the largest region missing that class. With
+    ``corrective_start`` the user starts from a shown result (the automatic one) instead:
+    round one is already corrective (p = 1: every class whose result misses a region), as
+    the first click on a slice is in a session that opens with the automatic result.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class DynamicUser:
         max_per_component: int = 3,
         hold_out: float = 0.8,
         skip_class: bool = True,
+        corrective_start: bool = False,
     ) -> None:
         self.target = target.astype(bool)
         self.rng = rng
@@ -77,6 +81,7 @@ class DynamicUser:
         self.max_per_component = max_per_component
         self.hold_out = hold_out
         self.p = 1.0
+        self.corrective_start = corrective_start
         n = target.shape[0]
         self.comp = [components(target[c])[0] for c in range(n)]
         self.count: dict[tuple[int, int], int] = {}
@@ -96,7 +101,7 @@ class DynamicUser:
         new: list[SliceClick] = []
         if self.p <= 0:
             return new
-        if self.p >= 1.0 or pred is None:
+        if pred is None or (self.p >= 1.0 and not self.corrective_start):
             for cls in range(self.target.shape[0]):
                 sizes = np.bincount(self.comp[cls].ravel())
                 for k in range(1, sizes.size):

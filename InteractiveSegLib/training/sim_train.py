@@ -115,7 +115,7 @@ def fill_memory(model, imgs, users, memory: str, n: int, depth: int, rounds, mul
     for r in range(rounds):
         masks = decide(probs, multilabel)
         for b, u in enumerate(users):
-            clicks = u.step(None if r == 0 else masks[b])
+            clicks = u.step(masks[b])  # round 0 sees the automatic result (an initial user ignores it)
             states[b].append(State(click_masks(clicks, n, shape), probs[b]))
         if r < rounds - 1:
             x = np.stack([network_input(i, s, memory, n, depth) for i, s in zip(imgs, states)])
@@ -191,7 +191,8 @@ def train(args: argparse.Namespace) -> dict:
                 states[b].append(State(click_masks(static_clicks(t, rng), n, shape), np.zeros((n, *shape), np.float32)))
         elif generation == "ddg":
             users = [
-                DynamicUser(t, rng, args.max_interactions, 3, args.hold_out if rules else 0.0, skip_class=rules)
+                DynamicUser(t, rng, args.max_interactions, 3, args.hold_out if rules else 0.0, skip_class=rules,
+                            corrective_start=bool(rng.random() < args.corrective_start))
                 for t in targets
             ]
             if not rules:  # rule 2 off: every round clicks every class
@@ -209,7 +210,7 @@ def train(args: argparse.Namespace) -> dict:
         y = torch.from_numpy(np.stack(targets).astype(np.float32))
         return loss_fn(model(x), y)
 
-    meta = {"task": task.name, "split": task.description, "variant": args.variant, "class_weights": weights.tolist(), "init": args.init}
+    meta = {"task": task.name, "split": task.description, "variant": args.variant, "class_weights": weights.tolist(), "init": args.init, "corrective_start": args.corrective_start}
     result = fit(args, model, opt, step, "sim_net", config, meta, loss_name="focal")
     return {"variant": args.variant, **result}
 
@@ -229,6 +230,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--norm", choices=["batch", "instance"], default="batch",
                    help="normalisation layers; instance: per-slice statistics at training and test time alike")
     p.add_argument("--init", default=None, help="warm start from a sim_net checkpoint (tensors of equal shape; input conv widened with zeros)")
+    p.add_argument("--corrective-start", type=float, default=0.0,
+                   help="DDG: fraction of virtual users whose first round corrects the automatic result instead of clicking every component")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--log-every", type=int, default=50)

@@ -37,3 +37,17 @@ def test_exclusive_targets_are_one_hot_and_multilabel_targets_overlap():
     assert t.shape[0] == 4
     assert (t[1] & t[2]).any()  # the putamen belongs to the striatum and the lentiform nucleus
     np.testing.assert_array_equal(t[0], ~t[1:].any(0))
+
+
+def test_sim_bench_split_train_samples_the_training_side():
+    """``bench --split train`` (choosing among snapshots) reads the training hemisphere only."""
+    from types import SimpleNamespace
+
+    from InteractiveSegLib.sim_bench import slices_for
+
+    data = load_task("colin27-deep-grey")
+    args = SimpleNamespace(axes="0,1,2", min_area=64, max_slices=0, seed=0)
+    train = slices_for(data, SimpleNamespace(**vars(args), split="train"), user=False)
+    test = slices_for(data, SimpleNamespace(**vars(args), split="test"), user=False)
+    assert train == data.slices("train", min_area=64) and test == data.slices("test", min_area=64)
+    assert train and test and not set(train) & set(test)

@@ -30,6 +30,20 @@ def test_first_round_clicks_every_component_of_every_class():
         assert target[k.cls, k.row, k.col]
 
 
+def test_first_round_sees_the_shown_result():
+    """An initial user clicks every component whatever is shown; a corrective-start user
+    corrects the shown (automatic) result: one click per class it misses, inside the miss."""
+    target = _scene()
+    shown = target.copy()
+    shown[2], shown[0] = False, shown[0] | target[2]  # the disk (class 2) is missed, the rest right
+    initial = DynamicUser(target, np.random.default_rng(0), skip_class=False, hold_out=0.0)
+    assert len(initial.step(shown)) == 5
+    user = DynamicUser(target, np.random.default_rng(0), skip_class=False, hold_out=0.0, corrective_start=True)
+    clicks = user.step(shown)
+    assert [k.cls for k in clicks] == [2] and target[2, clicks[0].row, clicks[0].col]
+    assert user.p == pytest.approx(2 / 3)
+
+
 def test_probability_drops_by_one_over_t_and_stops_after_t_rounds():
     target = _scene()
     empty = np.zeros_like(target)
