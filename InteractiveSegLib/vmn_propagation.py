@@ -3,16 +3,16 @@
 From a corrected slice (the newest interactive slice first) the mask travels up and down
 the volume, one slice at a time. The memory of each query holds, in order of priority
 (4.3): the slice the run started from, the previous slice, every other slice the user
-corrected that holds the structure (nearest first), and one item saved every ``every`` (S = 5) slices of the run
-(newest first), capped at ``cap`` items (default 20; 0 is Table 5's memory-less
-baseline). The previous slice's mask is also handed to the network as the mask its
-decoder corrects.
+corrected that holds the structure (nearest first), and one item saved every ``every``
+(S = 5) slices of the run (newest first), capped at ``cap`` items (default 20; 0 is
+Table 5's memory-less baseline). The previous slice's mask is also handed to the network
+as the mask its decoder corrects.
 
 With several corrected slices, each one that holds the structure carries its mask to
 half-way to the next such slice (beyond the outermost ones, to the volume's end), never
-past an empty corrected slice. An empty corrected slice is in no memory: read with
-softmax over all memory positions, its background diluted the structure's cells in every
-query, and each negative correction shrank the structure everywhere. A run stops once the structure has ended: ``stop_after``
+past an empty corrected slice. An empty corrected slice is in no memory: the read is a
+softmax over every memory position, where its cells (all background) would compete with
+the structure's in every query. A run stops once the structure has ended: ``stop_after``
 consecutive empty slices. Corrected slices keep their mask. Every propagated slice gets
 the quality head's predicted IoU.
 
