@@ -49,7 +49,7 @@ train-sim: setup
 	for v in ddg-sim ddg-cim; do $(BIN)/interactiveseg train-sim --variant $$v --init Resources/Models/sim_$$(echo $$v | tr - _).pt --lr 3e-4 --iterations 1500 --max-interactions 6 || exit 1; done
 	# third stage: half the virtual users start by correcting the automatic result; DDG-SIM from DDG-CIM
 	$(BIN)/interactiveseg train-sim --variant ddg-cim --init Resources/Models/sim_ddg_cim.pt --corrective-start 0.5 --lr 3e-4 --iterations 1000 --max-interactions 6
-	$(BIN)/interactiveseg train-sim --variant ddg-sim --init Resources/Models/sim_ddg_cim.pt --corrective-start 0.5 --lr 2e-4 --iterations 250 --max-interactions 6
+	$(BIN)/interactiveseg train-sim --variant ddg-sim --init Resources/Models/sim_ddg_cim.pt --corrective-start 0.5 --lr 5e-5 --iterations 250 --max-interactions 6
 
 bench-online: setup
 	$(BIN)/interactiveseg bench --engines online --stream --json out/bench-online.json --markdown out/bench-online.md
