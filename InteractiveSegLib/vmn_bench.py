@@ -57,6 +57,14 @@ def slice_iou(ref: np.ndarray, pred: np.ndarray) -> float:
     return 1.0 if union == 0 else int((ref & pred).sum()) / union
 
 
+def pearson(predicted, true) -> float | None:
+    """Pearson r of predicted vs true slice IoU (None with under 3 pairs or no spread)."""
+    predicted, true = np.asarray(predicted, np.float64), np.asarray(true, np.float64)
+    if len(predicted) < 3 or predicted.std() == 0 or true.std() == 0:
+        return None
+    return float(np.corrcoef(predicted, true)[0, 1])
+
+
 def choose_slice(select: str, session: Session, ref: np.ndarray, done: set[int], rng: np.random.Generator) -> int | None:
     pred = session.labelmap == 1
     if select == "quality":
@@ -123,7 +131,7 @@ def summarize(engine: str, data: BenchData, kind: str, select: str, runs: list[V
     ms = np.concatenate([r.ms for r in runs]) if runs else np.zeros(0)
     secs = np.array([s for r in runs for s in r.seconds], np.float64)
     pairs = np.array([p for r in runs for p in r.pairs], np.float64).reshape(-1, 2)
-    pearson = float(np.corrcoef(pairs.T)[0, 1]) if len(pairs) > 2 and pairs.std(0).min() > 0 else None
+    quality_r = pearson(pairs[:, 0], pairs[:, 1])
     mean = lambda get: float(np.mean([get(v) for v in per_structure.values()])) if per_structure else float("nan")  # noqa: E731
     return {
         "engine": engine,
@@ -139,7 +147,7 @@ def summarize(engine: str, data: BenchData, kind: str, select: str, runs: list[V
         "noc_cap": rounds,
         "ms_per_interaction": {"median": float(np.median(ms)) if ms.size else None, "p95": float(np.percentile(ms, 95)) if ms.size else None},
         "s_per_propagation": float(np.nanmedian(secs)) if np.isfinite(secs).any() else None,
-        "quality_pearson": pearson,
+        "quality_pearson": quality_r,
         "quality_pairs": int(len(pairs)),
         "peak_rss_mb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "sessions": len(runs),

@@ -26,7 +26,7 @@ from ..labels import LabelTable
 from ..networks import save_checkpoint
 from ..robot import robot_slice_hint
 from ..session import Session
-from ..vmn_bench import slice_iou
+from ..vmn_bench import pearson, slice_iou
 
 AXIS = 0  # the benchmark's axis (axial)
 
@@ -92,8 +92,9 @@ def collect(args, rng: np.random.Generator) -> list[list[tuple[torch.Tensor, flo
     return groups
 
 
-def pearson(a, b) -> float:
-    return float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and np.std(a) > 0 and np.std(b) > 0 else float("nan")
+def validation_r(head, samples) -> float:
+    r = pearson(predict(head, samples), [s[1] for s in samples])
+    return float("nan") if r is None else r
 
 
 def predict(head, samples, batch: int = 64) -> np.ndarray:
@@ -131,7 +132,7 @@ def train_quality(args) -> dict:
     train = [s for g in order[n_val:] for s in groups[g]]
     engine = VMNEngine(model_path=args.init, threads=args.threads)
     model, head = engine.net, engine.net.quality
-    before = pearson(predict(head, val), [s[1] for s in val])
+    before = validation_r(head, val)
     print(f"{len(train)} training / {len(val)} validation slices ({n_val} structures); Pearson before: {before:.3f}", flush=True)
     opt = torch.optim.Adam(head.parameters(), lr=args.lr)
     by_size: dict[tuple, list[int]] = {}
@@ -154,9 +155,9 @@ def train_quality(args) -> dict:
         opt.step()
         losses.append(float(loss.detach()))
         if it % args.log_every == 0:
-            r = pearson(predict(head, val), [s[1] for s in val])
+            r = validation_r(head, val)
             print(f"iter {it}/{args.iterations} L2 {np.mean(losses[-args.log_every:]):.4f} validation Pearson {r:.3f}", flush=True)
-    after = pearson(predict(head, val), [s[1] for s in val])
+    after = validation_r(head, val)
     meta = dict(engine.meta)
     meta["quality_stage"] = {
         "command": args.command, "iterations": args.iterations, "lr": args.lr, "rounds": args.rounds,

@@ -272,8 +272,6 @@ def train(args: argparse.Namespace) -> dict:
     if args.out is None:
         args.out = str(default_models_dir() / ("vmn_interaction.pt" if args.part == "interaction" else "vmn_memory.pt"))
     if args.part == "quality":
-        from .vmn_quality import train_quality
-
         args.init = args.init or str(default_models_dir() / "vmn_memory.pt")
-        return train_quality(args)
+        return vmn_quality.train_quality(args)
     return train_interaction(args) if args.part == "interaction" else train_memory(args)
