@@ -46,7 +46,7 @@ class SliceSuggestion:
     axis: int
     score: float  # the predicted IoU
     label: int
-    wrong_voxels: float | None = None  # expected: (1 - score) x the slice's foreground
+    wrong_voxels: float  # expected: (1 - score) x the slice's foreground
 
 
 class Session:
@@ -109,20 +109,18 @@ class Session:
 
     def suggest_slice(self, exclude: tuple[int, ...] = ()) -> Optional[SliceSuggestion]:
         """The worst slice of the newest 3D step that rates its slices (None when no step
-        does): the most expected wrong voxels where the engine gives them, else the lowest
-        predicted quality. Corrected slices are never suggested; ``exclude`` adds more."""
+        does): the most expected wrong voxels. Corrected slices are never suggested;
+        ``exclude`` adds more."""
         for step in reversed(self.history):
             q = (step.prediction.quality or {}) if step.prediction is not None else {}
-            if "slice_quality" not in q:
+            if "slice_error" not in q:
                 continue
-            quality = np.array(q["slice_quality"], np.float64)
-            worst = -np.array(q["slice_error"], np.float64) if "slice_error" in q else quality.copy()
-            worst[list(q.get("corrected", [])) + list(exclude)] = np.nan
-            if np.isnan(worst).all():
+            error = np.array(q["slice_error"], np.float64)
+            error[list(q.get("corrected", [])) + list(exclude)] = np.nan
+            if np.isnan(error).all():
                 return None
-            i = int(np.nanargmin(worst))
-            error = float(q["slice_error"][i]) if "slice_error" in q else None
-            return SliceSuggestion(i, int(q["axis"]), float(quality[i]), step.interaction.label, error)
+            i = int(np.nanargmax(error))
+            return SliceSuggestion(i, int(q["axis"]), float(q["slice_quality"][i]), step.interaction.label, float(error[i]))
         return None
 
     def move_last_click(self, ijk) -> Step:

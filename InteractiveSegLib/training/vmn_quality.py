@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .. import datasets
 from ..engines.vmn import VMNEngine
 from ..labels import LabelTable
-from ..networks import save_checkpoint
+from ..networks import load_checkpoint, save_checkpoint
 from ..robot import robot_slice_hint
 from ..session import Session
 from ..vmn_bench import pearson, slice_iou
@@ -97,15 +97,20 @@ def validation_r(head, samples) -> float:
     return float("nan") if r is None else r
 
 
+def by_size(samples) -> dict[tuple, list[int]]:
+    """Sample indices grouped by input shape (one propagation region each): a batch stacks one group."""
+    groups: dict[tuple, list[int]] = {}
+    for i, (x, _) in enumerate(samples):
+        groups.setdefault(tuple(x.shape), []).append(i)
+    return groups
+
+
 def predict(head, samples, batch: int = 64) -> np.ndarray:
     """Q on stored inputs, same-size inputs batched together."""
     head.eval()
     out = np.zeros(len(samples))
-    by_size: dict[tuple, list[int]] = {}
-    for i, (x, _) in enumerate(samples):
-        by_size.setdefault(tuple(x.shape), []).append(i)
     with torch.no_grad():
-        for idx in by_size.values():
+        for idx in by_size(samples).values():
             for k in range(0, len(idx), batch):
                 part = idx[k : k + batch]
                 x = torch.stack([samples[i][0] for i in part]).float()
@@ -130,20 +135,18 @@ def train_quality(args) -> dict:
     n_val = max(1, len(groups) // 5)
     val = [s for g in order[:n_val] for s in groups[g]]
     train = [s for g in order[n_val:] for s in groups[g]]
-    engine = VMNEngine(model_path=args.init, threads=args.threads)
-    model, head = engine.net, engine.net.quality
+    model, config, source_meta = load_checkpoint(args.init, "vmn_net")
+    head = model.quality
     before = validation_r(head, val)
     print(f"{len(train)} training / {len(val)} validation slices ({n_val} structures); Pearson before: {before:.3f}", flush=True)
     opt = torch.optim.Adam(head.parameters(), lr=args.lr)
-    by_size: dict[tuple, list[int]] = {}
-    for i, (x, _) in enumerate(train):
-        by_size.setdefault(tuple(x.shape), []).append(i)
-    sizes = list(by_size)
-    weights = np.array([len(by_size[s]) for s in sizes], float)
+    groups_by_size = by_size(train)
+    sizes = list(groups_by_size)
+    weights = np.array([len(groups_by_size[s]) for s in sizes], float)
     losses = []
     for it in range(1, args.iterations + 1):
         head.train()
-        idx = by_size[sizes[rng.choice(len(sizes), p=weights / weights.sum())]]
+        idx = groups_by_size[sizes[rng.choice(len(sizes), p=weights / weights.sum())]]
         part = rng.choice(idx, min(args.batch, len(idx)), replace=False)
         if len(part) < 2:  # batch normalisation needs two
             continue
@@ -158,14 +161,14 @@ def train_quality(args) -> dict:
             r = validation_r(head, val)
             print(f"iter {it}/{args.iterations} L2 {np.mean(losses[-args.log_every:]):.4f} validation Pearson {r:.3f}", flush=True)
     after = validation_r(head, val)
-    meta = dict(engine.meta)
+    meta = dict(source_meta)
     meta["quality_stage"] = {
         "command": args.command, "iterations": args.iterations, "lr": args.lr, "rounds": args.rounds,
         "structures": len(groups), "training_slices": len(train), "validation_slices": len(val),
         "validation_pearson_before": round(before, 3), "validation_pearson_after": round(after, 3),
         "minutes": round((time.time() - t0) / 60, 1), "seed": args.seed,
     }
-    save_checkpoint(args.out, "vmn_net", engine.config, model, meta)
+    save_checkpoint(args.out, "vmn_net", config, model, meta)
     return meta["quality_stage"]
 
 
