@@ -163,7 +163,7 @@ def markdown(results: list[dict]) -> str:
     for r in results:
         ms = r["ms_per_interaction"]
         lines.append(
-            f"| {r['engine']} | {r['data']} | {r['mode']} | {len(r['structures'])} | {r.get('sessions', '')} | "
+            f"| {r['engine']}{' (' + r['robot'] + ' robot)' if 'robot' in r else ''} | {r['data']} | {r['mode']} | {len(r['structures'])} | {r.get('sessions', '')} | "
             + " | ".join(f"{r['dice_at'].get(str(k), float('nan')):.3f}" for k in DICE_AT)
             + f" | {r['noc85']:.2f} | {r['noc90']:.2f} | {ms['median'] or float('nan'):.1f} | {ms['p95'] or float('nan'):.1f} | {r['peak_rss_mb']} |"
         )
@@ -188,6 +188,9 @@ def add_arguments(p) -> None:
     p.add_argument("--task", default="colin27-deep-grey", help="multi-class task of the SIM engines (tasks.py)")
     p.add_argument("--ablation", action="store_true", help="SIM: run Auto, SDG-base, SDG-CIM, DDG-CIM and DDG-SIM; fine-tuning: layers, growing, iterations")
     p.add_argument("--rounds", type=int, default=None, help="SIM: robot clicks per slice (default 20); VMN: rounds per volume (default 6); fine-tuning: scribble rounds (default 5); online: steps per volume (default 6)")
+    p.add_argument("--robot", default="largest,per-class",
+                   help="SIM, comma-separated: 'largest' clicks the largest region missing a class (BENCHMARK.md), 'per-class' "
+                        "clicks every class missing a region each interaction (the paper's test-time virtual user)")
     p.add_argument("--hint", default="scribble", help="VMN: scribble, box, extreme (comma-separated for several)")
     p.add_argument("--select", default="quality", help="VMN: slice to correct next: quality, random, oracle (comma-separated)")
     p.add_argument("--max-structures", type=int, default=8, help="VMN: held-out structures per shipped volume (seeded sample; 0: all)")

@@ -8,6 +8,12 @@ Figures per class and number of clicks: Dice and IoU, averaged over the slices w
 class is present; ``dice_at`` is the mean over the foreground classes; NoC on the slice's
 mean foreground Dice. Grow from seeds gets the same robot, every click a seed of its class.
 Latency is also measured through a ``Session`` on 256 x 256 slices.
+
+``--robot per-class`` is the paper's test-time virtual user instead (5.2.1: "at test time,
+clicks are generated via the virtual user"): every interaction clicks once in the largest
+region missing each class, so k interactions give each class up to k clicks, as in its
+Figure 7. DDG-SIM is compared with every other system slice by slice (paired bootstrap and
+Wilcoxon), so a difference on the smallest class can be told from noise.
 """
 
 from __future__ import annotations
@@ -101,10 +107,12 @@ class GrowCutRunner:
         return probs > 0.5
 
 
-def run_slice(runner, image: np.ndarray, target: np.ndarray, rounds: int) -> SliceRun:
-    """One robot session on one slice; ``target`` is the (N, H, W) boolean reference."""
+def run_slice(runner, image: np.ndarray, target: np.ndarray, rounds: int, per_class: bool = False) -> SliceRun:
+    """One robot session on one slice; ``target`` is the (N, H, W) boolean reference.
+    ``per_class``: every interaction clicks each class that misses a region (the paper's
+    test-time virtual user) instead of only the largest region (BENCHMARK.md)."""
     n = target.shape[0]
-    robot = RobotUser(target)
+    robot = RobotUser(target, per_class=per_class)
     out = SliceRun()
     probs = runner.first(image)
     states: list[State] = []
@@ -126,7 +134,13 @@ def run_slice(runner, image: np.ndarray, target: np.ndarray, rounds: int) -> Sli
     return out
 
 
-def summarize(name: str, data_name: str, classes: list[str], runs: list[SliceRun], rounds: int) -> dict:
+ROBOTS = {
+    "largest": "one robot click (largest region missing a class), every class answered",
+    "per-class": "one robot click per class that misses a region (the paper's test-time virtual user), every class answered",
+}
+
+
+def summarize(name: str, data_name: str, classes: list[str], runs: list[SliceRun], rounds: int, robot: str = "largest") -> dict:
     dice = np.array([r.dice for r in runs])  # (slices, rounds + 1, N)
     iou = np.array([r.iou for r in runs])
     with np.errstate(invalid="ignore"):
@@ -159,7 +173,9 @@ def summarize(name: str, data_name: str, classes: list[str], runs: list[SliceRun
         "noc85": noc(0.85),
         "noc90": noc(0.90),
         "noc_cap": rounds,
-        "interaction": "one robot click (largest region missing a class), every class answered",
+        "robot": robot,
+        "interaction": ROBOTS[robot],
+        "clicks_per_interaction": float(np.mean(np.concatenate([r.clicks for r in runs]))) if runs else 0.0,
         "ms_per_interaction": {"median": float(np.median(ms)) if ms.size else None, "p95": float(np.percentile(ms, 95)) if ms.size else None},
         "s_per_propagation": None,
         "peak_rss_mb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -237,53 +253,115 @@ def slices_for(data: TaskData, args, user: bool) -> list[TaskSlice]:
     return out
 
 
+def paired(ours: list[SliceRun], theirs: list[SliceRun], cls: int, ks, seed: int = 0, resamples: int = 2000) -> dict:
+    """Per-slice paired comparison of two systems on one class (same slices, same robot): mean
+    Dice difference (ours - theirs) after k clicks, its 95 % bootstrap interval over slices and
+    the two-sided Wilcoxon signed-rank p (scipy); slices without the class are left out."""
+    from scipy.stats import wilcoxon
+
+    a = np.array([r.dice for r in ours])[:, :, cls]  # (slices, rounds + 1)
+    b = np.array([r.dice for r in theirs])[:, :, cls]
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k in ks:
+        d = (a[:, k] - b[:, k])[~np.isnan(a[:, k])]
+        if d.size == 0:
+            continue
+        boot = rng.choice(d, (resamples, d.size)).mean(1)
+        p = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+        out[str(k)] = {"diff": float(d.mean()), "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+                       "p_wilcoxon": p, "slices": int(d.size), "better": int((d > 0).sum()), "worse": int((d < 0).sum())}
+    return out
+
+
+def smallest_class(data: TaskData, slices: list[TaskSlice]) -> int:
+    """The foreground class with the fewest reference pixels on the benchmarked slices."""
+    area = sum(data.slice_target(s).sum((1, 2)) for s in slices)
+    return 1 + int(np.argmin(area[1:]))
+
+
 def run(args) -> list[dict]:
-    """The SIM part of ``interactiveseg bench`` (engines ``sim``, ablation names, ``growcut``)."""
+    """The SIM part of ``interactiveseg bench`` (engines ``sim``, ablation names, ``growcut``),
+    once per robot of ``--robot``; DDG-SIM is compared slice by slice with every other system."""
     user = bool(args.image)
     data = user_task_data(args.task, args.image, args.labels) if user else load_task(args.task)
     data_name = args.image if user else f"{args.task} {'training' if args.split == 'train' else 'held-out'} split"
     classes = list(data.task.classes)
     slices = slices_for(data, args, user)
+    small = smallest_class(data, slices)
     names = list(ABLATION) if args.ablation else []
     for e in args.engines.split(","):
         e = "ddg-sim" if e == "sim" else e
         if e not in names:
             names.append(e)
+    robots = [r for r in str(args.robot).split(",") if r]
+    unknown = [r for r in robots if r not in ROBOTS]
+    if unknown:
+        raise SystemExit(f"unknown robot {unknown}; expected {sorted(ROBOTS)}")
     rounds = args.rounds or 20
+    ks = [k for k in CLICK_TABLE if k <= rounds]
     results = []
-    for name in names:
-        t0 = time.time()
-        runner = GrowCutRunner(len(classes)) if name == "growcut" else SIMRunner(name)
-        runs = [run_slice(runner, data.slice(s)[0], data.slice_target(s), rounds) for s in slices]
-        r = summarize(name, data_name, classes, runs, rounds)
-        if name != "growcut":
-            r["ms_per_interaction_256"] = latency_256(name)
-        results.append(r)
-        shown = ", ".join(f"@{k} {r['dice_at'][k]:.3f}" for k in ("0", "1", "3") if k in r["dice_at"])
-        print(f"{name}: mean foreground Dice {shown} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+    for robot in robots:
+        runs_of: dict[str, list[SliceRun]] = {}
+        for name in names:
+            t0 = time.time()
+            runner = GrowCutRunner(len(classes)) if name == "growcut" else SIMRunner(name)
+            runs = runs_of[name] = [run_slice(runner, data.slice(s)[0], data.slice_target(s), rounds, robot == "per-class") for s in slices]
+            r = summarize(name, data_name, classes, runs, rounds, robot)
+            r["smallest_class"] = classes[small]
+            if name != "growcut" and not args.no_speed and robot == robots[0]:
+                r["ms_per_interaction_256"] = latency_256(name)
+            results.append(r)
+            shown = ", ".join(f"@{k} {r['dice_at'][k]:.3f}" for k in ("0", "1", "3") if k in r["dice_at"])
+            print(f"{name} ({robot} robot): mean foreground Dice {shown} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+        if "ddg-sim" in runs_of:
+            ours = next(r for r in results if r["engine"] == "ddg-sim" and r["robot"] == robot)
+            ours["paired"] = {
+                other: {classes[c]: paired(runs_of["ddg-sim"], theirs, c, ks) for c in range(1, len(classes))}
+                for other, theirs in runs_of.items() if other != "ddg-sim"
+            }
     return results
 
 
+def _row_name(r: dict) -> str:
+    return f"{r['engine']} ({r.get('robot', 'largest')})"
+
+
 def markdown(results: list[dict], at: int = 3) -> str:
-    """The paper's Table 1 (per-class IoU / Dice after ``at`` clicks), Figure 7 (IoU vs clicks)
-    and the BENCHMARK.md summary."""
+    """The paper's Table 1 (per-class IoU / Dice after ``at`` clicks), Figure 7 (IoU vs clicks),
+    DDG-SIM's paired differences on the smallest class, and the BENCHMARK.md summary. Rows are
+    named ``engine (robot)``."""
     classes = list(results[0]["per_class"])
     at = min(at, max(int(k) for k in results[0]["dice_at"]))
-    head = "| system | " + " | ".join(f"{c} IoU | {c} Dice" for c in classes) + " |"
-    lines = [f"Per-class IoU / Dice after {at} clicks (paper Table 1):", "", head, "|" + "---|" * (head.count("|") - 1)]
+    head = "| system (robot) | " + " | ".join(f"{c} IoU | {c} Dice" for c in classes) + " |"
+    lines = [f"Per-class IoU / Dice after {at} interactions (paper Table 1):", "", head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         cells = [f"{r['per_class'][c]['iou_at'][str(at)]:.3f} | {r['per_class'][c]['dice_at'][str(at)]:.3f}" for c in classes]
-        lines.append(f"| {r['engine']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_row_name(r)} | " + " | ".join(cells) + " |")
     lat = [f"{r['engine']} {r['ms_per_interaction_256']['median']:.1f} / {r['ms_per_interaction_256']['p95']:.1f}" for r in results if "ms_per_interaction_256" in r]
     if lat:
         lines += ["", "ms per interaction (median / p95) through a Session on 256 x 256 slices: " + "; ".join(lat)]
     ks = [k for k in CLICK_TABLE if str(k) in results[0]["dice_at"]]
     for metric in ("iou_at", "dice_at"):
         name = "IoU" if metric == "iou_at" else "Dice"
-        lines += ["", f"Per-class {name} vs number of robot clicks (paper Figure 7):", ""]
-        head = "| system | class | " + " | ".join(f"{k}" for k in ks) + " |"
+        lines += ["", f"Per-class {name} vs number of robot interactions (paper Figure 7):", ""]
+        head = "| system (robot) | class | " + " | ".join(f"{k}" for k in ks) + " |"
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for r in results:
             for c in classes:
-                lines.append(f"| {r['engine']} | {c} | " + " | ".join(f"{r['per_class'][c][metric][str(k)]:.3f}" for k in ks) + " |")
+                lines.append(f"| {_row_name(r)} | {c} | " + " | ".join(f"{r['per_class'][c][metric][str(k)]:.3f}" for k in ks) + " |")
+    for r in results:
+        small = r.get("smallest_class")
+        if "paired" not in r or small is None:
+            continue
+        lines += ["", f"DDG-SIM minus each system on the smallest class ({small}), {r['robot']} robot: mean Dice difference "
+                  "[95 % bootstrap interval over slices] (Wilcoxon p) after k interactions:", ""]
+        head = "| vs | " + " | ".join(f"{k}" for k in ks) + " |"
+        lines += [head, "|" + "---|" * (head.count("|") - 1)]
+        for other, per in r["paired"].items():
+            cells = []
+            for k in ks:
+                v = per[small].get(str(k))
+                cells.append("—" if v is None else f"{v['diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] ({v['p_wilcoxon']:.2g})")
+            lines.append(f"| {other} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

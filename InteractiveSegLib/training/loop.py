@@ -8,6 +8,7 @@ itself: the virtual users run the network with fixed weights before back-propaga
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -19,7 +20,8 @@ from ..networks import save_checkpoint
 def fit(args, model: torch.nn.Module, opt: torch.optim.Optimizer, step: Callable[[], torch.Tensor], arch: str, config: dict,
         meta: dict, scheduler=None, loss_name: str = "loss") -> dict:
     """Run ``args.iterations`` steps; log every ``args.log_every``, save every ``args.save_every``
-    (and at the end) to ``args.out`` with ``meta`` + command, iterations, loss, minutes, seed."""
+    (and at the end) to ``args.out`` with ``meta`` + command, iterations, loss, minutes, seed;
+    with ``args.keep_snapshots`` each save is also kept as ``<out stem>.it<N>.pt``."""
     t0, losses = time.time(), []
     for it in range(1, args.iterations + 1):
         loss = step()
@@ -37,6 +39,9 @@ def fit(args, model: torch.nn.Module, opt: torch.optim.Optimizer, step: Callable
             info = {"command": args.command, **meta, "iterations": it, "final_loss": recent,
                     "minutes": round((time.time() - t0) / 60, 1), "seed": args.seed}
             save_checkpoint(args.out, arch, config, model, info)
+            if getattr(args, "keep_snapshots", False):  # every save kept too, to choose among them later
+                out = Path(args.out)
+                save_checkpoint(out.with_name(f"{out.stem}.it{it}{out.suffix}"), arch, config, model, info)
     return {"loss": float(np.mean(losses[-args.log_every:])), "minutes": (time.time() - t0) / 60}
 
 

@@ -236,6 +236,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--keep-snapshots", action="store_true", help="keep every save as <out stem>.it<N>.pt (snapshots to choose from)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -96,15 +96,24 @@ def test_sim_bench_ablation_on_a_users_volume_of_the_task(tmp_path):
                  "--axes", "0,2", "--max-slices", "2", "--rounds", "2", "--json", str(out)])
     assert code == 0
     results = json.loads(out.read_text())["results"]
-    assert [r["engine"] for r in results] == ["auto", "sdg-base", "sdg-cim", "ddg-cim", "ddg-sim", "growcut"]
+    systems = ["auto", "sdg-base", "sdg-cim", "ddg-cim", "ddg-sim", "growcut"]
+    assert [(r["engine"], r["robot"]) for r in results] == [(e, robot) for robot in ("largest", "per-class") for e in systems]
     for r in results:
         assert r["mode"] == "2d" and r["sessions"] == 4
         assert set(r["dice_at"]) == {"0", "1", "2"} and set(r["per_class"]) == {"background", "caudate", "putamen", "pallidum", "thalamus"}
         assert all(0.0 <= v <= 1.0 for v in r["dice_at"].values())
         assert r["ms_per_interaction"]["median"] > 0
-    by = {r["engine"]: r for r in results}
+    by = {r["engine"]: r for r in results if r["robot"] == "largest"}
     assert by["auto"]["dice_at"]["0"] == by["auto"]["dice_at"]["2"]  # the automatic system ignores clicks
     assert by["ddg-sim"]["ms_per_interaction_256"]["slice"] == [256, 256]
+    per_class = {r["engine"]: r for r in results if r["robot"] == "per-class"}
+    assert "ms_per_interaction_256" not in per_class["ddg-sim"]  # latency once, with the first robot
+    # the paper's virtual user clicks every class that misses a region: never fewer clicks than the BENCHMARK robot
+    assert per_class["ddg-sim"]["clicks_per_interaction"] >= by["ddg-sim"]["clicks_per_interaction"] >= 1
+    for r in (by["ddg-sim"], per_class["ddg-sim"]):
+        assert r["smallest_class"] in r["structures"]
+        assert set(r["paired"]) == set(systems) - {"ddg-sim"}
+        assert set(r["paired"]["ddg-cim"]["pallidum"]) <= {"0", "1", "2"}
     with pytest.raises(SystemExit, match="single-class"):
         main(["bench", "--engines", "sim,click", "--image", str(img), "--labels", str(labels)])
 

@@ -187,3 +187,16 @@ def test_ddg_fills_the_memory_with_fixed_weight_passes_before_backprop():
     mixed = fill_memory(net, imgs, users, "sim", N, 3, np.array([0, 2]), False)
     assert [len(s) for s in mixed] == [0, 2] and len(calls) == 2
     np.testing.assert_allclose(mixed[1][0].probs, auto[1], atol=1e-6)
+
+
+def test_per_class_robot_clicks_every_class_missing_a_region():
+    """The paper's test-time virtual user clicks each class that misses a region, the
+    BENCHMARK robot only the largest such region."""
+    labels = np.zeros((40, 40), np.int16)
+    labels[5:25, 5:25] = 1  # large
+    labels[30:36, 30:36] = 2  # small
+    target = one_hot(labels, 3)
+    empty = one_hot(np.zeros_like(labels), 3)
+    assert [c.cls for c in RobotUser(target).step(empty)] == [1]
+    assert sorted(c.cls for c in RobotUser(target, per_class=True).step(empty)) == [1, 2]
+    assert RobotUser(target, per_class=True).step(target) == []  # nothing missed, nothing clicked
