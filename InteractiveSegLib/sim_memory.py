@@ -65,15 +65,16 @@ def empty_state(num_classes: int, shape: tuple[int, int]) -> State:
     return State(z, z.copy())
 
 
-def network_input(image: np.ndarray, states: Sequence[State], memory: str, num_classes: int, depth: int) -> np.ndarray:
-    """The (C, H, W) input tensor of ``memory`` kind from the ordered states of one slice."""
+def input_parts(image: np.ndarray, states: Sequence[State], memory: str, num_classes: int, depth: int) -> list[np.ndarray | None]:
+    """The blocks of the network input in channel order, each (C_i, H, W); None marks an
+    all-zero block (an empty state of the SIM's padding: N click masks + N probabilities)."""
     shape = image.shape
-    parts = [image[None].astype(np.float32)]
+    parts: list[np.ndarray | None] = [image[None].astype(np.float32)]
     if memory == "sim":
         recent = list(states)[-depth:]
-        pad = [empty_state(num_classes, shape)] * (depth - len(recent))
-        for s in pad + recent:
-            parts += [s.clicks, s.probs]
+        parts += [None] * (depth - len(recent))
+        for s in recent:
+            parts.append(np.concatenate([s.clicks, s.probs], 0))
     elif memory == "cim":
         acc = np.zeros((num_classes, *shape), np.float32)
         for s in states:
@@ -83,6 +84,13 @@ def network_input(image: np.ndarray, states: Sequence[State], memory: str, num_c
         parts.append(states[-1].clicks if states else np.zeros((num_classes, *shape), np.float32))
     elif memory != "auto":
         raise ValueError(f"unknown memory {memory!r}")
-    x = np.concatenate(parts, 0)
+    return parts
+
+
+def network_input(image: np.ndarray, states: Sequence[State], memory: str, num_classes: int, depth: int) -> np.ndarray:
+    """The (C, H, W) input tensor of ``memory`` kind from the ordered states of one slice."""
+    shape = image.shape
+    empty = np.zeros((2 * num_classes, *shape), np.float32)
+    x = np.concatenate([empty if p is None else p for p in input_parts(image, states, memory, num_classes, depth)], 0)
     assert x.shape[0] == input_channels(memory, num_classes, depth)
     return x

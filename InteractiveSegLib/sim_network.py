@@ -45,6 +45,7 @@ class ConvLSTMCell(nn.Module):
         self.gates = nn.Conv2d(in_channels + hidden, 4 * hidden, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None):
+        """One step, the textbook way (``sequence`` is the fast path over a whole memory)."""
         if state is None:
             z = x.new_zeros(x.shape[0], self.hidden, *x.shape[2:])
             state = (z, z)
@@ -53,6 +54,44 @@ class ConvLSTMCell(nn.Module):
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, c
+
+    def _update(self, gates: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """LSTM update from gates whose candidate rows were pre-scaled by 2: one sigmoid over all
+        four gates, tanh(g) = 2 sigmoid(2g) - 1 (half the element-wise time on CPU)."""
+        k = self.hidden
+        s = torch.sigmoid(gates)
+        i, f, o, g = s[:, :k], s[:, k : 2 * k], s[:, 2 * k : 3 * k], s[:, 3 * k :] * 2 - 1
+        c = i * g if c is None else f * c + i * g
+        return o * torch.tanh(c), c
+
+    def sequence(self, xs: Sequence[torch.Tensor | None], like: torch.Tensor) -> torch.Tensor:
+        """The last hidden state after reading ``xs`` in order from a zero state (None: an empty
+        state, all zeros), at the size and memory layout of ``like``. The same function as
+        ``forward`` step by step, cheaper: the input part of the gate convolution runs once for
+        every non-empty step as one batch (an empty step's is the bias), the hidden part is
+        skipped while the hidden state is zero, and a constant hidden state is computed once."""
+        k, n_in, pad = self.hidden, self.gates.in_channels - self.hidden, self.gates.padding
+        scale = torch.ones(4 * k, device=like.device, dtype=like.dtype)
+        scale[3 * k :] = 2.0
+        w = self.gates.weight * scale.view(-1, 1, 1, 1)
+        bias = (self.gates.bias * scale).view(1, -1, 1, 1)
+        real = [x for x in xs if x is not None]
+        gx = iter(F.conv2d(torch.cat(real, 0), w[:, :n_in], bias.flatten(), padding=pad).split(like.shape[0], 0) if real else ())
+        h = c = None
+        for x in xs:
+            g = next(gx) if x is not None else bias
+            if h is not None:
+                if h.shape[2:] != like.shape[2:]:  # a constant state, computed on one pixel
+                    h = h.expand(like.shape[0], k, *like.shape[2:]).contiguous(memory_format=_layout(like))
+                g = g + F.conv2d(h, w[:, n_in:], padding=pad)
+            h, c = self._update(g, c)
+        if h is None or h.shape[2:] != like.shape[2:]:
+            h = (h if h is not None else like.new_zeros(1, k, 1, 1)).expand(like.shape[0], k, *like.shape[2:])
+        return h
+
+
+def _layout(t: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous() else torch.contiguous_format
 
 
 class UpStep(nn.Module):
@@ -67,17 +106,14 @@ class UpStep(nn.Module):
         self.lstm = ConvLSTMCell(state_ch, hidden) if state_ch else None
         self.proj = nn.Conv2d(hidden, out_ch, 1) if state_ch else None
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor, states: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skip: torch.Tensor, states: Sequence[torch.Tensor | None] = ()) -> torch.Tensor:
         x = F.interpolate(x, size=skip.shape[2:], mode="bilinear", align_corners=False)
         x = self.conv(torch.cat([x, skip], 1))
         if self.lstm is None:
             return x
-        hc = None
-        for s in states:  # oldest state first, newest last: the LSTM sees the order of corrections
-            if s.shape[2:] != x.shape[2:]:
-                s = F.adaptive_avg_pool2d(s, x.shape[2:])
-            hc = self.lstm(s, hc)
-        return x + self.proj(hc[0])
+        # oldest state first, newest last (None: an empty state): the LSTM sees the order of corrections
+        states = [s if s is None or s.shape[2:] == x.shape[2:] else F.adaptive_avg_pool2d(s, x.shape[2:]) for s in states]
+        return x + self.proj(self.lstm.sequence(states, x))
 
 
 class SIMNet(nn.Module):
@@ -119,28 +155,56 @@ class SIMNet(nn.Module):
         self.head_up = UpStep(f[0], full_res, full_res, norm=norm_layer)
         self.head = nn.Conv2d(full_res, num_classes, 1)
 
-    def _state_pyramid(self, x: torch.Tensor, sizes) -> dict[tuple, list[torch.Tensor]]:
+    def _state_pyramid(self, x: torch.Tensor, sizes, empty: int = 0) -> dict[tuple, list[torch.Tensor | None]]:
         """The SIM states average-pooled to every decoder scale, each level pooled from the
-        previous one (one full-resolution read instead of one per state and scale)."""
-        level, out, n2 = x[:, 1:], {}, 2 * self.num_classes
+        previous one (one full-resolution read instead of one per state and scale); the first
+        ``empty`` states are known to be zero and are given as None (nothing to pool)."""
+        n2 = 2 * self.num_classes
+        level, out = x[:, 1 + empty * n2 :], {}
         for size in sizes:  # finest first
-            level = F.adaptive_avg_pool2d(level, size)
-            out[tuple(size)] = [level[:, t * n2 : (t + 1) * n2] for t in range(self.depth)]
+            if empty >= self.depth:  # the automatic mode: nothing to pool
+                out[tuple(size)] = [None] * self.depth
+                continue
+            # halving exactly (the usual case) is a 2x2 average: the same values, a faster kernel
+            halves = all(a == 2 * b for a, b in zip(level.shape[2:], size))
+            level = F.avg_pool2d(level, 2) if halves else F.adaptive_avg_pool2d(level, size)
+            out[tuple(size)] = [None] * empty + [level[:, t * n2 : (t + 1) * n2] for t in range(self.depth - empty)]
         return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, empty_states: int = 0) -> torch.Tensor:
+        """Class logits. ``empty_states``: how many of the oldest SIM states the caller knows to
+        be all zeros (the memory's padding before the D-th click); their work is skipped, the
+        result is the same."""
         if x.shape[1] != self.in_channels:
             raise ValueError(f"SIMNet({self.memory}) expects {self.in_channels} input channels, got {x.shape[1]}")
         full = self.full(x[:, :1])
         skips = [self.stem(x)]
         for block in self.enc:
             skips.append(block(skips[-1]))
-        pyramid = self._state_pyramid(x, [s.shape[2:] for s in skips[:-1]]) if self.decoder == "lstm" else {}
+        empty = min(max(int(empty_states), 0), self.depth)
+        pyramid = self._state_pyramid(x, [s.shape[2:] for s in skips[:-1]], empty) if self.decoder == "lstm" else {}
         y = skips.pop()
         for step in self.dec:
             skip = skips.pop()
             y = step(y, skip, pyramid.get(tuple(skip.shape[2:]), ()))
         return self.head(self.head_up(y, full))
+
+
+def fuse_batch_norm(model: nn.Module) -> nn.Module:
+    """Fold every eval-mode batch normalisation that follows a convolution of a MONAI
+    ``Convolution`` block into that convolution (torch's ``fuse_conv_bn_eval``): the same
+    function at inference, one pass over the feature map less per block. In place; for
+    inference with the stored statistics only (not for training, nor per-image statistics)."""
+    from monai.networks.blocks import Convolution as MonaiConvolution
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for block in model.modules():
+        if isinstance(block, MonaiConvolution) and isinstance(getattr(block.adn, "N", None), nn.BatchNorm2d):
+            if block.adn.N.training or not isinstance(block.conv, nn.Conv2d):
+                continue
+            block.conv = fuse_conv_bn_eval(block.conv, block.adn.N)
+            block.adn.N = nn.Identity()
+    return model
 
 
 #: the registry's factory: ``sim_net(**checkpoint["config"]["net"])``

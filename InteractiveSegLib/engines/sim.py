@@ -25,10 +25,11 @@ from ..errors import EngineError
 from ..interactions import Box, SliceAuto, slice_points
 from ..labels import LabelTable
 from ..networks import default_models_dir, load_checkpoint, pick_device
-from ..sim_memory import SliceClick, State, click_masks, network_input
+from ..sim_memory import SliceClick, State, click_masks, input_parts
+from ..sim_network import fuse_batch_norm
 from ..volume import Volume
 from .base import Engine, Prediction, Request
-from .click import normalize_intensity, pad_to
+from .click import normalize_intensity
 from .registry import register_engine
 
 # variant -> (model file, memory the network is fed with)
@@ -39,8 +40,9 @@ VARIANTS = {
     "sdg-cim": ("sim_sdg_base.pt", "cim"),
     "auto": ("sim_auto.pt", "auto"),
     "ddg-sim-plain": ("sim_ddg_sim_plain.pt", "sim"),
-    "ddg-sim-d2": ("sim_ddg_sim_d2.pt", "sim"),
     "ddg-sim-in": ("sim_ddg_sim_in.pt", "sim"),
+    # the memory-depth ablation: DDG-SIM with D states (D = 3 is ``ddg-sim``)
+    **{f"ddg-sim-d{d}": (f"sim_ddg_sim_d{d}.pt", "sim") for d in (1, 2, 4, 5, 6)},
 }
 
 
@@ -79,10 +81,6 @@ class SIMEngine(Engine):
         self.radius = int(self.config.get("click_radius", 2))
         self.device = pick_device(device)
         self.model.to(self.device)
-        # channels-last lets oneDNN run the convolutions without layout reorders: about a fifth
-        # faster per click on CPU (measured on 256 x 256 slices), same arithmetic
-        self._layout = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
-        self.model.to(memory_format=self._layout)
         self.norm = norm or self.config.get("norm_stats", "running")
         if self.norm not in ("running", "image"):
             raise EngineError(f"norm must be 'running' or 'image', got {self.norm!r}")
@@ -94,6 +92,12 @@ class SIMEngine(Engine):
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                     m.train()
                     m.momentum = 0.0
+        else:
+            fuse_batch_norm(self.model)  # stored statistics: folded into the convolutions
+        # channels-last lets oneDNN run the convolutions without layout reorders: about a fifth
+        # faster per click on CPU (measured on 256 x 256 slices), same arithmetic
+        self._layout = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.model.to(memory_format=self._layout)
         if threads:
             torch.set_num_threads(threads)
         self._norm: np.ndarray | None = None
@@ -114,18 +118,34 @@ class SIMEngine(Engine):
     @torch.no_grad()
     def probabilities(self, image2d: np.ndarray, states: list[State]) -> np.ndarray:
         """(N, H, W) class probabilities of a normalised slice given its ordered states."""
-        x = network_input(image2d, states, self.memory, self.num_classes, self.depth)
-        t, (h, w) = pad_to(torch.from_numpy(x[None]).to(self.device))
+        t, (h, w) = self._input_tensor(image2d, states)
         # near-zero memory states make denormal floats, which CPUs compute slowly: flush them
         # to zero for this forward pass only (measured ~10 % per click on 256 x 256)
         flushing = self.device.type == "cpu" and torch.set_flush_denormal(True)
         try:
-            logits = self.model(t.contiguous(memory_format=self._layout))[0, :, :h, :w]
+            # the memory's padding (older states before the D-th click) is known to be empty: skipped
+            empty = max(0, self.depth - len(states)) if self.memory == "sim" else 0
+            logits = self.model(t, empty_states=empty)[0, :, :h, :w]
         finally:
             if flushing:
                 torch.set_flush_denormal(False)
         p = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, 0)
         return p.cpu().numpy()
+
+    def _input_tensor(self, image2d: np.ndarray, states: list[State]) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The network input, zero-padded to a multiple of 16, built block by block straight in
+        the network's memory layout (a channels-last copy of the whole tensor afterwards cost
+        as much again on 256 x 256) and the slice's (height, width)."""
+        parts = input_parts(image2d, states, self.memory, self.num_classes, self.depth)
+        h, w = image2d.shape
+        width = [2 * self.num_classes if p is None else p.shape[0] for p in parts]
+        t = torch.empty(1, sum(width), h + (-h) % 16, w + (-w) % 16, device=self.device, memory_format=self._layout).zero_()
+        at = 0
+        for p, c in zip(parts, width):
+            if p is not None:  # an empty state stays zero
+                t[0, at : at + c, :h, :w].copy_(torch.from_numpy(p))
+            at += c
+        return t, (h, w)
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """(N, H, W) probabilities -> (H, W) class indices (multi-label: highest positive index wins)."""

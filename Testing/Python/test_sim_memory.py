@@ -88,6 +88,34 @@ def test_lstm_decoder_reads_the_order_of_the_states():
         sim_net(N, D, "cim", "lstm")
 
 
+def test_fast_lstm_path_is_the_textbook_lstm_and_skips_empty_states_exactly():
+    """ConvLSTMCell.sequence (batched input convolution, tanh through sigmoid, empty states as
+    None) gives what stepping ``forward`` gives; the network with its empty memory padding
+    declared gives what it gives without the declaration."""
+    from InteractiveSegLib.sim_network import ConvLSTMCell
+
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(6, 4).eval()
+    for p in cell.parameters():
+        p.data.normal_(0, 0.5)
+    xs = [torch.zeros(2, 6, 9, 11), torch.zeros(2, 6, 9, 11), torch.randn(2, 6, 9, 11), torch.randn(2, 6, 9, 11)]
+    with torch.no_grad():
+        for first_real in range(len(xs) + 1):
+            seq = [None] * first_real + xs[first_real:]
+            ref = [torch.zeros_like(x) for x in xs[:first_real]] + xs[first_real:]
+            hc = None
+            for x in ref:
+                hc = cell(x, hc)
+            assert torch.allclose(cell.sequence(seq, xs[0]), hc[0], atol=1e-5), first_real
+    net = sim_net(N, D, "sim", "lstm", features=(8, 16, 16, 32)).eval()
+    image = np.random.default_rng(1).random((32, 32)).astype(np.float32)
+    s1 = State(click_masks([SliceClick(5, 5, 1)], N, (32, 32)), np.random.default_rng(2).random((N, 32, 32)).astype(np.float32))
+    for states in ([], [s1], [s1, s1]):
+        x = torch.from_numpy(network_input(image, states, "sim", N, D)[None])
+        with torch.no_grad():
+            assert torch.allclose(net(x, empty_states=D - len(states)), net(x), atol=1e-5)
+
+
 def test_sim_network_warm_started_from_cim_computes_the_cim_result(tmp_path):
     """Up to D non-overlapping clicks, a SIM network started from a CIM one gives its output."""
     from InteractiveSegLib.networks import save_checkpoint
@@ -111,3 +139,22 @@ def test_sim_network_warm_started_from_cim_computes_the_cim_result(tmp_path):
         a = cim(torch.from_numpy(network_input(img, states, "cim", 5, 3)[None]))
         b = sim(torch.from_numpy(network_input(img, states, "sim", 5, 3)[None]))
     torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_batch_norm_folded_into_the_convolutions_gives_the_same_logits():
+    from InteractiveSegLib.sim_network import fuse_batch_norm
+
+    torch.manual_seed(0)
+    net = sim_net(N, D, "sim", "lstm", features=(8, 16, 16, 32))
+    for m in net.modules():  # stored statistics that are not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    net.eval()
+    x = torch.rand(2, net.in_channels, 32, 32)
+    with torch.no_grad():
+        before = net(x)
+        fused = fuse_batch_norm(net)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+        assert torch.allclose(fused(x), before, atol=1e-4)
