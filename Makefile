@@ -33,6 +33,7 @@ bench: setup
 
 bench-sim: setup
 	$(BIN)/interactiveseg bench --engines sim,growcut --ablation --json out/bench-sim.json --markdown out/bench-sim.md
+	$(BIN)/interactiveseg bench --engines ddg-sim-d1,ddg-sim-d2,ddg-sim-d3,ddg-sim,ddg-sim-d5,ddg-sim-d6 --json out/bench-sim-depth.json --markdown out/bench-sim-depth.md
 
 bench-vmn: setup
 	$(BIN)/interactiveseg bench --engines vmn,vmn-mem0,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --max-structures 4 --json out/bench-vmn.json --markdown out/bench-vmn.md
@@ -47,9 +48,17 @@ train-sim: setup
 	for v in auto sdg-base; do $(BIN)/interactiveseg train-sim --variant $$v --iterations 2000 || exit 1; done
 	for v in ddg-sim ddg-cim; do $(BIN)/interactiveseg train-sim --variant $$v --init Resources/Models/sim_auto.pt --lr 5e-4 --iterations 2000 || exit 1; done
 	for v in ddg-sim ddg-cim; do $(BIN)/interactiveseg train-sim --variant $$v --init Resources/Models/sim_$$(echo $$v | tr - _).pt --lr 3e-4 --iterations 1500 --max-interactions 6 || exit 1; done
-	# third stage: half the virtual users start by correcting the automatic result; DDG-SIM from DDG-CIM
+	# third stage: half the virtual users start by correcting the automatic result
 	$(BIN)/interactiveseg train-sim --variant ddg-cim --init Resources/Models/sim_ddg_cim.pt --corrective-start 0.5 --lr 3e-4 --iterations 1000 --max-interactions 6
-	$(BIN)/interactiveseg train-sim --variant ddg-sim --init Resources/Models/sim_ddg_cim.pt --corrective-start 0.5 --lr 5e-5 --iterations 250 --max-interactions 6
+	# DDG-SIM from that DDG-CIM, once per memory depth D (the ablation; D = 4 is shipped as sim_ddg_sim.pt);
+	# snapshots at 250 and 500 iterations, each D keeps the one with the higher training-slice Dice@3 (sim.md):
+	# 500 for every D but D = 3 (250)
+	for d in 1 2 3 4 5 6; do \
+	  out=Resources/Models/sim_ddg_sim_d$$d.pt; [ $$d = 4 ] && out=Resources/Models/sim_ddg_sim.pt; \
+	  $(BIN)/interactiveseg train-sim --variant ddg-sim --depth $$d --init Resources/Models/sim_ddg_cim.pt --corrective-start 0.5 --lr 5e-5 \
+	    --iterations 500 --max-interactions 6 --threads 1 --save-every 250 --keep-snapshots --out $$out || exit 1; done
+	cp Resources/Models/sim_ddg_sim_d3.it250.pt Resources/Models/sim_ddg_sim_d3.pt
+	rm -f Resources/Models/sim_ddg_sim*.it*.pt
 
 bench-online: setup
 	$(BIN)/interactiveseg bench --engines online --stream --json out/bench-online.json --markdown out/bench-online.md

@@ -32,6 +32,9 @@ from .base import Engine, Prediction, Request
 from .click import normalize_intensity
 from .registry import register_engine
 
+#: D of the shipped DDG-SIM: the memory-depth ablation's choice (Resources/Models/sim.md)
+SIM_DEPTH = 4
+
 # variant -> (model file, memory the network is fed with)
 VARIANTS = {
     "ddg-sim": ("sim_ddg_sim.pt", "sim"),
@@ -41,8 +44,8 @@ VARIANTS = {
     "auto": ("sim_auto.pt", "auto"),
     "ddg-sim-plain": ("sim_ddg_sim_plain.pt", "sim"),
     "ddg-sim-in": ("sim_ddg_sim_in.pt", "sim"),
-    # the memory-depth ablation: DDG-SIM with D states (D = 3 is ``ddg-sim``)
-    **{f"ddg-sim-d{d}": (f"sim_ddg_sim_d{d}.pt", "sim") for d in (1, 2, 4, 5, 6)},
+    # the memory-depth ablation: DDG-SIM with D states (``ddg-sim`` is the one with SIM_DEPTH)
+    **{f"ddg-sim-d{d}": ("sim_ddg_sim.pt" if d == SIM_DEPTH else f"sim_ddg_sim_d{d}.pt", "sim") for d in range(1, 7)},
 }
 
 

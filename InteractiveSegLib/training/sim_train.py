@@ -219,7 +219,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", choices=sorted(VARIANTS), default="ddg-sim")
     p.add_argument("--out", default=None, help="default: Resources/Models/sim_<variant>.pt")
     p.add_argument("--task", default="colin27-deep-grey")
-    p.add_argument("--depth", type=int, default=3, help="D, the number of states in the SIM")
+    p.add_argument("--depth", type=int, default=4, help="D, the number of states in the SIM (4: the memory-depth ablation's choice, sim.md)")
     p.add_argument("--max-interactions", type=int, default=3, help="t of the paper (rule 2)")
     p.add_argument("--hold-out", type=float, default=0.8, help="rule 4: fraction of generated clicks held out")
     p.add_argument("--iterations", type=int, default=1500)
