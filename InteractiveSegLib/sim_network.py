@@ -60,9 +60,14 @@ class ConvLSTMCell(nn.Module):
         four gates, tanh(g) = 2 sigmoid(2g) - 1 (half the element-wise time on CPU)."""
         k = self.hidden
         s = torch.sigmoid(gates)
-        i, f, o, g = s[:, :k], s[:, k : 2 * k], s[:, 2 * k : 3 * k], s[:, 3 * k :] * 2 - 1
-        c = i * g if c is None else f * c + i * g
-        return o * torch.tanh(c), c
+        if torch.is_grad_enabled():
+            i, f, o, g = s[:, :k], s[:, k : 2 * k], s[:, 2 * k : 3 * k], s[:, 3 * k :] * 2 - 1
+            c = i * g if c is None else f * c + i * g
+            return o * torch.tanh(c), c
+        # inference: the same arithmetic in place on fresh tensors (half the time on CPU)
+        i, f, o, g = s[:, :k], s[:, k : 2 * k], s[:, 2 * k : 3 * k], s[:, 3 * k :].mul_(2).sub_(1)
+        c = i * g if c is None else torch.mul(f, c).addcmul_(i, g)
+        return torch.tanh(c).mul_(o), c
 
     def sequence(self, xs: Sequence[torch.Tensor | None], like: torch.Tensor) -> torch.Tensor:
         """The last hidden state after reading ``xs`` in order from a zero state (None: an empty

@@ -107,6 +107,8 @@ def test_fast_lstm_path_is_the_textbook_lstm_and_skips_empty_states_exactly():
             for x in ref:
                 hc = cell(x, hc)
             assert torch.allclose(cell.sequence(seq, xs[0]), hc[0], atol=1e-5), first_real
+            with torch.enable_grad():  # the training path (no in-place update) agrees too
+                assert torch.allclose(cell.sequence(seq, xs[0]), hc[0], atol=1e-5), first_real
     net = sim_net(N, D, "sim", "lstm", features=(8, 16, 16, 32)).eval()
     image = np.random.default_rng(1).random((32, 32)).astype(np.float32)
     s1 = State(click_masks([SliceClick(5, 5, 1)], N, (32, 32)), np.random.default_rng(2).random((N, 32, 32)).astype(np.float32))
