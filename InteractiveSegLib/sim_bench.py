@@ -303,6 +303,7 @@ def run(args) -> list[dict]:
     results = []
     for robot in robots:
         runs_of: dict[str, list[SliceRun]] = {}
+        result_of: dict[str, dict] = {}
         for name in names:
             t0 = time.time()
             runner = GrowCutRunner(len(classes)) if name == "growcut" else SIMRunner(name)
@@ -312,11 +313,11 @@ def run(args) -> list[dict]:
             if name != "growcut" and not args.no_speed and robot == robots[0]:
                 r["ms_per_interaction_256"] = latency_256(name)
             results.append(r)
+            result_of[name] = r
             shown = ", ".join(f"@{k} {r['dice_at'][k]:.3f}" for k in ("0", "1", "3") if k in r["dice_at"])
             print(f"{name} ({robot} robot): mean foreground Dice {shown} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
         if "ddg-sim" in runs_of:
-            ours = next(r for r in results if r["engine"] == "ddg-sim" and r["robot"] == robot)
-            ours["paired"] = {
+            result_of["ddg-sim"]["paired"] = {
                 other: {classes[c]: paired(runs_of["ddg-sim"], theirs, c, ks) for c in range(1, len(classes))}
                 for other, theirs in runs_of.items() if other != "ddg-sim"
             }

@@ -66,15 +66,15 @@ def empty_state(num_classes: int, shape: tuple[int, int]) -> State:
 
 
 def input_parts(image: np.ndarray, states: Sequence[State], memory: str, num_classes: int, depth: int) -> list[np.ndarray | None]:
-    """The blocks of the network input in channel order, each (C_i, H, W); None marks an
-    all-zero block (an empty state of the SIM's padding: N click masks + N probabilities)."""
+    """The blocks of the network input in channel order, each (C_i, H, W), not copied; None
+    marks an all-zero block of 2N channels (an empty state of the SIM's padding)."""
     shape = image.shape
     parts: list[np.ndarray | None] = [image[None].astype(np.float32)]
     if memory == "sim":
         recent = list(states)[-depth:]
         parts += [None] * (depth - len(recent))
         for s in recent:
-            parts.append(np.concatenate([s.clicks, s.probs], 0))
+            parts += [s.clicks, s.probs]
     elif memory == "cim":
         acc = np.zeros((num_classes, *shape), np.float32)
         for s in states:

@@ -164,12 +164,11 @@ class SIMNet(nn.Module):
         """The SIM states average-pooled to every decoder scale, each level pooled from the
         previous one (one full-resolution read instead of one per state and scale); the first
         ``empty`` states are known to be zero and are given as None (nothing to pool)."""
+        if empty >= self.depth:  # the automatic mode: nothing to pool
+            return {tuple(size): [None] * self.depth for size in sizes}
         n2 = 2 * self.num_classes
         level, out = x[:, 1 + empty * n2 :], {}
         for size in sizes:  # finest first
-            if empty >= self.depth:  # the automatic mode: nothing to pool
-                out[tuple(size)] = [None] * self.depth
-                continue
             # halving exactly (the usual case) is a 2x2 average: the same values, a faster kernel
             halves = all(a == 2 * b for a, b in zip(level.shape[2:], size))
             level = F.avg_pool2d(level, 2) if halves else F.adaptive_avg_pool2d(level, size)

@@ -71,9 +71,14 @@ def encode(image2d: np.ndarray, pos: list[tuple[int, int]], neg: list[tuple[int,
     return np.stack([image2d, gaussian_map(image2d.shape, pos, sigma), gaussian_map(image2d.shape, neg, sigma)]).astype(np.float32)
 
 
+def padded_size(n: int, multiple: int = 16) -> int:
+    """``n`` rounded up to a multiple of ``multiple`` (the networks' down-sampling)."""
+    return n + (-n) % multiple
+
+
 def pad_to(x: torch.Tensor, multiple: int = 16) -> tuple[torch.Tensor, tuple[int, int]]:
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph, pw = padded_size(h, multiple) - h, padded_size(w, multiple) - w
     if ph or pw:
         x = torch.nn.functional.pad(x, (0, pw, 0, ph))
     return x, (h, w)

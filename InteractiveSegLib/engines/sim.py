@@ -29,7 +29,7 @@ from ..sim_memory import SliceClick, State, click_masks, input_parts
 from ..sim_network import fuse_batch_norm
 from ..volume import Volume
 from .base import Engine, Prediction, Request
-from .click import normalize_intensity
+from .click import normalize_intensity, padded_size
 from .registry import register_engine
 
 #: D of the shipped DDG-SIM: the memory-depth ablation's choice (Resources/Models/sim.md)
@@ -121,13 +121,12 @@ class SIMEngine(Engine):
     @torch.no_grad()
     def probabilities(self, image2d: np.ndarray, states: list[State]) -> np.ndarray:
         """(N, H, W) class probabilities of a normalised slice given its ordered states."""
-        t, (h, w) = self._input_tensor(image2d, states)
+        t, (h, w), empty = self._input_tensor(image2d, states)
         # near-zero memory states make denormal floats, which CPUs compute slowly: flush them
         # to zero for this forward pass only (measured ~10 % per click on 256 x 256)
         flushing = self.device.type == "cpu" and torch.set_flush_denormal(True)
         try:
             # the memory's padding (older states before the D-th click) is known to be empty: skipped
-            empty = max(0, self.depth - len(states)) if self.memory == "sim" else 0
             logits = self.model(t, empty_states=empty)[0, :, :h, :w]
         finally:
             if flushing:
@@ -135,20 +134,20 @@ class SIMEngine(Engine):
         p = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, 0)
         return p.cpu().numpy()
 
-    def _input_tensor(self, image2d: np.ndarray, states: list[State]) -> tuple[torch.Tensor, tuple[int, int]]:
+    def _input_tensor(self, image2d: np.ndarray, states: list[State]) -> tuple[torch.Tensor, tuple[int, int], int]:
         """The network input, zero-padded to a multiple of 16, built block by block straight in
         the network's memory layout (a channels-last copy of the whole tensor afterwards cost
-        as much again on 256 x 256) and the slice's (height, width)."""
+        as much again on 256 x 256); the slice's (height, width); the number of empty states."""
         parts = input_parts(image2d, states, self.memory, self.num_classes, self.depth)
         h, w = image2d.shape
         width = [2 * self.num_classes if p is None else p.shape[0] for p in parts]
-        t = torch.empty(1, sum(width), h + (-h) % 16, w + (-w) % 16, device=self.device, memory_format=self._layout).zero_()
+        t = torch.empty(1, sum(width), padded_size(h), padded_size(w), device=self.device, memory_format=self._layout).zero_()
         at = 0
         for p, c in zip(parts, width):
             if p is not None:  # an empty state stays zero
                 t[0, at : at + c, :h, :w].copy_(torch.from_numpy(p))
             at += c
-        return t, (h, w)
+        return t, (h, w), sum(p is None for p in parts)
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """(N, H, W) probabilities -> (H, W) class indices (multi-label: highest positive index wins)."""
