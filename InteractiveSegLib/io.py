@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import GeometryError, ImageError
-from .labels import LabelTable
-from .volume import Geometry, Volume, check_same_grid, validate_image_array
+from InteractiveSegLib.errors import GeometryError, ImageError
+from InteractiveSegLib.labels import LabelTable
+from InteractiveSegLib.volume import Geometry, Volume, check_same_grid, validate_image_array
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 

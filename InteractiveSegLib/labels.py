@@ -6,7 +6,7 @@ import colorsys
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
-from .errors import InteractionError
+from InteractiveSegLib.errors import InteractionError
 
 
 @dataclass(frozen=True)

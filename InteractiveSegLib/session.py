@@ -15,12 +15,12 @@ from typing import Optional
 
 import numpy as np
 
-from .engines.base import Engine, Prediction, Region, Request
-from .engines.registry import create_engine
-from .errors import InteractionError
-from .interactions import Click, HintGroup, Interaction, SliceAuto, from_json, slice_index, to_json, validate
-from .labels import LabelTable
-from .volume import Volume
+from InteractiveSegLib.engines.base import Engine, Prediction, Region, Request
+from InteractiveSegLib.engines.registry import create_engine
+from InteractiveSegLib.errors import InteractionError
+from InteractiveSegLib.hints import Click, HintGroup, Interaction, SliceAuto, from_json, slice_index, to_json, validate
+from InteractiveSegLib.labels import LabelTable
+from InteractiveSegLib.volume import Volume
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import GeometryError, ImageError
+from InteractiveSegLib.errors import GeometryError, ImageError
 
 
 @dataclass(frozen=True)

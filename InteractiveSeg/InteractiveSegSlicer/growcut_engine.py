@@ -27,10 +27,10 @@ from __future__ import annotations
 import numpy as np
 
 from InteractiveSegLib.errors import EngineError
-from InteractiveSegLib.interactions import Box, kji, slice_points
+from InteractiveSegLib.hints import Box, kji, slice_points
 from InteractiveSegLib.engines.base import Engine, Prediction, Request
-from InteractiveSegLib.engines.vmn import VMNEngine, corrected_block
-from InteractiveSegLib.vmn_propagation import PropagationResult
+from InteractiveSegLib.methods.vmn.engine import VMNEngine, corrected_block
+from InteractiveSegLib.methods.vmn.propagation import PropagationResult
 
 FOREGROUND_SEED = 1
 BACKGROUND_SEED = 2

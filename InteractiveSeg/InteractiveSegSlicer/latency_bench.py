@@ -28,7 +28,7 @@ def padded_volume_node(scene, size: int = 256):
     import vtk
     from vtk.util import numpy_support
 
-    from InteractiveSegLib import datasets
+    from InteractiveSegLib.data import datasets
 
     lv = datasets.load("colin27")
     a = lv.image.array
@@ -51,7 +51,7 @@ def padded_volume_node(scene, size: int = 256):
 
 def time_engine(scene, volumeNode, labelled, engine: str, clicks: int, warmup: int = 3, seed: int = 0) -> dict:
     """Median/p95 ms of click -> updated segment (prepare + worker compute + commit)."""
-    from InteractiveSegLib.interactions import Click
+    from InteractiveSegLib.hints import Click
 
     from .editor_writer import EditorWriter
     from .mrml_glue import SessionStore

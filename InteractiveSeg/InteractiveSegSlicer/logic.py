@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from InteractiveSegLib.errors import InteractionError
-from InteractiveSegLib.interactions import Scribble
+from InteractiveSegLib.hints import Scribble
 
 from . import engine_info, mrml_glue, slice_hints
 from .worker import InferenceWorker

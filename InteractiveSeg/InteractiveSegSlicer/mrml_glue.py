@@ -22,7 +22,7 @@ from vtk.util import numpy_support
 
 import slicer
 from InteractiveSegLib.errors import GeometryError, ImageError, InteractionError, InteractiveSegError
-from InteractiveSegLib.interactions import Click, Interaction, SliceAuto, from_dict, from_json, kji, validate
+from InteractiveSegLib.hints import Click, Interaction, SliceAuto, from_dict, from_json, kji, validate
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.volume import Geometry, Volume
 

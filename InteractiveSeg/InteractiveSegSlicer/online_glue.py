@@ -89,8 +89,8 @@ class OnlineLearningLogic:
     def open(self, taskDir) -> None:
         """Open (or create) the task in folder ``taskDir`` and lock it. A task open elsewhere
         raises ``TaskLockedError`` and nothing changes (a task already open here stays open)."""
-        from InteractiveSegLib.online_learning import DynamicLearner
-        from InteractiveSegLib.task_store import TaskStore
+        from InteractiveSegLib.methods.online.learner import DynamicLearner
+        from InteractiveSegLib.methods.online.task_folder import TaskStore
 
         self._check_idle()
         if not str(taskDir).strip():

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from InteractiveSegLib.errors import InteractionError
-from InteractiveSegLib.interactions import Box, Click, ExtremePoints, Interaction, Scribble, kji
+from InteractiveSegLib.hints import Box, Click, ExtremePoints, Interaction, Scribble, kji
 
 from . import mrml_glue
 

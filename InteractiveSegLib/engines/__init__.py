@@ -4,15 +4,15 @@ Built-in engines are registered by name and imported on first use, so listing en
 (e.g. in Slicer before torch is installed) never imports torch.
 """
 
-from .base import Engine, Prediction, Request
-from .registry import available_engines, create_engine, register_engine, register_lazy
+from InteractiveSegLib.engines.base import Engine, Prediction, Request
+from InteractiveSegLib.engines.registry import available_engines, create_engine, register_engine, register_lazy
 
-register_lazy("click", "InteractiveSegLib.engines.click:ClickEngine")
-register_lazy("sim", "InteractiveSegLib.engines.sim:SIMEngine")
-register_lazy("vmn", "InteractiveSegLib.engines.vmn:VMNEngine")
-register_lazy("vmn-mem0", "InteractiveSegLib.engines.vmn:MemorylessVMNEngine")
-register_lazy("vmn-registration", "InteractiveSegLib.engines.vmn:RegistrationPropagationEngine")
-register_lazy("finetune", "InteractiveSegLib.engines.finetune:ScribbleFinetuneEngine")
-register_lazy("finetune-3d", "InteractiveSegLib.engines.finetune:ScribbleFinetune3DEngine")
+register_lazy("click", "InteractiveSegLib.methods.click.engine:ClickEngine")
+register_lazy("sim", "InteractiveSegLib.methods.sim.engine:SIMEngine")
+register_lazy("vmn", "InteractiveSegLib.methods.vmn.engine:VMNEngine")
+register_lazy("vmn-mem0", "InteractiveSegLib.methods.vmn.engine:MemorylessVMNEngine")
+register_lazy("vmn-registration", "InteractiveSegLib.methods.vmn.engine:RegistrationPropagationEngine")
+register_lazy("finetune", "InteractiveSegLib.methods.finetune.engine:ScribbleFinetuneEngine")
+register_lazy("finetune-3d", "InteractiveSegLib.methods.finetune.engine:ScribbleFinetune3DEngine")
 
 __all__ = ["Engine", "Prediction", "Request", "available_engines", "create_engine", "register_engine", "register_lazy"]

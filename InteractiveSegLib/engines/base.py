@@ -13,8 +13,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..interactions import Interaction
-from ..volume import Volume
+from InteractiveSegLib.hints import Interaction
+from InteractiveSegLib.volume import Volume
 
 Region = tuple[slice, slice, slice]
 

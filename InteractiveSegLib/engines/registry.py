@@ -10,8 +10,8 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import Callable
 
-from ..errors import EngineError
-from .base import Engine
+from InteractiveSegLib.errors import EngineError
+from InteractiveSegLib.engines.base import Engine
 
 _ENGINES: dict[str, Callable[..., Engine]] = {}
 _PLUGINS_LOADED = False

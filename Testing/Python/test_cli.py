@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from InteractiveSegLib import datasets
-from InteractiveSegLib.cli import main
-from InteractiveSegLib.interactions import Click, to_json
+from InteractiveSegLib.data import datasets
+from InteractiveSegLib.cli.main import main
+from InteractiveSegLib.hints import Click, to_json
 from InteractiveSegLib.io import read_labels, write_volume
 from InteractiveSegLib.volume import Volume
 
@@ -83,7 +83,7 @@ def test_bad_input_is_a_message_and_exit_code_2(tmp_path, crop_files, capsys):
 def test_sim_bench_ablation_on_a_users_volume_of_the_task(tmp_path):
     """Multi-class bench on a user volume of the task (held-out right hemisphere of Colin27,
     classes given by label value): per-class Dice/IoU per round, each ablation system named."""
-    from InteractiveSegLib.tasks import load_task
+    from InteractiveSegLib.data.multiclass_tasks import load_task
 
     data = load_task("colin27-deep-grey")
     lv = datasets.load("colin27")
@@ -119,7 +119,7 @@ def test_sim_bench_ablation_on_a_users_volume_of_the_task(tmp_path):
 
 
 def test_segment_with_the_multiclass_engine_names_the_models_classes(tmp_path, crop_files):
-    from InteractiveSegLib.interactions import SliceAuto
+    from InteractiveSegLib.hints import SliceAuto
 
     img, _ = crop_files
     hints = tmp_path / "hints.json"

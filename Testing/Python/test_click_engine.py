@@ -4,14 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from InteractiveSegLib import datasets
-from InteractiveSegLib.bench import to_ijk
+from InteractiveSegLib.data import datasets
+from InteractiveSegLib.bench.click import to_ijk
 from InteractiveSegLib.engines import create_engine
 from InteractiveSegLib.errors import EngineError, ModelError
-from InteractiveSegLib.interactions import Box, Click
+from InteractiveSegLib.hints import Box, Click
 from InteractiveSegLib.labels import LabelTable
-from InteractiveSegLib.networks import click_fcnn, save_checkpoint
-from InteractiveSegLib.robot import dice, robot_click
+from InteractiveSegLib.checkpoints import save_checkpoint
+from InteractiveSegLib.methods.click.network import click_fcnn
+from InteractiveSegLib.users.robot import robot_click
+from InteractiveSegLib.metrics import dice
 from InteractiveSegLib.session import Session
 
 

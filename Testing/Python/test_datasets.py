@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from InteractiveSegLib import datasets
+from InteractiveSegLib.data import datasets
 from InteractiveSegLib.errors import ImageError
 
 

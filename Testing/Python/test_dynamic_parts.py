@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from InteractiveSegLib.replay import ReplayBuffer
-from InteractiveSegLib.slice_guidance import confidence_weights, propose_slices, residual_map, slice_distance
-from InteractiveSegLib.task_store import TaskLockedError, TaskStore, atomic_torch_save
+from InteractiveSegLib.methods.online.replay import ReplayBuffer
+from InteractiveSegLib.methods.online.proposals import confidence_weights, propose_slices, residual_map, slice_distance
+from InteractiveSegLib.methods.online.task_folder import TaskLockedError, TaskStore, atomic_torch_save
 
 
 def test_buffer_keeps_newer_samples_likelier_and_older_ones_alive():
@@ -49,7 +49,7 @@ def test_buffer_state_round_trips_and_continues_identically():
 
 
 def _write_then_die(path: str) -> None:
-    import InteractiveSegLib.task_store as ts
+    import InteractiveSegLib.methods.online.task_folder as ts
 
     real = os.replace
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 from monai.networks.nets import BasicUNet, UNet
 
-from InteractiveSegLib.engines.finetune import ScribbleFinetuneEngine
+from InteractiveSegLib.methods.finetune.engine import ScribbleFinetuneEngine
 from InteractiveSegLib.errors import InteractionError, ModelError
-from InteractiveSegLib.finetune_model import ModelSpec, SegmentationModel, load_model
-from InteractiveSegLib.interactions import Box, HintGroup, Scribble, SliceAuto, from_json, ijk_from_slice_point, to_json
+from InteractiveSegLib.methods.finetune.model import ModelSpec, SegmentationModel, load_model
+from InteractiveSegLib.hints import Box, HintGroup, Scribble, SliceAuto, from_json, ijk_from_slice_point, to_json
 from InteractiveSegLib.labels import LabelTable
-from InteractiveSegLib.scribble_finetune import UNLABELLED, FrozenPrefix, grow_scribbles, trainable_names
+from InteractiveSegLib.methods.finetune.adaptation import UNLABELLED, FrozenPrefix, grow_scribbles, trainable_names
 from InteractiveSegLib.session import Session
 from InteractiveSegLib.volume import Geometry, Volume
 
@@ -91,7 +91,7 @@ def test_models_that_cannot_serve_are_refused_with_the_reason(tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
         load_model(tmp_path / "missing.ts", SPEC2D)
     with pytest.raises(ModelError, match="interaction inputs"):
-        from InteractiveSegLib.networks import default_models_dir
+        from InteractiveSegLib.checkpoints import default_models_dir
 
         load_model(default_models_dir() / "click_fcnn.pt")
 

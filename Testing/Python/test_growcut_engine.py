@@ -9,7 +9,7 @@ import pytest
 
 from InteractiveSegLib.engines import Request, available_engines, create_engine, register_engine
 from InteractiveSegLib.errors import EngineError
-from InteractiveSegLib.interactions import Box, Click, Scribble
+from InteractiveSegLib.hints import Box, Click, Scribble
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.session import Session
 from InteractiveSegLib.volume import Geometry, Volume

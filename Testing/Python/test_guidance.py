@@ -1,6 +1,6 @@
 import numpy as np
 
-from InteractiveSegLib.guidance import disk_map, gaussian_map, geodesic_map
+from InteractiveSegLib.encodings import disk_map, gaussian_map, geodesic_map
 
 
 def test_gaussian_is_normalised_peaks_at_click_and_has_paper_sigma():

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from InteractiveSegLib.errors import InteractionError
-from InteractiveSegLib.interactions import Box, Click, ExtremePoints, Scribble, from_json, slice_index, to_json, validate
+from InteractiveSegLib.hints import Box, Click, ExtremePoints, Scribble, from_json, slice_index, to_json, validate
 
 SHAPE = (10, 20, 30)  # KJI: i < 30, j < 20, k < 10
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from InteractiveSegLib import datasets
+from InteractiveSegLib.data import datasets
 from InteractiveSegLib.errors import GeometryError, ImageError
 from InteractiveSegLib.io import read_labels, read_volume, write_seg_nrrd, write_volume
 from InteractiveSegLib.labels import LabelTable

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from InteractiveSegLib.errors import GeometryError, ImageError, InteractionError
-from InteractiveSegLib.interactions import Click, to_dict
+from InteractiveSegLib.hints import Click, to_dict
 from InteractiveSegLib.labels import LabelTable
 
 # Non-identity IJK->RAS: axes permuted, two flips, anisotropic spacing, offset origin.

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from InteractiveSegLib.finetune_model import SegmentationModel
-from InteractiveSegLib.interactions import Scribble
+from InteractiveSegLib.methods.finetune.model import SegmentationModel
+from InteractiveSegLib.hints import Scribble
 from InteractiveSegLib.labels import LabelTable
 
 from test_finetune_parts import SPEC2D, bright_detector, disks_volume

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from InteractiveSegLib.interactions import Click, ijk_from_slice_point
+from InteractiveSegLib.hints import Click, ijk_from_slice_point
 
 from test_sim_engine import CLASSES, _checkpoint
 

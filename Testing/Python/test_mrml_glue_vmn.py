@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from InteractiveSegLib import datasets
-from InteractiveSegLib.interactions import Box, ijk_from_slice_point
-from InteractiveSegLib.robot import robot_box
+from InteractiveSegLib.data import datasets
+from InteractiveSegLib.hints import Box, ijk_from_slice_point
+from InteractiveSegLib.users.robot import robot_box
 
 from test_mrml_glue import IJK_TO_RAS
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from InteractiveSegLib.errors import InteractionError
-from InteractiveSegLib.online_bench import SHAPE, crop_sample
-from InteractiveSegLib.online_learning import DynamicLearner, OnlineSettings, combined_loss, weighted_loss
-from InteractiveSegLib.proxy_mask import RegistrationSettings
-from InteractiveSegLib.task_store import TaskLockedError, TaskStore
+from InteractiveSegLib.bench.online import SHAPE, crop_sample
+from InteractiveSegLib.methods.online.learner import DynamicLearner, OnlineSettings, combined_loss, weighted_loss
+from InteractiveSegLib.methods.online.proxy_mask import RegistrationSettings
+from InteractiveSegLib.methods.online.task_folder import TaskLockedError, TaskStore
 
 SMALL = dict(channels=(4, 8, 16), patch=(16, 24, 24), n_f=3, buffer_size=2, aux_size=3, replay_m=1)
 FAST_REG = RegistrationSettings(affine_iterations=3, bspline_iterations=0)

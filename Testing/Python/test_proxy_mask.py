@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from InteractiveSegLib.errors import InteractionError
-from InteractiveSegLib.proxy_mask import ProxyMask
+from InteractiveSegLib.methods.online.proxy_mask import ProxyMask
 
 
 def drifting_ellipse(n: int = 24, size: int = 64) -> tuple[np.ndarray, np.ndarray]:

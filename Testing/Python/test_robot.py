@@ -1,6 +1,8 @@
 import numpy as np
 
-from InteractiveSegLib.robot import TrainingClickSampler, dice, robot_click, robot_scribble
+from InteractiveSegLib.users.robot import TrainingClickSampler, robot_click, robot_scribble
+
+from InteractiveSegLib.metrics import dice
 
 
 def disk(shape, center, r):

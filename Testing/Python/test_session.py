@@ -6,7 +6,7 @@ import pytest
 
 from InteractiveSegLib.engines import Engine, Prediction, available_engines, create_engine, register_engine
 from InteractiveSegLib.errors import EngineError, InteractionError
-from InteractiveSegLib.interactions import Click
+from InteractiveSegLib.hints import Click
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.session import Session, merge_class
 from InteractiveSegLib.volume import Volume

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from InteractiveSegLib.engines.sim import SIMEngine
+from InteractiveSegLib.methods.sim.engine import SIMEngine
 from InteractiveSegLib.errors import EngineError, InteractionError, ModelError
-from InteractiveSegLib.interactions import Box, Click, SliceAuto, from_json, ijk_from_slice_point, to_json
-from InteractiveSegLib.networks import save_checkpoint
+from InteractiveSegLib.hints import Box, Click, SliceAuto, from_json, ijk_from_slice_point, to_json
+from InteractiveSegLib.checkpoints import save_checkpoint
 from InteractiveSegLib.session import Session
-from InteractiveSegLib.sim_network import sim_net
+from InteractiveSegLib.methods.sim.network import sim_net
 from InteractiveSegLib.volume import Geometry, Volume
 
 CLASSES = ["background", "ring", "core"]
@@ -172,18 +172,18 @@ def test_paired_comparison_tells_a_consistent_gain_from_noise():
     """DDG-SIM vs another system, slice by slice: a gain on every slice has an interval above
     zero and a small p; a zero-mean difference has an interval around zero; absent classes are
     left out."""
-    from InteractiveSegLib.sim_bench import SliceRun, paired
+    from InteractiveSegLib.metrics import paired
 
     rng = np.random.default_rng(3)
 
-    def runs(dice_cls1):
-        return [SliceRun(dice=[np.array([1.0, d, np.nan])]) for d in dice_cls1]
+    def runs(dice_cls1):  # one round per slice: (slices, 1)
+        return np.asarray(dice_cls1, float)[:, None]
 
     base = rng.uniform(0.4, 0.8, 60)
-    gain = paired(runs(base + 0.05), runs(base), 1, [0])["0"]
+    gain = paired(runs(base + 0.05), runs(base), [0])["0"]
     assert gain["diff"] == pytest.approx(0.05) and gain["ci95"][0] > 0.04 and gain["p_wilcoxon"] < 1e-6
     assert gain["better"] == 60 and gain["slices"] == 60
-    noise = paired(runs(base + rng.normal(0, 0.05, 60) * np.tile([1, -1], 30)), runs(base), 1, [0])["0"]
+    noise = paired(runs(base + rng.normal(0, 0.05, 60) * np.tile([1, -1], 30)), runs(base), [0])["0"]
     assert noise["ci95"][0] < 0 < noise["ci95"][1]
-    assert paired(runs(base), runs(base), 2, [0]) == {}  # class 2 is absent from every slice
+    assert paired(np.full((60, 1), np.nan), runs(base), [0]) == {}  # a class absent from every slice
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from InteractiveSegLib.sim_memory import SliceClick, State, click_masks, empty_state, network_input
-from InteractiveSegLib.sim_network import input_channels, sim_net
+from InteractiveSegLib.methods.sim.memory import SliceClick, State, click_masks, empty_state, network_input
+from InteractiveSegLib.methods.sim.network import input_channels, sim_net
 
 N, D, H, W = 3, 2, 16, 32
 
@@ -92,7 +92,7 @@ def test_fast_lstm_path_is_the_textbook_lstm_and_skips_empty_states_exactly():
     """ConvLSTMCell.sequence (batched input convolution, tanh through sigmoid, empty states as
     None) gives what stepping ``forward`` gives; the network with its empty memory padding
     declared gives what it gives without the declaration."""
-    from InteractiveSegLib.sim_network import ConvLSTMCell
+    from InteractiveSegLib.methods.sim.network import ConvLSTMCell
 
     torch.manual_seed(0)
     cell = ConvLSTMCell(6, 4).eval()
@@ -120,8 +120,8 @@ def test_fast_lstm_path_is_the_textbook_lstm_and_skips_empty_states_exactly():
 
 def test_sim_network_warm_started_from_cim_computes_the_cim_result(tmp_path):
     """Up to D non-overlapping clicks, a SIM network started from a CIM one gives its output."""
-    from InteractiveSegLib.networks import save_checkpoint
-    from InteractiveSegLib.training.sim_train import warm_start
+    from InteractiveSegLib.checkpoints import save_checkpoint
+    from InteractiveSegLib.methods.sim.train import warm_start
 
     torch.manual_seed(0)
     cfg = {"num_classes": 5, "depth": 3, "features": [8, 16, 32, 64]}
@@ -144,7 +144,7 @@ def test_sim_network_warm_started_from_cim_computes_the_cim_result(tmp_path):
 
 
 def test_batch_norm_folded_into_the_convolutions_gives_the_same_logits():
-    from InteractiveSegLib.sim_network import fuse_batch_norm
+    from InteractiveSegLib.methods.sim.network import fuse_batch_norm
 
     torch.manual_seed(0)
     net = sim_net(N, D, "sim", "lstm", features=(8, 16, 16, 32))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from InteractiveSegLib.errors import InteractionError
-from InteractiveSegLib.interactions import Box, Click, Scribble, to_dict
+from InteractiveSegLib.hints import Box, Click, Scribble, to_dict
 from InteractiveSegLib.labels import LabelTable
 
 # Oblique (30 degrees about R, 20 about S) and anisotropic (0.7, 0.9, 2.5 mm) grid, offset origin.
@@ -153,7 +153,7 @@ def test_batch_api_segments_a_real_volume_end_to_end(glue, scene, volume_node):
     """Colin27 T1 (Debian mricron-data) with JSON hints through the logic's batch API and
     its inference thread: the AAL structure clicked is found (Dice against the atlas)."""
     mrml_glue, _, logic = glue
-    datasets = pytest.importorskip("InteractiveSegLib.datasets")
+    datasets = pytest.importorskip("InteractiveSegLib.data.datasets")
     try:
         lv = datasets.load("colin27")
     except Exception as e:  # the data package is not installed on this machine

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from InteractiveSegLib.errors import InteractionError
-from InteractiveSegLib.interactions import Click, ExtremePoints, Scribble
+from InteractiveSegLib.hints import Click, ExtremePoints, Scribble
 
 
 @pytest.fixture

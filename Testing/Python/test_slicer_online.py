@@ -35,8 +35,8 @@ def ball(volume_node):
 
 
 def online(online_glue, task, vol=None, seg=None, sid=None, **settings):
-    from InteractiveSegLib.online_learning import OnlineSettings
-    from InteractiveSegLib.proxy_mask import RegistrationSettings
+    from InteractiveSegLib.methods.online.learner import OnlineSettings
+    from InteractiveSegLib.methods.online.proxy_mask import RegistrationSettings
 
     return online_glue.OnlineLearningLogic(task, vol, seg, sid, settings=OnlineSettings(**(SMALL | settings)),
                                            registration=RegistrationSettings(affine_iterations=3, bspline_iterations=0), workers=1)
@@ -151,7 +151,7 @@ def test_training_on_the_worker_stops_cleanly_and_the_task_reopens_as_saved(glue
 
 
 def test_a_task_open_elsewhere_is_refused_with_a_clear_message_and_nothing_changes(glue, scene, ball, tmp_path):
-    from InteractiveSegLib.task_store import TaskLockedError
+    from InteractiveSegLib.methods.online.task_folder import TaskLockedError
 
     mrml_glue, online_glue, _ = glue
     vol, inside = ball

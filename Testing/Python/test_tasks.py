@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from InteractiveSegLib.tasks import load_task
+from InteractiveSegLib.data.multiclass_tasks import load_task
 
 
 def test_deep_grey_split_never_shares_a_voxel_between_train_and_test():
@@ -43,7 +43,7 @@ def test_sim_bench_split_train_samples_the_training_side():
     """``bench --split train`` (choosing among snapshots) reads the training hemisphere only."""
     from types import SimpleNamespace
 
-    from InteractiveSegLib.sim_bench import slices_for
+    from InteractiveSegLib.bench.sim import slices_for
 
     data = load_task("colin27-deep-grey")
     args = SimpleNamespace(axes="0,1,2", min_area=64, max_slices=0, seed=0)

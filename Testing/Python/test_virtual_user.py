@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from InteractiveSegLib.virtual_user import DynamicUser, RobotUser, centre_weighted_point, one_hot, static_clicks
+from InteractiveSegLib.users.multiclass import DynamicUser, RobotUser, centre_weighted_point, static_clicks
+
+from InteractiveSegLib.preprocessing import one_hot
 
 N = 4
 
@@ -161,9 +163,9 @@ def test_ddg_fills_the_memory_with_fixed_weight_passes_before_backprop():
     round; state r holds round r's clicks and the result they corrected; 0 rounds = automatic."""
     import torch
 
-    from InteractiveSegLib.sim_memory import network_input
-    from InteractiveSegLib.sim_network import sim_net
-    from InteractiveSegLib.training.sim_train import fill_memory, predict_probs
+    from InteractiveSegLib.methods.sim.memory import network_input
+    from InteractiveSegLib.methods.sim.network import sim_net
+    from InteractiveSegLib.methods.sim.train import fill_memory, predict_probs
 
     torch.manual_seed(0)
     net = sim_net(N, 3, "sim", "lstm", features=(8, 16, 16, 32))

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from InteractiveSegLib import datasets
+from InteractiveSegLib.data import datasets
 from InteractiveSegLib.engines import create_engine
 from InteractiveSegLib.errors import EngineError, InteractionError, ModelError
-from InteractiveSegLib.interactions import Box, ExtremePoints, SliceAuto, ijk_from_slice_point
+from InteractiveSegLib.hints import Box, ExtremePoints, SliceAuto, ijk_from_slice_point
 from InteractiveSegLib.labels import LabelTable
-from InteractiveSegLib.robot import dice, robot_box, robot_extreme_points
+from InteractiveSegLib.users.robot import robot_box, robot_extreme_points
+from InteractiveSegLib.metrics import dice
 from InteractiveSegLib.session import Session
 
 STRUCTURE = "Putamen_R"  # even AAL id: held out from training
@@ -158,7 +159,7 @@ def test_progress_is_reported_per_slice_and_a_cancel_changes_nothing(colin, engi
 def test_large_region_is_propagated_at_the_working_size(colin):
     """A region wider than ``max_side`` is shrunk for the network and its masks resized back;
     the corrected slice keeps its mask exactly."""
-    from InteractiveSegLib.engines.vmn import resize_stack
+    from InteractiveSegLib.methods.vmn.engine import resize_stack
 
     image, ref = colin
     engine = create_engine("vmn", max_side=32, stop_after=2)
@@ -181,8 +182,8 @@ def test_large_region_is_propagated_at_the_working_size(colin):
 def test_quality_stage_records_what_the_head_saw(colin):
     """The quality stage's recorder pairs every propagated slice's head input with its true
     IoU; the stored input reproduces the head's prediction (what the stage fits is what runs)."""
-    from InteractiveSegLib.training.vmn_quality import QualityRecorder
-    from InteractiveSegLib.vmn_bench import slice_iou
+    from InteractiveSegLib.methods.vmn.quality_training import QualityRecorder
+    from InteractiveSegLib.metrics import iou
 
     image, ref = colin
     engine = create_engine("vmn")
@@ -196,7 +197,7 @@ def test_quality_stage_records_what_the_head_saw(colin):
     assert len(rec.samples) == step.prediction.quality["propagated"] == np.isfinite(quality).sum()
     pred = session.labelmap == 1
     rated = np.flatnonzero(np.isfinite(quality))
-    assert sorted(iou for _, iou in rec.samples) == sorted(slice_iou(ref[i], pred[i]) for i in rated)
+    assert sorted(iou for _, iou in rec.samples) == sorted(iou(ref[i], pred[i]) for i in rated)
     with torch.no_grad():  # one propagation: every slice has the region's size
         again = engine.net.quality.score(torch.stack([x for x, _ in rec.samples]).float())
     np.testing.assert_allclose(sorted(again.numpy()), sorted(quality[rated]), atol=2e-3)  # half-precision storage

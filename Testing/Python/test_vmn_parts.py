@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from InteractiveSegLib.engines.click import Roi
-from InteractiveSegLib.interactions import Box, ExtremePoints, Scribble, ijk_from_slice_point
-from InteractiveSegLib.robot import robot_box, robot_extreme_points
-from InteractiveSegLib.vmn_interaction import crop_resize, hint_cues, hint_roi, network_input, paste, to_roi
-from InteractiveSegLib.vmn_network import VMNet, interaction_net, memory_read
-from InteractiveSegLib.vmn_propagation import memory_slices, propagate
+from InteractiveSegLib.preprocessing import Roi
+from InteractiveSegLib.hints import Box, ExtremePoints, Scribble, ijk_from_slice_point
+from InteractiveSegLib.users.robot import robot_box, robot_extreme_points
+from InteractiveSegLib.methods.vmn.interaction import hint_cues, hint_roi, network_input, to_roi
+from InteractiveSegLib.preprocessing import crop_resize, paste
+from InteractiveSegLib.methods.vmn.network import VMNet, interaction_net, memory_read
+from InteractiveSegLib.methods.vmn.propagation import memory_slices, propagate
 
 
 def _numpy_read(km, vm, kq):
@@ -222,7 +223,7 @@ def test_robot_box_and_extreme_jitter_bounded():
 def test_warm_start_widening_keeps_the_function():
     """Coordinates were added to the keys after a first training run: the widened network
     starts as the source network (the new input channels at zero)."""
-    from InteractiveSegLib.training.loop import load_matching
+    from InteractiveSegLib.training import load_matching
 
     torch.manual_seed(0)
     narrow = torch.nn.Conv2d(3, 4, 3, padding=1)
@@ -235,7 +236,7 @@ def test_warm_start_widening_keeps_the_function():
 
 
 def test_real_network_propagates_with_and_without_memory():
-    from InteractiveSegLib.vmn_propagation import VMNPropagator
+    from InteractiveSegLib.methods.vmn.propagation import VMNPropagator
 
     torch.manual_seed(0)
     vol = np.random.default_rng(0).random((7, 40, 50)).astype(np.float32)  # not a multiple of 16: padded
@@ -250,7 +251,7 @@ def test_real_network_propagates_with_and_without_memory():
 def test_interaction_samples_past_the_end_clear_a_false_mask():
     """f_IN training: a slice past the structure's end holds a false mask (previous-mask
     channel), the robot's stroke there is negative, and the target is empty."""
-    from InteractiveSegLib.training.vmn_train import Structure, interaction_sample
+    from InteractiveSegLib.methods.vmn.train import Structure, interaction_sample
 
     mask = np.zeros((20, 32, 32), bool)
     mask[6:12, 10:22, 8:20] = True

@@ -1,0 +1,233 @@
+"""3D benchmark of slice-propagation engines (VMN, its memory-less baseline, registration
+propagation and Grow from seeds from the corrected slices): per volume and structure, round after round.
+
+Round 1: the robot gives a hint of the chosen type on the axial slice where the
+structure is largest: a scribble (the BENCHMARK.md stroke on the whole structure), a
+box or four extreme points (from the reference, jittered by up to 10 voxels, VMN 4.2).
+Round r > 1: a slice is chosen (``--select``):
+
+- ``quality``: ``Session.suggest_slice()``, the most expected wrong voxels,
+  (1 - the quality head's predicted IoU) x the slice's foreground;
+- ``random``: a random slice among those the engine propagated (the same candidates);
+- ``oracle``: the slice with the most wrong voxels against the reference, among slices
+  where the reference or the result has the structure (it also sees slices the
+  propagation never reached).
+
+and the robot corrects it with the same hint type: a corrective scribble on the largest
+error region, or a fresh jittered box / extreme points of the reference; a slice where
+the structure is absent gets a negative scribble whatever the type. Volume Dice after
+each round; s/propagation is the engine's propagation time; the quality head's
+predicted IoU is paired with the true IoU of every propagated slice (Pearson r).
+Engines without a quality head fall back to ``random``.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from InteractiveSegLib.bench.click import BenchData, shipped_data, user_data
+from InteractiveSegLib.engines import create_engine
+from InteractiveSegLib.labels import LabelTable
+from InteractiveSegLib.users.robot import robot_slice_hint
+from InteractiveSegLib.metrics import dice
+from InteractiveSegLib.session import Session
+from InteractiveSegLib.metrics import iou, noc, pearson
+
+ENGINES = ("vmn", "vmn-mem0", "vmn-growcut", "vmn-registration")
+HINTS = ("scribble", "box", "extreme")
+SELECT = ("quality", "random", "oracle")
+AXIS = 0  # axial (KJI axis 0), as the paper
+
+
+@dataclass
+class VolumeRun:
+    structure: str
+    dices: list[float] = field(default_factory=list)  # after round 1, 2, ...
+    ms: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    pairs: list[tuple[float, float]] = field(default_factory=list)  # (predicted, true) IoU
+    slices: list[int] = field(default_factory=list)
+
+
+def choose_slice(select: str, session: Session, ref: np.ndarray, done: set[int], rng: np.random.Generator) -> int | None:
+    pred = session.labelmap == 1
+    if select == "quality":
+        s = session.suggest_slice(exclude=tuple(done))
+        if s is not None:
+            return s.index
+        select = "random"
+    if select == "random":
+        q = _last_quality(session)
+        rated = q is not None and np.isfinite(q).any()  # else (no quality head): the slices it labelled
+        cand = [i for i in range(ref.shape[AXIS]) if i not in done and (np.isfinite(q[i]) if rated else pred[i].any())]
+        return int(rng.choice(cand)) if cand else None
+    cand = [i for i in range(ref.shape[AXIS]) if i not in done and (ref[i].any() or pred[i].any())]
+    # the suggestion's rule with the truth: the most wrong voxels (the paper's lowest IoU
+    # points at tips and at the far end of a run carried past the structure)
+    return max(cand, key=lambda i: (int((ref[i] ^ pred[i]).sum()), -i)) if cand else None
+
+
+def _last_quality(session: Session) -> np.ndarray | None:
+    q = (session.history[-1].prediction.quality or {}) if session.history else {}
+    return np.array(q["slice_quality"], np.float64) if "slice_quality" in q else None
+
+
+def run_volume(session: Session, ref: np.ndarray, name: str, kind: str, select: str, rounds: int, seed: int) -> VolumeRun:
+    """One session: the hints' jitter and the random slice choice draw from separate
+    generators seeded per structure, so every selection mode gets the same round-1 hint."""
+    hint_rng, select_rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
+    run = VolumeRun(name)
+    done: set[int] = set()
+    index = int(np.argmax(ref.sum((1, 2))))
+    for r in range(1, rounds + 1):
+        if r > 1:
+            index = choose_slice(select, session, ref, done, select_rng)
+        hint = None if index is None else robot_slice_hint(kind, ref[index], None if r == 1 else session.labelmap[index] == 1, AXIS, index, hint_rng)
+        if index is not None:
+            done.add(index)
+        if hint is not None:
+            run.slices.append(index)
+            t0 = time.perf_counter()
+            step = session.add(hint)
+            run.ms.append((time.perf_counter() - t0) * 1000)
+            q = step.prediction.quality or {}
+            run.seconds.append(float(q.get("seconds", np.nan)))
+            pred = session.labelmap == 1
+            for i, p in enumerate(q.get("slice_quality", [])):
+                if np.isfinite(p):
+                    run.pairs.append((float(p), iou(ref[i], pred[i])))
+        run.dices.append(dice(ref, session.labelmap == 1))
+    return run
+
+
+def summarize(engine: str, data: BenchData, kind: str, select: str, runs: list[VolumeRun], rounds: int) -> dict:
+    keys = list(range(1, rounds + 1))
+    per_structure = {
+        r.structure: {
+            "dice_at": {str(k): r.dices[k - 1] for k in keys},
+            "noc85": noc(r.dices, 0.85, rounds),
+            "noc90": noc(r.dices, 0.90, rounds),
+            "s_per_propagation": float(np.nanmedian(r.seconds)) if r.seconds else None,
+            "slices": r.slices,
+        }
+        for r in runs
+    }
+    ms = np.concatenate([r.ms for r in runs]) if runs else np.zeros(0)
+    secs = np.array([s for r in runs for s in r.seconds], np.float64)
+    pairs = np.array([p for r in runs for p in r.pairs], np.float64).reshape(-1, 2)
+    quality_r = pearson(pairs[:, 0], pairs[:, 1])
+    mean = lambda get: float(np.mean([get(v) for v in per_structure.values()])) if per_structure else float("nan")  # noqa: E731
+    return {
+        "engine": engine,
+        "mode": "3d",
+        "hint": kind,
+        "select": select,
+        "data": data.name,
+        "shape": list(data.image.shape),
+        "structures": list(per_structure),
+        "dice_at": {str(k): mean(lambda v: v["dice_at"][str(k)]) for k in keys},
+        "noc85": mean(lambda v: v["noc85"]),
+        "noc90": mean(lambda v: v["noc90"]),
+        "noc_cap": rounds,
+        "ms_per_interaction": {"median": float(np.median(ms)) if ms.size else None, "p95": float(np.percentile(ms, 95)) if ms.size else None},
+        "s_per_propagation": float(np.nanmedian(secs)) if np.isfinite(secs).any() else None,
+        "quality_pearson": quality_r,
+        "quality_pairs": int(len(pairs)),
+        "peak_rss_mb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "sessions": len(runs),
+        "per_structure": per_structure,
+    }
+
+
+
+def full_sweep_seconds(engine_name: str, shape=(100, 256, 256)) -> dict:
+    """s for one propagation over every slice of a (slices, 256, 256) block of Colin27
+    (zero-padded), started mid-volume, the stop rule off, on whole slices: the speed bar's
+    volume. ``cold``: first round on the volume; ``warm``: a later round."""
+    from InteractiveSegLib.data import datasets
+    from InteractiveSegLib.volume import Volume
+
+    lv = datasets.load("colin27")
+    img = np.zeros(shape, np.float32)
+    src = lv.image.array[40 : 40 + shape[0]]
+    img[:, : src.shape[1], : src.shape[2]] = src[:, : shape[1], : shape[2]]
+    engine = create_engine(engine_name, stop_after=10**6, margin=256)
+    engine.set_image(Volume(img, lv.image.geometry))
+    mid = shape[0] // 2
+    start = np.zeros(shape[1:], np.float32)
+    start[100:140, 90:130] = 1  # a margin of 256 makes the region the whole slice
+    cold = engine.propagate(AXIS, {mid: start}, mid).seconds  # first round: query encodings computed
+    warm = engine.propagate(AXIS, {mid: start}, mid).seconds  # later rounds reuse them
+    return {"cold": cold, "warm": warm}
+
+
+def run(args) -> list[dict]:
+    engines = args.engines.split(",")
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown:
+        raise SystemExit(f"engines {unknown} are not propagation engines: benchmark them without {list(ENGINES)}")
+    kinds = args.hint.split(",")
+    selects = args.select.split(",")
+    for k in kinds:
+        if k not in HINTS:
+            raise SystemExit(f"--hint {k!r}: expected one of {HINTS}")
+    for s in selects:
+        if s not in SELECT:
+            raise SystemExit(f"--select {s!r}: expected one of {SELECT}")
+    rounds = args.rounds or 6
+    if args.image:
+        data = [user_data(args.image, args.labels, args.structures.split(",") if args.structures else None)]
+    else:
+        names = args.data if args.data != "colin27,inia19,mni152" else "colin27,inia19"
+        data = shipped_data(names.split(","), args.split, args.min_voxels)
+        for d in data:
+            ids = sorted(d.structures)
+            if args.max_structures and len(ids) > args.max_structures:
+                pick = np.random.default_rng(args.seed).choice(ids, args.max_structures, replace=False)
+                d.structures = {int(v): d.structures[int(v)] for v in sorted(pick)}
+    results = []
+    for engine_name in engines:
+        engine = None
+        for d in data:
+            engine = create_engine(engine_name)
+            engine.set_image(d.image)
+            for kind in kinds:
+                for select in selects:
+                    t0 = time.time()
+                    runs = []
+                    for value, name in d.structures.items():
+                        session = Session(d.image, engine, LabelTable.default([1], {1: name}))
+                        runs.append(run_volume(session, d.labelmap == value, name, kind, select, rounds, args.seed * 100003 + int(value)))
+                    r = summarize(engine_name, d, kind, select, runs, rounds)
+                    print(f"{engine_name} {kind} {select} on {d.name}: Dice@1 {r['dice_at']['1']:.3f} Dice@{rounds} {r['dice_at'][str(rounds)]:.3f} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+                    results.append(r)
+        if engine is not None and not args.no_speed and engine_name in ("vmn", "vmn-mem0"):
+            sweep = full_sweep_seconds(engine_name)
+            for r in results:
+                if r["engine"] == engine_name:
+                    r["s_per_propagation_256x256x100"] = sweep
+    return results
+
+
+def _sweep(r: dict) -> str:
+    s = r.get("s_per_propagation_256x256x100")
+    return "—" if not s else f"{s['cold']:.2f} / {s['warm']:.2f}"
+
+
+def markdown(results: list[dict]) -> str:
+    rounds = max(int(k) for r in results for k in r["dice_at"]) if results else 0
+    head = "| engine | hint | select | data | structures | " + " | ".join(f"Dice@{k}" for k in range(1, rounds + 1)) + " | s/propagation | s 256x256x100 cold / warm | Pearson Q | peak RSS MB |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    f = lambda x: "—" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.3f}"  # noqa: E731
+    for r in results:
+        lines.append(
+            f"| {r['engine']} | {r['hint']} | {r['select']} | {r['data']} {tuple(r['shape'])} | {len(r['structures'])} | "
+            + " | ".join(f(r["dice_at"].get(str(k))) for k in range(1, rounds + 1))
+            + f" | {f(r['s_per_propagation'])} | {_sweep(r)} | {f(r['quality_pearson'])} | {r['peak_rss_mb']} |"
+        )
+    return "\n".join(lines)

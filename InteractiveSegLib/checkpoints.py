@@ -1,0 +1,87 @@
+"""Checkpoints of the project's networks: their format, the builder registry, the models folder.
+
+A checkpoint is a plain ``torch.save`` dict ``{"arch", "config", "state_dict", "meta"}``
+loaded with ``weights_only=True`` (no pickled code runs when a model file loads).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from InteractiveSegLib.errors import ModelError
+
+
+#: Network builders by checkpoint ``arch``: "module:callable", imported when a checkpoint of
+#: that architecture loads (a method's network module imports nothing of this one).
+ARCHITECTURES = {
+    "click_fcnn": "InteractiveSegLib.methods.click.network:click_fcnn",
+    "sim_net": "InteractiveSegLib.methods.sim.network:sim_net",
+    "vmn_net": "InteractiveSegLib.methods.vmn.network:vmn_net",
+    "vmn_interaction": "InteractiveSegLib.methods.vmn.network:interaction_net",
+}
+
+
+def build_network(arch: str, **kwargs: Any) -> torch.nn.Module:
+    """A new network of a registered architecture (ModelError if unknown)."""
+    from importlib import import_module
+
+    if arch not in ARCHITECTURES:
+        raise ModelError(f"unknown network architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+    module, _, name = ARCHITECTURES[arch].partition(":")
+    return getattr(import_module(module), name)(**kwargs)
+
+def default_models_dir() -> Path:
+    """Shipped weights: ``Resources/Models`` beside the library (source tree), or
+    ``Resources/Models`` of the built Slicer module; ``INTERACTIVESEG_MODELS`` overrides."""
+    import os
+
+    env = os.environ.get("INTERACTIVESEG_MODELS")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "Resources" / "Models", here.parent / "InteractiveSeg" / "Resources" / "Models"):
+        if cand.exists():
+            return cand
+    return here.parent / "Resources" / "Models"
+
+
+def save_checkpoint(path: str | Path, arch: str, config: dict, model: torch.nn.Module, meta: dict[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"arch": arch, "config": config, "state_dict": model.state_dict(), "meta": meta}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: str | Path, expected_arch: str) -> tuple[torch.nn.Module, dict, dict]:
+    """Load (model in eval mode, config, meta); ModelError with the reason if it cannot."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model file {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelError(f"model file {path} does not load: {e}") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ModelError(f"model file {path} is not an InteractiveSeg checkpoint")
+    arch = ckpt.get("arch")
+    if arch != expected_arch:
+        raise ModelError(f"model file {path} holds a {arch!r} network, expected {expected_arch!r}")
+    config = dict(ckpt.get("config", {}))
+    net_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("net", {}).items()}
+    model = build_network(arch, **net_kwargs)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise ModelError(f"model file {path} does not match the {arch} network: {str(e).splitlines()[0]}") from None
+    model.eval()
+    return model, config, dict(ckpt.get("meta", {}))
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,261 @@
+"""User hints as plain dataclasses, in voxel (IJK) space of the source volume.
+
+Every hint carries the class (``label``, a positive integer of the session's label
+table) it is for and whether it adds (positive) or removes (negative). Hints that
+live on one slice (clicks, scribbles, 2D boxes) say which slice axis they were drawn
+on: ``axis`` is the KJI array axis held constant (0 = axial/K, 1 = coronal/J,
+2 = sagittal/I). JSON round-trip with ``to_json`` / ``from_json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Sequence, Union
+
+import numpy as np
+
+from InteractiveSegLib.errors import InteractionError
+
+AXIS_NAMES = {0: "axial", 1: "coronal", 2: "sagittal"}
+
+
+def _ijk(p, what: str) -> tuple[int, int, int]:
+    try:
+        t = tuple(int(round(float(v))) for v in p)
+    except (TypeError, ValueError):
+        raise InteractionError(f"{what}: point {p!r} is not numeric") from None
+    if len(t) != 3:
+        raise InteractionError(f"{what}: point {p!r} must have 3 coordinates (i, j, k), got {len(t)}")
+    return t  # type: ignore[return-value]
+
+
+def kji(ijk: Sequence[int]) -> tuple[int, int, int]:
+    """Array index of an IJK point."""
+    return (int(ijk[2]), int(ijk[1]), int(ijk[0]))
+
+
+@dataclass
+class Click:
+    ijk: tuple[int, int, int]
+    label: int = 1
+    positive: bool = True
+    axis: int = 0
+
+    def __post_init__(self) -> None:
+        self.ijk = _ijk(self.ijk, "click")
+
+    @property
+    def points(self) -> list[tuple[int, int, int]]:
+        return [self.ijk]
+
+
+@dataclass
+class Scribble:
+    voxels: list[tuple[int, int, int]]
+    label: int = 1
+    positive: bool = True
+    axis: int = 0
+
+    def __post_init__(self) -> None:
+        self.voxels = [_ijk(v, "scribble") for v in self.voxels]
+        if not self.voxels:
+            raise InteractionError("scribble has no voxels")
+
+    @property
+    def points(self) -> list[tuple[int, int, int]]:
+        return list(self.voxels)
+
+
+@dataclass
+class Box:
+    """Axis-aligned box from ``min_ijk`` to ``max_ijk`` inclusive (flat along ``axis`` for a 2D box)."""
+
+    min_ijk: tuple[int, int, int]
+    max_ijk: tuple[int, int, int]
+    label: int = 1
+    positive: bool = True
+    axis: int = 0
+
+    def __post_init__(self) -> None:
+        a, b = _ijk(self.min_ijk, "box"), _ijk(self.max_ijk, "box")
+        self.min_ijk = tuple(min(x, y) for x, y in zip(a, b))  # type: ignore[assignment]
+        self.max_ijk = tuple(max(x, y) for x, y in zip(a, b))  # type: ignore[assignment]
+
+    @property
+    def points(self) -> list[tuple[int, int, int]]:
+        return [self.min_ijk, self.max_ijk]
+
+
+@dataclass
+class ExtremePoints:
+    """The 4 (one slice) or 6 (3D) extreme points of a structure."""
+
+    points_ijk: list[tuple[int, int, int]]
+    label: int = 1
+    positive: bool = True
+    axis: int = 0
+
+    def __post_init__(self) -> None:
+        self.points_ijk = [_ijk(p, "extreme points") for p in self.points_ijk]
+        if len(self.points_ijk) not in (4, 6):
+            raise InteractionError(f"extreme points: expected 4 or 6 points, got {len(self.points_ijk)}")
+
+    @property
+    def points(self) -> list[tuple[int, int, int]]:
+        return list(self.points_ijk)
+
+
+@dataclass
+class SliceAuto:
+    """No hint at all: ask a multi-class engine for its automatic result on one slice.
+
+    ``index`` is the slice along KJI ``axis``; ``label`` 0 means every class of the engine.
+    """
+
+    index: int
+    axis: int = 0
+    label: int = 0
+    positive: bool = True
+
+    def __post_init__(self) -> None:
+        try:
+            self.index = int(self.index)
+        except (TypeError, ValueError):
+            raise InteractionError(f"automatic: slice index {self.index!r} is not an integer") from None
+
+    @property
+    def points(self) -> list[tuple[int, int, int]]:
+        """One point on the slice (its corner), so slice helpers work on it."""
+        return [ijk_from_slice_point((0, 0), self.axis, self.index)]
+
+
+@dataclass
+class HintGroup:
+    """Several hints applied as one step: scribbles of several labels corrected at once
+    (scribble-aware fine-tuning). Class, axis and slice are those of the first hint."""
+
+    hints: list
+
+    def __post_init__(self) -> None:
+        self.hints = [from_dict(h) if isinstance(h, dict) else h for h in self.hints]
+        if not self.hints:
+            raise InteractionError("a hint group needs at least one hint")
+        if any(isinstance(h, (HintGroup, SliceAuto)) for h in self.hints):
+            raise InteractionError("a hint group holds clicks, scribbles, boxes or extreme points only")
+
+    @property
+    def label(self) -> int:
+        return self.hints[0].label
+
+    @property
+    def axis(self) -> int:
+        return self.hints[0].axis
+
+    @property
+    def positive(self) -> bool:
+        return True
+
+    @property
+    def points(self) -> list[tuple[int, int, int]]:
+        return self.hints[0].points
+
+
+def members(interaction) -> list:
+    """The hints inside a step: a group's members, or the hint itself."""
+    return list(interaction.hints) if isinstance(interaction, HintGroup) else [interaction]
+
+
+Interaction = Union[Click, Scribble, Box, ExtremePoints, SliceAuto, HintGroup]
+_TYPES = {"click": Click, "scribble": Scribble, "box": Box, "extreme_points": ExtremePoints, "auto": SliceAuto, "group": HintGroup}
+_NAMES = {v: k for k, v in _TYPES.items()}
+
+
+def to_dict(interaction: Interaction) -> dict:
+    if isinstance(interaction, HintGroup):
+        return {"type": "group", "hints": [to_dict(h) for h in interaction.hints]}
+    d = asdict(interaction)
+    for k, v in d.items():
+        if isinstance(v, tuple):
+            d[k] = list(v)
+        elif isinstance(v, list):
+            d[k] = [list(p) for p in v]
+    return {"type": _NAMES[type(interaction)], **d}
+
+
+def from_dict(d: dict) -> Interaction:
+    if not isinstance(d, dict) or "type" not in d:
+        raise InteractionError(f"hint must be an object with a 'type' key, got {d!r}")
+    cls = _TYPES.get(d["type"])
+    if cls is None:
+        raise InteractionError(f"unknown hint type {d['type']!r}; expected one of {sorted(_TYPES)}")
+    kwargs = {k: v for k, v in d.items() if k != "type"}
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise InteractionError(f"malformed {d['type']} hint: {e}") from None
+
+
+def to_json(interactions: Iterable[Interaction]) -> str:
+    return json.dumps([to_dict(x) for x in interactions])
+
+
+def from_json(text: str) -> list[Interaction]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InteractionError(f"hints are not valid JSON: {e}") from None
+    if isinstance(data, dict):
+        data = [data]
+    return [from_dict(d) for d in data]
+
+
+def validate(interaction: Interaction, shape_kji: Sequence[int], labels: Iterable[int] | None = None) -> None:
+    """Raise InteractionError unless the hint fits a volume of ``shape_kji`` and a known class."""
+    if len(shape_kji) != 3:
+        raise InteractionError(f"hints need a 3D volume, got shape {tuple(shape_kji)}")
+    if isinstance(interaction, HintGroup):
+        for h in interaction.hints:
+            validate(h, shape_kji, labels)
+        return
+    if isinstance(interaction.label, bool) or not isinstance(interaction.label, (int, np.integer)):
+        raise InteractionError(f"class must be an integer label, got {interaction.label!r}")
+    if isinstance(interaction, SliceAuto):
+        if interaction.axis not in AXIS_NAMES:
+            raise InteractionError(f"axis must be 0, 1 or 2 (KJI array axis), got {interaction.axis}")
+        if not 0 <= interaction.index < shape_kji[interaction.axis]:
+            raise InteractionError(f"automatic: slice {interaction.index} is outside the volume ({shape_kji[interaction.axis]} {AXIS_NAMES[interaction.axis]} slices)")
+        return
+    if interaction.label < 1:
+        raise InteractionError(f"class label must be >= 1 (0 is background), got {interaction.label}")
+    if labels is not None and interaction.label not in set(labels):
+        raise InteractionError(f"unknown class {interaction.label}; known classes: {sorted(labels)}")
+    if interaction.axis not in AXIS_NAMES:
+        raise InteractionError(f"axis must be 0, 1 or 2 (KJI array axis), got {interaction.axis}")
+    size_ijk = (shape_kji[2], shape_kji[1], shape_kji[0])
+    for p in interaction.points:
+        if any(c < 0 or c >= n for c, n in zip(p, size_ijk)):
+            raise InteractionError(f"{type(interaction).__name__.lower()} point {p} is outside the volume (IJK size {size_ijk})")
+    if isinstance(interaction, (Click, Scribble)) and interaction.axis is not None:
+        ax = interaction.axis
+        idx = {kji(p)[ax] for p in interaction.points}
+        if len(idx) > 1:
+            raise InteractionError(f"{type(interaction).__name__.lower()} spans several {AXIS_NAMES[ax]} slices: {sorted(idx)}")
+
+
+def slice_points(points_ijk: Sequence[Sequence[int]], axis: int) -> list[tuple[int, int]]:
+    """IJK points -> (row, col) on a slice held constant along KJI ``axis``."""
+    others = [a for a in range(3) if a != axis]
+    return [tuple(kji(p)[o] for o in others) for p in points_ijk]  # type: ignore[misc]
+
+
+def ijk_from_slice_point(point2d: Sequence[int], axis: int, index: int) -> tuple[int, int, int]:
+    """(row, col) on slice ``index`` along KJI ``axis`` -> IJK (inverse of ``slice_points``)."""
+    k_j_i = [int(c) for c in point2d]
+    k_j_i.insert(axis, int(index))
+    return (k_j_i[2], k_j_i[1], k_j_i[0])
+
+
+def slice_index(interaction: Interaction) -> int:
+    """Index along ``interaction.axis`` of the slice the hint was drawn on."""
+    return kji(interaction.points[0])[interaction.axis]

@@ -1,0 +1,21 @@
+"""The click-guidance FCNN of papers/click-guidance-fcnn.txt, built from MONAI's BasicUNet."""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.nets import BasicUNet
+
+
+def click_fcnn(features: tuple[int, ...] = (16, 32, 48, 96, 192, 16)) -> torch.nn.Module:
+    """The click-guidance FCNN: 4 down blocks (2x conv-BN-ReLU, 2x2 max-pool), a bottleneck,
+    4 up blocks with 2x2 transposed convolutions; input (image, fg guidance, bg guidance),
+    one output logit for the clicked structure. MONAI's BasicUNet is exactly this layout."""
+    return BasicUNet(
+        spatial_dims=2,
+        in_channels=3,
+        out_channels=1,
+        features=features,
+        act=("relu", {"inplace": True}),
+        norm=("batch", {"affine": True}),
+        upsample="deconv",
+    )

@@ -1,0 +1,131 @@
+"""The 2D interaction network f_IN of the VMN paper (3.2) and its region of interest.
+
+Input (4 channels): the slice image, the previous round's mask (0.5 everywhere in round
+one), and the user's hint as two cue maps, positive and negative. The paper writes one
+cue map; a corrective scribble that removes a false positive needs its sign, so the
+cue is split in two as DeepIGeoS does. Cue encodings (4.5.6): ``geodesic`` (DeepIGeoS,
+default), ``exp_geodesic`` (MIDeepSeg), ``gaussian``.
+
+Hints: a scribble is its voxels (positive or negative); a box is its outline (a
+negative cue: the structure lies inside); extreme points are four positive points; a
+click is one point. One network serves every hint type (the paper's "shared" f_IN,
+Table 6): the cue's shape tells them apart.
+
+ROI (3.2): the bounding box of the hints (and of the previous mask on that slice, so a
+small corrective scribble still sees the whole structure), widened by 10% per side for
+boxes and extreme points (as the paper) and by 50% for scribbles and clicks (a short
+stroke inside a structure says little about its extent), cropped and resized to
+``size`` x ``size``; the result is resized back and pasted.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from InteractiveSegLib.preprocessing import Roi
+from InteractiveSegLib.encodings import gaussian_map, geodesic_map, linear_geodesic_map
+from InteractiveSegLib.hints import Box, ExtremePoints, Interaction, slice_points
+from InteractiveSegLib.preprocessing import crop_resize, paste
+
+ENCODINGS = ("geodesic", "exp_geodesic", "gaussian")
+ROI_SIZE = 96
+
+
+def to_roi(roi: Roi, points, size: int) -> np.ndarray:
+    """Slice (row, col) points -> coordinates in the ROI resized to ``size`` x ``size``."""
+    p = np.asarray(points, np.float64).reshape(-1, 2)
+    scale = np.array([size / (roi.r1 - roi.r0), size / (roi.c1 - roi.c0)])
+    return (p - [roi.r0, roi.c0] + 0.5) * scale - 0.5
+
+
+def hint_roi(points: np.ndarray, shape: tuple[int, int], mask: np.ndarray | None = None, margin: float = 0.1, min_size: int = 24) -> Roi:
+    """Bounding box of the hint points (and of ``mask``), +``margin`` of its size per side,
+    at least ``min_size`` pixels, clipped to the slice."""
+    pts = np.asarray(points, np.int64).reshape(-1, 2)
+    if mask is not None and mask.any():
+        pts = np.concatenate([pts, np.argwhere(mask)])
+    lo, hi = pts.min(0), pts.max(0) + 1
+    ext = hi - lo
+    pad = np.maximum(np.ceil(ext * margin), np.ceil((min_size - ext) / 2)).astype(int)
+    lo = np.maximum(lo - np.maximum(pad, 0), 0)
+    hi = np.minimum(hi + np.maximum(pad, 0), shape)
+    return Roi(int(lo[0]), int(hi[0]), int(lo[1]), int(hi[1]))
+
+
+def hint_cues(hint: Interaction, axis: int) -> tuple[list, list]:
+    """(positive, negative) slice points of one hint (see the module docstring)."""
+    pts = slice_points(hint.points, axis)
+    if isinstance(hint, Box):
+        (r0, c0), (r1, c1) = np.min(pts, 0), np.max(pts, 0)
+        outline = [(r, c) for r in range(r0, r1 + 1) for c in (c0, c1)] + [(r, c) for c in range(c0, c1 + 1) for r in (r0, r1)]
+        return [], outline
+    if isinstance(hint, ExtremePoints):
+        return list(pts), []
+    return (list(pts), []) if hint.positive else ([], list(pts))
+
+
+def encode(image: np.ndarray, points: list, encoding: str) -> np.ndarray:
+    """One cue map on an ROI image; zeros when there is no point."""
+    if not len(points):
+        return np.zeros(image.shape, np.float32)
+    if encoding == "geodesic":
+        return linear_geodesic_map(image, points)
+    if encoding == "exp_geodesic":
+        return geodesic_map(image, points)
+    if encoding == "gaussian":
+        return gaussian_map(image.shape, points, sigma=3.0)
+    raise ValueError(f"unknown cue encoding {encoding!r}; expected one of {ENCODINGS}")
+
+
+def network_input(image2d: np.ndarray, previous: np.ndarray | None, positive: list, negative: list, roi: Roi, size: int = ROI_SIZE, encoding: str = "geodesic") -> np.ndarray:
+    """(4, size, size) f_IN input: image, previous mask (0.5 if none), positive and negative cues."""
+    img = crop_resize(image2d, roi, size)
+    prev = np.full((size, size), 0.5, np.float32) if previous is None else crop_resize(previous.astype(np.float32), roi, size)
+    clip = lambda p: np.clip(np.round(to_roi(roi, p, size)), 0, size - 1).astype(int).tolist() if len(p) else []  # noqa: E731
+    pos, neg = clip(positive), clip(negative)
+    return np.stack([img, prev, encode(img, pos, encoding), encode(img, neg, encoding)]).astype(np.float32)
+
+
+#: ROI margin per side, as a fraction of the hint's box: the paper's 10% for boxes and
+#: extreme points, which outline the structure; 50% for strokes and clicks, which lie inside
+#: it (the robot's stroke is 5-30 voxels long, shorter than most structures)
+MARGIN = {"outline": 0.1, "inside": 0.5}
+
+
+def interaction_input(
+    image2d: np.ndarray, previous: np.ndarray | None, hints: Sequence[Interaction], axis: int, size: int = ROI_SIZE, encoding: str = "geodesic"
+) -> tuple[np.ndarray, Roi]:
+    """f_IN input (4, size, size) for the hints of one slice, and the ROI it covers."""
+    positive, negative = [], []
+    for h in hints:
+        p, n = hint_cues(h, axis)
+        positive += p
+        negative += n
+    outline = all(isinstance(h, (Box, ExtremePoints)) for h in hints)
+    roi = hint_roi(np.array(positive + negative), image2d.shape, previous, MARGIN["outline" if outline else "inside"], 24 if outline else 32)
+    return network_input(image2d, previous, positive, negative, roi, size, encoding), roi
+
+
+@torch.no_grad()
+def segment_slice(
+    net: torch.nn.Module,
+    image2d: np.ndarray,
+    previous: np.ndarray | None,
+    hints: Sequence[Interaction],
+    axis: int,
+    size: int = ROI_SIZE,
+    encoding: str = "geodesic",
+) -> tuple[np.ndarray, Roi]:
+    """Run f_IN for the hints of one slice; returns the slice's probability and the ROI.
+
+    Outside the ROI the previous mask stays (0 if there was none).
+    """
+    x, roi = interaction_input(image2d, previous, hints, axis, size, encoding)
+    prob = torch.sigmoid(net(torch.from_numpy(x)[None]))[0, 0].numpy()
+    out = np.zeros(image2d.shape, np.float32) if previous is None else previous.astype(np.float32)
+    out[roi.slices] = paste(prob, roi, image2d.shape)[roi.slices]
+    return out, roi

@@ -1,0 +1,278 @@
+"""Train the VMN engine's two networks on the shipped data (CPU).
+
+``interactiveseg train-vmn --part interaction``: f_IN (VMN 3.2, 4.2). Each sample is a
+training structure on a random slice of a random orientation, with a robot hint of a
+random type: a scribble (the benchmark robot's stroke), a box or four extreme points
+(jittered up to 10 pixels). Half the samples are round one (previous mask 0.5), half
+correct a perturbed mask (eroded/dilated/shifted, parts dropped), with a corrective
+scribble on the largest error or a fresh box / extreme points. One shared network for
+every hint type (the paper's Table 6 "shared"). Loss: Dice + cross-entropy.
+
+``interactiveseg train-vmn --part memory``: f_VMN (VMN 3.3, 4.3). Each sample is 5
+ordered slices of one structure (stride 1-2, either direction; half the samples start
+near the structure's end and run past it, so that "it has ended" is learnt too); the first carries the reference
+mask (sometimes perturbed, as f_IN would give it), each later slice is segmented with
+the first and every earlier prediction in memory, and its prediction joins the memory.
+Loss (eq. 9): cross-entropy + L2 between the quality head and the true IoU. One step in
+ten reads an empty memory, which defines the memory-size-0 baseline.
+
+Data: odd label ids of Colin27/AAL and INIA19/NeuroMaps (the project's training split;
+even ids are held out for the benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceCELoss
+from scipy import ndimage
+
+from InteractiveSegLib.data import datasets
+from InteractiveSegLib.preprocessing import normalize_intensity
+from InteractiveSegLib.checkpoints import default_models_dir
+from InteractiveSegLib.users.robot import robot_slice_hint
+from InteractiveSegLib.methods.vmn.interaction import ROI_SIZE, interaction_input
+from InteractiveSegLib.preprocessing import crop_resize
+from InteractiveSegLib.methods.vmn.network import interaction_net, vmn_net
+from InteractiveSegLib.methods.vmn import quality_training as vmn_quality
+from InteractiveSegLib.training import fit, load_matching
+
+HINTS = ("scribble", "box", "extreme")
+
+
+@dataclass
+class Structure:
+    """One training structure: its volume's normalised image and its mask (KJI)."""
+
+    name: str
+    image: np.ndarray
+    mask: np.ndarray
+
+
+def training_structures(names=("colin27", "inia19"), min_voxels: int = 1000) -> list[Structure]:
+    out = []
+    for name in names:
+        d = datasets.load(name)
+        image = normalize_intensity(d.image.array)
+        for v in d.structures("train"):
+            m = d.mask(v)
+            if int(m.sum()) >= min_voxels:
+                out.append(Structure(f"{name}:{v}", image, m))
+    return out
+
+
+def perturb(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plausible wrong mask of a previous round: eroded or dilated, shifted, a part dropped."""
+    m = mask.copy()
+    r = int(rng.integers(0, 4))
+    if r:
+        m = (ndimage.binary_dilation if rng.random() < 0.5 else ndimage.binary_erosion)(m, iterations=r)
+    m = np.roll(m, tuple(int(x) for x in rng.integers(-3, 4, 2)), axis=(0, 1))
+    if rng.random() < 0.4 and m.any():
+        p = np.argwhere(m)[int(rng.integers(int(m.sum())))]
+        yy, xx = np.ogrid[: m.shape[0], : m.shape[1]]
+        rad = rng.uniform(3, 10)
+        blob = (yy - p[0]) ** 2 + (xx - p[1]) ** 2 <= rad**2
+        m = m & ~blob if rng.random() < 0.5 else m | blob
+    return m
+
+
+def interaction_sample(structs: list[Structure], rng: np.random.Generator, size: int, encoding: str, beyond: float = 0.0):
+    """(input (4, size, size), target (1, size, size)) for f_IN."""
+    while True:
+        s = structs[int(rng.integers(len(structs)))]
+        axis = int(rng.integers(3))
+        area = s.mask.sum(axis=tuple(a for a in range(3) if a != axis))
+        idx = np.flatnonzero(area >= 20)
+        if len(idx):
+            break
+    index = int(idx[int(rng.integers(len(idx)))])
+    ref = np.take(s.mask, index, axis=axis)
+    kind = HINTS[int(rng.integers(3))]
+    previous = perturb(ref, rng) if rng.random() < 0.5 else None
+    if rng.random() < beyond:
+        # a slice just past the structure's end, still holding a propagated mask (the
+        # propagation's typical false positive): the robot's negative stroke there must clear
+        # it; without such samples f_IN kept (or grew) the whole false mask
+        step = 1 if rng.random() < 0.5 else -1
+        edge = idx.max() if step > 0 else idx.min()
+        past = int(edge + step * rng.integers(1, 9))
+        if 0 <= past < s.mask.shape[axis] and not np.take(s.mask, past, axis=axis).any():
+            previous = perturb(np.take(s.mask, int(edge), axis=axis), rng)
+            index, ref = past, np.zeros_like(ref)
+    img = np.take(s.image, index, axis=axis)
+    hint = robot_slice_hint(kind, ref, previous, 0, 0, rng)
+    if hint is None:  # the perturbation changed nothing: round one instead
+        previous, hint = None, robot_slice_hint(kind, ref, None, 0, 0, rng)
+    if hint is None:  # past the end with nothing left to clear: draw again
+        return interaction_sample(structs, rng, size, encoding, beyond)
+    x, roi = interaction_input(img, previous, [hint], 0, size, encoding)
+    y = (crop_resize(ref.astype(np.float32), roi, size) > 0.5).astype(np.float32)
+    return x, y[None]
+
+
+def memory_sample(structs: list[Structure], rng: np.random.Generator, crop: int, frames: int = 5):
+    """(images (T, 1, crop, crop), masks (T, 1, crop, crop), first mask as given) of T ordered slices."""
+    s = structs[int(rng.integers(len(structs)))]
+    axis = int(rng.integers(3))
+    img, mask = np.moveaxis(s.image, axis, 0), np.moveaxis(s.mask, axis, 0)
+    present = np.flatnonzero(mask.any((1, 2)))
+    stride, step = int(rng.integers(1, 3)), (1 if rng.random() < 0.5 else -1)
+    if rng.random() < 0.5:  # half the samples run off the structure's end: learn where it stops
+        end = present.max() if step > 0 else present.min()
+        start = int(np.clip(end - step * stride * int(rng.integers(0, frames)), present.min(), present.max()))
+        start = int(present[np.argmin(np.abs(present - start))])
+    else:
+        start = int(present[int(rng.integers(len(present)))])
+    idx = np.clip(start + step * stride * np.arange(frames), 0, len(mask) - 1)
+    # the crop is centred on the first slice's structure, as the engine's region on the corrected slice
+    rows, cols = np.nonzero(mask[start])
+    centre = np.array([(rows.min() + rows.max()) // 2, (cols.min() + cols.max()) // 2]) + rng.integers(-8, 9, 2)
+    lo = np.clip(centre - crop // 2, 0, np.maximum(np.array(mask.shape[1:]) - crop, 0))
+    sl = (slice(lo[0], lo[0] + crop), slice(lo[1], lo[1] + crop))
+    images = np.zeros((frames, 1, crop, crop), np.float32)
+    masks = np.zeros((frames, 1, crop, crop), np.float32)
+    for t, i in enumerate(idx):
+        a, m = img[i][sl], mask[i][sl]
+        images[t, 0, : a.shape[0], : a.shape[1]] = a
+        masks[t, 0, : m.shape[0], : m.shape[1]] = m
+    first = masks[0, 0].astype(bool)
+    if rng.random() < 0.5 and first.any():
+        first = perturb(first, rng) & (ndimage.binary_dilation(masks[0, 0] > 0, iterations=4))
+    if rng.random() < 0.5:  # flips: orientation-agnostic
+        images, masks = images[..., ::-1].copy(), masks[..., ::-1].copy()
+        first = first[:, ::-1].copy()
+    return images, masks, first.astype(np.float32)
+
+
+def iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Pixel IoU per batch item of binary (B, 1, H, W) maps; 1 when both are empty."""
+    inter = (pred * target).sum((1, 2, 3))
+    union = ((pred + target) > 0).float().sum((1, 2, 3))
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+def _setup(args, factory, net_cfg: dict):
+    """Seeded rng, the training structures, a fresh network and its Adam optimiser."""
+    torch.manual_seed(args.seed)
+    model = factory(**net_cfg)
+    if args.init:  # continue from the project's own checkpoint of the same network
+        source = torch.load(args.init, map_location="cpu", weights_only=True)["state_dict"]
+        counts = load_matching(model, source)
+        print(f"warm start from {args.init}: {counts}", flush=True)
+    return np.random.default_rng(args.seed), training_structures(), model, torch.optim.Adam(model.parameters(), lr=args.lr)
+
+
+def train_interaction(args) -> dict:
+    net_cfg = {"features": list(args.in_features)}
+    rng, structs, model, opt = _setup(args, interaction_net, net_cfg)
+    loss_fn = seg_loss  # batch Dice: slices past the structure's end have empty targets
+    config = {"net": net_cfg, "encoding": args.encoding, "roi_size": args.roi_size, "hints": list(HINTS)}
+    return _loop(args, model, opt, config, "vmn_interaction", lambda: _interaction_step(args, model, loss_fn, structs, rng), f"{len(structs)} structures")
+
+
+def _interaction_step(args, model, loss_fn, structs, rng) -> torch.Tensor:
+    batch = [interaction_sample(structs, rng, args.roi_size, args.encoding, args.beyond) for _ in range(args.batch)]
+    x = torch.from_numpy(np.stack([b[0] for b in batch]))
+    y = torch.from_numpy(np.stack([b[1] for b in batch]))
+    return loss_fn(model(x), y)
+
+
+def train_memory(args) -> dict:
+    net_cfg = {"features": list(args.features), "key_stride": args.key_stride, "prior": args.prior}
+    rng, structs, model, opt = _setup(args, vmn_net, net_cfg)
+    config = {"net": net_cfg, "frames": args.frames, "crop": args.crop}
+    return _loop(args, model, opt, config, "vmn_net", lambda: _memory_step(args, model, structs, rng), f"{len(structs)} structures")
+
+
+#: eq. 9's cross-entropy, plus Dice: a small structure covers ~3% of a crop, and with
+#: cross-entropy alone the network settled on "nothing" within the CPU budget. The Dice is
+#: over the whole batch: per slice, a slice beyond the structure's end (empty target) gives
+#: a Dice loss of ~1 whatever is predicted, so nothing taught the network to stop, and the
+#: propagation flooded the volume; over the batch its false positives count
+seg_loss = DiceCELoss(sigmoid=True, batch=True)
+
+
+def _memory_step(args, model, structs, rng) -> torch.Tensor:
+    # the engine propagates inside a region around the structure: train on such sizes
+    crop = int(rng.choice([c for c in (64, 96, 128) if c <= args.crop] or [args.crop]))
+    batch = [memory_sample(structs, rng, crop, args.frames) for _ in range(args.batch)]
+    images = torch.from_numpy(np.stack([b[0] for b in batch]))  # (B, T, 1, H, W)
+    masks = torch.from_numpy(np.stack([b[1] for b in batch]))
+    first = torch.from_numpy(np.stack([b[2] for b in batch]))[:, None]
+    keys, values = [], []
+    k, v = model.encode_memory(images[:, 0], first)
+    keys.append(k)
+    values.append(v)
+    previous = first  # the previous slice's mask, as the engine hands it on (the decoder's prior)
+    loss = images.new_zeros(())
+    for t in range(1, images.shape[1]):
+        query = model.encode_query(images[:, t])
+        if rng.random() < args.empty_memory:
+            key_m, value_m = k.new_zeros(k.shape[0], 0, *k.shape[1:]), v.new_zeros(v.shape[0], 0, *v.shape[1:])
+            prior = None  # no memory, no slice carried (the memory-less baseline)
+        else:
+            key_m, value_m, prior = torch.stack(keys, 1), torch.stack(values, 1), previous
+        logit, quality = model.segment(images[:, t], query, key_m, value_m, prior)
+        target = masks[:, t]
+        prob = torch.sigmoid(logit)
+        true_iou = iou((prob > 0.5).float(), target).detach()
+        loss = loss + seg_loss(logit, target) + F.mse_loss(quality, true_iou)
+        previous = prob.detach()
+        k, v = model.encode_memory(images[:, t], previous)
+        keys.append(k)
+        values.append(v)
+    return loss / (images.shape[1] - 1)
+
+
+def _loop(args, model, opt, config: dict, arch: str, step, what: str) -> dict:
+    torch.set_num_threads(args.threads)
+    print(f"{arch}: {what}; {args.iterations} iterations", flush=True)
+
+    def train_step() -> torch.Tensor:
+        model.train()
+        return step()
+
+    meta = {"data": "colin27 + inia19, odd label ids (training split)", "init": args.init}
+    result = fit(args, model, opt, train_step, arch, config, meta)
+    return {"arch": arch, **result}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--part", choices=["interaction", "memory", "quality"], required=True,
+                   help="f_IN, f_VMN, or f_VMN's quality head alone on the engine's own propagations (from --init)")
+    p.add_argument("--out", default=None, help="default: Resources/Models/vmn_interaction.pt or vmn_memory.pt")
+    p.add_argument("--iterations", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--encoding", choices=["geodesic", "exp_geodesic", "gaussian"], default="geodesic", help="f_IN cue maps")
+    p.add_argument("--roi-size", type=int, default=ROI_SIZE, help="f_IN: side of the resized ROI")
+    p.add_argument("--beyond", type=float, default=0.2, help="f_IN: fraction of samples past the structure's end (a false mask to clear)")
+    p.add_argument("--in-features", type=int, nargs=6, default=[16, 32, 64, 128, 256, 16], help="f_IN U-Net widths")
+    p.add_argument("--features", type=int, nargs=4, default=[16, 32, 64, 128], help="f_VMN encoder widths")
+    p.add_argument("--key-stride", type=int, choices=[8, 16], default=8, help="f_VMN: stride of keys and values")
+    p.add_argument("--frames", type=int, default=5, help="f_VMN: ordered slices per sample (4.3)")
+    p.add_argument("--prior", action=argparse.BooleanOptionalAction, default=True, help="f_VMN: the decoder corrects the previous slice's mask")
+    p.add_argument("--crop", type=int, default=128, help="f_VMN: largest in-plane crop of a sample (64, 96 or 128 per batch)")
+    p.add_argument("--empty-memory", type=float, default=0.1, help="f_VMN: fraction of steps read with an empty memory")
+    p.add_argument("--init", default=None, help="continue from a checkpoint of the same part")
+    p.add_argument("--threads", type=int, default=2)
+    vmn_quality.add_arguments(p)
+    p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--save-every", type=int, default=100)
+
+
+def train(args: argparse.Namespace) -> dict:
+    args.command = getattr(args, "command", "interactiveseg train-vmn " + " ".join(sys.argv[2:]))
+    if args.out is None:
+        args.out = str(default_models_dir() / ("vmn_interaction.pt" if args.part == "interaction" else "vmn_memory.pt"))
+    if args.part == "quality":
+        args.init = args.init or str(default_models_dir() / "vmn_memory.pt")
+        return vmn_quality.train_quality(args)
+    return train_interaction(args) if args.part == "interaction" else train_memory(args)
