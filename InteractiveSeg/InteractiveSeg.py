@@ -13,9 +13,9 @@ from typing import Annotated
 
 import ctk
 import qt
-import vtk
-
 import slicer
+import vtk
+from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -26,7 +26,6 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 
 def _addLibraryToPath():
@@ -77,19 +76,28 @@ def ensureDependencies(askConfirmation: bool = True) -> bool:
         except ImportError:
             PyTorchUtils = None
         if PyTorchUtils is not None:
-            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=askConfirmation, torchVersionRequirement=torchReq[len("torch"):]) is None:
+            if (
+                PyTorchUtils.PyTorchUtilsLogic().installTorch(
+                    askConfirmation=askConfirmation, torchVersionRequirement=torchReq[len("torch") :]
+                )
+                is None
+            ):
                 return False
         else:
             if askConfirmation and not slicer.util.confirmOkCancelDisplay(
-                _("InteractiveSeg needs PyTorch ({req}). Install the CPU/CUDA build pip chooses now? "
-                  "(Installing the PyTorch extension first lets it pick the build for your GPU.)").format(req=torchReq)
+                _(
+                    "InteractiveSeg needs PyTorch ({req}). Install the CPU/CUDA build pip chooses now? "
+                    "(Installing the PyTorch extension first lets it pick the build for your GPU.)"
+                ).format(req=torchReq)
             ):
                 return False
             slicer.util.pip_install(torchReq)
     missing = dependencies.unmet(dependencies.read_requirements(REQUIREMENTS))
     if missing:
         if askConfirmation and not slicer.util.confirmOkCancelDisplay(
-            _("InteractiveSeg needs these Python packages:\n{list}\nInstall them now? This takes a few minutes.").format(list=dependencies.describe(missing))
+            _(
+                "InteractiveSeg needs these Python packages:\n{list}\nInstall them now? This takes a few minutes."
+            ).format(list=dependencies.describe(missing))
         ):
             return False
         packaging = getattr(slicer, "packaging", None)
@@ -101,7 +109,11 @@ def ensureDependencies(askConfirmation: bool = True) -> bool:
         importlib.invalidate_caches()
         still = dependencies.unmet(dependencies.read_requirements(REQUIREMENTS))
         if still:
-            raise RuntimeError(_("These packages could not be installed; InteractiveSeg stays disabled, Slicer is unchanged otherwise:\n{list}").format(list=dependencies.describe(still)))
+            raise RuntimeError(
+                _(
+                    "These packages could not be installed; InteractiveSeg stays disabled, Slicer is unchanged otherwise:\n{list}"
+                ).format(list=dependencies.describe(still))
+            )
     _dependenciesReady = True
     return True
 
@@ -112,7 +124,9 @@ class InteractiveSeg(ScriptedLoadableModule):
         self.parent.title = _("InteractiveSeg")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
         self.parent.dependencies = []
-        self.parent.contributors = ["InteractiveSeg developers (https://github.com/interactiveseg/SlicerInteractiveSeg)"]
+        self.parent.contributors = [
+            "InteractiveSeg developers (https://github.com/interactiveseg/SlicerInteractiveSeg)"
+        ]
         self.parent.helpText = _("""
 Interactive segmentation of CT and MRI volumes: place positive (inside) and negative
 (outside) clicks on any slice, choose the class and the engine, and press Apply; each
@@ -196,7 +210,9 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.connect("clicked()", self.onApplyButton)
         self.ui.automaticButton.connect("clicked()", self.onAutomaticButton)
         self.ui.suggestSliceButton.connect("clicked()", self.onSuggestSlice)
-        self.ui.resetAdaptationButton.connect("clicked()", lambda: self.logic.reset_adaptation(self._parameterNode.inputVolume))
+        self.ui.resetAdaptationButton.connect(
+            "clicked()", lambda: self.logic.reset_adaptation(self._parameterNode.inputVolume)
+        )
         self.ui.modelCardButton.connect("clicked()", self.onModelCard)
         self.ui.deviceComboBox.currentTextChanged.connect(self.onDeviceChanged)
         self.ui.propagateButton.connect("clicked()", self.onPropagate)
@@ -323,8 +339,14 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p = self._parameterNode
             slice_views.hide_highlights(slicer.mrmlScene)  # the suggestion is acted upon
             p.segmentation = self.logic.apply_markups(
-                p.inputVolume, p.positivePoints, p.negativePoints, label=p.labelValue, className=p.className,
-                orientation=p.sliceOrientation, engine=p.engine, segmentationNode=p.segmentation,
+                p.inputVolume,
+                p.positivePoints,
+                p.negativePoints,
+                label=p.labelValue,
+                className=p.className,
+                orientation=p.sliceOrientation,
+                engine=p.engine,
+                segmentationNode=p.segmentation,
             )
             self._showLastClick()
             self.onSuggestSlice()
@@ -339,7 +361,9 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         suggestion, ras = found
         slicer.modules.markups.logic().JumpSlicesToLocation(*ras, True)
         slice_views.highlight_slice(self._parameterNode.inputVolume, suggestion.axis, suggestion.index)
-        text = _("Next slice {index} (array axis {axis}): predicted IoU {score:.2f}").format(index=suggestion.index, axis=suggestion.axis, score=suggestion.score)
+        text = _("Next slice {index} (array axis {axis}): predicted IoU {score:.2f}").format(
+            index=suggestion.index, axis=suggestion.axis, score=suggestion.score
+        )
         self.ui.nextSliceLabel.text = "<b>" + text + "</b>"
         self.ui.suggestSliceButton.toolTip = text
         slicer.util.showStatusMessage("InteractiveSeg: " + text, 5000)
@@ -387,7 +411,9 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onModelCard(self) -> None:
         engine = self._parameterNode.engine
         box = qt.QMessageBox(slicer.util.mainWindow())
-        box.setWindowTitle(_("Model card: {engine} ({device})").format(engine=engine, device=engine_info.device_summary()))
+        box.setWindowTitle(
+            _("Model card: {engine} ({device})").format(engine=engine, device=engine_info.device_summary())
+        )
         box.setTextFormat(qt.Qt.MarkdownText)
         box.setText(engine_info.model_card(engine))
         box.exec_()
@@ -403,7 +429,9 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             hint = self.logic.propagation_hint(p.inputVolume, p.segmentation, p.labelValue, axis)
             labels = mrml_glue.labels_from_segmentation(p.segmentation)
             slice_views.hide_highlights(slicer.mrmlScene)
-            self._pending = self.logic.store.prepare(p.inputVolume, [hint], engine, p.segmentation, labels, **self.logic.options(engine))
+            self._pending = self.logic.store.prepare(
+                p.inputVolume, [hint], engine, p.segmentation, labels, **self.logic.options(engine)
+            )
             self._job = self.logic.worker.submit(self.logic.store.compute, self._pending, title=_("Propagation"))
             self.ui.progressBar.setRange(0, 0)  # busy until the engine reports its first propagated slice
             self.ui.progressBar.visible = self.ui.cancelButton.visible = True
@@ -437,11 +465,14 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onUndoRedo(self, redo: bool) -> None:
         with slicer.util.tryWithErrorDisplay(_("Undo/redo failed."), waitCursor=True):
             p = self._parameterNode
-            done = self.logic.redo(p.inputVolume, p.segmentation) if redo else self.logic.undo(p.inputVolume, p.segmentation)
+            done = (
+                self.logic.redo(p.inputVolume, p.segmentation)
+                if redo
+                else self.logic.undo(p.inputVolume, p.segmentation)
+            )
             if not done:
                 slicer.util.showStatusMessage(_("Nothing to redo.") if redo else _("Nothing to undo."), 3000)
             self._showLastClick()
-
 
     # -- online learning (all logic in InteractiveSegSlicer/online_glue.py) --------------------
     def _setupOnline(self) -> None:
@@ -454,9 +485,15 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             (self.ui.onlineCloseButton, self._closeOnline),
             (self.ui.onlineProposeButton, self.onOnlinePropose),
             (self.ui.onlineSliceDrawnButton, self.onOnlineSliceDrawn),
-            (self.ui.onlineUpdateProxyButton, lambda: self._onlineAction(_("Updating the proxy mask failed."), lambda o: o.update_proxy())),
+            (
+                self.ui.onlineUpdateProxyButton,
+                lambda: self._onlineAction(_("Updating the proxy mask failed."), lambda o: o.update_proxy()),
+            ),
             (self.ui.onlineTrainButton, self.onOnlineTrain),
-            (self.ui.onlineFinishButton, lambda: self._onlineAction(_("Finishing the volume failed."), lambda o: o.finish_volume())),
+            (
+                self.ui.onlineFinishButton,
+                lambda: self._onlineAction(_("Finishing the volume failed."), lambda o: o.finish_volume()),
+            ),
         ):
             button.connect("clicked()", slot)
         self.ui.onlineStopButton.connect("clicked()", lambda: self._onlineJob is not None and self._onlineJob.cancel())
@@ -472,7 +509,12 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for button in (self.ui.onlineProposeButton, self.ui.onlineCloseButton):
             button.enabled = isOpen
         started = isOpen and online.is_started()
-        for button in (self.ui.onlineSliceDrawnButton, self.ui.onlineUpdateProxyButton, self.ui.onlineTrainButton, self.ui.onlineFinishButton):
+        for button in (
+            self.ui.onlineSliceDrawnButton,
+            self.ui.onlineUpdateProxyButton,
+            self.ui.onlineTrainButton,
+            self.ui.onlineFinishButton,
+        ):
             button.enabled = started
         self.ui.onlineOpenButton.enabled = online is None or not online.training
 
@@ -486,7 +528,9 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         p.segmentation, segmentId = class_segment(p.inputVolume, p.segmentation, p.labelValue, p.className)
         if self.online.start(p.inputVolume, p.segmentation, segmentId):
-            slicer.util.showStatusMessage(_("Started from the task's prediction: correct it on the proposed slices."), 5000)
+            slicer.util.showStatusMessage(
+                _("Started from the task's prediction: correct it on the proposed slices."), 5000
+            )
         editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
         editor.setSegmentationNode(p.segmentation)
         editor.setSourceVolumeNode(p.inputVolume)
@@ -502,7 +546,11 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
                 # written like a Segment Editor effect: its masking and overwrite settings, its Undo
                 editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
-                self.online = OnlineLearningLogic(editor=EditorWriter(slicer.mrmlScene, editor.mrmlSegmentEditorNode(), save_state=editor.saveStateForUndo))
+                self.online = OnlineLearningLogic(
+                    editor=EditorWriter(
+                        slicer.mrmlScene, editor.mrmlSegmentEditorNode(), save_state=editor.saveStateForUndo
+                    )
+                )
             self.online.open(self.ui.onlineTaskPathLineEdit.currentPath)
             self.ui.onlineTaskPathLineEdit.addCurrentPathToHistory()
             self._onlineVolume()
@@ -519,10 +567,17 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             volume = self._parameterNode.inputVolume
             proposals = online.propose()
             for proposal in proposals:
-                sliceNode = slicer.app.layoutManager().sliceWidget(VIEW_OF_ORIENTATION[proposal.orientation]).mrmlSliceNode()
+                sliceNode = (
+                    slicer.app.layoutManager().sliceWidget(VIEW_OF_ORIENTATION[proposal.orientation]).mrmlSliceNode()
+                )
                 slice_views.show_slice(sliceNode, volume, proposal.axis, proposal.index)
-            where = ", ".join(_("{view} view slice {index}").format(view=VIEW_OF_ORIENTATION[q.orientation], index=q.index) for q in proposals)
-            slicer.util.showStatusMessage(_("Draw the structure on: {where}; then Slice drawn for each view.").format(where=where), 10000)
+            where = ", ".join(
+                _("{view} view slice {index}").format(view=VIEW_OF_ORIENTATION[q.orientation], index=q.index)
+                for q in proposals
+            )
+            slicer.util.showStatusMessage(
+                _("Draw the structure on: {where}; then Slice drawn for each view.").format(where=where), 10000
+            )
 
         self._onlineAction(_("Proposing slices failed."), propose)
 
@@ -530,7 +585,12 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         def record(online):
             sliceNode = slicer.app.layoutManager().sliceWidget(self.ui.onlineViewComboBox.currentText).mrmlSliceNode()
             axis, index, voxels = online.record_view_slice(sliceNode)
-            slicer.util.showStatusMessage(_("Slice {index} (array axis {axis}) recorded: {voxels} voxels.").format(index=index, axis=axis, voxels=voxels), 5000)
+            slicer.util.showStatusMessage(
+                _("Slice {index} (array axis {axis}) recorded: {voxels} voxels.").format(
+                    index=index, axis=axis, voxels=voxels
+                ),
+                5000,
+            )
 
         self._onlineAction(_("Recording the slice failed."), record)
 
@@ -636,7 +696,12 @@ class InteractiveSegTest(ScriptedLoadableModuleTest):
         mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, segmentId, volume)
         self.assertEqual(int(np.count_nonzero(mask)), 0, "undo restores the empty segment")
         with self.assertRaises(Exception):  # a hint outside the image changes nothing
-            logic.segment(volume, [{"type": "click", "ijk": [dims[0] + 5, 0, 0], "label": 1}], engine="growcut", segmentationNode=segmentation)
+            logic.segment(
+                volume,
+                [{"type": "click", "ijk": [dims[0] + 5, 0, 0], "label": 1}],
+                engine="growcut",
+                segmentationNode=segmentation,
+            )
         self.delayDisplay("Batch API passed")
 
     def test_segment_editor_effect_click(self):

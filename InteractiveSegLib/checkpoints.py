@@ -13,7 +13,6 @@ import torch
 
 from InteractiveSegLib.errors import ModelError
 
-
 #: Network builders by checkpoint ``arch``: "module:callable", imported when a checkpoint of
 #: that architecture loads (a method's network module imports nothing of this one).
 ARCHITECTURES = {
@@ -32,6 +31,7 @@ def build_network(arch: str, **kwargs: Any) -> torch.nn.Module:
         raise ModelError(f"unknown network architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
     module, _, name = ARCHITECTURES[arch].partition(":")
     return getattr(import_module(module), name)(**kwargs)
+
 
 def default_models_dir() -> Path:
     """Shipped weights: ``Resources/Models`` beside the library (source tree), or

@@ -7,7 +7,7 @@ same order (e.g. (row, col) on a slice), and return float32 maps in [0, 1] where
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -18,7 +18,7 @@ def _point_image(shape: Sequence[int], points) -> np.ndarray:
     img = np.zeros(shape, np.float32)
     for p in points:
         p = tuple(int(round(c)) for c in p)
-        if all(0 <= c < n for c, n in zip(p, shape)):
+        if all(0 <= c < n for c, n in zip(p, shape, strict=False)):
             img[p] = 1.0
     return img
 
@@ -50,7 +50,7 @@ def geodesic_distance(image: np.ndarray, points, lamb: float = 1.0) -> np.ndarra
     """
     image = np.asarray(image, np.float32)
     seeds = [tuple(int(round(c)) for c in p) for p in points]
-    seeds = [p for p in seeds if all(0 <= c < n for c, n in zip(p, image.shape))]
+    seeds = [p for p in seeds if all(0 <= c < n for c, n in zip(p, image.shape, strict=False))]
     if not seeds:
         return np.full(image.shape, np.inf, np.float32)
     grad = ndimage.gaussian_gradient_magnitude(image, sigma=1.0)

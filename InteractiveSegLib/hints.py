@@ -10,8 +10,9 @@ on: ``axis`` is the KJI array axis held constant (0 = axial/K, 1 = coronal/J,
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence, Union
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Union
 
 import numpy as np
 
@@ -79,8 +80,8 @@ class Box:
 
     def __post_init__(self) -> None:
         a, b = _ijk(self.min_ijk, "box"), _ijk(self.max_ijk, "box")
-        self.min_ijk = tuple(min(x, y) for x, y in zip(a, b))  # type: ignore[assignment]
-        self.max_ijk = tuple(max(x, y) for x, y in zip(a, b))  # type: ignore[assignment]
+        self.min_ijk = tuple(min(x, y) for x, y in zip(a, b, strict=False))  # type: ignore[assignment]
+        self.max_ijk = tuple(max(x, y) for x, y in zip(a, b, strict=False))  # type: ignore[assignment]
 
     @property
     def points(self) -> list[tuple[int, int, int]]:
@@ -167,7 +168,14 @@ def members(interaction) -> list:
 
 
 Interaction = Union[Click, Scribble, Box, ExtremePoints, SliceAuto, HintGroup]
-_TYPES = {"click": Click, "scribble": Scribble, "box": Box, "extreme_points": ExtremePoints, "auto": SliceAuto, "group": HintGroup}
+_TYPES = {
+    "click": Click,
+    "scribble": Scribble,
+    "box": Box,
+    "extreme_points": ExtremePoints,
+    "auto": SliceAuto,
+    "group": HintGroup,
+}
 _NAMES = {v: k for k, v in _TYPES.items()}
 
 
@@ -224,7 +232,9 @@ def validate(interaction: Interaction, shape_kji: Sequence[int], labels: Iterabl
         if interaction.axis not in AXIS_NAMES:
             raise InteractionError(f"axis must be 0, 1 or 2 (KJI array axis), got {interaction.axis}")
         if not 0 <= interaction.index < shape_kji[interaction.axis]:
-            raise InteractionError(f"automatic: slice {interaction.index} is outside the volume ({shape_kji[interaction.axis]} {AXIS_NAMES[interaction.axis]} slices)")
+            raise InteractionError(
+                f"automatic: slice {interaction.index} is outside the volume ({shape_kji[interaction.axis]} {AXIS_NAMES[interaction.axis]} slices)"
+            )
         return
     if interaction.label < 1:
         raise InteractionError(f"class label must be >= 1 (0 is background), got {interaction.label}")
@@ -234,13 +244,17 @@ def validate(interaction: Interaction, shape_kji: Sequence[int], labels: Iterabl
         raise InteractionError(f"axis must be 0, 1 or 2 (KJI array axis), got {interaction.axis}")
     size_ijk = (shape_kji[2], shape_kji[1], shape_kji[0])
     for p in interaction.points:
-        if any(c < 0 or c >= n for c, n in zip(p, size_ijk)):
-            raise InteractionError(f"{type(interaction).__name__.lower()} point {p} is outside the volume (IJK size {size_ijk})")
+        if any(c < 0 or c >= n for c, n in zip(p, size_ijk, strict=False)):
+            raise InteractionError(
+                f"{type(interaction).__name__.lower()} point {p} is outside the volume (IJK size {size_ijk})"
+            )
     if isinstance(interaction, (Click, Scribble)) and interaction.axis is not None:
         ax = interaction.axis
         idx = {kji(p)[ax] for p in interaction.points}
         if len(idx) > 1:
-            raise InteractionError(f"{type(interaction).__name__.lower()} spans several {AXIS_NAMES[ax]} slices: {sorted(idx)}")
+            raise InteractionError(
+                f"{type(interaction).__name__.lower()} spans several {AXIS_NAMES[ax]} slices: {sorted(idx)}"
+            )
 
 
 def slice_points(points_ijk: Sequence[Sequence[int]], axis: int) -> list[tuple[int, int]]:

@@ -62,7 +62,9 @@ def _read_sitk(path: str | os.PathLike) -> sitk.Image:
 
 def _sitk_to_array(img: sitk.Image, name: str) -> np.ndarray:
     if img.GetNumberOfComponentsPerPixel() != 1:
-        raise ImageError(f"{name}: expected a scalar image, got {img.GetNumberOfComponentsPerPixel()} components per voxel (RGB/vector)")
+        raise ImageError(
+            f"{name}: expected a scalar image, got {img.GetNumberOfComponentsPerPixel()} components per voxel (RGB/vector)"
+        )
     if img.GetDimension() != 3:
         raise ImageError(f"{name}: expected a 3D image, got a {img.GetDimension()}D image of size {img.GetSize()}")
     return sitk.GetArrayFromImage(img)
@@ -159,7 +161,9 @@ def write_seg_nrrd(path: str | os.PathLike, labelmap: np.ndarray, geometry: Geom
     labelmap = np.asarray(labelmap)
     if labelmap.ndim != 3:
         raise ImageError(f"labelmap must be 3D, got shape {labelmap.shape}")
-    seg = slicerio.create_segmentation(labelmap.shape[::-1], ijk_to_lps(geometry), dtype="uint8" if labelmap.max() < 256 else "uint16")
+    seg = slicerio.create_segmentation(
+        labelmap.shape[::-1], ijk_to_lps(geometry), dtype="uint8" if labelmap.max() < 256 else "uint16"
+    )
     seg["voxels"][...] = np.transpose(labelmap, (2, 1, 0))
     seg["segments"] = [
         {"id": f"Segment_{e.value}", "name": e.name, "color": list(e.color), "labelValue": int(e.value), "layer": 0}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
 
 from InteractiveSegLib.errors import InteractionError
 
@@ -31,7 +31,7 @@ class LabelTable:
             self.add(e.value, e.name, e.color)
 
     @classmethod
-    def default(cls, values: Iterable[int], names: dict[int, str] | None = None) -> "LabelTable":
+    def default(cls, values: Iterable[int], names: dict[int, str] | None = None) -> LabelTable:
         t = cls()
         for v in values:
             t.add(int(v), (names or {}).get(int(v), f"Segment_{int(v)}"))
@@ -71,7 +71,7 @@ class LabelTable:
         return [{"value": e.value, "name": e.name, "color": list(e.color)} for e in self]
 
     @classmethod
-    def from_dict(cls, items: list[dict]) -> "LabelTable":
+    def from_dict(cls, items: list[dict]) -> LabelTable:
         t = cls()
         for d in items:
             t.add(d["value"], d["name"], d.get("color"))

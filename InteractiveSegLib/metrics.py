@@ -63,8 +63,14 @@ def paired(a: np.ndarray, b: np.ndarray, ks, seed: int = 0, resamples: int = 200
             continue
         boot = rng.choice(d, (resamples, d.size)).mean(1)
         p = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
-        out[str(k)] = {"diff": float(d.mean()), "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-                       "p_wilcoxon": p, "slices": int(d.size), "better": int((d > 0).sum()), "worse": int((d < 0).sum())}
+        out[str(k)] = {
+            "diff": float(d.mean()),
+            "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+            "p_wilcoxon": p,
+            "slices": int(d.size),
+            "better": int((d > 0).sum()),
+            "worse": int((d < 0).sum()),
+        }
     return out
 
 

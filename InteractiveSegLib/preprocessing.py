@@ -35,7 +35,9 @@ class Roi:
         return slice(self.r0, self.r1), slice(self.c0, self.c1)
 
 
-def roi_around(points: list[tuple[int, int]], mask: np.ndarray | None, shape: tuple[int, int], margin: int, min_size: int) -> Roi:
+def roi_around(
+    points: list[tuple[int, int]], mask: np.ndarray | None, shape: tuple[int, int], margin: int, min_size: int
+) -> Roi:
     """Bounding box of points and mask, grown by ``margin`` and to at least ``min_size``, clipped."""
     coords = [np.asarray(points, int).reshape(-1, 2)]
     if mask is not None and mask.any():

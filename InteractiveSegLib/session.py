@@ -11,7 +11,6 @@ Usage (as SamPredictor: set the image once, then many cheap hint -> mask calls):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -31,7 +30,7 @@ class Step:
     region: Region
     before: np.ndarray
     after: np.ndarray
-    prediction: Optional[Prediction] = None
+    prediction: Prediction | None = None
 
     @property
     def changed(self) -> bool:
@@ -107,7 +106,7 @@ class Session:
         """Multi-class engines: the automatic result of one slice, as an undoable step."""
         return self.add(SliceAuto(index, axis))
 
-    def suggest_slice(self, exclude: tuple[int, ...] = ()) -> Optional[SliceSuggestion]:
+    def suggest_slice(self, exclude: tuple[int, ...] = ()) -> SliceSuggestion | None:
         """The worst slice of the newest 3D step that rates its slices (None when no step
         does): the most expected wrong voxels. Corrected slices are never suggested;
         ``exclude`` adds more."""
@@ -120,7 +119,9 @@ class Session:
             if np.isnan(error).all():
                 return None
             i = int(np.nanargmax(error))
-            return SliceSuggestion(i, int(q["axis"]), float(q["slice_quality"][i]), step.interaction.label, float(error[i]))
+            return SliceSuggestion(
+                i, int(q["axis"]), float(q["slice_quality"][i]), step.interaction.label, float(error[i])
+            )
         return None
 
     def move_last_click(self, ijk) -> Step:
@@ -139,7 +140,7 @@ class Session:
         self.history[-1] = step
         return step
 
-    def undo(self) -> Optional[Step]:
+    def undo(self) -> Step | None:
         if not self.history:
             return None
         step = self.history.pop()
@@ -147,7 +148,7 @@ class Session:
         self._redo.append(step)
         return step
 
-    def redo(self) -> Optional[Step]:
+    def redo(self) -> Step | None:
         if not self._redo:
             return None
         step = self._redo.pop()
@@ -192,7 +193,9 @@ class Session:
             if s.interaction.axis == new.axis and slice_index(s.interaction) == idx
         ]
 
-    def _history(self, new: Interaction, previous: list[Step], multiclass: bool) -> list[tuple[Interaction, Prediction]]:
+    def _history(
+        self, new: Interaction, previous: list[Step], multiclass: bool
+    ) -> list[tuple[Interaction, Prediction]]:
         if getattr(self.engine, "history_scope", None) == "all":  # engines whose state spans the image
             return [(s.interaction, s.prediction) for s in previous]
         if multiclass:

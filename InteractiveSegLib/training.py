@@ -8,8 +8,8 @@ itself: the virtual users run the network with fixed weights before back-propaga
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -17,8 +17,17 @@ import torch
 from InteractiveSegLib.checkpoints import save_checkpoint
 
 
-def fit(args, model: torch.nn.Module, opt: torch.optim.Optimizer, step: Callable[[], torch.Tensor], arch: str, config: dict,
-        meta: dict, scheduler=None, loss_name: str = "loss") -> dict:
+def fit(
+    args,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    step: Callable[[], torch.Tensor],
+    arch: str,
+    config: dict,
+    meta: dict,
+    scheduler=None,
+    loss_name: str = "loss",
+) -> dict:
     """Run ``args.iterations`` steps; log every ``args.log_every``, save every ``args.save_every``
     (and at the end) to ``args.out`` with ``meta`` + command, iterations, loss, minutes, seed;
     with ``args.keep_snapshots`` each save is also kept as ``<out stem>.it<N>.pt``."""
@@ -31,18 +40,27 @@ def fit(args, model: torch.nn.Module, opt: torch.optim.Optimizer, step: Callable
         if scheduler is not None:
             scheduler.step()
         losses.append(float(loss.item()))
-        recent = float(np.mean(losses[-args.log_every:]))
+        recent = float(np.mean(losses[-args.log_every :]))
         if it % args.log_every == 0 or it == args.iterations:
             el = time.time() - t0
-            print(f"iter {it}/{args.iterations} {loss_name} {recent:.4f} {el / it:.2f}s/iter {el / 60:.1f} min", flush=True)
+            print(
+                f"iter {it}/{args.iterations} {loss_name} {recent:.4f} {el / it:.2f}s/iter {el / 60:.1f} min",
+                flush=True,
+            )
         if it % args.save_every == 0 or it == args.iterations:
-            info = {"command": args.command, **meta, "iterations": it, "final_loss": recent,
-                    "minutes": round((time.time() - t0) / 60, 1), "seed": args.seed}
+            info = {
+                "command": args.command,
+                **meta,
+                "iterations": it,
+                "final_loss": recent,
+                "minutes": round((time.time() - t0) / 60, 1),
+                "seed": args.seed,
+            }
             save_checkpoint(args.out, arch, config, model, info)
             if getattr(args, "keep_snapshots", False):  # every save kept too, to choose among them later
                 out = Path(args.out)
                 save_checkpoint(out.with_name(f"{out.stem}.it{it}{out.suffix}"), arch, config, model, info)
-    return {"loss": float(np.mean(losses[-args.log_every:])), "minutes": (time.time() - t0) / 60}
+    return {"loss": float(np.mean(losses[-args.log_every :])), "minutes": (time.time() - t0) / 60}
 
 
 def load_matching(model: torch.nn.Module, source: dict) -> dict:
@@ -57,7 +75,13 @@ def load_matching(model: torch.nn.Module, source: dict) -> dict:
         if w is not None and w.shape == value.shape:
             own[name] = w.clone()
             copied += 1
-        elif w is not None and w.dim() == 4 and w.shape[0] == value.shape[0] and w.shape[2:] == value.shape[2:] and w.shape[1] < value.shape[1]:
+        elif (
+            w is not None
+            and w.dim() == 4
+            and w.shape[0] == value.shape[0]
+            and w.shape[2:] == value.shape[2:]
+            and w.shape[1] < value.shape[1]
+        ):
             grown = torch.zeros_like(value)
             grown[:, : w.shape[1]] = w
             own[name] = grown

@@ -22,7 +22,7 @@ class Geometry:
     direction: tuple[tuple[float, float, float], ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
     @classmethod
-    def from_ijk_to_ras(cls, matrix: np.ndarray) -> "Geometry":
+    def from_ijk_to_ras(cls, matrix: np.ndarray) -> Geometry:
         """Build from a 4x4 IJK->RAS matrix (what ``vtkMRMLVolumeNode.GetIJKToRASMatrix`` gives)."""
         m = np.asarray(matrix, dtype=float)
         cols = m[:3, :3]
@@ -51,7 +51,7 @@ class Geometry:
         m = self.ijk_to_ras
         return (m[:3, :3] @ ijk.T).T + m[:3, 3]
 
-    def close_to(self, other: "Geometry", tol: float = 1e-3) -> bool:
+    def close_to(self, other: Geometry, tol: float = 1e-3) -> bool:
         return bool(
             np.allclose(self.origin, other.origin, atol=tol)
             and np.allclose(self.spacing, other.spacing, atol=tol)

@@ -21,9 +21,8 @@ import time
 
 import ctk
 import qt
-import vtk
-
 import slicer
+import vtk
 from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 
 from InteractiveSegSlicer import engine_info, slice_views
@@ -61,7 +60,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         return clonedEffect
 
     def icon(self):
-        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Resources", "Icons", "InteractiveSeg.png")
+        path = os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Resources", "Icons", "InteractiveSeg.png"
+        )
         return qt.QIcon(path) if os.path.exists(path) else qt.QIcon()
 
     def helpText(self):
@@ -80,7 +81,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.scriptedEffect.addLabeledOptionsWidget("Engine:", self.engineCombo)
         self.modelPath = ctk.ctkPathLineEdit()
         self.modelPath.filters = ctk.ctkPathLineEdit.Files | ctk.ctkPathLineEdit.Dirs
-        self.modelPath.toolTip = "finetune engines: your model (checkpoint, TorchScript or MONAI bundle folder); empty = the shipped one"
+        self.modelPath.toolTip = (
+            "finetune engines: your model (checkpoint, TorchScript or MONAI bundle folder); empty = the shipped one"
+        )
         self.scriptedEffect.addLabeledOptionsWidget("Model:", self.modelPath)
         self.modelPath.connect("currentPathChanged(QString)", lambda path: self._setParameter("Model", path))
         self.deviceCombo = qt.QComboBox()
@@ -102,9 +105,17 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.scriptedEffect.addOptionsWidget(self.negativeCheck)
         row = qt.QHBoxLayout()
         for text, slot, tip in (
-            ("Propagate", self.onPropagate, "3D from the selected segment's largest slice in this view's orientation (vmn)"),
+            (
+                "Propagate",
+                self.onPropagate,
+                "3D from the selected segment's largest slice in this view's orientation (vmn)",
+            ),
             ("Next slice", self.onNextSlice, "Jump to the slice the engine trusts least (n)"),
-            ("Automatic", self.onAutomatic, "Multi-class engines: every class on the slice under the mouse's last view"),
+            (
+                "Automatic",
+                self.onAutomatic,
+                "Multi-class engines: every class on the slice under the mouse's last view",
+            ),
             ("Model card", self.onModelCard, "What the model was trained on and how well it does"),
         ):
             button = qt.QPushButton(text)
@@ -123,8 +134,12 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         progressRow.addWidget(self.progressBar)
         progressRow.addWidget(self.cancelButton)
         self.scriptedEffect.addOptionsWidget(progressRow)
-        self.engineCombo.connect("currentIndexChanged(int)", lambda _: self._setParameter("Engine", self.engineCombo.currentText))
-        self.deviceCombo.connect("currentIndexChanged(int)", lambda _: self._setParameter("Device", self.deviceCombo.currentText))
+        self.engineCombo.connect(
+            "currentIndexChanged(int)", lambda _: self._setParameter("Engine", self.engineCombo.currentText)
+        )
+        self.deviceCombo.connect(
+            "currentIndexChanged(int)", lambda _: self._setParameter("Device", self.deviceCombo.currentText)
+        )
         self.negativeCheck.connect("toggled(bool)", lambda on: self._setParameter("Negative", int(on)))
 
     def createCursor(self, widget):
@@ -143,7 +158,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     def updateGUIFromMRML(self):
         if self.engineCombo.count == 0:
             self.engineCombo.addItems(SegmentationLogic.engineNames())
-        for widget, value in ((self.engineCombo, self.scriptedEffect.parameter("Engine")), (self.deviceCombo, self.scriptedEffect.parameter("Device"))):
+        for widget, value in (
+            (self.engineCombo, self.scriptedEffect.parameter("Engine")),
+            (self.deviceCombo, self.scriptedEffect.parameter("Device")),
+        ):
             was = widget.blockSignals(True)
             widget.currentText = value
             widget.blockSignals(was)
@@ -170,7 +188,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         if self.logic is None or self.logic.store.editor.node is not editorNode:  # first use, or a new scene
             editor = EditorWriter(slicer.mrmlScene, editorNode, save_state=self.scriptedEffect.saveStateForUndo)
             self.logic = SegmentationLogic(editor)
-        device = self.scriptedEffect.parameter("Device") if self.scriptedEffect.parameterDefined("Device") else "Automatic"
+        device = (
+            self.scriptedEffect.parameter("Device") if self.scriptedEffect.parameterDefined("Device") else "Automatic"
+        )
         self.logic.device = None if device == "Automatic" else device
         return self.logic
 
@@ -197,7 +217,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         volume, segmentation, _ = self._nodes()
         engine = engine or self.scriptedEffect.parameter("Engine")
         logic = self._logic()
-        self._pending = logic.store.prepare(volume, hints, engine, segmentation, labels, group, **logic.options(engine, self._engineKwargs(engine)))
+        self._pending = logic.store.prepare(
+            volume, hints, engine, segmentation, labels, group, **logic.options(engine, self._engineKwargs(engine))
+        )
         self._job = logic.worker.submit(logic.store.compute, self._pending, title=f"InteractiveSeg {engine}")
         self._jobStart = time.monotonic()
         self._timer.start()
@@ -302,7 +324,13 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             if not self._ready():
                 return True
             negative = bool(callerInteractor.GetControlKey()) or bool(self.scriptedEffect.integerParameter("Negative"))
-            self._gesture = (self.scriptedEffect.parameter("Mode"), viewWidget, [self.xyToRas(xy, viewWidget)], [xy], not negative)
+            self._gesture = (
+                self.scriptedEffect.parameter("Mode"),
+                viewWidget,
+                [self.xyToRas(xy, viewWidget)],
+                [xy],
+                not negative,
+            )
             if self._gesture[0] == "click":
                 self._finishGesture()  # a click acts on press: the result shows while the button is down
                 self._gesture = ("drag", viewWidget, [], [xy], not negative)
@@ -312,7 +340,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             if gestureView is not viewWidget:
                 return False
             if kind == "drag":
-                if max(abs(xy[0] - xys[0][0]), abs(xy[1] - xys[0][1])) > DRAG_PIXELS and (self._job is None or self._job.done):
+                if max(abs(xy[0] - xys[0][0]), abs(xy[1] - xys[0][1])) > DRAG_PIXELS and (
+                    self._job is None or self._job.done
+                ):
                     volume, segmentation, _ = self._nodes()
                     with slicer.util.tryWithErrorDisplay("InteractiveSeg: moving the click failed."):
                         self._logic().move_last_click(volume, segmentation, self.xyToRas(xy, viewWidget))
@@ -363,8 +393,12 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         slicer.modules.markups.logic().JumpSlicesToLocation(*ras, True)
         slice_views.highlight_slice(volume, suggestion.axis, suggestion.index)  # where that slice is, in every view
         axis_name = {0: "axial (K)", 1: "coronal (J)", 2: "sagittal (I)"}.get(suggestion.axis, str(suggestion.axis))
-        self.nextSliceLabel.text = f"<b>Next slice {suggestion.index}</b> ({axis_name}): predicted IoU {suggestion.score:.2f}"
-        slicer.util.showStatusMessage(f"InteractiveSeg: check slice {suggestion.index}, predicted IoU {suggestion.score:.2f}", 5000)
+        self.nextSliceLabel.text = (
+            f"<b>Next slice {suggestion.index}</b> ({axis_name}): predicted IoU {suggestion.score:.2f}"
+        )
+        slicer.util.showStatusMessage(
+            f"InteractiveSeg: check slice {suggestion.index}, predicted IoU {suggestion.score:.2f}", 5000
+        )
 
     def onPropagate(self):
         if not self._ready():

@@ -21,5 +21,16 @@ scene), so it is tested without the Slicer GUI and without mocking MRML:
 Submodules are not imported here so that importing the package stays cheap.
 """
 
-__all__ = ["dependencies", "editor_writer", "engine_info", "growcut_engine", "latency_bench", "logic", "mrml_glue", "online_glue", "slice_hints",
-           "slice_views", "worker"]
+__all__ = [
+    "dependencies",
+    "editor_writer",
+    "engine_info",
+    "growcut_engine",
+    "latency_bench",
+    "logic",
+    "mrml_glue",
+    "online_glue",
+    "slice_hints",
+    "slice_views",
+    "worker",
+]

@@ -47,4 +47,6 @@ def unmet(requirements: list[Requirement]) -> list[tuple[Requirement, str | None
 
 def describe(problems: list[tuple[Requirement, str | None]]) -> str:
     """One line per unmet requirement, for the message box."""
-    return "\n".join(f"{req}: {'not installed' if have is None else f'version {have} installed'}" for req, have in problems)
+    return "\n".join(
+        f"{req}: {'not installed' if have is None else f'version {have} installed'}" for req, have in problems
+    )

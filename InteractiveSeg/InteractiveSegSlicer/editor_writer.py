@@ -10,11 +10,11 @@ in plain Python tests alike. Qt-free.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
-
 import slicer
+
 from InteractiveSegLib.errors import InteractionError
 
 from . import mrml_glue
@@ -51,7 +51,12 @@ class EditorWriter:
             raise InteractionError(f"unknown overwrite mode {mode!r}; expected one of {sorted(OVERWRITE_MODES)}")
         self.node.SetOverwriteMode(getattr(self.node, OVERWRITE_MODES[mode]))
 
-    def set_mask(self, mode: str = "EditAllowedEverywhere", segmentId: str | None = None, intensity_range: Sequence[float] | None = None) -> None:
+    def set_mask(
+        self,
+        mode: str = "EditAllowedEverywhere",
+        segmentId: str | None = None,
+        intensity_range: Sequence[float] | None = None,
+    ) -> None:
         """Editable area (a ``vtkMRMLSegmentationNode.EditAllowed*`` name) and optional intensity range."""
         value = getattr(slicer.vtkMRMLSegmentationNode, mode, None)
         if value is None or not mode.startswith("EditAllowed"):
@@ -78,7 +83,9 @@ class EditorWriter:
         else:
             self.logic.SaveStateForUndo()
 
-    def write(self, segmentationNode, segment_ids: dict[int, str], labelmap_region: np.ndarray, region, volumeNode) -> list[str]:
+    def write(
+        self, segmentationNode, segment_ids: dict[int, str], labelmap_region: np.ndarray, region, volumeNode
+    ) -> list[str]:
         """Make each class segment hold its voxels of ``labelmap_region`` inside ``region`` only.
 
         Per class, the voxels to drop go through the editor's "Remove" and the new ones
@@ -99,7 +106,10 @@ class EditorWriter:
                 raise InteractionError(f"segmentation {segmentationNode.GetName()!r} has no segment {sid!r}")
             target = values == value
             current = mrml_glue._segment_voxels(seg, extent)
-            for voxels, mode in ((current & ~target, self.logic.ModificationModeRemove), (target & ~current, self.logic.ModificationModeAdd)):
+            for voxels, mode in (
+                (current & ~target, self.logic.ModificationModeRemove),
+                (target & ~current, self.logic.ModificationModeAdd),
+            ):
                 if voxels.any():
                     modifier = mrml_glue._modifier_image(voxels, extent, volumeNode)
                     self.logic.ModifySegmentByLabelmap(segmentationNode, sid, modifier, mode, extent, False, False)

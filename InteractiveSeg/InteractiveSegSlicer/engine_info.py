@@ -53,7 +53,7 @@ def model_card(engine: str, module_dir: str | os.PathLike | None = None) -> str:
 
 
 def device_summary() -> str:
-    """"CUDA (<GPU>)" or "CPU", as the engines will pick it; never installs anything."""
+    """ "CUDA (<GPU>)" or "CPU", as the engines will pick it; never installs anything."""
     if importlib.util.find_spec("torch") is None:
         return "CPU (PyTorch not installed yet)"
     import torch

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from InteractiveSegLib.engines.base import Engine, Prediction, Request
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import Box, kji, slice_points
-from InteractiveSegLib.engines.base import Engine, Prediction, Request
 from InteractiveSegLib.methods.vmn.engine import VMNEngine, corrected_block
 from InteractiveSegLib.methods.vmn.propagation import PropagationResult
 
@@ -48,7 +48,7 @@ def _growcut_filter_class():
         ) from None
 
 
-def _to_vtk_image(array_zyx: np.ndarray, vtk_type: int, spacing) -> "vtkImageData":  # noqa: F821
+def _to_vtk_image(array_zyx: np.ndarray, vtk_type: int, spacing) -> vtkImageData:  # noqa: F821
     import vtk
     from vtk.util import numpy_support
 
@@ -77,7 +77,9 @@ def _grow_cut(image: np.ndarray, seeds: np.ndarray, spacing, distance_penalty: f
     return numpy_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(image.shape)
 
 
-def grow_cut_2d(image2d: np.ndarray, seeds2d: np.ndarray, spacing=(1.0, 1.0, 1.0), distance_penalty: float = 0.0, filter_class=None) -> np.ndarray:
+def grow_cut_2d(
+    image2d: np.ndarray, seeds2d: np.ndarray, spacing=(1.0, 1.0, 1.0), distance_penalty: float = 0.0, filter_class=None
+) -> np.ndarray:
     """GrowCut of one slice: every pixel takes the value of the seed (> 0) that reaches it.
 
     ``spacing`` is (column, row, slice) spacing. Any number of seed values works (one per class).
@@ -89,7 +91,9 @@ def grow_cut_2d(image2d: np.ndarray, seeds2d: np.ndarray, spacing=(1.0, 1.0, 1.0
     return _grow_cut(image3, seeds3, spacing, distance_penalty, filter_class)[1, 1:-1, 1:-1]
 
 
-def grow_cut_3d(image3d: np.ndarray, seeds3d: np.ndarray, spacing=(1.0, 1.0, 1.0), distance_penalty: float = 0.0, filter_class=None) -> np.ndarray:
+def grow_cut_3d(
+    image3d: np.ndarray, seeds3d: np.ndarray, spacing=(1.0, 1.0, 1.0), distance_penalty: float = 0.0, filter_class=None
+) -> np.ndarray:
     """GrowCut of a KJI block (at least 1 voxel per axis): padded by one replicated voxel,
     since the filter never grows from the border."""
     image = np.pad(image3d.astype(np.float32), 1, mode="edge")
@@ -128,14 +132,20 @@ class GrowFromSeedsEngine(Engine):
         image2d = np.take(self.volume.array, request.slice_index, axis=request.axis).astype(np.float32)
         seeds2d = self.seeds(request, image2d.shape)
         if not seeds2d.any():
-            raise EngineError(f"no hint of class {request.label} lies on slice {request.slice_index} (axis {request.axis})")
+            raise EngineError(
+                f"no hint of class {request.label} lies on slice {request.slice_index} (axis {request.axis})"
+            )
 
         others = [a for a in range(3) if a != request.axis]
         sp = self.volume.geometry.spacing  # IJK spacing; KJI axis a -> IJK index 2 - a
         spacing = (sp[2 - others[1]], sp[2 - others[0]], sp[2 - request.axis])
         result = grow_cut_2d(image2d, seeds2d, spacing, self.distance_penalty, self._filter_class)
         probability = (result == FOREGROUND_SEED).astype(np.float32)
-        return Prediction(request.label, self.slice_region(request.axis, request.slice_index), np.expand_dims(probability, request.axis))
+        return Prediction(
+            request.label,
+            self.slice_region(request.axis, request.slice_index),
+            np.expand_dims(probability, request.axis),
+        )
 
 
 class GrowFromSeedsPropagationEngine(VMNEngine):

@@ -103,8 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         r = time_engine(scene, volumeNode, labelled, engine, args.clicks)
         results.append({"engine": engine, "slice": [dims[1], dims[0]], "ms_click_to_segment": r})
     out = {
-        "command": " ".join([os.path.basename(sys.executable), "-m", "InteractiveSegSlicer.latency_bench", *(argv or sys.argv[1:])]),
-        "machine": {"cpu_threads": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "device": "cpu", "platform": platform.platform()},
+        "command": " ".join(
+            [os.path.basename(sys.executable), "-m", "InteractiveSegSlicer.latency_bench", *(argv or sys.argv[1:])]
+        ),
+        "machine": {
+            "cpu_threads": os.cpu_count(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "device": "cpu",
+            "platform": platform.platform(),
+        },
         "path": "SessionStore.prepare -> InferenceWorker compute -> commit via vtkSlicerSegmentEditorLogic (undo state + changed extent); no rendering",
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "results": results,
@@ -112,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'engine':<12} {'slice':<10} {'median ms':>10} {'p95 ms':>8} {'n':>4}")
     for r in results:
         m = r["ms_click_to_segment"]
-        print(f"{r['engine']:<12} {'x'.join(map(str, r['slice'])):<10} {m['median']:>10.1f} {m['p95']:>8.1f} {m['n']:>4}")
+        print(
+            f"{r['engine']:<12} {'x'.join(map(str, r['slice'])):<10} {m['median']:>10.1f} {m['p95']:>8.1f} {m['n']:>4}"
+        )
     if args.json:
         os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
         with open(args.json, "w") as f:

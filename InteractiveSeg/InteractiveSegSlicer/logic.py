@@ -78,15 +78,21 @@ class SegmentationLogic:
             if sid == segmentId:
                 return labels, value
         names = ", ".join(e.name for e in labels)
-        raise InteractionError(f"engine {engine!r} segments only its classes ({names}); select one of them or run 'Automatic' first")
+        raise InteractionError(
+            f"engine {engine!r} segments only its classes ({names}); select one of them or run 'Automatic' first"
+        )
 
     # -- scripted batch API ---------------------------------------------------------------
-    def segment(self, volumeNode, hints, engine="click", segmentationNode=None, labels=None, group=False, **engineKwargs):
+    def segment(
+        self, volumeNode, hints, engine="click", segmentationNode=None, labels=None, group=False, **engineKwargs
+    ):
         """Apply hints (InteractiveSegLib interactions, their JSON dicts or a JSON string, as
         in the library's hints.json) in order on the inference thread (``group``: all as
         one step); returns the segmentation node (created if None), one segment per class."""
         register_slicer_engines()
-        pending = self.store.prepare(volumeNode, hints, engine, segmentationNode, labels, group, **self.options(engine, engineKwargs))
+        pending = self.store.prepare(
+            volumeNode, hints, engine, segmentationNode, labels, group, **self.options(engine, engineKwargs)
+        )
         try:
             self.worker.run(self.store.compute, pending)
         finally:  # steps computed before an error are written, so the session and the segments agree
@@ -115,20 +121,41 @@ class SegmentationLogic:
         if index is None:
             index = int(np.argmax(area))
         if not 0 <= index < mask.shape[axis] or area[index] == 0:
-            raise InteractionError(f"class {labels[label].name!r} has no voxel on slice {index} (axis {axis}); draw it there first")
+            raise InteractionError(
+                f"class {labels[label].name!r} has no voxel on slice {index} (axis {axis}); draw it there first"
+            )
         voxels = np.argwhere(np.take(mask, index, axis=axis))
         voxels = voxels[np.linspace(0, len(voxels) - 1, min(len(voxels), MAX_PROPAGATION_SEEDS)).astype(int)]
         ijk = [tuple(int(c) for c in reversed(np.insert(v, axis, index))) for v in voxels]
         return Scribble(ijk, label=label, axis=axis)
 
-    def apply_markups(self, volumeNode, positiveNode, negativeNode, label=1, className=None, orientation="Axial",
-                      engine="click", segmentationNode=None, **engineKwargs):
+    def apply_markups(
+        self,
+        volumeNode,
+        positiveNode,
+        negativeNode,
+        label=1,
+        className=None,
+        orientation="Axial",
+        engine="click",
+        segmentationNode=None,
+        **engineKwargs,
+    ):
         """Clicks from two point lists (positive, negative) for class ``label`` on slices of ``orientation``."""
         register_slicer_engines()
         labels = mrml_glue.class_labels(segmentationNode, int(label), className)
         axis = mrml_glue.kji_axis_for_orientation(volumeNode, orientation)
-        return self.store.apply_markups(volumeNode, positiveNode, negativeNode, int(label), axis, engine, segmentationNode, labels,
-                                        **self.options(engine, engineKwargs))
+        return self.store.apply_markups(
+            volumeNode,
+            positiveNode,
+            negativeNode,
+            int(label),
+            axis,
+            engine,
+            segmentationNode,
+            labels,
+            **self.options(engine, engineKwargs),
+        )
 
     def automatic(self, volumeNode, ras, orientation="Axial", engine="sim", segmentationNode=None, **engineKwargs):
         """Multi-class engines: the automatic segmentation of the slice of ``orientation``
@@ -136,7 +163,9 @@ class SegmentationLogic:
         register_slicer_engines()
         axis = mrml_glue.kji_axis_for_orientation(volumeNode, orientation)
         index = mrml_glue.slice_index_at(volumeNode, ras, axis)
-        return self.store.automatic(volumeNode, axis, index, engine, segmentationNode, **self.options(engine, engineKwargs))
+        return self.store.automatic(
+            volumeNode, axis, index, engine, segmentationNode, **self.options(engine, engineKwargs)
+        )
 
     def finetune(self, volumeNode, hints, segmentationNode=None, model=None, **engineKwargs):
         """Scribble-aware fine-tuning on any engine's output: the segmentation keeps its

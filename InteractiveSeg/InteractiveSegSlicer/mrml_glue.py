@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
+import slicer
 import vtk
 from vtk.util import numpy_support
 
-import slicer
 from InteractiveSegLib.errors import GeometryError, ImageError, InteractionError, InteractiveSegError
 from InteractiveSegLib.hints import Click, Interaction, SliceAuto, from_dict, from_json, kji, validate
 from InteractiveSegLib.labels import LabelTable
@@ -144,7 +145,9 @@ def ijk_to_world(volumeNode, ijk: Sequence[float]) -> np.ndarray:
     return np.array(to_world.TransformPoint([float(c) for c in local]))
 
 
-def interactions_from_markups(pointListNode, volumeNode, label: int = 1, positive: bool = True, axis: int = 0) -> list[Click]:
+def interactions_from_markups(
+    pointListNode, volumeNode, label: int = 1, positive: bool = True, axis: int = 0
+) -> list[Click]:
     """One ``Click`` per defined control point of a markups point list.
 
     World positions (markups transforms applied) are mapped through the volume's parent
@@ -166,9 +169,9 @@ def interactions_from_markups(pointListNode, volumeNode, label: int = 1, positiv
     if not world:
         return []
     clicks = []
-    for name, p, ijk in zip(names, world, world_to_ijk(volumeNode, world)):
+    for name, p, ijk in zip(names, world, world_to_ijk(volumeNode, world), strict=False):
         voxel = tuple(int(math.floor(c + 0.5)) for c in ijk)
-        if any(v < 0 or v >= s for v, s in zip(voxel, size)):
+        if any(v < 0 or v >= s for v, s in zip(voxel, size, strict=False)):
             raise InteractionError(
                 f"point {name!r} of {_node_name(pointListNode)} at RAS ({p[0]:.1f}, {p[1]:.1f}, {p[2]:.1f}) "
                 f"is outside volume {_node_name(volumeNode)!r} (IJK ({', '.join(f'{c:.1f}' for c in ijk)}), size {tuple(size)})"
@@ -199,7 +202,9 @@ def kji_axis_for_orientation(volumeNode, orientation: str = "Axial") -> int:
     """KJI array axis of the volume closest to a view's normal (an oblique or sagittally
     acquired volume has its "axial" slices along another array axis than 0)."""
     if orientation not in ORIENTATION_NORMALS:
-        raise InteractionError(f"unknown slice orientation {orientation!r}; expected one of {sorted(ORIENTATION_NORMALS)}")
+        raise InteractionError(
+            f"unknown slice orientation {orientation!r}; expected one of {sorted(ORIENTATION_NORMALS)}"
+        )
     return kji_axis_for_normal(volumeNode, ORIENTATION_NORMALS[orientation])
 
 
@@ -347,7 +352,9 @@ def ensure_segments(segmentationNode, labels: LabelTable, volumeNode) -> dict[in
     if source != BINARY_LABELMAP and segmentation.GetNumberOfSegments() > 0:
         # a segmentation made from models: convert, then edit labelmaps as Slicer's editor does
         if not segmentationNode.CreateBinaryLabelmapRepresentation():
-            raise InteractiveSegError(f"segmentation {_node_name(segmentationNode)!r}: cannot convert {source!r} to binary labelmap")
+            raise InteractiveSegError(
+                f"segmentation {_node_name(segmentationNode)!r}: cannot convert {source!r} to binary labelmap"
+            )
     wasModified = segmentationNode.StartModify()
     try:
         if source != BINARY_LABELMAP:
@@ -374,7 +381,7 @@ def _region_extent(region: Region, shape_kji: Sequence[int]) -> tuple[int, ...]:
     if len(region) != 3:
         raise InteractionError(f"region must have 3 slices (K, J, I), got {region!r}")
     bounds = []
-    for s, n in zip(region, shape_kji):
+    for s, n in zip(region, shape_kji, strict=False):
         start, stop, step = s.indices(n)
         if step != 1 or stop <= start:
             raise InteractionError(f"region {region!r} is empty or strided for a volume of shape {tuple(shape_kji)}")
@@ -392,9 +399,9 @@ def _layer_values(labelmap, extent: Sequence[int]) -> np.ndarray:
     e = labelmap.GetExtent()
     li, lj, lk = e[1] - e[0] + 1, e[3] - e[2] + 1, e[5] - e[4] + 1
     arr = numpy_support.vtk_to_numpy(labelmap.GetPointData().GetScalars()).reshape(lk, lj, li)
-    lo = [max(a, b) for a, b in zip((k0, j0, i0), (e[4], e[2], e[0]))]
-    hi = [min(a, b) for a, b in zip((k1, j1, i1), (e[5], e[3], e[1]))]
-    if any(h < l for l, h in zip(lo, hi)):
+    lo = [max(a, b) for a, b in zip((k0, j0, i0), (e[4], e[2], e[0]), strict=False)]
+    hi = [min(a, b) for a, b in zip((k1, j1, i1), (e[5], e[3], e[1]), strict=False)]
+    if any(h < l for l, h in zip(lo, hi, strict=False)):
         return out
     src = arr[lo[0] - e[4] : hi[0] - e[4] + 1, lo[1] - e[2] : hi[1] - e[2] + 1, lo[2] - e[0] : hi[2] - e[0] + 1]
     out[lo[0] - k0 : hi[0] - k0 + 1, lo[1] - j0 : hi[1] - j0 + 1, lo[2] - i0 : hi[2] - i0 + 1] = src
@@ -431,7 +438,9 @@ def _modifier_image(mask: np.ndarray, extent: Sequence[int], volumeNode):
     return image
 
 
-def write_region(segmentationNode, segment_ids: dict[int, str], labelmap_region: np.ndarray, region: Region, volumeNode) -> list[str]:
+def write_region(
+    segmentationNode, segment_ids: dict[int, str], labelmap_region: np.ndarray, region: Region, volumeNode
+) -> list[str]:
     """Write a region of the session's multi-class labelmap into one segment per class.
 
     Only voxels inside ``region`` (KJI slices) change: per class, voxels of the segment
@@ -444,7 +453,9 @@ def write_region(segmentationNode, segment_ids: dict[int, str], labelmap_region:
     check_geometry(segmentationNode, volumeNode)
     segmentation = segmentationNode.GetSegmentation()
     if segmentation.GetSourceRepresentationName() != BINARY_LABELMAP:
-        raise InteractiveSegError(f"segmentation {_node_name(segmentationNode)!r} is not edited as a binary labelmap; call ensure_segments first")
+        raise InteractiveSegError(
+            f"segmentation {_node_name(segmentationNode)!r} is not edited as a binary labelmap; call ensure_segments first"
+        )
     dims = volumeNode.GetImageData().GetDimensions()
     shape_kji = (dims[2], dims[1], dims[0])
     extent = _region_extent(region, shape_kji)
@@ -457,7 +468,9 @@ def write_region(segmentationNode, segment_ids: dict[int, str], labelmap_region:
             raise InteractionError(f"segmentation {_node_name(segmentationNode)!r} has no segment {sid!r}")
     unknown = sorted(set(np.unique(values).tolist()) - {0} - set(segment_ids))
     if unknown:
-        raise InteractionError(f"labelmap region holds classes {unknown} that have no segment (known: {sorted(segment_ids)})")
+        raise InteractionError(
+            f"labelmap region holds classes {unknown} that have no segment (known: {sorted(segment_ids)})"
+        )
 
     Logic = slicer.vtkSlicerSegmentationsModuleLogic
     masks = {v: values == v for v in segment_ids}
@@ -470,7 +483,13 @@ def write_region(segmentationNode, segment_ids: dict[int, str], labelmap_region:
             seg = segmentation.GetSegment(sid)
             current = _segment_voxels(seg, extent)
             if np.any(current & ~masks[value]):
-                Logic.SetBinaryLabelmapToSegment(_modifier_image(masks[value], extent, volumeNode), segmentationNode, sid, Logic.MODE_MERGE_MIN, extent)
+                Logic.SetBinaryLabelmapToSegment(
+                    _modifier_image(masks[value], extent, volumeNode),
+                    segmentationNode,
+                    sid,
+                    Logic.MODE_MERGE_MIN,
+                    extent,
+                )
                 changed.append(sid)
         # 2) add: voxels the region assigns to a class but its segment does not hold yet
         for value, sid in segment_ids.items():
@@ -478,7 +497,13 @@ def write_region(segmentationNode, segment_ids: dict[int, str], labelmap_region:
             current = _segment_voxels(seg, extent)
             if np.any(masks[value] & ~current):
                 Logic.SetBinaryLabelmapToSegment(
-                    _modifier_image(masks[value], extent, volumeNode), segmentationNode, sid, Logic.MODE_MERGE_MASK, extent, False, ours
+                    _modifier_image(masks[value], extent, volumeNode),
+                    segmentationNode,
+                    sid,
+                    Logic.MODE_MERGE_MASK,
+                    extent,
+                    False,
+                    ours,
                 )
                 if sid not in changed:
                     changed.append(sid)
@@ -500,7 +525,9 @@ def labelmap_from_segmentation(segmentationNode, volumeNode, labels: LabelTable)
     if segmentationNode is None:
         return out
     if not _same_node(segmentationNode.GetParentTransformNode(), volumeNode.GetParentTransformNode()):
-        raise GeometryError(f"segmentation {_node_name(segmentationNode)!r} and volume {_node_name(volumeNode)!r} are under different transforms")
+        raise GeometryError(
+            f"segmentation {_node_name(segmentationNode)!r} and volume {_node_name(volumeNode)!r} are under different transforms"
+        )
     ids = find_segments(segmentationNode, labels)
     if not ids:
         return out
@@ -645,8 +672,16 @@ class SessionStore:
         entry = self._entries.get(volumeNode.GetID()) if volumeNode is not None else None
         return entry.session if entry else None
 
-    def segment(self, volumeNode, hints, engine: str = "click", segmentationNode=None, labels: LabelTable | None = None,
-                group: bool = False, **engine_kwargs):
+    def segment(
+        self,
+        volumeNode,
+        hints,
+        engine: str = "click",
+        segmentationNode=None,
+        labels: LabelTable | None = None,
+        group: bool = False,
+        **engine_kwargs,
+    ):
         """Apply hints in order (``group``: all of them as one step, one undo); returns the
         segmentation node (created if None).
 
@@ -656,8 +691,16 @@ class SessionStore:
         self.compute(pending)
         return self.commit(pending)
 
-    def prepare(self, volumeNode, hints, engine: str = "click", segmentationNode=None, labels: LabelTable | None = None,
-                group: bool = False, **engine_kwargs) -> "Pending":
+    def prepare(
+        self,
+        volumeNode,
+        hints,
+        engine: str = "click",
+        segmentationNode=None,
+        labels: LabelTable | None = None,
+        group: bool = False,
+        **engine_kwargs,
+    ) -> Pending:
         """Main thread, before the engine runs: check everything, create the segments and
         the session. Raises (scene unchanged) on bad input."""
         interactions = parse_hints(hints)
@@ -681,7 +724,7 @@ class SessionStore:
         return Pending(entry, segmentationNode, volumeNode, steps)
 
     @staticmethod
-    def compute(pending: "Pending", job=None) -> "Pending":
+    def compute(pending: Pending, job=None) -> Pending:
         """Engine work only (no MRML): safe on the inference worker thread. With a
         ``worker.Job``, progress is reported between steps and inside a long step (the
         engine's propagated slices or fine-tuning iterations); Cancel stops there, the
@@ -690,40 +733,57 @@ class SessionStore:
         engine = pending.entry.session.engine
         total = len(pending.steps)
         try:
-            for n, hs in enumerate(pending.steps[len(pending.done):], start=len(pending.done)):
+            for n, hs in enumerate(pending.steps[len(pending.done) :], start=len(pending.done)):
                 if job is not None:
                     job.report(n / total, f"hint {n + 1} of {total}")
-                    engine.progress = lambda f, text, n=n: job.report((n + f) / total, f"hint {n + 1} of {total}: {text}")
-                pending.done.append(pending.entry.session.add_many(hs) if len(hs) > 1 else pending.entry.session.add(hs[0]))
+                    engine.progress = lambda f, text, n=n: job.report(
+                        (n + f) / total, f"hint {n + 1} of {total}: {text}"
+                    )
+                pending.done.append(
+                    pending.entry.session.add_many(hs) if len(hs) > 1 else pending.entry.session.add(hs[0])
+                )
         finally:
             engine.progress = None
         return pending
 
-    def commit(self, pending: "Pending"):
+    def commit(self, pending: Pending):
         """Main thread, after ``compute``: write each computed step's region (one undo state
         per step when writing through the Segment Editor). Returns the segmentation node."""
-        for step in pending.done[pending.written:]:
+        for step in pending.done[pending.written :]:
             if self.editor is not None:
-                self.editor.save_state(pending.segmentationNode, pending.volumeNode)  # one undo state per hint, as the Segment Editor's effects do
+                self.editor.save_state(
+                    pending.segmentationNode, pending.volumeNode
+                )  # one undo state per hint, as the Segment Editor's effects do
             # the step's own result: later steps of the same call may already be in the session's labelmap
             self._write(pending.entry, pending.segmentationNode, pending.volumeNode, step.region, step.after)
             pending.written += 1
         return pending.segmentationNode
 
     @staticmethod
-    def discard(pending: "Pending") -> int:
+    def discard(pending: Pending) -> int:
         """Cancel: forget the computed steps that were not written (newest first), so the
         session matches the untouched segmentation again. Returns how many were dropped."""
-        dropped = pending.done[pending.written:]
+        dropped = pending.done[pending.written :]
         for _ in dropped:
             pending.entry.session.undo()
         # undone steps must not come back through Redo: the segmentation never held them
         pending.entry.session.discard_undone()
-        del pending.done[pending.written:]
+        del pending.done[pending.written :]
         return len(dropped)
 
-    def apply_markups(self, volumeNode, positiveNode=None, negativeNode=None, label: int = 1, axis: int = 0, engine: str = "click",
-                      segmentationNode=None, labels: LabelTable | None = None, clear: bool = True, **engine_kwargs):
+    def apply_markups(
+        self,
+        volumeNode,
+        positiveNode=None,
+        negativeNode=None,
+        label: int = 1,
+        axis: int = 0,
+        engine: str = "click",
+        segmentationNode=None,
+        labels: LabelTable | None = None,
+        clear: bool = True,
+        **engine_kwargs,
+    ):
         """Turn the points of a positive and a negative point list into clicks and apply them.
 
         Points are applied in list order, positives first; with ``clear`` the point lists
@@ -791,13 +851,17 @@ class SessionStore:
         session.engine.reset_weights()
         return True
 
-    def classes(self, engine: str, engine_kwargs: dict, segmentationNode, labels: LabelTable | None = None, interactions=()) -> LabelTable:
+    def classes(
+        self, engine: str, engine_kwargs: dict, segmentationNode, labels: LabelTable | None = None, interactions=()
+    ) -> LabelTable:
         """The session's classes: a multi-class engine's own (or, for engines that adopt
         labels, the segmentation's plus the model's), else ``labels``, else the segmentation's
         segments plus the hints' label values."""
         model_labels = engine_classes(engine, engine_kwargs)
         if model_labels is not None and engine_adopts_labels(engine, engine_kwargs):
-            return adopt_labels(self._resolve_labels(labels, segmentationNode, interactions, fallback=False), model_labels)
+            return adopt_labels(
+                self._resolve_labels(labels, segmentationNode, interactions, fallback=False), model_labels
+            )
         if model_labels is not None:
             return model_labels
         return self._resolve_labels(labels, segmentationNode, interactions)
@@ -825,7 +889,14 @@ class SessionStore:
         for sid in segment_ids.values():
             seg = segmentation.GetSegment(sid)
             lm = seg.GetRepresentation(BINARY_LABELMAP) if seg is not None else None
-            key.append((sid, seg.GetLabelValue() if seg else -1, lm.GetMTime() if lm else -1, tuple(lm.GetExtent()) if lm else ()))
+            key.append(
+                (
+                    sid,
+                    seg.GetLabelValue() if seg else -1,
+                    lm.GetMTime() if lm else -1,
+                    tuple(lm.GetExtent()) if lm else (),
+                )
+            )
         return tuple(key)
 
     def _entry(self, volumeNode, segmentationNode, labels: LabelTable, engine: str, engine_kwargs) -> _Entry:
@@ -841,7 +912,9 @@ class SessionStore:
                 and entry.labels_key == labels_key
                 and entry.volume_key == self._volume_key(volumeNode)
                 and entry.kwargs_key == kwargs_key
-                and all(segmentationNode.GetSegmentation().GetSegment(s) is not None for s in entry.segment_ids.values())
+                and all(
+                    segmentationNode.GetSegmentation().GetSegment(s) is not None for s in entry.segment_ids.values()
+                )
                 and entry.content_key == self._content_key(segmentationNode, entry.segment_ids)
             )
             if same:
@@ -851,7 +924,15 @@ class SessionStore:
         initial = labelmap_from_segmentation(segmentationNode, volumeNode, labels)
         session = Session(volume_from_node(volumeNode), engine=engine, labels=labels, labelmap=initial, **engine_kwargs)
         segment_ids = ensure_segments(segmentationNode, labels, volumeNode)
-        entry = _Entry(session, engine, segmentationNode.GetID(), segment_ids, labels_key, self._volume_key(volumeNode), kwargs_key=kwargs_key)
+        entry = _Entry(
+            session,
+            engine,
+            segmentationNode.GetID(),
+            segment_ids,
+            labels_key,
+            self._volume_key(volumeNode),
+            kwargs_key=kwargs_key,
+        )
         entry.content_key = self._content_key(segmentationNode, segment_ids)
         self._entries[volumeNode.GetID()] = entry
         return entry
@@ -859,7 +940,13 @@ class SessionStore:
     def _write(self, entry: _Entry, segmentationNode, volumeNode, region, values=None) -> None:
         """``values``: the region's labels to write (a step's own result); default the session's current ones."""
         writer = self.editor.write if self.editor is not None else write_region
-        writer(segmentationNode, entry.segment_ids, entry.session.labelmap[region] if values is None else values, region, volumeNode)
+        writer(
+            segmentationNode,
+            entry.segment_ids,
+            entry.session.labelmap[region] if values is None else values,
+            region,
+            volumeNode,
+        )
         entry.content_key = self._content_key(segmentationNode, entry.segment_ids)
 
     def _undo_redo(self, volumeNode, segmentationNode, redo: bool) -> bool:
@@ -867,7 +954,9 @@ class SessionStore:
         if entry is None or segmentationNode is None or entry.segmentation_id != segmentationNode.GetID():
             return False
         if entry.content_key != self._content_key(segmentationNode, entry.segment_ids):
-            raise InteractionError("the segments were edited outside InteractiveSeg since the last step; use the Segment Editor's undo")
+            raise InteractionError(
+                "the segments were edited outside InteractiveSeg since the last step; use the Segment Editor's undo"
+            )
         step = entry.session.redo() if redo else entry.session.undo()
         if step is None:
             return False

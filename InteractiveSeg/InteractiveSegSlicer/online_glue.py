@@ -46,7 +46,9 @@ def class_segment(volumeNode, segmentationNode, value: int = 1, name: str | None
     if segmentationNode is None:
         mrml_glue._scalar_image(volumeNode)  # refuse a bad volume before creating anything
         segmentationNode = mrml_glue.new_segmentation_node(volumeNode)
-    ids = mrml_glue.ensure_segments(segmentationNode, mrml_glue.class_labels(segmentationNode, int(value), name), volumeNode)
+    ids = mrml_glue.ensure_segments(
+        segmentationNode, mrml_glue.class_labels(segmentationNode, int(value), name), volumeNode
+    )
     return segmentationNode, ids[int(value)]
 
 
@@ -64,8 +66,18 @@ class OnlineLearningLogic:
     an existing task are read from it when None).
     """
 
-    def __init__(self, taskDir=None, volumeNode=None, segmentationNode=None, segmentId: str | None = None, editor=None,
-                 settings=None, registration=None, workers: int = 2, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        taskDir=None,
+        volumeNode=None,
+        segmentationNode=None,
+        segmentId: str | None = None,
+        editor=None,
+        settings=None,
+        registration=None,
+        workers: int = 2,
+        device: str = "cpu",
+    ) -> None:
         self.editor = editor
         self.settings, self.registration, self.workers, self.device = settings, registration, workers, device
         self.store = None
@@ -100,7 +112,9 @@ class OnlineLearningLogic:
             return  # already open here (a second lock from this process would refuse itself)
         store = TaskStore.open(path)
         try:
-            learner = DynamicLearner(self.settings, store=store, device=self.device, registration=self.registration, workers=self.workers)
+            learner = DynamicLearner(
+                self.settings, store=store, device=self.device, registration=self.registration, workers=self.workers
+            )
         except Exception:
             store.close()
             raise
@@ -134,7 +148,9 @@ class OnlineLearningLogic:
         if segmentationNode is None:
             raise InteractionError("choose a segmentation (the segment the user paints on) first")
         if segmentationNode.GetSegmentation().GetSourceRepresentationName() != mrml_glue.BINARY_LABELMAP:
-            raise InteractionError(f"segmentation {segmentationNode.GetName()!r} is not a labelmap segmentation; paint in it with the Segment Editor first")
+            raise InteractionError(
+                f"segmentation {segmentationNode.GetName()!r} is not a labelmap segmentation; paint in it with the Segment Editor first"
+            )
         painted = mrml_glue.segment_mask(segmentationNode, segmentId, volumeNode)  # GeometryError, unknown segment
         learner.start_volume(array, _key(volumeNode, learner.volumes_done))
         if self.editor is None:
@@ -169,11 +185,19 @@ class OnlineLearningLogic:
         """What a slice view needs to show slice ``index`` along KJI ``axis`` (highlighted when named)."""
         vol = self.volumeNode
         ras = mrml_glue.slice_center_world(vol, axis, index)
-        normal = slice_views._unit(mrml_glue.slice_center_world(vol, axis, index + 1) - ras)  # world, transforms applied
+        normal = slice_views._unit(
+            mrml_glue.slice_center_world(vol, axis, index + 1) - ras
+        )  # world, transforms applied
         if highlight:
             slice_views.highlight_slice(vol, axis, index, highlight, slice_views.PROPOSED_COLOR)
-        return SliceProposal(int(axis), int(index), slice_views.orientation_for_axis(vol, axis), tuple(float(c) for c in ras),
-                             float(normal @ ras), highlight)
+        return SliceProposal(
+            int(axis),
+            int(index),
+            slice_views.orientation_for_axis(vol, axis),
+            tuple(float(c) for c in ras),
+            float(normal @ ras),
+            highlight,
+        )
 
     def record_drawn_slice(self, axis: int, index: int) -> int:
         """Read the segment on slice ``index`` along KJI ``axis`` (what the user painted there;
@@ -183,9 +207,13 @@ class OnlineLearningLogic:
         self._check_idle()
         shape = self.volumeNode.GetImageData().GetDimensions()[::-1]
         if axis not in (0, 1, 2) or not 0 <= index < shape[axis]:
-            raise InteractionError(f"slice {index} along array axis {axis} is outside the volume (KJI size {tuple(shape)})")
+            raise InteractionError(
+                f"slice {index} along array axis {axis} is outside the volume (KJI size {tuple(shape)})"
+            )
         region = tuple(slice(index, index + 1) if a == axis else slice(0, n) for a, n in enumerate(shape))
-        mask = np.take(mrml_glue.segment_mask(self.segmentationNode, self.segmentId, self.volumeNode, region), 0, axis=axis)
+        mask = np.take(
+            mrml_glue.segment_mask(self.segmentationNode, self.segmentId, self.volumeNode, region), 0, axis=axis
+        )
         learner.add_slice(int(axis), int(index), mask)
         for p in self.proposals:
             if (p.axis, p.index) == (axis, index) and p.highlight:
@@ -225,7 +253,7 @@ class OnlineLearningLogic:
         changed = np.argwhere(target != current)
         if len(changed) == 0:
             return []
-        region = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(changed.min(0), changed.max(0)))
+        region = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(changed.min(0), changed.max(0), strict=False))
         self.editor.save_state(seg, vol)
         return self.editor.write(seg, {1: self.segmentId}, target[region].astype(np.uint8), region, vol)
 
@@ -247,7 +275,9 @@ class OnlineLearningLogic:
                 except Cancelled:  # Stop: should_stop ends the round cleanly after this step
                     pass
 
-        report = learner.train_round(progress=progress, should_stop=(lambda: job.cancel_requested) if job is not None else None)
+        report = learner.train_round(
+            progress=progress, should_stop=(lambda: job.cancel_requested) if job is not None else None
+        )
         self.last_report = report
         return report
 
@@ -280,8 +310,14 @@ class OnlineLearningLogic:
         if self.learner is None:
             return {"open": False}
         lrn = self.learner
-        out = {"open": True, "task": str(self.taskDir), "volumes_learnt": lrn.volumes_done, "rounds": lrn.rounds_trained,
-               "volume": self.volumeNode.GetName() if self.is_started() else None, "training": self.training}
+        out = {
+            "open": True,
+            "task": str(self.taskDir),
+            "volumes_learnt": lrn.volumes_done,
+            "rounds": lrn.rounds_trained,
+            "volume": self.volumeNode.GetName() if self.is_started() else None,
+            "training": self.training,
+        }
         if self.is_started():
             out |= {"volume_round": lrn.round, "drawn_slices": sum(len(v) for v in lrn.drawn().values())}
         if self.last_report is not None and self.last_report.losses:

@@ -8,7 +8,7 @@ is here, where pytest can check it on real volume nodes.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -38,7 +38,7 @@ def _voxels_on_slice(points_ijk: Sequence[Sequence[float]], axis: int, index: in
 def _stroke(voxels: np.ndarray) -> np.ndarray:
     """Connected voxel path through successive points (a fast drag skips voxels)."""
     out = [voxels[0]]
-    for a, b in zip(voxels[:-1], voxels[1:]):
+    for a, b in zip(voxels[:-1], voxels[1:], strict=False):
         n = int(np.abs(b - a).max())
         for t in range(1, n + 1):
             out.append(np.floor(a + (b - a) * t / n + 0.5).astype(int))
@@ -59,7 +59,12 @@ def _outside_error(voxel, shape_kji) -> InteractionError:
 
 
 def hint_from_gesture(
-    kind: str, points_ijk: Sequence[Sequence[float]], shape_kji: Sequence[int], axis: int, label: int = 1, positive: bool = True
+    kind: str,
+    points_ijk: Sequence[Sequence[float]],
+    shape_kji: Sequence[int],
+    axis: int,
+    label: int = 1,
+    positive: bool = True,
 ) -> Interaction:
     """The library hint for a finished gesture on one slice view.
 

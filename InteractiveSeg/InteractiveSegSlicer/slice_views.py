@@ -36,7 +36,9 @@ def slice_plane(volumeNode, axis: int, index: int) -> tuple[np.ndarray, np.ndarr
     dims = image.GetDimensions()  # I, J, K
     normal_ijk = 2 - int(axis)
     if not 0 <= index < dims[normal_ijk]:
-        raise InteractionError(f"slice {index} is outside the volume ({dims[normal_ijk]} slices along array axis {axis})")
+        raise InteractionError(
+            f"slice {index} is outside the volume ({dims[normal_ijk]} slices along array axis {axis})"
+        )
     a, b = (c for c in range(3) if c != normal_ijk)
     m = mrml_glue._ijk_to_ras(volumeNode)
     centre_ijk = [(d - 1) / 2 for d in dims]

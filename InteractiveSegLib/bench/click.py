@@ -13,9 +13,9 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -26,11 +26,10 @@ from InteractiveSegLib.hints import Click
 from InteractiveSegLib.hints import ijk_from_slice_point as to_ijk
 from InteractiveSegLib.io import read_labels, read_volume
 from InteractiveSegLib.labels import LabelTable
-from InteractiveSegLib.users.robot import robot_click
-from InteractiveSegLib.metrics import dice
+from InteractiveSegLib.metrics import dice, noc
 from InteractiveSegLib.session import Session
+from InteractiveSegLib.users.robot import robot_click
 from InteractiveSegLib.volume import Volume
-from InteractiveSegLib.metrics import noc
 
 DICE_AT = (0, 1, 2, 3, 5, 10)
 NOC_CAP = 20
@@ -87,7 +86,9 @@ def sample_slices(mask: np.ndarray, axis: int, max_slices: int, min_area: int, r
     return [int(i) for i in idx]
 
 
-def run_slice_session(session: Session, gt2d: np.ndarray, axis: int, index: int, name: str, max_clicks: int) -> SliceResult:
+def run_slice_session(
+    session: Session, gt2d: np.ndarray, axis: int, index: int, name: str, max_clicks: int
+) -> SliceResult:
     """One robot session on one slice; stops early once Dice@10 and both NoCs are known."""
     res = SliceResult(name, dices=[0.0 if gt2d.any() else 1.0])
     pred2d = np.zeros_like(gt2d)
@@ -148,7 +149,10 @@ def summarize(engine_name: str, data: BenchData, results: list[SliceResult]) -> 
         "dice_at": {str(k): mean_over_structures(lambda v: v["dice_at"][str(k)]) for k in DICE_AT},
         "noc85": mean_over_structures(lambda v: v["noc85"]),
         "noc90": mean_over_structures(lambda v: v["noc90"]),
-        "ms_per_interaction": {"median": float(np.median(ms)) if ms.size else None, "p95": float(np.percentile(ms, 95)) if ms.size else None},
+        "ms_per_interaction": {
+            "median": float(np.median(ms)) if ms.size else None,
+            "p95": float(np.percentile(ms, 95)) if ms.size else None,
+        },
         "s_per_propagation": None,
         "peak_rss_mb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "sessions": len(results),
@@ -157,7 +161,11 @@ def summarize(engine_name: str, data: BenchData, results: list[SliceResult]) -> 
 
 
 def markdown(results: list[dict]) -> str:
-    head = "| engine | data | mode | structures | sessions | " + " | ".join(f"Dice@{k}" for k in DICE_AT) + " | NoC@85 | NoC@90 | ms median | ms p95 | peak RSS MB |"
+    head = (
+        "| engine | data | mode | structures | sessions | "
+        + " | ".join(f"Dice@{k}" for k in DICE_AT)
+        + " | NoC@85 | NoC@90 | ms median | ms p95 | peak RSS MB |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         ms = r["ms_per_interaction"]
@@ -177,27 +185,59 @@ def add_arguments(p) -> None:
     p.add_argument("--data", default="colin27,inia19,mni152", help="shipped datasets when --image is not given")
     p.add_argument("--split", default="test", choices=["test", "train", "all"], help="structures of the shipped data")
     p.add_argument("--axes", default="0", help="slice axes to sample (0 axial, 1 coronal, 2 sagittal)")
-    p.add_argument("--max-slices", type=int, default=None,
-                   help="slices per structure and axis (default 20); SIM: per axis (default: every held-out slice)")
+    p.add_argument(
+        "--max-slices",
+        type=int,
+        default=None,
+        help="slices per structure and axis (default 20); SIM: per axis (default: every held-out slice)",
+    )
     p.add_argument("--max-clicks", type=int, default=NOC_CAP)
     p.add_argument("--min-area", type=int, default=64, help="smallest structure area (voxels) on a sampled slice")
     p.add_argument("--min-voxels", type=int, default=1000, help="smallest structure volume (voxels) benchmarked")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--task", default="colin27-deep-grey", help="multi-class task of the SIM engines (tasks.py)")
-    p.add_argument("--ablation", action="store_true", help="SIM: run Auto, SDG-base, SDG-CIM, DDG-CIM and DDG-SIM; fine-tuning: layers, growing, iterations")
-    p.add_argument("--rounds", type=int, default=None, help="SIM: robot clicks per slice (default 20); VMN: rounds per volume (default 6); fine-tuning: scribble rounds (default 5); online: steps per volume (default 6)")
-    p.add_argument("--robot", default="largest,per-class",
-                   help="SIM, comma-separated: 'largest' clicks the largest region missing a class (BENCHMARK.md), 'per-class' "
-                        "clicks every class missing a region each interaction (the paper's test-time virtual user)")
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="SIM: run Auto, SDG-base, SDG-CIM, DDG-CIM and DDG-SIM; fine-tuning: layers, growing, iterations",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="SIM: robot clicks per slice (default 20); VMN: rounds per volume (default 6); fine-tuning: scribble rounds (default 5); online: steps per volume (default 6)",
+    )
+    p.add_argument(
+        "--robot",
+        default="largest,per-class",
+        help="SIM, comma-separated: 'largest' clicks the largest region missing a class (BENCHMARK.md), 'per-class' "
+        "clicks every class missing a region each interaction (the paper's test-time virtual user)",
+    )
     p.add_argument("--hint", default="scribble", help="VMN: scribble, box, extreme (comma-separated for several)")
-    p.add_argument("--select", default="quality", help="VMN: slice to correct next: quality, random, oracle (comma-separated)")
-    p.add_argument("--max-structures", type=int, default=8, help="VMN: held-out structures per shipped volume (seeded sample; 0: all)")
+    p.add_argument(
+        "--select", default="quality", help="VMN: slice to correct next: quality, random, oracle (comma-separated)"
+    )
+    p.add_argument(
+        "--max-structures",
+        type=int,
+        default=8,
+        help="VMN: held-out structures per shipped volume (seeded sample; 0: all)",
+    )
     p.add_argument("--no-speed", action="store_true", help="VMN: skip the 256x256x100 full-sweep timing")
-    p.add_argument("--base-model", help="fine-tuning: the model to adapt (checkpoint, TorchScript, MONAI bundle; default sim_auto.pt)")
-    p.add_argument("--base-spec", help="fine-tuning: JSON spec of --base-model (labels, preprocessing), if not beside it")
-    p.add_argument("--stream", action="store_true", help="online learning: the stream experiment (dynamic-learning paper)")
-    p.add_argument("--stream-length", type=int, default=40, help="online learning: training-split volumes in the stream (0: all)")
+    p.add_argument(
+        "--base-model",
+        help="fine-tuning: the model to adapt (checkpoint, TorchScript, MONAI bundle; default sim_auto.pt)",
+    )
+    p.add_argument(
+        "--base-spec", help="fine-tuning: JSON spec of --base-model (labels, preprocessing), if not beside it"
+    )
+    p.add_argument(
+        "--stream", action="store_true", help="online learning: the stream experiment (dynamic-learning paper)"
+    )
+    p.add_argument(
+        "--stream-length", type=int, default=40, help="online learning: training-split volumes in the stream (0: all)"
+    )
     p.add_argument("--eval-volumes", type=int, default=16, help="online learning: held-out volumes (0: all)")
     p.add_argument("--json", help="write results here (format of BENCHMARK.md)")
     p.add_argument("--markdown", help="write the table here too")
@@ -205,7 +245,6 @@ def add_arguments(p) -> None:
 
 def is_multiclass_run(args) -> bool:
     from InteractiveSegLib.bench.sim import ABLATION
-
     from InteractiveSegLib.methods.sim.engine import VARIANTS
 
     names = set(args.engines.split(","))
@@ -213,7 +252,9 @@ def is_multiclass_run(args) -> bool:
 
 
 def is_online_run(args) -> bool:
-    return bool(getattr(args, "stream", False)) or any(e == "online" or e.startswith("online-") for e in args.engines.split(","))
+    return bool(getattr(args, "stream", False)) or any(
+        e == "online" or e.startswith("online-") for e in args.engines.split(",")
+    )
 
 
 def is_finetune_run(args) -> bool:
@@ -261,7 +302,11 @@ def run(args) -> dict:
         for d in data:
             t0 = time.time()
             r = bench_engine(engine, d, args)
-            print(f"{engine} on {d.name}: Dice@5 {r['dice_at']['5']:.3f}, NoC@85 {r['noc85']:.2f} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+            print(
+                f"{engine} on {d.name}: Dice@5 {r['dice_at']['5']:.3f}, NoC@85 {r['noc85']:.2f} ({time.time() - t0:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
             results.append(r)
     return _report(args, results, markdown(results))
 
@@ -269,7 +314,6 @@ def run(args) -> dict:
 def _run_multiclass(args) -> dict:
     """SIM engines (and Grow from seeds as their baseline) on a multi-class task: sim_bench."""
     from InteractiveSegLib.bench import sim as sim_bench
-
     from InteractiveSegLib.methods.sim.engine import VARIANTS
 
     unsupported = [e for e in args.engines.split(",") if e not in ("sim", "growcut", *VARIANTS)]
@@ -285,7 +329,12 @@ def _run_multiclass(args) -> dict:
 def _report(args, results: list[dict], table: str) -> dict:
     report = {
         "command": getattr(args, "command_line", "interactiveseg " + " ".join(sys.argv[1:])),
-        "machine": {"cpu_threads": torch.get_num_threads(), "device": "cpu", "python": platform.python_version(), "torch": torch.__version__},
+        "machine": {
+            "cpu_threads": torch.get_num_threads(),
+            "device": "cpu",
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
         "results": results,
     }
     print(table)

@@ -39,18 +39,27 @@ import numpy as np
 
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.engines import create_engine
-from InteractiveSegLib.methods.finetune.engine import ScribbleFinetuneEngine
 from InteractiveSegLib.hints import Click, Scribble, SliceAuto, ijk_from_slice_point
 from InteractiveSegLib.labels import LabelTable
-from InteractiveSegLib.users.robot import robot_click, robot_scribble
-from InteractiveSegLib.metrics import dice
+from InteractiveSegLib.methods.finetune.engine import ScribbleFinetuneEngine
+from InteractiveSegLib.metrics import dice, noc
 from InteractiveSegLib.session import Session
-from InteractiveSegLib.metrics import noc
+from InteractiveSegLib.users.robot import robot_click, robot_scribble
 
 ROUNDS = 5
 NEW_STRUCTURES = ("Hippocampus_R", "Amygdala_R")
-ABLATION = ("finetune-l1", "finetune-l2", "finetune-l3", "finetune-lall", "finetune-norg", "finetune-m5", "finetune-m25", "finetune-m50",
-            "finetune-anchor", "finetune-bginit")
+ABLATION = (
+    "finetune-l1",
+    "finetune-l2",
+    "finetune-l3",
+    "finetune-lall",
+    "finetune-norg",
+    "finetune-m5",
+    "finetune-m25",
+    "finetune-m50",
+    "finetune-anchor",
+    "finetune-bginit",
+)
 _VARIANT = re.compile(r"^finetune(-3d)?((?:-l(?:\d+|all))|(?:-norg)|(?:-m\d+)|(?:-anchor)|(?:-bginit))*$")
 
 
@@ -122,7 +131,9 @@ def shipped_targets(classes: list[str]) -> tuple[str, object, list[Target]]:
     return "colin27 right hemisphere", lv.image, out
 
 
-def user_targets(image: str, labels: str, classes: list[str], structures: list[str] | None, limit: int) -> tuple[str, object, list[Target]]:
+def user_targets(
+    image: str, labels: str, classes: list[str], structures: list[str] | None, limit: int
+) -> tuple[str, object, list[Target]]:
     from InteractiveSegLib.bench.click import user_data
 
     data = user_data(image, labels, structures)
@@ -165,10 +176,20 @@ def run_slice(engine, kind: str, t: Target, axis: int, index: int, rounds: int) 
         pred = _current(session, t, axis, index)
         if kind == "click":
             c = robot_click(ref, pred)
-            hint = None if c is None else Click(ijk_from_slice_point(c.point, axis, index), label=t.value, positive=c.positive, axis=axis)
+            hint = (
+                None
+                if c is None
+                else Click(ijk_from_slice_point(c.point, axis, index), label=t.value, positive=c.positive, axis=axis)
+            )
         else:
             s = robot_scribble(ref, pred)
-            hint = None if s is None else Scribble([ijk_from_slice_point(p, axis, index) for p in s[0]], label=t.value, positive=s[1], axis=axis)
+            hint = (
+                None
+                if s is None
+                else Scribble(
+                    [ijk_from_slice_point(p, axis, index) for p in s[0]], label=t.value, positive=s[1], axis=axis
+                )
+            )
         if hint is not None:
             t0 = time.perf_counter()
             step = session.add(hint)
@@ -211,7 +232,9 @@ def run_volume(engine: ScribbleFinetuneEngine, t: Target, rounds: int) -> Run:
         s = robot_scribble(t.reference[k], p[k])
         if s is not None:
             t0 = time.perf_counter()
-            step = session.add(Scribble([ijk_from_slice_point(q, 0, k) for q in s[0]], label=t.value, positive=s[1], axis=0))
+            step = session.add(
+                Scribble([ijk_from_slice_point(q, 0, k) for q in s[0]], label=t.value, positive=s[1], axis=0)
+            )
             run.ms.append((time.perf_counter() - t0) * 1000)
             info = step.prediction.quality["finetune"]
             run.iterations.append(int(info["iterations"]))
@@ -241,8 +264,13 @@ def latency_256(engine_kwargs_: dict, rounds: int = 3, slices: int = 6) -> dict:
     runs = [run_slice(engine, "finetune", t, 0, int(k), rounds) for k in np.linspace(ks[0], ks[-1], slices).astype(int)]
     ms = np.concatenate([r.ms for r in runs])
     its = np.concatenate([r.iterations for r in runs])
-    return {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95)), "slice": [256, 256], "rounds": int(ms.size),
-            "iterations_median": float(np.median(its))}
+    return {
+        "median": float(np.median(ms)),
+        "p95": float(np.percentile(ms, 95)),
+        "slice": [256, 256],
+        "rounds": int(ms.size),
+        "iterations_median": float(np.median(its)),
+    }
 
 
 def roi_128(engine_kwargs_: dict, rounds: int = 3) -> dict:
@@ -254,8 +282,14 @@ def roi_128(engine_kwargs_: dict, rounds: int = 3) -> dict:
     _, _, targets = shipped_targets(list(engine.spec.labels))
     run = run_volume(engine, targets[0], rounds)
     s = np.array(run.ms) / 1000
-    return {"median_s": float(np.median(s)), "max_s": float(s.max()), "roi": run.rois[0] if run.rois else None,
-            "rounds": int(s.size), "iterations": run.iterations, "converged": run.converged}
+    return {
+        "median_s": float(np.median(s)),
+        "max_s": float(s.max()),
+        "roi": run.rois[0] if run.rois else None,
+        "rounds": int(s.size),
+        "iterations": run.iterations,
+        "converged": run.converged,
+    }
 
 
 # -- summary --------------------------------------------------------------------------------------
@@ -272,7 +306,13 @@ def summarize(name: str, mode: str, data: str, runs: list[Run], rounds: int, hin
     per = {}
     for s in dict.fromkeys(r.structure for r in runs):
         rs = [r for r in runs if r.structure == s]
-        per[s] = {"dice_at": mean_dice(rs), "noc85": noc_mean(rs, 0.85), "noc90": noc_mean(rs, 0.90), "sessions": len(rs), "new_label": rs[0].new}
+        per[s] = {
+            "dice_at": mean_dice(rs),
+            "noc85": noc_mean(rs, 0.85),
+            "noc90": noc_mean(rs, 0.90),
+            "sessions": len(rs),
+            "new_label": rs[0].new,
+        }
     return {
         "engine": name,
         "mode": mode,
@@ -285,8 +325,17 @@ def summarize(name: str, mode: str, data: str, runs: list[Run], rounds: int, hin
         "noc85": noc_mean(runs, 0.85),
         "noc90": noc_mean(runs, 0.90),
         "noc_cap": rounds,
-        "ms_per_interaction": {"median": float(np.median(ms)) if ms.size else None, "p95": float(np.percentile(ms, 95)) if ms.size else None},
-        "iterations": {"median": float(np.median(its)), "mean": float(its.mean()), "converged_fraction": float(conv.mean())} if its.size else None,
+        "ms_per_interaction": {
+            "median": float(np.median(ms)) if ms.size else None,
+            "p95": float(np.percentile(ms, 95)) if ms.size else None,
+        },
+        "iterations": {
+            "median": float(np.median(its)),
+            "mean": float(its.mean()),
+            "converged_fraction": float(conv.mean()),
+        }
+        if its.size
+        else None,
         "s_per_propagation": None,
         "peak_rss_mb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "sessions": len(runs),
@@ -307,7 +356,13 @@ def run(args) -> list[dict]:
     probe = ScribbleFinetuneEngine(**base)
     classes = list(probe.spec.labels)
     if args.image:
-        data_name, volume, targets = user_targets(args.image, args.labels, classes, args.structures.split(",") if args.structures else None, args.max_structures)
+        data_name, volume, targets = user_targets(
+            args.image,
+            args.labels,
+            classes,
+            args.structures.split(",") if args.structures else None,
+            args.max_structures,
+        )
     else:
         data_name, volume, targets = shipped_targets(classes)
     rng = np.random.default_rng(args.seed)
@@ -349,8 +404,17 @@ def run(args) -> list[dict]:
 
 def markdown(results: list[dict]) -> str:
     ks = sorted({int(k) for r in results for k in r["dice_at"]})
-    head = "| engine | mode | structures | " + " | ".join(f"Dice@{k}" for k in ks) + " | ms/round median / p95 | iterations median (converged) |"
-    lines = ["Dice vs scribble rounds (paper Table 3 left); round 0 = the un-tuned model:", "", head, "|" + "---|" * (head.count("|") - 1)]
+    head = (
+        "| engine | mode | structures | "
+        + " | ".join(f"Dice@{k}" for k in ks)
+        + " | ms/round median / p95 | iterations median (converged) |"
+    )
+    lines = [
+        "Dice vs scribble rounds (paper Table 3 left); round 0 = the un-tuned model:",
+        "",
+        head,
+        "|" + "---|" * (head.count("|") - 1),
+    ]
     for r in results:
         for group, key in (("all", "dice_at"), ("known", "dice_at_known"), ("new", "dice_at_new")):
             if not r[key]:
@@ -359,12 +423,20 @@ def markdown(results: list[dict]) -> str:
             msd = f"{ms['median']:.0f} / {ms['p95']:.0f}" if ms["median"] is not None else "—"
             it = r["iterations"]
             its = f"{it['median']:.0f} ({it['converged_fraction']:.0%})" if it else "—"
-            lines.append(f"| {r['engine']} | {r['mode']} | {group} | " + " | ".join(f"{r[key][str(k)]:.3f}" for k in ks) + f" | {msd} | {its} |")
+            lines.append(
+                f"| {r['engine']} | {r['mode']} | {group} | "
+                + " | ".join(f"{r[key][str(k)]:.3f}" for k in ks)
+                + f" | {msd} | {its} |"
+            )
     for r in results:
         if "ms_per_interaction_256" in r:
             m = r["ms_per_interaction_256"]
-            lines.append(f"\n{r['engine']}: {m['median']:.0f} / {m['p95']:.0f} ms per round (median / p95) on 256 x 256 slices, {m['iterations_median']:.0f} iterations median")
+            lines.append(
+                f"\n{r['engine']}: {m['median']:.0f} / {m['p95']:.0f} ms per round (median / p95) on 256 x 256 slices, {m['iterations_median']:.0f} iterations median"
+            )
         if "s_per_round_roi128" in r:
             m = r["s_per_round_roi128"]
-            lines.append(f"\n{r['engine']}: {m['median_s']:.2f} s per round (median; max {m['max_s']:.2f}) on a {m['roi']} ROI, iterations {m['iterations']}")
+            lines.append(
+                f"\n{r['engine']}: {m['median_s']:.2f} s per round (median; max {m['max_s']:.2f}) on a {m['roi']} ROI, iterations {m['iterations']}"
+            )
     return "\n".join(lines)

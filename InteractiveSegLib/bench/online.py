@@ -73,7 +73,11 @@ class Sample:
 
 def _resize(a: np.ndarray, shape, mode: str) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]
-    out = F.interpolate(t, size=shape, mode=mode, align_corners=False) if mode != "nearest" else F.interpolate(t, size=shape, mode=mode)
+    out = (
+        F.interpolate(t, size=shape, mode=mode, align_corners=False)
+        if mode != "nearest"
+        else F.interpolate(t, size=shape, mode=mode)
+    )
     return out[0, 0].numpy()
 
 
@@ -84,7 +88,7 @@ def crop_sample(image: np.ndarray, mask: np.ndarray, name: str, rng: np.random.G
     m_lo, m_hi = rng.integers(0, 11, 3), rng.integers(0, 11, 3)
     lo = np.maximum(lo - m_lo, 0)
     hi = np.minimum(hi + m_hi, mask.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=False))
     img = _resize(image[box], shape, "trilinear")
     ref = _resize(mask[box].astype(np.float32), shape, "trilinear") > 0.5
     return Sample(name, img, ref)
@@ -148,10 +152,18 @@ def _stats(values: list[float]) -> dict:
 
 def _result(engine: str, structures: list[str], dice_at: dict, extra: dict) -> dict:
     return {
-        "engine": engine, "mode": "3d", "hint": "slice", "data": "colin27-aal-stream", "structures": structures,
-        "dice_at": {k: float(v) for k, v in dice_at.items()}, "noc85": None, "noc90": None,
-        "ms_per_interaction": {"median": None, "p95": None}, "s_per_propagation": extra.pop("s_per_propagation", None),
-        "peak_rss_mb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), **extra,
+        "engine": engine,
+        "mode": "3d",
+        "hint": "slice",
+        "data": "colin27-aal-stream",
+        "structures": structures,
+        "dice_at": {k: float(v) for k, v in dice_at.items()},
+        "noc85": None,
+        "noc90": None,
+        "ms_per_interaction": {"median": None, "p95": None},
+        "s_per_propagation": extra.pop("s_per_propagation", None),
+        "peak_rss_mb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        **extra,
     }
 
 
@@ -171,7 +183,9 @@ def offline(settings: OnlineSettings, stream: list[Sample], evaluation: list[Sam
     return model_dice(learner, evaluation)
 
 
-def dynamic(settings: OnlineSettings, stream: list[Sample], evaluation: list[Sample], checkpoints: set[int]) -> tuple[list[float], dict]:
+def dynamic(
+    settings: OnlineSettings, stream: list[Sample], evaluation: list[Sample], checkpoints: set[int]
+) -> tuple[list[float], dict]:
     """Dynamic learning with the reference labels: each volume once, in order."""
     learner = DynamicLearner(settings)
     along = {}
@@ -189,7 +203,9 @@ def stream_run(settings: OnlineSettings, stream: list[Sample], steps: int) -> tu
     for t, s in enumerate(stream, 1):
         runs.append(interactive_volume(learner, s, steps, f"t{t:04d}"))
         if t % 10 == 0:
-            _log(f"online-stream: {t}/{len(stream)} volumes, proxy Dice@{steps} so far {np.mean([r['proxy'][-1] for r in runs]):.3f}")
+            _log(
+                f"online-stream: {t}/{len(stream)} volumes, proxy Dice@{steps} so far {np.mean([r['proxy'][-1] for r in runs]):.3f}"
+            )
     return learner, runs
 
 
@@ -198,19 +214,29 @@ def _per_step(runs: list[dict], key: str) -> dict[str, float]:
 
 
 def _per_step_range(runs: list[dict], key: str) -> dict[str, list[float]]:
-    return {str(i + 1): [float(np.min([r[key][i] for r in runs])), float(np.max([r[key][i] for r in runs]))] for i in range(len(runs[0][key]))}
+    return {
+        str(i + 1): [float(np.min([r[key][i] for r in runs])), float(np.max([r[key][i] for r in runs]))]
+        for i in range(len(runs[0][key]))
+    }
 
 
 def _interactive_result(engine: str, runs: list[dict], names: list[str], extra: dict | None = None) -> dict:
-    return _result(engine, names, _per_step(runs, "proxy"), {
-        "model_dice_at": _per_step(runs, "model"),
-        "proxy_dice_range": _per_step_range(runs, "proxy"),
-        "model_dice_range": _per_step_range(runs, "model"),
-        "slices_at": {str(i + 1): f"{i + 1}+{i + 1}" for i in range(len(runs[0]["proxy"]))},  # coronal + sagittal, τ = 1
-        "s_per_propagation": float(np.median([x for r in runs for x in r["proxy_s"]])),
-        "s_per_training_round": float(np.median([x for r in runs for x in r["train_s"]])),
-        **(extra or {}),
-    })
+    return _result(
+        engine,
+        names,
+        _per_step(runs, "proxy"),
+        {
+            "model_dice_at": _per_step(runs, "model"),
+            "proxy_dice_range": _per_step_range(runs, "proxy"),
+            "model_dice_range": _per_step_range(runs, "model"),
+            "slices_at": {
+                str(i + 1): f"{i + 1}+{i + 1}" for i in range(len(runs[0]["proxy"]))
+            },  # coronal + sagittal, τ = 1
+            "s_per_propagation": float(np.median([x for r in runs for x in r["proxy_s"]])),
+            "s_per_training_round": float(np.median([x for r in runs for x in r["train_s"]])),
+            **(extra or {}),
+        },
+    )
 
 
 def speed(settings: OnlineSettings, seed: int) -> dict:
@@ -234,15 +260,26 @@ def speed(settings: OnlineSettings, seed: int) -> dict:
         for i in sorted(rng.choice(present, size=6, replace=False)):
             t0 = time.perf_counter()
             changed = learner.add_slice(axis, int(i), np.take(mask, int(i), axis=axis))
-            updates.append({"axis": axis, "slice": int(i), "seconds": time.perf_counter() - t0, "slices_registered": len(changed)})
+            updates.append(
+                {"axis": axis, "slice": int(i), "seconds": time.perf_counter() - t0, "slices_registered": len(changed)}
+            )
     rounds = [learner.train_round().train_seconds for _ in range(3)]
     later = [u["seconds"] for u in updates if u["slices_registered"] < shape[u["axis"]] - 1]
     return {
-        "shape_kji": list(shape), "structure": vol.labels.labels[v].name,
-        "proxy_update_s": {"median_after_first": float(np.median(later)) if later else None, "max_after_first": float(max(later)) if later else None,
-                           "first_slice_of_plane": [u["seconds"] for u in updates if u["slices_registered"] >= shape[u["axis"]] - 1]},
+        "shape_kji": list(shape),
+        "structure": vol.labels.labels[v].name,
+        "proxy_update_s": {
+            "median_after_first": float(np.median(later)) if later else None,
+            "max_after_first": float(max(later)) if later else None,
+            "first_slice_of_plane": [u["seconds"] for u in updates if u["slices_registered"] >= shape[u["axis"]] - 1],
+        },
         "proxy_updates": updates,
-        "training_round_s": {"median": float(np.median(rounds)), "max": float(max(rounds)), "n_f": settings.n_f, "patch": list(settings.patch)},
+        "training_round_s": {
+            "median": float(np.median(rounds)),
+            "max": float(max(rounds)),
+            "n_f": settings.n_f,
+            "patch": list(settings.patch),
+        },
         "task_shape_kji": list(SHAPE),
     }
 
@@ -266,27 +303,49 @@ def run(args) -> list[dict]:
     if not args.no_speed:
         t0 = time.time()
         sp = speed(base, args.seed)
-        _log(f"speed: proxy update {sp['proxy_update_s']['median_after_first']:.2f} s, training round {sp['training_round_s']['median']:.2f} s ({time.time() - t0:.0f} s)")
+        _log(
+            f"speed: proxy update {sp['proxy_update_s']['median_after_first']:.2f} s, training round {sp['training_round_s']['median']:.2f} s ({time.time() - t0:.0f} s)"
+        )
     else:
         sp = None
     if "online-offline" in want:
         t0 = time.time()
         d = offline(base, stream, evaluation, len(stream) * base.n_f)
-        results.append(_result("online-offline", eval_names, {"0": np.mean(d)}, {"model_dice": _stats(d), "training_steps": len(stream) * base.n_f, "stream": stream_names}))
+        results.append(
+            _result(
+                "online-offline",
+                eval_names,
+                {"0": np.mean(d)},
+                {"model_dice": _stats(d), "training_steps": len(stream) * base.n_f, "stream": stream_names},
+            )
+        )
         _log(f"online-offline: F Dice {np.mean(d):.3f} ({time.time() - t0:.0f} s)")
     for engine, change in DYNAMIC.items():
         if engine in want:
             t0 = time.time()
             d, along = dynamic(replace(base, **change), stream, evaluation, checkpoints)
-            results.append(_result(engine, eval_names, {"0": np.mean(d)}, {"model_dice": _stats(d), "dice_vs_samples": along, "training_steps": len(stream) * base.n_f}))
+            results.append(
+                _result(
+                    engine,
+                    eval_names,
+                    {"0": np.mean(d)},
+                    {"model_dice": _stats(d), "dice_vs_samples": along, "training_steps": len(stream) * base.n_f},
+                )
+            )
             _log(f"{engine}: F Dice {np.mean(d):.3f} ({time.time() - t0:.0f} s)")
     warm = None
     if want & {"online-stream", "online-warm", "online-warm-mg"}:
         t0 = time.time()
         warm, runs = stream_run(replace(base, weights="indicator", guidance=True), stream, steps)
         d = model_dice(warm, evaluation)
-        results.append(_interactive_result("online-stream", runs, stream_names, {"model_dice": _stats(d), "model_dice_on_eval": float(np.mean(d))}))
-        _log(f"online-stream: proxy Dice@{steps} {np.mean([r['proxy'][-1] for r in runs]):.3f} over the stream, F on held-out {np.mean(d):.3f} ({time.time() - t0:.0f} s)")
+        results.append(
+            _interactive_result(
+                "online-stream", runs, stream_names, {"model_dice": _stats(d), "model_dice_on_eval": float(np.mean(d))}
+            )
+        )
+        _log(
+            f"online-stream: proxy Dice@{steps} {np.mean([r['proxy'][-1] for r in runs]):.3f} over the stream, F on held-out {np.mean(d):.3f} ({time.time() - t0:.0f} s)"
+        )
     for engine, change in INTERACTIVE.items():
         if engine not in want:
             continue
@@ -299,7 +358,11 @@ def run(args) -> list[dict]:
             runs.append(interactive_volume(learner, s, steps, f"eval{j:03d}"))
         results.append(_interactive_result(engine, runs, eval_names))
         r = results[-1]
-        _log(f"{engine}: proxy Dice@1..{steps} " + " ".join(f"{v:.3f}" for v in r["dice_at"].values()) + f" ({time.time() - t0:.0f} s)")
+        _log(
+            f"{engine}: proxy Dice@1..{steps} "
+            + " ".join(f"{v:.3f}" for v in r["dice_at"].values())
+            + f" ({time.time() - t0:.0f} s)"
+        )
     if sp is not None and results:
         results[0]["speed"] = sp
     return results
@@ -307,28 +370,48 @@ def run(args) -> list[dict]:
 
 def markdown(results: list[dict]) -> str:
     f = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-    lines = ["Dynamic learning (F on held-out volumes, no interaction):", "",
-             "| engine | Dice mean | std | min | max | along the stream |", "|---|---|---|---|---|---|"]
+    lines = [
+        "Dynamic learning (F on held-out volumes, no interaction):",
+        "",
+        "| engine | Dice mean | std | min | max | along the stream |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results:
         if "model_dice" in r and "model_dice_at" not in r:
             m = r["model_dice"]
             along = ", ".join(f"{k}: {v:.3f}" for k, v in r.get("dice_vs_samples", {}).items())
-            lines.append(f"| {r['engine']} | {m['mean']:.3f} | {m['std']:.3f} | {m['min']:.3f} | {m['max']:.3f} | {along} |")
+            lines.append(
+                f"| {r['engine']} | {m['mean']:.3f} | {m['std']:.3f} | {m['min']:.3f} | {m['max']:.3f} | {along} |"
+            )
     steps = max((len(r.get("model_dice_at", {})) for r in results), default=0)
     if steps:
-        lines += ["", "Interactive steps (proxy Υ / model F Dice; slices coronal+sagittal):", "",
-                  "| engine | " + " | ".join(f"step {i} ({i}+{i})" for i in range(1, steps + 1)) + " | s/proxy update | s/training round |",
-                  "|---|" + "---|" * (steps + 2)]
+        lines += [
+            "",
+            "Interactive steps (proxy Υ / model F Dice; slices coronal+sagittal):",
+            "",
+            "| engine | "
+            + " | ".join(f"step {i} ({i}+{i})" for i in range(1, steps + 1))
+            + " | s/proxy update | s/training round |",
+            "|---|" + "---|" * (steps + 2),
+        ]
         for r in results:
             if "model_dice_at" in r:
                 cells = [f"{r['dice_at'][str(i)]:.3f} / {r['model_dice_at'][str(i)]:.3f}" for i in range(1, steps + 1)]
-                lines.append(f"| {r['engine']} | " + " | ".join(cells) + f" | {f(r['s_per_propagation'])} | {f(r['s_per_training_round'])} |")
+                lines.append(
+                    f"| {r['engine']} | "
+                    + " | ".join(cells)
+                    + f" | {f(r['s_per_propagation'])} | {f(r['s_per_training_round'])} |"
+                )
     sp = next((r["speed"] for r in results if "speed" in r), None)
     if sp:
         p = sp["proxy_update_s"]
-        lines += ["", f"Speed on {'x'.join(map(str, sp['shape_kji']))} (KJI, {sp['structure']}): proxy update after one new slice "
-                  f"median {f(p['median_after_first'])} s, max {f(p['max_after_first'])} s; first slice of a plane "
-                  + ", ".join(f"{x:.2f}" for x in p["first_slice_of_plane"]) + " s; training round "
-                  f"median {sp['training_round_s']['median']:.2f} s, max {sp['training_round_s']['max']:.2f} s "
-                  f"(n_F {sp['training_round_s']['n_f']}, patch {sp['training_round_s']['patch']})."]
+        lines += [
+            "",
+            f"Speed on {'x'.join(map(str, sp['shape_kji']))} (KJI, {sp['structure']}): proxy update after one new slice "
+            f"median {f(p['median_after_first'])} s, max {f(p['max_after_first'])} s; first slice of a plane "
+            + ", ".join(f"{x:.2f}" for x in p["first_slice_of_plane"])
+            + " s; training round "
+            f"median {sp['training_round_s']['median']:.2f} s, max {sp['training_round_s']['max']:.2f} s "
+            f"(n_F {sp['training_round_s']['n_f']}, patch {sp['training_round_s']['patch']}).",
+        ]
     return "\n".join(lines)

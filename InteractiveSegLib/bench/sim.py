@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from InteractiveSegLib.data.multiclass_tasks import TaskData, TaskSlice, get_task, load_task
 from InteractiveSegLib.errors import ImageError
 from InteractiveSegLib.methods.sim.memory import State, click_masks
-from InteractiveSegLib.data.multiclass_tasks import TaskData, TaskSlice, get_task, load_task
-from InteractiveSegLib.users.multiclass import RobotUser
-from InteractiveSegLib.preprocessing import one_hot
 from InteractiveSegLib.metrics import noc, paired, scores
+from InteractiveSegLib.preprocessing import one_hot
+from InteractiveSegLib.users.multiclass import RobotUser
 
 ABLATION = ("auto", "sdg-base", "sdg-cim", "ddg-cim", "ddg-sim")
 CLICK_TABLE = (0, 1, 2, 3, 6)
@@ -131,7 +131,9 @@ ROBOTS = {
 }
 
 
-def summarize(name: str, data_name: str, classes: list[str], runs: list[SliceRun], rounds: int, robot: str = "largest") -> dict:
+def summarize(
+    name: str, data_name: str, classes: list[str], runs: list[SliceRun], rounds: int, robot: str = "largest"
+) -> dict:
     dice = np.array([r.dice for r in runs])  # (slices, rounds + 1, N)
     iou = np.array([r.iou for r in runs])
     with np.errstate(invalid="ignore"):
@@ -167,7 +169,10 @@ def summarize(name: str, data_name: str, classes: list[str], runs: list[SliceRun
         "robot": robot,
         "interaction": ROBOTS[robot],
         "clicks_per_interaction": float(np.mean(np.concatenate([r.clicks for r in runs]))) if runs else 0.0,
-        "ms_per_interaction": {"median": float(np.median(ms)) if ms.size else None, "p95": float(np.percentile(ms, 95)) if ms.size else None},
+        "ms_per_interaction": {
+            "median": float(np.median(ms)) if ms.size else None,
+            "p95": float(np.percentile(ms, 95)) if ms.size else None,
+        },
         "s_per_propagation": None,
         "peak_rss_mb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "sessions": len(runs),
@@ -199,13 +204,18 @@ def latency_256(variant: str, interactions: int = 40) -> dict:
         t0 = time.perf_counter()
         session.add(Click(ijk_from_slice_point(rc, 0, index), label=cls, axis=0))
         times.append((time.perf_counter() - t0) * 1000)
-    return {"median": float(np.median(times)), "p95": float(np.percentile(times, 95)), "slice": [256, 256], "interactions": interactions}
+    return {
+        "median": float(np.median(times)),
+        "p95": float(np.percentile(times, 95)),
+        "slice": [256, 256],
+        "interactions": interactions,
+    }
 
 
 def user_task_data(task_name: str, image: str, labels: str) -> TaskData:
     """A volume of the same task given by the user: classes found by name, else by value 1..N-1."""
-    from InteractiveSegLib.preprocessing import normalize_intensity
     from InteractiveSegLib.io import read_labels, read_volume
+    from InteractiveSegLib.preprocessing import normalize_intensity
 
     task = get_task(task_name)
     vol = read_volume(image)
@@ -282,7 +292,9 @@ def run(args) -> list[dict]:
         for name in names:
             t0 = time.time()
             runner = GrowCutRunner(len(classes)) if name == "growcut" else SIMRunner(name)
-            runs = runs_of[name] = [run_slice(runner, data.slice(s)[0], data.slice_target(s), rounds, robot == "per-class") for s in slices]
+            runs = runs_of[name] = [
+                run_slice(runner, data.slice(s)[0], data.slice_target(s), rounds, robot == "per-class") for s in slices
+            ]
             r = summarize(name, data_name, classes, runs, rounds, robot)
             r["smallest_class"] = classes[small]
             if name != "growcut" and not args.no_speed and robot == robots[0]:
@@ -290,11 +302,19 @@ def run(args) -> list[dict]:
             results.append(r)
             result_of[name] = r
             shown = ", ".join(f"@{k} {r['dice_at'][k]:.3f}" for k in ("0", "1", "3") if k in r["dice_at"])
-            print(f"{name} ({robot} robot): mean foreground Dice {shown} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+            print(
+                f"{name} ({robot} robot): mean foreground Dice {shown} ({time.time() - t0:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
         if "ddg-sim" in runs_of:
             result_of["ddg-sim"]["paired"] = {
-                other: {classes[c]: paired(_class_dice(runs_of["ddg-sim"], c), _class_dice(theirs, c), ks) for c in range(1, len(classes))}
-                for other, theirs in runs_of.items() if other != "ddg-sim"
+                other: {
+                    classes[c]: paired(_class_dice(runs_of["ddg-sim"], c), _class_dice(theirs, c), ks)
+                    for c in range(1, len(classes))
+                }
+                for other, theirs in runs_of.items()
+                if other != "ddg-sim"
             }
     return results
 
@@ -310,11 +330,22 @@ def markdown(results: list[dict], at: int = 3) -> str:
     classes = list(results[0]["per_class"])
     at = min(at, max(int(k) for k in results[0]["dice_at"]))
     head = "| system (robot) | " + " | ".join(f"{c} IoU | {c} Dice" for c in classes) + " |"
-    lines = [f"Per-class IoU / Dice after {at} interactions (paper Table 1):", "", head, "|" + "---|" * (head.count("|") - 1)]
+    lines = [
+        f"Per-class IoU / Dice after {at} interactions (paper Table 1):",
+        "",
+        head,
+        "|" + "---|" * (head.count("|") - 1),
+    ]
     for r in results:
-        cells = [f"{r['per_class'][c]['iou_at'][str(at)]:.3f} | {r['per_class'][c]['dice_at'][str(at)]:.3f}" for c in classes]
+        cells = [
+            f"{r['per_class'][c]['iou_at'][str(at)]:.3f} | {r['per_class'][c]['dice_at'][str(at)]:.3f}" for c in classes
+        ]
         lines.append(f"| {_row_name(r)} | " + " | ".join(cells) + " |")
-    lat = [f"{r['engine']} {r['ms_per_interaction_256']['median']:.1f} / {r['ms_per_interaction_256']['p95']:.1f}" for r in results if "ms_per_interaction_256" in r]
+    lat = [
+        f"{r['engine']} {r['ms_per_interaction_256']['median']:.1f} / {r['ms_per_interaction_256']['p95']:.1f}"
+        for r in results
+        if "ms_per_interaction_256" in r
+    ]
     if lat:
         lines += ["", "ms per interaction (median / p95) through a Session on 256 x 256 slices: " + "; ".join(lat)]
     ks = [k for k in CLICK_TABLE if str(k) in results[0]["dice_at"]]
@@ -325,19 +356,31 @@ def markdown(results: list[dict], at: int = 3) -> str:
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for r in results:
             for c in classes:
-                lines.append(f"| {_row_name(r)} | {c} | " + " | ".join(f"{r['per_class'][c][metric][str(k)]:.3f}" for k in ks) + " |")
+                lines.append(
+                    f"| {_row_name(r)} | {c} | "
+                    + " | ".join(f"{r['per_class'][c][metric][str(k)]:.3f}" for k in ks)
+                    + " |"
+                )
     for r in results:
         small = r.get("smallest_class")
         if "paired" not in r or small is None:
             continue
-        lines += ["", f"DDG-SIM minus each system on the smallest class ({small}), {r['robot']} robot: mean Dice difference "
-                  "[95 % bootstrap interval over slices] (Wilcoxon p) after k interactions:", ""]
+        lines += [
+            "",
+            f"DDG-SIM minus each system on the smallest class ({small}), {r['robot']} robot: mean Dice difference "
+            "[95 % bootstrap interval over slices] (Wilcoxon p) after k interactions:",
+            "",
+        ]
         head = "| vs | " + " | ".join(f"{k}" for k in ks) + " |"
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for other, per in r["paired"].items():
             cells = []
             for k in ks:
                 v = per[small].get(str(k))
-                cells.append("—" if v is None else f"{v['diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] ({v['p_wilcoxon']:.2g})")
+                cells.append(
+                    "—"
+                    if v is None
+                    else f"{v['diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] ({v['p_wilcoxon']:.2g})"
+                )
             lines.append(f"| {other} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

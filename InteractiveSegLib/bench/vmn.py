@@ -33,10 +33,9 @@ import numpy as np
 from InteractiveSegLib.bench.click import BenchData, shipped_data, user_data
 from InteractiveSegLib.engines import create_engine
 from InteractiveSegLib.labels import LabelTable
-from InteractiveSegLib.users.robot import robot_slice_hint
-from InteractiveSegLib.metrics import dice
+from InteractiveSegLib.metrics import dice, iou, noc, pearson
 from InteractiveSegLib.session import Session
-from InteractiveSegLib.metrics import iou, noc, pearson
+from InteractiveSegLib.users.robot import robot_slice_hint
 
 ENGINES = ("vmn", "vmn-mem0", "vmn-growcut", "vmn-registration")
 HINTS = ("scribble", "box", "extreme")
@@ -54,7 +53,9 @@ class VolumeRun:
     slices: list[int] = field(default_factory=list)
 
 
-def choose_slice(select: str, session: Session, ref: np.ndarray, done: set[int], rng: np.random.Generator) -> int | None:
+def choose_slice(
+    select: str, session: Session, ref: np.ndarray, done: set[int], rng: np.random.Generator
+) -> int | None:
     pred = session.labelmap == 1
     if select == "quality":
         s = session.suggest_slice(exclude=tuple(done))
@@ -77,7 +78,9 @@ def _last_quality(session: Session) -> np.ndarray | None:
     return np.array(q["slice_quality"], np.float64) if "slice_quality" in q else None
 
 
-def run_volume(session: Session, ref: np.ndarray, name: str, kind: str, select: str, rounds: int, seed: int) -> VolumeRun:
+def run_volume(
+    session: Session, ref: np.ndarray, name: str, kind: str, select: str, rounds: int, seed: int
+) -> VolumeRun:
     """One session: the hints' jitter and the random slice choice draw from separate
     generators seeded per structure, so every selection mode gets the same round-1 hint."""
     hint_rng, select_rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
@@ -87,7 +90,13 @@ def run_volume(session: Session, ref: np.ndarray, name: str, kind: str, select: 
     for r in range(1, rounds + 1):
         if r > 1:
             index = choose_slice(select, session, ref, done, select_rng)
-        hint = None if index is None else robot_slice_hint(kind, ref[index], None if r == 1 else session.labelmap[index] == 1, AXIS, index, hint_rng)
+        hint = (
+            None
+            if index is None
+            else robot_slice_hint(
+                kind, ref[index], None if r == 1 else session.labelmap[index] == 1, AXIS, index, hint_rng
+            )
+        )
         if index is not None:
             done.add(index)
         if hint is not None:
@@ -134,7 +143,10 @@ def summarize(engine: str, data: BenchData, kind: str, select: str, runs: list[V
         "noc85": mean(lambda v: v["noc85"]),
         "noc90": mean(lambda v: v["noc90"]),
         "noc_cap": rounds,
-        "ms_per_interaction": {"median": float(np.median(ms)) if ms.size else None, "p95": float(np.percentile(ms, 95)) if ms.size else None},
+        "ms_per_interaction": {
+            "median": float(np.median(ms)) if ms.size else None,
+            "p95": float(np.percentile(ms, 95)) if ms.size else None,
+        },
         "s_per_propagation": float(np.nanmedian(secs)) if np.isfinite(secs).any() else None,
         "quality_pearson": quality_r,
         "quality_pairs": int(len(pairs)),
@@ -142,7 +154,6 @@ def summarize(engine: str, data: BenchData, kind: str, select: str, runs: list[V
         "sessions": len(runs),
         "per_structure": per_structure,
     }
-
 
 
 def full_sweep_seconds(engine_name: str, shape=(100, 256, 256)) -> dict:
@@ -202,9 +213,23 @@ def run(args) -> list[dict]:
                     runs = []
                     for value, name in d.structures.items():
                         session = Session(d.image, engine, LabelTable.default([1], {1: name}))
-                        runs.append(run_volume(session, d.labelmap == value, name, kind, select, rounds, args.seed * 100003 + int(value)))
+                        runs.append(
+                            run_volume(
+                                session,
+                                d.labelmap == value,
+                                name,
+                                kind,
+                                select,
+                                rounds,
+                                args.seed * 100003 + int(value),
+                            )
+                        )
                     r = summarize(engine_name, d, kind, select, runs, rounds)
-                    print(f"{engine_name} {kind} {select} on {d.name}: Dice@1 {r['dice_at']['1']:.3f} Dice@{rounds} {r['dice_at'][str(rounds)]:.3f} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+                    print(
+                        f"{engine_name} {kind} {select} on {d.name}: Dice@1 {r['dice_at']['1']:.3f} Dice@{rounds} {r['dice_at'][str(rounds)]:.3f} ({time.time() - t0:.0f} s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     results.append(r)
         if engine is not None and not args.no_speed and engine_name in ("vmn", "vmn-mem0"):
             sweep = full_sweep_seconds(engine_name)
@@ -221,7 +246,11 @@ def _sweep(r: dict) -> str:
 
 def markdown(results: list[dict]) -> str:
     rounds = max(int(k) for r in results for k in r["dice_at"]) if results else 0
-    head = "| engine | hint | select | data | structures | " + " | ".join(f"Dice@{k}" for k in range(1, rounds + 1)) + " | s/propagation | s 256x256x100 cold / warm | Pearson Q | peak RSS MB |"
+    head = (
+        "| engine | hint | select | data | structures | "
+        + " | ".join(f"Dice@{k}" for k in range(1, rounds + 1))
+        + " | s/propagation | s 256x256x100 cold / warm | Pearson Q | peak RSS MB |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     f = lambda x: "—" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.3f}"  # noqa: E731
     for r in results:

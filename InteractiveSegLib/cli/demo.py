@@ -13,15 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from InteractiveSegLib.cli.overlay import save_overlay
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.hints import Click
 from InteractiveSegLib.hints import ijk_from_slice_point as to_ijk
 from InteractiveSegLib.io import write_seg_nrrd
 from InteractiveSegLib.labels import LabelTable
-from InteractiveSegLib.cli.overlay import save_overlay
-from InteractiveSegLib.users.robot import robot_click
 from InteractiveSegLib.metrics import dice
 from InteractiveSegLib.session import Session
+from InteractiveSegLib.users.robot import robot_click
 
 DEMO_STRUCTURES = ("Caudate_R", "Putamen_R", "Thalamus_R", "Insula_R")
 
@@ -35,12 +35,14 @@ def run(out: str | Path, engine: str = "click", clicks: int = 5, structures=DEMO
     areas = np.stack([m.sum(axis=(1, 2)) for m in masks])
     axis, index = 0, int(np.argmax(areas.min(axis=0)))
     table = LabelTable()
-    for n, (v, name) in enumerate(zip(ids, structures), start=1):
+    for n, (v, name) in enumerate(zip(ids, structures, strict=False), start=1):
         table.add(n, name, lv.labels.labels[v].color)
     session = Session(lv.image, engine, table)
-    print(f"Colin27 {lv.image.shape} (KJI), axial slice k={index}, engine '{engine}', held-out structures: {', '.join(structures)}")
+    print(
+        f"Colin27 {lv.image.shape} (KJI), axial slice k={index}, engine '{engine}', held-out structures: {', '.join(structures)}"
+    )
     shown, summary = [], {}
-    for n, (name, mask) in enumerate(zip(structures, masks), start=1):
+    for n, (name, mask) in enumerate(zip(structures, masks, strict=False), start=1):
         gt = mask[index]
         for k in range(1, clicks + 1):
             pred = session.labelmap[index] == n
@@ -52,13 +54,22 @@ def run(out: str | Path, engine: str = "click", clicks: int = 5, structures=DEMO
             ms = (time.perf_counter() - t0) * 1000
             d = dice(gt, session.labelmap[index] == n)
             shown.append((c.point[0], c.point[1], c.positive))
-            print(f"  {name:12s} click {k} ({'+' if c.positive else '-'} at row {c.point[0]}, col {c.point[1]}): Dice {d:.3f}  [{ms:.0f} ms]")
+            print(
+                f"  {name:12s} click {k} ({'+' if c.positive else '-'} at row {c.point[0]}, col {c.point[1]}): Dice {d:.3f}  [{ms:.0f} ms]"
+            )
         summary[name] = dice(gt, session.labelmap[index] == n)
     seg_path = write_seg_nrrd(out / "colin27_demo.seg.nrrd", session.labelmap, lv.image.geometry, table)
     reference = np.zeros_like(session.labelmap[index])
     for m in masks:
         reference |= m[index]
-    png = save_overlay(out / "colin27_demo_axial.png", lv.image.array[index], session.labelmap[index], table, shown, reference2d=reference)
+    png = save_overlay(
+        out / "colin27_demo_axial.png",
+        lv.image.array[index],
+        session.labelmap[index],
+        table,
+        shown,
+        reference2d=reference,
+    )
     (out / "hints.json").write_text(session.hints_json())
     print(f"mean Dice after at most {clicks} clicks per structure: {np.mean(list(summary.values())):.3f}")
     print(f"wrote {seg_path}\nwrote {png} (white: reference outline)\nwrote {out / 'hints.json'}")

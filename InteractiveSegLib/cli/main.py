@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-
 from pathlib import Path
 
 from InteractiveSegLib.errors import InteractiveSegError
@@ -12,12 +11,11 @@ from InteractiveSegLib.errors import InteractiveSegError
 
 def _segment(args) -> None:
     """Apply saved hints (JSON, as the Slicer module's batch API takes them) to a volume."""
+    from InteractiveSegLib.engines import create_engine
+    from InteractiveSegLib.hints import from_json
     from InteractiveSegLib.io import read_volume, write_seg_nrrd
     from InteractiveSegLib.labels import LabelTable
     from InteractiveSegLib.session import Session
-    from InteractiveSegLib.hints import from_json
-
-    from InteractiveSegLib.engines import create_engine
 
     vol = read_volume(args.image)
     hints = from_json(Path(args.hints).read_text())
@@ -65,18 +63,26 @@ def _online(args) -> None:
             if not mask.any():
                 raise InteractiveSegError(f"{args.labels} has no voxel of {args.structure or 'any structure'}")
             report = learner.learn_volume(vol.array, mask, key=Path(args.image).name.split(".")[0])
-            print(f"learnt {args.image}: loss {report.losses[0]:.3f} -> {report.losses[-1]:.3f} in {report.train_seconds:.1f} s")
+            print(
+                f"learnt {args.image}: loss {report.losses[0]:.3f} -> {report.losses[-1]:.3f} in {report.train_seconds:.1f} s"
+            )
         if args.predict:
             if learner.rounds_trained == 0:
-                raise InteractiveSegError(f"the task {args.task} has not learnt anything yet: give it labelled volumes or slices first")
+                raise InteractiveSegError(
+                    f"the task {args.task} has not learnt anything yet: give it labelled volumes or slices first"
+                )
             learner.start_volume(vol.array)
             mask = (learner.prediction() > 0.5).astype(np.uint8)
             print(f"wrote {write_seg_nrrd(args.predict, mask, vol.geometry, LabelTable.default([1], {1: args.name}))}")
-        print(f"task {args.task}: {learner.volumes_done} volumes, {learner.rounds_trained} training rounds, buffer {learner.buffer.buffer}")
+        print(
+            f"task {args.task}: {learner.volumes_done} volumes, {learner.rounds_trained} training rounds, buffer {learner.buffer.buffer}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="interactiveseg", description="Interactive segmentation engine of the InteractiveSeg Slicer extension")
+    p = argparse.ArgumentParser(
+        prog="interactiveseg", description="Interactive segmentation engine of the InteractiveSeg Slicer extension"
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
 
     d = sub.add_parser("demo", help="simulated click session on Colin27, writes .seg.nrrd + PNG")

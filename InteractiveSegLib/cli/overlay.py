@@ -31,11 +31,15 @@ def render_slice(
             rgb[find_boundaries(m, mode="inner")] = e.color
     if reference2d is not None:
         rgb[find_boundaries(reference2d > 0, mode="inner")] = (1.0, 1.0, 1.0)
-    pic = Image.fromarray((rgb * 255).astype(np.uint8)).resize((img.shape[1] * zoom, img.shape[0] * zoom), Image.NEAREST)
+    pic = Image.fromarray((rgb * 255).astype(np.uint8)).resize(
+        (img.shape[1] * zoom, img.shape[0] * zoom), Image.NEAREST
+    )
     draw = ImageDraw.Draw(pic)
     for r, c, positive in clicks:
         x, y, rad = (c + 0.5) * zoom, (r + 0.5) * zoom, 2 * zoom
-        draw.ellipse([x - rad, y - rad, x + rad, y + rad], fill=(40, 220, 40) if positive else (230, 40, 40), outline=(0, 0, 0))
+        draw.ellipse(
+            [x - rad, y - rad, x + rad, y + rad], fill=(40, 220, 40) if positive else (230, 40, 40), outline=(0, 0, 0)
+        )
     return pic
 
 

@@ -30,7 +30,9 @@ DATASETS = ("colin27", "inia19", "mni152")
 def mricron_dir() -> Path:
     d = Path(os.environ.get("INTERACTIVESEG_MRICRON_DIR", "/usr/share/mricron/templates"))
     if not (d / "ch2.nii.gz").exists():
-        raise ImageError(f"mricron-data not found in {d}: install it with 'apt-get install mricron-data' (the Makefile does)")
+        raise ImageError(
+            f"mricron-data not found in {d}: install it with 'apt-get install mricron-data' (the Makefile does)"
+        )
     return d
 
 

@@ -47,14 +47,23 @@ TASKS = {
         "colin27-deep-grey",
         "colin27",
         ("background", "caudate", "putamen", "pallidum", "thalamus"),
-        (("Caudate_L", "Caudate_R"), ("Putamen_L", "Putamen_R"), ("Pallidum_L", "Pallidum_R"), ("Thalamus_L", "Thalamus_R")),
+        (
+            ("Caudate_L", "Caudate_R"),
+            ("Putamen_L", "Putamen_R"),
+            ("Pallidum_L", "Pallidum_R"),
+            ("Thalamus_L", "Thalamus_R"),
+        ),
         description="Colin27/AAL deep grey nuclei; left hemisphere trains, right hemisphere is held out",
     ),
     "colin27-striatum-multilabel": Task(
         "colin27-striatum-multilabel",
         "colin27",
         ("background", "striatum", "lentiform", "thalamus"),
-        (("Caudate_L", "Caudate_R", "Putamen_L", "Putamen_R"), ("Putamen_L", "Putamen_R", "Pallidum_L", "Pallidum_R"), ("Thalamus_L", "Thalamus_R")),
+        (
+            ("Caudate_L", "Caudate_R", "Putamen_L", "Putamen_R"),
+            ("Putamen_L", "Putamen_R", "Pallidum_L", "Pallidum_R"),
+            ("Thalamus_L", "Thalamus_R"),
+        ),
         multilabel=True,
         description="Colin27/AAL overlapping classes (the putamen is in both striatum and lentiform nucleus); "
         "left hemisphere trains, right hemisphere is held out",
@@ -146,4 +155,6 @@ def load_task(name: str) -> TaskData:
     ci_right = float(np.mean([np.nonzero(m)[2].mean() for m in right]))
     midline = int(round((ci_left + ci_right) / 2))
     side = "low" if ci_left < ci_right else "high"
-    return TaskData(task, normalize_intensity(lv.image.array), target, midline, side, masks if task.multilabel else None)
+    return TaskData(
+        task, normalize_intensity(lv.image.array), target, midline, side, masks if task.multilabel else None
+    )

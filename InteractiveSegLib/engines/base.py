@@ -8,8 +8,8 @@ engine only turns the hints of one class into a probability map for a region.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -36,7 +36,7 @@ class Request:
     axis: int
     slice_index: int
     labelmap: np.ndarray
-    history: list[tuple[Interaction, "Prediction"]] = field(default_factory=list)
+    history: list[tuple[Interaction, Prediction]] = field(default_factory=list)
 
     @property
     def current(self) -> np.ndarray:
@@ -60,9 +60,9 @@ class Prediction:
     label: int
     region: Region
     probability: np.ndarray
-    quality: Optional[dict] = field(default=None)
-    labels: Optional[np.ndarray] = field(default=None)
-    classes: Optional[list[int]] = field(default=None)
+    quality: dict | None = field(default=None)
+    labels: np.ndarray | None = field(default=None)
+    classes: list[int] | None = field(default=None)
 
     def mask(self, threshold: float = 0.5) -> np.ndarray:
         return self.probability > threshold
@@ -77,7 +77,7 @@ class Engine(ABC):
     #: Set by a caller that shows progress (Slicer's worker): ``progress(fraction, text)`` is
     #: called between the units of a long step (propagated slices, fine-tuning iterations).
     #: It may raise to cancel; the session then stays as it was before the hint.
-    progress: Optional[Callable[[float, str], None]] = None
+    progress: Callable[[float, str], None] | None = None
 
     def __init__(self) -> None:
         self.volume: Volume | None = None

@@ -7,11 +7,11 @@ group or by calling ``register_engine`` themselves; the library never imports th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Callable
 
-from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.engines.base import Engine
+from InteractiveSegLib.errors import EngineError
 
 _ENGINES: dict[str, Callable[..., Engine]] = {}
 _PLUGINS_LOADED = False

@@ -151,5 +151,3 @@ class RobotUser:
         if not self.per_class:
             found = sorted(found, key=lambda f: -f[0])[:1]
         return [SliceClick(*centre_weighted_point(region, None), cls) for _, cls, region in found]
-
-

@@ -11,7 +11,6 @@ false-negative or false-positive region, whichever is larger; this is MONAI deep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import cc3d
 import numpy as np
@@ -38,7 +37,7 @@ def _largest_component(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return lab == best, int(counts[best])
 
 
-def robot_click(reference: np.ndarray, prediction: np.ndarray) -> Optional[RobotClick]:
+def robot_click(reference: np.ndarray, prediction: np.ndarray) -> RobotClick | None:
     """Next click of the standard protocol, or None if the prediction is perfect."""
     ref = reference.astype(bool)
     pred = prediction.astype(bool)
@@ -53,7 +52,9 @@ def robot_click(reference: np.ndarray, prediction: np.ndarray) -> Optional[Robot
     return RobotClick(tuple(int(c) for c in point), positive, size)
 
 
-def robot_scribble(reference: np.ndarray, prediction: np.ndarray, min_len: int = 5, max_len: int = 30) -> Optional[tuple[list[tuple[int, int]], bool]]:
+def robot_scribble(
+    reference: np.ndarray, prediction: np.ndarray, min_len: int = 5, max_len: int = 30
+) -> tuple[list[tuple[int, int]], bool] | None:
     """A short stroke on a 2D slice: skeleton voxels of the largest error region near its centre."""
     click = robot_click(reference, prediction)
     if click is None:
@@ -76,7 +77,9 @@ def robot_scribble(reference: np.ndarray, prediction: np.ndarray, min_len: int =
     return [tuple(int(c) for c in p) for p in chosen], click.positive
 
 
-def robot_box(reference: np.ndarray, rng: np.random.Generator | None = None, jitter: int = 10) -> Optional[tuple[tuple[int, int], tuple[int, int]]]:
+def robot_box(
+    reference: np.ndarray, rng: np.random.Generator | None = None, jitter: int = 10
+) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """Bounding box (min, max corners, inclusive) of a 2D reference, each corner coordinate
     jittered by up to ``jitter`` pixels (VMN 4.2) and clipped to the slice."""
     pts = np.argwhere(reference)
@@ -91,7 +94,9 @@ def robot_box(reference: np.ndarray, rng: np.random.Generator | None = None, jit
     return (int(lo[0]), int(lo[1])), (int(hi[0]), int(hi[1]))
 
 
-def robot_extreme_points(reference: np.ndarray, rng: np.random.Generator | None = None, jitter: int = 10) -> Optional[list[tuple[int, int]]]:
+def robot_extreme_points(
+    reference: np.ndarray, rng: np.random.Generator | None = None, jitter: int = 10
+) -> list[tuple[int, int]] | None:
     """Top, bottom, left and right-most pixels of a 2D reference (the median one where
     several tie), each jittered by up to ``jitter`` pixels (VMN 4.2), clipped to the slice."""
     pts = np.argwhere(reference)
@@ -107,7 +112,14 @@ def robot_extreme_points(reference: np.ndarray, rng: np.random.Generator | None 
     return out
 
 
-def robot_slice_hint(kind: str, reference: np.ndarray, current: np.ndarray | None, axis: int, index: int, rng: np.random.Generator | None = None):
+def robot_slice_hint(
+    kind: str,
+    reference: np.ndarray,
+    current: np.ndarray | None,
+    axis: int,
+    index: int,
+    rng: np.random.Generator | None = None,
+):
     """The robot's hint of ``kind`` ("scribble", "box", "extreme") on slice ``index`` along KJI
     ``axis``, as a library interaction: a stroke on the largest error of ``current`` (None: nothing
     segmented yet), or a box / extreme points from the reference jittered as VMN 4.2. A slice
@@ -134,7 +146,7 @@ class TrainingClickSampler:
         self._guidance = AddRandomGuidanced()
         self._guidance.set_random_state(seed)
 
-    def __call__(self, reference: np.ndarray, prediction: np.ndarray) -> Optional[RobotClick]:
+    def __call__(self, reference: np.ndarray, prediction: np.ndarray) -> RobotClick | None:
         """Next click for a 2D slice; positive if the FN area exceeds the FP area."""
         pos, neg = self._disparity(reference[None].astype(np.float32), prediction[None].astype(np.float32))
         n_pos, n_neg = int(pos.sum()), int(neg.sum())
@@ -146,5 +158,3 @@ class TrainingClickSampler:
             return None
         # deepgrow's find_guidance returns [distance, *coords] for a channel-first map.
         return RobotClick(tuple(int(c) for c in g[1:]), positive, n_pos if positive else n_neg)
-
-

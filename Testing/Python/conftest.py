@@ -27,7 +27,9 @@ for _p in (ROOT, ROOT / "InteractiveSeg"):
 
 @pytest.fixture(scope="session")
 def slicer_app():
-    core = pytest.importorskip("trame_slicer.core", reason="MRML tests need the slicer-core + trame-slicer wheels (pip install -e '.[test]')")
+    core = pytest.importorskip(
+        "trame_slicer.core", reason="MRML tests need the slicer-core + trame-slicer wheels (pip install -e '.[test]')"
+    )
     return core.SlicerApp()
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from InteractiveSegLib.data import datasets
 from InteractiveSegLib.cli.main import main
+from InteractiveSegLib.data import datasets
 from InteractiveSegLib.hints import Click, to_json
 from InteractiveSegLib.io import read_labels, write_volume
 from InteractiveSegLib.volume import Volume
@@ -29,8 +29,25 @@ def crop_files(tmp_path_factory):
 def test_bench_on_user_files_writes_the_documented_json(tmp_path, crop_files):
     img, labels = crop_files
     out = tmp_path / "b.json"
-    code = main(["bench", "--engines", "click,growcut", "--image", str(img), "--labels", str(labels),
-                 "--max-slices", "2", "--max-clicks", "4", "--json", str(out), "--markdown", str(tmp_path / "b.md")])
+    code = main(
+        [
+            "bench",
+            "--engines",
+            "click,growcut",
+            "--image",
+            str(img),
+            "--labels",
+            str(labels),
+            "--max-slices",
+            "2",
+            "--max-clicks",
+            "4",
+            "--json",
+            str(out),
+            "--markdown",
+            str(tmp_path / "b.md"),
+        ]
+    )
     assert code == 0
     report = json.loads(out.read_text())
     assert report["machine"]["cpu_threads"] >= 1 and "bench" in report["command"]
@@ -92,15 +109,41 @@ def test_sim_bench_ablation_on_a_users_volume_of_the_task(tmp_path):
     img = write_volume(tmp_path / "right.nii.gz", Volume(lv.image.array[sl], lv.image.geometry))
     labels = write_volume(tmp_path / "right_labels.nrrd", data.target[sl], lv.image.geometry)
     out = tmp_path / "sim.json"
-    code = main(["bench", "--engines", "sim,growcut", "--ablation", "--image", str(img), "--labels", str(labels),
-                 "--axes", "0,2", "--max-slices", "2", "--rounds", "2", "--json", str(out)])
+    code = main(
+        [
+            "bench",
+            "--engines",
+            "sim,growcut",
+            "--ablation",
+            "--image",
+            str(img),
+            "--labels",
+            str(labels),
+            "--axes",
+            "0,2",
+            "--max-slices",
+            "2",
+            "--rounds",
+            "2",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     results = json.loads(out.read_text())["results"]
     systems = ["auto", "sdg-base", "sdg-cim", "ddg-cim", "ddg-sim", "growcut"]
-    assert [(r["engine"], r["robot"]) for r in results] == [(e, robot) for robot in ("largest", "per-class") for e in systems]
+    assert [(r["engine"], r["robot"]) for r in results] == [
+        (e, robot) for robot in ("largest", "per-class") for e in systems
+    ]
     for r in results:
         assert r["mode"] == "2d" and r["sessions"] == 4
-        assert set(r["dice_at"]) == {"0", "1", "2"} and set(r["per_class"]) == {"background", "caudate", "putamen", "pallidum", "thalamus"}
+        assert set(r["dice_at"]) == {"0", "1", "2"} and set(r["per_class"]) == {
+            "background",
+            "caudate",
+            "putamen",
+            "pallidum",
+            "thalamus",
+        }
         assert all(0.0 <= v <= 1.0 for v in r["dice_at"].values())
         assert r["ms_per_interaction"]["median"] > 0
     by = {r["engine"]: r for r in results if r["robot"] == "largest"}
@@ -142,8 +185,26 @@ def test_vmn_bench_per_volume_rounds_on_a_users_volume(tmp_path):
     lab = np.where(np.isin(lv.labels.labelmap[sl], keep), lv.labels.labelmap[sl], 0).astype(np.uint8)
     labels = write_volume(tmp_path / "block_labels.nrrd", lab, lv.image.geometry)
     out = tmp_path / "vmn.json"
-    code = main(["bench", "--engines", "vmn,vmn-mem0,vmn-growcut", "--hint", "box,extreme", "--select", "quality,oracle",
-                 "--rounds", "2", "--image", str(img), "--labels", str(labels), "--no-speed", "--json", str(out)])
+    code = main(
+        [
+            "bench",
+            "--engines",
+            "vmn,vmn-mem0,vmn-growcut",
+            "--hint",
+            "box,extreme",
+            "--select",
+            "quality,oracle",
+            "--rounds",
+            "2",
+            "--image",
+            str(img),
+            "--labels",
+            str(labels),
+            "--no-speed",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     results = json.loads(out.read_text())["results"]
     assert len(results) == 3 * 2 * 2

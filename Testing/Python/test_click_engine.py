@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from InteractiveSegLib.data import datasets
 from InteractiveSegLib.bench.click import to_ijk
+from InteractiveSegLib.checkpoints import save_checkpoint
+from InteractiveSegLib.data import datasets
 from InteractiveSegLib.engines import create_engine
 from InteractiveSegLib.errors import EngineError, ModelError
 from InteractiveSegLib.hints import Box, Click
 from InteractiveSegLib.labels import LabelTable
-from InteractiveSegLib.checkpoints import save_checkpoint
 from InteractiveSegLib.methods.click.network import click_fcnn
-from InteractiveSegLib.users.robot import robot_click
 from InteractiveSegLib.metrics import dice
 from InteractiveSegLib.session import Session
+from InteractiveSegLib.users.robot import robot_click
 
 
 @pytest.fixture(scope="module")

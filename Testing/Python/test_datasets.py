@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from InteractiveSegLib.data import datasets

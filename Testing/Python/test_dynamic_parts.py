@@ -9,11 +9,10 @@ import os
 from collections import Counter
 
 import numpy as np
-import pytest
 import torch
 
-from InteractiveSegLib.methods.online.replay import ReplayBuffer
 from InteractiveSegLib.methods.online.proposals import confidence_weights, propose_slices, residual_map, slice_distance
+from InteractiveSegLib.methods.online.replay import ReplayBuffer
 from InteractiveSegLib.methods.online.task_folder import TaskLockedError, TaskStore, atomic_torch_save
 
 
@@ -111,7 +110,11 @@ def test_weights_residual_and_proposals():
     r = residual_map(proxy, pred, drawn, omega1=1.0)
     rng = np.random.default_rng(0)
     assert propose_slices(r, 0, 1, drawn[0], rng) == [5]
-    picks = Counter(i for s in range(200) for i in propose_slices(residual_map(proxy, pred, drawn, 0.5), 0, 1, drawn[0], np.random.default_rng(s)))
+    picks = Counter(
+        i
+        for s in range(200)
+        for i in propose_slices(residual_map(proxy, pred, drawn, 0.5), 0, 1, drawn[0], np.random.default_rng(s))
+    )
     assert picks[5] == max(picks.values()) and 2 not in picks and 7 not in picks
 
 
@@ -126,4 +129,6 @@ def test_residual_counts_only_within_the_support():
     full = residual_map(proxy, pred, drawn, omega1=0.5)
     assert np.allclose(r[support], full[support])
     assert np.all(r[~support] == 0)
-    assert propose_slices(r, 1, 2, drawn[1], np.random.default_rng(0)) != [0] and 0 not in propose_slices(r, 1, 3, drawn[1], np.random.default_rng(0))
+    assert propose_slices(r, 1, 2, drawn[1], np.random.default_rng(0)) != [0] and 0 not in propose_slices(
+        r, 1, 3, drawn[1], np.random.default_rng(0)
+    )

@@ -75,7 +75,17 @@ def test_works_on_coronal_and_sagittal_slices(growcut, disk_volume):
     pred = engine.predict(request(clicks, axis=1, index=30))
     assert pred.region == (slice(0, 10), slice(30, 31), slice(0, 56))
     assert dice(pred.mask()[:, 0, :], disk[:, 30, :]) > 0.8
-    pred = engine.predict(request([Scribble([(26, 30, 4), (26, 31, 4)], 1, True, 2), Click((26, 2, 4), 1, False, 2), Click((26, 62, 4), 1, False, 2)], axis=2, index=26))
+    pred = engine.predict(
+        request(
+            [
+                Scribble([(26, 30, 4), (26, 31, 4)], 1, True, 2),
+                Click((26, 2, 4), 1, False, 2),
+                Click((26, 62, 4), 1, False, 2),
+            ],
+            axis=2,
+            index=26,
+        )
+    )
     assert pred.region == (slice(0, 10), slice(0, 64), slice(26, 27))
     assert dice(pred.mask()[:, :, 0], disk[:, :, 26]) > 0.8
 

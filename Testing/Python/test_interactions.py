@@ -18,7 +18,13 @@ def test_json_round_trip_keeps_every_hint_type():
     back = from_json(to_json(hints))
     assert back == hints
     assert back[2].min_ijk == (1, 2, 3) and back[2].max_ijk == (5, 6, 3)
-    assert json.loads(to_json(hints))[0] == {"type": "click", "ijk": [1, 2, 3], "label": 2, "positive": False, "axis": 0}
+    assert json.loads(to_json(hints))[0] == {
+        "type": "click",
+        "ijk": [1, 2, 3],
+        "label": 2,
+        "positive": False,
+        "axis": 0,
+    }
 
 
 @pytest.mark.parametrize(

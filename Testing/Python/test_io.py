@@ -72,7 +72,7 @@ def test_seg_nrrd_round_trip_keeps_names_colours_and_values(tmp_path, crop):
     path = write_seg_nrrd(tmp_path / "s.seg.nrrd", labelmap, geom, table)
     seg = read_labels(path)
     assert [e.name for e in seg.labels] == [e.name for e in table]
-    for a, b in zip(seg.labels, table):
+    for a, b in zip(seg.labels, table, strict=False):
         np.testing.assert_allclose(a.color, b.color, atol=1e-3)
     np.testing.assert_array_equal(seg.labelmap, labelmap)
     assert seg.geometry.close_to(geom)

@@ -113,7 +113,7 @@ def test_markups_ras_to_ijk_with_rounding_and_parent_transform(glue, scene, volu
     node.SetAndObserveTransformNodeID(transform.GetID())
     points = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "positive")
     wanted = [(3, 4, 5), (0, 0, 0), (10, 8, 5)]
-    for n, (ijk, jitter) in enumerate(zip(wanted, [(0.3, -0.4, 0.2), (0.0, 0.0, 0.0), (-0.45, 0.1, 0.49)])):
+    for n, (ijk, jitter) in enumerate(zip(wanted, [(0.3, -0.4, 0.2), (0.0, 0.0, 0.0), (-0.45, 0.1, 0.49)], strict=False)):
         local = IJK_TO_RAS @ np.array([*(np.add(ijk, jitter)), 1.0])
         world = local[:3] + (5.0, -3.0, 0.0)
         points.AddControlPoint(vtk.vtkVector3d(*world), f"p{n}")
@@ -160,7 +160,6 @@ def test_multiclass_labelmap_round_trips_with_names_and_colours(glue, scene, vol
 
 
 def test_write_region_only_touches_the_region(glue, scene, volume_node):
-    import vtk
 
     vol = volume_node(ramp((8, 10, 12)), IJK_TO_RAS)
     seg = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "seg")
@@ -169,14 +168,20 @@ def test_write_region_only_touches_the_region(glue, scene, volume_node):
     # a foreign segment (not a class) and pre-filled class voxels, written with Slicer's own API
     foreign = seg.GetSegmentation().AddEmptySegment("", "user notes", [1, 1, 0])
     Logic = __import__("slicer").vtkSlicerSegmentationsModuleLogic
-    prefill = {ids[1]: np.zeros((8, 10, 12), bool), ids[2]: np.zeros((8, 10, 12), bool), foreign: np.zeros((8, 10, 12), bool)}
+    prefill = {
+        ids[1]: np.zeros((8, 10, 12), bool),
+        ids[2]: np.zeros((8, 10, 12), bool),
+        foreign: np.zeros((8, 10, 12), bool),
+    }
     prefill[ids[1]][1:7, 2:8, 1:11] = True  # crosses the region
     prefill[ids[2]][0, :, :] = True  # outside the region only
     prefill[foreign][7, 0:3, 0:3] = True  # outside the region
     prefill[foreign][3:5, 1:3, 4:6] = True  # inside, where class 2 will be written: must survive
     for sid, mask in prefill.items():
         modifier = glue._modifier_image(mask, (0, 11, 0, 9, 0, 7), vol)
-        Logic.SetBinaryLabelmapToSegment(modifier, seg, sid, Logic.MODE_MERGE_MASK, [0, 11, 0, 9, 0, 7])  # "Add", as the Segment Editor does
+        Logic.SetBinaryLabelmapToSegment(
+            modifier, seg, sid, Logic.MODE_MERGE_MASK, [0, 11, 0, 9, 0, 7]
+        )  # "Add", as the Segment Editor does
     before = {sid: segment_array(glue, seg, vol, sid) for sid in [*ids.values(), foreign]}
     for sid, mask in prefill.items():
         np.testing.assert_array_equal(before[sid], mask)
@@ -279,7 +284,9 @@ def test_session_store_segments_undoes_and_redoes(glue, disk_volume, growcut_reg
     assert store.redo(vol, seg) and store.redo(vol, seg)
     np.testing.assert_array_equal(segment_array(glue, seg, vol, sid), mask)
     # a second class on another slice goes to its own segment, the first one is kept
-    store.segment(vol, [Click((25, 22, 3), 2, True, 0), Click((2, 2, 3), 2, False, 0)], engine="growcut", segmentationNode=seg)
+    store.segment(
+        vol, [Click((25, 22, 3), 2, True, 0), Click((2, 2, 3), 2, False, 0)], engine="growcut", segmentationNode=seg
+    )
     assert [segmentation.GetSegment(s).GetName() for s in segmentation.GetSegmentIDs()] == ["tumour", "Segment_2"]
     np.testing.assert_array_equal(segment_array(glue, seg, vol, sid), mask)
 
@@ -349,10 +356,18 @@ def test_session_is_kept_across_applies_and_rebuilt_after_outside_edits(glue, sc
     Logic = __import__("slicer").vtkSlicerSegmentationsModuleLogic
     extra = np.zeros(disk.shape, bool)
     extra[10, 0:4, 0:4] = True
-    Logic.SetBinaryLabelmapToSegment(glue._modifier_image(extra, (0, 47, 0, 47, 0, 11), vol), seg, sid, Logic.MODE_MERGE_MASK, [0, 47, 0, 47, 0, 11])
+    Logic.SetBinaryLabelmapToSegment(
+        glue._modifier_image(extra, (0, 47, 0, 47, 0, 11), vol), seg, sid, Logic.MODE_MERGE_MASK, [0, 47, 0, 47, 0, 11]
+    )
     with pytest.raises(InteractionError, match="edited outside"):
         store.undo(vol, seg)
-    store.segment(vol, [Click((25, 22, 3), 1, True, 0), Click((2, 2, 3), 1, False, 0)], engine="growcut", segmentationNode=seg, labels=glue.class_labels(seg, 1, "disk"))
+    store.segment(
+        vol,
+        [Click((25, 22, 3), 1, True, 0), Click((2, 2, 3), 1, False, 0)],
+        engine="growcut",
+        segmentationNode=seg,
+        labels=glue.class_labels(seg, 1, "disk"),
+    )
     assert store.session(vol) is not session
     assert segment_array(glue, seg, vol, sid)[10, 0:4, 0:4].all()  # the outside edit survived
 
@@ -388,7 +403,9 @@ def test_dragging_the_last_click_updates_the_segment_without_a_new_step(glue, di
     # drag the negative click into the disk: the disk is now split between the seeds
     assert store.move_last_click(vol, seg, (np.diag([0.7, 0.7, 2.0, 1.0]) @ [25, 28, 6, 1])[:3])
     moved = segment_array(glue, seg, vol, sid)
-    fresh = glue.SessionStore().segment(vol, [Click((25, 22, 6), 1, True, 0), Click((25, 28, 6), 1, False, 0)], engine="growcut")
+    fresh = glue.SessionStore().segment(
+        vol, [Click((25, 22, 6), 1, True, 0), Click((25, 28, 6), 1, False, 0)], engine="growcut"
+    )
     assert not np.array_equal(moved, good)
     np.testing.assert_array_equal(moved, segment_array(glue, fresh, vol, fresh.GetSegmentation().GetSegmentIDs()[0]))
     session = store.session(vol)

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-from InteractiveSegLib.methods.finetune.model import SegmentationModel
-from InteractiveSegLib.hints import Scribble
-from InteractiveSegLib.labels import LabelTable
-
 from test_finetune_parts import SPEC2D, bright_detector, disks_volume
 from test_mrml_glue import IJK_TO_RAS
+
+from InteractiveSegLib.hints import Scribble
+from InteractiveSegLib.labels import LabelTable
+from InteractiveSegLib.methods.finetune.model import SegmentationModel
 
 
 def _stroke(points_rc, label, positive=True):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_sim_engine import CLASSES, _checkpoint
 
 from InteractiveSegLib.hints import Click, ijk_from_slice_point
-
-from test_sim_engine import CLASSES, _checkpoint
 
 
 @pytest.fixture
@@ -49,7 +48,9 @@ def test_sim_writes_one_segment_per_class_and_undoes(slicer_app, volume_node, si
     assert not any(m[[0, 1, 3, 4]].any() for m in segs.values())
     auto = {k: v.copy() for k, v in segs.items()}
 
-    store.segment(vol, [Click(ijk_from_slice_point((20, 24), 0, 2), label=2, axis=0)], engine="sim", segmentationNode=seg)
+    store.segment(
+        vol, [Click(ijk_from_slice_point((20, 24), 0, 2), label=2, axis=0)], engine="sim", segmentationNode=seg
+    )
     assert len(session.history) == 2  # the same session: the memory is kept across calls
     segs = _segments(glue, seg, vol)
     for value, name in ((1, "ring"), (2, "core")):

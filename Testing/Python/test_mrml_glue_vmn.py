@@ -4,12 +4,11 @@ suggested slice maps to a world point on that slice, under a non-identity geomet
 from __future__ import annotations
 
 import numpy as np
+from test_mrml_glue import IJK_TO_RAS
 
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.hints import Box, ijk_from_slice_point
 from InteractiveSegLib.users.robot import robot_box
-
-from test_mrml_glue import IJK_TO_RAS
 
 
 def putamen_box(volume_node):

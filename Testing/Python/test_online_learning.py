@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from InteractiveSegLib.errors import InteractionError
 from InteractiveSegLib.bench.online import SHAPE, crop_sample
+from InteractiveSegLib.errors import InteractionError
 from InteractiveSegLib.methods.online.learner import DynamicLearner, OnlineSettings, combined_loss, weighted_loss
 from InteractiveSegLib.methods.online.proxy_mask import RegistrationSettings
 from InteractiveSegLib.methods.online.task_folder import TaskLockedError, TaskStore
@@ -98,7 +98,9 @@ def test_rounds_fit_the_proxy_and_replay_only_past_volumes():
     lrn.finish_volume()
     seen = []
     real = lrn.segmenter.train_steps
-    lrn.segmenter.train_steps = lambda new, replayed, *a, **k: seen.append(len(replayed)) or real(new, replayed, *a, **k)
+    lrn.segmenter.train_steps = lambda new, replayed, *a, **k: (
+        seen.append(len(replayed)) or real(new, replayed, *a, **k)
+    )
     image2, mask2 = ball_volume(centre=(7, 10, 13), seed=1)
     lrn.start_volume(image2, "v1")
     draw_centre_slices(lrn, mask2)

@@ -1,8 +1,7 @@
 import numpy as np
 
-from InteractiveSegLib.users.robot import TrainingClickSampler, robot_click, robot_scribble
-
 from InteractiveSegLib.metrics import dice
+from InteractiveSegLib.users.robot import TrainingClickSampler, robot_click, robot_scribble
 
 
 def disk(shape, center, r):

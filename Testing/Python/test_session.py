@@ -30,7 +30,9 @@ class DiskEngine(Engine):
             p = (h.ijk[2], h.ijk[1], h.ijk[0])
             d = (yy - p[others[0]]) ** 2 + (xx - p[others[1]]) ** 2 <= 9
             sl[d] = 1.0 if h.positive else 0.0
-        return Prediction(request.label, self.slice_region(request.axis, request.slice_index), np.expand_dims(sl, request.axis))
+        return Prediction(
+            request.label, self.slice_region(request.axis, request.slice_index), np.expand_dims(sl, request.axis)
+        )
 
 
 register_engine("disk", DiskEngine)

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from InteractiveSegLib.methods.sim.engine import SIMEngine
+from InteractiveSegLib.checkpoints import save_checkpoint
 from InteractiveSegLib.errors import EngineError, InteractionError, ModelError
 from InteractiveSegLib.hints import Box, Click, SliceAuto, from_json, ijk_from_slice_point, to_json
-from InteractiveSegLib.checkpoints import save_checkpoint
-from InteractiveSegLib.session import Session
+from InteractiveSegLib.methods.sim.engine import SIMEngine
 from InteractiveSegLib.methods.sim.network import sim_net
+from InteractiveSegLib.session import Session
 from InteractiveSegLib.volume import Geometry, Volume
 
 CLASSES = ["background", "ring", "core"]
@@ -22,7 +22,9 @@ def _checkpoint(path, memory="sim", decoder="lstm", seed=0):
     with torch.no_grad():  # make batch-norm statistics non-trivial so outputs depend on the input
         model.train()
         model(torch.randn(4, model.in_channels, 32, 32))
-    save_checkpoint(path, "sim_net", {"net": cfg, "classes": CLASSES, "multilabel": False, "click_radius": 2}, model, {})
+    save_checkpoint(
+        path, "sim_net", {"net": cfg, "classes": CLASSES, "multilabel": False, "click_radius": 2}, model, {}
+    )
     return path
 
 
@@ -64,7 +66,9 @@ def test_each_state_pairs_a_hint_with_the_result_it_corrected(model_file, volume
     b = s.add(_click(20, 12, 1))
     states = engine.states([(x.interaction, x.prediction) for x in s.history], _click(5, 5, 1, positive=False), 0, 3)
     assert len(states) == 3
-    np.testing.assert_array_equal(states[0].probs, engine.automatic(0, 3))  # the first click corrects the automatic result
+    np.testing.assert_array_equal(
+        states[0].probs, engine.automatic(0, 3)
+    )  # the first click corrects the automatic result
     np.testing.assert_array_equal(states[1].probs, a.prediction.probability[:, 0])
     np.testing.assert_array_equal(states[2].probs, b.prediction.probability[:, 0])
     assert states[0].clicks[2, 20, 24] == 1 and states[1].clicks[1, 20, 12] == 1
@@ -84,7 +88,7 @@ def test_undo_restores_the_previous_memory_and_labelmap_exactly(model_file, volu
     np.testing.assert_array_equal(s.labelmap, labelmap_before)
     after = engine.states([(x.interaction, x.prediction) for x in s.history], nxt, 0, 3)
     assert len(before) == len(after)
-    for x, y in zip(before, after):
+    for x, y in zip(before, after, strict=False):
         np.testing.assert_array_equal(x.clicks, y.clicks)
         np.testing.assert_array_equal(x.probs, y.probs)
     s.redo()
@@ -161,7 +165,9 @@ def test_single_class_engines_have_no_automatic_mode(volume):
     @register_engine("test-null")
     class Null(Engine):
         def predict(self, request):
-            return Prediction(request.label, self.slice_region(request.axis, request.slice_index), np.zeros((1, 40, 48)))
+            return Prediction(
+                request.label, self.slice_region(request.axis, request.slice_index), np.zeros((1, 40, 48))
+            )
 
     s = Session(volume, "test-null")
     with pytest.raises(InteractionError, match="no automatic mode"):
@@ -186,4 +192,3 @@ def test_paired_comparison_tells_a_consistent_gain_from_noise():
     noise = paired(runs(base + rng.normal(0, 0.05, 60) * np.tile([1, -1], 30)), runs(base), [0])["0"]
     assert noise["ci95"][0] < 0 < noise["ci95"][1]
     assert paired(np.full((60, 1), np.nan), runs(base), [0]) == {}  # a class absent from every slice
-

@@ -64,7 +64,9 @@ def test_click_masks_draw_a_disk_in_the_class_channel_and_clip_at_borders():
     assert empty_state(N, (H, W)).clicks.shape == (N, H, W)
 
 
-@pytest.mark.parametrize("memory,decoder", [("sim", "lstm"), ("sim", "plain"), ("cim", "plain"), ("base", "plain"), ("auto", "plain")])
+@pytest.mark.parametrize(
+    "memory,decoder", [("sim", "lstm"), ("sim", "plain"), ("cim", "plain"), ("base", "plain"), ("auto", "plain")]
+)
 def test_network_takes_its_memory_and_returns_class_logits(memory, decoder):
     net = sim_net(N, D, memory, decoder, features=(8, 16, 16, 32)).eval()
     x = torch.zeros(2, input_channels(memory, N, D), 32, 48)
@@ -78,8 +80,13 @@ def test_lstm_decoder_reads_the_order_of_the_states():
     torch.manual_seed(0)
     net = sim_net(N, D, "sim", "lstm", features=(8, 16, 16, 32)).eval()
     image = np.random.default_rng(1).random((32, 32)).astype(np.float32)
-    s1 = State(click_masks([SliceClick(5, 5, 1)], N, (32, 32)), np.random.default_rng(2).random((N, 32, 32)).astype(np.float32))
-    s2 = State(click_masks([SliceClick(20, 20, 2)], N, (32, 32)), np.random.default_rng(3).random((N, 32, 32)).astype(np.float32))
+    s1 = State(
+        click_masks([SliceClick(5, 5, 1)], N, (32, 32)), np.random.default_rng(2).random((N, 32, 32)).astype(np.float32)
+    )
+    s2 = State(
+        click_masks([SliceClick(20, 20, 2)], N, (32, 32)),
+        np.random.default_rng(3).random((N, 32, 32)).astype(np.float32),
+    )
     with torch.no_grad():
         a = net(torch.from_numpy(network_input(image, [s1, s2], "sim", N, D)[None]))
         b = net(torch.from_numpy(network_input(image, [s2, s1], "sim", N, D)[None]))
@@ -111,7 +118,9 @@ def test_fast_lstm_path_is_the_textbook_lstm_and_skips_empty_states_exactly():
                 assert torch.allclose(cell.sequence(seq, xs[0]), hc[0], atol=1e-5), first_real
     net = sim_net(N, D, "sim", "lstm", features=(8, 16, 16, 32)).eval()
     image = np.random.default_rng(1).random((32, 32)).astype(np.float32)
-    s1 = State(click_masks([SliceClick(5, 5, 1)], N, (32, 32)), np.random.default_rng(2).random((N, 32, 32)).astype(np.float32))
+    s1 = State(
+        click_masks([SliceClick(5, 5, 1)], N, (32, 32)), np.random.default_rng(2).random((N, 32, 32)).astype(np.float32)
+    )
     for states in ([], [s1], [s1, s1]):
         x = torch.from_numpy(network_input(image, states, "sim", N, D)[None])
         with torch.no_grad():

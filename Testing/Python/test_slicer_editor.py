@@ -40,7 +40,10 @@ def disk(volume_node):
 
 def segment_array(mrml_glue, seg_node, vol, sid) -> np.ndarray:
     seg = seg_node.GetSegmentation().GetSegment(sid)
-    return mrml_glue._layer_values(seg.GetRepresentation(mrml_glue.BINARY_LABELMAP), vol.GetImageData().GetExtent()) == seg.GetLabelValue()
+    return (
+        mrml_glue._layer_values(seg.GetRepresentation(mrml_glue.BINARY_LABELMAP), vol.GetImageData().GetExtent())
+        == seg.GetLabelValue()
+    )
 
 
 def with_foreign_segment(scene, mrml_glue, vol, mask):
@@ -66,7 +69,13 @@ def test_overwrite_setting_decides_what_happens_to_other_segments(glue, scene, d
     editor.set_overwrite(overwrite)
     store = mrml_glue.SessionStore(editor)
     only_disk = LabelTable.default([2], {2: "disk"})  # the vessel is not one of the session's classes
-    store.segment(vol, [Click((24, 24, 3), 2, True, 0), Click((2, 2, 3), 2, False, 0)], engine="growcut", segmentationNode=seg, labels=only_disk)
+    store.segment(
+        vol,
+        [Click((24, 24, 3), 2, True, 0), Click((2, 2, 3), 2, False, 0)],
+        engine="growcut",
+        segmentationNode=seg,
+        labels=only_disk,
+    )
     ours = segment_array(mrml_glue, seg, vol, mrml_glue.find_segments(seg, only_disk)[2])
     after = segment_array(mrml_glue, seg, vol, vessel_id)
     overlap = vessel & ours
@@ -90,7 +99,13 @@ def test_masking_editable_area_is_honoured(glue, scene, disk):
     editor.set_mask("EditAllowedOutsideAllSegments")
     store = mrml_glue.SessionStore(editor)
     only_disk = LabelTable.default([2], {2: "disk"})
-    store.segment(vol, [Click((24, 24, 3), 2, True, 0), Click((2, 2, 3), 2, False, 0)], engine="growcut", segmentationNode=seg, labels=only_disk)
+    store.segment(
+        vol,
+        [Click((24, 24, 3), 2, True, 0), Click((2, 2, 3), 2, False, 0)],
+        engine="growcut",
+        segmentationNode=seg,
+        labels=only_disk,
+    )
     sid = mrml_glue.find_segments(seg, only_disk)[2]
     ours = segment_array(mrml_glue, seg, vol, sid)
     assert ours[3].sum() > 300 and not (ours & vessel).any()
@@ -107,10 +122,22 @@ def test_undo_restores_every_segment_bit_exactly_and_redo_reapplies(glue, scene,
     seg, vessel_id = with_foreign_segment(scene, mrml_glue, vol, vessel)
     store = mrml_glue.SessionStore(editor_writer.EditorWriter(scene))
     only_disk = LabelTable.default([2], {2: "disk"})
-    store.segment(vol, [Click((24, 24, 2), 2, True, 0), Click((2, 2, 2), 2, False, 0)], engine="growcut", segmentationNode=seg, labels=only_disk)
+    store.segment(
+        vol,
+        [Click((24, 24, 2), 2, True, 0), Click((2, 2, 2), 2, False, 0)],
+        engine="growcut",
+        segmentationNode=seg,
+        labels=only_disk,
+    )
     sid = mrml_glue.find_segments(seg, only_disk)[2]
     state1 = {s: segment_array(mrml_glue, seg, vol, s) for s in (sid, vessel_id)}
-    store.segment(vol, [Click((24, 24, 4), 2, True, 0), Click((2, 2, 4), 2, False, 0)], engine="growcut", segmentationNode=seg, labels=only_disk)
+    store.segment(
+        vol,
+        [Click((24, 24, 4), 2, True, 0), Click((2, 2, 4), 2, False, 0)],
+        engine="growcut",
+        segmentationNode=seg,
+        labels=only_disk,
+    )
     state2 = {s: segment_array(mrml_glue, seg, vol, s) for s in (sid, vessel_id)}
     assert state2[sid][4].sum() > 300 and not state1[sid][4].any()
     assert store.undo(vol, seg) and store.undo(vol, seg)  # one undo state per hint: back past both slice-4 hints
@@ -142,7 +169,9 @@ def test_markups_and_gestures_on_an_oblique_anisotropic_volume_hit_the_right_vox
     assert hint.voxels == [(i, 10, 6) for i in range(2, 10)], "a fast drag is filled voxel by voxel on slice 6"
     box = lg.hint_from_view(vol, "box", [(OBLIQUE @ [3, 4, 6, 1])[:3], (OBLIQUE @ [12, 20, 6, 1])[:3]], -normal)
     assert isinstance(box, Box) and box.min_ijk == (3, 4, 6) and box.max_ijk == (12, 20, 6)
-    assert lg.hint_from_view(vol, "click", [(OBLIQUE @ [4, 5, 6, 1])[:3]], OBLIQUE[:3, 0]).axis == 2  # sagittal-like view
+    assert (
+        lg.hint_from_view(vol, "click", [(OBLIQUE @ [4, 5, 6, 1])[:3]], OBLIQUE[:3, 0]).axis == 2
+    )  # sagittal-like view
     with pytest.raises(InteractionError, match="outside the image"):
         lg.hint_from_view(vol, "click", [(OBLIQUE @ [45, 5, 6, 1])[:3]], normal)
     with pytest.raises(InteractionError, match="oblique"):
@@ -241,6 +270,8 @@ def test_a_model_file_that_does_not_load_changes_nothing(glue, scene, disk, tmp_
     lg = logic.SegmentationLogic()
     for target in (seg, None):
         with pytest.raises(InteractiveSegError, match="broken.pt"):
-            lg.segment(vol, [Click((24, 24, 3), 2, True, 0)], engine="click", segmentationNode=target, model_path=str(broken))
+            lg.segment(
+                vol, [Click((24, 24, 3), 2, True, 0)], engine="click", segmentationNode=target, model_path=str(broken)
+            )
     assert scene.GetNumberOfNodes() == nodes_before
     assert list(seg.GetSegmentation().GetSegmentIDs()) == segments_before

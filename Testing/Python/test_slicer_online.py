@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import pytest
-
 from test_slicer_editor import OBLIQUE, with_foreign_segment
 
 SMALL = dict(channels=(4, 8, 16), patch=(16, 24, 24), n_f=3, buffer_size=2, aux_size=3, replay_m=1)
@@ -38,8 +37,15 @@ def online(online_glue, task, vol=None, seg=None, sid=None, **settings):
     from InteractiveSegLib.methods.online.learner import OnlineSettings
     from InteractiveSegLib.methods.online.proxy_mask import RegistrationSettings
 
-    return online_glue.OnlineLearningLogic(task, vol, seg, sid, settings=OnlineSettings(**(SMALL | settings)),
-                                           registration=RegistrationSettings(affine_iterations=3, bspline_iterations=0), workers=1)
+    return online_glue.OnlineLearningLogic(
+        task,
+        vol,
+        seg,
+        sid,
+        settings=OnlineSettings(**(SMALL | settings)),
+        registration=RegistrationSettings(affine_iterations=3, bspline_iterations=0),
+        workers=1,
+    )
 
 
 def full(shape=SHAPE):
@@ -67,7 +73,10 @@ def test_painted_slices_become_a_proxy_written_through_the_segment_editor(glue, 
     lg = online(online_glue, tmp_path / "task", vol, seg, sid)
     assert not lg.learner.rounds_trained and lg.status()["volume"] == "ball"
     assert not lg.show_prediction(), "no prediction before the task has learnt"
-    assert lg.record_drawn_slice(1, 16) == inside[:, 16, :].sum() and lg.record_drawn_slice(2, 15) == inside[:, :, 15].sum()
+    assert (
+        lg.record_drawn_slice(1, 16) == inside[:, 16, :].sum()
+        and lg.record_drawn_slice(2, 15) == inside[:, :, 15].sum()
+    )
     planes = lg.learner.proxy_mask.planes
     np.testing.assert_array_equal(planes[1].drawn[16], inside[:, 16, :])  # exactly what was painted
     np.testing.assert_array_equal(planes[2].drawn[15], inside[:, :, 15])
@@ -226,12 +235,19 @@ def test_the_highlight_lies_on_the_slice_of_an_oblique_anisotropic_volume_under_
     dims = vol.GetImageData().GetDimensions()
     for axis, index in ((0, 5), (1, 16), (2, 31)):
         node = slice_views.highlight_slice(vol, axis, index)
-        assert node.GetName() == slice_views.SUGGESTED_SLICE and node.GetLocked() and node.GetDisplayNode().GetVisibility()
+        assert (
+            node.GetName() == slice_views.SUGGESTED_SLICE and node.GetLocked() and node.GetDisplayNode().GetVisibility()
+        )
         ijk = _corners_ijk(mrml_glue, vol, node)
         np.testing.assert_allclose(ijk[:, 2 - axis], index, atol=1e-4)  # on that slice
         for c in (c for c in range(3) if c != 2 - axis):  # to the outer edges of its voxels
             np.testing.assert_allclose([ijk[:, c].min(), ijk[:, c].max()], [-0.5, dims[c] - 0.5], atol=1e-4)
-    assert len([n for n in range(scene.GetNumberOfNodes()) if scene.GetNthNode(n).GetName() == slice_views.SUGGESTED_SLICE]) == 1
+    assert (
+        len(
+            [n for n in range(scene.GetNumberOfNodes()) if scene.GetNthNode(n).GetName() == slice_views.SUGGESTED_SLICE]
+        )
+        == 1
+    )
     assert slice_views.hide_highlights(scene) == 1 and not node.GetDisplayNode().GetVisibility()
     assert slice_views.hide_highlights(scene) == 0
 
@@ -251,7 +267,9 @@ def test_proposals_take_a_view_to_the_slice_and_the_view_records_it(glue, scene,
         np.testing.assert_allclose(_corners_ijk(mrml_glue, vol, node)[:, 2 - p.axis], p.index, atol=1e-4)
         assert slice_views.show_slice(view, vol, p.axis, p.index) == p.orientation
         assert slice_views.view_slice(view, vol) == (p.axis, p.index)
-        np.testing.assert_allclose(mrml_glue.world_to_ijk(vol, [slice_views._slice_to_ras(view)[:3, 3]])[0][2 - p.axis], p.index, atol=1e-6)
+        np.testing.assert_allclose(
+            mrml_glue.world_to_ijk(vol, [slice_views._slice_to_ras(view)[:3, 3]])[0][2 - p.axis], p.index, atol=1e-6
+        )
         axis, index, voxels = lg.record_view_slice(view)  # "Slice drawn" in that view
         assert (axis, index) == (p.axis, p.index) and voxels == np.take(drawn, index, axis=axis).sum()
         np.testing.assert_array_equal(lg.learner.proxy_mask.planes[axis].drawn[index], np.take(drawn, index, axis=axis))
@@ -259,7 +277,9 @@ def test_proposals_take_a_view_to_the_slice_and_the_view_records_it(glue, scene,
     lg.close()
     # a volume so oblique that no view orientation maps to array axis 1 alone: the view is aimed at the slice's own axes
     a, b = np.radians(40), np.radians(35)
-    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]]) @ np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]]) @ np.array(
+        [[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]]
+    )
     m = np.eye(4)
     m[:3, :3] = rot @ np.diag([0.8, 1.1, 2.0])
     skew = volume_node(np.zeros((12, 20, 24), np.float32), m, name="skew")
@@ -268,4 +288,6 @@ def test_proposals_take_a_view_to_the_slice_and_the_view_records_it(glue, scene,
         slice_views.show_slice(view, skew, axis, index)
         assert slice_views.view_slice(view, skew) == (axis, index)
         column = m[:3, 2 - axis] / np.linalg.norm(m[:3, 2 - axis])
-        assert abs(slice_views._slice_to_ras(view)[:3, 2] @ column) == pytest.approx(1, abs=1e-9), "exactly the volume's slice plane"
+        assert abs(slice_views._slice_to_ras(view)[:3, 2] @ column) == pytest.approx(1, abs=1e-9), (
+            "exactly the volume's slice plane"
+        )

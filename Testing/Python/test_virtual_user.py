@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from InteractiveSegLib.users.multiclass import DynamicUser, RobotUser, centre_weighted_point, static_clicks
-
 from InteractiveSegLib.preprocessing import one_hot
+from InteractiveSegLib.users.multiclass import DynamicUser, RobotUser, centre_weighted_point, static_clicks
 
 N = 4
 
@@ -179,7 +178,7 @@ def test_ddg_fills_the_memory_with_fixed_weight_passes_before_backprop():
     assert [len(s) for s in states] == [3, 3]
     auto = predict_probs(net, np.stack([network_input(i, [], "sim", N, 3) for i in imgs]), False)
     np.testing.assert_allclose(states[0][0].probs, auto[0], atol=1e-6)  # round 1 corrects the automatic result
-    x = np.stack([network_input(i, s[:1], "sim", N, 3) for i, s in zip(imgs, states)])
+    x = np.stack([network_input(i, s[:1], "sim", N, 3) for i, s in zip(imgs, states, strict=False)])
     np.testing.assert_allclose(states[1][1].probs, predict_probs(net, x, False)[1], atol=1e-6)
     assert states[0][0].clicks.sum() > 0  # round one clicked every component
     calls.clear()

@@ -11,9 +11,9 @@ from InteractiveSegLib.engines import create_engine
 from InteractiveSegLib.errors import EngineError, InteractionError, ModelError
 from InteractiveSegLib.hints import Box, ExtremePoints, SliceAuto, ijk_from_slice_point
 from InteractiveSegLib.labels import LabelTable
-from InteractiveSegLib.users.robot import robot_box, robot_extreme_points
 from InteractiveSegLib.metrics import dice
 from InteractiveSegLib.session import Session
+from InteractiveSegLib.users.robot import robot_box, robot_extreme_points
 
 STRUCTURE = "Putamen_R"  # even AAL id: held out from training
 
@@ -69,7 +69,9 @@ def test_suggestion_correction_undo_redo(colin, engine):
     np.testing.assert_allclose(error, (1 - scores) * area)  # expected wrong voxels per slice
     assert s.score == scores[s.index] and s.wrong_voxels == pytest.approx(np.nanmax(np.delete(error, index)))
     target = s.index if ref[s.index].any() else int(np.flatnonzero(ref.any((1, 2)))[0])
-    step = session.add(ExtremePoints([ijk_from_slice_point(p, 0, target) for p in robot_extreme_points(ref[target])], axis=0))
+    step = session.add(
+        ExtremePoints([ijk_from_slice_point(p, 0, target) for p in robot_extreme_points(ref[target])], axis=0)
+    )
     assert step.prediction.quality["corrected"] == sorted({index, target})
     assert session.suggest_slice().index not in (index, target)
     second = session.labelmap.copy()

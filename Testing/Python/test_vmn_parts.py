@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from InteractiveSegLib.preprocessing import Roi
 from InteractiveSegLib.hints import Box, ExtremePoints, Scribble, ijk_from_slice_point
-from InteractiveSegLib.users.robot import robot_box, robot_extreme_points
 from InteractiveSegLib.methods.vmn.interaction import hint_cues, hint_roi, network_input, to_roi
-from InteractiveSegLib.preprocessing import crop_resize, paste
 from InteractiveSegLib.methods.vmn.network import VMNet, interaction_net, memory_read
 from InteractiveSegLib.methods.vmn.propagation import memory_slices, propagate
+from InteractiveSegLib.preprocessing import Roi, crop_resize, paste
+from InteractiveSegLib.users.robot import robot_box, robot_extreme_points
 
 
 def _numpy_read(km, vm, kq):
@@ -214,7 +213,7 @@ def test_robot_box_and_extreme_jitter_bounded():
         assert abs(r0 - 30) <= 10 and abs(c0 - 40) <= 10 and abs(r1 - 59) <= 10 and abs(c1 - 79) <= 10
         pts = robot_extreme_points(ref, rng)
         exact = robot_extreme_points(ref)
-        assert all(max(abs(a - b) for a, b in zip(p, e)) <= 10 for p, e in zip(pts, exact))
+        assert all(max(abs(a - b) for a, b in zip(p, e, strict=False)) <= 10 for p, e in zip(pts, exact, strict=False))
     assert robot_box(ref) == ((30, 40), (59, 79))
     top, bottom, left, right = robot_extreme_points(ref)
     assert top[0] == 30 and bottom[0] == 59 and left[1] == 40 and right[1] == 79

@@ -8,26 +8,28 @@ more if the structure reaches the ROI edge, so the cost does not grow with the s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 import torch
 
-from InteractiveSegLib.errors import EngineError
-from InteractiveSegLib.encodings import gaussian_map
-from InteractiveSegLib.hints import Box, slice_points
 from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device
-from InteractiveSegLib.volume import Volume
+from InteractiveSegLib.encodings import gaussian_map
 from InteractiveSegLib.engines.base import Engine, Prediction, Request
 from InteractiveSegLib.engines.registry import register_engine
+from InteractiveSegLib.errors import EngineError
+from InteractiveSegLib.hints import Box, slice_points
 from InteractiveSegLib.preprocessing import Roi, normalize_intensity, pad_to, roi_around
+from InteractiveSegLib.volume import Volume
 
 DEFAULT_MODEL = "click_fcnn.pt"
 
 
 def encode(image2d: np.ndarray, pos: list[tuple[int, int]], neg: list[tuple[int, int]], sigma: float) -> np.ndarray:
     """Network input (3, H, W): image, fg Gaussian guidance, bg Gaussian guidance."""
-    return np.stack([image2d, gaussian_map(image2d.shape, pos, sigma), gaussian_map(image2d.shape, neg, sigma)]).astype(np.float32)
+    return np.stack([image2d, gaussian_map(image2d.shape, pos, sigma), gaussian_map(image2d.shape, neg, sigma)]).astype(
+        np.float32
+    )
 
 
 @register_engine("click")
@@ -37,7 +39,13 @@ class ClickEngine(Engine):
     name = "click"
     mode = "2d"
 
-    def __init__(self, model_path: str | Path | None = None, device: str | None = None, margin: int | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        device: str | None = None,
+        margin: int | None = None,
+        threads: int | None = None,
+    ) -> None:
         super().__init__()
         path = Path(model_path) if model_path else default_models_dir() / DEFAULT_MODEL
         self.model, self.config, self.meta = load_checkpoint(path, "click_fcnn")
@@ -86,7 +94,11 @@ class ClickEngine(Engine):
             if grown == roi:
                 break
             roi = grown
-        return Prediction(request.label, self.slice_region(request.axis, request.slice_index, *roi.slices), np.expand_dims(prob, request.axis))
+        return Prediction(
+            request.label,
+            self.slice_region(request.axis, request.slice_index, *roi.slices),
+            np.expand_dims(prob, request.axis),
+        )
 
     def _grow(self, roi: Roi, mask: np.ndarray, shape: tuple[int, int]) -> Roi:
         m = self.margin // 2

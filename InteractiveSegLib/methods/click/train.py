@@ -19,10 +19,10 @@ from monai.losses import DiceLoss
 
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.methods.click.engine import encode
-from InteractiveSegLib.preprocessing import normalize_intensity
 from InteractiveSegLib.methods.click.network import click_fcnn
-from InteractiveSegLib.users.robot import TrainingClickSampler
+from InteractiveSegLib.preprocessing import normalize_intensity
 from InteractiveSegLib.training import fit
+from InteractiveSegLib.users.robot import TrainingClickSampler
 
 
 @dataclass
@@ -103,7 +103,13 @@ def train(args: argparse.Namespace) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.iterations, pct_start=0.05)
     loss_fn = DiceLoss(sigmoid=True, batch=False)
-    config = {"net": {"features": list(features)}, "sigma": args.sigma, "roi_margin": args.margin, "roi_min_size": args.crop}
+    config = {
+        "net": {"features": list(features)},
+        "sigma": args.sigma,
+        "roi_margin": args.margin,
+        "roi_min_size": args.crop,
+    }
+
     def step() -> torch.Tensor:
         imgs, gts, pos, neg = [], [], [], []
         for _ in range(args.batch):
@@ -125,7 +131,7 @@ def train(args: argparse.Namespace) -> dict:
             model.eval()
             with torch.no_grad():
                 preds = torch.sigmoid(model(torch.from_numpy(x)))[:, 0].numpy() > 0.5
-            for i, p in zip(ids, preds):
+            for i, p in zip(ids, preds, strict=False):
                 c = sampler(gts[i], p)
                 if c is not None:
                     (pos[i] if c.positive else neg[i]).append(c.point)

@@ -20,8 +20,8 @@ voxels) + α·‖W_l − W_λl‖ (eq. 2), updating only the last ``l`` layers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -74,7 +74,11 @@ class FinetuneResult:
 def execution_order(module: nn.Module, example: torch.Tensor) -> list[tuple[str, nn.Module]]:
     """Leaf modules with parameters, in the order a forward pass on ``example`` runs them.
     TorchScript modules cannot be hooked: their definition order stands in."""
-    leaves = [(n, m) for n, m in module.named_modules() if not list(m.children()) and any(True for _ in m.parameters(recurse=False))]
+    leaves = [
+        (n, m)
+        for n, m in module.named_modules()
+        if not list(m.children()) and any(True for _ in m.parameters(recurse=False))
+    ]
     if isinstance(module, torch.jit.ScriptModule):
         return leaves
     order: list[tuple[str, nn.Module]] = []
@@ -104,7 +108,11 @@ def trainable_names(module: nn.Module, example: torch.Tensor, layers: int) -> li
     if layers <= 0:
         return [n for n, _ in module.named_parameters()]
     order = execution_order(module, example)
-    is_layer = [isinstance(m, _LAYER_TYPES) or (isinstance(module, torch.jit.ScriptModule) and hasattr(m, "weight") and getattr(m, "weight").dim() >= 2) for _, m in order]
+    is_layer = [
+        isinstance(m, _LAYER_TYPES)
+        or (isinstance(module, torch.jit.ScriptModule) and hasattr(m, "weight") and m.weight.dim() >= 2)
+        for _, m in order
+    ]
     positions = [i for i, f in enumerate(is_layer) if f]
     if not positions:
         raise EngineError("the model has no convolution or linear layer to fine-tune")
@@ -118,7 +126,10 @@ def trainable_names(module: nn.Module, example: torch.Tensor, layers: int) -> li
 def final_layer(module: nn.Module, example: torch.Tensor, num_classes: int) -> tuple[str, nn.Module] | None:
     """The last executed convolution/linear layer with ``num_classes`` outputs (None if unknown)."""
     for name, m in reversed(execution_order(module, example)):
-        if isinstance(m, _LAYER_TYPES) and m.weight.shape[0 if not isinstance(m, (nn.ConvTranspose2d, nn.ConvTranspose3d)) else 1] == num_classes:
+        if (
+            isinstance(m, _LAYER_TYPES)
+            and m.weight.shape[0 if not isinstance(m, (nn.ConvTranspose2d, nn.ConvTranspose3d)) else 1] == num_classes
+        ):
             return name, m
     return None
 
@@ -143,18 +154,31 @@ class ExtraChannels(nn.Module):
         for _ in range(n):
             if self.layer is not None and isinstance(self.layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
                 w = self.layer.weight.detach()[:1].clone()
-                b = (self.layer.bias.detach()[:1].clone() if self.layer.bias is not None else torch.zeros(1)) - NEW_LABEL_MARGIN
+                b = (
+                    self.layer.bias.detach()[:1].clone() if self.layer.bias is not None else torch.zeros(1)
+                ) - NEW_LABEL_MARGIN
             else:  # logit mixing: new = z_background − margin (+ learnt mix of all logits)
                 w = torch.zeros(1, self.num_classes)
                 w[0, 0] = 1.0
                 b = torch.full((1,), -NEW_LABEL_MARGIN)
-            self.weight = nn.Parameter(torch.cat([self.weight.detach().reshape(-1, *w.shape[1:]) if self.count else w[:0], w]))
+            self.weight = nn.Parameter(
+                torch.cat([self.weight.detach().reshape(-1, *w.shape[1:]) if self.count else w[:0], w])
+            )
             self.bias = nn.Parameter(torch.cat([self.bias.detach() if self.count else b[:0], b]))
             self.count += 1
 
     @torch.no_grad()
-    def imprint(self, k: int, features: torch.Tensor, logits: torch.Tensor, at: torch.Tensor, far: torch.Tensor | None = None,
-                contrast: float = 4.0, margin: float = 0.5, leak: float = 0.02) -> None:
+    def imprint(
+        self,
+        k: int,
+        features: torch.Tensor,
+        logits: torch.Tensor,
+        at: torch.Tensor,
+        far: torch.Tensor | None = None,
+        contrast: float = 4.0,
+        margin: float = 0.5,
+        leak: float = 0.02,
+    ) -> None:
         """Weight imprinting (Qi et al., CVPR 2018) of channel ``k`` from the voxels ``at``
         (B, *spatial bool) the user gave the new label: its filter points from the image's
         mean feature to the scribbled voxels' mean feature (a ``contrast`` logit apart) and
@@ -174,7 +198,11 @@ class ExtraChannels(nn.Module):
         if far is not None and bool(far.any()):
             allow = best[far] - (f[far] * w).sum(-1)  # bias below which a far voxel stays as it was
             b = torch.minimum(b, torch.quantile(allow, leak))
-        weight = self.weight.data.reshape(self.count, -1, *self.weight.shape[2:]) if self.weight.dim() > 2 else self.weight.data
+        weight = (
+            self.weight.data.reshape(self.count, -1, *self.weight.shape[2:])
+            if self.weight.dim() > 2
+            else self.weight.data
+        )
         weight[k].zero_()
         if weight.dim() > 2:  # a k x k convolution: the centre tap reads the voxel itself
             centre = tuple(n // 2 for n in weight.shape[2:])
@@ -208,7 +236,7 @@ class FrozenPrefix:
         self.trainable = trainable
         self.patched: list[nn.Module] = []
 
-    def __enter__(self) -> "FrozenPrefix":
+    def __enter__(self) -> FrozenPrefix:
         return self
 
     def prime(self, x: torch.Tensor) -> None:
@@ -238,7 +266,11 @@ class FrozenPrefix:
         finally:
             for h in handles:
                 h.remove()
-        train_mods = [m for m in mods if any(f"{names[id(m)]}.{p}" in self.trainable for p, _ in m.named_parameters(recurse=False))]
+        train_mods = [
+            m
+            for m in mods
+            if any(f"{names[id(m)]}.{p}" in self.trainable for p, _ in m.named_parameters(recurse=False))
+        ]
         if not train_mods or any(id(m) not in spans for m in train_mods):
             return
         first = min(spans[id(m)][0] for m in train_mods)
@@ -246,7 +278,14 @@ class FrozenPrefix:
         def cacheable(m):
             s = spans.get(id(m))
             trains = any(f"{names[id(m)]}.{p}" in self.trainable for p, _ in m.named_parameters())
-            return s is not None and s[1] is not None and s[1] < first and s[2] == 1 and not trains and isinstance(outputs.get(id(m)), torch.Tensor)
+            return (
+                s is not None
+                and s[1] is not None
+                and s[1] < first
+                and s[2] == 1
+                and not trains
+                and isinstance(outputs.get(id(m)), torch.Tensor)
+            )
 
         chosen = [m for m in mods if cacheable(m)]
         chosen_ids = {id(m) for m in chosen}
@@ -255,7 +294,7 @@ class FrozenPrefix:
             if parent and id(self.module.get_submodule(parent)) in chosen_ids:
                 continue  # an enclosing module is cached already
             out = outputs[id(m)].detach()
-            m.forward = (lambda cached: (lambda *a, **k: cached.clone()))(out)  # clone: later in-place ops
+            m.forward = (lambda cached: lambda *a, **k: cached.clone())(out)  # clone: later in-place ops
             self.patched.append(m)
 
     def __exit__(self, *exc) -> None:
@@ -281,7 +320,7 @@ def grow_scribbles(image: np.ndarray, constraints: np.ndarray, threshold: float,
     for p in np.argwhere(constraints != UNLABELLED):
         lo = np.maximum(p - radius, 0)
         hi = np.minimum(p + radius + 1, constraints.shape)
-        window = tuple(slice(a, b) for a, b in zip(lo, hi))
+        window = tuple(slice(a, b) for a, b in zip(lo, hi, strict=False))
         grown = flood(image[window], tuple(p - lo), tolerance=threshold)
         label = constraints[tuple(p)]
         c = claim[window]
@@ -309,7 +348,6 @@ def violations(logits: torch.Tensor, target: torch.Tensor) -> int:
     return int((logits.argmax(1)[keep] != target[keep]).sum())
 
 
-
 def anchor_mask(target: torch.Tensor, valid: tuple[int, ...], distance: float, stride: int) -> torch.Tensor:
     """A sparse grid of voxels at least ``distance`` from every constrained voxel, inside
     the unpadded ``valid`` extent. Our addition to Algorithm 1, switchable: the paper keeps
@@ -334,9 +372,9 @@ def finetune(
     params: dict[str, nn.Parameter],
     reference: dict[str, torch.Tensor],
     settings: FinetuneSettings,
-    required: Optional[torch.Tensor] = None,
-    anchors: Optional[torch.Tensor] = None,
-    progress: Optional[Callable[[float, str], None]] = None,
+    required: torch.Tensor | None = None,
+    anchors: torch.Tensor | None = None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> FinetuneResult:
     """Algorithm 1 on prepared inputs: ``forward()`` gives logits (B, C, *spatial) with the
     current weights, ``target`` the constraint labels (B, *spatial; -1 unlabelled),
@@ -367,7 +405,11 @@ def finetune(
         g_anchor = None
         if anchors is not None and settings.anchor_weight > 0 and bool((anchors != UNLABELLED).any()):
             g_anchor = constraint_loss(logits, anchors)
-        drift = [torch.linalg.vector_norm(p - reference[n]) for n, p in params.items() if n in reference and p.shape == reference[n].shape]
+        drift = [
+            torch.linalg.vector_norm(p - reference[n])
+            for n, p in params.items()
+            if n in reference and p.shape == reference[n].shape
+        ]
         loss = g + settings.alpha * torch.stack(drift).sum() if drift else g
         if g_anchor is not None:
             loss = loss + settings.anchor_weight * g_anchor
@@ -385,7 +427,7 @@ def state_of(params: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in params.items()}
 
 
-def load_state(params: dict[str, nn.Parameter], state: Optional[dict[str, torch.Tensor]]) -> None:
+def load_state(params: dict[str, nn.Parameter], state: dict[str, torch.Tensor] | None) -> None:
     if not state:
         return
     with torch.no_grad():

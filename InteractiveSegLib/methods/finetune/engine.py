@@ -22,23 +22,32 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
 from scipy import ndimage
 
-from InteractiveSegLib.errors import EngineError
-from InteractiveSegLib.methods.finetune.model import ModelSpec, SegmentationModel, load_model, normalize
-from InteractiveSegLib.hints import Box, Click, ExtremePoints, Interaction, Scribble, SliceAuto, kji, members, slice_index
-from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.checkpoints import default_models_dir, pick_device
+from InteractiveSegLib.engines.base import Engine, Prediction, Request
+from InteractiveSegLib.errors import EngineError
+from InteractiveSegLib.hints import (
+    Box,
+    Click,
+    ExtremePoints,
+    Interaction,
+    Scribble,
+    SliceAuto,
+    kji,
+    members,
+    slice_index,
+)
+from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.methods.finetune.adaptation import (
     UNLABELLED,
     ExtraChannels,
-    anchor_mask,
     FinetuneSettings,
     FrozenPrefix,
+    anchor_mask,
     final_layer,
     finetune,
     grow_scribbles,
@@ -46,8 +55,8 @@ from InteractiveSegLib.methods.finetune.adaptation import (
     state_of,
     trainable_names,
 )
+from InteractiveSegLib.methods.finetune.model import ModelSpec, SegmentationModel, load_model, normalize
 from InteractiveSegLib.volume import Volume
-from InteractiveSegLib.engines.base import Engine, Prediction, Request
 
 DEFAULT_MODEL = "sim_auto.pt"  # the deliberately mismatched base model of the benchmark (model card)
 BOX_RING = 2  # width (voxels) of the background band just outside a box
@@ -91,11 +100,28 @@ class ScribbleFinetuneEngine(Engine):
             raise EngineError(f"mode must be '2d' or '3d', got {mode!r}")
         self.mode = mode
         self.name = "finetune" if mode == "2d" else "finetune-3d"
-        source = model if isinstance(model, SegmentationModel) else load_model(model or default_models_dir() / DEFAULT_MODEL, spec)
+        source = (
+            model
+            if isinstance(model, SegmentationModel)
+            else load_model(model or default_models_dir() / DEFAULT_MODEL, spec)
+        )
         self.source = source  # as loaded: never trained, never saved
         self.model = source.copy()  # the working copy W_λ lives in
         self.spec = source.spec
-        self.settings = FinetuneSettings(layers, iterations, lr, momentum, alpha, region_growing, threshold, grow_radius, max_grad_norm, new_label_lr, anchor_weight, anchor_distance)
+        self.settings = FinetuneSettings(
+            layers,
+            iterations,
+            lr,
+            momentum,
+            alpha,
+            region_growing,
+            threshold,
+            grow_radius,
+            max_grad_norm,
+            new_label_lr,
+            anchor_weight,
+            anchor_distance,
+        )
         self.keep_weights = keep_weights
         if new_label_init not in ("imprint", "background"):
             raise EngineError(f"new_label_init must be 'imprint' or 'background', got {new_label_init!r}")
@@ -110,13 +136,19 @@ class ScribbleFinetuneEngine(Engine):
         for p in self.model.module.parameters():
             p.requires_grad_(False)
         self.num_classes = source.num_classes
-        example = torch.zeros(1, 1, *(max(32, self.spec.preprocessing.divisor),) * self.spec.spatial_dims, device=self.device)
+        example = torch.zeros(
+            1, 1, *(max(32, self.spec.preprocessing.divisor),) * self.spec.spatial_dims, device=self.device
+        )
         self._trainable = trainable_names(self.model.module, example, layers)
         named = dict(self.model.module.named_parameters())
         self._reference = {n: named[n].detach().clone() for n in self._trainable}
         self.extra = self._extra_channels(example)
-        self.new_labels: list[int] = []  # session values without a model channel, in the order their channels were added
-        self._bound: Optional[dict[int, int]] = None  # session value -> model channel (bind_labels); None: value = channel
+        self.new_labels: list[
+            int
+        ] = []  # session values without a model channel, in the order their channels were added
+        self._bound: dict[int, int] | None = (
+            None  # session value -> model channel (bind_labels); None: value = channel
+        )
         self._generation = 0
         self._norm: np.ndarray | None = None
 
@@ -128,7 +160,9 @@ class ScribbleFinetuneEngine(Engine):
             trial = ExtraChannels(final[1], self.num_classes, self.spec.spatial_dims).to(self.device)
             trial.add(1)
             self.extra = trial
-            handle = final[1].register_forward_hook(lambda m, i, o: torch.cat([o, self.extra.from_input(i[0])], 1) if self.extra.count else o)
+            handle = final[1].register_forward_hook(
+                lambda m, i, o: torch.cat([o, self.extra.from_input(i[0])], 1) if self.extra.count else o
+            )
             try:
                 with torch.no_grad():
                     ok = self.model.logits(example).shape[1] == self.num_classes + 1
@@ -204,8 +238,8 @@ class ScribbleFinetuneEngine(Engine):
         if not want:
             return (1.0,) * len(axes)
         have_kji = tuple(reversed(self.volume.geometry.spacing))
-        want_kji = tuple(reversed(want))[-len(axes):] if len(want) == len(axes) else tuple(reversed(want))
-        f = tuple(float(have_kji[a] / w) for a, w in zip(axes, want_kji[-len(axes):]))
+        want_kji = tuple(reversed(want))[-len(axes) :] if len(want) == len(axes) else tuple(reversed(want))
+        f = tuple(float(have_kji[a] / w) for a, w in zip(axes, want_kji[-len(axes) :], strict=False))
         return tuple(1.0 if abs(v - 1.0) < 0.05 else v for v in f)
 
     # -- hints -> constraints ------------------------------------------------------------
@@ -215,8 +249,8 @@ class ScribbleFinetuneEngine(Engine):
 
         def put(points_kji, channel):
             for p in points_kji:
-                q = tuple(int(c - o) for c, o in zip(p, origin))
-                if all(0 <= c < n for c, n in zip(q, shape_kji)):
+                q = tuple(int(c - o) for c, o in zip(p, origin, strict=False))
+                if all(0 <= c < n for c, n in zip(q, shape_kji, strict=False)):
                     out[q] = channel
 
         for h in hints:
@@ -261,7 +295,7 @@ class ScribbleFinetuneEngine(Engine):
 
     def _start_weights(self, history: list) -> None:
         """W_λ ← W, or the weights kept by the newest step of this image."""
-        state: Optional[dict] = None
+        state: dict | None = None
         if self.keep_weights:
             for _, pred in reversed(history):
                 q = (pred.quality or {}) if pred is not None else {}
@@ -302,7 +336,9 @@ class ScribbleFinetuneEngine(Engine):
         t = np.full((cons.shape[0], *padded), UNLABELLED, np.int64)
         idx = np.argwhere(cons != UNLABELLED)
         if len(idx):
-            pos = [idx[:, 0]] + [np.minimum((idx[:, 1 + a] * f + f / 2).astype(int), padded[a] - 1) for a, f in enumerate(factors)]
+            pos = [idx[:, 0]] + [
+                np.minimum((idx[:, 1 + a] * f + f / 2).astype(int), padded[a] - 1) for a, f in enumerate(factors)
+            ]
             t[tuple(pos)] = cons[tuple(idx.T)]
         return torch.from_numpy(t).to(self.device)
 
@@ -311,7 +347,7 @@ class ScribbleFinetuneEngine(Engine):
         z = logits[(slice(None), slice(None), *(slice(0, n) for n in shape))]
         p = torch.softmax(z, 1).movedim(1, 0).cpu().numpy()
         if tuple(p.shape[2:]) != tuple(out_shape):
-            p = ndimage.zoom(p, (1, 1, *(o / s for o, s in zip(out_shape, p.shape[2:]))), order=1)
+            p = ndimage.zoom(p, (1, 1, *(o / s for o, s in zip(out_shape, p.shape[2:], strict=False))), order=1)
             p = p[(slice(None), slice(None), *(slice(0, n) for n in out_shape))]
         return p
 
@@ -324,7 +360,7 @@ class ScribbleFinetuneEngine(Engine):
     def _adapt(self, images: np.ndarray, scribbled: np.ndarray, factors) -> tuple[torch.Tensor, dict]:
         """Fine-tune on ``images`` (B, *spatial) with the user's constraints ``scribbled``
         (grown first when region growing is on); logits of the batch."""
-        cons = np.stack([self._grow(i, c) for i, c in zip(images, scribbled)])
+        cons = np.stack([self._grow(i, c) for i, c in zip(images, scribbled, strict=False)])
         x, shape = self._prepare(images, factors)
         target = self._target(cons, factors, tuple(x.shape[2:]))
         required = self._target(scribbled, factors, tuple(x.shape[2:])) != UNLABELLED
@@ -344,12 +380,29 @@ class ScribbleFinetuneEngine(Engine):
         try:
             with FrozenPrefix(self.model.module, set(self._trainable)) as prefix:
                 prefix.prime(x)
-                result = finetune(lambda: self._logits(x), target, params, self._reference, self.settings, required, anchors, self.progress)
+                result = finetune(
+                    lambda: self._logits(x),
+                    target,
+                    params,
+                    self._reference,
+                    self.settings,
+                    required,
+                    anchors,
+                    self.progress,
+                )
         finally:
             for p in params.values():
                 p.requires_grad_(False)
-        info = {"iterations": result.iterations, "converged": result.converged, "seconds": time.perf_counter() - t0,
-                "scribbled_voxels": int((scribbled != UNLABELLED).sum()), "grown_voxels": int((cons != UNLABELLED).sum()), "violated": result.violated, "losses": result.losses, "grad_norms": result.grad_norms}
+        info = {
+            "iterations": result.iterations,
+            "converged": result.converged,
+            "seconds": time.perf_counter() - t0,
+            "scribbled_voxels": int((scribbled != UNLABELLED).sum()),
+            "grown_voxels": int((cons != UNLABELLED).sum()),
+            "violated": result.violated,
+            "losses": result.losses,
+            "grad_norms": result.grad_norms,
+        }
         return result.logits[(slice(None), slice(None), *(slice(0, n) for n in shape))], info
 
     @torch.no_grad()
@@ -357,9 +410,15 @@ class ScribbleFinetuneEngine(Engine):
         """New-label channels still as created whose label is scribbled in ``target``."""
         if self.new_label_init != "imprint":
             return []
-        return [k for k in range(self.extra.count) if k not in self.extra.imprinted and bool((target == self.num_classes + k).any())]
+        return [
+            k
+            for k in range(self.extra.count)
+            if k not in self.extra.imprinted and bool((target == self.num_classes + k).any())
+        ]
 
-    def _imprint_new_labels(self, x: torch.Tensor, target: torch.Tensor, far: torch.Tensor | None, todo: list[int]) -> None:
+    def _imprint_new_labels(
+        self, x: torch.Tensor, target: torch.Tensor, far: torch.Tensor | None, todo: list[int]
+    ) -> None:
         """A new label's channel, still as created, is imprinted from its first scribble."""
         captured: list = []
         if self.extra.layer is not None:
@@ -392,8 +451,10 @@ class ScribbleFinetuneEngine(Engine):
 
         x, shape = self._prepare(block[None], factors)
         patch = self.spec.preprocessing.patch_size
-        if patch and any(n > p for n, p in zip(x.shape[2:], patch)):
-            z = sliding_window_inference(x, patch, 1, self._logits, overlap=self.spec.preprocessing.overlap, mode="gaussian")
+        if patch and any(n > p for n, p in zip(x.shape[2:], patch, strict=False)):
+            z = sliding_window_inference(
+                x, patch, 1, self._logits, overlap=self.spec.preprocessing.overlap, mode="gaussian"
+            )
         else:
             z = self._logits(x)
         return self._back(z, shape, block.shape)
@@ -406,9 +467,15 @@ class ScribbleFinetuneEngine(Engine):
         hints = [m for h, _ in request.history for m in members(h) if not isinstance(m, SliceAuto)]
         hints += [m for m in members(new) if not isinstance(m, SliceAuto)]
         if self.mode == "2d":
-            off = [m for m in members(new) if not isinstance(m, SliceAuto) and (m.axis != request.axis or slice_index(m) != request.slice_index)]
+            off = [
+                m
+                for m in members(new)
+                if not isinstance(m, SliceAuto) and (m.axis != request.axis or slice_index(m) != request.slice_index)
+            ]
             if off:
-                raise EngineError("the 2D fine-tuning engine takes the hints of one step on one slice; use finetune-3d for several slices")
+                raise EngineError(
+                    "the 2D fine-tuning engine takes the hints of one step on one slice; use finetune-3d for several slices"
+                )
             hints = [h for h in hints if h.axis == request.axis and slice_index(h) == request.slice_index]
         return hints
 
@@ -426,7 +493,14 @@ class ScribbleFinetuneEngine(Engine):
         quality = {"finetune": info, "generation": self._generation}
         if hints:
             quality["state"] = {n: v.cpu() for n, v in state_of(self._params()).items()}  # state_of copies
-        return Prediction(request.label, region, probs.astype(np.float32), quality=quality, labels=labels.astype(np.int64), classes=self.owned)
+        return Prediction(
+            request.label,
+            region,
+            probs.astype(np.float32),
+            quality=quality,
+            labels=labels.astype(np.int64),
+            classes=self.owned,
+        )
 
     def _predict_slice(self, axis: int, index: int, hints: list[Interaction]):
         image = np.take(self._norm, index, axis=axis)
@@ -456,7 +530,7 @@ class ScribbleFinetuneEngine(Engine):
         shape = np.array(self.volume.shape)
         shift = np.maximum(-lo, 0) - np.maximum(hi - shape, 0)
         lo, hi = np.maximum(lo + shift, 0), np.minimum(hi + shift, shape)
-        return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))  # type: ignore[return-value]
+        return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=False))  # type: ignore[return-value]
 
     def _predict_roi(self, request: Request, hints: list[Interaction]):
         full = tuple(slice(0, n) for n in self.volume.shape)
@@ -494,14 +568,14 @@ class ScribbleFinetuneEngine(Engine):
         if not patch:
             return [tuple(slice(0, n) for n in cons.shape)]
         f = self._zoom_factors((0, 1, 2))
-        size = [min(n, int(np.ceil(p / z))) for n, p, z in zip(cons.shape, patch, f)]
+        size = [min(n, int(np.ceil(p / z))) for n, p, z in zip(cons.shape, patch, f, strict=False)]
         pts = np.argwhere(cons != UNLABELLED)
         tiles: list = []
         covered = np.zeros(len(pts), bool)
         while not covered.all():
             c = pts[np.argmax(~covered)]
             lo = np.clip(c - np.array(size) // 2, 0, np.array(cons.shape) - size)
-            t = tuple(slice(int(a), int(a + s)) for a, s in zip(lo, size))
+            t = tuple(slice(int(a), int(a + s)) for a, s in zip(lo, size, strict=False))
             tiles.append(t)
             covered |= np.all((pts >= lo) & (pts < lo + size), axis=1)
         return tiles
@@ -513,4 +587,3 @@ class ScribbleFinetune3DEngine(ScribbleFinetuneEngine):
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("mode", "3d")
         super().__init__(**kwargs)
-

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from importlib import import_module
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,10 +50,10 @@ class Preprocessing:
     ``divisor``: the input is zero-padded to a multiple of it (network down-sampling).
     """
 
-    spacing: Optional[tuple[float, ...]] = None
+    spacing: tuple[float, ...] | None = None
     intensity: str = "percentile"
-    intensity_range: Optional[tuple[float, float]] = None
-    patch_size: Optional[tuple[int, ...]] = None
+    intensity_range: tuple[float, float] | None = None
+    patch_size: tuple[int, ...] | None = None
     overlap: float = 0.25
     divisor: int = 16
 
@@ -75,7 +76,7 @@ class ModelSpec:
     spatial_dims: int = 2
     in_channels: int = 1
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
-    network: Optional[str] = None  # "package.module:factory" for a plain state dict
+    network: str | None = None  # "package.module:factory" for a plain state dict
     network_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -86,10 +87,12 @@ class ModelSpec:
         if len(self.labels) < 2:
             raise ModelError(f"a segmentation model needs a background and at least one label, got {self.labels}")
         if self.in_channels != 1:
-            raise ModelError(f"only single-channel (one image) models are supported, got in_channels={self.in_channels}")
+            raise ModelError(
+                f"only single-channel (one image) models are supported, got in_channels={self.in_channels}"
+            )
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelSpec":
+    def from_dict(cls, d: dict) -> ModelSpec:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -125,7 +128,7 @@ class SegmentationModel:
         self.source = source
 
     @classmethod
-    def from_module(cls, module: nn.Module, spec: ModelSpec | dict) -> "SegmentationModel":
+    def from_module(cls, module: nn.Module, spec: ModelSpec | dict) -> SegmentationModel:
         return cls(module, spec if isinstance(spec, ModelSpec) else ModelSpec.from_dict(spec))
 
     @property
@@ -136,7 +139,7 @@ class SegmentationModel:
     def scripted(self) -> bool:
         return isinstance(self.module, torch.jit.ScriptModule)
 
-    def copy(self) -> "SegmentationModel":
+    def copy(self) -> SegmentationModel:
         """A working copy whose weights can change; this one stays as loaded."""
         if self.scripted:  # deepcopy of a ScriptModule shares autograd history: re-load it
             import io
@@ -237,7 +240,9 @@ def _load_file(path: Path, given: dict) -> SegmentationModel:
         raise ModelError(f"model file {path} is neither TorchScript, an InteractiveSeg checkpoint nor a state dict")
     spec = _merge({}, given)
     if not spec.network:
-        raise ModelError(f"{path} is a plain state dict: its spec must name the network ('network': 'package.module:factory')")
+        raise ModelError(
+            f"{path} is a plain state dict: its spec must name the network ('network': 'package.module:factory')"
+        )
     module = _factory(spec.network)(**spec.network_kwargs)
     _load_state(module, state, path)
     return SegmentationModel(module, spec, str(path))
@@ -257,7 +262,9 @@ def _load_checkpoint(path: Path, ckpt: dict, given: dict) -> SegmentationModel:
     arch = ckpt["arch"]
     net = ckpt.get("config", {}).get("net", {})
     if arch != "sim_net" or net.get("memory") != "auto":
-        raise ModelError(f"{path} holds a {arch!r} network with interaction inputs; fine-tuning needs a plain segmentation network (e.g. sim_auto.pt)")
+        raise ModelError(
+            f"{path} holds a {arch!r} network with interaction inputs; fine-tuning needs a plain segmentation network (e.g. sim_auto.pt)"
+        )
     module, config, meta = load_checkpoint(path, arch)
     task = config.get("task", "")
     spacing = None
@@ -266,7 +273,11 @@ def _load_checkpoint(path: Path, ckpt: dict, given: dict) -> SegmentationModel:
 
         dataset = get_task(task).dataset
         spacing = {"colin27": (1.0, 1.0), "mni152": (1.0, 1.0), "inia19": (0.5, 0.5)}.get(dataset)
-    base = {"labels": list(config["classes"]), "spatial_dims": 2, "preprocessing": {"spacing": spacing, "intensity": "percentile", "divisor": 16}}
+    base = {
+        "labels": list(config["classes"]),
+        "spatial_dims": 2,
+        "preprocessing": {"spacing": spacing, "intensity": "percentile", "divisor": 16},
+    }
     return SegmentationModel(module, _merge(base, given), str(path))
 
 
@@ -281,7 +292,9 @@ def _read_config(files: Sequence[Path]):
 def _load_bundle(path: Path, given: dict) -> SegmentationModel:
     """A MONAI bundle: network from ``network_def``, hints for the spec from its configs."""
     configs = path / "configs"
-    infer = next((configs / f"inference.{e}" for e in ("json", "yaml", "yml") if (configs / f"inference.{e}").exists()), None)
+    infer = next(
+        (configs / f"inference.{e}" for e in ("json", "yaml", "yml") if (configs / f"inference.{e}").exists()), None
+    )
     if infer is None:
         raise ModelError(f"{path} is not a MONAI bundle (no configs/inference.json or .yaml)")
     try:
@@ -301,7 +314,13 @@ def _load_bundle(path: Path, given: dict) -> SegmentationModel:
             state = torch.load(pt, map_location="cpu", weights_only=True)
         except Exception as e:
             raise ModelError(f"bundle weights {pt} do not load: {e}") from None
-        _load_state(module, state.get("state_dict", state) if "state_dict" in state and isinstance(state["state_dict"], dict) else state, pt)
+        _load_state(
+            module,
+            state.get("state_dict", state)
+            if "state_dict" in state and isinstance(state["state_dict"], dict)
+            else state,
+            pt,
+        )
     elif ts.exists():
         module = torch.jit.load(str(ts), map_location="cpu")
     else:
@@ -329,7 +348,9 @@ def _bundle_spec(parser, metadata: Path) -> dict:
             chans = pred.get("channel_def", {})
             if chans:
                 spec["labels"] = [chans[k] for k in sorted(chans, key=int)]
-            dims = pred.get("spatial_shape") or meta.get("network_data_format", {}).get("inputs", {}).get("image", {}).get("spatial_shape")
+            dims = pred.get("spatial_shape") or meta.get("network_data_format", {}).get("inputs", {}).get(
+                "image", {}
+            ).get("spatial_shape")
             if dims:
                 spec["spatial_dims"] = len(dims)
         except (json.JSONDecodeError, AttributeError, ValueError) as e:

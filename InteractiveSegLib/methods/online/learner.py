@@ -21,8 +21,8 @@ in memory (benchmarks).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from InteractiveSegLib.errors import InteractionError, ModelError
+from InteractiveSegLib.methods.online.proposals import confidence_weights, propose_slices, random_slices, residual_map
 from InteractiveSegLib.methods.online.proxy_mask import ProxyMask, RegistrationSettings
 from InteractiveSegLib.methods.online.replay import ReplayBuffer
-from InteractiveSegLib.methods.online.proposals import confidence_weights, propose_slices, random_slices, residual_map
 from InteractiveSegLib.methods.online.task_folder import TaskStore
 
 
@@ -48,7 +48,7 @@ class OnlineSettings:
     buffer_size: int = 8  # b
     aux_size: int = 16  # b* (> b)
     replay_m: int = 2  # m samples of B retrieved per step
-    loss_weight: Optional[float] = 0.5  # λ_L of eq. 2; None: eq. 1 (every sample alike)
+    loss_weight: float | None = 0.5  # λ_L of eq. 2; None: eq. 1 (every sample alike)
     label_smoothing: bool = True
     lambda_y: float = 0.8  # λ_Y: weight of the new proxy in the smoothed target
     weights: str = "indicator"  # W of eq. 9: "exp" (eq. 11), "indicator" (eq. 12), "none"
@@ -57,7 +57,9 @@ class OnlineSettings:
     guidance: bool = True  # Algorithm 4; False: random slices (the baseline)
     omega1: float = 0.5  # ω1 of eq. 17
     guidance_saturation: float | None = None  # d2 = 1 − e^(−d/s) instead of d / max d (None: the latter)
-    guidance_support: int = 2  # r of eq. 17 only within this many voxels of Υ (of F > 0.5 before any drawing; -1: everywhere, as the paper)
+    guidance_support: int = (
+        2  # r of eq. 17 only within this many voxels of Υ (of F > 0.5 before any drawing; -1: everywhere, as the paper)
+    )
     planes: tuple[int, ...] = (1, 2)  # KJI axes the user draws on (coronal, sagittal)
     tau: int = 1  # slices proposed per plane and round
     flips: tuple[int, ...] = (0, 1, 2)  # random flips (augmentation, paper 3.1)
@@ -67,7 +69,7 @@ class OnlineSettings:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_state(cls, d: dict) -> "OnlineSettings":
+    def from_state(cls, d: dict) -> OnlineSettings:
         known = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
@@ -75,7 +77,14 @@ class OnlineSettings:
 def build_network(channels: tuple[int, ...]) -> torch.nn.Module:
     from monai.networks.nets import UNet
 
-    return UNet(spatial_dims=3, in_channels=1, out_channels=1, channels=tuple(channels), strides=(2,) * (len(channels) - 1), num_res_units=1)
+    return UNet(
+        spatial_dims=3,
+        in_channels=1,
+        out_channels=1,
+        channels=tuple(channels),
+        strides=(2,) * (len(channels) - 1),
+        num_res_units=1,
+    )
 
 
 def normalize(image: np.ndarray) -> np.ndarray:
@@ -93,10 +102,14 @@ class TrainSample:
     weight: np.ndarray
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"image": self.image.astype(np.float16), "target": self.target.astype(np.float16), "weight": self.weight.astype(np.float16)}
+        return {
+            "image": self.image.astype(np.float16),
+            "target": self.target.astype(np.float16),
+            "weight": self.weight.astype(np.float16),
+        }
 
     @classmethod
-    def from_arrays(cls, d: dict[str, np.ndarray]) -> "TrainSample":
+    def from_arrays(cls, d: dict[str, np.ndarray]) -> TrainSample:
         return cls(d["image"].astype(np.float32), d["target"].astype(np.float32), d["weight"].astype(np.float32))
 
 
@@ -106,7 +119,7 @@ def weighted_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     return (weight * F.binary_cross_entropy_with_logits(logits, target, reduction="none")).flatten(1).mean(1)
 
 
-def combined_loss(per_sample: torch.Tensor, lambda_l: Optional[float]) -> torch.Tensor:
+def combined_loss(per_sample: torch.Tensor, lambda_l: float | None) -> torch.Tensor:
     """Eq. 2: λ_L·l(new) + (1 − λ_L)/(m + 1)·Σ l(replayed); the new sample is first.
     ``lambda_l`` None, or no replayed sample: eq. 1's plain mean."""
     m = per_sample.shape[0] - 1
@@ -143,7 +156,7 @@ class OnlineSegmenter:
         self.net.eval()
         x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None].to(self.device)
         xp, shape = _pad_to(x, self._multiple)
-        if all(s <= p for s, p in zip(shape, self.settings.patch)):
+        if all(s <= p for s, p in zip(shape, self.settings.patch, strict=False)):
             logits = self.net(xp)
         else:
             from monai.inferers import sliding_window_inference
@@ -156,23 +169,34 @@ class OnlineSegmenter:
         labelled foreground voxel, else anywhere; then random flips."""
         arrays = [sample.image, sample.target, sample.weight]
         shape = sample.image.shape
-        patch = [min(p, s) for p, s in zip(self.settings.patch, shape)]
+        patch = [min(p, s) for p, s in zip(self.settings.patch, shape, strict=False)]
         if list(patch) != list(shape):
-            fg = np.argwhere((sample.target > 0.5) & (sample.weight > sample.weight.min()) if sample.weight.max() > sample.weight.min() else sample.target > 0.5)
+            fg = np.argwhere(
+                (sample.target > 0.5) & (sample.weight > sample.weight.min())
+                if sample.weight.max() > sample.weight.min()
+                else sample.target > 0.5
+            )
             if len(fg) and self._rng.random() < 2 / 3:
                 centre = fg[self._rng.integers(len(fg))]
             else:
                 centre = [self._rng.integers(s) for s in shape]
-            lo = [int(np.clip(c - p // 2, 0, s - p)) for c, p, s in zip(centre, patch, shape)]
-            box = tuple(slice(a, a + p) for a, p in zip(lo, patch))
+            lo = [int(np.clip(c - p // 2, 0, s - p)) for c, p, s in zip(centre, patch, shape, strict=False)]
+            box = tuple(slice(a, a + p) for a, p in zip(lo, patch, strict=False))
             arrays = [a[box] for a in arrays]
         for axis in self.settings.flips:
             if self._rng.random() < 0.5:
                 arrays = [np.flip(a, axis) for a in arrays]
         return tuple(np.ascontiguousarray(a, np.float32) for a in arrays)  # type: ignore[return-value]
 
-    def train_steps(self, new: TrainSample, replayed: list[TrainSample], n: int, lambda_l: Optional[float],
-                    progress: Callable[[int, int], None] | None = None, should_stop: Callable[[], bool] | None = None) -> list[float]:
+    def train_steps(
+        self,
+        new: TrainSample,
+        replayed: list[TrainSample],
+        n: int,
+        lambda_l: float | None,
+        progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[float]:
         """n steps of eq. 2/9 on the new sample (first) and the replayed ones; returns the
         losses. ``should_stop`` is asked between steps (a background job's Cancel)."""
         losses = []
@@ -182,15 +206,17 @@ class OnlineSegmenter:
             items = [self._patch(s) for s in [new, *replayed]]
             shape = np.min([it[0].shape for it in items], axis=0)
             crop = lambda a: a[: shape[0], : shape[1], : shape[2]]  # noqa: E731 (volumes of one batch may differ by a voxel)
-            x, y, w = (torch.from_numpy(np.stack([crop(it[k]) for it in items]))[:, None].to(self.device) for k in range(3))
+            x, y, w = (
+                torch.from_numpy(np.stack([crop(it[k]) for it in items]))[:, None].to(self.device) for k in range(3)
+            )
             x, _ = _pad_to(x, self._multiple)
             y, _ = _pad_to(y, self._multiple)
             w, full = _pad_to(w, self._multiple)
-            if any(p != s for p, s in zip(x.shape[-3:], full)):  # padded voxels do not count
+            if any(p != s for p, s in zip(x.shape[-3:], full, strict=False)):  # padded voxels do not count
                 w = w.clone()
-                w[..., full[0]:, :, :] = 0
-                w[..., :, full[1]:, :] = 0
-                w[..., :, :, full[2]:] = 0
+                w[..., full[0] :, :, :] = 0
+                w[..., :, full[1] :, :] = 0
+                w[..., :, :, full[2] :] = 0
             self.net.train()
             loss = combined_loss(weighted_loss(self.net(x), y, w), lambda_l)
             self.opt.zero_grad()
@@ -232,8 +258,14 @@ class DynamicLearner:
     F(X). With a ``store`` every finished round is saved (atomically) to the task directory.
     """
 
-    def __init__(self, settings: OnlineSettings | None = None, store: TaskStore | None = None, device: str = "cpu",
-                 registration: RegistrationSettings | None = None, workers: int = 2) -> None:
+    def __init__(
+        self,
+        settings: OnlineSettings | None = None,
+        store: TaskStore | None = None,
+        device: str = "cpu",
+        registration: RegistrationSettings | None = None,
+        workers: int = 2,
+    ) -> None:
         self.store = store
         saved = store.load_checkpoint() if store is not None else None
         if saved is not None and settings is None:
@@ -271,7 +303,9 @@ class DynamicLearner:
         self.proxy_mask = ProxyMask(image, self.registration, workers=self.workers)
         self.round = 0
         # Algorithm 5 line 3: F_prev = x -> 0 until a segmenter has been trained
-        self.f_prev = self.segmenter.predict(self.image) if self.rounds_trained > 0 else np.zeros(image.shape, np.float32)
+        self.f_prev = (
+            self.segmenter.predict(self.image) if self.rounds_trained > 0 else np.zeros(image.shape, np.float32)
+        )
         self._prediction: np.ndarray | None = None
 
     def _need_volume(self) -> None:
@@ -313,13 +347,19 @@ class DynamicLearner:
             if self.settings.guidance_support >= 0:
                 seen = proxy if proxy.any() else f > 0.5  # the drawn structure; F's guess before any drawing
                 if seen.any():
-                    support = ndimage.binary_dilation(seen, iterations=self.settings.guidance_support) if self.settings.guidance_support else seen
+                    support = (
+                        ndimage.binary_dilation(seen, iterations=self.settings.guidance_support)
+                        if self.settings.guidance_support
+                        else seen
+                    )
             r = residual_map(proxy, f, drawn, self.settings.omega1, support, self.settings.guidance_saturation)
             for axis in self.settings.planes:
                 out[axis] = propose_slices(r, axis, self.settings.tau, drawn.get(axis, []), self._rng)
         else:
             for axis in self.settings.planes:
-                out[axis] = random_slices(self.image.shape, axis, self.settings.tau, drawn.get(axis, []), self._rng, (within or {}).get(axis))
+                out[axis] = random_slices(
+                    self.image.shape, axis, self.settings.tau, drawn.get(axis, []), self._rng, (within or {}).get(axis)
+                )
         return out
 
     def add_slice(self, axis: int, index: int, mask: np.ndarray) -> list[int]:
@@ -338,8 +378,12 @@ class DynamicLearner:
         s = self.settings
         return ((1 - s.lambda_y) * self.f_prev + s.lambda_y * y if s.label_smoothing else y).astype(np.float32)
 
-    def train_round(self, progress: Callable[[int, int], None] | None = None, should_stop: Callable[[], bool] | None = None,
-                    steps: int | None = None) -> RoundReport:
+    def train_round(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        steps: int | None = None,
+    ) -> RoundReport:
         """Algorithm 3 steps 9-13: n_F steps on (X, Ỹ) ∪ S, then the buffer update with (X, Ỹ)."""
         self._need_volume()
         if not any(self.drawn().values()):
@@ -358,7 +402,9 @@ class DynamicLearner:
         self.key = None
         self.save()
 
-    def learn_volume(self, image: np.ndarray, reference: np.ndarray, key: str | None = None, steps: int | None = None) -> RoundReport:
+    def learn_volume(
+        self, image: np.ndarray, reference: np.ndarray, key: str | None = None, steps: int | None = None
+    ) -> RoundReport:
         """A fully labelled volume joins the stream (the paper's dynamic learning with ground
         truth, 2.2): one round on (X, Ỹ) with Ỹ the smoothed reference and W = 1, with replay."""
         reference = np.asarray(reference)
@@ -372,7 +418,9 @@ class DynamicLearner:
         self.finish_volume()
         return report
 
-    def _train(self, sample: TrainSample, steps: int | None, progress=None, should_stop=None) -> tuple[list[float], bool]:
+    def _train(
+        self, sample: TrainSample, steps: int | None, progress=None, should_stop=None
+    ) -> tuple[list[float], bool]:
         """n_F steps on ``sample`` plus m replayed past volumes (eq. 2/9), then Algorithm 1
         with it. Algorithm 5 enqueues (X, Ỹ) every round; here a volume holds at most one
         slot of B*, whose stored target is replaced by each round's newer one, so the buffer
@@ -381,7 +429,9 @@ class DynamicLearner:
         n = s.n_f if steps is None else steps
         past = [k for k in self.buffer.buffer if k != self.key] if s.replay else []
         picked = [past[i] for i in self._rng.permutation(len(past))[: s.replay_m]] if past else []
-        losses = self.segmenter.train_steps(sample, [self._load_sample(k) for k in picked], n, s.loss_weight, progress, should_stop)
+        losses = self.segmenter.train_steps(
+            sample, [self._load_sample(k) for k in picked], n, s.loss_weight, progress, should_stop
+        )
         if losses:
             self.rounds_trained += 1
             if s.replay:
@@ -409,12 +459,16 @@ class DynamicLearner:
         buffer that only lacks the newest sample."""
         if self.store is None:
             return
-        meta = {"settings": self.settings.state(), "volumes_done": self.volumes_done, "rounds_trained": self.rounds_trained,
-                "kind": "interactiveseg-online"}
+        meta = {
+            "settings": self.settings.state(),
+            "volumes_done": self.volumes_done,
+            "rounds_trained": self.rounds_trained,
+            "kind": "interactiveseg-online",
+        }
         self.store.save_checkpoint(self.segmenter.net, self.segmenter.opt, meta | {"steps": self.segmenter.steps})
         self.store.save_buffer(self.buffer.state())
 
-    def copy_weights_from(self, other: "DynamicLearner") -> None:
+    def copy_weights_from(self, other: DynamicLearner) -> None:
         """Warm start: F (not the optimizer, buffer or counters) from another learner."""
         self.segmenter.net.load_state_dict(other.segmenter.net.state_dict())
         self.rounds_trained = max(self.rounds_trained, 1)

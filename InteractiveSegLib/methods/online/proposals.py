@@ -23,7 +23,9 @@ def slice_distance(shape: tuple[int, int, int], drawn: dict[int, list[int]]) -> 
     return out
 
 
-def confidence_weights(shape, drawn: dict[int, list[int]], form: str = "exp", omega: float = 1.0, scale: float = 1.0) -> np.ndarray:
+def confidence_weights(
+    shape, drawn: dict[int, list[int]], form: str = "exp", omega: float = 1.0, scale: float = 1.0
+) -> np.ndarray:
     """W(x|Γ): ``exp`` is eq. 11, e^(−d/scale) with d the distance to the drawn slices
     (``scale`` in voxels; the paper's form is scale 1); ``indicator`` is eq. 12,
     ω on drawn slices + 1 everywhere; ``none``: all ones."""
@@ -37,8 +39,14 @@ def confidence_weights(shape, drawn: dict[int, list[int]], form: str = "exp", om
     raise ValueError(f"unknown weight form {form!r}: exp, indicator or none")
 
 
-def residual_map(proxy: np.ndarray, prediction: np.ndarray, drawn: dict[int, list[int]], omega1: float = 0.5,
-                 support: np.ndarray | None = None, saturation: float | None = None) -> np.ndarray:
+def residual_map(
+    proxy: np.ndarray,
+    prediction: np.ndarray,
+    drawn: dict[int, list[int]],
+    omega1: float = 0.5,
+    support: np.ndarray | None = None,
+    saturation: float | None = None,
+) -> np.ndarray:
     """Eq. 17: r = ω1·|Υ − F| + (1 − ω1)·d2, d2 the distance to the drawn slices scaled to
     [0, 1] (far from every drawing: least known).
 
@@ -54,7 +62,11 @@ def residual_map(proxy: np.ndarray, prediction: np.ndarray, drawn: dict[int, lis
     if saturation:  # 1 − e^(−d/s): a few slices away a warped drawing is as unsure as far away
         d2 = np.where(finite, 1.0 - np.exp(-d / saturation), 1.0).astype(np.float32)
     else:
-        d2 = np.ones(proxy.shape, np.float32) if not finite.any() else np.where(finite, d / max(float(d[finite].max()), 1.0), 1.0)
+        d2 = (
+            np.ones(proxy.shape, np.float32)
+            if not finite.any()
+            else np.where(finite, d / max(float(d[finite].max()), 1.0), 1.0)
+        )
     r = omega1 * d1 + (1 - omega1) * d2
     if support is not None:
         r = r * support
@@ -75,7 +87,9 @@ def propose_slices(residual: np.ndarray, axis: int, tau: int, drawn: list[int], 
     return sorted(int(i) for i in rng.choice(candidates, size=n, replace=False, p=p / p.sum()))
 
 
-def random_slices(shape, axis: int, tau: int, drawn: list[int], rng: np.random.Generator, within: np.ndarray | None = None) -> list[int]:
+def random_slices(
+    shape, axis: int, tau: int, drawn: list[int], rng: np.random.Generator, within: np.ndarray | None = None
+) -> list[int]:
     """The baseline: τ undrawn slices at random (``within``: only slices where it is True)."""
     candidates = [i for i in range(shape[axis]) if i not in set(drawn) and (within is None or within[i])]
     if not candidates:

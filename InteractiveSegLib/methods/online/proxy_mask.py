@@ -63,11 +63,15 @@ def register_slices(fixed: np.ndarray, moving: np.ndarray, settings: Registratio
         r.SetMetricSamplingStrategy(r.RANDOM)
         r.SetMetricSamplingPercentage(settings.sampling, settings.seed)
         r.SetInterpolator(sitk.sitkLinear)
-        r.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3, numberOfIterations=iterations, gradientMagnitudeTolerance=1e-6)
+        r.SetOptimizerAsRegularStepGradientDescent(
+            learningRate=1.0, minStep=1e-3, numberOfIterations=iterations, gradientMagnitudeTolerance=1e-6
+        )
         r.SetOptimizerScalesFromPhysicalShift()
         return r
 
-    affine = sitk.CenteredTransformInitializer(f, m, sitk.AffineTransform(2), sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    affine = sitk.CenteredTransformInitializer(
+        f, m, sitk.AffineTransform(2), sitk.CenteredTransformInitializerFilter.GEOMETRY
+    )
     r = method(settings.affine_iterations)
     r.SetInitialTransform(affine, inPlace=True)
     try:
@@ -80,7 +84,9 @@ def register_slices(fixed: np.ndarray, moving: np.ndarray, settings: Registratio
         bspline = sitk.BSplineTransformInitializer(f, [settings.bspline_mesh] * 2)
         r = method(settings.bspline_iterations)
         # plain gradient steps: L-BFGS-B's set-up costs more than the whole affine stage here
-        r.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=settings.bspline_iterations)
+        r.SetOptimizerAsRegularStepGradientDescent(
+            learningRate=2.0, minStep=1e-3, numberOfIterations=settings.bspline_iterations
+        )
         r.SetOptimizerScales([1.0] * bspline.GetNumberOfParameters())
         r.SetMovingInitialTransform(affine)
         r.SetInitialTransform(bspline, inPlace=True)

@@ -10,7 +10,6 @@ JSON-serialisable and saved with the model checkpoint.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -20,7 +19,7 @@ class ReplayBuffer:
     size: int = 4  # b
     aux_size: int = 8  # b* (> b)
     seed: int = 0
-    aux: list[Optional[str]] = field(default_factory=list)
+    aux: list[str | None] = field(default_factory=list)
     buffer: list[str] = field(default_factory=list)
     draws: int = 0  # random numbers consumed (restores the generator after a restart)
 
@@ -64,8 +63,15 @@ class ReplayBuffer:
         return [self.buffer[i] for i in self._permutation(len(self.buffer))[:m]]
 
     def state(self) -> dict:
-        return {"size": self.size, "aux_size": self.aux_size, "seed": self.seed, "aux": list(self.aux), "buffer": list(self.buffer), "draws": self.draws}
+        return {
+            "size": self.size,
+            "aux_size": self.aux_size,
+            "seed": self.seed,
+            "aux": list(self.aux),
+            "buffer": list(self.buffer),
+            "draws": self.draws,
+        }
 
     @classmethod
-    def from_state(cls, d: dict) -> "ReplayBuffer":
+    def from_state(cls, d: dict) -> ReplayBuffer:
         return cls(**d)

@@ -51,7 +51,7 @@ class TaskStore:
         self._lock_file = None
 
     @classmethod
-    def open(cls, root: str | Path) -> "TaskStore":
+    def open(cls, root: str | Path) -> TaskStore:
         store = cls(root)
         store.root.mkdir(parents=True, exist_ok=True)
         (store.root / "samples").mkdir(exist_ok=True)
@@ -66,7 +66,9 @@ class TaskStore:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.close()
-            raise TaskLockedError(f"the task {self.root} is open in another session (InteractiveSeg or Slicer); close it there first") from None
+            raise TaskLockedError(
+                f"the task {self.root} is open in another session (InteractiveSeg or Slicer); close it there first"
+            ) from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
@@ -81,7 +83,7 @@ class TaskStore:
             self._lock_file.close()
             self._lock_file = None
 
-    def __enter__(self) -> "TaskStore":
+    def __enter__(self) -> TaskStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -89,7 +91,10 @@ class TaskStore:
 
     # -- checkpoint -------------------------------------------------------------------------
     def save_checkpoint(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, meta: dict) -> None:
-        atomic_torch_save(self.root / "checkpoint.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None, "meta": meta})
+        atomic_torch_save(
+            self.root / "checkpoint.pt",
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None, "meta": meta},
+        )
 
     def load_checkpoint(self) -> dict | None:
         path = self.root / "checkpoint.pt"

@@ -21,16 +21,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device
+from InteractiveSegLib.engines.base import Engine, Prediction, Request
+from InteractiveSegLib.engines.registry import register_engine
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import Box, SliceAuto, slice_points
 from InteractiveSegLib.labels import LabelTable
-from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device
 from InteractiveSegLib.methods.sim.memory import SliceClick, State, click_masks, input_parts
 from InteractiveSegLib.methods.sim.network import fuse_batch_norm
-from InteractiveSegLib.volume import Volume
-from InteractiveSegLib.engines.base import Engine, Prediction, Request
 from InteractiveSegLib.preprocessing import normalize_intensity, padded_size
-from InteractiveSegLib.engines.registry import register_engine
+from InteractiveSegLib.volume import Volume
 
 #: D of the shipped DDG-SIM: the memory-depth ablation's choice (Resources/Models/sim.md)
 SIM_DEPTH = 4
@@ -141,9 +141,11 @@ class SIMEngine(Engine):
         parts = input_parts(image2d, states, self.memory, self.num_classes, self.depth)
         h, w = image2d.shape
         width = [2 * self.num_classes if p is None else p.shape[0] for p in parts]
-        t = torch.empty(1, sum(width), padded_size(h), padded_size(w), device=self.device, memory_format=self._layout).zero_()
+        t = torch.empty(
+            1, sum(width), padded_size(h), padded_size(w), device=self.device, memory_format=self._layout
+        ).zero_()
         at = 0
-        for p, c in zip(parts, width):
+        for p, c in zip(parts, width, strict=False):
             if p is not None:  # an empty state stays zero
                 t[0, at : at + c, :h, :w].copy_(torch.from_numpy(p))
             at += c
@@ -180,7 +182,9 @@ class SIMEngine(Engine):
             raise EngineError("the SIM engine takes clicks, scribbles and extreme points, not boxes")
         cls = int(interaction.label) if interaction.positive else 0
         if not 0 <= cls < self.num_classes:
-            raise EngineError(f"class {cls} is not one of this model's classes 1..{self.num_classes - 1} ({', '.join(self.classes[1:])})")
+            raise EngineError(
+                f"class {cls} is not one of this model's classes 1..{self.num_classes - 1} ({', '.join(self.classes[1:])})"
+            )
         return [SliceClick(r, c, cls) for r, c in slice_points(interaction.points, axis)]
 
     def states(self, history: list, new, axis: int, index: int) -> list[State]:

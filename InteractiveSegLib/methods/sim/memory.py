@@ -13,8 +13,8 @@ there was none yet). The network input is built from the states of one slice:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -41,10 +41,14 @@ class State:
 
     def __post_init__(self) -> None:
         if self.clicks.shape != self.probs.shape or self.clicks.ndim != 3:
-            raise ValueError(f"state masks {self.clicks.shape} and probabilities {self.probs.shape} must both be (N, H, W)")
+            raise ValueError(
+                f"state masks {self.clicks.shape} and probabilities {self.probs.shape} must both be (N, H, W)"
+            )
 
 
-def click_masks(clicks: Sequence[SliceClick], num_classes: int, shape: tuple[int, int], radius: int = CLICK_RADIUS) -> np.ndarray:
+def click_masks(
+    clicks: Sequence[SliceClick], num_classes: int, shape: tuple[int, int], radius: int = CLICK_RADIUS
+) -> np.ndarray:
     """(N, H, W) binary masks with a disk at every click of each class."""
     out = np.zeros((num_classes, *shape), np.float32)
     if not clicks:
@@ -65,7 +69,9 @@ def empty_state(num_classes: int, shape: tuple[int, int]) -> State:
     return State(z, z.copy())
 
 
-def input_parts(image: np.ndarray, states: Sequence[State], memory: str, num_classes: int, depth: int) -> list[np.ndarray | None]:
+def input_parts(
+    image: np.ndarray, states: Sequence[State], memory: str, num_classes: int, depth: int
+) -> list[np.ndarray | None]:
     """The blocks of the network input in channel order, each (C_i, H, W), not copied; None
     marks an all-zero block of 2N channels (an empty state of the SIM's padding)."""
     shape = image.shape

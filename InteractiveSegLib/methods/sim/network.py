@@ -13,7 +13,7 @@ so the order of the corrections is modelled explicitly, as in the paper's Figure
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -81,7 +81,11 @@ class ConvLSTMCell(nn.Module):
         w = self.gates.weight * scale.view(-1, 1, 1, 1)
         bias = (self.gates.bias * scale).view(1, -1, 1, 1)
         real = [x for x in xs if x is not None]
-        gx = iter(F.conv2d(torch.cat(real, 0), w[:, :n_in], bias.flatten(), padding=pad).split(like.shape[0], 0) if real else ())
+        gx = iter(
+            F.conv2d(torch.cat(real, 0), w[:, :n_in], bias.flatten(), padding=pad).split(like.shape[0], 0)
+            if real
+            else ()
+        )
         h = c = None
         for x in xs:
             g = next(gx) if x is not None else bias
@@ -96,7 +100,11 @@ class ConvLSTMCell(nn.Module):
 
 
 def _layout(t: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous() else torch.contiguous_format
+    return (
+        torch.channels_last
+        if t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+        else torch.contiguous_format
+    )
 
 
 class UpStep(nn.Module):
@@ -117,7 +125,9 @@ class UpStep(nn.Module):
         if self.lstm is None:
             return x
         # oldest state first, newest last (None: an empty state): the LSTM sees the order of corrections
-        states = [s if s is None or s.shape[2:] == x.shape[2:] else F.adaptive_avg_pool2d(s, x.shape[2:]) for s in states]
+        states = [
+            s if s is None or s.shape[2:] == x.shape[2:] else F.adaptive_avg_pool2d(s, x.shape[2:]) for s in states
+        ]
         return x + self.proj(self.lstm.sequence(states, x))
 
 
@@ -153,10 +163,13 @@ class SIMNet(nn.Module):
         self.full = Convolution(2, 1, full_res, act="relu", norm=norm_layer)
         self.stem = Convolution(2, self.in_channels, f[0], strides=2, act="relu", norm=norm_layer)
         self.enc = nn.ModuleList(
-            ResidualUnit(2, f[i], f[i + 1], strides=2, subunits=2, act="relu", norm=norm_layer) for i in range(len(f) - 1)
+            ResidualUnit(2, f[i], f[i + 1], strides=2, subunits=2, act="relu", norm=norm_layer)
+            for i in range(len(f) - 1)
         )
         state_ch = 2 * num_classes if decoder == "lstm" else 0
-        self.dec = nn.ModuleList(UpStep(f[i + 1], f[i], f[i], state_ch, lstm_hidden, norm_layer) for i in reversed(range(len(f) - 1)))
+        self.dec = nn.ModuleList(
+            UpStep(f[i + 1], f[i], f[i], state_ch, lstm_hidden, norm_layer) for i in reversed(range(len(f) - 1))
+        )
         self.head_up = UpStep(f[0], full_res, full_res, norm=norm_layer)
         self.head = nn.Conv2d(full_res, num_classes, 1)
 
@@ -170,7 +183,7 @@ class SIMNet(nn.Module):
         level, out = x[:, 1 + empty * n2 :], {}
         for size in sizes:  # finest first
             # halving exactly (the usual case) is a 2x2 average: the same values, a faster kernel
-            halves = all(a == 2 * b for a, b in zip(level.shape[2:], size))
+            halves = all(a == 2 * b for a, b in zip(level.shape[2:], size, strict=False))
             level = F.avg_pool2d(level, 2) if halves else F.adaptive_avg_pool2d(level, size)
             out[tuple(size)] = [None] * empty + [level[:, t * n2 : (t + 1) * n2] for t in range(self.depth - empty)]
         return out

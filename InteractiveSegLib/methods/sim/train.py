@@ -26,11 +26,11 @@ import torch
 from monai.losses import FocalLoss
 
 from InteractiveSegLib.checkpoints import load_checkpoint
+from InteractiveSegLib.data.multiclass_tasks import TaskData, load_task
 from InteractiveSegLib.methods.sim.memory import CLICK_RADIUS, State, click_masks, network_input
 from InteractiveSegLib.methods.sim.network import sim_net
-from InteractiveSegLib.data.multiclass_tasks import TaskData, load_task
-from InteractiveSegLib.users.multiclass import DynamicUser, static_clicks
 from InteractiveSegLib.training import fit, load_matching
+from InteractiveSegLib.users.multiclass import DynamicUser, static_clicks
 
 VARIANTS = {
     # name: (memory, decoder, generation, DDG rules 2-4 on)
@@ -118,9 +118,9 @@ def fill_memory(model, imgs, users, memory: str, n: int, depth: int, rounds, mul
             clicks = u.step(masks[b])  # round 0 sees the automatic result (an initial user ignores it)
             states[b].append(State(click_masks(clicks, n, shape), probs[b]))
         if r < rounds - 1:
-            x = np.stack([network_input(i, s, memory, n, depth) for i, s in zip(imgs, states)])
+            x = np.stack([network_input(i, s, memory, n, depth) for i, s in zip(imgs, states, strict=False)])
             probs = predict_probs(model, x, multilabel)
-    return [s[:r] for s, r in zip(states, per_image)]
+    return [s[:r] for s, r in zip(states, per_image, strict=False)]
 
 
 def sim_stem_from_cim(weight: torch.Tensor, n: int, depth: int) -> torch.Tensor:
@@ -147,7 +147,9 @@ def warm_start(model: torch.nn.Module, path: str) -> dict:
         if ".proj." in name:  # a fresh LSTM read-out adds zero to the decoder
             own[name] = torch.zeros_like(own[name])
     if source.memory == "cim" and model.memory == "sim":
-        own["stem.conv.weight"] = sim_stem_from_cim(source.state_dict()["stem.conv.weight"], model.num_classes, model.depth)
+        own["stem.conv.weight"] = sim_stem_from_cim(
+            source.state_dict()["stem.conv.weight"], model.num_classes, model.depth
+        )
     model.load_state_dict(own)
     return {"copied": counts["copied"], "widened": counts["widened"], "fresh": len(counts["fresh"])}
 
@@ -162,13 +164,25 @@ def train(args: argparse.Namespace) -> dict:
     n = task.num_classes
     samples = data.slices("train")
     weights = class_weights(data, samples)
-    print(f"{args.variant}: {len(samples)} training slices of {task.name}; class weights {np.round(weights, 3).tolist()}", flush=True)
-    net_cfg = {"num_classes": n, "depth": args.depth, "memory": memory, "decoder": decoder, "features": list(args.features), "norm": args.norm}
+    print(
+        f"{args.variant}: {len(samples)} training slices of {task.name}; class weights {np.round(weights, 3).tolist()}",
+        flush=True,
+    )
+    net_cfg = {
+        "num_classes": n,
+        "depth": args.depth,
+        "memory": memory,
+        "decoder": decoder,
+        "features": list(args.features),
+        "norm": args.norm,
+    }
     model = sim_net(**net_cfg)
     if args.init:
         print(f"warm start from {args.init}: {warm_start(model, args.init)}", flush=True)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    loss_fn = FocalLoss(include_background=True, gamma=2.0, weight=torch.from_numpy(weights), use_softmax=not task.multilabel)
+    loss_fn = FocalLoss(
+        include_background=True, gamma=2.0, weight=torch.from_numpy(weights), use_softmax=not task.multilabel
+    )
     config = {
         "net": net_cfg,
         "task": task.name,
@@ -177,6 +191,7 @@ def train(args: argparse.Namespace) -> dict:
         "click_radius": CLICK_RADIUS,
         "variant": args.variant,
     }
+
     def step() -> torch.Tensor:
         imgs, targets = [], []
         for _ in range(args.batch):
@@ -191,8 +206,15 @@ def train(args: argparse.Namespace) -> dict:
                 states[b].append(State(click_masks(static_clicks(t, rng), n, shape), np.zeros((n, *shape), np.float32)))
         elif generation == "ddg":
             users = [
-                DynamicUser(t, rng, args.max_interactions, 3, args.hold_out if rules else 0.0, skip_class=rules,
-                            corrective_start=bool(rng.random() < args.corrective_start))
+                DynamicUser(
+                    t,
+                    rng,
+                    args.max_interactions,
+                    3,
+                    args.hold_out if rules else 0.0,
+                    skip_class=rules,
+                    corrective_start=bool(rng.random() < args.corrective_start),
+                )
                 for t in targets
             ]
             if not rules:  # rule 2 off: every round clicks every class
@@ -203,14 +225,23 @@ def train(args: argparse.Namespace) -> dict:
             # clicks on a slice) are trained too; with t > D the SIM keeps the last D states, so a
             # full memory whose oldest state no longer corrects the automatic result (as after the
             # 4th click at test time) is trained too; one length per image
-            rounds = rng.integers(0, max(args.max_interactions, args.depth if memory == "sim" else 0) + 1, size=len(imgs))
+            rounds = rng.integers(
+                0, max(args.max_interactions, args.depth if memory == "sim" else 0) + 1, size=len(imgs)
+            )
             states = fill_memory(model, imgs, users, memory, n, args.depth, rounds, task.multilabel)
         model.train()
-        x = torch.from_numpy(np.stack([network_input(i, s, memory, n, args.depth) for i, s in zip(imgs, states)]))
+        x = torch.from_numpy(np.stack([network_input(i, s, memory, n, args.depth) for i, s in zip(imgs, states, strict=False)]))
         y = torch.from_numpy(np.stack(targets).astype(np.float32))
         return loss_fn(model(x), y)
 
-    meta = {"task": task.name, "split": task.description, "variant": args.variant, "class_weights": weights.tolist(), "init": args.init, "corrective_start": args.corrective_start}
+    meta = {
+        "task": task.name,
+        "split": task.description,
+        "variant": args.variant,
+        "class_weights": weights.tolist(),
+        "init": args.init,
+        "corrective_start": args.corrective_start,
+    }
     result = fit(args, model, opt, step, "sim_net", config, meta, loss_name="focal")
     return {"variant": args.variant, **result}
 
@@ -219,7 +250,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", choices=sorted(VARIANTS), default="ddg-sim")
     p.add_argument("--out", default=None, help="default: Resources/Models/sim_<variant>.pt")
     p.add_argument("--task", default="colin27-deep-grey")
-    p.add_argument("--depth", type=int, default=4, help="D, the number of states in the SIM (4: the memory-depth ablation's choice, sim.md)")
+    p.add_argument(
+        "--depth",
+        type=int,
+        default=4,
+        help="D, the number of states in the SIM (4: the memory-depth ablation's choice, sim.md)",
+    )
     p.add_argument("--max-interactions", type=int, default=3, help="t of the paper (rule 2)")
     p.add_argument("--hold-out", type=float, default=0.8, help="rule 4: fraction of generated clicks held out")
     p.add_argument("--iterations", type=int, default=1500)
@@ -227,16 +263,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--features", type=int, nargs=4, default=[16, 32, 64, 128])
-    p.add_argument("--norm", choices=["batch", "instance"], default="batch",
-                   help="normalisation layers; instance: per-slice statistics at training and test time alike")
-    p.add_argument("--init", default=None, help="warm start from a sim_net checkpoint (tensors of equal shape; input conv widened with zeros)")
-    p.add_argument("--corrective-start", type=float, default=0.0,
-                   help="DDG: fraction of virtual users whose first round corrects the automatic result instead of clicking every component")
+    p.add_argument(
+        "--norm",
+        choices=["batch", "instance"],
+        default="batch",
+        help="normalisation layers; instance: per-slice statistics at training and test time alike",
+    )
+    p.add_argument(
+        "--init",
+        default=None,
+        help="warm start from a sim_net checkpoint (tensors of equal shape; input conv widened with zeros)",
+    )
+    p.add_argument(
+        "--corrective-start",
+        type=float,
+        default=0.0,
+        help="DDG: fraction of virtual users whose first round corrects the automatic result instead of clicking every component",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--save-every", type=int, default=100)
-    p.add_argument("--keep-snapshots", action="store_true", help="keep every save as <out stem>.it<N>.pt (snapshots to choose from)")
+    p.add_argument(
+        "--keep-snapshots",
+        action="store_true",
+        help="keep every save as <out stem>.it<N>.pt (snapshots to choose from)",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

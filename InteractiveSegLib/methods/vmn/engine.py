@@ -21,15 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device
+from InteractiveSegLib.engines.base import Engine, Prediction, Request
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import SliceAuto, slice_index
-from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device
 from InteractiveSegLib.methods.vmn.interaction import ENCODINGS, segment_slice
-from InteractiveSegLib.preprocessing import resize_stack
 from InteractiveSegLib.methods.vmn.propagation import PropagationResult, VMNPropagator, propagate
+from InteractiveSegLib.preprocessing import Roi, normalize_intensity, resize_stack
 from InteractiveSegLib.volume import Volume
-from InteractiveSegLib.engines.base import Engine, Prediction, Request
-from InteractiveSegLib.preprocessing import Roi, normalize_intensity
 
 INTERACTION_MODEL = "vmn_interaction.pt"
 MEMORY_MODEL = "vmn_memory.pt"
@@ -56,7 +55,9 @@ class VMNEngine(Engine):
     ) -> None:
         super().__init__()
         models = default_models_dir()
-        self.net, self.config, self.meta = load_checkpoint(Path(model_path) if model_path else models / MEMORY_MODEL, "vmn_net")
+        self.net, self.config, self.meta = load_checkpoint(
+            Path(model_path) if model_path else models / MEMORY_MODEL, "vmn_net"
+        )
         self.f_in, self.in_config, self.in_meta = load_checkpoint(
             Path(interaction_model_path) if interaction_model_path else models / INTERACTION_MODEL, "vmn_interaction"
         )
@@ -67,7 +68,12 @@ class VMNEngine(Engine):
         if memory_size < 0 or every < 1 or stop_after < 1 or max_side < 16:
             raise EngineError("memory_size must be >= 0, every and stop_after >= 1, max_side >= 16")
         self.max_side = int(max_side)
-        self.memory_size, self.every, self.stop_after, self.margin = int(memory_size), int(every), int(stop_after), int(margin)
+        self.memory_size, self.every, self.stop_after, self.margin = (
+            int(memory_size),
+            int(every),
+            int(stop_after),
+            int(margin),
+        )
         self.device = pick_device(device)
         self.net.to(self.device)
         self.f_in.to(self.device)
@@ -128,7 +134,13 @@ class VMNEngine(Engine):
         same = [h for h in request.interactions if h.axis == axis and slice_index(h) == index]
         previous = np.take(request.labelmap, index, axis=axis) == request.label
         prob, _ = segment_slice(
-            self.f_in, np.take(self._norm, index, axis=axis), previous if previous.any() else None, same, axis, self.roi_size, self.encoding
+            self.f_in,
+            np.take(self._norm, index, axis=axis),
+            previous if previous.any() else None,
+            same,
+            axis,
+            self.roi_size,
+            self.encoding,
         )
         return axis, index, (prob > 0.5).astype(np.float32)
 
@@ -148,7 +160,13 @@ class VMNEngine(Engine):
         work = self.working_shape(roi)
         crop = {i: resize_stack(m[roi.slices][None], work)[0] for i, m in corrected.items()}
         res = propagate(
-            self.propagator(axis, roi), self.volume.shape[axis], crop, start, cap=self.memory_size, every=self.every, stop_after=self.stop_after,
+            self.propagator(axis, roi),
+            self.volume.shape[axis],
+            crop,
+            start,
+            cap=self.memory_size,
+            every=self.every,
+            stop_after=self.stop_after,
             progress=self.progress,
         )
         full = np.zeros((res.probability.shape[0], *corrected[start].shape), np.float32)

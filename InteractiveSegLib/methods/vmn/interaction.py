@@ -20,16 +20,14 @@ stroke inside a structure says little about its extent), cropped and resized to
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from InteractiveSegLib.preprocessing import Roi
 from InteractiveSegLib.encodings import gaussian_map, geodesic_map, linear_geodesic_map
 from InteractiveSegLib.hints import Box, ExtremePoints, Interaction, slice_points
-from InteractiveSegLib.preprocessing import crop_resize, paste
+from InteractiveSegLib.preprocessing import Roi, crop_resize, paste
 
 ENCODINGS = ("geodesic", "exp_geodesic", "gaussian")
 ROI_SIZE = 96
@@ -42,7 +40,9 @@ def to_roi(roi: Roi, points, size: int) -> np.ndarray:
     return (p - [roi.r0, roi.c0] + 0.5) * scale - 0.5
 
 
-def hint_roi(points: np.ndarray, shape: tuple[int, int], mask: np.ndarray | None = None, margin: float = 0.1, min_size: int = 24) -> Roi:
+def hint_roi(
+    points: np.ndarray, shape: tuple[int, int], mask: np.ndarray | None = None, margin: float = 0.1, min_size: int = 24
+) -> Roi:
     """Bounding box of the hint points (and of ``mask``), +``margin`` of its size per side,
     at least ``min_size`` pixels, clipped to the slice."""
     pts = np.asarray(points, np.int64).reshape(-1, 2)
@@ -61,7 +61,9 @@ def hint_cues(hint: Interaction, axis: int) -> tuple[list, list]:
     pts = slice_points(hint.points, axis)
     if isinstance(hint, Box):
         (r0, c0), (r1, c1) = np.min(pts, 0), np.max(pts, 0)
-        outline = [(r, c) for r in range(r0, r1 + 1) for c in (c0, c1)] + [(r, c) for c in range(c0, c1 + 1) for r in (r0, r1)]
+        outline = [(r, c) for r in range(r0, r1 + 1) for c in (c0, c1)] + [
+            (r, c) for c in range(c0, c1 + 1) for r in (r0, r1)
+        ]
         return [], outline
     if isinstance(hint, ExtremePoints):
         return list(pts), []
@@ -81,10 +83,22 @@ def encode(image: np.ndarray, points: list, encoding: str) -> np.ndarray:
     raise ValueError(f"unknown cue encoding {encoding!r}; expected one of {ENCODINGS}")
 
 
-def network_input(image2d: np.ndarray, previous: np.ndarray | None, positive: list, negative: list, roi: Roi, size: int = ROI_SIZE, encoding: str = "geodesic") -> np.ndarray:
+def network_input(
+    image2d: np.ndarray,
+    previous: np.ndarray | None,
+    positive: list,
+    negative: list,
+    roi: Roi,
+    size: int = ROI_SIZE,
+    encoding: str = "geodesic",
+) -> np.ndarray:
     """(4, size, size) f_IN input: image, previous mask (0.5 if none), positive and negative cues."""
     img = crop_resize(image2d, roi, size)
-    prev = np.full((size, size), 0.5, np.float32) if previous is None else crop_resize(previous.astype(np.float32), roi, size)
+    prev = (
+        np.full((size, size), 0.5, np.float32)
+        if previous is None
+        else crop_resize(previous.astype(np.float32), roi, size)
+    )
     clip = lambda p: np.clip(np.round(to_roi(roi, p, size)), 0, size - 1).astype(int).tolist() if len(p) else []  # noqa: E731
     pos, neg = clip(positive), clip(negative)
     return np.stack([img, prev, encode(img, pos, encoding), encode(img, neg, encoding)]).astype(np.float32)
@@ -97,7 +111,12 @@ MARGIN = {"outline": 0.1, "inside": 0.5}
 
 
 def interaction_input(
-    image2d: np.ndarray, previous: np.ndarray | None, hints: Sequence[Interaction], axis: int, size: int = ROI_SIZE, encoding: str = "geodesic"
+    image2d: np.ndarray,
+    previous: np.ndarray | None,
+    hints: Sequence[Interaction],
+    axis: int,
+    size: int = ROI_SIZE,
+    encoding: str = "geodesic",
 ) -> tuple[np.ndarray, Roi]:
     """f_IN input (4, size, size) for the hints of one slice, and the ROI it covers."""
     positive, negative = [], []
@@ -106,7 +125,13 @@ def interaction_input(
         positive += p
         negative += n
     outline = all(isinstance(h, (Box, ExtremePoints)) for h in hints)
-    roi = hint_roi(np.array(positive + negative), image2d.shape, previous, MARGIN["outline" if outline else "inside"], 24 if outline else 32)
+    roi = hint_roi(
+        np.array(positive + negative),
+        image2d.shape,
+        previous,
+        MARGIN["outline" if outline else "inside"],
+        24 if outline else 32,
+    )
     return network_input(image2d, previous, positive, negative, roi, size, encoding), roi
 
 

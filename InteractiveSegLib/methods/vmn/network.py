@@ -22,7 +22,7 @@ propagates inside a region around the structure (engines/vmn.py).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,9 @@ from torch import nn
 STRIDE = 16
 
 
-def memory_read(key_m: torch.Tensor, value_m: torch.Tensor, key_q: torch.Tensor, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+def memory_read(
+    key_m: torch.Tensor, value_m: torch.Tensor, key_q: torch.Tensor, scale: float | torch.Tensor = 1.0
+) -> torch.Tensor:
     """Eqs. 4-6: H^q(j) = sum_i softmax_i(scale * cos(K^m(i), K^q(j))) V^m(i).
 
     ``key_m`` (B, T, Ck, H, W) and ``value_m`` (B, T, Cv, H, W) stack the T memory cells;
@@ -71,7 +73,8 @@ class Encoder(nn.Module):
             raise ValueError(f"key_stride must be 8 or 16, got {key_stride}")
         self.stem = Convolution(2, in_channels, f[0], strides=2, act="relu", norm="batch")
         self.stages = nn.ModuleList(
-            ResidualUnit(2, f[i], f[i + 1], strides=strides[i], subunits=2, act="relu", norm="batch") for i in range(len(f) - 1)
+            ResidualUnit(2, f[i], f[i + 1], strides=strides[i], subunits=2, act="relu", norm="batch")
+            for i in range(len(f) - 1)
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -165,7 +168,9 @@ class QualityHead(nn.Module):
             Convolution(2, width, width, strides=2, act="relu", norm="batch"),
             Convolution(2, width, width, act="relu", norm="batch"),
         )
-        self.fc = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width // 2), nn.ReLU(), nn.Linear(width // 2, 1))
+        self.fc = nn.Sequential(
+            nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width // 2), nn.ReLU(), nn.Linear(width // 2, 1)
+        )
 
     @staticmethod
     def prepare(feature: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
@@ -244,7 +249,7 @@ class VMNet(nn.Module):
         feature = torch.cat([read, v_q], 1)  # F^q = cat(H^q, V^q)
         x = self.context(feature)
         carried = self.carried_mask(read, prior, skips[0].shape[2:])
-        for i, (up, skip) in enumerate(zip(self.up, reversed(skips))):
+        for i, (up, skip) in enumerate(zip(self.up, reversed(skips), strict=False)):
             parts = [F.interpolate(x, size=skip.shape[2:], mode="bilinear", align_corners=False), skip]
             if self.prior and i == len(self.up) - 1:
                 parts.append(carried)

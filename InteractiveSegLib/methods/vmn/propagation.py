@@ -23,8 +23,9 @@ the order and memory contents are testable without weights.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -51,7 +52,9 @@ class PropagationResult:
     seconds: float = 0.0
 
 
-def memory_slices(start: int, previous: int | None, annotated: list[int], periodic: list[int], query: int, cap: int) -> list[int]:
+def memory_slices(
+    start: int, previous: int | None, annotated: list[int], periodic: list[int], query: int, cap: int
+) -> list[int]:
     """The slice indices in a query's memory, most important first, at most ``cap``."""
     order = [start]
     if previous is not None:
@@ -74,7 +77,7 @@ def propagate(
     every: int = 5,
     stop_after: int = 3,
     threshold: float = 0.5,
-    progress: Optional[Callable[[float, str], None]] = None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> PropagationResult:
     """Propagate the ``annotated`` slice masks both ways (see module doc), the newest
     interactive slice ``start`` first. ``progress(fraction, text)`` is called after each
@@ -167,7 +170,9 @@ class VMNPropagator:
         return self._queries[index]
 
     @torch.no_grad()
-    def segment(self, index: int, memory: list[tuple[torch.Tensor, torch.Tensor]], prior: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    def segment(
+        self, index: int, memory: list[tuple[torch.Tensor, torch.Tensor]], prior: np.ndarray | None = None
+    ) -> tuple[np.ndarray, float]:
         image = self.images[index : index + 1].to(self.device)
         q = self.query(index)
         if memory:

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from InteractiveSegLib.data import datasets
-from InteractiveSegLib.methods.vmn.engine import VMNEngine
-from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.checkpoints import load_checkpoint, save_checkpoint
-from InteractiveSegLib.users.robot import robot_slice_hint
-from InteractiveSegLib.session import Session
+from InteractiveSegLib.data import datasets
+from InteractiveSegLib.labels import LabelTable
+from InteractiveSegLib.methods.vmn.engine import VMNEngine
 from InteractiveSegLib.metrics import iou, pearson
+from InteractiveSegLib.session import Session
+from InteractiveSegLib.users.robot import robot_slice_hint
 
 AXIS = 0  # the benchmark's axis (axial)
 
@@ -49,8 +49,10 @@ class QualityRecorder:
         self._inputs.clear()
         res = self._propagate(axis, corrected, start)
         assert len(self._inputs) == len(res.order), "one Q call per propagated slice"
-        for q, x in zip(res.order, self._inputs):
-            if self.keep < 1 and self.rng.random() >= self.keep:  # neighbouring slices are near copies: a sample is enough
+        for q, x in zip(res.order, self._inputs, strict=False):
+            if (
+                self.keep < 1 and self.rng.random() >= self.keep
+            ):  # neighbouring slices are near copies: a sample is enough
                 continue
             self.samples.append((x, iou(self.reference[q], res.probability[q] > 0.5)))
         return res
@@ -84,11 +86,16 @@ def collect(args, rng: np.random.Generator) -> list[list[tuple[torch.Tensor, flo
                             break
                         index = int(rng.choice(cand))
                     done.add(index)
-                    hint = robot_slice_hint(kind, ref[index], None if r == 0 else session.labelmap[index] == 1, AXIS, index, rng)
+                    hint = robot_slice_hint(
+                        kind, ref[index], None if r == 0 else session.labelmap[index] == 1, AXIS, index, rng
+                    )
                     if hint is not None:
                         session.add(hint)
             groups.append(rec.samples[start:])
-            print(f"{name}:{v}: {len(rec.samples) - start} slices, mean IoU {np.mean([s[1] for s in rec.samples[start:]] or [np.nan]):.3f}", flush=True)
+            print(
+                f"{name}:{v}: {len(rec.samples) - start} slices, mean IoU {np.mean([s[1] for s in rec.samples[start:]] or [np.nan]):.3f}",
+                flush=True,
+            )
     return groups
 
 
@@ -138,7 +145,10 @@ def train_quality(args) -> dict:
     model, config, source_meta = load_checkpoint(args.init, "vmn_net")
     head = model.quality
     before = validation_r(head, val)
-    print(f"{len(train)} training / {len(val)} validation slices ({n_val} structures); Pearson before: {before:.3f}", flush=True)
+    print(
+        f"{len(train)} training / {len(val)} validation slices ({n_val} structures); Pearson before: {before:.3f}",
+        flush=True,
+    )
     opt = torch.optim.Adam(head.parameters(), lr=args.lr)
     groups_by_size = by_size(train)
     sizes = list(groups_by_size)
@@ -159,22 +169,38 @@ def train_quality(args) -> dict:
         losses.append(float(loss.detach()))
         if it % args.log_every == 0:
             r = validation_r(head, val)
-            print(f"iter {it}/{args.iterations} L2 {np.mean(losses[-args.log_every:]):.4f} validation Pearson {r:.3f}", flush=True)
+            print(
+                f"iter {it}/{args.iterations} L2 {np.mean(losses[-args.log_every :]):.4f} validation Pearson {r:.3f}",
+                flush=True,
+            )
     after = validation_r(head, val)
     meta = dict(source_meta)
     meta["quality_stage"] = {
-        "command": args.command, "iterations": args.iterations, "lr": args.lr, "rounds": args.rounds,
-        "structures": len(groups), "training_slices": len(train), "validation_slices": len(val),
-        "validation_pearson_before": round(before, 3), "validation_pearson_after": round(after, 3),
-        "minutes": round((time.time() - t0) / 60, 1), "seed": args.seed,
+        "command": args.command,
+        "iterations": args.iterations,
+        "lr": args.lr,
+        "rounds": args.rounds,
+        "structures": len(groups),
+        "training_slices": len(train),
+        "validation_slices": len(val),
+        "validation_pearson_before": round(before, 3),
+        "validation_pearson_after": round(after, 3),
+        "minutes": round((time.time() - t0) / 60, 1),
+        "seed": args.seed,
     }
     save_checkpoint(args.out, "vmn_net", config, model, meta)
     return meta["quality_stage"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rounds", type=int, default=4, help="quality: robot rounds per session (random slices after the first)")
-    p.add_argument("--structures-per-volume", type=int, default=30, help="quality: training structures drawn per volume")
+    p.add_argument(
+        "--rounds", type=int, default=4, help="quality: robot rounds per session (random slices after the first)"
+    )
+    p.add_argument(
+        "--structures-per-volume", type=int, default=30, help="quality: training structures drawn per volume"
+    )
     p.add_argument("--keep", type=float, default=0.25, help="quality: fraction of propagated slices kept as samples")
-    p.add_argument("--samples", default=None, help="quality: cache of the collected samples (read if it exists, else written)")
+    p.add_argument(
+        "--samples", default=None, help="quality: cache of the collected samples (read if it exists, else written)"
+    )
     p.add_argument("--min-voxels", type=int, default=1000, help="quality: smallest training structure")

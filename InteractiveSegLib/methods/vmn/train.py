@@ -32,15 +32,14 @@ import torch.nn.functional as F
 from monai.losses import DiceCELoss
 from scipy import ndimage
 
-from InteractiveSegLib.data import datasets
-from InteractiveSegLib.preprocessing import normalize_intensity
 from InteractiveSegLib.checkpoints import default_models_dir
-from InteractiveSegLib.users.robot import robot_slice_hint
-from InteractiveSegLib.methods.vmn.interaction import ROI_SIZE, interaction_input
-from InteractiveSegLib.preprocessing import crop_resize
-from InteractiveSegLib.methods.vmn.network import interaction_net, vmn_net
+from InteractiveSegLib.data import datasets
 from InteractiveSegLib.methods.vmn import quality_training as vmn_quality
+from InteractiveSegLib.methods.vmn.interaction import ROI_SIZE, interaction_input
+from InteractiveSegLib.methods.vmn.network import interaction_net, vmn_net
+from InteractiveSegLib.preprocessing import crop_resize, normalize_intensity
 from InteractiveSegLib.training import fit, load_matching
+from InteractiveSegLib.users.robot import robot_slice_hint
 
 HINTS = ("scribble", "box", "extreme")
 
@@ -82,7 +81,9 @@ def perturb(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return m
 
 
-def interaction_sample(structs: list[Structure], rng: np.random.Generator, size: int, encoding: str, beyond: float = 0.0):
+def interaction_sample(
+    structs: list[Structure], rng: np.random.Generator, size: int, encoding: str, beyond: float = 0.0
+):
     """(input (4, size, size), target (1, size, size)) for f_IN."""
     while True:
         s = structs[int(rng.integers(len(structs)))]
@@ -165,7 +166,12 @@ def _setup(args, factory, net_cfg: dict):
         source = torch.load(args.init, map_location="cpu", weights_only=True)["state_dict"]
         counts = load_matching(model, source)
         print(f"warm start from {args.init}: {counts}", flush=True)
-    return np.random.default_rng(args.seed), training_structures(), model, torch.optim.Adam(model.parameters(), lr=args.lr)
+    return (
+        np.random.default_rng(args.seed),
+        training_structures(),
+        model,
+        torch.optim.Adam(model.parameters(), lr=args.lr),
+    )
 
 
 def train_interaction(args) -> dict:
@@ -173,7 +179,15 @@ def train_interaction(args) -> dict:
     rng, structs, model, opt = _setup(args, interaction_net, net_cfg)
     loss_fn = seg_loss  # batch Dice: slices past the structure's end have empty targets
     config = {"net": net_cfg, "encoding": args.encoding, "roi_size": args.roi_size, "hints": list(HINTS)}
-    return _loop(args, model, opt, config, "vmn_interaction", lambda: _interaction_step(args, model, loss_fn, structs, rng), f"{len(structs)} structures")
+    return _loop(
+        args,
+        model,
+        opt,
+        config,
+        "vmn_interaction",
+        lambda: _interaction_step(args, model, loss_fn, structs, rng),
+        f"{len(structs)} structures",
+    )
 
 
 def _interaction_step(args, model, loss_fn, structs, rng) -> torch.Tensor:
@@ -187,7 +201,15 @@ def train_memory(args) -> dict:
     net_cfg = {"features": list(args.features), "key_stride": args.key_stride, "prior": args.prior}
     rng, structs, model, opt = _setup(args, vmn_net, net_cfg)
     config = {"net": net_cfg, "frames": args.frames, "crop": args.crop}
-    return _loop(args, model, opt, config, "vmn_net", lambda: _memory_step(args, model, structs, rng), f"{len(structs)} structures")
+    return _loop(
+        args,
+        model,
+        opt,
+        config,
+        "vmn_net",
+        lambda: _memory_step(args, model, structs, rng),
+        f"{len(structs)} structures",
+    )
 
 
 #: eq. 9's cross-entropy, plus Dice: a small structure covers ~3% of a crop, and with
@@ -244,21 +266,39 @@ def _loop(args, model, opt, config: dict, arch: str, step, what: str) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--part", choices=["interaction", "memory", "quality"], required=True,
-                   help="f_IN, f_VMN, or f_VMN's quality head alone on the engine's own propagations (from --init)")
+    p.add_argument(
+        "--part",
+        choices=["interaction", "memory", "quality"],
+        required=True,
+        help="f_IN, f_VMN, or f_VMN's quality head alone on the engine's own propagations (from --init)",
+    )
     p.add_argument("--out", default=None, help="default: Resources/Models/vmn_interaction.pt or vmn_memory.pt")
     p.add_argument("--iterations", type=int, default=1500)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--encoding", choices=["geodesic", "exp_geodesic", "gaussian"], default="geodesic", help="f_IN cue maps")
+    p.add_argument(
+        "--encoding", choices=["geodesic", "exp_geodesic", "gaussian"], default="geodesic", help="f_IN cue maps"
+    )
     p.add_argument("--roi-size", type=int, default=ROI_SIZE, help="f_IN: side of the resized ROI")
-    p.add_argument("--beyond", type=float, default=0.2, help="f_IN: fraction of samples past the structure's end (a false mask to clear)")
+    p.add_argument(
+        "--beyond",
+        type=float,
+        default=0.2,
+        help="f_IN: fraction of samples past the structure's end (a false mask to clear)",
+    )
     p.add_argument("--in-features", type=int, nargs=6, default=[16, 32, 64, 128, 256, 16], help="f_IN U-Net widths")
     p.add_argument("--features", type=int, nargs=4, default=[16, 32, 64, 128], help="f_VMN encoder widths")
     p.add_argument("--key-stride", type=int, choices=[8, 16], default=8, help="f_VMN: stride of keys and values")
     p.add_argument("--frames", type=int, default=5, help="f_VMN: ordered slices per sample (4.3)")
-    p.add_argument("--prior", action=argparse.BooleanOptionalAction, default=True, help="f_VMN: the decoder corrects the previous slice's mask")
-    p.add_argument("--crop", type=int, default=128, help="f_VMN: largest in-plane crop of a sample (64, 96 or 128 per batch)")
+    p.add_argument(
+        "--prior",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="f_VMN: the decoder corrects the previous slice's mask",
+    )
+    p.add_argument(
+        "--crop", type=int, default=128, help="f_VMN: largest in-plane crop of a sample (64, 96 or 128 per batch)"
+    )
     p.add_argument("--empty-memory", type=float, default=0.1, help="f_VMN: fraction of steps read with an empty memory")
     p.add_argument("--init", default=None, help="continue from a checkpoint of the same part")
     p.add_argument("--threads", type=int, default=2)
