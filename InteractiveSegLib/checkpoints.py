@@ -85,3 +85,16 @@ def pick_device(device: str | None = None) -> torch.device:
     if device:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def read_config(path: str | Path) -> dict:
+    """A checkpoint's ``config`` without building its network (the tensors are memory-mapped,
+    not read): what an engine declares about a model before loading it."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        raise ModelError(f"model file {path} does not load: {e}") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ModelError(f"model file {path} is not an InteractiveSeg checkpoint")
+    return dict(ckpt.get("config", {}))

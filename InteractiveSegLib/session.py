@@ -17,7 +17,17 @@ import numpy as np
 from InteractiveSegLib.engines.base import Engine, Prediction, Region, Request
 from InteractiveSegLib.engines.registry import create_engine
 from InteractiveSegLib.errors import InteractionError
-from InteractiveSegLib.hints import Click, HintGroup, Interaction, SliceAuto, from_json, slice_index, to_json, validate
+from InteractiveSegLib.hints import (
+    Click,
+    HintGroup,
+    Interaction,
+    SliceAuto,
+    from_json,
+    members,
+    slice_index,
+    to_json,
+    validate,
+)
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.volume import Volume
 
@@ -79,9 +89,10 @@ class Session:
         self.engine = create_engine(engine, **engine_kwargs) if isinstance(engine, str) else engine
         if self.engine.volume is not volume:  # an engine shared by sessions of one volume is set once
             self.engine.set_image(volume)
-        if labels is None and hasattr(self.engine, "label_table"):  # a multi-class engine names its classes
-            self.labels = self.engine.label_table()
-        elif labels is not None and hasattr(self.engine, "bind_labels"):  # it maps given classes by name
+        own = self.engine.label_table() if labels is None else None
+        if own is not None:  # a multi-class engine names its classes
+            self.labels = own
+        elif labels is not None and self.engine.ADOPTS_LABELS:  # it maps given classes by name
             self.engine.bind_labels(self.labels)
 
     # -- hints ---------------------------------------------------------------------------
@@ -111,17 +122,16 @@ class Session:
         does): the most expected wrong voxels. Corrected slices are never suggested;
         ``exclude`` adds more."""
         for step in reversed(self.history):
-            q = (step.prediction.quality or {}) if step.prediction is not None else {}
-            if "slice_error" not in q:
+            ratings = step.prediction.ratings if step.prediction is not None else None
+            if ratings is None:
                 continue
-            error = np.array(q["slice_error"], np.float64)
-            error[list(q.get("corrected", [])) + list(exclude)] = np.nan
+            error = np.array(ratings.expected_wrong_voxels, np.float64)
+            error[list(ratings.corrected) + list(exclude)] = np.nan
             if np.isnan(error).all():
                 return None
             i = int(np.nanargmax(error))
-            return SliceSuggestion(
-                i, int(q["axis"]), float(q["slice_quality"][i]), step.interaction.label, float(error[i])
-            )
+            iou = float(ratings.predicted_iou[i])
+            return SliceSuggestion(i, ratings.axis, iou, step.interaction.label, float(error[i]))
         return None
 
     def move_last_click(self, ijk) -> Step:
@@ -184,37 +194,33 @@ class Session:
             same = [h for h in same if h.axis == new.axis and slice_index(h) == idx]
         return same + [new]
 
-    def _slice_history(self, new: Interaction, previous: list[Step]) -> list[tuple[Interaction, Prediction]]:
-        """Earlier (hint, prediction) pairs on the slice of ``new``, every class, oldest first."""
-        idx = slice_index(new)
-        return [
-            (s.interaction, s.prediction)
-            for s in previous
-            if s.interaction.axis == new.axis and slice_index(s.interaction) == idx
-        ]
-
-    def _history(
-        self, new: Interaction, previous: list[Step], multiclass: bool
-    ) -> list[tuple[Interaction, Prediction]]:
-        if getattr(self.engine, "history_scope", None) == "all":  # engines whose state spans the image
+    def _history(self, new: Interaction, previous: list[Step]) -> list[tuple[Interaction, Prediction | None]]:
+        """The earlier (hint, prediction) pairs the engine's ``HISTORY`` scope asks for, oldest first."""
+        scope = self.engine.HISTORY
+        if scope == "all":  # engines whose state spans the image
             return [(s.interaction, s.prediction) for s in previous]
-        if multiclass:
-            return self._slice_history(new, previous)
-        if self.engine.mode == "3d":
+        if scope == "slice":  # every class of the new hint's slice (a multi-class memory)
+            idx = slice_index(new)
+            return [
+                (s.interaction, s.prediction)
+                for s in previous
+                if s.interaction.axis == new.axis and slice_index(s.interaction) == idx
+            ]
+        if scope == "class":  # the new hint's class on every slice (3D propagation)
             return [(s.interaction, s.prediction) for s in previous if s.interaction.label == new.label]
         return []
 
     def _apply(self, interaction: Interaction, previous: list[Step]) -> Step:
-        multiclass = getattr(self.engine, "multiclass", False)
-        if isinstance(interaction, SliceAuto) and not multiclass:
+        if isinstance(interaction, SliceAuto) and not self.engine.multiclass:
             raise InteractionError(f"engine {self.engine.name!r} has no automatic mode; give it a hint")
+        self.engine.check_hint(interaction)
         request = Request(
             label=interaction.label,
             interactions=self._context(interaction, [s.interaction for s in previous]),
             axis=interaction.axis,
             slice_index=slice_index(interaction),
             labelmap=self.labelmap,
-            history=self._history(interaction, previous, multiclass),
+            history=self._history(interaction, previous),
         )
         pred = self.engine.predict(request)
         region = pred.region
@@ -247,3 +253,16 @@ def merge_class(before: np.ndarray, mask: np.ndarray, label: int, overwrite_othe
     writable = (before == 0) | (before == label) if not overwrite_other else np.ones_like(mask)
     after[mask & writable] = label
     return after
+
+
+def labels_for_hints(engine: Engine, hints: list[Interaction]) -> LabelTable:
+    """The labels a batch of hints is segmented with: a multi-class engine's classes (and,
+    when it adopts labels, every other value the hints name, as a new class); otherwise the
+    values the hints name."""
+    own = engine.label_table()
+    if own is None:
+        return LabelTable.default(sorted({h.label for h in hints}))
+    if engine.ADOPTS_LABELS:  # fine-tuning: a hint may add a class the model never knew
+        for v in sorted({m.label for h in hints for m in members(h)} - set(own.values)):
+            own.add(v, f"label_{v}")
+    return own

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from InteractiveSegLib.engines.base import Engine, Prediction, Request
+from InteractiveSegLib.engines.base import Engine, Prediction, Request, SeedGrower
 from InteractiveSegLib.errors import EngineError
-from InteractiveSegLib.hints import Box, kji, slice_points
+from InteractiveSegLib.hints import kji, slice_points
 from InteractiveSegLib.methods.vmn.engine import VMNEngine, corrected_block
 from InteractiveSegLib.methods.vmn.propagation import PropagationResult
 
@@ -101,11 +101,18 @@ def grow_cut_3d(
     return _grow_cut(image, seeds, spacing, distance_penalty, filter_class)[1:-1, 1:-1, 1:-1]
 
 
-class GrowFromSeedsEngine(Engine):
+class GrowFromSeedsEngine(Engine, SeedGrower):
     """Grow from seeds (GrowCut) on one slice; ``distance_penalty`` as in Slicer's effect (default 0)."""
 
     name = "growcut"
     mode = "2d"
+    SUPPORTED_HINTS = frozenset({"click", "scribble", "extreme_points"})
+    RUNS_NETWORK = False
+
+    @staticmethod
+    def grow_seeds(image2d: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """GrowCut of a multi-label seed map on one 2D image (unit spacing, no distance penalty)."""
+        return grow_cut_2d(image2d, seeds)
 
     def __init__(self, distance_penalty: float = 0.0) -> None:
         super().__init__()
@@ -116,8 +123,6 @@ class GrowFromSeedsEngine(Engine):
         """Seed image of the slice: 1 for positive hint voxels, 2 for negative (the newer hint wins)."""
         seeds = np.zeros(shape2d, np.uint8)
         for hint in request.interactions:
-            if isinstance(hint, Box):
-                raise EngineError("the growcut engine grows from clicks, scribbles or extreme points, not boxes")
             value = FOREGROUND_SEED if hint.positive else BACKGROUND_SEED
             # only hints on this slice seed it
             on_slice = [p for p in hint.points if kji(p)[request.axis] == request.slice_index]

@@ -30,18 +30,20 @@ from the background filter instead of imprinted), next to the default.
 from __future__ import annotations
 
 import re
-import resource
-import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from InteractiveSegLib.bench.harness import latency, log, peak_rss_mb
+from InteractiveSegLib.bench.options import BenchOptions
+from InteractiveSegLib.bench.result import BenchResult
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.engines import create_engine
+from InteractiveSegLib.errors import InteractiveSegError
 from InteractiveSegLib.hints import Click, Scribble, SliceAuto, ijk_from_slice_point
 from InteractiveSegLib.labels import LabelTable
-from InteractiveSegLib.methods.finetune.engine import ScribbleFinetuneEngine
+from InteractiveSegLib.methods.finetune.engine import AdaptationReport, ScribbleFinetuneEngine
 from InteractiveSegLib.metrics import dice, noc
 from InteractiveSegLib.session import Session
 from InteractiveSegLib.users.robot import robot_click, robot_scribble
@@ -60,13 +62,19 @@ ABLATION = (
     "finetune-anchor",
     "finetune-bginit",
 )
+BASELINES = ("growcut", "click")
 _VARIANT = re.compile(r"^finetune(-3d)?((?:-l(?:\d+|all))|(?:-norg)|(?:-m\d+)|(?:-anchor)|(?:-bginit))*$")
 
+
+
+def owns(name: str) -> bool:
+    """``finetune``, ``finetune-3d`` and their ablation variants (``finetune-l2-norg`` ...)."""
+    return bool(_VARIANT.match(name))
 
 def engine_kwargs(name: str) -> dict:
     """``finetune-l2-norg-m15`` -> settings of that variant (defaults elsewhere)."""
     if not _VARIANT.match(name):
-        raise SystemExit(f"unknown fine-tuning variant {name!r}")
+        raise InteractiveSegError(f"unknown fine-tuning variant {name!r}")
     kw: dict = {}
     for part in name.split("-")[1:]:
         if part == "3d":
@@ -194,10 +202,10 @@ def run_slice(engine, kind: str, t: Target, axis: int, index: int, rounds: int) 
             t0 = time.perf_counter()
             step = session.add(hint)
             run.ms.append((time.perf_counter() - t0) * 1000)
-            info = (step.prediction.quality or {}).get("finetune") if step.prediction is not None else None
-            if info and info.get("converged") is not None:
-                run.iterations.append(int(info["iterations"]))
-                run.converged.append(bool(info["converged"]))
+            report = step.prediction.report if step.prediction is not None else None
+            if isinstance(report, AdaptationReport) and report.converged is not None:
+                run.iterations.append(int(report.iterations))
+                run.converged.append(bool(report.converged))
         run.dices.append(dice(ref, _current(session, t, axis, index)))
     return run
 
@@ -236,10 +244,11 @@ def run_volume(engine: ScribbleFinetuneEngine, t: Target, rounds: int) -> Run:
                 Scribble([ijk_from_slice_point(q, 0, k) for q in s[0]], label=t.value, positive=s[1], axis=0)
             )
             run.ms.append((time.perf_counter() - t0) * 1000)
-            info = step.prediction.quality["finetune"]
-            run.iterations.append(int(info["iterations"]))
-            run.converged.append(bool(info["converged"]))
-            run.rois.append(info.get("roi"))
+            report = step.prediction.report if step.prediction is not None else None
+            assert isinstance(report, AdaptationReport)
+            run.iterations.append(int(report.iterations))
+            run.converged.append(bool(report.converged))
+            run.rois.append(report.roi)
         run.dices.append(dice(t.reference, current()))
     return run
 
@@ -325,10 +334,7 @@ def summarize(name: str, mode: str, data: str, runs: list[Run], rounds: int, hin
         "noc85": noc_mean(runs, 0.85),
         "noc90": noc_mean(runs, 0.90),
         "noc_cap": rounds,
-        "ms_per_interaction": {
-            "median": float(np.median(ms)) if ms.size else None,
-            "p95": float(np.percentile(ms, 95)) if ms.size else None,
-        },
+        "ms_per_interaction": latency(ms),
         "iterations": {
             "median": float(np.median(its)),
             "mean": float(its.mean()),
@@ -337,13 +343,13 @@ def summarize(name: str, mode: str, data: str, runs: list[Run], rounds: int, hin
         if its.size
         else None,
         "s_per_propagation": None,
-        "peak_rss_mb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": peak_rss_mb(),
         "sessions": len(runs),
         "per_structure": per,
     }
 
 
-def run(args) -> list[dict]:
+def run(args: BenchOptions) -> list[BenchResult]:
     rounds = args.rounds or ROUNDS
     names = [e for e in args.engines.split(",") if e]
     if args.ablation:
@@ -398,8 +404,8 @@ def run(args) -> list[dict]:
         results.append(r)
         d = r["dice_at"]
         shown = ", ".join(f"@{k} {d[k]:.3f}" for k in ("0", "1", "3", str(rounds)) if k in d)
-        print(f"{name}: Dice {shown} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
-    return results
+        log(f"{name}: Dice {shown} ({time.time() - t0:.0f} s)")
+    return [BenchResult.from_figures(r) for r in results]
 
 
 def markdown(results: list[dict]) -> str:

@@ -31,8 +31,6 @@ Parts, each its own ``engine`` name in the results:
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
 from dataclasses import dataclass, replace
 
@@ -40,6 +38,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from InteractiveSegLib.bench.harness import log, peak_rss_mb
+from InteractiveSegLib.bench.options import BenchOptions
+from InteractiveSegLib.bench.result import BenchResult
+from InteractiveSegLib.errors import InteractiveSegError
 from InteractiveSegLib.methods.online.learner import DynamicLearner, OnlineSettings, TrainSample, normalize
 from InteractiveSegLib.metrics import dice
 
@@ -62,6 +64,12 @@ DYNAMIC = {
     "online-dynamic-rp-ls": dict(replay=True, label_smoothing=True),
 }
 ENGINES = ("online", "online-offline", "online-stream", *INTERACTIVE, *DYNAMIC)
+BASELINES: tuple[str, ...] = ()  # every system of this suite is one it owns
+
+
+def owns(name: str) -> bool:
+    """The suite's systems: ``online`` (all of them) or one experiment of the stream."""
+    return name in ENGINES
 
 
 @dataclass
@@ -162,13 +170,13 @@ def _result(engine: str, structures: list[str], dice_at: dict, extra: dict) -> d
         "noc90": None,
         "ms_per_interaction": {"median": None, "p95": None},
         "s_per_propagation": extra.pop("s_per_propagation", None),
-        "peak_rss_mb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": peak_rss_mb(),
         **extra,
     }
 
 
 def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    log(msg)
 
 
 def offline(settings: OnlineSettings, stream: list[Sample], evaluation: list[Sample], steps: int) -> list[float]:
@@ -284,13 +292,13 @@ def speed(settings: OnlineSettings, seed: int) -> dict:
     }
 
 
-def run(args) -> list[dict]:
+def run(args: BenchOptions) -> list[BenchResult]:
     torch.manual_seed(args.seed)
     names = args.engines.split(",")
     want = set(ENGINES[1:]) if "online" in names else set(names)
     unknown = want - set(ENGINES)
     if unknown:
-        raise SystemExit(f"unknown online engines {sorted(unknown)}; known: {list(ENGINES)}")
+        raise InteractiveSegError(f"unknown online engines {sorted(unknown)}; known: {list(ENGINES)}")
     base = OnlineSettings(seed=args.seed)
     steps = args.rounds or STEPS
     stream = stream_samples("train", args.stream_length, args.seed)
@@ -365,7 +373,7 @@ def run(args) -> list[dict]:
         )
     if sp is not None and results:
         results[0]["speed"] = sp
-    return results
+    return [BenchResult.from_figures(r) for r in results]
 
 
 def markdown(results: list[dict]) -> str:

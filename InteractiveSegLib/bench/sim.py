@@ -18,21 +18,31 @@ Wilcoxon), so a difference on the smallest class can be told from noise.
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from InteractiveSegLib.bench.harness import latency, log, peak_rss_mb
+from InteractiveSegLib.bench.options import BenchOptions
+from InteractiveSegLib.bench.result import BenchResult
 from InteractiveSegLib.data.multiclass_tasks import TaskData, TaskSlice, get_task, load_task
-from InteractiveSegLib.errors import ImageError
+from InteractiveSegLib.engines import engine_class
+from InteractiveSegLib.engines.base import SeedGrower
+from InteractiveSegLib.errors import EngineError, ImageError, InteractiveSegError
+from InteractiveSegLib.methods.sim.engine import VARIANTS
 from InteractiveSegLib.methods.sim.memory import State, click_masks
 from InteractiveSegLib.metrics import noc, paired, scores
 from InteractiveSegLib.preprocessing import one_hot
 from InteractiveSegLib.users.multiclass import RobotUser
 
 ABLATION = ("auto", "sdg-base", "sdg-cim", "ddg-cim", "ddg-sim")
+BASELINES = ("growcut",)
+
+
+def owns(name: str) -> bool:
+    """``sim`` and the systems of its ablation (``ddg-sim``, ``auto``, ``ddg-sim-d3`` ...)."""
+    return name == "sim" or name in ABLATION or name in VARIANTS
 CLICK_TABLE = (0, 1, 2, 3, 6)
 
 
@@ -70,11 +80,10 @@ class GrowCutRunner:
     """Slicer's Grow from seeds with every click so far as a seed of its class."""
 
     def __init__(self, num_classes: int) -> None:
-        try:
-            from InteractiveSegSlicer.growcut_engine import grow_cut_2d
-        except ImportError as e:
-            raise ImageError(f"the growcut baseline needs InteractiveSegSlicer and slicer-core: {e}") from None
-        self.grow = grow_cut_2d
+        grower = engine_class("growcut")  # registered from outside the library (entry point)
+        if grower is None or not issubclass(grower, SeedGrower):
+            raise EngineError("the growcut baseline needs the InteractiveSegSlicer package and slicer-core")
+        self.grow = grower.grow_seeds
         self.n = num_classes
         self.seeds: np.ndarray | None = None
 
@@ -169,12 +178,9 @@ def summarize(
         "robot": robot,
         "interaction": ROBOTS[robot],
         "clicks_per_interaction": float(np.mean(np.concatenate([r.clicks for r in runs]))) if runs else 0.0,
-        "ms_per_interaction": {
-            "median": float(np.median(ms)) if ms.size else None,
-            "p95": float(np.percentile(ms, 95)) if ms.size else None,
-        },
+        "ms_per_interaction": latency(ms),
         "s_per_propagation": None,
-        "peak_rss_mb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": peak_rss_mb(),
         "sessions": len(runs),
         "per_class": per_class,
         "per_structure": {c: v for c, v in per_class.items() if c != classes[0]},
@@ -265,9 +271,12 @@ def smallest_class(data: TaskData, slices: list[TaskSlice]) -> int:
     return 1 + int(np.argmin(area[1:]))
 
 
-def run(args) -> list[dict]:
+def run(args: BenchOptions) -> list[BenchResult]:
     """The SIM part of ``interactiveseg bench`` (engines ``sim``, ablation names, ``growcut``),
-    once per robot of ``--robot``; DDG-SIM is compared slice by slice with every other system."""
+    once per robot of ``--robot``; DDG-SIM is compared slice by slice with every other system.
+    Slices of every orientation unless ``axes`` names others than the default axial one."""
+    if args.axes == "0":
+        args = replace(args, axes="0,1,2")
     user = bool(args.image)
     data = user_task_data(args.task, args.image, args.labels) if user else load_task(args.task)
     data_name = args.image if user else f"{args.task} {'training' if args.split == 'train' else 'held-out'} split"
@@ -282,7 +291,7 @@ def run(args) -> list[dict]:
     robots = [r for r in str(args.robot).split(",") if r]
     unknown = [r for r in robots if r not in ROBOTS]
     if unknown:
-        raise SystemExit(f"unknown robot {unknown}; expected {sorted(ROBOTS)}")
+        raise InteractiveSegError(f"unknown robot {unknown}; expected {sorted(ROBOTS)}")
     rounds = args.rounds or 20
     ks = [k for k in CLICK_TABLE if k <= rounds]
     results = []
@@ -302,11 +311,7 @@ def run(args) -> list[dict]:
             results.append(r)
             result_of[name] = r
             shown = ", ".join(f"@{k} {r['dice_at'][k]:.3f}" for k in ("0", "1", "3") if k in r["dice_at"])
-            print(
-                f"{name} ({robot} robot): mean foreground Dice {shown} ({time.time() - t0:.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
+            log(f"{name} ({robot} robot): mean foreground Dice {shown} ({time.time() - t0:.0f} s)")
         if "ddg-sim" in runs_of:
             result_of["ddg-sim"]["paired"] = {
                 other: {
@@ -316,14 +321,21 @@ def run(args) -> list[dict]:
                 for other, theirs in runs_of.items()
                 if other != "ddg-sim"
             }
-    return results
+    return [BenchResult.from_figures(r) for r in results]
 
 
 def _row_name(r: dict) -> str:
     return f"{r['engine']} ({r.get('robot', 'largest')})"
 
 
-def markdown(results: list[dict], at: int = 3) -> str:
+def markdown(results: list[dict]) -> str:
+    """The SIM tables, then BENCHMARK.md's summary table."""
+    from InteractiveSegLib.bench import click
+
+    return sim_tables(results) + "\n\n" + click.markdown(results)
+
+
+def sim_tables(results: list[dict], at: int = 3) -> str:
     """The paper's Table 1 (per-class IoU / Dice after ``at`` clicks), Figure 7 (IoU vs clicks),
     DDG-SIM's paired differences on the smallest class, and the BENCHMARK.md summary. Rows are
     named ``engine (robot)``."""

@@ -23,21 +23,30 @@ Engines without a quality head fall back to ``random``.
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from InteractiveSegLib.bench.click import BenchData, shipped_data, user_data
-from InteractiveSegLib.engines import create_engine
+from InteractiveSegLib.bench.harness import latency, log, peak_rss_mb
+from InteractiveSegLib.bench.options import BenchOptions
+from InteractiveSegLib.bench.result import BenchResult
+from InteractiveSegLib.engines import create_engine, describe_engine
+from InteractiveSegLib.errors import InteractiveSegError
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.metrics import dice, iou, noc, pearson
 from InteractiveSegLib.session import Session
 from InteractiveSegLib.users.robot import robot_slice_hint
 
 ENGINES = ("vmn", "vmn-mem0", "vmn-growcut", "vmn-registration")
+BASELINES: tuple[str, ...] = ()  # every system of this suite is one it owns  # the engines of ``make bench-vmn``
+
+
+def owns(name: str) -> bool:
+    """A registered single-class 3D engine (it propagates through the volume)."""
+    info = describe_engine(name)
+    return info.mode == "3d" and not info.multiclass
 HINTS = ("scribble", "box", "extreme")
 SELECT = ("quality", "random", "oracle")
 AXIS = 0  # axial (KJI axis 0), as the paper
@@ -74,8 +83,11 @@ def choose_slice(
 
 
 def _last_quality(session: Session) -> np.ndarray | None:
-    q = (session.history[-1].prediction.quality or {}) if session.history else {}
-    return np.array(q["slice_quality"], np.float64) if "slice_quality" in q else None
+    """The newest step's predicted IoU per slice (None when the engine rates no slice)."""
+    prediction = session.history[-1].prediction if session.history else None
+    if prediction is None or prediction.ratings is None:
+        return None
+    return np.array(prediction.ratings.predicted_iou, np.float64)
 
 
 def run_volume(
@@ -104,10 +116,12 @@ def run_volume(
             t0 = time.perf_counter()
             step = session.add(hint)
             run.ms.append((time.perf_counter() - t0) * 1000)
-            q = step.prediction.quality or {}
-            run.seconds.append(float(q.get("seconds", np.nan)))
+            prediction = step.prediction
+            seconds = prediction.report.seconds if prediction is not None else None
+            run.seconds.append(float(seconds) if seconds is not None else np.nan)
             pred = session.labelmap == 1
-            for i, p in enumerate(q.get("slice_quality", [])):
+            ratings = prediction.ratings if prediction is not None else None
+            for i, p in enumerate(ratings.predicted_iou if ratings is not None else []):
                 if np.isfinite(p):
                     run.pairs.append((float(p), iou(ref[i], pred[i])))
         run.dices.append(dice(ref, session.labelmap == 1))
@@ -130,7 +144,12 @@ def summarize(engine: str, data: BenchData, kind: str, select: str, runs: list[V
     secs = np.array([s for r in runs for s in r.seconds], np.float64)
     pairs = np.array([p for r in runs for p in r.pairs], np.float64).reshape(-1, 2)
     quality_r = pearson(pairs[:, 0], pairs[:, 1])
-    mean = lambda get: float(np.mean([get(v) for v in per_structure.values()])) if per_structure else float("nan")  # noqa: E731
+
+    def mean(key: str, k: str | None = None) -> float:
+        if not per_structure:
+            return float("nan")
+        return float(np.mean([v[key][k] if k is not None else v[key] for v in per_structure.values()]))
+
     return {
         "engine": engine,
         "mode": "3d",
@@ -139,18 +158,15 @@ def summarize(engine: str, data: BenchData, kind: str, select: str, runs: list[V
         "data": data.name,
         "shape": list(data.image.shape),
         "structures": list(per_structure),
-        "dice_at": {str(k): mean(lambda v: v["dice_at"][str(k)]) for k in keys},
-        "noc85": mean(lambda v: v["noc85"]),
-        "noc90": mean(lambda v: v["noc90"]),
+        "dice_at": {str(k): mean("dice_at", str(k)) for k in keys},
+        "noc85": mean("noc85"),
+        "noc90": mean("noc90"),
         "noc_cap": rounds,
-        "ms_per_interaction": {
-            "median": float(np.median(ms)) if ms.size else None,
-            "p95": float(np.percentile(ms, 95)) if ms.size else None,
-        },
+        "ms_per_interaction": latency(ms),
         "s_per_propagation": float(np.nanmedian(secs)) if np.isfinite(secs).any() else None,
         "quality_pearson": quality_r,
         "quality_pairs": int(len(pairs)),
-        "peak_rss_mb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": peak_rss_mb(),
         "sessions": len(runs),
         "per_structure": per_structure,
     }
@@ -177,19 +193,21 @@ def full_sweep_seconds(engine_name: str, shape=(100, 256, 256)) -> dict:
     return {"cold": cold, "warm": warm}
 
 
-def run(args) -> list[dict]:
+def run(args: BenchOptions) -> list[BenchResult]:
     engines = args.engines.split(",")
-    unknown = [e for e in engines if e not in ENGINES]
+    unknown = [e for e in engines if not owns(e)]
     if unknown:
-        raise SystemExit(f"engines {unknown} are not propagation engines: benchmark them without {list(ENGINES)}")
+        raise InteractiveSegError(
+            f"engines {unknown} are not propagation engines: benchmark them without {list(ENGINES)}"
+        )
     kinds = args.hint.split(",")
     selects = args.select.split(",")
     for k in kinds:
         if k not in HINTS:
-            raise SystemExit(f"--hint {k!r}: expected one of {HINTS}")
+            raise InteractiveSegError(f"--hint {k!r}: expected one of {HINTS}")
     for s in selects:
         if s not in SELECT:
-            raise SystemExit(f"--select {s!r}: expected one of {SELECT}")
+            raise InteractiveSegError(f"--select {s!r}: expected one of {SELECT}")
     rounds = args.rounds or 6
     if args.image:
         data = [user_data(args.image, args.labels, args.structures.split(",") if args.structures else None)]
@@ -225,10 +243,8 @@ def run(args) -> list[dict]:
                             )
                         )
                     r = summarize(engine_name, d, kind, select, runs, rounds)
-                    print(
-                        f"{engine_name} {kind} {select} on {d.name}: Dice@1 {r['dice_at']['1']:.3f} Dice@{rounds} {r['dice_at'][str(rounds)]:.3f} ({time.time() - t0:.0f} s)",
-                        file=sys.stderr,
-                        flush=True,
+                    log(
+                        f"{engine_name} {kind} {select} on {d.name}: Dice@1 {r['dice_at']['1']:.3f} Dice@{rounds} {r['dice_at'][str(rounds)]:.3f} ({time.time() - t0:.0f} s)"
                     )
                     results.append(r)
         if engine is not None and not args.no_speed and engine_name in ("vmn", "vmn-mem0"):
@@ -236,7 +252,7 @@ def run(args) -> list[dict]:
             for r in results:
                 if r["engine"] == engine_name:
                     r["s_per_propagation_256x256x100"] = sweep
-    return results
+    return [BenchResult.from_figures(r) for r in results]
 
 
 def _sweep(r: dict) -> str:

@@ -14,8 +14,7 @@ def _segment(args) -> None:
     from InteractiveSegLib.engines import create_engine
     from InteractiveSegLib.hints import from_json
     from InteractiveSegLib.io import read_volume, write_seg_nrrd
-    from InteractiveSegLib.labels import LabelTable
-    from InteractiveSegLib.session import Session
+    from InteractiveSegLib.session import Session, labels_for_hints
 
     vol = read_volume(args.image)
     hints = from_json(Path(args.hints).read_text())
@@ -25,15 +24,7 @@ def _segment(args) -> None:
 
         kwargs["spec"] = json.loads(Path(args.model_spec).read_text())
     engine = create_engine(args.engine, **kwargs)
-    if getattr(engine, "multiclass", False):  # the model's own classes
-        labels = engine.label_table()
-        if hasattr(engine, "bind_labels"):  # fine-tuning: a hint may add a class the model never knew
-            from InteractiveSegLib.hints import members
-
-            for v in sorted({m.label for h in hints for m in members(h)} - set(labels.values)):
-                labels.add(v, f"label_{v}")
-    else:
-        labels = LabelTable.default(sorted({h.label for h in hints}))
+    labels = labels_for_hints(engine, hints)
     session = Session(vol, engine, labels)
     for h in hints:
         session.add(h)
@@ -90,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--engine", default="click")
     d.add_argument("--clicks", type=int, default=5)
 
-    from InteractiveSegLib import bench
+    from InteractiveSegLib.cli import bench as bench_cli
 
     b = sub.add_parser("bench", help="robot-user benchmark (see BENCHMARK.md)")
-    bench.add_arguments(b)
+    bench_cli.add_arguments(b)
 
     s = sub.add_parser("segment", help="apply a hints JSON file to a volume, write .seg.nrrd")
     s.add_argument("--image", required=True)
@@ -133,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
 
             demo.run(args.out, args.engine, args.clicks)
         elif args.cmd == "bench":
-            bench.run(args)
+            from InteractiveSegLib import bench
+
+            bench.run(bench_cli.options(args, args.command_line))
         elif args.cmd == "segment":
             _segment(args)
         elif args.cmd == "online":

@@ -4,8 +4,24 @@ Built-in engines are registered by name and imported on first use, so listing en
 (e.g. in Slicer before torch is installed) never imports torch.
 """
 
-from InteractiveSegLib.engines.base import Engine, Prediction, Request
-from InteractiveSegLib.engines.registry import available_engines, create_engine, register_engine, register_lazy
+from InteractiveSegLib.engines.base import (
+    Engine,
+    EngineInfo,
+    EngineState,
+    Prediction,
+    Request,
+    SliceRatings,
+    StepReport,
+)
+from InteractiveSegLib.engines.registry import (
+    available_engines,
+    create_engine,
+    describe_engine,
+    engine_class,
+    model_card,
+    register_engine,
+    register_lazy,
+)
 
 register_lazy("click", "InteractiveSegLib.methods.click.engine:ClickEngine")
 register_lazy("sim", "InteractiveSegLib.methods.sim.engine:SIMEngine")
@@ -15,4 +31,19 @@ register_lazy("vmn-registration", "InteractiveSegLib.methods.vmn.engine:Registra
 register_lazy("finetune", "InteractiveSegLib.methods.finetune.engine:ScribbleFinetuneEngine")
 register_lazy("finetune-3d", "InteractiveSegLib.methods.finetune.engine:ScribbleFinetune3DEngine")
 
-__all__ = ["Engine", "Prediction", "Request", "available_engines", "create_engine", "register_engine", "register_lazy"]
+__all__ = [
+    "Engine",
+    "EngineInfo",
+    "EngineState",
+    "Prediction",
+    "Request",
+    "SliceRatings",
+    "StepReport",
+    "available_engines",
+    "create_engine",
+    "describe_engine",
+    "engine_class",
+    "model_card",
+    "register_engine",
+    "register_lazy",
+]

@@ -1,8 +1,14 @@
-"""What an engine is: set the image once, then many cheap hint -> mask calls.
+"""The engine contract: set the image once, then many cheap hint -> mask calls.
 
 Modelled on segment-anything's ``SamPredictor`` (``set_image`` then ``predict``) and
 nnInteractive's inference session. The session owns history and the labelmap; an
 engine only turns the hints of one class into a probability map for a region.
+
+Everything a caller needs to know about an engine before it runs (what it answers, which
+hints it takes, which earlier steps it must see, whether it learns from the image, its
+classes and its model card) is declared here as class constants and class methods, so the
+session, the Slicer glue and the benchmark never probe an engine, and never load a model
+just to learn its classes (:meth:`Engine.describe`).
 """
 
 from __future__ import annotations
@@ -10,13 +16,33 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from InteractiveSegLib.hints import Interaction
+from InteractiveSegLib.errors import EngineError
+from InteractiveSegLib.hints import Box, Click, ExtremePoints, HintGroup, Interaction, Scribble, SliceAuto, members
+from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.volume import Volume
 
 Region = tuple[slice, slice, slice]
+#: Which earlier steps a request carries: none; the newest hint's slice, every class (a
+#: multi-class memory); the hint's class on every slice (3D propagation); every step.
+HistoryScope = Literal["none", "slice", "class", "all"]
+#: The hint kinds, by their JSON type name (``hints.to_dict``).
+HINT_KINDS: dict[type, str] = {
+    Click: "click",
+    Scribble: "scribble",
+    Box: "box",
+    ExtremePoints: "extreme_points",
+    SliceAuto: "auto",
+    HintGroup: "group",
+}
+
+
+def hint_kind(interaction: Interaction) -> str:
+    """The JSON type name of a hint (``click``, ``scribble``, ``box``, ...)."""
+    return HINT_KINDS[type(interaction)]
 
 
 @dataclass
@@ -25,10 +51,8 @@ class Request:
 
     ``axis`` / ``slice_index`` name the slice of the newest hint (2D engines work
     there); ``labelmap`` is the session's multi-class labelmap (KJI, read-only).
-    Multi-class engines also get ``history``: the earlier (hint, prediction) pairs of
-    that slice, every class, oldest first (their interaction memory). 3D engines get the
-    earlier (hint, prediction) pairs of the class on every slice, oldest first, so state
-    kept in a prediction (e.g. VMN's corrected slices) follows undo and redo.
+    ``history`` holds the earlier (hint, prediction) pairs the engine's ``HISTORY`` scope
+    asks for, oldest first, so state kept in a prediction follows undo and redo.
     """
 
     label: int
@@ -36,7 +60,7 @@ class Request:
     axis: int
     slice_index: int
     labelmap: np.ndarray
-    history: list[tuple[Interaction, Prediction]] = field(default_factory=list)
+    history: list[tuple[Interaction, Prediction | None]] = field(default_factory=list)
 
     @property
     def current(self) -> np.ndarray:
@@ -47,6 +71,36 @@ class Request:
         """Binary mask of ``label`` on the slice of the newest hint (cheap: 2D engines)."""
         return np.take(self.labelmap, self.slice_index, axis=self.axis) == self.label
 
+    def states(self, kind: type[EngineState]) -> list[EngineState]:
+        """The engine states of type ``kind`` kept by the earlier predictions, oldest first."""
+        return [p.state for _, p in self.history if p is not None and isinstance(p.state, kind)]
+
+
+class EngineState:
+    """Base of what an engine keeps in a prediction so that it follows undo and redo
+    (VMN's corrected slice, fine-tuning's adapted weights). Each engine subclasses it."""
+
+
+@dataclass
+class SliceRatings:
+    """A 3D engine's rating of every slice along ``axis`` (VMN's quality head, 3.3.4).
+
+    ``predicted_iou`` is NaN where a slice was not rated; ``expected_wrong_voxels`` is
+    (1 - predicted IoU) x the slice's foreground; ``corrected`` are the slices the user drew.
+    """
+
+    axis: int
+    predicted_iou: np.ndarray
+    expected_wrong_voxels: np.ndarray
+    corrected: list[int]
+
+
+@dataclass
+class StepReport:
+    """What one engine call measured (for the benchmark and the UI's status line)."""
+
+    seconds: float | None = None
+
 
 @dataclass
 class Prediction:
@@ -54,26 +108,72 @@ class Prediction:
 
     A multi-class engine fills ``labels`` (class values for the region, 0 background)
     and ``classes`` (the values it owns); ``probability`` is then (N, *region shape).
-    ``quality`` carries an engine's own figures (VMN: per-slice predicted IoU).
+    ``ratings`` rates the volume's slices (3D engines with a quality head), ``report``
+    carries the call's own figures and ``state`` what the engine must get back in later
+    requests (:meth:`Request.states`).
     """
 
     label: int
     region: Region
     probability: np.ndarray
-    quality: dict | None = field(default=None)
-    labels: np.ndarray | None = field(default=None)
-    classes: list[int] | None = field(default=None)
+    labels: np.ndarray | None = None
+    classes: list[int] | None = None
+    ratings: SliceRatings | None = None
+    report: StepReport = field(default_factory=StepReport)
+    state: EngineState | None = None
 
     def mask(self, threshold: float = 0.5) -> np.ndarray:
         return self.probability > threshold
 
 
+class SeedGrower(ABC):
+    """A classic region-growing engine (Slicer's Grow from seeds) that also grows a
+    multi-label seed map on a 2D image: the multi-class benchmark's baseline."""
+
+    @staticmethod
+    @abstractmethod
+    def grow_seeds(image2d: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """Labels (H, W) grown from ``seeds`` (0: unseeded, k > 0: seed of label k)."""
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What an engine declares, readable without loading its model (:meth:`Engine.describe`)."""
+
+    name: str
+    mode: str
+    multiclass: bool
+    hints: frozenset[str]
+    history: HistoryScope
+    adopts_labels: bool
+    adapts_to_image: bool
+    runs_network: bool
+    model_card: str | None
+    classes: LabelTable | None
+
+
 class Engine(ABC):
-    """Base class of every engine. Subclasses set ``name`` and implement ``predict``."""
+    """Base class of every engine. Subclasses set the class constants and implement ``predict``."""
 
     name: str = "engine"
-    mode: str = "2d"  # "2d": answers on the slice of the newest hint; "3d": whole volume
-    multiclass: bool = False  # True: one prediction gives every class (Prediction.labels)
+    #: "2d": answers on the slice of the newest hint; "3d": whole volume
+    mode: str = "2d"
+    #: one prediction gives every class (``Prediction.labels``); the engine names them (``label_table``)
+    multiclass: ClassVar[bool] = False
+    #: hint kinds ``predict`` takes (``HINT_KINDS`` names); the session refuses the others
+    SUPPORTED_HINTS: ClassVar[frozenset[str]] = frozenset({"click", "scribble", "extreme_points"})
+    #: which earlier steps a request carries (``HistoryScope``)
+    HISTORY: ClassVar[HistoryScope] = "none"
+    #: maps a given label table onto its own classes by name (``bind_labels``), so a
+    #: segmentation made by any engine keeps its segments
+    ADOPTS_LABELS: ClassVar[bool] = False
+    #: learns from the image's hints and keeps it (``reset_adaptation`` forgets)
+    ADAPTS_TO_IMAGE: ClassVar[bool] = False
+    #: runs a network (so a device applies); False for classic algorithms
+    RUNS_NETWORK: ClassVar[bool] = True
+    #: its model card: a markdown file of the models folder (``checkpoints.default_models_dir``)
+    MODEL_CARD: ClassVar[str | None] = None
+
     #: Set by a caller that shows progress (Slicer's worker): ``progress(fraction, text)`` is
     #: called between the units of a long step (propagated slices, fine-tuning iterations).
     #: It may raise to cancel; the session then stays as it was before the hint.
@@ -82,6 +182,52 @@ class Engine(ABC):
     def __init__(self) -> None:
         self.volume: Volume | None = None
 
+    # -- what the engine declares ----------------------------------------------------------
+    @classmethod
+    def classes(cls, **kwargs: Any) -> LabelTable | None:
+        """The classes a multi-class engine created with ``kwargs`` answers with, read from
+        its model's metadata without building the network; None for class-agnostic engines."""
+        return None
+
+    @classmethod
+    def describe(cls, **kwargs: Any) -> EngineInfo:
+        """The engine's declarations (for menus, sessions and the benchmark), model not loaded."""
+        return EngineInfo(
+            name=cls.name,
+            mode=cls.mode,
+            multiclass=cls.multiclass,
+            hints=cls.SUPPORTED_HINTS,
+            history=cls.HISTORY,
+            adopts_labels=cls.ADOPTS_LABELS,
+            adapts_to_image=cls.ADAPTS_TO_IMAGE,
+            runs_network=cls.RUNS_NETWORK,
+            model_card=cls.MODEL_CARD,
+            classes=cls.classes(**kwargs) if cls.multiclass else None,
+        )
+
+    def label_table(self) -> LabelTable | None:
+        """The session labels matching a multi-class engine's classes; None when class-agnostic."""
+        return None
+
+    def bind_labels(self, labels: LabelTable) -> None:
+        """Match a session's classes to the engine's own (``ADOPTS_LABELS`` engines)."""
+        return None
+
+    def reset_adaptation(self) -> None:
+        """Forget what was learnt from this image (``ADAPTS_TO_IMAGE`` engines)."""
+        return None
+
+    def check_hint(self, interaction: Interaction) -> None:
+        """EngineError, before anything runs, for a hint kind this engine does not take."""
+        for m in members(interaction):
+            kind = hint_kind(m)
+            if kind not in self.SUPPORTED_HINTS:
+                takes = ", ".join(sorted(self.SUPPORTED_HINTS))
+                raise EngineError(f"the {self.name} engine does not take {kind} hints; it takes: {takes}")
+        if isinstance(interaction, HintGroup) and "group" not in self.SUPPORTED_HINTS:
+            raise EngineError(f"the {self.name} engine takes one hint per step")
+
+    # -- the work --------------------------------------------------------------------------
     def set_image(self, volume: Volume) -> None:
         """Prepare per-image state once (normalisation, features, caches)."""
         self.volume = volume
@@ -96,7 +242,8 @@ class Engine(ABC):
 
     def slice_region(self, axis: int, index: int, rows: slice | None = None, cols: slice | None = None) -> Region:
         """KJI region of (part of) one slice along ``axis``."""
-        assert self.volume is not None
+        if self.volume is None:
+            raise EngineError("set_image() must be called before predict()")
         full = [slice(0, n) for n in self.volume.shape]
         full[axis] = slice(index, index + 1)
         others = [a for a in range(3) if a != axis]
@@ -104,4 +251,4 @@ class Engine(ABC):
             full[others[0]] = rows
         if cols is not None:
             full[others[1]] = cols
-        return tuple(full)  # type: ignore[return-value]
+        return (full[0], full[1], full[2])

@@ -66,7 +66,7 @@ def test_inference_runs_on_an_roi_not_the_whole_slice(colin, engine):
 
 def test_boxes_are_refused_with_a_clear_message(colin, engine):
     s = Session(colin.image, engine, LabelTable.default([1]))
-    with pytest.raises(EngineError, match="not boxes"):
+    with pytest.raises(EngineError, match="does not take box hints"):
         s.add(Box((10, 10, 50), (40, 40, 50)))
     assert not s.labelmap.any() and not s.history
 

@@ -213,8 +213,8 @@ def test_scribbled_voxels_have_their_labels_when_the_loop_says_converged(disks):
     fg = [(20, c) for c in range(13, 28)]
     bg = [(50, c) for c in range(5, 30)] + [(44, c) for c in range(38, 51)]
     step = session.add_many([stroke(fg, 1), stroke(bg, 1, positive=False)])
-    info = step.prediction.quality["finetune"]
-    assert info["converged"] and info["violated"] == 0 and info["iterations"] <= 60
+    info = step.prediction.report
+    assert info.converged and info.violated == 0 and info.iterations <= 60
     lab = session.labelmap[0]
     assert all(lab[r, c] == 1 for r, c in fg) and all(lab[r, c] == 0 for r, c in bg)
     assert len(session.history) == 1  # several labels, one step
@@ -266,7 +266,7 @@ def test_a_label_the_model_never_knew_is_inserted(disks):
     outside = [(30, c) for c in range(30, 60)] + [(58, c) for c in range(30, 60)]
     on_disk = [(20, c) for c in range(15, 26)]  # "this is still the disk": labels corrected together
     step = session.add_many([stroke(inside, 7), stroke(outside, 7, positive=False), stroke(on_disk, 1)])
-    assert step.prediction.quality["finetune"]["converged"]
+    assert step.prediction.report.converged
     lab = session.labelmap[0]
     assert all(lab[r, c] == 7 for r, c in inside)
     assert (lab[square] == 7).mean() > 0.9 and (lab[~square] == 7).mean() < 0.02
@@ -274,19 +274,27 @@ def test_a_label_the_model_never_knew_is_inserted(disks):
     assert engine.new_labels == [7] and 7 in step.prediction.classes
 
 
+def kept(session):
+    """A request carrying the session's steps, as the engine gets it (history scope "all")."""
+    from InteractiveSegLib.engines.base import Request
+
+    history = [(s.interaction, s.prediction) for s in session.history]
+    return Request(1, [], 0, 0, session.labelmap, history)
+
+
 def test_kept_weights_follow_undo_and_reset(disks):
     vol, disk, _ = disks
     engine = make_engine(layers=2, iterations=10)
     session = Session(vol, engine)
     session.add(stroke([(20, c) for c in range(14, 27)], 1))
-    first = session.history[-1].prediction.quality["state"]
+    first = session.history[-1].prediction.state.weights
     session.add(stroke([(5, c) for c in range(5, 60)], 1, positive=False))
     session.undo()
-    engine._start_weights([(s.interaction, s.prediction) for s in session.history])
+    engine._start_weights(kept(session))
     params = engine._params()
     assert all(torch.equal(params[n], v) for n, v in first.items())
-    engine.reset_weights()
-    engine._start_weights([(s.interaction, s.prediction) for s in session.history])
+    engine.reset_adaptation()
+    engine._start_weights(kept(session))
     assert all(torch.equal(engine._params()[n], engine._reference[n]) for n in engine._reference)
 
 
@@ -333,8 +341,8 @@ def test_3d_roi_with_a_3d_network_and_sliding_window():
     inside = Scribble([(c, 20, 12) for c in range(16, 25)], label=1, axis=0)
     outside = Scribble([(c, 6, 12) for c in range(5, 35)], label=1, positive=False, axis=0)
     step = session.add_many([inside, outside])
-    info = step.prediction.quality["finetune"]
-    assert info["roi"] == [s.stop - s.start for s in step.region] and info["roi"][1] < 40  # ROI, not the volume
-    assert info["converged"] and info["violated"] == 0
+    info = step.prediction.report
+    assert info.roi == [s.stop - s.start for s in step.region] and info.roi[1] < 40  # ROI, not the volume
+    assert info.converged and info.violated == 0
     assert all(session.labelmap[12, 20, c] == 1 for c in range(16, 25))
     assert all(session.labelmap[12, 6, c] == 0 for c in range(5, 35))

@@ -104,8 +104,8 @@ def test_rejects_boxes_and_missing_image(growcut, disk_volume):
     with pytest.raises(EngineError, match="set_image"):
         engine.predict(request([Click((26, 30, 5))]))
     engine.set_image(volume)
-    with pytest.raises(EngineError, match="boxes"):
-        engine.predict(request([Box((20, 20, 5), (30, 30, 5))]))
+    with pytest.raises(EngineError, match="does not take box hints"):  # what a session asks before predict
+        engine.check_hint(Box((20, 20, 5), (30, 30, 5)))
 
 
 def test_runs_in_a_session_with_undo(growcut, disk_volume):

@@ -110,7 +110,7 @@ def test_other_slices_and_foreign_classes_are_never_overwritten(model_file, volu
 
 def test_hints_the_model_cannot_take_are_clear_errors(model_file, volume):
     s = Session(volume, SIMEngine(model_path=model_file))
-    with pytest.raises(EngineError, match="not boxes"):
+    with pytest.raises(EngineError, match="does not take box hints"):
         s.add(Box((1, 1, 3), (10, 10, 3), label=1))
     with pytest.raises(InteractionError, match="unknown class"):
         s.add(_click(5, 5, 3))

@@ -50,9 +50,9 @@ def test_one_box_segments_the_structure_in_3d(colin, engine):
     others = np.ones(len(ref), bool)
     others[index] = False
     assert (pred & ref)[others].sum() > ref[index].sum()
-    q = np.array(step.prediction.quality["slice_quality"])
+    q = np.array(step.prediction.ratings.predicted_iou)
     assert np.isnan(q[index]) and np.isfinite(q[touched[touched != index]]).all()
-    assert step.prediction.quality["corrected"] == [index]
+    assert step.prediction.ratings.corrected == [index]
 
 
 def test_suggestion_correction_undo_redo(colin, engine):
@@ -63,8 +63,8 @@ def test_suggestion_correction_undo_redo(colin, engine):
     first = session.labelmap.copy()
     s = session.suggest_slice()
     assert s is not None and s.axis == 0 and s.index != index and 0 <= s.score <= 1
-    quality = session.history[-1].prediction.quality
-    scores, error = np.array(quality["slice_quality"]), np.array(quality["slice_error"])
+    ratings = session.history[-1].prediction.ratings
+    scores, error = np.array(ratings.predicted_iou), np.array(ratings.expected_wrong_voxels)
     area = (session.labelmap == 1).sum((1, 2))
     np.testing.assert_allclose(error, (1 - scores) * area)  # expected wrong voxels per slice
     assert s.score == scores[s.index] and s.wrong_voxels == pytest.approx(np.nanmax(np.delete(error, index)))
@@ -72,7 +72,7 @@ def test_suggestion_correction_undo_redo(colin, engine):
     step = session.add(
         ExtremePoints([ijk_from_slice_point(p, 0, target) for p in robot_extreme_points(ref[target])], axis=0)
     )
-    assert step.prediction.quality["corrected"] == sorted({index, target})
+    assert step.prediction.ratings.corrected == sorted({index, target})
     assert session.suggest_slice().index not in (index, target)
     second = session.labelmap.copy()
     session.undo()
@@ -82,7 +82,7 @@ def test_suggestion_correction_undo_redo(colin, engine):
     # after undo the engine's memory has only the first slice again
     session.undo()
     again = session.add(_box(ref, index))
-    assert again.prediction.quality["corrected"] == [index]
+    assert again.prediction.ratings.corrected == [index]
 
 
 def test_memory_beats_no_memory_on_this_structure(colin, engine):
@@ -122,7 +122,7 @@ def test_registration_baseline_carries_the_corrected_slice(colin):
     session = Session(image, create_engine("vmn-registration"), LabelTable.default([1]))
     step = session.add(_box(ref, index))
     got = session.labelmap == 1
-    corrected = step.prediction.quality["correction"][2] > 0.5
+    corrected = step.prediction.state.mask > 0.5
     assert np.array_equal(got[index], corrected)
     assert got[index - 3].any() and got[index + 3].any()
     near = slice(index - 5, index + 6)
@@ -195,8 +195,8 @@ def test_quality_stage_records_what_the_head_saw(colin):
     index = int(np.argmax(ref.sum((1, 2))))
     session = Session(image, engine, LabelTable.default([1]))
     step = session.add(_box(ref, index))
-    quality = np.array(step.prediction.quality["slice_quality"])
-    assert len(rec.samples) == step.prediction.quality["propagated"] == np.isfinite(quality).sum()
+    quality = np.array(step.prediction.ratings.predicted_iou)
+    assert len(rec.samples) == step.prediction.report.propagated == np.isfinite(quality).sum()
     pred = session.labelmap == 1
     rated = np.flatnonzero(np.isfinite(quality))
     assert sorted(iou for _, iou in rec.samples) == sorted(iou(ref[i], pred[i]) for i in rated)

@@ -18,7 +18,7 @@ from InteractiveSegLib.encodings import gaussian_map
 from InteractiveSegLib.engines.base import Engine, Prediction, Request
 from InteractiveSegLib.engines.registry import register_engine
 from InteractiveSegLib.errors import EngineError
-from InteractiveSegLib.hints import Box, slice_points
+from InteractiveSegLib.hints import slice_points
 from InteractiveSegLib.preprocessing import Roi, normalize_intensity, pad_to, roi_around
 from InteractiveSegLib.volume import Volume
 
@@ -38,6 +38,8 @@ class ClickEngine(Engine):
 
     name = "click"
     mode = "2d"
+    SUPPORTED_HINTS = frozenset({"click", "scribble", "extreme_points"})
+    MODEL_CARD = "click_fcnn.md"
 
     def __init__(
         self,
@@ -65,8 +67,6 @@ class ClickEngine(Engine):
     def _hint_points(self, request: Request) -> tuple[list, list]:
         pos, neg = [], []
         for h in request.interactions:
-            if isinstance(h, Box):
-                raise EngineError("the click engine takes clicks, scribbles and extreme points, not boxes")
             (pos if h.positive else neg).extend(slice_points(h.points, request.axis))
         return pos, neg
 

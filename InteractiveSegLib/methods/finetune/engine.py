@@ -13,14 +13,15 @@ fine-tuning (papers/scribble-aware-test-time-finetuning.txt; the algorithm is in
 Labels: the session's values 1..N-1 are the model's classes; a value >= N is a label the
 model never knew and gets a new output channel the first time it is scribbled. Hints
 marked negative constrain to background. Adapted weights (only the trainable part) are
-kept in each step's ``Prediction.quality["state"]``: the next hint on the same image
-starts from them (``keep_weights``), undo/redo restore them, ``reset_weights()`` drops
+kept in each step's ``Prediction.state`` (``AdaptedWeights``): the next hint on the same image
+starts from them (``keep_weights``), undo/redo restore them, ``reset_adaptation()`` drops
 them. The loaded source model is never modified and its file never written.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ import torch
 from scipy import ndimage
 
 from InteractiveSegLib.checkpoints import default_models_dir, pick_device
-from InteractiveSegLib.engines.base import Engine, Prediction, Request
+from InteractiveSegLib.engines.base import Engine, EngineState, Prediction, Request, StepReport
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import (
     Box,
@@ -55,8 +56,32 @@ from InteractiveSegLib.methods.finetune.adaptation import (
     state_of,
     trainable_names,
 )
-from InteractiveSegLib.methods.finetune.model import ModelSpec, SegmentationModel, load_model, normalize
+from InteractiveSegLib.methods.finetune.model import ModelSpec, SegmentationModel, load_model, model_labels, normalize
 from InteractiveSegLib.volume import Volume
+
+
+@dataclass
+class AdaptedWeights(EngineState):
+    """The trainable weights after a step (None: the step ran the model without hints), and
+    the image generation they belong to: the next hint on the same image starts from them."""
+
+    generation: int
+    weights: dict[str, torch.Tensor] | None
+
+
+@dataclass
+class AdaptationReport(StepReport):
+    """One fine-tuning step: iterations run, whether every scribbled voxel got its label."""
+
+    iterations: int = 0
+    converged: bool | None = None
+    violated: int | None = None
+    scribbled_voxels: int | None = None
+    grown_voxels: int | None = None
+    roi: list[int] | None = None
+    losses: list[float] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)
+
 
 DEFAULT_MODEL = "sim_auto.pt"  # the deliberately mismatched base model of the benchmark (model card)
 BOX_RING = 2  # width (voxels) of the background band just outside a box
@@ -68,7 +93,11 @@ class ScribbleFinetuneEngine(Engine):
     name = "finetune"
     mode = "2d"
     multiclass = True
-    history_scope = "all"  # every earlier step: kept weights and constraints follow undo
+    SUPPORTED_HINTS = frozenset({"click", "scribble", "box", "extreme_points", "auto", "group"})
+    HISTORY = "all"  # every earlier step: kept weights and constraints follow undo
+    ADOPTS_LABELS = True
+    ADAPTS_TO_IMAGE = True
+    MODEL_CARD = "finetune.md"
 
     def __init__(
         self,
@@ -174,6 +203,17 @@ class ScribbleFinetuneEngine(Engine):
         return ExtraChannels(None, self.num_classes, self.spec.spatial_dims).to(self.device)
 
     # -- labels --------------------------------------------------------------------------
+    @classmethod
+    def classes(
+        cls, model: str | Path | SegmentationModel | None = None, spec: ModelSpec | dict | None = None, **_: object
+    ) -> LabelTable:
+        """The model's classes, from its spec or checkpoint config where it has one (``model_labels``)."""
+        if isinstance(model, SegmentationModel):
+            names = list(model.spec.labels)
+        else:
+            names = model_labels(model or default_models_dir() / DEFAULT_MODEL, spec)
+        return LabelTable.default(range(1, len(names)), dict(enumerate(names)))
+
     def label_table(self) -> LabelTable:
         return LabelTable.default(range(1, self.num_classes), {c: n for c, n in enumerate(self.spec.labels)})
 
@@ -221,7 +261,7 @@ class ScribbleFinetuneEngine(Engine):
         known = list(range(1, self.num_classes)) if bound is None else sorted(bound)
         return known + [v for v in self.new_labels if v not in known]
 
-    def reset_weights(self) -> None:
+    def reset_adaptation(self) -> None:
         """Forget the adapted weights: the next hint starts again from the source model."""
         self._generation += 1
         self.extra.imprinted.clear()
@@ -293,14 +333,14 @@ class ScribbleFinetuneEngine(Engine):
             params["extra.weight"], params["extra.bias"] = self.extra.weight, self.extra.bias
         return params
 
-    def _start_weights(self, history: list) -> None:
+    def _start_weights(self, request: Request) -> None:
         """W_λ ← W, or the weights kept by the newest step of this image."""
         state: dict | None = None
         if self.keep_weights:
-            for _, pred in reversed(history):
-                q = (pred.quality or {}) if pred is not None else {}
-                if q.get("generation") == self._generation and "state" in q:
-                    state = q["state"]
+            for kept in reversed(request.states(AdaptedWeights)):
+                assert isinstance(kept, AdaptedWeights)
+                if kept.generation == self._generation and kept.weights is not None:
+                    state = kept.weights
                     break
         params = self._params()
         load_state(params, self._reference)
@@ -483,23 +523,22 @@ class ScribbleFinetuneEngine(Engine):
         if self._norm is None or self.volume is None:
             raise EngineError("set_image() must be called before predict()")
         hints = self._hints(request)
-        self._start_weights(request.history)
+        self._start_weights(request)
         if self.mode == "2d":
             probs, region, info = self._predict_slice(request.axis, request.slice_index, hints)
         else:
             probs, region, info = self._predict_roi(request, hints)
         lut = np.array([self._value(c) for c in range(probs.shape[0])], np.int64)
         labels = lut[probs.argmax(0)]
-        quality = {"finetune": info, "generation": self._generation}
-        if hints:
-            quality["state"] = {n: v.cpu() for n, v in state_of(self._params()).items()}  # state_of copies
+        kept = {n: v.cpu() for n, v in state_of(self._params()).items()} if hints else None  # state_of copies
         return Prediction(
             request.label,
             region,
             probs.astype(np.float32),
-            quality=quality,
             labels=labels.astype(np.int64),
             classes=self.owned,
+            report=AdaptationReport(**info),
+            state=AdaptedWeights(self._generation, kept),
         )
 
     def _predict_slice(self, axis: int, index: int, hints: list[Interaction]):
@@ -583,6 +622,9 @@ class ScribbleFinetuneEngine(Engine):
 
 class ScribbleFinetune3DEngine(ScribbleFinetuneEngine):
     """``finetune-3d``: an ROI around the session's hints instead of one slice."""
+
+    name = "finetune-3d"
+    mode = "3d"
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("mode", "3d")

@@ -263,7 +263,8 @@ def _load_checkpoint(path: Path, ckpt: dict, given: dict) -> SegmentationModel:
     net = ckpt.get("config", {}).get("net", {})
     if arch != "sim_net" or net.get("memory") != "auto":
         raise ModelError(
-            f"{path} holds a {arch!r} network with interaction inputs; fine-tuning needs a plain segmentation network (e.g. sim_auto.pt)"
+            f"{path} holds a {arch!r} network with interaction inputs; "
+            "fine-tuning needs a plain segmentation network (e.g. sim_auto.pt)"
         )
     module, config, meta = load_checkpoint(path, arch)
     task = config.get("task", "")
@@ -373,3 +374,23 @@ def _bundle_spec(parser, metadata: Path) -> dict:
             if "overlap" in node:
                 spec["preprocessing"]["overlap"] = float(node["overlap"])
     return spec
+
+
+def model_labels(path: str | Path, spec: ModelSpec | dict | None = None) -> list[str]:
+    """The labels (background first) of the model ``load_model(path, spec)`` would give, read
+    from the spec, the file beside the model or an InteractiveSeg checkpoint's config; only a
+    TorchScript file or bundle without a spec is loaded to find them."""
+    path = Path(path)
+    given = _spec_dict(path, spec) if path.exists() else {}
+    if "labels" in given:
+        return list(given["labels"])
+    if path.is_file() and path.suffix == ".pt":
+        from InteractiveSegLib.checkpoints import read_config
+
+        try:
+            config = read_config(path)
+        except ModelError:
+            config = {}
+        if "classes" in config:
+            return list(config["classes"])
+    return list(load_model(path, spec).spec.labels)

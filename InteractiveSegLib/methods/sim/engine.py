@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device
+from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device, read_config
 from InteractiveSegLib.engines.base import Engine, Prediction, Request
 from InteractiveSegLib.engines.registry import register_engine
 from InteractiveSegLib.errors import EngineError
-from InteractiveSegLib.hints import Box, SliceAuto, slice_points
+from InteractiveSegLib.hints import SliceAuto, slice_points
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.methods.sim.memory import SliceClick, State, click_masks, input_parts
 from InteractiveSegLib.methods.sim.network import fuse_batch_norm
@@ -56,6 +56,9 @@ class SIMEngine(Engine):
     name = "sim"
     mode = "2d"
     multiclass = True
+    SUPPORTED_HINTS = frozenset({"click", "scribble", "extreme_points", "auto"})
+    HISTORY = "slice"  # the slice's ordered states are the network's memory
+    MODEL_CARD = "sim.md"
 
     def __init__(
         self,
@@ -79,7 +82,7 @@ class SIMEngine(Engine):
             self.memory = "auto"
         elif (net["memory"] == "sim") != (self.memory == "sim"):
             raise EngineError(f"model {path} has a {net['memory']!r} input; variant {variant!r} needs {self.memory!r}")
-        self.classes = list(self.config.get("classes", [f"class_{c}" for c in range(self.num_classes)]))
+        self.class_names = list(self.config.get("classes", [f"class_{c}" for c in range(self.num_classes)]))
         self.multilabel = bool(self.config.get("multilabel", False))
         self.radius = int(self.config.get("click_radius", 2))
         self.device = pick_device(device)
@@ -108,9 +111,18 @@ class SIMEngine(Engine):
         self._auto_cache = auto_cache
 
     # -- set-up --------------------------------------------------------------------------
+    @classmethod
+    def classes(cls, model_path: str | Path | None = None, variant: str = "ddg-sim", **_: object) -> LabelTable:
+        """The task's classes from the checkpoint's config (the network is not built)."""
+        if variant not in VARIANTS:
+            raise EngineError(f"unknown SIM variant {variant!r}; expected one of {sorted(VARIANTS)}")
+        config = read_config(Path(model_path) if model_path else default_models_dir() / VARIANTS[variant][0])
+        n = int(config["net"]["num_classes"])
+        return class_table(list(config.get("classes", [f"class_{c}" for c in range(n)])))
+
     def label_table(self) -> LabelTable:
         """The session labels matching this engine's classes (value = class index)."""
-        return LabelTable.default(range(1, self.num_classes), {c: n for c, n in enumerate(self.classes)})
+        return class_table(self.class_names)
 
     def set_image(self, volume: Volume) -> None:
         super().set_image(volume)
@@ -178,12 +190,10 @@ class SIMEngine(Engine):
     # -- hints -> states -----------------------------------------------------------------
     def slice_clicks(self, interaction, axis: int) -> list[SliceClick]:
         """A hint as class-indexed clicks on its slice (negative hints mark background)."""
-        if isinstance(interaction, Box):
-            raise EngineError("the SIM engine takes clicks, scribbles and extreme points, not boxes")
         cls = int(interaction.label) if interaction.positive else 0
         if not 0 <= cls < self.num_classes:
             raise EngineError(
-                f"class {cls} is not one of this model's classes 1..{self.num_classes - 1} ({', '.join(self.classes[1:])})"
+                f"class {cls} is not one of this model's classes 1..{self.num_classes - 1} ({', '.join(self.class_names[1:])})"
             )
         return [SliceClick(r, c, cls) for r, c in slice_points(interaction.points, axis)]
 
@@ -218,3 +228,8 @@ class SIMEngine(Engine):
             labels=np.expand_dims(labels, axis),
             classes=list(range(1, self.num_classes)),
         )
+
+
+def class_table(names: list[str]) -> LabelTable:
+    """Session labels 1..N-1 named after a model's classes (index 0 is the background)."""
+    return LabelTable.default(range(1, len(names)), dict(enumerate(names)))

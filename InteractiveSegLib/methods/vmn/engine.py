@@ -16,13 +16,15 @@ baseline of Table 5 (``vmn-mem0``).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device
-from InteractiveSegLib.engines.base import Engine, Prediction, Request
+from InteractiveSegLib.engines.base import Engine, EngineState, Prediction, Request, SliceRatings, StepReport
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import SliceAuto, slice_index
 from InteractiveSegLib.methods.vmn.interaction import ENCODINGS, segment_slice
@@ -34,11 +36,30 @@ INTERACTION_MODEL = "vmn_interaction.pt"
 MEMORY_MODEL = "vmn_memory.pt"
 
 
+@dataclass
+class CorrectedSlice(EngineState):
+    """f_IN's mask of the slice a hint was drawn on: in the memory of every later round."""
+
+    axis: int
+    index: int
+    mask: np.ndarray
+
+
+@dataclass
+class PropagationReport(StepReport):
+    """One propagation round: its time and how many slices it carried the mask to."""
+
+    propagated: int = 0
+
+
 class VMNEngine(Engine):
     """Interactive 3D segmentation by slice propagation with a volumetric memory."""
 
     name = "vmn"
     mode = "3d"
+    SUPPORTED_HINTS = frozenset({"click", "scribble", "box", "extreme_points"})
+    HISTORY = "class"  # every corrected slice of the class is in the memory
+    MODEL_CARD = "vmn.md"
 
     def __init__(
         self,
@@ -81,6 +102,9 @@ class VMNEngine(Engine):
             torch.set_num_threads(threads)
         self._norm: np.ndarray | None = None
         self._propagators: OrderedDict[tuple, VMNPropagator] = OrderedDict()
+        #: called with every propagation round's result (slices first, whole slices), before
+        #: it becomes a prediction: the quality head's training records its rounds through it
+        self.on_propagated: Callable[[PropagationResult], None] | None = None
 
     def set_image(self, volume: Volume) -> None:
         super().set_image(volume)
@@ -145,13 +169,13 @@ class VMNEngine(Engine):
         return axis, index, (prob > 0.5).astype(np.float32)
 
     @staticmethod
-    def corrected_slices(history, axis: int) -> dict[int, np.ndarray]:
+    def corrected_slices(request: Request, axis: int) -> dict[int, np.ndarray]:
         """Corrected slice masks along ``axis`` kept in earlier predictions (newest wins)."""
         out: dict[int, np.ndarray] = {}
-        for _, pred in history:
-            c = (pred.quality or {}).get("correction") if pred is not None else None
-            if c is not None and c[0] == axis:
-                out[c[1]] = c[2]
+        for c in request.states(CorrectedSlice):
+            assert isinstance(c, CorrectedSlice)
+            if c.axis == axis:
+                out[c.index] = c.mask
         return out
 
     def propagate(self, axis: int, corrected: dict[int, np.ndarray], start: int) -> PropagationResult:
@@ -181,25 +205,25 @@ class VMNEngine(Engine):
             raise EngineError("set_image() must be called before predict()")
         if isinstance(request.interactions[-1], SliceAuto):
             raise EngineError("VMN needs a hint (scribble, box, extreme points or click) on one slice")
-        correction = self.correct(request)
-        corrected = self.corrected_slices(request.history, request.axis)
-        corrected[correction[1]] = correction[2]
+        correction = CorrectedSlice(*self.correct(request))
+        corrected = self.corrected_slices(request, request.axis)
+        corrected[correction.index] = correction.mask
         result = self.propagate(request.axis, corrected, request.slice_index)
+        if self.on_propagated is not None:
+            self.on_propagated(result)
         # the expected number of wrong voxels of a slice: (1 - predicted IoU) x its foreground
-        # (nan where unrated). The lowest IoU alone points at the structure's tips and at the
-        # far end of a run carried past it, where a correction changes a few voxels
+        # (nan where unrated); the suggestion is the slice with the most (model card: vmn.md)
         area = (result.probability > 0.5).sum((1, 2))
-        quality = {
-            "axis": request.axis,
-            "slice_quality": result.quality.tolist(),
-            "slice_error": ((1.0 - result.quality) * area).tolist(),
-            "corrected": sorted(corrected),
-            "seconds": result.seconds,
-            "propagated": len(result.order),
-            "correction": correction,
-        }
-        region = tuple(slice(0, n) for n in self.volume.shape)
-        return Prediction(request.label, region, np.moveaxis(result.probability, 0, request.axis), quality=quality)
+        ratings = SliceRatings(
+            axis=request.axis,
+            predicted_iou=result.quality.astype(np.float64),
+            expected_wrong_voxels=((1.0 - result.quality) * area).astype(np.float64),
+            corrected=sorted(corrected),
+        )
+        report = PropagationReport(seconds=result.seconds, propagated=len(result.order))
+        region = (slice(0, self.volume.shape[0]), slice(0, self.volume.shape[1]), slice(0, self.volume.shape[2]))
+        probability = np.moveaxis(result.probability, 0, request.axis)
+        return Prediction(request.label, region, probability, ratings=ratings, report=report, state=correction)
 
 
 class MemorylessVMNEngine(VMNEngine):

@@ -24,6 +24,7 @@ from InteractiveSegLib.checkpoints import load_checkpoint, save_checkpoint
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.methods.vmn.engine import VMNEngine
+from InteractiveSegLib.methods.vmn.propagation import PropagationResult
 from InteractiveSegLib.metrics import iou, pearson
 from InteractiveSegLib.session import Session
 from InteractiveSegLib.users.robot import robot_slice_hint
@@ -39,23 +40,19 @@ class QualityRecorder:
         self.samples: list[tuple[torch.Tensor, float]] = []
         self._inputs: list[torch.Tensor] = []
         engine.net.quality.register_forward_hook(self._hook)
-        self._propagate = engine.propagate
-        engine.propagate = self.propagate  # type: ignore[method-assign]
+        engine.on_propagated = self.record
 
     def _hook(self, module, args, _output) -> None:
         self._inputs.append(module.prepare(*args)[0].half())
 
-    def propagate(self, axis, corrected, start):
-        self._inputs.clear()
-        res = self._propagate(axis, corrected, start)
+    def record(self, res: PropagationResult) -> None:
+        """Pair the Q inputs of one propagation round with the true IoU of their slices."""
         assert len(self._inputs) == len(res.order), "one Q call per propagated slice"
         for q, x in zip(res.order, self._inputs, strict=False):
-            if (
-                self.keep < 1 and self.rng.random() >= self.keep
-            ):  # neighbouring slices are near copies: a sample is enough
+            if self.keep < 1 and self.rng.random() >= self.keep:  # neighbouring slices are near copies
                 continue
             self.samples.append((x, iou(self.reference[q], res.probability[q] > 0.5)))
-        return res
+        self._inputs.clear()
 
 
 def collect(args, rng: np.random.Generator) -> list[list[tuple[torch.Tensor, float]]]:

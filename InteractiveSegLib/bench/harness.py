@@ -1,0 +1,96 @@
+"""What every benchmark suite shares: the data it runs on (shipped or the user's own), the
+slice sampling, the timing and memory figures, and progress lines on stderr."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from InteractiveSegLib.data import datasets
+from InteractiveSegLib.errors import InteractiveSegError
+from InteractiveSegLib.io import read_labels, read_volume
+from InteractiveSegLib.volume import Volume
+
+
+@dataclass
+class BenchData:
+    """An image, its reference labelmap (KJI) and the structures to segment (value -> name)."""
+
+    name: str
+    image: Volume
+    labelmap: np.ndarray
+    structures: dict[int, str]
+
+
+def shipped_data(names: Iterable[str], split: str, min_voxels: int) -> list[BenchData]:
+    """The shipped volumes (``data.datasets``), with the structures of ``split`` that have at
+    least ``min_voxels`` voxels."""
+    out = []
+    for name in names:
+        lv = datasets.load(name)
+        counts = np.bincount(lv.labels.labelmap.ravel(), minlength=max(lv.labels.labels.values) + 1)
+        ids = [v for v in lv.structures(split) if counts[v] >= min_voxels]
+        out.append(BenchData(name, lv.image, lv.labels.labelmap, {v: lv.labels.labels[v].name for v in ids}))
+    return out
+
+
+def user_data(image: str, labels: str, structures: list[str] | None) -> BenchData:
+    """A volume of the user's own and its labels; ``structures`` by name or label value."""
+    vol = read_volume(image)
+    seg = read_labels(labels, reference=vol)
+    table = {e.value: e.name for e in seg.labels}
+    if structures:
+        table = {v: n for v, n in table.items() if n in structures or str(v) in structures}
+        missing = set(structures) - set(table.values()) - {str(v) for v in table}
+        if missing:
+            raise InteractiveSegError(f"structures not in the labels: {sorted(missing)}")
+    return BenchData(Path(image).name.split(".")[0], vol, seg.labelmap, table)
+
+
+def only_structures(data: list[BenchData], wanted: str | None) -> None:
+    """Keep the structures named (or numbered) in the comma-separated ``wanted``."""
+    if not wanted:
+        return
+    want = set(wanted.split(","))
+    for d in data:
+        d.structures = {v: n for v, n in d.structures.items() if n in want or str(v) in want}
+
+
+def sample_slices(mask: np.ndarray, axis: int, max_slices: int, min_area: int, rng: np.random.Generator) -> list[int]:
+    """Up to ``max_slices`` slices along ``axis`` where ``mask`` covers ``min_area`` voxels."""
+    areas = mask.sum(axis=tuple(a for a in range(3) if a != axis))
+    idx = np.nonzero(areas >= min_area)[0]
+    if len(idx) > max_slices:
+        idx = np.sort(rng.choice(idx, size=max_slices, replace=False))
+    return [int(i) for i in idx]
+
+
+def padded_to_256(volume: Volume) -> Volume:
+    """The volume zero-padded (or cut) to 256 x 256 in-plane: the latency bars' slice size."""
+    a = volume.array
+    padded = np.zeros((a.shape[0], 256, 256), np.float32)
+    padded[:, : min(a.shape[1], 256), : min(a.shape[2], 256)] = a[:, :256, :256]
+    return Volume(padded, volume.geometry)
+
+
+def latency(ms: Iterable[float]) -> dict[str, float | None]:
+    """Median and 95th percentile of per-interaction times (None when nothing was timed)."""
+    a = np.fromiter(ms, np.float64)
+    if not a.size:
+        return {"median": None, "p95": None}
+    return {"median": float(np.median(a)), "p95": float(np.percentile(a, 95))}
+
+
+def peak_rss_mb() -> int:
+    """The largest resident memory of this process so far."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def log(message: str) -> None:
+    """A progress line (stderr: the table goes to stdout)."""
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,7 @@
+"""``python -m InteractiveSegLib.cli``: the ``interactiveseg`` console script."""
+
+import sys
+
+from InteractiveSegLib.cli.main import main
+
+sys.exit(main())
