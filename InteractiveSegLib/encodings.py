@@ -32,15 +32,6 @@ def gaussian_map(shape: Sequence[int], points, sigma: float = 2.0) -> np.ndarray
     return (img / img.max()).astype(np.float32)
 
 
-def disk_map(shape: Sequence[int], points, radius: float = 3.0) -> np.ndarray:
-    """Binary disks (balls in 3D) of ``radius`` voxels around each point."""
-    img = _point_image(shape, points)
-    if not img.any():
-        return img
-    dist = ndimage.distance_transform_edt(img == 0)
-    return (dist <= radius).astype(np.float32)
-
-
 def geodesic_distance(image: np.ndarray, points, lamb: float = 1.0) -> np.ndarray:
     """Geodesic distance from the points over the image (inf where no point is given).
 
@@ -73,6 +64,3 @@ def linear_geodesic_map(image: np.ndarray, points, lamb: float = 1.0, scale: flo
     dist = geodesic_distance(image, points, lamb)
     scale = scale if scale is not None else float(max(image.shape))
     return np.clip(1.0 - dist / scale, 0.0, 1.0).astype(np.float32)
-
-
-ENCODINGS = {"gaussian": gaussian_map, "disk": disk_map}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Union
 
 import numpy as np
 
@@ -28,7 +27,7 @@ def _ijk(p, what: str) -> tuple[int, int, int]:
         raise InteractionError(f"{what}: point {p!r} is not numeric") from None
     if len(t) != 3:
         raise InteractionError(f"{what}: point {p!r} must have 3 coordinates (i, j, k), got {len(t)}")
-    return t  # type: ignore[return-value]
+    return t
 
 
 def kji(ijk: Sequence[int]) -> tuple[int, int, int]:
@@ -167,7 +166,7 @@ def members(interaction) -> list:
     return list(interaction.hints) if isinstance(interaction, HintGroup) else [interaction]
 
 
-Interaction = Union[Click, Scribble, Box, ExtremePoints, SliceAuto, HintGroup]
+Interaction = Click | Scribble | Box | ExtremePoints | SliceAuto | HintGroup
 _TYPES = {
     "click": Click,
     "scribble": Scribble,
@@ -233,7 +232,8 @@ def validate(interaction: Interaction, shape_kji: Sequence[int], labels: Iterabl
             raise InteractionError(f"axis must be 0, 1 or 2 (KJI array axis), got {interaction.axis}")
         if not 0 <= interaction.index < shape_kji[interaction.axis]:
             raise InteractionError(
-                f"automatic: slice {interaction.index} is outside the volume ({shape_kji[interaction.axis]} {AXIS_NAMES[interaction.axis]} slices)"
+                f"automatic: slice {interaction.index} is outside the volume "
+                f"({shape_kji[interaction.axis]} {AXIS_NAMES[interaction.axis]} slices)"
             )
         return
     if interaction.label < 1:

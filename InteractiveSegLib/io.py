@@ -12,6 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import SimpleITK as sitk
@@ -26,7 +27,8 @@ _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 def geometry_from_sitk(img: sitk.Image) -> Geometry:
     d = np.asarray(img.GetDirection(), float).reshape(3, 3)
     origin = _LPS_TO_RAS @ np.asarray(img.GetOrigin(), float)
-    return Geometry(tuple(origin), tuple(float(s) for s in img.GetSpacing()), tuple(map(tuple, _LPS_TO_RAS @ d)))
+    spacing = cast(tuple[float, float, float], tuple(float(s) for s in img.GetSpacing()))
+    return Geometry(tuple(origin), spacing, tuple(map(tuple, _LPS_TO_RAS @ d)))
 
 
 def geometry_to_sitk(img: sitk.Image, geometry: Geometry) -> sitk.Image:
@@ -63,7 +65,8 @@ def _read_sitk(path: str | os.PathLike) -> sitk.Image:
 def _sitk_to_array(img: sitk.Image, name: str) -> np.ndarray:
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise ImageError(
-            f"{name}: expected a scalar image, got {img.GetNumberOfComponentsPerPixel()} components per voxel (RGB/vector)"
+            f"{name}: expected a scalar image, "
+            f"got {img.GetNumberOfComponentsPerPixel()} components per voxel (RGB/vector)"
         )
     if img.GetDimension() != 3:
         raise ImageError(f"{name}: expected a 3D image, got a {img.GetDimension()}D image of size {img.GetSize()}")

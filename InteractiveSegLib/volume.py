@@ -73,7 +73,7 @@ class Volume:
     @property
     def shape(self) -> tuple[int, int, int]:
         """KJI shape."""
-        return tuple(self.array.shape)  # type: ignore[return-value]
+        return tuple(self.array.shape)
 
     @property
     def ijk_size(self) -> tuple[int, int, int]:

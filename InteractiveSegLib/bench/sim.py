@@ -27,7 +27,7 @@ from InteractiveSegLib.bench.harness import latency, log, peak_rss_mb
 from InteractiveSegLib.bench.options import BenchOptions
 from InteractiveSegLib.bench.result import BenchResult
 from InteractiveSegLib.data.multiclass_tasks import TaskData, TaskSlice, get_task, load_task
-from InteractiveSegLib.engines import engine_class
+from InteractiveSegLib.engines import create_engine, engine_class
 from InteractiveSegLib.engines.base import SeedGrower
 from InteractiveSegLib.errors import EngineError, ImageError, InteractiveSegError
 from InteractiveSegLib.methods.sim.engine import VARIANTS
@@ -60,7 +60,9 @@ class SIMRunner:
     def __init__(self, variant: str, **engine_kwargs) -> None:
         from InteractiveSegLib.methods.sim.engine import SIMEngine
 
-        self.engine = SIMEngine(variant=variant, **engine_kwargs)
+        engine = create_engine("sim", variant=variant, **engine_kwargs)
+        assert isinstance(engine, SIMEngine)
+        self.engine = engine  # its image-level API: probabilities(image, states), decide(probabilities)
         self.n = self.engine.num_classes
 
     def first(self, image: np.ndarray) -> np.ndarray:

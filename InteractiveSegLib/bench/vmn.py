@@ -172,25 +172,30 @@ def summarize(engine: str, data: BenchData, kind: str, select: str, runs: list[V
     }
 
 
-def full_sweep_seconds(engine_name: str, shape=(100, 256, 256)) -> dict:
+def full_sweep_seconds(engine_name: str, shape: tuple[int, int, int] = (100, 256, 256)) -> dict:
     """s for one propagation over every slice of a (slices, 256, 256) block of Colin27
-    (zero-padded), started mid-volume, the stop rule off, on whole slices: the speed bar's
-    volume. ``cold``: first round on the volume; ``warm``: a later round."""
+    (zero-padded), from a box on the middle slice, the stop rule off, on whole slices: the
+    speed bar's volume. ``cold``: first round on the volume; ``warm``: a later round (the
+    engine's own propagation time, ``Prediction.report.seconds``)."""
     from InteractiveSegLib.data import datasets
+    from InteractiveSegLib.hints import Box
     from InteractiveSegLib.volume import Volume
 
     lv = datasets.load("colin27")
     img = np.zeros(shape, np.float32)
     src = lv.image.array[40 : 40 + shape[0]]
     img[:, : src.shape[1], : src.shape[2]] = src[:, : shape[1], : shape[2]]
-    engine = create_engine(engine_name, stop_after=10**6, margin=256)
-    engine.set_image(Volume(img, lv.image.geometry))
+    engine = create_engine(engine_name, stop_after=10**6, margin=256)  # a margin of 256: whole slices
+    volume = Volume(img, lv.image.geometry)
     mid = shape[0] // 2
-    start = np.zeros(shape[1:], np.float32)
-    start[100:140, 90:130] = 1  # a margin of 256 makes the region the whole slice
-    cold = engine.propagate(AXIS, {mid: start}, mid).seconds  # first round: query encodings computed
-    warm = engine.propagate(AXIS, {mid: start}, mid).seconds  # later rounds reuse them
-    return {"cold": cold, "warm": warm}
+    box = Box((90, 100, mid), (130, 140, mid), label=1, axis=AXIS)
+    seconds = []
+    for _ in range(2):  # the first round computes the query encodings, later rounds reuse them
+        session = Session(volume, engine, LabelTable.default([1]))
+        step = session.add(box)
+        report = step.prediction.report if step.prediction is not None else None
+        seconds.append(report.seconds if report is not None and report.seconds is not None else float("nan"))
+    return {"cold": seconds[0], "warm": seconds[1]}
 
 
 def run(args: BenchOptions) -> list[BenchResult]:

@@ -39,7 +39,8 @@ def run(out: str | Path, engine: str = "click", clicks: int = 5, structures=DEMO
         table.add(n, name, lv.labels.labels[v].color)
     session = Session(lv.image, engine, table)
     print(
-        f"Colin27 {lv.image.shape} (KJI), axial slice k={index}, engine '{engine}', held-out structures: {', '.join(structures)}"
+        f"Colin27 {lv.image.shape} (KJI), axial slice k={index}, engine '{engine}', "
+        f"held-out structures: {', '.join(structures)}"
     )
     shown, summary = [], {}
     for n, (name, mask) in enumerate(zip(structures, masks, strict=False), start=1):
@@ -55,7 +56,8 @@ def run(out: str | Path, engine: str = "click", clicks: int = 5, structures=DEMO
             d = dice(gt, session.labelmap[index] == n)
             shown.append((c.point[0], c.point[1], c.positive))
             print(
-                f"  {name:12s} click {k} ({'+' if c.positive else '-'} at row {c.point[0]}, col {c.point[1]}): Dice {d:.3f}  [{ms:.0f} ms]"
+                f"  {name:12s} click {k} ({'+' if c.positive else '-'} at row {c.point[0]}, col {c.point[1]}): "
+                f"Dice {d:.3f}  [{ms:.0f} ms]"
             )
         summary[name] = dice(gt, session.labelmap[index] == n)
     seg_path = write_seg_nrrd(out / "colin27_demo.seg.nrrd", session.labelmap, lv.image.geometry, table)

@@ -32,7 +32,8 @@ def render_slice(
     if reference2d is not None:
         rgb[find_boundaries(reference2d > 0, mode="inner")] = (1.0, 1.0, 1.0)
     pic = Image.fromarray((rgb * 255).astype(np.uint8)).resize(
-        (img.shape[1] * zoom, img.shape[0] * zoom), Image.NEAREST
+        (img.shape[1] * zoom, img.shape[0] * zoom),
+        Image.NEAREST,  # type: ignore[attr-defined]  # set at runtime via globals(); Pillow's typing lacks it
     )
     draw = ImageDraw.Draw(pic)
     for r, c, positive in clicks:

@@ -232,10 +232,6 @@ class Engine(ABC):
         """Prepare per-image state once (normalisation, features, caches)."""
         self.volume = volume
 
-    def report_progress(self, fraction: float, text: str = "") -> None:
-        if self.progress is not None:
-            self.progress(fraction, text)
-
     @abstractmethod
     def predict(self, request: Request) -> Prediction:
         """Turn the hints of one class into a probability map of a region."""

@@ -47,29 +47,22 @@ class _Lazy:
             return getattr(import_module(module), attr)
         except ImportError as e:
             raise EngineError(f"engine {self.name!r} needs a package that is not installed: {e}") from None
+        except Exception as e:  # a broken plug-in must not break the other engines
+            raise EngineError(f"engine {self.name!r} is installed but cannot be loaded: {e}") from None
 
     def __call__(self, **kwargs: Any) -> Engine:
         return self.resolve()(**kwargs)
 
 
 def _load_plugins() -> None:
+    """Register the ``interactiveseg.engines`` entry points, lazily: a plug-in is imported
+    when its engine is first used, and a broken one fails then, with its reason."""
     global _PLUGINS_LOADED
     if _PLUGINS_LOADED:
         return
     _PLUGINS_LOADED = True
     for ep in entry_points(group="interactiveseg.engines"):
-        if ep.name not in _ENGINES:
-            try:
-                register_engine(ep.name, ep.load())
-            except Exception as e:  # a broken plugin must not break the built-in engines
-                _ENGINES.setdefault(ep.name, _broken(ep.name, e))
-
-
-def _broken(name: str, err: Exception):
-    def factory(**_):
-        raise EngineError(f"engine {name!r} is installed but cannot be loaded: {err}")
-
-    return factory
+        register_lazy(ep.name, ep.value)
 
 
 def available_engines() -> list[str]:

@@ -11,12 +11,22 @@ masks, channel 0 the background.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 
-from InteractiveSegLib.methods.sim.memory import SliceClick
-
 MIN_COMPONENT = 4  # pixels: smaller specks get no click of their own
+
+
+@dataclass(frozen=True)
+class SliceClick:
+    """A click on a 2D slice: (row, col) and the class index (0 = background). The SIM
+    engine's interaction memory (methods.sim.memory) re-exports it."""
+
+    row: int
+    col: int
+    cls: int
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -41,7 +51,7 @@ def centre_weighted_point(region: np.ndarray, rng: np.random.Generator | None) -
     else:
         p = flat / flat.sum()
         idx = int(rng.choice(flat.size, p=p))
-    return divmod(idx, region.shape[1])  # type: ignore[return-value]
+    return divmod(idx, region.shape[1])
 
 
 def missed(target: np.ndarray, pred: np.ndarray, cls: int) -> np.ndarray:

@@ -11,6 +11,7 @@ false-negative or false-positive region, whichever is larger; this is MONAI deep
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import cc3d
 import numpy as np
@@ -74,7 +75,7 @@ def robot_scribble(
         inner = np.argwhere(region)
         di = np.linalg.norm(inner - np.asarray(click.point), axis=1)
         chosen = inner[np.argsort(di, kind="stable")[:min_len]]
-    return [tuple(int(c) for c in p) for p in chosen], click.positive
+    return cast(list[tuple[int, int]], [tuple(int(c) for c in p) for p in chosen]), click.positive
 
 
 def robot_box(
@@ -109,7 +110,7 @@ def robot_extreme_points(
         if rng is not None and jitter:
             p = p + rng.integers(-jitter, jitter + 1, 2)
         out.append(tuple(int(c) for c in np.clip(p, 0, np.array(reference.shape) - 1)))
-    return out
+    return cast(list[tuple[int, int]], out)
 
 
 def robot_slice_hint(
@@ -132,7 +133,8 @@ def robot_slice_hint(
         s = robot_scribble(reference, np.zeros_like(reference) if current is None else current)
         return None if s is None else Scribble(lift(s[0]), positive=s[1], axis=axis)
     if kind == "box":
-        return Box(*lift(robot_box(reference, rng)), axis=axis)
+        lo, hi = lift(robot_box(reference, rng))
+        return Box(lo, hi, axis=axis)
     return ExtremePoints(lift(robot_extreme_points(reference, rng)), axis=axis)
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from InteractiveSegLib.encodings import disk_map, gaussian_map, geodesic_map
+from InteractiveSegLib.encodings import gaussian_map, geodesic_map
 
 
 def test_gaussian_is_normalised_peaks_at_click_and_has_paper_sigma():
@@ -19,11 +19,6 @@ def test_gaussian_of_several_clicks_and_of_none():
     assert not gaussian_map((30, 30), [(99, 99)]).any()  # outside points are ignored
 
 
-def test_disk_has_the_radius():
-    d = disk_map((21, 21), [(10, 10)], radius=3)
-    assert d[10, 13] == 1 and d[10, 14] == 0 and d.sum() == np.sum(np.hypot(*np.mgrid[-10:11, -10:11]) <= 3)
-
-
 def test_geodesic_distance_is_stopped_by_an_edge():
     img = np.zeros((40, 40), np.float32)
     img[:, 20:] = 100.0  # a strong edge between the halves
@@ -38,5 +33,4 @@ def test_geodesic_distance_is_stopped_by_an_edge():
 
 def test_encodings_work_in_3d():
     assert gaussian_map((9, 9, 9), [(4, 4, 4)])[4, 4, 4] == 1.0
-    assert disk_map((9, 9, 9), [(4, 4, 4)], radius=1).sum() == 7
     assert geodesic_map(np.ones((9, 9, 9), np.float32), [(4, 4, 4)])[4, 4, 4] == 1.0

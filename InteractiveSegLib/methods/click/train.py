@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from InteractiveSegLib.methods.click.engine import encode
 from InteractiveSegLib.methods.click.network import click_fcnn
 from InteractiveSegLib.preprocessing import normalize_intensity
 from InteractiveSegLib.training import fit
-from InteractiveSegLib.users.robot import TrainingClickSampler
+from InteractiveSegLib.users.robot import RobotClick, TrainingClickSampler
 
 
 @dataclass
@@ -79,6 +80,11 @@ def crop_around(img: np.ndarray, gt: np.ndarray, center: tuple[int, int], size: 
     return out_i, out_g
 
 
+def _point2d(click: RobotClick) -> tuple[int, int]:
+    """The (row, col) of a click the sampler computed on a 2D slice."""
+    return cast(tuple[int, int], click.point)
+
+
 def augment(img: np.ndarray, gt: np.ndarray, rng: np.random.Generator):
     if rng.random() < 0.5:
         img, gt = img[:, ::-1], gt[:, ::-1]
@@ -111,16 +117,23 @@ def train(args: argparse.Namespace) -> dict:
     }
 
     def step() -> torch.Tensor:
-        imgs, gts, pos, neg = [], [], [], []
+        imgs: list[np.ndarray] = []
+        gts: list[np.ndarray] = []
+        pos: list[list[tuple[int, int]]] = []
+        neg: list[list[tuple[int, int]]] = []
         for _ in range(args.batch):
             img, gt = bank.slice(bank.draw(rng))
-            first = sampler(gt, np.zeros_like(gt))  # first click: innermost part of the structure
-            img, gt = crop_around(img, gt, first.point, args.crop, rng)
+            # first click: innermost part of the structure (a bank slice has it, so never None)
+            first = cast(RobotClick, sampler(gt, np.zeros_like(gt)))
+            img, gt = crop_around(img, gt, _point2d(first), args.crop, rng)
             img, gt = augment(img, gt, rng)
             if not gt.any():
                 continue
-            click = sampler(gt, np.zeros_like(gt))
-            imgs.append(img), gts.append(gt), pos.append([click.point]), neg.append([])
+            click = cast(RobotClick, sampler(gt, np.zeros_like(gt)))  # gt has the structure: never None
+            imgs.append(img)
+            gts.append(gt)
+            pos.append([_point2d(click)])
+            neg.append([])
         active = np.ones(len(imgs), bool)
         for k in range(1, args.max_interactions):
             active &= rng.random(len(imgs)) < 1.0 - k / args.max_interactions
@@ -134,11 +147,11 @@ def train(args: argparse.Namespace) -> dict:
             for i, p in zip(ids, preds, strict=False):
                 c = sampler(gts[i], p)
                 if c is not None:
-                    (pos[i] if c.positive else neg[i]).append(c.point)
+                    (pos[i] if c.positive else neg[i]).append(_point2d(c))
         model.train()
-        x = torch.from_numpy(np.stack([encode(imgs[i], pos[i], neg[i], args.sigma) for i in range(len(imgs))]))
+        xt = torch.from_numpy(np.stack([encode(imgs[i], pos[i], neg[i], args.sigma) for i in range(len(imgs))]))
         y = torch.from_numpy(np.stack(gts)[:, None].astype(np.float32))
-        return loss_fn(model(x), y)
+        return loss_fn(model(xt), y)
 
     meta = {"datasets": args.datasets, "split": "train structures (odd label ids) of " + ", ".join(args.datasets)}
     return fit(args, model, opt, step, "click_fcnn", config, meta, scheduler=sched, loss_name="dice-loss")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
@@ -110,7 +111,11 @@ def trainable_names(module: nn.Module, example: torch.Tensor, layers: int) -> li
     order = execution_order(module, example)
     is_layer = [
         isinstance(m, _LAYER_TYPES)
-        or (isinstance(module, torch.jit.ScriptModule) and hasattr(m, "weight") and m.weight.dim() >= 2)
+        or (
+            isinstance(module, torch.jit.ScriptModule)
+            and hasattr(m, "weight")
+            and cast(torch.Tensor, m.weight).dim() >= 2
+        )
         for _, m in order
     ]
     positions = [i for i, f in enumerate(is_layer) if f]
@@ -206,16 +211,18 @@ class ExtraChannels(nn.Module):
         weight[k].zero_()
         if weight.dim() > 2:  # a k x k convolution: the centre tap reads the voxel itself
             centre = tuple(n // 2 for n in weight.shape[2:])
-            weight[(k, slice(None), *centre)] = w
+            tap: tuple[int | slice, ...] = (k, slice(None), *centre)
+            weight[tap] = w
         else:
             weight[k] = w
         self.bias.data[k] = b
         self.imprinted[k] = (weight[k].clone(), b.clone())
 
     def from_input(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.layer
-        if isinstance(m, nn.Linear):
+        if isinstance(self.layer, nn.Linear):
             return F.linear(x, self.weight, self.bias)
+        # add() gives the conv form only to a Conv1d/2d/3d layer (anything else mixes logits)
+        m = cast(nn.Conv1d | nn.Conv2d | nn.Conv3d, self.layer)
         conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[m.weight.dim() - 2]
         return conv(x, self.weight, self.bias, m.stride, m.padding, m.dilation, m.groups)
 
@@ -293,7 +300,7 @@ class FrozenPrefix:
             parent = names[id(m)].rpartition(".")[0]
             if parent and id(self.module.get_submodule(parent)) in chosen_ids:
                 continue  # an enclosing module is cached already
-            out = outputs[id(m)].detach()
+            out = cast(torch.Tensor, outputs[id(m)]).detach()
             m.forward = (lambda cached: lambda *a, **k: cached.clone())(out)  # clone: later in-place ops
             self.patched.append(m)
 
@@ -339,7 +346,7 @@ def constraint_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     keep = t != UNLABELLED
     flat, t = flat[keep], t[keep]
     labels = torch.unique(t)
-    return sum(F.cross_entropy(flat[t == c], t[t == c]) for c in labels) / len(labels)
+    return cast(torch.Tensor, sum(F.cross_entropy(flat[t == c], t[t == c]) for c in labels) / len(labels))
 
 
 def violations(logits: torch.Tensor, target: torch.Tensor) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -57,9 +58,8 @@ class OnlineSettings:
     guidance: bool = True  # Algorithm 4; False: random slices (the baseline)
     omega1: float = 0.5  # ω1 of eq. 17
     guidance_saturation: float | None = None  # d2 = 1 − e^(−d/s) instead of d / max d (None: the latter)
-    guidance_support: int = (
-        2  # r of eq. 17 only within this many voxels of Υ (of F > 0.5 before any drawing; -1: everywhere, as the paper)
-    )
+    # r of eq. 17 only within this many voxels of Υ (of F > 0.5 before any drawing; -1: everywhere, as the paper)
+    guidance_support: int = 2
     planes: tuple[int, ...] = (1, 2)  # KJI axes the user draws on (coronal, sagittal)
     tau: int = 1  # slices proposed per plane and round
     flips: tuple[int, ...] = (0, 1, 2)  # random flips (augmentation, paper 3.1)
@@ -70,7 +70,9 @@ class OnlineSettings:
 
     @classmethod
     def from_state(cls, d: dict) -> OnlineSettings:
-        known = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__
+        }
         return cls(**known)
 
 
@@ -133,7 +135,7 @@ def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, in
     pad = [(-s) % multiple for s in shape]
     if any(pad):
         x = F.pad(x, (0, pad[2], 0, pad[1], 0, pad[0]), mode="replicate")
-    return x, tuple(shape)
+    return x, cast(tuple[int, int, int], tuple(shape))
 
 
 class OnlineSegmenter:
@@ -205,7 +207,8 @@ class OnlineSegmenter:
                 break
             items = [self._patch(s) for s in [new, *replayed]]
             shape = np.min([it[0].shape for it in items], axis=0)
-            crop = lambda a: a[: shape[0], : shape[1], : shape[2]]  # noqa: E731 (volumes of one batch may differ by a voxel)
+            # volumes of one batch may differ by a voxel
+            crop = lambda a, shape=shape: a[: shape[0], : shape[1], : shape[2]]  # noqa: E731
             x, y, w = (
                 torch.from_numpy(np.stack([crop(it[k]) for it in items]))[:, None].to(self.device) for k in range(3)
             )
@@ -435,9 +438,10 @@ class DynamicLearner:
         if losses:
             self.rounds_trained += 1
             if s.replay:
-                self._save_sample(self.key, sample)
-                if self.key not in self.buffer.aux:  # a later round refreshes the volume's target, not its odds
-                    self.buffer.update(self.key)
+                key = cast(str, self.key)  # start_volume set it
+                self._save_sample(key, sample)
+                if key not in self.buffer.aux:  # a later round refreshes the volume's target, not its odds
+                    self.buffer.update(key)
         self._prediction = None
         return losses, len(losses) < n
 

@@ -197,7 +197,7 @@ class ProxyMask:
         p = self.probability()
         out = p > threshold if len(self.voting_planes()) > 1 else p >= threshold
         for axis, index in self.order:
-            idx = [slice(None)] * 3
+            idx: list[slice | int] = [slice(None)] * 3
             idx[axis] = index
             out[tuple(idx)] = self.planes[axis].drawn[index]
         return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ class TaskStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self._lock_file = None
+        self._lock_file: IO[str] | None = None
 
     @classmethod
     def open(cls, root: str | Path) -> TaskStore:
@@ -114,7 +114,8 @@ class TaskStore:
         import io
 
         buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
+        # numpy's stub types **kwds against the allow_pickle keyword too
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
         atomic_write_bytes(self.root / "samples" / f"{key}.npz", buf.getvalue())
 
     def load_sample(self, key: str) -> dict[str, np.ndarray]:

@@ -19,17 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from InteractiveSegLib.methods.sim.network import input_channels
+from InteractiveSegLib.users.multiclass import SliceClick  # defined with the users that make them
 
 CLICK_RADIUS = 2  # a click marks a disk of this radius in its class's interaction mask
-
-
-@dataclass(frozen=True)
-class SliceClick:
-    """A click on a 2D slice: (row, col) and the class index (0 = background)."""
-
-    row: int
-    col: int
-    cls: int
 
 
 @dataclass

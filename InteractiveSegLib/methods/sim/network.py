@@ -14,6 +14,7 @@ so the order of the corrections is modelled explicitly, as in the paper's Figure
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -79,7 +80,7 @@ class ConvLSTMCell(nn.Module):
         scale = torch.ones(4 * k, device=like.device, dtype=like.dtype)
         scale[3 * k :] = 2.0
         w = self.gates.weight * scale.view(-1, 1, 1, 1)
-        bias = (self.gates.bias * scale).view(1, -1, 1, 1)
+        bias = (cast(torch.Tensor, self.gates.bias) * scale).view(1, -1, 1, 1)  # the gates convolution has a bias
         real = [x for x in xs if x is not None]
         gx = iter(
             F.conv2d(torch.cat(real, 0), w[:, :n_in], bias.flatten(), padding=pad).split(like.shape[0], 0)
@@ -122,11 +123,14 @@ class UpStep(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor, states: Sequence[torch.Tensor | None] = ()) -> torch.Tensor:
         x = F.interpolate(x, size=skip.shape[2:], mode="bilinear", align_corners=False)
         x = self.conv(torch.cat([x, skip], 1))
-        if self.lstm is None:
+        if self.lstm is None or self.proj is None:  # both or neither
             return x
         # oldest state first, newest last (None: an empty state): the LSTM sees the order of corrections
         states = [
-            s if s is None or s.shape[2:] == x.shape[2:] else F.adaptive_avg_pool2d(s, x.shape[2:]) for s in states
+            s
+            if s is None or s.shape[2:] == x.shape[2:]
+            else F.adaptive_avg_pool2d(s, cast(tuple[int, int], x.shape[2:]))
+            for s in states
         ]
         return x + self.proj(self.lstm.sequence(states, x))
 
@@ -216,11 +220,15 @@ def fuse_batch_norm(model: nn.Module) -> nn.Module:
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     for block in model.modules():
-        if isinstance(block, MonaiConvolution) and isinstance(getattr(block.adn, "N", None), nn.BatchNorm2d):
-            if block.adn.N.training or not isinstance(block.conv, nn.Conv2d):
+        if not isinstance(block, MonaiConvolution):
+            continue
+        adn = cast(nn.Module, block.adn)
+        bn = getattr(adn, "N", None)
+        if isinstance(bn, nn.BatchNorm2d):
+            if bn.training or not isinstance(block.conv, nn.Conv2d):
                 continue
-            block.conv = fuse_conv_bn_eval(block.conv, block.adn.N)
-            block.adn.N = nn.Identity()
+            block.conv = fuse_conv_bn_eval(block.conv, bn)
+            adn.N = nn.Identity()
     return model
 
 

@@ -28,7 +28,7 @@ from monai.losses import FocalLoss
 from InteractiveSegLib.checkpoints import load_checkpoint
 from InteractiveSegLib.data.multiclass_tasks import TaskData, load_task
 from InteractiveSegLib.methods.sim.memory import CLICK_RADIUS, State, click_masks, network_input
-from InteractiveSegLib.methods.sim.network import sim_net
+from InteractiveSegLib.methods.sim.network import SIMNet, sim_net
 from InteractiveSegLib.training import fit, load_matching
 from InteractiveSegLib.users.multiclass import DynamicUser, static_clicks
 
@@ -135,7 +135,7 @@ def sim_stem_from_cim(weight: torch.Tensor, n: int, depth: int) -> torch.Tensor:
     return out
 
 
-def warm_start(model: torch.nn.Module, path: str) -> dict:
+def warm_start(model: SIMNet, path: str) -> dict:
     """Start from the project's own SIM weights (e.g. the automatic model): tensors of the
     same shape are copied, the input convolution keeps the image channel's filters with the
     memory channels at zero, and fresh LSTM read-outs start silent, so training begins
@@ -230,7 +230,9 @@ def train(args: argparse.Namespace) -> dict:
             )
             states = fill_memory(model, imgs, users, memory, n, args.depth, rounds, task.multilabel)
         model.train()
-        x = torch.from_numpy(np.stack([network_input(i, s, memory, n, args.depth) for i, s in zip(imgs, states, strict=False)]))
+        x = torch.from_numpy(
+            np.stack([network_input(i, s, memory, n, args.depth) for i, s in zip(imgs, states, strict=False)])
+        )
         y = torch.from_numpy(np.stack(targets).astype(np.float32))
         return loss_fn(model(x), y)
 
@@ -278,7 +280,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--corrective-start",
         type=float,
         default=0.0,
-        help="DDG: fraction of virtual users whose first round corrects the automatic result instead of clicking every component",
+        help="DDG: fraction of virtual users whose first round corrects the automatic result "
+        "instead of clicking every component",
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=7)

@@ -1,8 +1,8 @@
 """The volumetric memory network f_VMN (VMN paper, section 3.3) sized for a CPU.
 
 Query encoder E^q(image) and memory encoder E^m(image, mask) give key (C/8) and value
-(C/2) maps at 1/8 resolution (``key_stride``; ResNet's res4 is 1/16); the non-local memory read (eqs. 4-6) sums the memory
-values weighted by a softmax over cosine similarities of every memory position; the
+(C/2) maps at 1/8 resolution (``key_stride``; ResNet's res4 is 1/16); the non-local memory
+read (eqs. 4-6) sums the memory values weighted by a softmax over cosine similarities of every memory position; the
 read is concatenated with the query value (F^q, C channels), enlarged by three parallel
 dilated convolutions (rates 2, 4, 8: the ASPP of 3.5.3), decoded with the query
 encoder's skips and sharpened by a residual refinement module (BASNet's RRM). The

@@ -97,7 +97,8 @@ def propagate(
 
     def run(origin: int, step: int, end: int) -> None:
         """Slices origin + step ... up to ``end`` (excluded), until ``stop_after`` empty in a row."""
-        periodic, previous, empty = [], origin, 0
+        periodic: list[int] = []
+        previous, empty = origin, 0
         q = origin + step
         while q != end:
             mem = memory_slices(origin, previous, [a for a in annotated if a in present], periodic, q, cap)
