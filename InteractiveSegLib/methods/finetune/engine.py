@@ -21,7 +21,6 @@ them. The loaded source model is never modified and its file never written.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ import torch
 from scipy import ndimage
 
 from InteractiveSegLib.checkpoints import default_models_dir, pick_device
-from InteractiveSegLib.engines.base import Engine, EngineState, Prediction, Request, StepReport
+from InteractiveSegLib.engines.base import Engine, Prediction, Request
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import (
     Box,
@@ -57,31 +56,9 @@ from InteractiveSegLib.methods.finetune.adaptation import (
     trainable_names,
 )
 from InteractiveSegLib.methods.finetune.model import ModelSpec, SegmentationModel, load_model, model_labels, normalize
+from InteractiveSegLib.methods.finetune.regions import covering_tiles, hint_box
+from InteractiveSegLib.methods.finetune.state import AdaptationReport, AdaptedWeights
 from InteractiveSegLib.volume import Volume
-
-
-@dataclass
-class AdaptedWeights(EngineState):
-    """The trainable weights after a step (None: the step ran the model without hints), and
-    the image generation they belong to: the next hint on the same image starts from them."""
-
-    generation: int
-    weights: dict[str, torch.Tensor] | None
-
-
-@dataclass
-class AdaptationReport(StepReport):
-    """One fine-tuning step: iterations run, whether every scribbled voxel got its label."""
-
-    iterations: int = 0
-    converged: bool | None = None
-    violated: int | None = None
-    scribbled_voxels: int | None = None
-    grown_voxels: int | None = None
-    roi: list[int] | None = None
-    losses: list[float] = field(default_factory=list)
-    grad_norms: list[float] = field(default_factory=list)
-
 
 DEFAULT_MODEL = "sim_auto.pt"  # the deliberately mismatched base model of the benchmark (model card)
 BOX_RING = 2  # width (voxels) of the background band just outside a box
@@ -175,9 +152,7 @@ class ScribbleFinetuneEngine(Engine):
         self.new_labels: list[
             int
         ] = []  # session values without a model channel, in the order their channels were added
-        self._bound: dict[int, int] | None = (
-            None  # session value -> model channel (bind_labels); None: value = channel
-        )
+        self._bound: dict[int, int] | None = None  # session value -> model channel (bind_labels); None: value = channel
         self._generation = 0
         self._norm: np.ndarray | None = None
 
@@ -277,6 +252,7 @@ class ScribbleFinetuneEngine(Engine):
         want = self.spec.preprocessing.spacing
         if not want:
             return (1.0,) * len(axes)
+        assert self.volume is not None
         have_kji = tuple(reversed(self.volume.geometry.spacing))
         want_kji = tuple(reversed(want))[-len(axes) :] if len(want) == len(axes) else tuple(reversed(want))
         f = tuple(float(have_kji[a] / w) for a, w in zip(axes, want_kji[-len(axes) :], strict=False))
@@ -348,7 +324,7 @@ class ScribbleFinetuneEngine(Engine):
             self.extra.weight.data, self.extra.bias.data = self._fresh_extra()
         if state:
             ew, eb = state.get("extra.weight"), state.get("extra.bias")
-            if ew is not None and self.extra.count:
+            if ew is not None and eb is not None and self.extra.count:
                 k = min(len(eb), self.extra.count)
                 self.extra.weight.data[:k], self.extra.bias.data[:k] = ew[:k], eb[:k]
             load_state(params, {n: v for n, v in state.items() if not n.startswith("extra.")})
@@ -409,6 +385,7 @@ class ScribbleFinetuneEngine(Engine):
         fresh = self._unimprinted(target)
         far = anchor_mask(target, shape, s.anchor_distance, s.anchor_stride) if fresh or s.anchor_weight > 0 else None
         if s.anchor_weight > 0:  # what the model says before this correction (and before any imprint)
+            assert far is not None
             with torch.no_grad():
                 anchors = torch.where(far, self._logits(x).argmax(1), torch.full_like(target, UNLABELLED))
         if fresh:
@@ -495,6 +472,7 @@ class ScribbleFinetuneEngine(Engine):
             z = sliding_window_inference(
                 x, patch, 1, self._logits, overlap=self.spec.preprocessing.overlap, mode="gaussian"
             )
+            assert isinstance(z, torch.Tensor)
         else:
             z = self._logits(x)
         return self._back(z, shape, block.shape)
@@ -514,7 +492,8 @@ class ScribbleFinetuneEngine(Engine):
             ]
             if off:
                 raise EngineError(
-                    "the 2D fine-tuning engine takes the hints of one step on one slice; use finetune-3d for several slices"
+                    "the 2D fine-tuning engine takes the hints of one step on one slice; "
+                    "use finetune-3d for several slices"
                 )
             hints = [h for h in hints if h.axis == request.axis and slice_index(h) == request.slice_index]
         return hints
@@ -542,6 +521,7 @@ class ScribbleFinetuneEngine(Engine):
         )
 
     def _predict_slice(self, axis: int, index: int, hints: list[Interaction]):
+        assert self.volume is not None and self._norm is not None
         image = np.take(self._norm, index, axis=axis)
         others = tuple(a for a in range(3) if a != axis)
         factors = self._zoom_factors(others)
@@ -561,17 +541,11 @@ class ScribbleFinetuneEngine(Engine):
 
     def roi(self, hints: list[Interaction]) -> tuple[slice, slice, slice]:
         """KJI box around every hint, + margin, at least ``min_roi``, inside the volume."""
-        pts = np.array([kji(p) for h in hints for p in h.points])
-        lo, hi = pts.min(0) - self.roi_margin, pts.max(0) + self.roi_margin + 1
-        if self.min_roi:
-            grow = np.maximum(np.array(self.min_roi) - (hi - lo), 0)
-            lo, hi = lo - grow // 2, hi + (grow - grow // 2)
-        shape = np.array(self.volume.shape)
-        shift = np.maximum(-lo, 0) - np.maximum(hi - shape, 0)
-        lo, hi = np.maximum(lo + shift, 0), np.minimum(hi + shift, shape)
-        return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=False))  # type: ignore[return-value]
+        assert self.volume is not None
+        return hint_box(hints, self.roi_margin, self.min_roi, self.volume.shape)
 
     def _predict_roi(self, request: Request, hints: list[Interaction]):
+        assert self.volume is not None and self._norm is not None
         full = tuple(slice(0, n) for n in self.volume.shape)
         region = self.roi(hints) if hints else full
         block = self._norm[region]
@@ -592,7 +566,7 @@ class ScribbleFinetuneEngine(Engine):
             factors = self._zoom_factors((0, 1, 2))
             if hints:
                 cons = self._rasterise(hints, block.shape, origin)
-                tiles = self._tiles(cons)
+                tiles = covering_tiles(cons, self.spec.preprocessing.patch_size, factors)
                 _, info2 = self._adapt(np.stack([block[t] for t in tiles]), np.stack([cons[t] for t in tiles]), factors)
                 info.update(info2)
             probs = self._infer_block(block, factors)[:, 0]
@@ -600,24 +574,6 @@ class ScribbleFinetuneEngine(Engine):
                 wrong = int((probs.argmax(0)[cons != UNLABELLED] != cons[cons != UNLABELLED]).sum())
                 info["violated"], info["converged"] = wrong, wrong == 0
         return probs, region, info
-
-    def _tiles(self, cons: np.ndarray) -> list[tuple[slice, slice, slice]]:
-        """Patches (of the model's patch size) covering every constrained voxel of a block."""
-        patch = self.spec.preprocessing.patch_size
-        if not patch:
-            return [tuple(slice(0, n) for n in cons.shape)]
-        f = self._zoom_factors((0, 1, 2))
-        size = [min(n, int(np.ceil(p / z))) for n, p, z in zip(cons.shape, patch, f, strict=False)]
-        pts = np.argwhere(cons != UNLABELLED)
-        tiles: list = []
-        covered = np.zeros(len(pts), bool)
-        while not covered.all():
-            c = pts[np.argmax(~covered)]
-            lo = np.clip(c - np.array(size) // 2, 0, np.array(cons.shape) - size)
-            t = tuple(slice(int(a), int(a + s)) for a, s in zip(lo, size, strict=False))
-            tiles.append(t)
-            covered |= np.all((pts >= lo) & (pts < lo + size), axis=1)
-        return tiles
 
 
 class ScribbleFinetune3DEngine(ScribbleFinetuneEngine):
