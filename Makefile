@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup data bench bench-sim bench-vmn bench-finetune bench-online train-click train-sim train-vmn clean
+.PHONY: demo test lint setup data bench bench-sim bench-vmn bench-finetune bench-online train-click train-sim train-vmn clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,7 +25,14 @@ data:
 demo: setup
 	$(BIN)/interactiveseg demo --out out/demo
 
-test: setup
+# The gate: lint, format, types and the architecture rules, then the whole test suite.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python tools/check_architecture.py
+
+test: setup lint
 	$(BIN)/python -m pytest -q
 
 bench: setup
