@@ -1,17 +1,17 @@
 """InteractiveSeg: interactive multi-class segmentation of 3D images (3D Slicer scripted module).
 
 Thin on purpose: the widget reads the user's choices; the Logic keeps one session per
-volume and leaves all MRML work to ``InteractiveSegSlicer.mrml_glue`` (Qt-free, tested
-with slicer-core); the engines live in ``InteractiveSegLib`` (pure Python).
+volume and leaves all MRML work to ``InteractiveSegSlicer`` (Qt-free, tested with
+slicer-core: ``geometry``, ``segment_io``, ``session_store``...); self-contained panel
+sections (online learning, installing dependencies) are in ``InteractiveSegWidgets``; the
+engines live in ``InteractiveSegLib`` (pure Python).
 """
 
-import importlib
 import importlib.util
 import os
 import sys
 from typing import Annotated
 
-import ctk
 import qt
 import slicer
 import vtk
@@ -46,76 +46,15 @@ def _addLibraryToPath():
 
 _addLibraryToPath()
 
-from InteractiveSegSlicer import dependencies, engine_info, mrml_glue, slice_views  # noqa: E402  (needs the path set above; no torch)
+# needs the path set above; no torch
+from InteractiveSegLib.hints import Click  # noqa: E402
+from InteractiveSegSlicer import engine_info, geometry, segment_io, slice_views  # noqa: E402
 from InteractiveSegSlicer.logic import SegmentationLogic, register_slicer_engines  # noqa: E402
+from InteractiveSegSlicer.slice_views import VIEW_OF_ORIENTATION  # noqa: E402
+from InteractiveSegWidgets.dependency_install import REQUIREMENTS, ensureDependencies  # noqa: E402
+from InteractiveSegWidgets.online_panel import OnlineLearningPanel  # noqa: E402
 
 ORIENTATIONS = ["Axial", "Coronal", "Sagittal"]
-#: The slice view of Slicer's standard layouts that shows each orientation.
-VIEW_OF_ORIENTATION = {"Axial": "Red", "Coronal": "Green", "Sagittal": "Yellow"}
-REQUIREMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Resources", "requirements.txt")
-_dependenciesReady = False
-
-
-def ensureDependencies(askConfirmation: bool = True) -> bool:
-    """First use only: install what the engines need after asking; False if declined.
-
-    torch first, through the PyTorch extension when it is installed (it picks the CUDA or
-    CPU build), else pip, so that MONAI cannot pull a mismatched torch; then only the
-    packages of Resources/requirements.txt that are missing or outside their tested range,
-    in one pip call (pip resolves everything before installing anything). The result is
-    checked again: a failure raises with the list of what is still missing, and nothing is
-    imported before the set is complete, so Slicer keeps working.
-    """
-    global _dependenciesReady
-    if _dependenciesReady:
-        return True
-    torchReq = dependencies.TORCH_REQUIREMENT
-    if dependencies.unmet([dependencies.Requirement(torchReq)]):
-        try:
-            import PyTorchUtils
-        except ImportError:
-            PyTorchUtils = None
-        if PyTorchUtils is not None:
-            if (
-                PyTorchUtils.PyTorchUtilsLogic().installTorch(
-                    askConfirmation=askConfirmation, torchVersionRequirement=torchReq[len("torch") :]
-                )
-                is None
-            ):
-                return False
-        else:
-            if askConfirmation and not slicer.util.confirmOkCancelDisplay(
-                _(
-                    "InteractiveSeg needs PyTorch ({req}). Install the CPU/CUDA build pip chooses now? "
-                    "(Installing the PyTorch extension first lets it pick the build for your GPU.)"
-                ).format(req=torchReq)
-            ):
-                return False
-            slicer.util.pip_install(torchReq)
-    missing = dependencies.unmet(dependencies.read_requirements(REQUIREMENTS))
-    if missing:
-        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
-            _(
-                "InteractiveSeg needs these Python packages:\n{list}\nInstall them now? This takes a few minutes."
-            ).format(list=dependencies.describe(missing))
-        ):
-            return False
-        packaging = getattr(slicer, "packaging", None)
-        reqs = [req for req, _installed in missing]  # (not "_": that name is the translation function here)
-        if packaging is not None and hasattr(packaging, "pip_ensure"):  # Slicer >= 5.12: progress dialog, restart offer
-            packaging.pip_ensure(reqs, requester="InteractiveSeg")
-        else:
-            slicer.util.pip_install([str(r) for r in reqs])
-        importlib.invalidate_caches()
-        still = dependencies.unmet(dependencies.read_requirements(REQUIREMENTS))
-        if still:
-            raise RuntimeError(
-                _(
-                    "These packages could not be installed; InteractiveSeg stays disabled, Slicer is unchanged otherwise:\n{list}"
-                ).format(list=dependencies.describe(still))
-            )
-    _dependenciesReady = True
-    return True
 
 
 class InteractiveSeg(ScriptedLoadableModule):
@@ -178,7 +117,9 @@ class InteractiveSegParameterNode:
     negativePoints: vtkMRMLMarkupsFiducialNode
 
 
-class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, OnlineLearningPanel):
+    """The module panel; its "Online learning" section is ``OnlineLearningPanel`` (InteractiveSegWidgets)."""
+
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
@@ -374,7 +315,7 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         with slicer.util.tryWithErrorDisplay(_("Automatic segmentation failed."), waitCursor=True):
             p = self._parameterNode
-            view = {"Axial": "Red", "Sagittal": "Yellow", "Coronal": "Green"}[p.sliceOrientation]
+            view = VIEW_OF_ORIENTATION[p.sliceOrientation]
             sliceToRAS = slicer.app.layoutManager().sliceWidget(view).mrmlSliceNode().GetSliceToRAS()
             centre = [sliceToRAS.GetElement(r, 3) for r in range(3)]
             p.segmentation = self.logic.automatic(p.inputVolume, centre, p.sliceOrientation, p.engine, p.segmentation)
@@ -391,9 +332,9 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.addObserver(node, node.PointModifiedEvent, self.onLastClickDragged)
         self._updatingLastClick = True
         node.RemoveAllControlPoints()
-        if session and session.history and hasattr(session.history[-1].interaction, "ijk"):
-            click = session.history[-1].interaction
-            node.AddControlPoint(vtk.vtkVector3d(*mrml_glue.ijk_to_world(p.inputVolume, click.ijk)))
+        click = session.history[-1].interaction if session and session.history else None
+        if isinstance(click, Click):
+            node.AddControlPoint(vtk.vtkVector3d(*geometry.ijk_to_world(p.inputVolume, click.ijk)))
             node.GetDisplayNode().SetSelectedColor(*((0.2, 0.85, 0.3) if click.positive else (0.95, 0.25, 0.2)))
         self._updatingLastClick = False
 
@@ -425,9 +366,9 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Propagation failed; nothing was changed."), waitCursor=True):
             p = self._parameterNode
             engine = p.engine if p.engine in ("vmn", "vmn-mem0", "vmn-growcut") else "vmn"
-            axis = mrml_glue.kji_axis_for_orientation(p.inputVolume, p.sliceOrientation)
+            axis = geometry.kji_axis_for_orientation(p.inputVolume, p.sliceOrientation)
             hint = self.logic.propagation_hint(p.inputVolume, p.segmentation, p.labelValue, axis)
-            labels = mrml_glue.labels_from_segmentation(p.segmentation)
+            labels = segment_io.labels_from_segmentation(p.segmentation)
             slice_views.hide_highlights(slicer.mrmlScene)
             self._pending = self.logic.store.prepare(
                 p.inputVolume, [hint], engine, p.segmentation, labels, **self.logic.options(engine)
@@ -473,163 +414,6 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not done:
                 slicer.util.showStatusMessage(_("Nothing to redo.") if redo else _("Nothing to undo."), 3000)
             self._showLastClick()
-
-    # -- online learning (all logic in InteractiveSegSlicer/online_glue.py) --------------------
-    def _setupOnline(self) -> None:
-        self.online = None  # OnlineLearningLogic, made on the first Open task (it needs torch)
-        self._onlineJob = None
-        self.ui.onlineTaskPathLineEdit.filters = ctk.ctkPathLineEdit.Dirs
-        self.ui.onlineTaskPathLineEdit.settingKey = "InteractiveSeg/OnlineTaskFolder"  # remembers recent tasks
-        for button, slot in (
-            (self.ui.onlineOpenButton, self.onOnlineOpen),
-            (self.ui.onlineCloseButton, self._closeOnline),
-            (self.ui.onlineProposeButton, self.onOnlinePropose),
-            (self.ui.onlineSliceDrawnButton, self.onOnlineSliceDrawn),
-            (
-                self.ui.onlineUpdateProxyButton,
-                lambda: self._onlineAction(_("Updating the proxy mask failed."), lambda o: o.update_proxy()),
-            ),
-            (self.ui.onlineTrainButton, self.onOnlineTrain),
-            (
-                self.ui.onlineFinishButton,
-                lambda: self._onlineAction(_("Finishing the volume failed."), lambda o: o.finish_volume()),
-            ),
-        ):
-            button.connect("clicked()", slot)
-        self.ui.onlineStopButton.connect("clicked()", lambda: self._onlineJob is not None and self._onlineJob.cancel())
-        self._onlineTimer = qt.QTimer()
-        self._onlineTimer.setInterval(100)
-        self._onlineTimer.timeout.connect(self._pollOnline)
-        self._updateOnlineStatus()
-
-    def _updateOnlineStatus(self) -> None:
-        online = self.online
-        self.ui.onlineStatusLabel.text = online.status_text() if online is not None else _("No task open.")
-        isOpen = online is not None and online.is_open and not online.training
-        for button in (self.ui.onlineProposeButton, self.ui.onlineCloseButton):
-            button.enabled = isOpen
-        started = isOpen and online.is_started()
-        for button in (
-            self.ui.onlineSliceDrawnButton,
-            self.ui.onlineUpdateProxyButton,
-            self.ui.onlineTrainButton,
-            self.ui.onlineFinishButton,
-        ):
-            button.enabled = started
-        self.ui.onlineOpenButton.enabled = online is None or not online.training
-
-    def _onlineVolume(self) -> None:
-        """Start (or keep) the task on the panel's volume and class segment, and point the
-        Segment Editor at that segment so that Paint/Draw draw into it."""
-        p = self._parameterNode
-        if self.online.is_started(p.inputVolume):
-            return
-        from InteractiveSegSlicer.online_glue import class_segment
-
-        p.segmentation, segmentId = class_segment(p.inputVolume, p.segmentation, p.labelValue, p.className)
-        if self.online.start(p.inputVolume, p.segmentation, segmentId):
-            slicer.util.showStatusMessage(
-                _("Started from the task's prediction: correct it on the proposed slices."), 5000
-            )
-        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
-        editor.setSegmentationNode(p.segmentation)
-        editor.setSourceVolumeNode(p.inputVolume)
-        editor.setCurrentSegmentID(segmentId)
-
-    def onOnlineOpen(self) -> None:
-        if not self._dependenciesReady():
-            return
-        with slicer.util.tryWithErrorDisplay(_("Opening the task failed; nothing was changed."), waitCursor=True):
-            if self.online is None:
-                from InteractiveSegSlicer.editor_writer import EditorWriter
-                from InteractiveSegSlicer.online_glue import OnlineLearningLogic
-
-                # written like a Segment Editor effect: its masking and overwrite settings, its Undo
-                editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
-                self.online = OnlineLearningLogic(
-                    editor=EditorWriter(
-                        slicer.mrmlScene, editor.mrmlSegmentEditorNode(), save_state=editor.saveStateForUndo
-                    )
-                )
-            self.online.open(self.ui.onlineTaskPathLineEdit.currentPath)
-            self.ui.onlineTaskPathLineEdit.addCurrentPathToHistory()
-            self._onlineVolume()
-        self._updateOnlineStatus()
-
-    def _onlineAction(self, failure: str, action) -> None:
-        with slicer.util.tryWithErrorDisplay(failure, waitCursor=True):
-            action(self.online)
-        self._updateOnlineStatus()
-
-    def onOnlinePropose(self) -> None:
-        def propose(online):
-            self._onlineVolume()
-            volume = self._parameterNode.inputVolume
-            proposals = online.propose()
-            for proposal in proposals:
-                sliceNode = (
-                    slicer.app.layoutManager().sliceWidget(VIEW_OF_ORIENTATION[proposal.orientation]).mrmlSliceNode()
-                )
-                slice_views.show_slice(sliceNode, volume, proposal.axis, proposal.index)
-            where = ", ".join(
-                _("{view} view slice {index}").format(view=VIEW_OF_ORIENTATION[q.orientation], index=q.index)
-                for q in proposals
-            )
-            slicer.util.showStatusMessage(
-                _("Draw the structure on: {where}; then Slice drawn for each view.").format(where=where), 10000
-            )
-
-        self._onlineAction(_("Proposing slices failed."), propose)
-
-    def onOnlineSliceDrawn(self) -> None:
-        def record(online):
-            sliceNode = slicer.app.layoutManager().sliceWidget(self.ui.onlineViewComboBox.currentText).mrmlSliceNode()
-            axis, index, voxels = online.record_view_slice(sliceNode)
-            slicer.util.showStatusMessage(
-                _("Slice {index} (array axis {axis}) recorded: {voxels} voxels.").format(
-                    index=index, axis=axis, voxels=voxels
-                ),
-                5000,
-            )
-
-        self._onlineAction(_("Recording the slice failed."), record)
-
-    def onOnlineTrain(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Training could not start."), waitCursor=False):
-            self._onlineJob = self.online.submit_training(self.logic.worker)
-            self.ui.onlineProgressBar.setRange(0, 100)
-            self.ui.onlineProgressBar.value = 0
-            self.ui.onlineProgressBar.visible = self.ui.onlineStopButton.visible = True
-            self._onlineTimer.start()
-        self._updateOnlineStatus()
-
-    def _pollOnline(self) -> None:
-        job = self._onlineJob
-        if job is not None and not job.done:
-            self.ui.onlineProgressBar.value = int(100 * job.progress)
-            self.ui.onlineProgressBar.format = job.message or "%p%"
-            return
-        self._onlineTimer.stop()
-        self.ui.onlineProgressBar.visible = self.ui.onlineStopButton.visible = False
-        if job is not None and job.error is not None and not job.cancelled:
-            slicer.util.errorDisplay(_("Training failed: {error}").format(error=job.error))
-        elif job is not None and job.cancel_requested:
-            slicer.util.showStatusMessage(_("Training stopped; the steps done are saved in the task."), 5000)
-        self._updateOnlineStatus()
-
-    def _closeOnline(self) -> None:
-        """Release the task (a running round is stopped first; everything is saved)."""
-        if self.online is None:
-            return
-        if self.online.training:
-            self._onlineJob.cancel()
-            try:
-                self._onlineJob.wait(120)
-            except Exception:  # cancelled before it started, or failed: nothing more to save
-                pass
-        self.online.close()
-        self.online = None  # a new scene brings a new segment editor node
-        self._updateOnlineStatus()
 
 
 registerSlicerEngines = register_slicer_engines  # kept for scripts written against earlier versions
@@ -677,6 +461,8 @@ class InteractiveSegTest(ScriptedLoadableModuleTest):
     def test_batch_api_on_a_sample_volume(self):
         import numpy as np
 
+        from InteractiveSegLib.errors import InteractionError
+
         volume = self._sampleVolume()
         self.delayDisplay("Hints on MRHead through the scripted API")
         dims = volume.GetImageData().GetDimensions()
@@ -695,7 +481,7 @@ class InteractiveSegTest(ScriptedLoadableModuleTest):
         self.assertTrue(logic.undo(volume, segmentation) and logic.undo(volume, segmentation))
         mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, segmentId, volume)
         self.assertEqual(int(np.count_nonzero(mask)), 0, "undo restores the empty segment")
-        with self.assertRaises(Exception):  # a hint outside the image changes nothing
+        with self.assertRaises(InteractionError):  # a hint outside the image changes nothing
             logic.segment(
                 volume,
                 [{"type": "click", "ijk": [dims[0] + 5, 0, 0], "label": 1}],

@@ -251,7 +251,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
 
     def _showHint(self, hint, volume):
         """A locked markup per placed hint (green inside, red outside), in every view."""
-        from InteractiveSegSlicer import mrml_glue
+        from InteractiveSegSlicer import geometry
 
         name = "InteractiveSeg hints +" if hint.positive else "InteractiveSeg hints -"
         node = slicer.mrmlScene.GetFirstNodeByName(name)
@@ -266,7 +266,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             node.GetDisplayNode().SetGlyphScale(1.5)
         points = hint.points if len(hint.points) <= 8 else hint.points[:: max(1, len(hint.points) // 8)]
         for ijk in points:
-            node.AddControlPoint(vtk.vtkVector3d(*mrml_glue.ijk_to_world(volume, ijk)))
+            node.AddControlPoint(vtk.vtkVector3d(*geometry.ijk_to_world(volume, ijk)))
 
     def _strokeActor(self, viewWidget):
         """The in-progress stroke/box drawn in the view (2D actor, removed on release)."""

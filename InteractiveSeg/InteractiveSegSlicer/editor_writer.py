@@ -17,7 +17,7 @@ import slicer
 
 from InteractiveSegLib.errors import InteractionError
 
-from . import mrml_glue
+from . import segment_io
 
 #: Segment editor overwrite modes by name (as the Segment Editor's "Modify other segments" menu).
 OVERWRITE_MODES = {"all": "OverwriteAllSegments", "visible": "OverwriteVisibleSegments", "none": "OverwriteNone"}
@@ -93,9 +93,9 @@ class EditorWriter:
         outside it). Masking keeps locked voxels as they are; the overwrite setting decides
         what happens to other segments. Returns the IDs of the segments written.
         """
-        mrml_glue.check_geometry(segmentationNode, volumeNode)
+        segment_io.check_geometry(segmentationNode, volumeNode)
         dims = volumeNode.GetImageData().GetDimensions()
-        extent = mrml_glue._region_extent(region, (dims[2], dims[1], dims[0]))
+        extent = segment_io._region_extent(region, (dims[2], dims[1], dims[0]))
         values = np.asarray(labelmap_region)
         self.bind(segmentationNode, volumeNode)
         segmentation = segmentationNode.GetSegmentation()
@@ -105,13 +105,13 @@ class EditorWriter:
             if seg is None:
                 raise InteractionError(f"segmentation {segmentationNode.GetName()!r} has no segment {sid!r}")
             target = values == value
-            current = mrml_glue._segment_voxels(seg, extent)
+            current = segment_io._segment_voxels(seg, extent)
             for voxels, mode in (
                 (current & ~target, self.logic.ModificationModeRemove),
                 (target & ~current, self.logic.ModificationModeAdd),
             ):
                 if voxels.any():
-                    modifier = mrml_glue._modifier_image(voxels, extent, volumeNode)
+                    modifier = segment_io._modifier_image(voxels, extent, volumeNode)
                     self.logic.ModifySegmentByLabelmap(segmentationNode, sid, modifier, mode, extent, False, False)
                     if sid not in written:
                         written.append(sid)

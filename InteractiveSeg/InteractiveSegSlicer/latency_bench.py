@@ -54,7 +54,7 @@ def time_engine(scene, volumeNode, labelled, engine: str, clicks: int, warmup: i
     from InteractiveSegLib.hints import Click
 
     from .editor_writer import EditorWriter
-    from .mrml_glue import SessionStore
+    from .session_store import SessionStore
     from .worker import InferenceWorker
 
     store = SessionStore(editor=EditorWriter(scene))
@@ -112,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
             "device": "cpu",
             "platform": platform.platform(),
         },
-        "path": "SessionStore.prepare -> InferenceWorker compute -> commit via vtkSlicerSegmentEditorLogic (undo state + changed extent); no rendering",
+        "path": (
+            "SessionStore.prepare -> InferenceWorker compute -> commit via vtkSlicerSegmentEditorLogic "
+            "(undo state + changed extent); no rendering"
+        ),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "results": results,
     }

@@ -13,7 +13,7 @@ import numpy as np
 from InteractiveSegLib.errors import InteractionError
 from InteractiveSegLib.hints import Scribble
 
-from . import engine_info, mrml_glue, slice_hints
+from . import engine_info, geometry, segment_io, session_store, slice_hints
 from .worker import InferenceWorker
 
 #: A propagation hint made from a drawn slice carries at most this many voxels (spread evenly).
@@ -47,10 +47,10 @@ def shared_worker() -> InferenceWorker:
 class SegmentationLogic:
     """One session per volume node (``store``), one inference thread (``worker``, started on
     first use), results written through ``editor`` when given (Segment Editor masking,
-    overwrite and undo) else through ``mrml_glue.write_region``."""
+    overwrite and undo) else through ``segment_io.write_region``."""
 
     def __init__(self, editor=None) -> None:
-        self.store = mrml_glue.SessionStore(editor)
+        self.store = session_store.SessionStore(editor)
         self.device: str | None = None  # None: CUDA when available, else CPU
         self.worker = shared_worker()
 
@@ -74,7 +74,7 @@ class SegmentationLogic:
         takes its own classes (InteractionError naming them otherwise)."""
         register_slicer_engines()
         labels = self.store.classes(engine, self.options(engine, engineKwargs), segmentationNode)
-        for value, sid in mrml_glue.find_segments(segmentationNode, labels).items():
+        for value, sid in segment_io.find_segments(segmentationNode, labels).items():
             if sid == segmentId:
                 return labels, value
         names = ", ".join(e.name for e in labels)
@@ -104,7 +104,7 @@ class SegmentationLogic:
         (default: its largest slice) become a positive hint there and a 3D engine (``vmn``,
         ``vmn-growcut``) propagates it through the volume. Returns the segmentation node."""
         hint = self.propagation_hint(volumeNode, segmentationNode, label, axis, index)
-        labels = mrml_glue.labels_from_segmentation(segmentationNode)
+        labels = segment_io.labels_from_segmentation(segmentationNode)
         return self.segment(volumeNode, [hint], engine, segmentationNode, labels, **engineKwargs)
 
     @staticmethod
@@ -113,10 +113,10 @@ class SegmentationLogic:
         scribble (at most MAX_PROPAGATION_SEEDS voxels, spread evenly) for a 3D engine."""
         if segmentationNode is None:
             raise InteractionError("propagate needs a segmentation that holds the class on one slice")
-        labels = mrml_glue.labels_from_segmentation(segmentationNode)
+        labels = segment_io.labels_from_segmentation(segmentationNode)
         if label not in labels:
             raise InteractionError(f"segmentation {segmentationNode.GetName()!r} has no class with label value {label}")
-        mask = mrml_glue.labelmap_from_segmentation(segmentationNode, volumeNode, labels) == label
+        mask = segment_io.labelmap_from_segmentation(segmentationNode, volumeNode, labels) == label
         area = mask.sum(axis=tuple(a for a in range(3) if a != axis))
         if index is None:
             index = int(np.argmax(area))
@@ -143,8 +143,8 @@ class SegmentationLogic:
     ):
         """Clicks from two point lists (positive, negative) for class ``label`` on slices of ``orientation``."""
         register_slicer_engines()
-        labels = mrml_glue.class_labels(segmentationNode, int(label), className)
-        axis = mrml_glue.kji_axis_for_orientation(volumeNode, orientation)
+        labels = segment_io.class_labels(segmentationNode, int(label), className)
+        axis = geometry.kji_axis_for_orientation(volumeNode, orientation)
         return self.store.apply_markups(
             volumeNode,
             positiveNode,
@@ -161,8 +161,8 @@ class SegmentationLogic:
         """Multi-class engines: the automatic segmentation of the slice of ``orientation``
         through world point ``ras`` (e.g. the slice view's centre), one segment per class."""
         register_slicer_engines()
-        axis = mrml_glue.kji_axis_for_orientation(volumeNode, orientation)
-        index = mrml_glue.slice_index_at(volumeNode, ras, axis)
+        axis = geometry.kji_axis_for_orientation(volumeNode, orientation)
+        index = geometry.slice_index_at(volumeNode, ras, axis)
         return self.store.automatic(
             volumeNode, axis, index, engine, segmentationNode, **self.options(engine, engineKwargs)
         )
@@ -181,10 +181,10 @@ class SegmentationLogic:
         """A hint from a gesture in a slice view: world points of the mouse positions and
         the view's plane normal. InteractionError (nothing changed) for an oblique view or
         a hint outside the image."""
-        mrml_glue._scalar_image(volumeNode)
+        geometry._scalar_image(volumeNode)
         axis = slice_hints.view_axis(volumeNode, normal_ras)
         dims = volumeNode.GetImageData().GetDimensions()
-        points_ijk = mrml_glue.world_to_ijk(volumeNode, points_ras)
+        points_ijk = geometry.world_to_ijk(volumeNode, points_ras)
         return slice_hints.hint_from_gesture(kind, points_ijk, (dims[2], dims[1], dims[0]), axis, label, positive)
 
     # -- session ------------------------------------------------------------------------

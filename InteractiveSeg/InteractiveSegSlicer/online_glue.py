@@ -24,7 +24,7 @@ import numpy as np
 
 from InteractiveSegLib.errors import InteractionError
 
-from . import mrml_glue, slice_views
+from . import geometry, segment_io, slice_views
 from .worker import Cancelled
 
 
@@ -44,10 +44,10 @@ def class_segment(volumeNode, segmentationNode, value: int = 1, name: str | None
     """(segmentation node, segment ID) of class ``value`` named ``name``, as the panel's Apply
     makes them: a new segmentation beside the volume when None, the segment added if missing."""
     if segmentationNode is None:
-        mrml_glue._scalar_image(volumeNode)  # refuse a bad volume before creating anything
-        segmentationNode = mrml_glue.new_segmentation_node(volumeNode)
-    ids = mrml_glue.ensure_segments(
-        segmentationNode, mrml_glue.class_labels(segmentationNode, int(value), name), volumeNode
+        geometry._scalar_image(volumeNode)  # refuse a bad volume before creating anything
+        segmentationNode = segment_io.new_segmentation_node(volumeNode)
+    ids = segment_io.ensure_segments(
+        segmentationNode, segment_io.class_labels(segmentationNode, int(value), name), volumeNode
     )
     return segmentationNode, ids[int(value)]
 
@@ -144,14 +144,15 @@ class OnlineLearningLogic:
         segmenter's prediction (one undo state). Returns True if it did."""
         learner = self._need_task()
         self._check_idle()
-        array = mrml_glue.volume_from_node(volumeNode).array  # ImageError: 2D, 4D, RGB, no data, NaN
+        array = geometry.volume_from_node(volumeNode).array  # ImageError: 2D, 4D, RGB, no data, NaN
         if segmentationNode is None:
             raise InteractionError("choose a segmentation (the segment the user paints on) first")
-        if segmentationNode.GetSegmentation().GetSourceRepresentationName() != mrml_glue.BINARY_LABELMAP:
+        if segmentationNode.GetSegmentation().GetSourceRepresentationName() != segment_io.BINARY_LABELMAP:
             raise InteractionError(
-                f"segmentation {segmentationNode.GetName()!r} is not a labelmap segmentation; paint in it with the Segment Editor first"
+                f"segmentation {segmentationNode.GetName()!r} is not a labelmap segmentation; "
+                "paint in it with the Segment Editor first"
             )
-        painted = mrml_glue.segment_mask(segmentationNode, segmentId, volumeNode)  # GeometryError, unknown segment
+        painted = segment_io.segment_mask(segmentationNode, segmentId, volumeNode)  # GeometryError, unknown segment
         learner.start_volume(array, _key(volumeNode, learner.volumes_done))
         if self.editor is None:
             from .editor_writer import EditorWriter
@@ -184,10 +185,8 @@ class OnlineLearningLogic:
     def proposal(self, axis: int, index: int, highlight: str = "") -> SliceProposal:
         """What a slice view needs to show slice ``index`` along KJI ``axis`` (highlighted when named)."""
         vol = self.volumeNode
-        ras = mrml_glue.slice_center_world(vol, axis, index)
-        normal = slice_views._unit(
-            mrml_glue.slice_center_world(vol, axis, index + 1) - ras
-        )  # world, transforms applied
+        ras = geometry.slice_center_world(vol, axis, index)
+        normal = slice_views._unit(geometry.slice_center_world(vol, axis, index + 1) - ras)  # world, transforms applied
         if highlight:
             slice_views.highlight_slice(vol, axis, index, highlight, slice_views.PROPOSED_COLOR)
         return SliceProposal(
@@ -212,7 +211,7 @@ class OnlineLearningLogic:
             )
         region = tuple(slice(index, index + 1) if a == axis else slice(0, n) for a, n in enumerate(shape))
         mask = np.take(
-            mrml_glue.segment_mask(self.segmentationNode, self.segmentId, self.volumeNode, region), 0, axis=axis
+            segment_io.segment_mask(self.segmentationNode, self.segmentId, self.volumeNode, region), 0, axis=axis
         )
         learner.add_slice(int(axis), int(index), mask)
         for p in self.proposals:
@@ -244,7 +243,7 @@ class OnlineLearningLogic:
     def _write_mask(self, mask: np.ndarray) -> list[str]:
         self._check_idle()
         vol, seg = self.volumeNode, self.segmentationNode
-        current = mrml_glue.segment_mask(seg, self.segmentId, vol)
+        current = segment_io.segment_mask(seg, self.segmentId, vol)
         target = np.asarray(mask, bool).copy()
         for axis, indices in self.learner.drawn().items():
             for index in indices:

@@ -1,13 +1,16 @@
-"""Hints from gestures in a slice view (click, drag stroke, drag box, extreme points).
+"""Hints from slice views: gestures (click, drag stroke, drag box, extreme points) and the
+module panel's markups point lists (one click per placed point).
 
 Why a separate, Qt-free module: the Segment Editor effect only turns mouse events into
-continuous IJK points (``xyToIjk``); everything that decides what a gesture means (which
-array axis the view shows, which voxels a stroke crosses, what lies outside the image)
-is here, where pytest can check it on real volume nodes.
+continuous IJK points (``xyToIjk``) and the panel only names its point lists; everything
+that decides what a gesture or a placed point means (which array axis the view shows,
+which voxels a stroke crosses, which voxel a point falls in through the transforms, what
+lies outside the image) is here, where pytest can check it on real volume nodes.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,7 +18,7 @@ import numpy as np
 from InteractiveSegLib.errors import InteractionError
 from InteractiveSegLib.hints import Box, Click, ExtremePoints, Interaction, Scribble, kji
 
-from . import mrml_glue
+from .geometry import _node_name, _scalar_image, kji_axis_for_normal, world_to_ijk
 
 #: Gestures the effect offers, in the order of its buttons.
 KINDS = ("click", "scribble", "box", "extreme")
@@ -25,7 +28,7 @@ MAX_OBLIQUE_DEGREES = 20.0
 
 def view_axis(volumeNode, normal_ras: Sequence[float]) -> int:
     """KJI axis shown by a slice view with this plane normal; refuses views oblique to the volume."""
-    return mrml_glue.kji_axis_for_normal(volumeNode, normal_ras, MAX_OBLIQUE_DEGREES)
+    return kji_axis_for_normal(volumeNode, normal_ras, MAX_OBLIQUE_DEGREES)
 
 
 def _voxels_on_slice(points_ijk: Sequence[Sequence[float]], axis: int, index: int) -> np.ndarray:
@@ -54,7 +57,8 @@ def _inside(voxels: np.ndarray, shape_kji: Sequence[int]) -> np.ndarray:
 
 def _outside_error(voxel, shape_kji) -> InteractionError:
     return InteractionError(
-        f"the hint at voxel IJK {tuple(int(c) for c in voxel)} is outside the image (IJK size {tuple(shape_kji[::-1])}); nothing was changed"
+        f"the hint at voxel IJK {tuple(int(c) for c in voxel)} is outside the image "
+        f"(IJK size {tuple(shape_kji[::-1])}); nothing was changed"
     )
 
 
@@ -99,3 +103,39 @@ def hint_from_gesture(
     if kind == "box":
         return Box(as_tuples[0], as_tuples[1], **common)
     return ExtremePoints(as_tuples, **common)
+
+
+def interactions_from_markups(
+    pointListNode, volumeNode, label: int = 1, positive: bool = True, axis: int = 0
+) -> list[Click]:
+    """One ``Click`` per defined control point of a markups point list.
+
+    World positions (markups transforms applied) are mapped through the volume's parent
+    transform and RAS->IJK, then rounded to the nearest voxel. A point outside the
+    volume raises InteractionError naming it. Points still being placed are skipped.
+    """
+    if pointListNode is None:
+        return []
+    image = _scalar_image(volumeNode)
+    size = image.GetDimensions()
+    names, world = [], []
+    for n in range(pointListNode.GetNumberOfControlPoints()):
+        if pointListNode.GetNthControlPointPositionStatus(n) != pointListNode.PositionDefined:
+            continue
+        p = [0.0, 0.0, 0.0]
+        pointListNode.GetNthControlPointPositionWorld(n, p)
+        names.append(pointListNode.GetNthControlPointLabel(n) or f"#{n + 1}")
+        world.append(p)
+    if not world:
+        return []
+    clicks = []
+    for name, p, ijk in zip(names, world, world_to_ijk(volumeNode, world), strict=False):
+        voxel = tuple(int(math.floor(c + 0.5)) for c in ijk)
+        if any(v < 0 or v >= s for v, s in zip(voxel, size, strict=False)):
+            raise InteractionError(
+                f"point {name!r} of {_node_name(pointListNode)} at RAS ({p[0]:.1f}, {p[1]:.1f}, {p[2]:.1f}) "
+                f"is outside volume {_node_name(volumeNode)!r} "
+                f"(IJK ({', '.join(f'{c:.1f}' for c in ijk)}), size {tuple(size)})"
+            )
+        clicks.append(Click(voxel, label=int(label), positive=bool(positive), axis=int(axis)))
+    return clicks

@@ -14,7 +14,7 @@ import numpy as np
 
 from InteractiveSegLib.errors import InteractionError
 
-from . import mrml_glue
+from . import geometry
 
 #: The one highlight of "Next slice" (updated on each suggestion, hidden on the next hint).
 SUGGESTED_SLICE = "InteractiveSeg suggested slice"
@@ -22,6 +22,8 @@ SUGGESTED_COLOR = (1.0, 0.8, 0.1)  # amber: not a segment colour, not a hint col
 #: Highlights of the online learner's proposals: this name + " 1", " 2", ...
 PROPOSED_SLICE = "InteractiveSeg proposed slice"
 PROPOSED_COLOR = (0.2, 0.75, 1.0)
+#: The slice view of Slicer's standard layouts that shows each orientation.
+VIEW_OF_ORIENTATION = {"Axial": "Red", "Coronal": "Green", "Sagittal": "Yellow"}
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -32,7 +34,7 @@ def slice_plane(volumeNode, axis: int, index: int) -> tuple[np.ndarray, np.ndarr
     """(centre, in-plane x and y unit directions, size in mm) of slice ``index`` along KJI
     ``axis`` in the volume's own RAS frame: the rectangle covers the slice's voxels to their
     outer edges (IJK -0.5 to n - 0.5 along both in-plane axes)."""
-    image = mrml_glue._scalar_image(volumeNode)
+    image = geometry._scalar_image(volumeNode)
     dims = image.GetDimensions()  # I, J, K
     normal_ijk = 2 - int(axis)
     if not 0 <= index < dims[normal_ijk]:
@@ -40,7 +42,7 @@ def slice_plane(volumeNode, axis: int, index: int) -> tuple[np.ndarray, np.ndarr
             f"slice {index} is outside the volume ({dims[normal_ijk]} slices along array axis {axis})"
         )
     a, b = (c for c in range(3) if c != normal_ijk)
-    m = mrml_glue._ijk_to_ras(volumeNode)
+    m = geometry._ijk_to_ras(volumeNode)
     centre_ijk = [(d - 1) / 2 for d in dims]
     centre_ijk[normal_ijk] = index
     centre = (m @ [*centre_ijk, 1.0])[:3]
@@ -100,17 +102,17 @@ def hide_highlights(scene, name: str = SUGGESTED_SLICE, exact: bool = False) -> 
 
 def orientation_for_axis(volumeNode, axis: int) -> str:
     """The slice-view orientation (Axial, Coronal, Sagittal) that shows the volume's slices
-    along KJI ``axis`` (the inverse of ``mrml_glue.kji_axis_for_orientation``); for a volume so
+    along KJI ``axis`` (the inverse of ``geometry.kji_axis_for_orientation``); for a volume so
     oblique that no orientation maps to that axis alone, the one closest to it."""
-    names = [o for o in mrml_glue.ORIENTATION_NORMALS if mrml_glue.kji_axis_for_orientation(volumeNode, o) == axis]
+    names = [o for o in geometry.ORIENTATION_NORMALS if geometry.kji_axis_for_orientation(volumeNode, o) == axis]
     if len(names) == 1:
         return names[0]
-    direction = _unit(mrml_glue._ijk_to_ras(volumeNode)[:3, 2 - axis])
-    return max(mrml_glue.ORIENTATION_NORMALS, key=lambda o: abs(np.dot(mrml_glue.ORIENTATION_NORMALS[o], direction)))
+    direction = _unit(geometry._ijk_to_ras(volumeNode)[:3, 2 - axis])
+    return max(geometry.ORIENTATION_NORMALS, key=lambda o: abs(np.dot(geometry.ORIENTATION_NORMALS[o], direction)))
 
 
 def _slice_to_ras(sliceNode) -> np.ndarray:
-    return mrml_glue._matrix_to_numpy(sliceNode.GetSliceToRAS())
+    return geometry._matrix_to_numpy(sliceNode.GetSliceToRAS())
 
 
 def _world_axes(volumeNode) -> np.ndarray:
@@ -118,8 +120,8 @@ def _world_axes(volumeNode) -> np.ndarray:
     transform applied."""
     dims = volumeNode.GetImageData().GetDimensions()
     centre = np.array([(d - 1) / 2 for d in dims])
-    origin = mrml_glue.ijk_to_world(volumeNode, centre)
-    return np.stack([_unit(mrml_glue.ijk_to_world(volumeNode, centre + e) - origin) for e in np.eye(3)], axis=1)
+    origin = geometry.ijk_to_world(volumeNode, centre)
+    return np.stack([_unit(geometry.ijk_to_world(volumeNode, centre + e) - origin) for e in np.eye(3)], axis=1)
 
 
 def show_slice(sliceNode, volumeNode, axis: int, index: int) -> str:
@@ -145,7 +147,7 @@ def show_slice(sliceNode, volumeNode, axis: int, index: int) -> str:
         for c, d in enumerate((x, y, n)):
             matrix.SetElement(r, c, d[r])
     sliceNode.UpdateMatrices()
-    sliceNode.JumpSliceByCentering(*mrml_glue.slice_center_world(volumeNode, axis, index))
+    sliceNode.JumpSliceByCentering(*geometry.slice_center_world(volumeNode, axis, index))
     return orientation
 
 
@@ -156,4 +158,4 @@ def view_slice(sliceNode, volumeNode) -> tuple[int, int]:
 
     m = _slice_to_ras(sliceNode)
     axis = view_axis(volumeNode, m[:3, 2])
-    return axis, mrml_glue.slice_index_at(volumeNode, m[:3, 3], axis)
+    return axis, geometry.slice_index_at(volumeNode, m[:3, 3], axis)

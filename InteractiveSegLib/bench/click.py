@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +99,7 @@ def summarize(engine_name: str, data: BenchData, results: list[SliceResult]) -> 
     by_structure: dict[str, list[SliceResult]] = {}
     for r in results:
         by_structure.setdefault(r.structure, []).append(r)
-    per_structure = {
+    per_structure: dict[str, dict[str, Any]] = {
         s: {
             "dice_at": {str(k): float(np.mean([r.dice_at(k) for r in rs])) for k in DICE_AT},
             "noc85": float(np.mean([r.noc(0.85) for r in rs])),
@@ -130,7 +131,7 @@ def summarize(engine_name: str, data: BenchData, results: list[SliceResult]) -> 
     )
 
 
-def markdown(results: list[dict]) -> str:
+def markdown(results: list[dict[str, Any]]) -> str:
     """BENCHMARK.md's summary table (also under the SIM suite's own tables)."""
     head = (
         "| engine | data | mode | structures | sessions | "
@@ -143,7 +144,8 @@ def markdown(results: list[dict]) -> str:
         ms = r["ms_per_interaction"]
         robot = f" ({r['robot']} robot)" if "robot" in r else ""
         lines.append(
-            f"| {r['engine']}{robot} | {r['data']} | {r['mode']} | {len(r['structures'])} | {r.get('sessions', '')} | "
+            f"| {r['engine']}{robot} | {r['data']} | {r['mode']} | {len(r['structures'])} | "
+            f"{r.get('sessions', '')} | "
             + " | ".join(f"{r['dice_at'].get(str(k), nan):.3f}" for k in DICE_AT)
             + f" | {r['noc85']:.2f} | {r['noc90']:.2f} | {ms['median'] or nan:.1f} | {ms['p95'] or nan:.1f}"
             + f" | {r['peak_rss_mb']} |"

@@ -21,10 +21,10 @@ model on the volume, each round the robot scribbles on the axial slice holding t
 largest 3D error region; volume Dice (right hemisphere). The ROI of each round and
 its time are recorded; a run with a fixed 128³ ROI gives the time bar's figure.
 
-Ablation (``--ablation``): ``finetune-l{1,2,3,all}`` (layers l; the default is 6), ``finetune-norg``
-(no region growing), ``finetune-m{5,25,50}`` (iterations M), ``finetune-anchor`` (far
-voxels keep their label, our option), ``finetune-bginit`` (a new label's channel copied
-from the background filter instead of imprinted), next to the default.
+Ablation (``--ablation``): ``finetune-l{1,2,3,all}`` (layers l; the default is 6),
+``finetune-norg`` (no region growing), ``finetune-m{5,25,50}`` (iterations M),
+``finetune-anchor`` (far voxels keep their label, our option), ``finetune-bginit`` (a new
+label's channel copied from the background filter instead of imprinted), next to the default.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -40,13 +41,15 @@ from InteractiveSegLib.bench.options import BenchOptions
 from InteractiveSegLib.bench.result import BenchResult
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.engines import create_engine
+from InteractiveSegLib.engines.base import Engine
 from InteractiveSegLib.errors import InteractiveSegError
-from InteractiveSegLib.hints import Click, Scribble, SliceAuto, ijk_from_slice_point
+from InteractiveSegLib.hints import Click, Interaction, Scribble, SliceAuto, ijk_from_slice_point
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.methods.finetune.engine import AdaptationReport, ScribbleFinetuneEngine
 from InteractiveSegLib.metrics import dice, noc
 from InteractiveSegLib.session import Session
 from InteractiveSegLib.users.robot import robot_click, robot_scribble
+from InteractiveSegLib.volume import Volume
 
 ROUNDS = 5
 NEW_STRUCTURES = ("Hippocampus_R", "Amygdala_R")
@@ -66,16 +69,16 @@ BASELINES = ("growcut", "click")
 _VARIANT = re.compile(r"^finetune(-3d)?((?:-l(?:\d+|all))|(?:-norg)|(?:-m\d+)|(?:-anchor)|(?:-bginit))*$")
 
 
-
 def owns(name: str) -> bool:
     """``finetune``, ``finetune-3d`` and their ablation variants (``finetune-l2-norg`` ...)."""
     return bool(_VARIANT.match(name))
 
-def engine_kwargs(name: str) -> dict:
+
+def engine_kwargs(name: str) -> dict[str, Any]:
     """``finetune-l2-norg-m15`` -> settings of that variant (defaults elsewhere)."""
     if not _VARIANT.match(name):
         raise InteractiveSegError(f"unknown fine-tuning variant {name!r}")
-    kw: dict = {}
+    kw: dict[str, Any] = {}
     for part in name.split("-")[1:]:
         if part == "3d":
             kw["mode"] = "3d"
@@ -113,11 +116,11 @@ class Run:
     ms: list[float] = field(default_factory=list)
     iterations: list[int] = field(default_factory=list)
     converged: list[bool] = field(default_factory=list)
-    rois: list[list[int]] = field(default_factory=list)
+    rois: list[list[int] | None] = field(default_factory=list)
 
 
 # -- data ----------------------------------------------------------------------------------------
-def shipped_targets(classes: list[str]) -> tuple[str, object, list[Target]]:
+def shipped_targets(classes: list[str]) -> tuple[str, Volume, list[Target]]:
     """Colin27's right hemisphere: the model's nuclei (held out) and two new structures."""
     from InteractiveSegLib.data.multiclass_tasks import load_task
 
@@ -141,7 +144,7 @@ def shipped_targets(classes: list[str]) -> tuple[str, object, list[Target]]:
 
 def user_targets(
     image: str, labels: str, classes: list[str], structures: list[str] | None, limit: int
-) -> tuple[str, object, list[Target]]:
+) -> tuple[str, Volume, list[Target]]:
     from InteractiveSegLib.bench.click import user_data
 
     data = user_data(image, labels, structures)
@@ -170,10 +173,12 @@ def _current(session: Session, t: Target, axis: int, index: int) -> np.ndarray:
     return np.take(pred, index, axis=axis)
 
 
-def run_slice(engine, kind: str, t: Target, axis: int, index: int, rounds: int) -> Run:
+def run_slice(engine: Engine, kind: str, t: Target, axis: int, index: int, rounds: int) -> Run:
     """One robot session on one slice (``kind``: "finetune", "growcut" or "click")."""
+    assert engine.volume is not None, "set_image() first"
     if kind == "finetune":
-        engine.reset_weights()  # every session starts from the source model
+        assert isinstance(engine, ScribbleFinetuneEngine)
+        engine.reset_adaptation()  # every session starts from the source model
         session = Session(engine.volume, engine, labels=_table(engine.label_table(), t))
         session.automatic(axis, index)
     else:
@@ -182,6 +187,7 @@ def run_slice(engine, kind: str, t: Target, axis: int, index: int, rounds: int) 
     run = Run(t.name, t.new, dices=[dice(ref, _current(session, t, axis, index))])
     for _ in range(rounds):
         pred = _current(session, t, axis, index)
+        hint: Interaction | None
         if kind == "click":
             c = robot_click(ref, pred)
             hint = (
@@ -223,12 +229,13 @@ def largest_error_slice(ref: np.ndarray, pred: np.ndarray) -> int:
 
 
 def run_volume(engine: ScribbleFinetuneEngine, t: Target, rounds: int) -> Run:
-    engine.reset_weights()
+    assert engine.volume is not None, "set_image() first"
+    engine.reset_adaptation()
     session = Session(engine.volume, engine, labels=_table(engine.label_table(), t))
     session.add(SliceAuto(0, 0))  # the model on the whole volume
     pred = np.zeros_like(t.reference)
 
-    def current():
+    def current() -> np.ndarray:
         pred[...] = False
         pred[t.window] = session.labelmap[t.window] == t.value
         return pred
@@ -254,7 +261,7 @@ def run_volume(engine: ScribbleFinetuneEngine, t: Target, rounds: int) -> Run:
 
 
 # -- timing bars -----------------------------------------------------------------------------
-def latency_256(engine_kwargs_: dict, rounds: int = 3, slices: int = 6) -> dict:
+def latency_256(engine_kwargs_: dict[str, Any], rounds: int = 3, slices: int = 6) -> dict[str, Any]:
     """ms per scribble round on 256 x 256 axial slices (Colin27 padded), putamen."""
     from InteractiveSegLib.volume import Volume
 
@@ -282,7 +289,7 @@ def latency_256(engine_kwargs_: dict, rounds: int = 3, slices: int = 6) -> dict:
     }
 
 
-def roi_128(engine_kwargs_: dict, rounds: int = 3) -> dict:
+def roi_128(engine_kwargs_: dict[str, Any], rounds: int = 3) -> dict[str, Any]:
     """s per round of ``finetune-3d`` with a 128³ ROI on Colin27 (caudate, held-out side)."""
     lv = datasets.load("colin27")
     kw = {**engine_kwargs_, "mode": "3d", "min_roi": (128, 128, 128)}
@@ -302,17 +309,17 @@ def roi_128(engine_kwargs_: dict, rounds: int = 3) -> dict:
 
 
 # -- summary --------------------------------------------------------------------------------------
-def summarize(name: str, mode: str, data: str, runs: list[Run], rounds: int, hint: str) -> dict:
-    def mean_dice(rs):
+def summarize(name: str, mode: str, data: str, runs: list[Run], rounds: int, hint: str) -> dict[str, Any]:
+    def mean_dice(rs: list[Run]) -> dict[str, float]:
         return {str(k): float(np.mean([r.dices[k] for r in rs])) for k in range(rounds + 1)} if rs else {}
 
-    def noc_mean(rs, target):
+    def noc_mean(rs: list[Run], target: float) -> float | None:
         return float(np.mean([noc(r.dices[1:], target, rounds) for r in rs])) if rs else None
 
     ms = np.concatenate([r.ms for r in runs]) if runs else np.zeros(0)
     its = np.concatenate([r.iterations for r in runs]) if runs else np.zeros(0)
     conv = np.concatenate([r.converged for r in runs]) if runs else np.zeros(0)
-    per = {}
+    per: dict[str, dict[str, Any]] = {}
     for s in dict.fromkeys(r.structure for r in runs):
         rs = [r for r in runs if r.structure == s]
         per[s] = {
@@ -354,7 +361,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
     names = [e for e in args.engines.split(",") if e]
     if args.ablation:
         names += [a for a in ("finetune", *ABLATION) if a not in names]
-    base = {"model": args.base_model} if args.base_model else {}
+    base: dict[str, Any] = {"model": args.base_model} if args.base_model else {}
     if args.base_spec:
         import json
 
@@ -362,6 +369,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
     probe = ScribbleFinetuneEngine(**base)
     classes = list(probe.spec.labels)
     if args.image:
+        assert args.labels is not None  # --image and --labels go together (bench.run)
         data_name, volume, targets = user_targets(
             args.image,
             args.labels,
@@ -373,16 +381,17 @@ def run(args: BenchOptions) -> list[BenchResult]:
         data_name, volume, targets = shipped_targets(classes)
     rng = np.random.default_rng(args.seed)
     axis = 0
-    cases = []
+    cases: list[tuple[Target, int]] = []
     for t in targets:
         ks = np.nonzero(t.reference.sum((1, 2)) >= args.min_area)[0]
         n = args.max_slices or 10
         if len(ks) > n:
             ks = np.sort(rng.choice(ks, n, replace=False))
         cases += [(t, int(k)) for k in ks]
-    results = []
+    results: list[dict[str, Any]] = []
     for name in names:
         t0 = time.time()
+        engine: Engine
         if name == "finetune-3d" or name.startswith("finetune-3d-"):
             engine = ScribbleFinetuneEngine(**{**base, **engine_kwargs(name)})
             engine.set_image(volume)
@@ -408,7 +417,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
     return [BenchResult.from_figures(r) for r in results]
 
 
-def markdown(results: list[dict]) -> str:
+def markdown(results: list[dict[str, Any]]) -> str:
     ks = sorted({int(k) for r in results for k in r["dice_at"]})
     head = (
         "| engine | mode | structures | "
@@ -438,11 +447,13 @@ def markdown(results: list[dict]) -> str:
         if "ms_per_interaction_256" in r:
             m = r["ms_per_interaction_256"]
             lines.append(
-                f"\n{r['engine']}: {m['median']:.0f} / {m['p95']:.0f} ms per round (median / p95) on 256 x 256 slices, {m['iterations_median']:.0f} iterations median"
+                f"\n{r['engine']}: {m['median']:.0f} / {m['p95']:.0f} ms per round (median / p95) on 256 x 256 slices, "
+                f"{m['iterations_median']:.0f} iterations median"
             )
         if "s_per_round_roi128" in r:
             m = r["s_per_round_roi128"]
             lines.append(
-                f"\n{r['engine']}: {m['median_s']:.2f} s per round (median; max {m['max_s']:.2f}) on a {m['roi']} ROI, iterations {m['iterations']}"
+                f"\n{r['engine']}: {m['median_s']:.2f} s per round (median; max {m['max_s']:.2f}) on a {m['roi']} ROI, "
+                f"iterations {m['iterations']}"
             )
     return "\n".join(lines)

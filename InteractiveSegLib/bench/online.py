@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ SHAPE = (32, 48, 48)  # KJI; the paper's 55 x 55 x 30
 STEPS = 6  # interactive steps per volume (Tables 3/4: 1+1 ... 6+6 slices)
 
 # Tables 3/4: settings of each stand-alone variant (replay needs a stream: off)
-INTERACTIVE = {
+INTERACTIVE: dict[str, dict[str, Any]] = {
     "online-cold": dict(guidance=False, weights="none"),
     "online-cold-mg": dict(guidance=True, weights="none"),
     "online-cold-mg-wl": dict(guidance=True, weights="indicator"),
@@ -57,7 +58,7 @@ INTERACTIVE = {
     "online-warm-mg": dict(guidance=True, weights="none"),
 }
 # Table 1: dynamic learning with reference labels
-DYNAMIC = {
+DYNAMIC: dict[str, dict[str, Any]] = {
     "online-dynamic": dict(replay=False, label_smoothing=False),
     "online-dynamic-rp": dict(replay=True, label_smoothing=False),
     "online-dynamic-ls": dict(replay=False, label_smoothing=True),
@@ -79,7 +80,7 @@ class Sample:
     mask: np.ndarray  # bool, SHAPE
 
 
-def _resize(a: np.ndarray, shape, mode: str) -> np.ndarray:
+def _resize(a: np.ndarray, shape: tuple[int, ...], mode: str) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]
     out = (
         F.interpolate(t, size=shape, mode=mode, align_corners=False)
@@ -89,7 +90,9 @@ def _resize(a: np.ndarray, shape, mode: str) -> np.ndarray:
     return out[0, 0].numpy()
 
 
-def crop_sample(image: np.ndarray, mask: np.ndarray, name: str, rng: np.random.Generator, shape=SHAPE) -> Sample:
+def crop_sample(
+    image: np.ndarray, mask: np.ndarray, name: str, rng: np.random.Generator, shape: tuple[int, ...] = SHAPE
+) -> Sample:
     """The structure's bounding box plus a random 0-10 voxel margin per side, resized."""
     idx = np.argwhere(mask)
     lo, hi = idx.min(0), idx.max(0) + 1
@@ -127,15 +130,17 @@ def draw(learner: DynamicLearner, sample: Sample, slices: dict[int, list[int]]) 
     return n, time.perf_counter() - t0
 
 
-def interactive_volume(learner: DynamicLearner, sample: Sample, steps: int, key: str) -> dict:
+def interactive_volume(learner: DynamicLearner, sample: Sample, steps: int, key: str) -> dict[str, list[float]]:
     """Algorithm 3 on one volume: per step the proposed slices (τ per plane) are drawn, the
     proxy updated, F trained one round. Dice of Υ and of F after each step."""
     learner.start_volume(sample.image, key)
-    out = {"proxy": [], "model": [], "slices": [], "proxy_s": [], "train_s": []}
+    out: dict[str, list[float]] = {"proxy": [], "model": [], "slices": [], "proxy_s": [], "train_s": []}
     total = 0
     # random slices (the baseline, and step 1 before F has learnt) are slices of the
     # structure: a user picking at random still picks where the structure is
-    present = {a: sample.mask.any(axis=tuple(b for b in range(3) if b != a)) for a in learner.settings.planes}
+    present = {
+        a: cast(np.ndarray, sample.mask.any(axis=tuple(b for b in range(3) if b != a))) for a in learner.settings.planes
+    }
     for _ in range(steps):
         n, sec = draw(learner, sample, learner.propose(within=present))
         total += n
@@ -153,12 +158,12 @@ def model_dice(learner: DynamicLearner, samples: list[Sample]) -> list[float]:
     return [dice(s.mask, learner.segmenter.predict(normalize(s.image)) > 0.5) for s in samples]
 
 
-def _stats(values: list[float]) -> dict:
+def _stats(values: list[float]) -> dict[str, float]:
     a = np.asarray(values, np.float64)
     return {"mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()), "max": float(a.max())}
 
 
-def _result(engine: str, structures: list[str], dice_at: dict, extra: dict) -> dict:
+def _result(engine: str, structures: list[str], dice_at: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return {
         "engine": engine,
         "mode": "3d",
@@ -193,10 +198,10 @@ def offline(settings: OnlineSettings, stream: list[Sample], evaluation: list[Sam
 
 def dynamic(
     settings: OnlineSettings, stream: list[Sample], evaluation: list[Sample], checkpoints: set[int]
-) -> tuple[list[float], dict]:
+) -> tuple[list[float], dict[str, float]]:
     """Dynamic learning with the reference labels: each volume once, in order."""
     learner = DynamicLearner(settings)
-    along = {}
+    along: dict[str, float] = {}
     for t, s in enumerate(stream, 1):
         learner.learn_volume(s.image, s.mask, key=f"t{t:04d}")
         if t in checkpoints:
@@ -204,31 +209,36 @@ def dynamic(
     return model_dice(learner, evaluation), along
 
 
-def stream_run(settings: OnlineSettings, stream: list[Sample], steps: int) -> tuple[DynamicLearner, list[dict]]:
+def stream_run(
+    settings: OnlineSettings, stream: list[Sample], steps: int
+) -> tuple[DynamicLearner, list[dict[str, list[float]]]]:
     """Algorithm 5: the stream of volumes, each annotated interactively, F learning throughout."""
     learner = DynamicLearner(settings)
-    runs = []
+    runs: list[dict[str, list[float]]] = []
     for t, s in enumerate(stream, 1):
         runs.append(interactive_volume(learner, s, steps, f"t{t:04d}"))
         if t % 10 == 0:
             _log(
-                f"online-stream: {t}/{len(stream)} volumes, proxy Dice@{steps} so far {np.mean([r['proxy'][-1] for r in runs]):.3f}"
+                f"online-stream: {t}/{len(stream)} volumes, "
+                f"proxy Dice@{steps} so far {np.mean([r['proxy'][-1] for r in runs]):.3f}"
             )
     return learner, runs
 
 
-def _per_step(runs: list[dict], key: str) -> dict[str, float]:
+def _per_step(runs: list[dict[str, list[float]]], key: str) -> dict[str, float]:
     return {str(i + 1): float(np.mean([r[key][i] for r in runs])) for i in range(len(runs[0][key]))}
 
 
-def _per_step_range(runs: list[dict], key: str) -> dict[str, list[float]]:
+def _per_step_range(runs: list[dict[str, list[float]]], key: str) -> dict[str, list[float]]:
     return {
         str(i + 1): [float(np.min([r[key][i] for r in runs])), float(np.max([r[key][i] for r in runs]))]
         for i in range(len(runs[0][key]))
     }
 
 
-def _interactive_result(engine: str, runs: list[dict], names: list[str], extra: dict | None = None) -> dict:
+def _interactive_result(
+    engine: str, runs: list[dict[str, list[float]]], names: list[str], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return _result(
         engine,
         names,
@@ -247,7 +257,7 @@ def _interactive_result(engine: str, runs: list[dict], names: list[str], extra: 
     )
 
 
-def speed(settings: OnlineSettings, seed: int) -> dict:
+def speed(settings: OnlineSettings, seed: int) -> dict[str, Any]:
     """The issue's speed figures on a 128 x 128 x 100 volume (Colin27 resampled, a real
     structure): proxy update after each of 12 drawn slices (6 coronal, 6 sagittal; the
     first of a plane re-registers every slice of it), and one training round."""
@@ -262,7 +272,7 @@ def speed(settings: OnlineSettings, seed: int) -> dict:
     learner = DynamicLearner(settings)
     learner.start_volume(image, "speed")
     rng = np.random.default_rng(seed)
-    updates = []
+    updates: list[dict[str, Any]] = []
     for axis in (1, 2):
         present = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
         for i in sorted(rng.choice(present, size=6, replace=False)):
@@ -307,12 +317,13 @@ def run(args: BenchOptions) -> list[BenchResult]:
     eval_names = [s.name for s in evaluation]
     stream_names = [s.name for s in stream]
     checkpoints = {max(1, round(len(stream) * f)) for f in (0.25, 0.5, 0.75, 1.0)}
-    results = []
+    results: list[dict[str, Any]] = []
     if not args.no_speed:
         t0 = time.time()
         sp = speed(base, args.seed)
         _log(
-            f"speed: proxy update {sp['proxy_update_s']['median_after_first']:.2f} s, training round {sp['training_round_s']['median']:.2f} s ({time.time() - t0:.0f} s)"
+            f"speed: proxy update {sp['proxy_update_s']['median_after_first']:.2f} s, "
+            f"training round {sp['training_round_s']['median']:.2f} s ({time.time() - t0:.0f} s)"
         )
     else:
         sp = None
@@ -352,7 +363,8 @@ def run(args: BenchOptions) -> list[BenchResult]:
             )
         )
         _log(
-            f"online-stream: proxy Dice@{steps} {np.mean([r['proxy'][-1] for r in runs]):.3f} over the stream, F on held-out {np.mean(d):.3f} ({time.time() - t0:.0f} s)"
+            f"online-stream: proxy Dice@{steps} {np.mean([r['proxy'][-1] for r in runs]):.3f} over the stream, "
+            f"F on held-out {np.mean(d):.3f} ({time.time() - t0:.0f} s)"
         )
     for engine, change in INTERACTIVE.items():
         if engine not in want:
@@ -362,6 +374,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
         for j, s in enumerate(evaluation):
             learner = DynamicLearner(replace(base, replay=False, label_smoothing=False, seed=args.seed + j, **change))
             if engine.startswith("online-warm"):
+                assert warm is not None  # the stream run above gives the warm start
                 learner.copy_weights_from(warm)
             runs.append(interactive_volume(learner, s, steps, f"eval{j:03d}"))
         results.append(_interactive_result(engine, runs, eval_names))
@@ -376,7 +389,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
     return [BenchResult.from_figures(r) for r in results]
 
 
-def markdown(results: list[dict]) -> str:
+def markdown(results: list[dict[str, Any]]) -> str:
     f = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     lines = [
         "Dynamic learning (F on held-out volumes, no interaction):",
@@ -415,7 +428,8 @@ def markdown(results: list[dict]) -> str:
         p = sp["proxy_update_s"]
         lines += [
             "",
-            f"Speed on {'x'.join(map(str, sp['shape_kji']))} (KJI, {sp['structure']}): proxy update after one new slice "
+            f"Speed on {'x'.join(map(str, sp['shape_kji']))} (KJI, {sp['structure']}): "
+            "proxy update after one new slice "
             f"median {f(p['median_after_first'])} s, max {f(p['max_after_first'])} s; first slice of a plane "
             + ", ".join(f"{x:.2f}" for x in p["first_slice_of_plane"])
             + " s; training round "

@@ -1,4 +1,5 @@
-"""Multi-class benchmark of the SIM engine and its ablation (papers/sim-sequential-interaction-memory.txt, 5.2).
+"""Multi-class benchmark of the SIM engine and its ablation
+(papers/sim-sequential-interaction-memory.txt, 5.2).
 
 Per held-out slice of the task, one session per engine: interaction 0 is the automatic
 result (empty memory); at every further interaction the deterministic robot of
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +45,8 @@ BASELINES = ("growcut",)
 def owns(name: str) -> bool:
     """``sim`` and the systems of its ablation (``ddg-sim``, ``auto``, ``ddg-sim-d3`` ...)."""
     return name == "sim" or name in ABLATION or name in VARIANTS
+
+
 CLICK_TABLE = (0, 1, 2, 3, 6)
 
 
@@ -57,7 +61,7 @@ class SliceRun:
 class SIMRunner:
     """One ablation system on 2D images: ``first`` (automatic) then ``next(states)``."""
 
-    def __init__(self, variant: str, **engine_kwargs) -> None:
+    def __init__(self, variant: str, **engine_kwargs: Any) -> None:
         from InteractiveSegLib.methods.sim.engine import SIMEngine
 
         engine = create_engine("sim", variant=variant, **engine_kwargs)
@@ -97,6 +101,7 @@ class GrowCutRunner:
 
     def next(self, image: np.ndarray, states: list[State]) -> np.ndarray:
         clicks = states[-1].clicks
+        assert self.seeds is not None, "first() starts the session"
         for c in range(self.n):
             self.seeds[clicks[c] > 0] = c + 1
         present = np.unique(self.seeds[self.seeds > 0])
@@ -109,7 +114,9 @@ class GrowCutRunner:
         return probs > 0.5
 
 
-def run_slice(runner, image: np.ndarray, target: np.ndarray, rounds: int, per_class: bool = False) -> SliceRun:
+def run_slice(
+    runner: SIMRunner | GrowCutRunner, image: np.ndarray, target: np.ndarray, rounds: int, per_class: bool = False
+) -> SliceRun:
     """One robot session on one slice; ``target`` is the (N, H, W) boolean reference.
     ``per_class``: every interaction clicks each class that misses a region (the paper's
     test-time virtual user) instead of only the largest region (BENCHMARK.md)."""
@@ -138,13 +145,15 @@ def run_slice(runner, image: np.ndarray, target: np.ndarray, rounds: int, per_cl
 
 ROBOTS = {
     "largest": "one robot click (largest region missing a class), every class answered",
-    "per-class": "one robot click per class that misses a region (the paper's test-time virtual user), every class answered",
+    "per-class": (
+        "one robot click per class that misses a region (the paper's test-time virtual user), every class answered"
+    ),
 }
 
 
 def summarize(
     name: str, data_name: str, classes: list[str], runs: list[SliceRun], rounds: int, robot: str = "largest"
-) -> dict:
+) -> dict[str, Any]:
     dice = np.array([r.dice for r in runs])  # (slices, rounds + 1, N)
     iou = np.array([r.iou for r in runs])
     with np.errstate(invalid="ignore"):
@@ -189,7 +198,7 @@ def summarize(
     }
 
 
-def latency_256(variant: str, interactions: int = 40) -> dict:
+def latency_256(variant: str, interactions: int = 40) -> dict[str, Any]:
     """Hint -> updated labelmap through a Session on 256 x 256 axial slices (Colin27 padded)."""
     from InteractiveSegLib.data import datasets
     from InteractiveSegLib.hints import Click, ijk_from_slice_point
@@ -204,7 +213,7 @@ def latency_256(variant: str, interactions: int = 40) -> dict:
     session = Session(vol, "sim", variant=variant)
     n = len(session.labels) + 1
     rng = np.random.default_rng(0)
-    times = []
+    times: list[float] = []
     for k in range(interactions):
         index = 60 + (k // 4) * 3  # four clicks per slice, then a new slice (its automatic pass included)
         rc = (int(rng.integers(60, 160)), int(rng.integers(50, 140)))
@@ -238,9 +247,10 @@ def user_task_data(task_name: str, image: str, labels: str) -> TaskData:
     return TaskData(task, normalize_intensity(vol.array), target, vol.shape[2], "low")
 
 
-def slices_for(data: TaskData, args, user: bool) -> list[TaskSlice]:
-    """Held-out slices: the task's test split (``--split train``: its training split), or every slice with foreground of a user's
-    volume; at most ``--max-slices`` per axis (fixed seed) when given."""
+def slices_for(data: TaskData, args: BenchOptions, user: bool) -> list[TaskSlice]:
+    """Held-out slices: the task's test split (``--split train``: its training split), or every
+    slice with foreground of a user's volume; at most ``--max-slices`` per axis (fixed seed)
+    when given."""
     axes = [int(a) for a in str(args.axes).split(",")]
     if user:
         out = []
@@ -252,7 +262,7 @@ def slices_for(data: TaskData, args, user: bool) -> list[TaskSlice]:
         out = data.slices("train" if args.split == "train" else "test", min_area=args.min_area, axes=axes)
     if args.max_slices:
         rng = np.random.default_rng(args.seed)
-        picked = []
+        picked: list[TaskSlice] = []
         for axis in axes:
             these = [s for s in out if s.axis == axis]
             if len(these) > args.max_slices:
@@ -280,8 +290,13 @@ def run(args: BenchOptions) -> list[BenchResult]:
     if args.axes == "0":
         args = replace(args, axes="0,1,2")
     user = bool(args.image)
-    data = user_task_data(args.task, args.image, args.labels) if user else load_task(args.task)
-    data_name = args.image if user else f"{args.task} {'training' if args.split == 'train' else 'held-out'} split"
+    if args.image:
+        assert args.labels is not None  # --image and --labels go together (bench.run)
+        data = user_task_data(args.task, args.image, args.labels)
+        data_name = args.image
+    else:
+        data = load_task(args.task)
+        data_name = f"{args.task} {'training' if args.split == 'train' else 'held-out'} split"
     classes = list(data.task.classes)
     slices = slices_for(data, args, user)
     small = smallest_class(data, slices)
@@ -296,13 +311,13 @@ def run(args: BenchOptions) -> list[BenchResult]:
         raise InteractiveSegError(f"unknown robot {unknown}; expected {sorted(ROBOTS)}")
     rounds = args.rounds or 20
     ks = [k for k in CLICK_TABLE if k <= rounds]
-    results = []
+    results: list[dict[str, Any]] = []
     for robot in robots:
         runs_of: dict[str, list[SliceRun]] = {}
-        result_of: dict[str, dict] = {}
+        result_of: dict[str, dict[str, Any]] = {}
         for name in names:
             t0 = time.time()
-            runner = GrowCutRunner(len(classes)) if name == "growcut" else SIMRunner(name)
+            runner: SIMRunner | GrowCutRunner = GrowCutRunner(len(classes)) if name == "growcut" else SIMRunner(name)
             runs = runs_of[name] = [
                 run_slice(runner, data.slice(s)[0], data.slice_target(s), rounds, robot == "per-class") for s in slices
             ]
@@ -326,18 +341,18 @@ def run(args: BenchOptions) -> list[BenchResult]:
     return [BenchResult.from_figures(r) for r in results]
 
 
-def _row_name(r: dict) -> str:
+def _row_name(r: dict[str, Any]) -> str:
     return f"{r['engine']} ({r.get('robot', 'largest')})"
 
 
-def markdown(results: list[dict]) -> str:
+def markdown(results: list[dict[str, Any]]) -> str:
     """The SIM tables, then BENCHMARK.md's summary table."""
     from InteractiveSegLib.bench import click
 
     return sim_tables(results) + "\n\n" + click.markdown(results)
 
 
-def sim_tables(results: list[dict], at: int = 3) -> str:
+def sim_tables(results: list[dict[str, Any]], at: int = 3) -> str:
     """The paper's Table 1 (per-class IoU / Dice after ``at`` clicks), Figure 7 (IoU vs clicks),
     DDG-SIM's paired differences on the smallest class, and the BENCHMARK.md summary. Rows are
     named ``engine (robot)``."""

@@ -1,5 +1,6 @@
 """3D benchmark of slice-propagation engines (VMN, its memory-less baseline, registration
-propagation and Grow from seeds from the corrected slices): per volume and structure, round after round.
+propagation and Grow from seeds from the corrected slices): per volume and structure, round
+after round.
 
 Round 1: the robot gives a hint of the chosen type on the axial slice where the
 structure is largest: a scribble (the BENCHMARK.md stroke on the whole structure), a
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +49,8 @@ def owns(name: str) -> bool:
     """A registered single-class 3D engine (it propagates through the volume)."""
     info = describe_engine(name)
     return info.mode == "3d" and not info.multiclass
+
+
 HINTS = ("scribble", "box", "extreme")
 SELECT = ("quality", "random", "oracle")
 AXIS = 0  # axial (KJI axis 0), as the paper
@@ -74,7 +78,11 @@ def choose_slice(
     if select == "random":
         q = _last_quality(session)
         rated = q is not None and np.isfinite(q).any()  # else (no quality head): the slices it labelled
-        cand = [i for i in range(ref.shape[AXIS]) if i not in done and (np.isfinite(q[i]) if rated else pred[i].any())]
+        if rated:
+            assert q is not None
+            cand = [i for i in range(ref.shape[AXIS]) if i not in done and np.isfinite(q[i])]
+        else:
+            cand = [i for i in range(ref.shape[AXIS]) if i not in done and pred[i].any()]
         return int(rng.choice(cand)) if cand else None
     cand = [i for i in range(ref.shape[AXIS]) if i not in done and (ref[i].any() or pred[i].any())]
     # the suggestion's rule with the truth: the most wrong voxels (the paper's lowest IoU
@@ -98,7 +106,7 @@ def run_volume(
     hint_rng, select_rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
     run = VolumeRun(name)
     done: set[int] = set()
-    index = int(np.argmax(ref.sum((1, 2))))
+    index: int | None = int(np.argmax(ref.sum((1, 2))))
     for r in range(1, rounds + 1):
         if r > 1:
             index = choose_slice(select, session, ref, done, select_rng)
@@ -112,6 +120,7 @@ def run_volume(
         if index is not None:
             done.add(index)
         if hint is not None:
+            assert index is not None  # a hint is drawn on a chosen slice
             run.slices.append(index)
             t0 = time.perf_counter()
             step = session.add(hint)
@@ -128,9 +137,11 @@ def run_volume(
     return run
 
 
-def summarize(engine: str, data: BenchData, kind: str, select: str, runs: list[VolumeRun], rounds: int) -> dict:
+def summarize(
+    engine: str, data: BenchData, kind: str, select: str, runs: list[VolumeRun], rounds: int
+) -> dict[str, Any]:
     keys = list(range(1, rounds + 1))
-    per_structure = {
+    per_structure: dict[str, dict[str, Any]] = {
         r.structure: {
             "dice_at": {str(k): r.dices[k - 1] for k in keys},
             "noc85": noc(r.dices, 0.85, rounds),
@@ -172,7 +183,7 @@ def summarize(engine: str, data: BenchData, kind: str, select: str, runs: list[V
     }
 
 
-def full_sweep_seconds(engine_name: str, shape: tuple[int, int, int] = (100, 256, 256)) -> dict:
+def full_sweep_seconds(engine_name: str, shape: tuple[int, int, int] = (100, 256, 256)) -> dict[str, float]:
     """s for one propagation over every slice of a (slices, 256, 256) block of Colin27
     (zero-padded), from a box on the middle slice, the stop rule off, on whole slices: the
     speed bar's volume. ``cold``: first round on the volume; ``warm``: a later round (the
@@ -189,7 +200,7 @@ def full_sweep_seconds(engine_name: str, shape: tuple[int, int, int] = (100, 256
     volume = Volume(img, lv.image.geometry)
     mid = shape[0] // 2
     box = Box((90, 100, mid), (130, 140, mid), label=1, axis=AXIS)
-    seconds = []
+    seconds: list[float] = []
     for _ in range(2):  # the first round computes the query encodings, later rounds reuse them
         session = Session(volume, engine, LabelTable.default([1]))
         step = session.add(box)
@@ -215,6 +226,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
             raise InteractiveSegError(f"--select {s!r}: expected one of {SELECT}")
     rounds = args.rounds or 6
     if args.image:
+        assert args.labels is not None  # --image and --labels go together (bench.run)
         data = [user_data(args.image, args.labels, args.structures.split(",") if args.structures else None)]
     else:
         names = args.data if args.data != "colin27,inia19,mni152" else "colin27,inia19"
@@ -224,7 +236,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
             if args.max_structures and len(ids) > args.max_structures:
                 pick = np.random.default_rng(args.seed).choice(ids, args.max_structures, replace=False)
                 d.structures = {int(v): d.structures[int(v)] for v in sorted(pick)}
-    results = []
+    results: list[dict[str, Any]] = []
     for engine_name in engines:
         engine = None
         for d in data:
@@ -249,7 +261,8 @@ def run(args: BenchOptions) -> list[BenchResult]:
                         )
                     r = summarize(engine_name, d, kind, select, runs, rounds)
                     log(
-                        f"{engine_name} {kind} {select} on {d.name}: Dice@1 {r['dice_at']['1']:.3f} Dice@{rounds} {r['dice_at'][str(rounds)]:.3f} ({time.time() - t0:.0f} s)"
+                        f"{engine_name} {kind} {select} on {d.name}: Dice@1 {r['dice_at']['1']:.3f} "
+                        f"Dice@{rounds} {r['dice_at'][str(rounds)]:.3f} ({time.time() - t0:.0f} s)"
                     )
                     results.append(r)
         if engine is not None and not args.no_speed and engine_name in ("vmn", "vmn-mem0"):
@@ -260,12 +273,12 @@ def run(args: BenchOptions) -> list[BenchResult]:
     return [BenchResult.from_figures(r) for r in results]
 
 
-def _sweep(r: dict) -> str:
+def _sweep(r: dict[str, Any]) -> str:
     s = r.get("s_per_propagation_256x256x100")
     return "—" if not s else f"{s['cold']:.2f} / {s['warm']:.2f}"
 
 
-def markdown(results: list[dict]) -> str:
+def markdown(results: list[dict[str, Any]]) -> str:
     rounds = max(int(k) for r in results for k in r["dice_at"]) if results else 0
     head = (
         "| engine | hint | select | data | structures | "
@@ -276,7 +289,8 @@ def markdown(results: list[dict]) -> str:
     f = lambda x: "—" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.3f}"  # noqa: E731
     for r in results:
         lines.append(
-            f"| {r['engine']} | {r['hint']} | {r['select']} | {r['data']} {tuple(r['shape'])} | {len(r['structures'])} | "
+            f"| {r['engine']} | {r['hint']} | {r['select']} | {r['data']} {tuple(r['shape'])} | "
+            f"{len(r['structures'])} | "
             + " | ".join(f(r["dice_at"].get(str(k))) for k in range(1, rounds + 1))
             + f" | {f(r['s_per_propagation'])} | {_sweep(r)} | {f(r['quality_pearson'])} | {r['peak_rss_mb']} |"
         )

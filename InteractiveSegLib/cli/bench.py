@@ -56,7 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--select", default=d.select, help="slice to correct next: quality, random, oracle")
     v.add_argument("--max-structures", type=int, default=d.max_structures, help="per shipped volume (0: all)")
     f = p.add_argument_group("finetune")
-    f.add_argument("--base-model", help="the model to adapt (checkpoint, TorchScript, MONAI bundle; default sim_auto.pt)")
+    f.add_argument(
+        "--base-model", help="the model to adapt (checkpoint, TorchScript, MONAI bundle; default sim_auto.pt)"
+    )
     f.add_argument("--base-spec", help="JSON spec of --base-model (labels, preprocessing), if not beside it")
     o = p.add_argument_group("online (learning across volumes)")
     o.add_argument("--stream", action="store_true", help="the stream experiment (dynamic-learning paper)")

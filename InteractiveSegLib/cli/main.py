@@ -1,4 +1,5 @@
-"""The ``interactiveseg`` console script: demo, bench, segment, online, train-click, train-sim, train-vmn, engines."""
+"""The ``interactiveseg`` console script: demo, bench, segment, online, train-click, train-sim,
+train-vmn, engines."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from InteractiveSegLib.errors import InteractiveSegError
 
 
-def _segment(args) -> None:
+def _segment(args: argparse.Namespace) -> None:
     """Apply saved hints (JSON, as the Slicer module's batch API takes them) to a volume."""
     from InteractiveSegLib.engines import create_engine
     from InteractiveSegLib.hints import from_json
@@ -31,7 +32,7 @@ def _segment(args) -> None:
     print(f"wrote {write_seg_nrrd(args.out, session.labelmap, vol.geometry, labels)}")
 
 
-def _online(args) -> None:
+def _online(args: argparse.Namespace) -> None:
     """A site's online-learning task from the command line: a fully labelled volume joins
     it (``--labels``), and/or the task's segmenter segments a volume (``--predict``)."""
     import numpy as np
@@ -55,7 +56,8 @@ def _online(args) -> None:
                 raise InteractiveSegError(f"{args.labels} has no voxel of {args.structure or 'any structure'}")
             report = learner.learn_volume(vol.array, mask, key=Path(args.image).name.split(".")[0])
             print(
-                f"learnt {args.image}: loss {report.losses[0]:.3f} -> {report.losses[-1]:.3f} in {report.train_seconds:.1f} s"
+                f"learnt {args.image}: loss {report.losses[0]:.3f} -> {report.losses[-1]:.3f} "
+                f"in {report.train_seconds:.1f} s"
             )
         if args.predict:
             if learner.rounds_trained == 0:
@@ -66,7 +68,8 @@ def _online(args) -> None:
             mask = (learner.prediction() > 0.5).astype(np.uint8)
             print(f"wrote {write_seg_nrrd(args.predict, mask, vol.geometry, LabelTable.default([1], {1: args.name}))}")
         print(
-            f"task {args.task}: {learner.volumes_done} volumes, {learner.rounds_trained} training rounds, buffer {learner.buffer.buffer}"
+            f"task {args.task}: {learner.volumes_done} volumes, {learner.rounds_trained} training rounds, "
+            f"buffer {learner.buffer.buffer}"
         )
 
 

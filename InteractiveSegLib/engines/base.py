@@ -150,6 +150,7 @@ class EngineInfo:
     runs_network: bool
     model_card: str | None
     classes: LabelTable | None
+    summary: str = ""  # the first line of the engine class's docstring
 
 
 class Engine(ABC):
@@ -203,6 +204,7 @@ class Engine(ABC):
             runs_network=cls.RUNS_NETWORK,
             model_card=cls.MODEL_CARD,
             classes=cls.classes(**kwargs) if cls.multiclass else None,
+            summary=(cls.__doc__ or "").strip().split("\n")[0],
         )
 
     def label_table(self) -> LabelTable | None:

@@ -108,7 +108,7 @@ def model_card(name: str) -> str:
     info = describe_engine(name)
     if info.model_card is None:
         if not info.runs_network:
-            return f"{info.name}: a classic algorithm, no trained model."
+            return f"{info.summary} A classic algorithm: no trained model."
         return f"Engine {name!r} has no model card (a plug-in engine: see its own documentation)."
     path = default_models_dir() / info.model_card
     if not path.is_file():

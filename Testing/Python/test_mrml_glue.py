@@ -1,6 +1,10 @@
-"""MRML glue against real Slicer classes (slicer-core scene from trame-slicer's SlicerApp; no mocks)."""
+"""The Qt-free Slicer glue (geometry, segment_io, session_store, markups -> clicks in
+slice_hints) against real Slicer classes (slicer-core scene from trame-slicer's SlicerApp;
+no mocks)."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,11 +24,18 @@ IJK_TO_RAS = np.array(
 )
 
 
+def glue_modules() -> SimpleNamespace:
+    """The Qt-free Slicer glue, one module per idea (importable once slicer-core is set up)."""
+    from InteractiveSegSlicer import geometry, segment_io, session_store, slice_hints
+
+    return SimpleNamespace(
+        geometry=geometry, segment_io=segment_io, session_store=session_store, slice_hints=slice_hints
+    )
+
+
 @pytest.fixture
 def glue(slicer_app):
-    from InteractiveSegSlicer import mrml_glue
-
-    return mrml_glue
+    return glue_modules()
 
 
 def ramp(shape=(6, 9, 11)) -> np.ndarray:
@@ -42,8 +53,8 @@ def labels3() -> LabelTable:
 def segment_array(glue, seg_node, volume_node, sid) -> np.ndarray:
     """One segment as a KJI boolean array on the volume grid, read independently of write_region."""
     seg = seg_node.GetSegmentation().GetSegment(sid)
-    lm = seg.GetRepresentation(glue.BINARY_LABELMAP)
-    return glue._layer_values(lm, volume_node.GetImageData().GetExtent()) == seg.GetLabelValue()
+    lm = seg.GetRepresentation(glue.segment_io.BINARY_LABELMAP)
+    return glue.segment_io._layer_values(lm, volume_node.GetImageData().GetExtent()) == seg.GetLabelValue()
 
 
 def node_ids(scene) -> list[str]:
@@ -54,7 +65,7 @@ def node_ids(scene) -> list[str]:
 def test_volume_round_trip_array_and_geometry(glue, volume_node):
     a = ramp()
     node = volume_node(a, IJK_TO_RAS, name="CT")
-    vol = glue.volume_from_node(node)
+    vol = glue.geometry.volume_from_node(node)
     assert vol.name == "CT"
     assert vol.array.dtype == np.float32 and vol.shape == a.shape
     np.testing.assert_array_equal(vol.array, a.astype(np.float32))
@@ -95,7 +106,7 @@ def test_unusable_volumes_are_rejected(glue, scene, volume_node, case):
         match = "no voxel data"
     before = node_ids(scene)
     with pytest.raises(ImageError, match=match):
-        glue.volume_from_node(node)
+        glue.geometry.volume_from_node(node)
     assert node_ids(scene) == before
 
 
@@ -113,11 +124,13 @@ def test_markups_ras_to_ijk_with_rounding_and_parent_transform(glue, scene, volu
     node.SetAndObserveTransformNodeID(transform.GetID())
     points = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "positive")
     wanted = [(3, 4, 5), (0, 0, 0), (10, 8, 5)]
-    for n, (ijk, jitter) in enumerate(zip(wanted, [(0.3, -0.4, 0.2), (0.0, 0.0, 0.0), (-0.45, 0.1, 0.49)], strict=False)):
+    for n, (ijk, jitter) in enumerate(
+        zip(wanted, [(0.3, -0.4, 0.2), (0.0, 0.0, 0.0), (-0.45, 0.1, 0.49)], strict=False)
+    ):
         local = IJK_TO_RAS @ np.array([*(np.add(ijk, jitter)), 1.0])
         world = local[:3] + (5.0, -3.0, 0.0)
         points.AddControlPoint(vtk.vtkVector3d(*world), f"p{n}")
-    clicks = glue.interactions_from_markups(points, node, label=2, positive=False, axis=1)
+    clicks = glue.slice_hints.interactions_from_markups(points, node, label=2, positive=False, axis=1)
     assert [c.ijk for c in clicks] == wanted
     assert all(c.label == 2 and c.positive is False and c.axis == 1 for c in clicks)
 
@@ -130,7 +143,7 @@ def test_markups_outside_volume_names_the_point(glue, scene, volume_node):
     points.AddControlPoint(vtk.vtkVector3d(*(IJK_TO_RAS @ [1, 1, 1, 1])[:3]), "inside")
     points.AddControlPoint(vtk.vtkVector3d(*(IJK_TO_RAS @ [11, 1, 1, 1])[:3]), "far-away")
     with pytest.raises(InteractionError, match="far-away.*outside"):
-        glue.interactions_from_markups(points, node)
+        glue.slice_hints.interactions_from_markups(points, node)
 
 
 # --- segmentations ---------------------------------------------------------------------------
@@ -138,24 +151,24 @@ def test_multiclass_labelmap_round_trips_with_names_and_colours(glue, scene, vol
     vol = volume_node(ramp(), IJK_TO_RAS)
     seg = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "seg")
     labels = labels3()
-    ids = glue.ensure_segments(seg, labels, vol)
+    ids = glue.segment_io.ensure_segments(seg, labels, vol)
     assert sorted(ids) == [1, 2, 5]
     rng = np.random.default_rng(1)
     lm = rng.choice([0, 1, 2, 5], size=(6, 9, 11)).astype(np.uint8)
     full = tuple(slice(0, n) for n in lm.shape)
-    glue.write_region(seg, ids, lm, full, vol)
-    np.testing.assert_array_equal(glue.labelmap_from_segmentation(seg, vol, labels), lm)
+    glue.segment_io.write_region(seg, ids, lm, full, vol)
+    np.testing.assert_array_equal(glue.segment_io.labelmap_from_segmentation(seg, vol, labels), lm)
     segmentation = seg.GetSegmentation()
     for entry in labels:
         s = segmentation.GetSegment(ids[entry.value])
         assert s.GetName() == entry.name
         np.testing.assert_allclose(s.GetColor(), entry.color, atol=1e-6)
     # calling again finds the same segments (by tag) and keeps their content
-    assert glue.ensure_segments(seg, labels, vol) == ids
+    assert glue.segment_io.ensure_segments(seg, labels, vol) == ids
     assert segmentation.GetNumberOfSegments() == 3
-    np.testing.assert_array_equal(glue.labelmap_from_segmentation(seg, vol, labels), lm)
+    np.testing.assert_array_equal(glue.segment_io.labelmap_from_segmentation(seg, vol, labels), lm)
     # the table can be read back from the segmentation
-    back = glue.labels_from_segmentation(seg)
+    back = glue.segment_io.labels_from_segmentation(seg)
     assert [(e.value, e.name) for e in back] == [(e.value, e.name) for e in labels]
 
 
@@ -164,7 +177,7 @@ def test_write_region_only_touches_the_region(glue, scene, volume_node):
     vol = volume_node(ramp((8, 10, 12)), IJK_TO_RAS)
     seg = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "seg")
     labels = labels3()
-    ids = glue.ensure_segments(seg, labels, vol)
+    ids = glue.segment_io.ensure_segments(seg, labels, vol)
     # a foreign segment (not a class) and pre-filled class voxels, written with Slicer's own API
     foreign = seg.GetSegmentation().AddEmptySegment("", "user notes", [1, 1, 0])
     Logic = __import__("slicer").vtkSlicerSegmentationsModuleLogic
@@ -178,7 +191,7 @@ def test_write_region_only_touches_the_region(glue, scene, volume_node):
     prefill[foreign][7, 0:3, 0:3] = True  # outside the region
     prefill[foreign][3:5, 1:3, 4:6] = True  # inside, where class 2 will be written: must survive
     for sid, mask in prefill.items():
-        modifier = glue._modifier_image(mask, (0, 11, 0, 9, 0, 7), vol)
+        modifier = glue.segment_io._modifier_image(mask, (0, 11, 0, 9, 0, 7), vol)
         Logic.SetBinaryLabelmapToSegment(
             modifier, seg, sid, Logic.MODE_MERGE_MASK, [0, 11, 0, 9, 0, 7]
         )  # "Add", as the Segment Editor does
@@ -191,7 +204,7 @@ def test_write_region_only_touches_the_region(glue, scene, volume_node):
     new[:, 0:3, :] = 2  # class 2 takes voxels class 1 had
     new[:, 5:8, 2:4] = 5  # class 5 appears
     # the rest: background, i.e. class 1 is removed from the region
-    changed = glue.write_region(seg, ids, new, region, vol)
+    changed = glue.segment_io.write_region(seg, ids, new, region, vol)
     assert set(changed) == {ids[1], ids[2], ids[5]}
 
     inside = np.zeros((8, 10, 12), bool)
@@ -204,7 +217,7 @@ def test_write_region_only_touches_the_region(glue, scene, volume_node):
     names = [seg.GetSegmentation().GetSegment(s).GetName() for s in seg.GetSegmentation().GetSegmentIDs()]
     assert names == ["liver", "spleen", "kidney", "user notes"]
     # writing the same content again changes nothing
-    assert glue.write_region(seg, ids, new, region, vol) == []
+    assert glue.segment_io.write_region(seg, ids, new, region, vol) == []
 
 
 def test_mismatched_geometry_is_rejected_and_scene_unchanged(glue, scene, volume_node):
@@ -212,10 +225,10 @@ def test_mismatched_geometry_is_rejected_and_scene_unchanged(glue, scene, volume
     other = volume_node(ramp(), np.diag([1.0, 1.0, 1.0, 1.0]), name="B")
     seg = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "on B")
     labels = labels3()
-    ids = glue.ensure_segments(seg, labels, other)
+    ids = glue.segment_io.ensure_segments(seg, labels, other)
     lm = np.zeros((6, 9, 11), np.uint8)
     lm[2:4, 2:5, 3:7] = 1
-    glue.write_region(seg, ids, lm, tuple(slice(0, n) for n in lm.shape), other)
+    glue.segment_io.write_region(seg, ids, lm, tuple(slice(0, n) for n in lm.shape), other)
 
     segmentation = seg.GetSegmentation()
     ref_name = __import__("slicer").vtkSegmentationConverter.GetReferenceImageGeometryParameterName()
@@ -223,27 +236,27 @@ def test_mismatched_geometry_is_rejected_and_scene_unchanged(glue, scene, volume
         node_ids(scene),
         list(segmentation.GetSegmentIDs()),
         segmentation.GetConversionParameter(ref_name),
-        glue.labelmap_from_segmentation(seg, other, labels).copy(),
+        glue.segment_io.labelmap_from_segmentation(seg, other, labels).copy(),
     )
     with pytest.raises(GeometryError, match="reference geometry"):
-        glue.ensure_segments(seg, labels, vol)
+        glue.segment_io.ensure_segments(seg, labels, vol)
     with pytest.raises(GeometryError):
-        glue.write_region(seg, ids, np.ones((1, 1, 1), np.uint8), (slice(0, 1),) * 3, vol)
+        glue.segment_io.write_region(seg, ids, np.ones((1, 1, 1), np.uint8), (slice(0, 1),) * 3, vol)
     assert snapshot[0] == node_ids(scene)
     assert snapshot[1] == list(segmentation.GetSegmentIDs())
     assert snapshot[2] == segmentation.GetConversionParameter(ref_name)
-    np.testing.assert_array_equal(snapshot[3], glue.labelmap_from_segmentation(seg, other, labels))
+    np.testing.assert_array_equal(snapshot[3], glue.segment_io.labelmap_from_segmentation(seg, other, labels))
 
 
 def test_write_region_validates_before_writing(glue, scene, volume_node):
     vol = volume_node(ramp())
     seg = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "seg")
-    ids = glue.ensure_segments(seg, LabelTable.default([1]), vol)
+    ids = glue.segment_io.ensure_segments(seg, LabelTable.default([1]), vol)
     region = (slice(0, 2), slice(0, 2), slice(0, 2))
     with pytest.raises(InteractionError, match="no segment"):
-        glue.write_region(seg, ids, np.full((2, 2, 2), 3, np.uint8), region, vol)
+        glue.segment_io.write_region(seg, ids, np.full((2, 2, 2), 3, np.uint8), region, vol)
     with pytest.raises(InteractionError, match="shape"):
-        glue.write_region(seg, ids, np.ones((2, 2, 3), np.uint8), region, vol)
+        glue.segment_io.write_region(seg, ids, np.ones((2, 2, 3), np.uint8), region, vol)
     assert not segment_array(glue, seg, vol, ids[1]).any()
 
 
@@ -268,7 +281,7 @@ def growcut_registered(slicer_app):
 
 def test_session_store_segments_undoes_and_redoes(glue, disk_volume, growcut_registered):
     vol, disk = disk_volume
-    store = glue.SessionStore()
+    store = glue.session_store.SessionStore()
     hints = [to_dict(Click((25, 22, 6), 1, True, 0)), to_dict(Click((2, 2, 6), 1, False, 0))]  # JSON dicts
     seg = store.segment(vol, hints, engine="growcut", labels=LabelTable.default([1], {1: "tumour"}))
     segmentation = seg.GetSegmentation()
@@ -300,7 +313,7 @@ def test_session_store_applies_markups(glue, scene, disk_volume, growcut_registe
     neg = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "neg")
     pos.AddControlPoint(vtk.vtkVector3d(*(ijk_to_ras @ [25, 22, 4, 1])[:3]), "in")
     neg.AddControlPoint(vtk.vtkVector3d(*(ijk_to_ras @ [3, 40, 4, 1])[:3]), "out")
-    store = glue.SessionStore()
+    store = glue.session_store.SessionStore()
     seg = store.apply_markups(vol, pos, neg, label=1, axis=0, engine="growcut")
     assert pos.GetNumberOfControlPoints() == 0 and neg.GetNumberOfControlPoints() == 0
     sid = seg.GetSegmentation().GetSegmentIDs()[0]
@@ -313,22 +326,22 @@ def test_session_store_applies_markups(glue, scene, disk_volume, growcut_registe
 def test_orientation_maps_to_the_volume_array_axis(glue, volume_node):
     # IJK_TO_RAS: i -> R, j -> S, k -> A, so axial slices (normal S) are along KJI axis 1 (j)
     node = volume_node(ramp(), IJK_TO_RAS)
-    assert glue.kji_axis_for_orientation(node, "Axial") == 1
-    assert glue.kji_axis_for_orientation(node, "Coronal") == 0
-    assert glue.kji_axis_for_orientation(node, "Sagittal") == 2
-    assert glue.kji_axis_for_orientation(volume_node(ramp()), "Axial") == 0
+    assert glue.geometry.kji_axis_for_orientation(node, "Axial") == 1
+    assert glue.geometry.kji_axis_for_orientation(node, "Coronal") == 0
+    assert glue.geometry.kji_axis_for_orientation(node, "Sagittal") == 2
+    assert glue.geometry.kji_axis_for_orientation(volume_node(ramp()), "Axial") == 0
     with pytest.raises(InteractionError, match="orientation"):
-        glue.kji_axis_for_orientation(node, "Oblique")
+        glue.geometry.kji_axis_for_orientation(node, "Oblique")
 
 
 def test_class_labels_adds_or_renames_one_class(glue, scene, volume_node):
     vol = volume_node(ramp())
     seg = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "seg")
-    glue.ensure_segments(seg, labels3(), vol)
-    table = glue.class_labels(seg, 2, "left spleen")
+    glue.segment_io.ensure_segments(seg, labels3(), vol)
+    table = glue.segment_io.class_labels(seg, 2, "left spleen")
     assert [(e.value, e.name) for e in table] == [(1, "liver"), (2, "left spleen"), (5, "kidney")]
     assert table[2].color == labels3()[2].color
-    assert glue.class_labels(None, 3, None)[3].name == "Segment_3"
+    assert glue.segment_io.class_labels(None, 3, None)[3].name == "Segment_3"
 
 
 def test_session_is_kept_across_applies_and_rebuilt_after_outside_edits(glue, scene, disk_volume, growcut_registered):
@@ -338,12 +351,12 @@ def test_session_is_kept_across_applies_and_rebuilt_after_outside_edits(glue, sc
     ijk_to_ras = np.diag([0.7, 0.7, 2.0, 1.0])
     pos = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "pos")
     neg = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "neg")
-    store = glue.SessionStore()
+    store = glue.session_store.SessionStore()
     seg = None
     for point, node in (([25, 22, 5], pos), ([3, 40, 5], neg), ([25, 22, 7], pos), ([3, 3, 7], neg)):
         node.AddControlPoint(vtk.vtkVector3d(*(ijk_to_ras @ [*point, 1])[:3]))
         # as the widget does: the class table is read from the segmentation before every Apply
-        labels = glue.class_labels(seg, 1, "disk")
+        labels = glue.segment_io.class_labels(seg, 1, "disk")
         seg = store.apply_markups(vol, pos, neg, 1, 0, "growcut", seg, labels)
     session = store.session(vol)
     assert len(session.history) == 4  # one session for all four applies
@@ -357,7 +370,11 @@ def test_session_is_kept_across_applies_and_rebuilt_after_outside_edits(glue, sc
     extra = np.zeros(disk.shape, bool)
     extra[10, 0:4, 0:4] = True
     Logic.SetBinaryLabelmapToSegment(
-        glue._modifier_image(extra, (0, 47, 0, 47, 0, 11), vol), seg, sid, Logic.MODE_MERGE_MASK, [0, 47, 0, 47, 0, 11]
+        glue.segment_io._modifier_image(extra, (0, 47, 0, 47, 0, 11), vol),
+        seg,
+        sid,
+        Logic.MODE_MERGE_MASK,
+        [0, 47, 0, 47, 0, 11],
     )
     with pytest.raises(InteractionError, match="edited outside"):
         store.undo(vol, seg)
@@ -366,7 +383,7 @@ def test_session_is_kept_across_applies_and_rebuilt_after_outside_edits(glue, sc
         [Click((25, 22, 3), 1, True, 0), Click((2, 2, 3), 1, False, 0)],
         engine="growcut",
         segmentationNode=seg,
-        labels=glue.class_labels(seg, 1, "disk"),
+        labels=glue.segment_io.class_labels(seg, 1, "disk"),
     )
     assert store.session(vol) is not session
     assert segment_array(glue, seg, vol, sid)[10, 0:4, 0:4].all()  # the outside edit survived
@@ -378,7 +395,7 @@ def test_segmentation_under_another_transform_is_rejected(glue, scene, volume_no
     transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "t")
     seg.SetAndObserveTransformNodeID(transform.GetID())
     with pytest.raises(GeometryError, match="transform"):
-        glue.ensure_segments(seg, LabelTable.default([1]), vol)
+        glue.segment_io.ensure_segments(seg, LabelTable.default([1]), vol)
     assert seg.GetSegmentation().GetNumberOfSegments() == 0
 
 
@@ -388,22 +405,22 @@ def test_unknown_engine_leaves_the_scene_unchanged(glue, scene, disk_volume):
     vol, _ = disk_volume
     before = node_ids(scene)
     with pytest.raises(EngineError, match="no-such-engine"):
-        glue.SessionStore().segment(vol, [Click((25, 22, 6), 1, True, 0)], engine="no-such-engine")
+        glue.session_store.SessionStore().segment(vol, [Click((25, 22, 6), 1, True, 0)], engine="no-such-engine")
     with pytest.raises(InteractionError, match="outside"):
-        glue.SessionStore().segment(vol, [Click((99, 22, 6), 1, True, 0)], engine="growcut")
+        glue.session_store.SessionStore().segment(vol, [Click((99, 22, 6), 1, True, 0)], engine="growcut")
     assert node_ids(scene) == before
 
 
 def test_dragging_the_last_click_updates_the_segment_without_a_new_step(glue, disk_volume, growcut_registered):
     vol, disk = disk_volume
-    store = glue.SessionStore()
+    store = glue.session_store.SessionStore()
     seg = store.segment(vol, [Click((25, 22, 6), 1, True, 0), Click((2, 2, 6), 1, False, 0)], engine="growcut")
     sid = seg.GetSegmentation().GetSegmentIDs()[0]
     good = segment_array(glue, seg, vol, sid)
     # drag the negative click into the disk: the disk is now split between the seeds
     assert store.move_last_click(vol, seg, (np.diag([0.7, 0.7, 2.0, 1.0]) @ [25, 28, 6, 1])[:3])
     moved = segment_array(glue, seg, vol, sid)
-    fresh = glue.SessionStore().segment(
+    fresh = glue.session_store.SessionStore().segment(
         vol, [Click((25, 22, 6), 1, True, 0), Click((25, 28, 6), 1, False, 0)], engine="growcut"
     )
     assert not np.array_equal(moved, good)

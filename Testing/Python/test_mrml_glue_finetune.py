@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from test_finetune_parts import SPEC2D, bright_detector, disks_volume
-from test_mrml_glue import IJK_TO_RAS
+from test_mrml_glue import IJK_TO_RAS, glue_modules
 
 from InteractiveSegLib.hints import Scribble
 from InteractiveSegLib.labels import LabelTable
@@ -20,26 +20,28 @@ def _stroke(points_rc, label, positive=True):
 
 
 def test_finetune_on_an_existing_segmentation(slicer_app, volume_node):
-    from InteractiveSegSlicer import mrml_glue as glue
+    glue = glue_modules()
 
     vol_lib, disk, square = disks_volume()
     image = np.repeat(vol_lib.array, 3, axis=0)  # three identical slices: a 3D volume
     vol = volume_node(image, IJK_TO_RAS)
     # "another engine's output": a segment named "other" (value 1) holding a corner patch
-    seg = glue.new_segmentation_node(vol)
+    seg = glue.segment_io.new_segmentation_node(vol)
     theirs = LabelTable.default([1], {1: "other"})
-    ids = glue.ensure_segments(seg, theirs, vol)
+    ids = glue.segment_io.ensure_segments(seg, theirs, vol)
     patch = np.zeros(image.shape, np.uint8)
     patch[1, :6, :6] = 1
     full = tuple(slice(0, n) for n in image.shape)
-    glue.write_region(seg, ids, patch, full, vol)
+    glue.segment_io.write_region(seg, ids, patch, full, vol)
 
     model = SegmentationModel.from_module(bright_detector(), SPEC2D)
     source = {n: p.clone() for n, p in model.module.named_parameters()}
-    store = glue.SessionStore()
+    store = glue.session_store.SessionStore()
     kw = {"model": model, "layers": 1, "iterations": 200, "region_growing": False}
     # the model's class "disk" is added beside "other" (free value 2); "square" is new to the model
-    labels = glue.adopt_labels(glue.labels_from_segmentation(seg), LabelTable.default([1], {1: "disk"}))
+    labels = glue.session_store.adopt_labels(
+        glue.segment_io.labels_from_segmentation(seg), LabelTable.default([1], {1: "disk"})
+    )
     labels.add(3, "square")
     inside = [(44, c) for c in range(39, 50)]
     outside = [(30, c) for c in range(30, 60)] + [(58, c) for c in range(30, 60)]
@@ -48,7 +50,7 @@ def test_finetune_on_an_existing_segmentation(slicer_app, volume_node):
     store.segment(vol, hints, "finetune", seg, labels, group=True, **kw)
     session = store.session(vol)
     assert len(session.history) == 1  # three hints, two labels, one step
-    written = glue.labelmap_from_segmentation(seg, vol, session.labels)
+    written = glue.segment_io.labelmap_from_segmentation(seg, vol, session.labels)
     np.testing.assert_array_equal(written, session.labelmap)
     lab = session.labelmap[1]
     assert (lab[:6, :6] == 1).all()  # the other engine's segment is untouched
@@ -62,20 +64,20 @@ def test_finetune_on_an_existing_segmentation(slicer_app, volume_node):
     assert store.reset_adaptation(vol)
     assert all(torch.equal(source[n], p) for n, p in model.module.named_parameters())
 
-    before = glue.labelmap_from_segmentation(seg, vol, session.labels)
+    before = glue.segment_io.labelmap_from_segmentation(seg, vol, session.labels)
     store.undo(vol, seg)
     store.undo(vol, seg)
-    after_undo = glue.labelmap_from_segmentation(seg, vol, session.labels)
+    after_undo = glue.segment_io.labelmap_from_segmentation(seg, vol, session.labels)
     np.testing.assert_array_equal(after_undo, patch)  # back to the other engine's output, bit for bit
     store.redo(vol, seg)
-    assert not np.array_equal(glue.labelmap_from_segmentation(seg, vol, session.labels), patch)
+    assert not np.array_equal(glue.segment_io.labelmap_from_segmentation(seg, vol, session.labels), patch)
     assert before.shape == after_undo.shape
 
 
 def test_adopt_labels_keeps_existing_and_adds_missing():
-    from InteractiveSegSlicer import mrml_glue as glue
+    glue = glue_modules()
 
     existing = LabelTable.default([1, 4], {1: "Caudate_R", 4: "lesion"})
     model = LabelTable.default([1, 2], {1: "caudate", 2: "putamen"})
-    t = glue.adopt_labels(existing, model)
+    t = glue.session_store.adopt_labels(existing, model)
     assert [(e.value, e.name) for e in t] == [(1, "Caudate_R"), (4, "lesion"), (5, "putamen")]

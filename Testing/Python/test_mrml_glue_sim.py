@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_mrml_glue import glue_modules
 from test_sim_engine import CLASSES, _checkpoint
 
 from InteractiveSegLib.hints import Click, ijk_from_slice_point
@@ -13,11 +14,11 @@ from InteractiveSegLib.hints import Click, ijk_from_slice_point
 def sim_models(tmp_path, monkeypatch):
     _checkpoint(tmp_path / "sim_ddg_sim.pt")
     monkeypatch.setenv("INTERACTIVESEG_MODELS", str(tmp_path))
-    from InteractiveSegSlicer import mrml_glue
+    from InteractiveSegSlicer import session_store
 
-    mrml_glue._ENGINE_FACTS.clear()
+    session_store._DECLARATIONS.clear()
     yield tmp_path
-    mrml_glue._ENGINE_FACTS.clear()
+    session_store._DECLARATIONS.clear()
 
 
 def _segments(glue, seg_node, vol) -> dict[str, np.ndarray]:
@@ -25,20 +26,20 @@ def _segments(glue, seg_node, vol) -> dict[str, np.ndarray]:
     out = {}
     for sid in segmentation.GetSegmentIDs():
         seg = segmentation.GetSegment(sid)
-        lm = seg.GetRepresentation(glue.BINARY_LABELMAP)
-        out[seg.GetName()] = glue._layer_values(lm, vol.GetImageData().GetExtent()) == seg.GetLabelValue()
+        lm = seg.GetRepresentation(glue.segment_io.BINARY_LABELMAP)
+        out[seg.GetName()] = glue.segment_io._layer_values(lm, vol.GetImageData().GetExtent()) == seg.GetLabelValue()
     return out
 
 
 def test_sim_writes_one_segment_per_class_and_undoes(slicer_app, volume_node, sim_models):
-    from InteractiveSegSlicer import mrml_glue as glue
+    glue = glue_modules()
 
     rng = np.random.default_rng(0)
     a = rng.normal(0, 0.05, (5, 40, 48)).astype(np.float32)
     rr, cc = np.mgrid[:40, :48]
     a[:, (rr - 20) ** 2 + (cc - 24) ** 2 < 150] += 1.0
     vol = volume_node(a)
-    store = glue.SessionStore()
+    store = glue.session_store.SessionStore()
     seg = store.automatic(vol, 0, 2, engine="sim")
     segs = _segments(glue, seg, vol)
     assert sorted(segs) == sorted(CLASSES[1:])  # the model's classes, background excluded

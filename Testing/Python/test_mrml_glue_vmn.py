@@ -4,7 +4,7 @@ suggested slice maps to a world point on that slice, under a non-identity geomet
 from __future__ import annotations
 
 import numpy as np
-from test_mrml_glue import IJK_TO_RAS
+from test_mrml_glue import IJK_TO_RAS, glue_modules
 
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.hints import Box, ijk_from_slice_point
@@ -27,20 +27,20 @@ def putamen_box(volume_node):
 
 
 def test_vmn_segment_and_suggested_slice(slicer_app, volume_node):
-    from InteractiveSegSlicer import mrml_glue as glue
+    glue = glue_modules()
 
     vol, index, box = putamen_box(volume_node)
-    store = glue.SessionStore()
+    store = glue.session_store.SessionStore()
     assert store.suggest_slice(vol) is None  # nothing segmented yet
     seg = store.segment(vol, [box], engine="vmn")
     session = store.session(vol)
-    written = glue.labelmap_from_segmentation(seg, vol, session.labels)
+    written = glue.segment_io.labelmap_from_segmentation(seg, vol, session.labels)
     np.testing.assert_array_equal(written, session.labelmap)
     assert np.count_nonzero(session.labelmap.any((1, 2))) > 5  # propagated beyond the boxed slice
     suggestion, ras = store.suggest_slice(vol)
     assert suggestion.index != index
-    assert glue.slice_index_at(vol, ras, suggestion.axis) == suggestion.index
-    ijk = glue.world_to_ijk(vol, [ras])[0]
+    assert glue.geometry.slice_index_at(vol, ras, suggestion.axis) == suggestion.index
+    ijk = glue.geometry.world_to_ijk(vol, [ras])[0]
     dims = vol.GetImageData().GetDimensions()
     assert abs(ijk[0] - (dims[0] - 1) / 2) < 1 and abs(ijk[1] - (dims[1] - 1) / 2) < 1  # the slice's centre
 
@@ -49,11 +49,11 @@ def test_a_propagation_reports_per_slice_progress_and_cancel_leaves_the_segment_
     """Cancel inside a long engine step (the propagation), not only between hints: the job
     raises Cancelled at the next slice, nothing is computed or written, the engine's hook is
     cleared."""
-    from InteractiveSegSlicer import mrml_glue as glue
+    glue = glue_modules()
     from InteractiveSegSlicer.worker import Cancelled, Job
 
     vol, index, box = putamen_box(volume_node)
-    store = glue.SessionStore()
+    store = glue.session_store.SessionStore()
     pending = store.prepare(vol, [box], engine="vmn")
     job = Job(None, (), {}, "propagate")
     messages = []
@@ -76,4 +76,4 @@ def test_a_propagation_reports_per_slice_progress_and_cancel_leaves_the_segment_
     assert pending.done == [] and session.history == [] and not session.labelmap.any()
     assert session.engine.progress is None
     seg = pending.segmentationNode
-    assert not glue.labelmap_from_segmentation(seg, vol, session.labels).any()
+    assert not glue.segment_io.labelmap_from_segmentation(seg, vol, session.labels).any()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_mrml_glue import glue_modules
 
 from InteractiveSegLib.errors import InteractionError
 from InteractiveSegLib.hints import Box, Click, Scribble, to_dict
@@ -23,10 +24,10 @@ OBLIQUE[:3, 3] = [-40.0, 12.5, 7.0]
 
 @pytest.fixture
 def glue(slicer_app):
-    from InteractiveSegSlicer import editor_writer, logic, mrml_glue
+    from InteractiveSegSlicer import editor_writer, logic
 
     logic.register_slicer_engines()
-    return mrml_glue, editor_writer, logic
+    return glue_modules(), editor_writer, logic
 
 
 @pytest.fixture
@@ -38,36 +39,40 @@ def disk(volume_node):
     return volume_node(image.astype(np.float32), np.diag([0.8, 0.8, 2.0, 1.0]), name="disk"), inside
 
 
-def segment_array(mrml_glue, seg_node, vol, sid) -> np.ndarray:
+def segment_array(mrml, seg_node, vol, sid) -> np.ndarray:
     seg = seg_node.GetSegmentation().GetSegment(sid)
     return (
-        mrml_glue._layer_values(seg.GetRepresentation(mrml_glue.BINARY_LABELMAP), vol.GetImageData().GetExtent())
+        mrml.segment_io._layer_values(
+            seg.GetRepresentation(mrml.segment_io.BINARY_LABELMAP), vol.GetImageData().GetExtent()
+        )
         == seg.GetLabelValue()
     )
 
 
-def with_foreign_segment(scene, mrml_glue, vol, mask):
+def with_foreign_segment(scene, mrml, vol, mask):
     """A segmentation holding a segment "vessel" that is not one of InteractiveSeg's classes."""
-    seg = mrml_glue.new_segmentation_node(vol, "existing")
+    seg = mrml.segment_io.new_segmentation_node(vol, "existing")
     sid = seg.GetSegmentation().AddEmptySegment("", "vessel")
     extent = vol.GetImageData().GetExtent()
     import slicer
 
     Logic = slicer.vtkSlicerSegmentationsModuleLogic
-    Logic.SetBinaryLabelmapToSegment(mrml_glue._modifier_image(mask, extent, vol), seg, sid, Logic.MODE_REPLACE, extent)
+    Logic.SetBinaryLabelmapToSegment(
+        mrml.segment_io._modifier_image(mask, extent, vol), seg, sid, Logic.MODE_REPLACE, extent
+    )
     return seg, sid
 
 
 @pytest.mark.parametrize("overwrite", ["none", "all"])
 def test_overwrite_setting_decides_what_happens_to_other_segments(glue, scene, disk, overwrite):
-    mrml_glue, editor_writer, _ = glue
+    mrml, editor_writer, _ = glue
     vol, inside = disk
     vessel = np.zeros_like(inside)
     vessel[3, 20:28, 10:40] = True  # crosses the disk on slice 3
-    seg, vessel_id = with_foreign_segment(scene, mrml_glue, vol, vessel)
+    seg, vessel_id = with_foreign_segment(scene, mrml, vol, vessel)
     editor = editor_writer.EditorWriter(scene)
     editor.set_overwrite(overwrite)
-    store = mrml_glue.SessionStore(editor)
+    store = mrml.session_store.SessionStore(editor)
     only_disk = LabelTable.default([2], {2: "disk"})  # the vessel is not one of the session's classes
     store.segment(
         vol,
@@ -76,8 +81,8 @@ def test_overwrite_setting_decides_what_happens_to_other_segments(glue, scene, d
         segmentationNode=seg,
         labels=only_disk,
     )
-    ours = segment_array(mrml_glue, seg, vol, mrml_glue.find_segments(seg, only_disk)[2])
-    after = segment_array(mrml_glue, seg, vol, vessel_id)
+    ours = segment_array(mrml, seg, vol, mrml.segment_io.find_segments(seg, only_disk)[2])
+    after = segment_array(mrml, seg, vol, vessel_id)
     overlap = vessel & ours
     assert overlap.sum() > 50, "the disk result covers part of the vessel"
     if overwrite == "none":
@@ -89,15 +94,15 @@ def test_overwrite_setting_decides_what_happens_to_other_segments(glue, scene, d
 
 
 def test_masking_editable_area_is_honoured(glue, scene, disk):
-    mrml_glue, editor_writer, _ = glue
+    mrml, editor_writer, _ = glue
     vol, inside = disk
     vessel = np.zeros_like(inside)
     vessel[3, 20:28, 10:40] = True
-    seg, vessel_id = with_foreign_segment(scene, mrml_glue, vol, vessel)
+    seg, vessel_id = with_foreign_segment(scene, mrml, vol, vessel)
     editor = editor_writer.EditorWriter(scene)
     editor.set_overwrite("all")
     editor.set_mask("EditAllowedOutsideAllSegments")
-    store = mrml_glue.SessionStore(editor)
+    store = mrml.session_store.SessionStore(editor)
     only_disk = LabelTable.default([2], {2: "disk"})
     store.segment(
         vol,
@@ -106,21 +111,21 @@ def test_masking_editable_area_is_honoured(glue, scene, disk):
         segmentationNode=seg,
         labels=only_disk,
     )
-    sid = mrml_glue.find_segments(seg, only_disk)[2]
-    ours = segment_array(mrml_glue, seg, vol, sid)
+    sid = mrml.segment_io.find_segments(seg, only_disk)[2]
+    ours = segment_array(mrml, seg, vol, sid)
     assert ours[3].sum() > 300 and not (ours & vessel).any()
-    np.testing.assert_array_equal(segment_array(mrml_glue, seg, vol, vessel_id), vessel)
+    np.testing.assert_array_equal(segment_array(mrml, seg, vol, vessel_id), vessel)
     with pytest.raises(InteractionError):
         editor.set_mask("Nowhere")
 
 
 def test_undo_restores_every_segment_bit_exactly_and_redo_reapplies(glue, scene, disk):
-    mrml_glue, editor_writer, _ = glue
+    mrml, editor_writer, _ = glue
     vol, inside = disk
     vessel = np.zeros_like(inside)
     vessel[2:5, 30:34, 5:45] = True
-    seg, vessel_id = with_foreign_segment(scene, mrml_glue, vol, vessel)
-    store = mrml_glue.SessionStore(editor_writer.EditorWriter(scene))
+    seg, vessel_id = with_foreign_segment(scene, mrml, vol, vessel)
+    store = mrml.session_store.SessionStore(editor_writer.EditorWriter(scene))
     only_disk = LabelTable.default([2], {2: "disk"})
     store.segment(
         vol,
@@ -129,8 +134,8 @@ def test_undo_restores_every_segment_bit_exactly_and_redo_reapplies(glue, scene,
         segmentationNode=seg,
         labels=only_disk,
     )
-    sid = mrml_glue.find_segments(seg, only_disk)[2]
-    state1 = {s: segment_array(mrml_glue, seg, vol, s) for s in (sid, vessel_id)}
+    sid = mrml.segment_io.find_segments(seg, only_disk)[2]
+    state1 = {s: segment_array(mrml, seg, vol, s) for s in (sid, vessel_id)}
     store.segment(
         vol,
         [Click((24, 24, 4), 2, True, 0), Click((2, 2, 4), 2, False, 0)],
@@ -138,27 +143,27 @@ def test_undo_restores_every_segment_bit_exactly_and_redo_reapplies(glue, scene,
         segmentationNode=seg,
         labels=only_disk,
     )
-    state2 = {s: segment_array(mrml_glue, seg, vol, s) for s in (sid, vessel_id)}
+    state2 = {s: segment_array(mrml, seg, vol, s) for s in (sid, vessel_id)}
     assert state2[sid][4].sum() > 300 and not state1[sid][4].any()
     assert store.undo(vol, seg) and store.undo(vol, seg)  # one undo state per hint: back past both slice-4 hints
     for s in (sid, vessel_id):
-        np.testing.assert_array_equal(segment_array(mrml_glue, seg, vol, s), state1[s])
+        np.testing.assert_array_equal(segment_array(mrml, seg, vol, s), state1[s])
     assert store.redo(vol, seg) and store.redo(vol, seg)
     for s in (sid, vessel_id):
-        np.testing.assert_array_equal(segment_array(mrml_glue, seg, vol, s), state2[s])
+        np.testing.assert_array_equal(segment_array(mrml, seg, vol, s), state2[s])
 
 
 def test_markups_and_gestures_on_an_oblique_anisotropic_volume_hit_the_right_voxels(glue, scene, volume_node):
     import vtk
 
-    mrml_glue, _, logic = glue
+    mrml, _, logic = glue
     vol = volume_node(np.zeros((12, 30, 40), np.float32), OBLIQUE, name="oblique")
     targets = [(5, 7, 3), (39, 0, 11), (20, 15, 6)]
     jitter = np.array([0.3, -0.4, 0.45])  # less than half a voxel along each index axis
     points = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "p")
     for t in targets:
         points.AddControlPoint(vtk.vtkVector3d(*(OBLIQUE @ [*(np.array(t) + jitter), 1])[:3]))
-    clicks = mrml_glue.interactions_from_markups(points, vol, label=2, positive=False, axis=0)
+    clicks = mrml.slice_hints.interactions_from_markups(points, vol, label=2, positive=False, axis=0)
     assert [c.ijk for c in clicks] == targets and all(c.label == 2 and not c.positive for c in clicks)
     # a slice view whose normal is the volume's K direction shows KJI axis 0 slices
     normal = OBLIQUE[:3, 2]
@@ -181,7 +186,7 @@ def test_markups_and_gestures_on_an_oblique_anisotropic_volume_hit_the_right_vox
 def test_batch_api_segments_a_real_volume_end_to_end(glue, scene, volume_node):
     """Colin27 T1 (Debian mricron-data) with JSON hints through the logic's batch API and
     its inference thread: the AAL structure clicked is found (Dice against the atlas)."""
-    mrml_glue, _, logic = glue
+    mrml, _, logic = glue
     datasets = pytest.importorskip("InteractiveSegLib.data.datasets")
     try:
         lv = datasets.load("colin27")
@@ -198,7 +203,7 @@ def test_batch_api_segments_a_real_volume_end_to_end(glue, scene, volume_node):
     j, i = np.unravel_index(np.argmax(ndimage.distance_transform_edt(ref)), ref.shape)
     lg = logic.SegmentationLogic()
     seg = lg.segment(vol, [to_dict(Click((int(i), int(j), k), 1, True, 0))], engine="click")
-    got = segment_array(mrml_glue, seg, vol, seg.GetSegmentation().GetSegmentIDs()[0])
+    got = segment_array(mrml, seg, vol, seg.GetSegmentation().GetSegmentIDs()[0])
     assert not np.delete(got, k, axis=0).any(), "a click only changes its own slice"
     dice = 2 * (got[k] & ref).sum() / (got[k].sum() + ref.sum())
     assert dice > 0.5, f"Dice {dice:.2f} on the clicked structure"
@@ -206,7 +211,7 @@ def test_batch_api_segments_a_real_volume_end_to_end(glue, scene, volume_node):
 
 
 def test_propagate_turns_one_drawn_slice_into_3d(glue, scene, volume_node):
-    mrml_glue, _, logic = glue
+    mrml, _, logic = glue
     k, j, i = np.mgrid[:24, :48, :48]
     ball = (k - 12) ** 2 * 2.0 + (j - 24) ** 2 + (i - 24) ** 2 < 12**2
     image = ball * 800.0 + 100.0 + np.random.default_rng(1).normal(0, 10, ball.shape)
@@ -214,41 +219,41 @@ def test_propagate_turns_one_drawn_slice_into_3d(glue, scene, volume_node):
     lg = logic.SegmentationLogic()
     drawn = np.zeros_like(ball)
     drawn[12] = ball[12]
-    seg = mrml_glue.new_segmentation_node(vol)
-    table = mrml_glue.class_labels(None, 1, "ball")
-    ids = mrml_glue.ensure_segments(seg, table, vol)
-    mrml_glue.write_region(seg, ids, drawn.astype(np.uint8), (slice(0, 24), slice(0, 48), slice(0, 48)), vol)
+    seg = mrml.segment_io.new_segmentation_node(vol)
+    table = mrml.segment_io.class_labels(None, 1, "ball")
+    ids = mrml.segment_io.ensure_segments(seg, table, vol)
+    mrml.segment_io.write_region(seg, ids, drawn.astype(np.uint8), (slice(0, 24), slice(0, 48), slice(0, 48)), vol)
     with pytest.raises(InteractionError, match="no voxel on slice"):
         lg.propagate(vol, seg, label=1, axis=0, index=3, engine="vmn-growcut")
     lg.propagate(vol, seg, label=1, axis=0, engine="vmn-growcut")
-    got = segment_array(mrml_glue, seg, vol, ids[1])
+    got = segment_array(mrml, seg, vol, ids[1])
     assert (got.sum(axis=(1, 2)) > 0).sum() >= 10, "the result spans many slices"
     dice = 2 * (got & ball).sum() / (got.sum() + ball.sum())
     assert dice > 0.7, f"3D Dice {dice:.2f}"
 
 
 def test_cancel_discards_computed_steps_and_leaves_the_segmentation_untouched(glue, scene, disk):
-    mrml_glue, editor_writer, _ = glue
+    mrml, editor_writer, _ = glue
     vol, _ = disk
-    store = mrml_glue.SessionStore(editor_writer.EditorWriter(scene))
+    store = mrml.session_store.SessionStore(editor_writer.EditorWriter(scene))
     seg = store.segment(vol, [Click((24, 24, 2), 1, True, 0), Click((2, 2, 2), 1, False, 0)], engine="growcut")
     sid = seg.GetSegmentation().GetSegmentIDs()[0]
-    before = segment_array(mrml_glue, seg, vol, sid)
+    before = segment_array(mrml, seg, vol, sid)
     pending = store.prepare(vol, [Click((24, 24, 5), 1, True, 0), Click((2, 2, 5), 1, False, 0)], "growcut", seg)
     store.compute(pending)
     assert store.discard(pending) == 2 and store.commit(pending) is seg  # nothing left to write
-    np.testing.assert_array_equal(segment_array(mrml_glue, seg, vol, sid), before)
+    np.testing.assert_array_equal(segment_array(mrml, seg, vol, sid), before)
     session = store.session(vol)
     assert len(session.history) == 2 and not session.labelmap[5].any()
     assert not store.redo(vol, seg), "a cancelled step cannot come back through Redo"
     # undo goes back to the state after the first (positive-only) click, which filled the slice
-    assert store.undo(vol, seg) and segment_array(mrml_glue, seg, vol, sid)[2].all()
+    assert store.undo(vol, seg) and segment_array(mrml, seg, vol, sid)[2].all()
 
 
 def test_the_selected_segment_gives_the_hints_class(glue, scene, disk):
-    mrml_glue, _, logic = glue
+    mrml, _, logic = glue
     vol, inside = disk
-    seg, vessel_id = with_foreign_segment(scene, mrml_glue, vol, np.zeros_like(inside))
+    seg, vessel_id = with_foreign_segment(scene, mrml, vol, np.zeros_like(inside))
     liver_id = seg.GetSegmentation().AddEmptySegment("", "liver")
     lg = logic.SegmentationLogic()
     labels, value = lg.segment_class(seg, liver_id, "growcut")
@@ -260,9 +265,9 @@ def test_the_selected_segment_gives_the_hints_class(glue, scene, disk):
 def test_a_model_file_that_does_not_load_changes_nothing(glue, scene, disk, tmp_path):
     from InteractiveSegLib.errors import InteractiveSegError
 
-    mrml_glue, _, logic = glue
+    mrml, _, logic = glue
     vol, inside = disk
-    seg, _ = with_foreign_segment(scene, mrml_glue, vol, inside)
+    seg, _ = with_foreign_segment(scene, mrml, vol, inside)
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
     nodes_before = scene.GetNumberOfNodes()

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from test_mrml_glue import glue_modules
 from test_slicer_editor import OBLIQUE, with_foreign_segment
 
 SMALL = dict(channels=(4, 8, 16), patch=(16, 24, 24), n_f=3, buffer_size=2, aux_size=3, replay_m=1)
@@ -19,9 +20,9 @@ SHAPE = (24, 32, 32)  # KJI
 @pytest.fixture
 def glue(slicer_app):
     pytest.importorskip("monai")
-    from InteractiveSegSlicer import mrml_glue, online_glue, slice_views
+    from InteractiveSegSlicer import online_glue, slice_views
 
-    return mrml_glue, online_glue, slice_views
+    return glue_modules(), online_glue, slice_views
 
 
 @pytest.fixture
@@ -52,24 +53,24 @@ def full(shape=SHAPE):
     return tuple(slice(0, n) for n in shape)
 
 
-def painted(mrml_glue, online_glue, vol, inside, seg=None, value=1):
+def painted(mrml, online_glue, vol, inside, seg=None, value=1):
     """A segmentation (new, or ``seg``) whose class segment ``value`` holds the ball on coronal
     slice j=16 and sagittal slice i=15, as painted by the user."""
     seg, sid = online_glue.class_segment(vol, seg, value, "ball")
     drawn = np.zeros(SHAPE, bool)
     drawn[:, 16, :] = inside[:, 16, :]
     drawn[:, :, 15] = inside[:, :, 15]
-    mrml_glue.write_region(seg, {value: sid}, drawn.astype(np.uint8) * value, full(), vol)
+    mrml.segment_io.write_region(seg, {value: sid}, drawn.astype(np.uint8) * value, full(), vol)
     return seg, sid, drawn
 
 
 def test_painted_slices_become_a_proxy_written_through_the_segment_editor(glue, scene, ball, tmp_path):
-    mrml_glue, online_glue, _ = glue
+    mrml, online_glue, _ = glue
     vol, inside = ball
     vessel = np.zeros(SHAPE, bool)
     vessel[10:14, 4:28, 6:26] = True  # crosses the ball, and both drawn slices
-    seg, vessel_id = with_foreign_segment(scene, mrml_glue, vol, vessel)
-    seg, sid, drawn = painted(mrml_glue, online_glue, vol, inside, seg, value=2)  # the vessel is class 1
+    seg, vessel_id = with_foreign_segment(scene, mrml, vol, vessel)
+    seg, sid, drawn = painted(mrml, online_glue, vol, inside, seg, value=2)  # the vessel is class 1
     lg = online(online_glue, tmp_path / "task", vol, seg, sid)
     assert not lg.learner.rounds_trained and lg.status()["volume"] == "ball"
     assert not lg.show_prediction(), "no prediction before the task has learnt"
@@ -81,30 +82,32 @@ def test_painted_slices_become_a_proxy_written_through_the_segment_editor(glue, 
     np.testing.assert_array_equal(planes[1].drawn[16], inside[:, 16, :])  # exactly what was painted
     np.testing.assert_array_equal(planes[2].drawn[15], inside[:, :, 15])
     lg.editor.set_overwrite("none")
-    before = mrml_glue.segment_mask(seg, sid, vol)
+    before = mrml.segment_io.segment_mask(seg, sid, vol)
     np.testing.assert_array_equal(before, drawn)
     assert lg.update_proxy() == [sid]
-    after = mrml_glue.segment_mask(seg, sid, vol)
+    after = mrml.segment_io.segment_mask(seg, sid, vol)
     proxy = lg.learner.proxy()
     np.testing.assert_array_equal(after, proxy)
     np.testing.assert_array_equal(after[:, 16, :], drawn[:, 16, :])  # drawn slices bit-exact
     np.testing.assert_array_equal(after[:, :, 15], drawn[:, :, 15])
     dice = 2 * (after & inside).sum() / (after.sum() + inside.sum())
     assert dice > 0.6 and (after.sum(axis=(1, 2)) > 0).sum() > 8, f"the proxy fills the ball in 3D (Dice {dice:.2f})"
-    np.testing.assert_array_equal(mrml_glue.segment_mask(seg, vessel_id, vol), vessel)  # overwrite "none": untouched
+    np.testing.assert_array_equal(
+        mrml.segment_io.segment_mask(seg, vessel_id, vol), vessel
+    )  # overwrite "none": untouched
     assert lg.update_proxy() == []  # nothing new: no write, no undo state
     assert lg.undo()  # one undo state restores the segment bit-exactly
-    np.testing.assert_array_equal(mrml_glue.segment_mask(seg, sid, vol), drawn)
+    np.testing.assert_array_equal(mrml.segment_io.segment_mask(seg, sid, vol), drawn)
     # masking: with "editable area: outside all segments" the proxy keeps off the vessel
     lg.editor.set_overwrite("all")
     lg.editor.set_mask("EditAllowedOutsideAllSegments")
     lg.update_proxy()
-    masked = mrml_glue.segment_mask(seg, sid, vol)
+    masked = mrml.segment_io.segment_mask(seg, sid, vol)
     off_drawn = np.ones(SHAPE, bool)
     off_drawn[:, 16, :] = off_drawn[:, :, 15] = False
     assert not (masked & vessel & off_drawn).any() and (masked & off_drawn).sum() > 300
     np.testing.assert_array_equal(masked[:, 16, :], drawn[:, 16, :])
-    np.testing.assert_array_equal(mrml_glue.segment_mask(seg, vessel_id, vol), vessel)
+    np.testing.assert_array_equal(mrml.segment_io.segment_mask(seg, vessel_id, vol), vessel)
     lg.close()
 
 
@@ -113,9 +116,9 @@ def test_training_on_the_worker_stops_cleanly_and_the_task_reopens_as_saved(glue
 
     from InteractiveSegSlicer.logic import shared_worker
 
-    mrml_glue, online_glue, _ = glue
+    mrml, online_glue, _ = glue
     vol, inside = ball
-    seg, sid, _ = painted(mrml_glue, online_glue, vol, inside)
+    seg, sid, _ = painted(mrml, online_glue, vol, inside)
     task = tmp_path / "task"
     lg = online(online_glue, task, vol, seg, sid, n_f=400)
     from InteractiveSegLib.errors import InteractionError
@@ -151,7 +154,7 @@ def test_training_on_the_worker_stops_cleanly_and_the_task_reopens_as_saved(glue
     # the task has learnt: a new volume's empty segment starts from the prediction
     seg2, sid2 = online_glue.class_segment(vol, None, 1, "ball")
     assert again.start(vol, seg2, sid2)
-    np.testing.assert_array_equal(mrml_glue.segment_mask(seg2, sid2, vol), again.learner.prediction() > 0.5)
+    np.testing.assert_array_equal(mrml.segment_io.segment_mask(seg2, sid2, vol), again.learner.prediction() > 0.5)
     again.finish_volume()
     assert not again.is_started() and again.status()["volumes_learnt"] == 1
     again.close()
@@ -162,9 +165,9 @@ def test_training_on_the_worker_stops_cleanly_and_the_task_reopens_as_saved(glue
 def test_a_task_open_elsewhere_is_refused_with_a_clear_message_and_nothing_changes(glue, scene, ball, tmp_path):
     from InteractiveSegLib.methods.online.task_folder import TaskLockedError
 
-    mrml_glue, online_glue, _ = glue
+    mrml, online_glue, _ = glue
     vol, inside = ball
-    seg, sid, drawn = painted(mrml_glue, online_glue, vol, inside)
+    seg, sid, drawn = painted(mrml, online_glue, vol, inside)
     task = tmp_path / "task"
     first = online(online_glue, task, vol, seg, sid)
     first.record_drawn_slice(1, 16)
@@ -177,7 +180,7 @@ def test_a_task_open_elsewhere_is_refused_with_a_clear_message_and_nothing_chang
     with pytest.raises(TaskLockedError):
         online(online_glue, task, vol, seg, sid)
     assert {p.name: p.read_bytes() for p in sorted(task.rglob("*")) if p.is_file() and p.name != "task.lock"} == files
-    np.testing.assert_array_equal(mrml_glue.segment_mask(seg, sid, vol), drawn)
+    np.testing.assert_array_equal(mrml.segment_io.segment_mask(seg, sid, vol), drawn)
     first.open(task)  # the same task again here: still open, not refused by its own lock
     assert first.is_started() and first.propose()
     first.close()
@@ -189,9 +192,9 @@ def test_a_task_open_elsewhere_is_refused_with_a_clear_message_and_nothing_chang
 def test_bad_volumes_and_segmentations_are_refused_unchanged(glue, scene, ball, volume_node, tmp_path):
     from InteractiveSegLib.errors import GeometryError, ImageError
 
-    mrml_glue, online_glue, _ = glue
+    mrml, online_glue, _ = glue
     vol, inside = ball
-    seg, sid, _ = painted(mrml_glue, online_glue, vol, inside)
+    seg, sid, _ = painted(mrml, online_glue, vol, inside)
     lg = online(online_glue, tmp_path / "task")
     flat = volume_node(np.zeros((1, 32, 32), np.float32), name="flat")
     rgb = volume_node(np.zeros((4, 32, 32, 3), np.uint8), name="rgb", components=3)
@@ -213,18 +216,18 @@ def test_bad_volumes_and_segmentations_are_refused_unchanged(glue, scene, ball, 
         lg.start(vol, seg, sid)
 
 
-def _corners_ijk(mrml_glue, vol, node):
+def _corners_ijk(mrml, vol, node):
     import vtk
 
     points = vtk.vtkPoints()
     node.GetPlaneCornerPointsWorld(points)
-    return mrml_glue.world_to_ijk(vol, [points.GetPoint(n) for n in range(points.GetNumberOfPoints())])
+    return mrml.geometry.world_to_ijk(vol, [points.GetPoint(n) for n in range(points.GetNumberOfPoints())])
 
 
 def test_the_highlight_lies_on_the_slice_of_an_oblique_anisotropic_volume_under_a_transform(glue, scene, ball):
     import vtk
 
-    mrml_glue, _, slice_views = glue
+    mrml, _, slice_views = glue
     vol, _ = ball
     transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
     m = vtk.vtkMatrix4x4()  # 90 degrees about S, then 30 mm up
@@ -238,7 +241,7 @@ def test_the_highlight_lies_on_the_slice_of_an_oblique_anisotropic_volume_under_
         assert (
             node.GetName() == slice_views.SUGGESTED_SLICE and node.GetLocked() and node.GetDisplayNode().GetVisibility()
         )
-        ijk = _corners_ijk(mrml_glue, vol, node)
+        ijk = _corners_ijk(mrml, vol, node)
         np.testing.assert_allclose(ijk[:, 2 - axis], index, atol=1e-4)  # on that slice
         for c in (c for c in range(3) if c != 2 - axis):  # to the outer edges of its voxels
             np.testing.assert_allclose([ijk[:, c].min(), ijk[:, c].max()], [-0.5, dims[c] - 0.5], atol=1e-4)
@@ -253,22 +256,22 @@ def test_the_highlight_lies_on_the_slice_of_an_oblique_anisotropic_volume_under_
 
 
 def test_proposals_take_a_view_to_the_slice_and_the_view_records_it(glue, scene, ball, volume_node, tmp_path):
-    mrml_glue, online_glue, slice_views = glue
+    mrml, online_glue, slice_views = glue
     vol, inside = ball
-    seg, sid, drawn = painted(mrml_glue, online_glue, vol, inside)
+    seg, sid, drawn = painted(mrml, online_glue, vol, inside)
     lg = online(online_glue, tmp_path / "task", vol, seg, sid)
     proposals = lg.propose()
     assert sorted(p.axis for p in proposals) == [1, 2]  # one per plane (coronal, sagittal)
     view = scene.AddNewNodeByClass("vtkMRMLSliceNode")
     for p in proposals:
-        assert mrml_glue.kji_axis_for_orientation(vol, p.orientation) == p.axis
-        assert mrml_glue.slice_index_at(vol, p.ras, p.axis) == p.index
+        assert mrml.geometry.kji_axis_for_orientation(vol, p.orientation) == p.axis
+        assert mrml.geometry.slice_index_at(vol, p.ras, p.axis) == p.index
         node = scene.GetFirstNodeByName(p.highlight)
-        np.testing.assert_allclose(_corners_ijk(mrml_glue, vol, node)[:, 2 - p.axis], p.index, atol=1e-4)
+        np.testing.assert_allclose(_corners_ijk(mrml, vol, node)[:, 2 - p.axis], p.index, atol=1e-4)
         assert slice_views.show_slice(view, vol, p.axis, p.index) == p.orientation
         assert slice_views.view_slice(view, vol) == (p.axis, p.index)
         np.testing.assert_allclose(
-            mrml_glue.world_to_ijk(vol, [slice_views._slice_to_ras(view)[:3, 3]])[0][2 - p.axis], p.index, atol=1e-6
+            mrml.geometry.world_to_ijk(vol, [slice_views._slice_to_ras(view)[:3, 3]])[0][2 - p.axis], p.index, atol=1e-6
         )
         axis, index, voxels = lg.record_view_slice(view)  # "Slice drawn" in that view
         assert (axis, index) == (p.axis, p.index) and voxels == np.take(drawn, index, axis=axis).sum()
@@ -283,7 +286,7 @@ def test_proposals_take_a_view_to_the_slice_and_the_view_records_it(glue, scene,
     m = np.eye(4)
     m[:3, :3] = rot @ np.diag([0.8, 1.1, 2.0])
     skew = volume_node(np.zeros((12, 20, 24), np.float32), m, name="skew")
-    assert 1 not in {mrml_glue.kji_axis_for_orientation(skew, o) for o in mrml_glue.ORIENTATION_NORMALS}
+    assert 1 not in {mrml.geometry.kji_axis_for_orientation(skew, o) for o in mrml.geometry.ORIENTATION_NORMALS}
     for axis, index in ((0, 3), (1, 7), (2, 20)):
         slice_views.show_slice(view, skew, axis, index)
         assert slice_views.view_slice(view, skew) == (axis, index)

@@ -87,9 +87,19 @@ def test_shipped_requirements_parse_and_exclude_torch():
 
 def test_model_cards_and_device_options():
     assert "Grow from seeds" in engine_info.model_card("growcut")
-    card = engine_info.model_card("click", ROOT / "InteractiveSeg")
+    card = engine_info.model_card("click")
     assert card.startswith("#") and len(card) > 200  # the shipped click_fcnn.md
+    from InteractiveSegLib.engines import Engine, register_engine
+
+    class PluginEngine(Engine):  # declares no model card
+        name = "my-plugin"
+
+        def predict(self, request):
+            raise NotImplementedError
+
+    register_engine("my-plugin", PluginEngine)
     assert "no model card" in engine_info.model_card("my-plugin")
+    assert "cannot be read" in engine_info.model_card("no-such-engine")
     assert engine_info.engine_options("click", "cpu") == {"device": "cpu"}
     assert engine_info.engine_options("growcut", "cpu") == {} and engine_info.engine_options("click", None) == {}
     assert engine_info.device_summary().startswith(("CPU", "CUDA"))

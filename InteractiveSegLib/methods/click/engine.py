@@ -64,8 +64,9 @@ class ClickEngine(Engine):
         super().set_image(volume)
         self._norm = normalize_intensity(volume.array)
 
-    def _hint_points(self, request: Request) -> tuple[list, list]:
-        pos, neg = [], []
+    def _hint_points(self, request: Request) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        pos: list[tuple[int, int]] = []
+        neg: list[tuple[int, int]] = []
         for h in request.interactions:
             (pos if h.positive else neg).extend(slice_points(h.points, request.axis))
         return pos, neg
@@ -87,7 +88,7 @@ class ClickEngine(Engine):
         for _ in range(3):  # grow the ROI while the structure reaches an inner ROI edge
             if not pos:
                 break
-            shift = lambda pts: [(r - roi.r0, c - roi.c0) for r, c in pts]  # noqa: E731
+            shift = lambda pts, roi=roi: [(r - roi.r0, c - roi.c0) for r, c in pts]  # noqa: E731
             x = encode(image2d[roi.slices], shift(pos), shift(neg), self.sigma)
             prob = self.run_network(x[None])[0]
             grown = self._grow(roi, prob > 0.5, image2d.shape)

@@ -103,7 +103,7 @@ class SIMEngine(Engine):
         # channels-last lets oneDNN run the convolutions without layout reorders: about a fifth
         # faster per click on CPU (measured on 256 x 256 slices), same arithmetic
         self._layout = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
-        self.model.to(memory_format=self._layout)
+        self.model.to(memory_format=self._layout)  # type: ignore[call-overload]  # torch's stubs lack memory_format
         if threads:
             torch.set_num_threads(threads)
         self._norm: np.ndarray | None = None
@@ -193,7 +193,8 @@ class SIMEngine(Engine):
         cls = int(interaction.label) if interaction.positive else 0
         if not 0 <= cls < self.num_classes:
             raise EngineError(
-                f"class {cls} is not one of this model's classes 1..{self.num_classes - 1} ({', '.join(self.class_names[1:])})"
+                f"class {cls} is not one of this model's classes 1..{self.num_classes - 1} "
+                f"({', '.join(self.class_names[1:])})"
             )
         return [SliceClick(r, c, cls) for r, c in slice_points(interaction.points, axis)]
 

@@ -9,8 +9,8 @@ propagated slice: ``Session.suggest_slice()`` returns the one with the most expe
 voxels ((1 - predicted IoU) x its foreground).
 
 Each prediction keeps its corrected slice; the session hands the class's earlier
-predictions back (``Request.history``), so undo and redo restore the memory exactly. ``memory_size=0`` is the memory-less
-baseline of Table 5 (``vmn-mem0``).
+predictions back (``Request.history``), so undo and redo restore the memory exactly.
+``memory_size=0`` is the memory-less baseline of Table 5 (``vmn-mem0``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from InteractiveSegLib.engines.base import Engine, EngineState, Prediction, Requ
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import SliceAuto, slice_index
 from InteractiveSegLib.methods.vmn.interaction import ENCODINGS, segment_slice
+from InteractiveSegLib.methods.vmn.network import VMNet
 from InteractiveSegLib.methods.vmn.propagation import PropagationResult, VMNPropagator, propagate
 from InteractiveSegLib.preprocessing import Roi, normalize_intensity, resize_stack
 from InteractiveSegLib.volume import Volume
@@ -76,9 +78,10 @@ class VMNEngine(Engine):
     ) -> None:
         super().__init__()
         models = default_models_dir()
-        self.net, self.config, self.meta = load_checkpoint(
+        net, self.config, self.meta = load_checkpoint(
             Path(model_path) if model_path else models / MEMORY_MODEL, "vmn_net"
         )
+        self.net = cast(VMNet, net)  # the "vmn_net" architecture
         self.f_in, self.in_config, self.in_meta = load_checkpoint(
             Path(interaction_model_path) if interaction_model_path else models / INTERACTION_MODEL, "vmn_interaction"
         )
@@ -117,6 +120,7 @@ class VMNEngine(Engine):
         to slice, and a small region makes a round several times faster. Within a session the
         corrected masks only accumulate, so the region mostly stays and so do its cached
         query encodings; it depends on nothing else (sessions sharing an engine stay apart)."""
+        assert self.volume is not None
         shape = tuple(n for a, n in enumerate(self.volume.shape) if a != axis)
         union = np.zeros(shape, bool)
         for m in corrected.values():
@@ -144,6 +148,7 @@ class VMNEngine(Engine):
         size); the last few regions are kept with their cached query encodings."""
         key = (axis, roi.r0, roi.r1, roi.c0, roi.c1)
         if key not in self._propagators:
+            assert self._norm is not None
             slices = np.moveaxis(self._norm, axis, 0)[:, roi.r0 : roi.r1, roi.c0 : roi.c1]
             self._propagators[key] = VMNPropagator(self.net, resize_stack(slices, self.working_shape(roi)), self.device)
             while len(self._propagators) > 4:
@@ -157,6 +162,7 @@ class VMNEngine(Engine):
         axis, index = request.axis, request.slice_index
         same = [h for h in request.interactions if h.axis == axis and slice_index(h) == index]
         previous = np.take(request.labelmap, index, axis=axis) == request.label
+        assert self._norm is not None
         prob, _ = segment_slice(
             self.f_in,
             np.take(self._norm, index, axis=axis),
@@ -183,6 +189,7 @@ class VMNEngine(Engine):
         roi = self.region(axis, corrected)
         work = self.working_shape(roi)
         crop = {i: resize_stack(m[roi.slices][None], work)[0] for i, m in corrected.items()}
+        assert self.volume is not None
         res = propagate(
             self.propagator(axis, roi),
             self.volume.shape[axis],
@@ -221,6 +228,7 @@ class VMNEngine(Engine):
             corrected=sorted(corrected),
         )
         report = PropagationReport(seconds=result.seconds, propagated=len(result.order))
+        assert self.volume is not None
         region = (slice(0, self.volume.shape[0]), slice(0, self.volume.shape[1]), slice(0, self.volume.shape[2]))
         probability = np.moveaxis(result.probability, 0, request.axis)
         return Prediction(request.label, region, probability, ratings=ratings, report=report, state=correction)
@@ -256,6 +264,7 @@ class RegistrationPropagationEngine(VMNEngine):
         from InteractiveSegLib.methods.online.proxy_mask import ProxyMask
 
         t0 = time.perf_counter()
+        assert self._norm is not None
         image = np.moveaxis(self._norm, axis, 0)
         n = image.shape[0]
         prob = np.zeros(image.shape, np.float32)

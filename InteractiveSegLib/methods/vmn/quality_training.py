@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from InteractiveSegLib.checkpoints import load_checkpoint, save_checkpoint
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.methods.vmn.engine import VMNEngine
+from InteractiveSegLib.methods.vmn.network import VMNet
 from InteractiveSegLib.methods.vmn.propagation import PropagationResult
 from InteractiveSegLib.metrics import iou, pearson
 from InteractiveSegLib.session import Session
@@ -36,13 +38,14 @@ class QualityRecorder:
     """Wraps an engine: every propagation's Q inputs, paired with the true IoU of the slice."""
 
     def __init__(self, engine: VMNEngine, keep: float = 1.0, rng: np.random.Generator | None = None) -> None:
+        self.reference: np.ndarray | None
         self.engine, self.reference, self.keep, self.rng = engine, None, keep, rng or np.random.default_rng(0)
         self.samples: list[tuple[torch.Tensor, float]] = []
         self._inputs: list[torch.Tensor] = []
         engine.net.quality.register_forward_hook(self._hook)
         engine.on_propagated = self.record
 
-    def _hook(self, module, args, _output) -> None:
+    def _hook(self, module: Any, args: Any, _output: Any) -> None:
         self._inputs.append(module.prepare(*args)[0].half())
 
     def record(self, res: PropagationResult) -> None:
@@ -51,22 +54,23 @@ class QualityRecorder:
         for q, x in zip(res.order, self._inputs, strict=False):
             if self.keep < 1 and self.rng.random() >= self.keep:  # neighbouring slices are near copies
                 continue
+            assert self.reference is not None, "set the reference structure before propagating"
             self.samples.append((x, iou(self.reference[q], res.probability[q] > 0.5)))
         self._inputs.clear()
 
 
-def collect(args, rng: np.random.Generator) -> list[list[tuple[torch.Tensor, float]]]:
+def collect(args: argparse.Namespace, rng: np.random.Generator) -> list[list[tuple[torch.Tensor, float]]]:
     """Per structure, the (Q input, true IoU) pairs of its sessions (one per hint type)."""
     engine = VMNEngine(model_path=args.init, threads=args.threads)
     engine.net.eval()
     rec = QualityRecorder(engine, args.keep, rng)
-    groups = []
+    groups: list[list[tuple[torch.Tensor, float]]] = []
     for name in ("colin27", "inia19"):
         d = datasets.load(name)
         labelmap = d.labels.labelmap
         counts = np.bincount(labelmap.ravel())
-        ids = [v for v in d.structures("train") if v < counts.size and counts[v] >= args.min_voxels]
-        ids = rng.permutation(ids)[: args.structures_per_volume]
+        candidates = [v for v in d.structures("train") if v < counts.size and counts[v] >= args.min_voxels]
+        ids = rng.permutation(candidates)[: args.structures_per_volume]
         engine.set_image(d.image)
         for v in ids:
             ref = labelmap == v
@@ -90,7 +94,8 @@ def collect(args, rng: np.random.Generator) -> list[list[tuple[torch.Tensor, flo
                         session.add(hint)
             groups.append(rec.samples[start:])
             print(
-                f"{name}:{v}: {len(rec.samples) - start} slices, mean IoU {np.mean([s[1] for s in rec.samples[start:]] or [np.nan]):.3f}",
+                f"{name}:{v}: {len(rec.samples) - start} slices, "
+                f"mean IoU {np.mean([s[1] for s in rec.samples[start:]] or [np.nan]):.3f}",
                 flush=True,
             )
     return groups
@@ -122,7 +127,7 @@ def predict(head, samples, batch: int = 64) -> np.ndarray:
     return out
 
 
-def train_quality(args) -> dict:
+def train_quality(args: argparse.Namespace) -> dict[str, Any]:
     """Collect, fit Q with L2 on four fifths of the structures, report Pearson on the rest,
     save f_VMN with the new Q."""
     torch.manual_seed(args.seed)
@@ -140,7 +145,7 @@ def train_quality(args) -> dict:
     val = [s for g in order[:n_val] for s in groups[g]]
     train = [s for g in order[n_val:] for s in groups[g]]
     model, config, source_meta = load_checkpoint(args.init, "vmn_net")
-    head = model.quality
+    head = cast(VMNet, model).quality  # the "vmn_net" architecture
     before = validation_r(head, val)
     print(
         f"{len(train)} training / {len(val)} validation slices ({n_val} structures); Pearson before: {before:.3f}",
