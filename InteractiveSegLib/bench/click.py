@@ -26,6 +26,7 @@ from InteractiveSegLib.bench.harness import (
     user_data,
 )
 from InteractiveSegLib.bench.options import BenchOptions
+from InteractiveSegLib.bench.report import summary_table
 from InteractiveSegLib.bench.result import BenchResult
 from InteractiveSegLib.engines import create_engine, describe_engine
 from InteractiveSegLib.hints import Click
@@ -132,25 +133,8 @@ def summarize(engine_name: str, data: BenchData, results: list[SliceResult]) -> 
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    """BENCHMARK.md's summary table (also under the SIM suite's own tables)."""
-    head = (
-        "| engine | data | mode | structures | sessions | "
-        + " | ".join(f"Dice@{k}" for k in DICE_AT)
-        + " | NoC@85 | NoC@90 | ms median | ms p95 | peak RSS MB |"
-    )
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    nan = float("nan")
-    for r in results:
-        ms = r["ms_per_interaction"]
-        robot = f" ({r['robot']} robot)" if "robot" in r else ""
-        lines.append(
-            f"| {r['engine']}{robot} | {r['data']} | {r['mode']} | {len(r['structures'])} | "
-            f"{r.get('sessions', '')} | "
-            + " | ".join(f"{r['dice_at'].get(str(k), nan):.3f}" for k in DICE_AT)
-            + f" | {r['noc85']:.2f} | {r['noc90']:.2f} | {ms['median'] or nan:.1f} | {ms['p95'] or nan:.1f}"
-            + f" | {r['peak_rss_mb']} |"
-        )
-    return "\n".join(lines)
+    """BENCHMARK.md's summary table."""
+    return summary_table(results, DICE_AT)
 
 
 def run(options: BenchOptions) -> list[BenchResult]:

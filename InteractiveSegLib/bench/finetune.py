@@ -145,7 +145,7 @@ def shipped_targets(classes: list[str]) -> tuple[str, Volume, list[Target]]:
 def user_targets(
     image: str, labels: str, classes: list[str], structures: list[str] | None, limit: int
 ) -> tuple[str, Volume, list[Target]]:
-    from InteractiveSegLib.bench.click import user_data
+    from InteractiveSegLib.bench.harness import user_data
 
     data = user_data(image, labels, structures)
     lower = [c.lower() for c in classes]

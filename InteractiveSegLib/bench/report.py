@@ -43,3 +43,25 @@ def write_report(
     if markdown_path:
         _write_text(markdown_path, table + "\n")
     return report
+
+
+def summary_table(results: list[dict[str, Any]], dice_at: tuple[int, ...] = (0, 1, 2, 3, 5, 10)) -> str:
+    """BENCHMARK.md's figures of every result, one row each (the 2D and SIM suites' table)."""
+    head = (
+        "| engine | data | mode | structures | sessions | "
+        + " | ".join(f"Dice@{k}" for k in dice_at)
+        + " | NoC@85 | NoC@90 | ms median | ms p95 | peak RSS MB |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    nan = float("nan")
+    for r in results:
+        ms = r["ms_per_interaction"]
+        robot = f" ({r['robot']} robot)" if "robot" in r else ""
+        lines.append(
+            f"| {r['engine']}{robot} | {r['data']} | {r['mode']} | {len(r['structures'])} | "
+            f"{r.get('sessions', '')} | "
+            + " | ".join(f"{r['dice_at'].get(str(k), nan):.3f}" for k in dice_at)
+            + f" | {r['noc85']:.2f} | {r['noc90']:.2f} | {ms['median'] or nan:.1f} | {ms['p95'] or nan:.1f}"
+            + f" | {r['peak_rss_mb']} |"
+        )
+    return "\n".join(lines)

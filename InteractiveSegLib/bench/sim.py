@@ -27,6 +27,7 @@ import numpy as np
 
 from InteractiveSegLib.bench.harness import latency, log, peak_rss_mb
 from InteractiveSegLib.bench.options import BenchOptions
+from InteractiveSegLib.bench.report import summary_table
 from InteractiveSegLib.bench.result import BenchResult
 from InteractiveSegLib.data.multiclass_tasks import TaskData, TaskSlice, get_task, load_task
 from InteractiveSegLib.engines import create_engine, engine_class
@@ -347,9 +348,7 @@ def _row_name(r: dict[str, Any]) -> str:
 
 def markdown(results: list[dict[str, Any]]) -> str:
     """The SIM tables, then BENCHMARK.md's summary table."""
-    from InteractiveSegLib.bench import click
-
-    return sim_tables(results) + "\n\n" + click.markdown(results)
+    return sim_tables(results) + "\n\n" + summary_table(results)
 
 
 def sim_tables(results: list[dict[str, Any]], at: int = 3) -> str:

@@ -238,3 +238,18 @@ def test_online_task_learns_a_labelled_volume_then_segments_and_survives_a_resta
     assert seg.labelmap.shape == (20, 80, 80) and seg.labels[1].name == "Putamen_R"
     assert main(["online", "--task", str(task), "--image", str(img), "--labels", str(labels), "--structure", "99"]) == 2
     assert "no voxel of 99" in capsys.readouterr().err
+
+
+def test_finetune_bench_on_a_users_volume_runs_2d_and_3d_sessions(tmp_path, crop_files):
+    """The fine-tuning suite end to end on a user's files: one scribble round per session,
+    2D and 3D, every figure of BENCHMARK.md and the iterations of each round."""
+    img, labels = crop_files
+    out = tmp_path / "ft.json"
+    args = ["bench", "--engines", "finetune,finetune-3d", "--image", str(img), "--labels", str(labels)]
+    args += ["--max-slices", "1", "--rounds", "1", "--max-structures", "1", "--no-speed", "--json", str(out)]
+    assert main(args) == 0
+    results = json.loads(out.read_text())["results"]
+    assert [(r["engine"], r["mode"]) for r in results] == [("finetune", "2d"), ("finetune-3d", "3d")]
+    for r in results:
+        assert set(r["dice_at"]) == {"0", "1"} and all(0.0 <= v <= 1.0 for v in r["dice_at"].values())
+        assert r["iterations"]["median"] >= 1 and r["ms_per_interaction"]["median"] > 0
