@@ -72,7 +72,10 @@ def load_checkpoint(path: str | Path, expected_arch: str) -> tuple[torch.nn.Modu
         raise ModelError(f"model file {path} holds a {arch!r} network, expected {expected_arch!r}")
     config = dict(ckpt.get("config", {}))
     net_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("net", {}).items()}
-    model = build_network(arch, **net_kwargs)
+    try:
+        model = build_network(arch, **net_kwargs)
+    except (TypeError, ValueError) as e:  # a config the builder does not take
+        raise ModelError(f"model file {path} has a {arch} configuration that cannot be built: {e}") from None
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:

@@ -27,3 +27,7 @@ class ModelError(InteractiveSegError):
 
 class EngineError(InteractiveSegError):
     """An engine name is unknown or an engine cannot handle a request."""
+
+
+class ConfigError(InteractiveSegError, ValueError):
+    """A setting (of a network, a task, a training run) is not one the code knows."""

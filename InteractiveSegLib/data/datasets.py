@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from InteractiveSegLib.errors import ImageError
+from InteractiveSegLib.errors import ConfigError, ImageError
 from InteractiveSegLib.io import Segmentation, read_labels, read_volume
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.volume import Volume
@@ -65,7 +65,7 @@ def structures_for_split(name: str, values: list[int], split: str) -> list[int]:
         return list(values) if split == "test" else []
     want = 1 if split == "train" else 0
     if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}")
+        raise ConfigError(f"unknown split {split!r}")
     return [v for v in values if v % 2 == want]
 
 

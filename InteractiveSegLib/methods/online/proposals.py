@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from InteractiveSegLib.errors import ConfigError
+
 
 def slice_distance(shape: tuple[int, int, int], drawn: dict[int, list[int]]) -> np.ndarray:
     """Voxel distance to the nearest drawn slice of any plane (inf where nothing is drawn)."""
@@ -36,7 +38,7 @@ def confidence_weights(
         return np.exp(-d / scale).astype(np.float32)
     if form == "indicator":
         return (omega * (d == 0) + 1.0).astype(np.float32)
-    raise ValueError(f"unknown weight form {form!r}: exp, indicator or none")
+    raise ConfigError(f"unknown weight form {form!r}: exp, indicator or none")
 
 
 def residual_map(

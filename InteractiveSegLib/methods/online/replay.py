@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from InteractiveSegLib.errors import ConfigError
+
 
 @dataclass
 class ReplayBuffer:
@@ -25,7 +27,7 @@ class ReplayBuffer:
 
     def __post_init__(self) -> None:
         if not 0 < self.size < self.aux_size:
-            raise ValueError(f"need 0 < b < b*, got b={self.size}, b*={self.aux_size}")
+            raise ConfigError(f"need 0 < b < b*, got b={self.size}, b*={self.aux_size}")
         if not self.aux:
             self.aux = [None] * self.aux_size
         self._rng = np.random.default_rng(self.seed)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from InteractiveSegLib.errors import ConfigError
 from InteractiveSegLib.methods.sim.network import input_channels
 from InteractiveSegLib.users.multiclass import SliceClick  # defined with the users that make them
 
@@ -33,7 +34,7 @@ class State:
 
     def __post_init__(self) -> None:
         if self.clicks.shape != self.probs.shape or self.clicks.ndim != 3:
-            raise ValueError(
+            raise ConfigError(
                 f"state masks {self.clicks.shape} and probabilities {self.probs.shape} must both be (N, H, W)"
             )
 
@@ -49,7 +50,7 @@ def click_masks(
     disk = rr**2 + cc**2 <= radius**2
     for c in clicks:
         if not (0 <= c.cls < num_classes):
-            raise ValueError(f"click class {c.cls} outside 0..{num_classes - 1}")
+            raise ConfigError(f"click class {c.cls} outside 0..{num_classes - 1}")
         r, q = rr[disk] + c.row, cc[disk] + c.col
         ok = (r >= 0) & (r < shape[0]) & (q >= 0) & (q < shape[1])
         out[c.cls, r[ok], q[ok]] = 1.0
@@ -81,7 +82,7 @@ def input_parts(
     elif memory == "base":
         parts.append(states[-1].clicks if states else np.zeros((num_classes, *shape), np.float32))
     elif memory != "auto":
-        raise ValueError(f"unknown memory {memory!r}")
+        raise ConfigError(f"unknown memory {memory!r}")
     return parts
 
 

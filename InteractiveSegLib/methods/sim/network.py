@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from monai.networks.blocks import Convolution, ResidualUnit
 from torch import nn
 
+from InteractiveSegLib.errors import ConfigError
+
 MEMORIES = ("sim", "cim", "base", "auto")
 DECODERS = ("lstm", "plain")
 
@@ -33,7 +35,7 @@ def input_channels(memory: str, num_classes: int, depth: int) -> int:
         return 1 + num_classes
     if memory == "auto":
         return 1
-    raise ValueError(f"unknown memory {memory!r}; expected one of {MEMORIES}")
+    raise ConfigError(f"unknown memory {memory!r}; expected one of {MEMORIES}")
 
 
 class ConvLSTMCell(nn.Module):
@@ -154,12 +156,12 @@ class SIMNet(nn.Module):
     ) -> None:
         super().__init__()
         if norm not in ("batch", "instance"):
-            raise ValueError(f"unknown norm {norm!r}; expected 'batch' or 'instance'")
+            raise ConfigError(f"unknown norm {norm!r}; expected 'batch' or 'instance'")
         norm_layer = ("instance", {"affine": True}) if norm == "instance" else "batch"
         if decoder not in DECODERS:
-            raise ValueError(f"unknown decoder {decoder!r}; expected one of {DECODERS}")
+            raise ConfigError(f"unknown decoder {decoder!r}; expected one of {DECODERS}")
         if decoder == "lstm" and memory != "sim":
-            raise ValueError("the LSTM decoder reads the SIM states: use memory='sim'")
+            raise ConfigError("the LSTM decoder reads the SIM states: use memory='sim'")
         self.num_classes, self.depth, self.memory, self.decoder = num_classes, depth, memory, decoder
         self.in_channels = input_channels(memory, num_classes, depth)
         f = list(features)  # a checkpoint stores a list
@@ -197,7 +199,7 @@ class SIMNet(nn.Module):
         be all zeros (the memory's padding before the D-th click); their work is skipped, the
         result is the same."""
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"SIMNet({self.memory}) expects {self.in_channels} input channels, got {x.shape[1]}")
+            raise ConfigError(f"SIMNet({self.memory}) expects {self.in_channels} input channels, got {x.shape[1]}")
         full = self.full(x[:, :1])
         skips = [self.stem(x)]
         for block in self.enc:

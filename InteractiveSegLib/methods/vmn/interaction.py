@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from InteractiveSegLib.encodings import gaussian_map, geodesic_map, linear_geodesic_map
+from InteractiveSegLib.errors import ConfigError
 from InteractiveSegLib.hints import Box, ExtremePoints, Interaction, slice_points
 from InteractiveSegLib.preprocessing import Roi, crop_resize, paste
 
@@ -80,7 +81,7 @@ def encode(image: np.ndarray, points: list, encoding: str) -> np.ndarray:
         return geodesic_map(image, points)
     if encoding == "gaussian":
         return gaussian_map(image.shape, points, sigma=3.0)
-    raise ValueError(f"unknown cue encoding {encoding!r}; expected one of {ENCODINGS}")
+    raise ConfigError(f"unknown cue encoding {encoding!r}; expected one of {ENCODINGS}")
 
 
 def network_input(

@@ -30,6 +30,8 @@ from monai.networks.blocks import Convolution, ResidualUnit
 from monai.networks.nets import BasicUNet
 from torch import nn
 
+from InteractiveSegLib.errors import ConfigError
+
 #: spatial sizes must be multiples of this (the decoder's and the quality head's strides)
 STRIDE = 16
 
@@ -70,7 +72,7 @@ class Encoder(nn.Module):
         if key_stride == 8:
             strides[-1] = 1
         elif key_stride != 16:
-            raise ValueError(f"key_stride must be 8 or 16, got {key_stride}")
+            raise ConfigError(f"key_stride must be 8 or 16, got {key_stride}")
         self.stem = Convolution(2, in_channels, f[0], strides=2, act="relu", norm="batch")
         self.stages = nn.ModuleList(
             ResidualUnit(2, f[i], f[i + 1], strides=strides[i], subunits=2, act="relu", norm="batch")

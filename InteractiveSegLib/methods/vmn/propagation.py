@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from InteractiveSegLib.errors import ConfigError
 from InteractiveSegLib.methods.vmn.network import STRIDE, VMNet
 
 
@@ -83,7 +84,7 @@ def propagate(
     interactive slice ``start`` first. ``progress(fraction, text)`` is called after each
     slice (it may raise to cancel)."""
     if start not in annotated:
-        raise ValueError(f"the start slice {start} has no mask")
+        raise ConfigError(f"the start slice {start} has no mask")
     t0 = time.perf_counter()
     shape = annotated[start].shape
     prob = np.zeros((n_slices, *shape), np.float32)
