@@ -4,26 +4,68 @@ train-vmn, engines."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
 from InteractiveSegLib.errors import InteractiveSegError
 
 
+def read_text(path: str, what: str) -> str:
+    """A UTF-8 text file given on the command line, or the project's error saying why not."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InteractiveSegError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise InteractiveSegError(f"{what} {path} is a folder, not a file") from None
+    except UnicodeDecodeError:
+        raise InteractiveSegError(f"{what} {path} is not UTF-8 text") from None
+    except OSError as e:
+        raise InteractiveSegError(f"{what} {path} cannot be read: {e.strerror}") from None
+
+
+def read_json(path: str, what: str) -> dict:
+    """A JSON object from a file given on the command line."""
+    try:
+        value = json.loads(read_text(path, what))
+    except json.JSONDecodeError as e:
+        raise InteractiveSegError(f"{what} {path} is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise InteractiveSegError(f"{what} {path} must hold a JSON object, not {type(value).__name__}")
+    return value
+
+
+def check_output(path: str, suffix: str) -> None:
+    """Refuse, before any computation, an output the command could not write."""
+    out = Path(path)
+    if not out.name.endswith(suffix):
+        raise InteractiveSegError(f"{path}: the output must end in {suffix}")
+    if out.is_dir():
+        raise InteractiveSegError(f"{path} is a folder: give a file name ending in {suffix}")
+    parent = out.parent if str(out.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise InteractiveSegError(f"{parent} is not a folder")
+
+
 def _segment(args: argparse.Namespace) -> None:
     """Apply saved hints (JSON, as the Slicer module's batch API takes them) to a volume."""
-    from InteractiveSegLib.engines import create_engine
+    from InteractiveSegLib.engines import create_engine, describe_engine
     from InteractiveSegLib.hints import from_json
     from InteractiveSegLib.io import read_volume, write_seg_nrrd
     from InteractiveSegLib.session import Session, labels_for_hints
 
-    vol = read_volume(args.image)
-    hints = from_json(Path(args.hints).read_text())
-    kwargs = {"model": args.model} if args.model else {}
+    check_output(args.out, ".seg.nrrd")
+    hints = from_json(read_text(args.hints, "hints file"))
+    if not hints:
+        raise InteractiveSegError(f"{args.hints} holds no hint: nothing to segment, {args.out} left as it was")
+    kwargs: dict[str, object] = {"model": args.model} if args.model else {}
     if args.model_spec:
-        import json
-
-        kwargs["spec"] = json.loads(Path(args.model_spec).read_text())
+        kwargs["spec"] = read_json(args.model_spec, "model spec")
+    if kwargs and not describe_engine(args.engine).adapts_to_image:
+        raise InteractiveSegError(f"--model and --model-spec are for the fine-tuning engines, not {args.engine!r}")
+    vol = read_volume(args.image)
     engine = create_engine(args.engine, **kwargs)
     labels = labels_for_hints(engine, hints)
     session = Session(vol, engine, labels)
@@ -152,6 +194,21 @@ def main(argv: list[str] | None = None) -> int:
     except InteractiveSegError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:  # a file or folder the command was given cannot be used
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug: one line for the user, the traceback on request
+        if os.environ.get("INTERACTIVESEG_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(e).__name__}: {e} (set INTERACTIVESEG_DEBUG=1 for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return 3
     return 0
 
 

@@ -97,6 +97,70 @@ def test_bad_input_is_a_message_and_exit_code_2(tmp_path, crop_files, capsys):
     assert "cannot read" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing hints", "does not exist"),
+        ("hints folder", "is a folder"),
+        ("binary hints", "not UTF-8"),
+        ("no hint", "holds no hint"),
+        ("output folder", "is a folder"),
+        ("output suffix", "must end in .seg.nrrd"),
+        ("model for click", "for the fine-tuning engines"),
+        ("spec not json", "not valid JSON"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_work_and_change_nothing(tmp_path, crop_files, capsys, case, expected):
+    img, _ = crop_files
+    good = tmp_path / "hints.json"
+    good.write_text(to_json([Click((30, 40, 10))]))
+    out = tmp_path / "o.seg.nrrd"
+    out.write_bytes(b"the user's earlier result")
+    hints, target, extra = good, out, []
+    if case == "missing hints":
+        hints = tmp_path / "none.json"
+    elif case == "hints folder":
+        hints = tmp_path
+    elif case == "binary hints":
+        hints = tmp_path / "bin.json"
+        hints.write_bytes(b"\xff\xfe\x00")
+    elif case == "no hint":
+        hints = tmp_path / "empty.json"
+        hints.write_text("[]")
+    elif case == "output folder":
+        target = tmp_path / "folder.seg.nrrd"
+        target.mkdir()
+    elif case == "output suffix":
+        target = tmp_path / "o.nrrd"
+    elif case == "model for click":
+        extra = ["--model", str(tmp_path / "m.pt")]
+    elif case == "spec not json":
+        (tmp_path / "spec.json").write_text("{nope")
+        extra = ["--engine", "finetune", "--model-spec", str(tmp_path / "spec.json")]
+    code = main(["segment", "--image", str(img), "--hints", str(hints), "--out", str(target), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and "Traceback" not in err
+    assert out.read_bytes() == b"the user's earlier result" and not (tmp_path / "o.nrrd").exists()
+
+
+def test_an_unexpected_failure_is_one_line_not_a_traceback(tmp_path, crop_files, capsys, monkeypatch):
+    import InteractiveSegLib.session as session
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something inside broke")
+
+    monkeypatch.setattr(session.Session, "add", broken)
+    img, _ = crop_files
+    hints = tmp_path / "hints.json"
+    hints.write_text(to_json([Click((30, 40, 10))]))
+    code = main(["segment", "--image", str(img), "--hints", str(hints), "--out", str(tmp_path / "o.seg.nrrd")])
+    err = capsys.readouterr().err
+    assert code == 3 and "unexpected RuntimeError: something inside broke" in err and "Traceback" not in err
+    monkeypatch.setenv("INTERACTIVESEG_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        main(["segment", "--image", str(img), "--hints", str(hints), "--out", str(tmp_path / "o.seg.nrrd")])
+
+
 def test_sim_bench_ablation_on_a_users_volume_of_the_task(tmp_path, capsys):
     """Multi-class bench on a user volume of the task (held-out right hemisphere of Colin27,
     classes given by label value): per-class Dice/IoU per round, each ablation system named."""
