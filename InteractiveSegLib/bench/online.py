@@ -312,6 +312,11 @@ def run(args: BenchOptions) -> list[BenchResult]:
     base = OnlineSettings(seed=args.seed)
     steps = args.rounds or STEPS
     stream = stream_samples("train", args.stream_length, args.seed)
+    if "online-offline" in want and len(stream) < 1 + base.replay_m:  # one batch: a sample and m replayed
+        raise InteractiveSegError(
+            f"the offline baseline draws batches of {1 + base.replay_m} volumes: give --stream-length "
+            f"{1 + base.replay_m} or more (this stream has {len(stream)})"
+        )
     evaluation = stream_samples("test", args.eval_volumes, args.seed + 1)
     _log(f"stream: {len(stream)} training-split volumes, {len(evaluation)} held-out volumes, {SHAPE} each")
     eval_names = [s.name for s in evaluation]

@@ -317,3 +317,9 @@ def test_finetune_bench_on_a_users_volume_runs_2d_and_3d_sessions(tmp_path, crop
     for r in results:
         assert set(r["dice_at"]) == {"0", "1"} and all(0.0 <= v <= 1.0 for v in r["dice_at"].values())
         assert r["iterations"]["median"] >= 1 and r["ms_per_interaction"]["median"] > 0
+
+
+def test_an_online_stream_too_short_for_a_batch_is_refused_with_the_figure(tmp_path, capsys):
+    args = ["bench", "--engines", "online", "--stream", "--stream-length", "2", "--eval-volumes", "1", "--no-speed"]
+    assert main(args) == 2
+    assert "--stream-length 3 or more" in capsys.readouterr().err
