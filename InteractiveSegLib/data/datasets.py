@@ -4,7 +4,7 @@
 - ``inia19``: INIA19 macaque T1 with NeuroMaps labels, Debian ``mricron-data``.
 - ``mni152``: MNI ICBM152 2009a T1 with grey/white matter maps (> 127), PyPI ``nilearn``.
 
-Split (fixed, see the model card): structures with odd label ids of colin27 and inia19
+Split (fixed, see Resources/Models/click_fcnn.md): structures with odd label ids of colin27 and inia19
 train; even ids are held out ("unseen structures"); mni152 is a held-out volume.
 Nothing here is copied into the repository: the files are located where the
 packages installed them (override with ``INTERACTIVESEG_MRICRON_DIR``).

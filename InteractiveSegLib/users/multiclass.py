@@ -1,4 +1,4 @@
-"""Multi-class virtual users for the SIM engine (papers/sim-sequential-interaction-memory.txt, 4.2).
+"""Multi-class virtual users for the SIM engine (../shared/papers/sim-sequential-interaction-memory.txt, 4.2).
 
 ``DynamicUser`` is Dynamic Data Generation (DDG) for one training image: it sees the
 latest prediction and clicks where it is wrong, following the paper's routine and its
@@ -143,7 +143,7 @@ def static_clicks(target: np.ndarray, rng: np.random.Generator, max_per_class: i
 
 
 class RobotUser:
-    """Deterministic test-time user (BENCHMARK.md): one click per interaction, at the centre of
+    """Deterministic test-time user (../shared/BENCHMARK.md): one click per interaction, at the centre of
     the largest region that misses a class, labelled with that class (background included);
     ``per_class=True`` clicks every class that has such a region instead."""
 

@@ -1,4 +1,4 @@
-"""The click-guidance FCNN of papers/click-guidance-fcnn.txt, built from MONAI's BasicUNet."""
+"""The click-guidance FCNN of ../shared/papers/click-guidance-fcnn.txt, built from MONAI's BasicUNet."""
 
 from __future__ import annotations
 

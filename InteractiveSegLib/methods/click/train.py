@@ -1,10 +1,10 @@
-"""Train the click-guidance FCNN with a virtual user (papers/click-guidance-fcnn.txt, III-C).
+"""Train the click-guidance FCNN with a virtual user (../shared/papers/click-guidance-fcnn.txt, III-C).
 
 For each batch: a first click inside the structure; then up to K-1 more interactions,
 the k-th taking place with linearly decreasing probability 1 - k/K; each is sampled
 from the current error of the network's own prediction (no gradient through the
 simulation); the final tuple is trained with the Dice loss. Data: 2D slices of all
-three orientations of the *train* structures of colin27 and inia19 (see datasets.py).
+three orientations of the *train* structures of colin27 and inia19 (see data/datasets.py).
 """
 
 from __future__ import annotations

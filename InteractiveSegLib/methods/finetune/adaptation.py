@@ -1,4 +1,4 @@
-"""Scribble-aware test-time fine-tuning (papers/scribble-aware-test-time-finetuning.txt,
+"""Scribble-aware test-time fine-tuning (../shared/papers/scribble-aware-test-time-finetuning.txt,
 section 3, Algorithm 1 and supplementary A).
 
 The user's scribbles are constraints on the output. Starting from the instance weights
@@ -10,10 +10,10 @@ voxels) + α·‖W_l − W_λl‖ (eq. 2), updating only the last ``l`` layers.
 - Layers are the network's convolution / linear modules in the order the forward pass
   runs them (found with hooks); the parameters of modules that run after the l-th last
   of them (its normalisation, activation) train with it.
-- A label the model never knew gets an extra output channel: a copy of the final
+- A label the model never knew gets an extra output channel: first a copy of the final
   layer's *background* filter with its bias lowered by ``NEW_LABEL_MARGIN``, so the
-  prediction is unchanged until a scribble asks for the label, and the new class starts
-  from the features that separate background (the class it is carved out of).
+  prediction is unchanged until a scribble asks for the label; then, by default, imprinted
+  from its first scribble (``ExtraChannels.imprint``).
 - Scribble region growing (threshold T) enlarges each scribble with scikit-image's flood
   fill before the loop (on by default).
 """
@@ -38,12 +38,12 @@ _LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTran
 
 @dataclass
 class FinetuneSettings:
-    """Algorithm 1's knobs. Defaults: see the model card (ablation over l, M, growing)."""
+    """Algorithm 1's knobs. Defaults: the ablation over l, M and growing in Resources/Models/finetune.md."""
 
-    layers: int = 6  # l: last layers updated (0 or less: all); 6 from the ablation (model card)
+    layers: int = 6  # l: last layers updated (0 or less: all); 6 from the ablation
     max_iterations: int = 12  # M
     lr: float = 0.15  # η; with max_grad_norm 0.1 every step moves W_λl by at most 0.015
-    momentum: float = 0.0  # plain SGD, as the paper (momentum overshoots: see the card)
+    momentum: float = 0.0  # plain SGD, as the paper (momentum overshoots)
     alpha: float = 0.01  # weight of ‖W − W_λ‖
     region_growing: bool = True
     threshold: float = 0.02  # T, in units of the normalised [0, 1] intensity
@@ -187,9 +187,9 @@ class ExtraChannels(nn.Module):
         """Weight imprinting (Qi et al., CVPR 2018) of channel ``k`` from the voxels ``at``
         (B, *spatial bool) the user gave the new label: its filter points from the image's
         mean feature to the scribbled voxels' mean feature (a ``contrast`` logit apart) and
-        its bias makes it win there by ``margin`` over the existing classes. A copy of the
-        background filter would instead flood every background-like voxel at the first
-        step. ``features``: the final layer's input (logits for the logit-mixing form).
+        its bias makes it win there by ``margin`` over the existing classes, so the new label
+        starts where the user put it rather than on every background-like voxel.
+        ``features``: the final layer's input (logits for the logit-mixing form).
         ``far``: voxels far from every scribble; the bias is lowered until the new label
         wins at no more than a ``leak`` fraction of them (then the loop has work to do)."""
         f = features.movedim(1, -1)  # (B, *spatial, C_in)

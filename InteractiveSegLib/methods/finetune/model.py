@@ -1,9 +1,9 @@
 """Bring your own segmentation model: load it, declare how its input is prepared, run it.
 
-The scribble-aware fine-tuning engine (papers/scribble-aware-test-time-finetuning.txt)
+The scribble-aware fine-tuning engine (../shared/papers/scribble-aware-test-time-finetuning.txt)
 works on *any* pre-trained segmentation network. A site gives one of:
 
-- an InteractiveSeg checkpoint (``.pt``, ``networks.save_checkpoint`` format) of a plain
+- an InteractiveSeg checkpoint (``.pt``, ``checkpoints.save_checkpoint`` format) of a plain
   segmenter (the SIM "auto" network is one): architecture, labels and preprocessing are
   read from the checkpoint;
 - a PyTorch ``nn.Module`` object (``SegmentationModel.from_module``), or a state dict

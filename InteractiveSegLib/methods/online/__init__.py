@@ -1,1 +1,1 @@
-"""online."""
+"""Online learning (dynamic-learning paper): learner, proxy masks, replay, slice proposals, task folder."""

@@ -1,4 +1,4 @@
-"""A segmenter that learns while the user annotates (papers/dynamic-interactive-learning.txt,
+"""A segmenter that learns while the user annotates (../shared/papers/dynamic-interactive-learning.txt,
 2.2-2.6: eqs. 2 and 9, Algorithms 1, 3 and 5).
 
 For each incoming volume the user draws the structure on a few slices; ``ProxyMask``
@@ -39,7 +39,7 @@ from InteractiveSegLib.methods.online.task_folder import TaskStore
 
 @dataclass
 class OnlineSettings:
-    """Defaults are the configuration the card's figures come from (cold start, 2 CPU threads)."""
+    """Defaults are the configuration the figures of Resources/Models/online.md come from."""
 
     channels: tuple[int, ...] = (8, 16, 32, 64)  # MONAI 3D UNet, strides 2
     patch: tuple[int, int, int] = (32, 48, 48)  # training patch (KJI); the whole volume when it is smaller

@@ -55,8 +55,7 @@ def residual_map(
     ``support`` (optional, boolean): r counts only there, e.g. near the structure Υ shows.
     Without it the farthest slices (d2) are the volume's ends and an unsure F (d1) is
     unsure everywhere, so the proposals often fall where the structure is absent: a
-    drawing there costs a slice and teaches little (measured: guided slices lost to random
-    target slices until the residual was confined to the support; see the online card).
+    drawing there costs a slice and teaches little (Resources/Models/online.md, "Model guidance").
     ``saturation`` s: d2 = 1 − e^(−d/s) instead of d / max d."""
     d1 = np.abs(proxy.astype(np.float32) - prediction.astype(np.float32))
     d = slice_distance(proxy.shape, drawn)

@@ -1,4 +1,4 @@
-"""Proxy masks by registration (papers/dynamic-interactive-learning.txt, 2.4, Algorithm 2).
+"""Proxy masks by registration (../shared/papers/dynamic-interactive-learning.txt, 2.4, Algorithm 2).
 
 The user draws the structure on a few slices; every other slice takes the mask of the
 nearest drawn slice of the same plane, warped by a registration of the two slices

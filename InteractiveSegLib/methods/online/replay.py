@@ -1,4 +1,4 @@
-"""Replay buffer of the dynamic-learning paper (papers/dynamic-interactive-learning.txt, 2.2,
+"""Replay buffer of the dynamic-learning paper (../shared/papers/dynamic-interactive-learning.txt, 2.2,
 Algorithm 1): a new sample replaces a random slot of an auxiliary buffer B* (b* slots, or is
 dropped when the draw falls past its end); the training buffer B is b samples drawn from
 B*; each step retrieves m < b of them. Older samples fade slowly, newer ones are likelier.

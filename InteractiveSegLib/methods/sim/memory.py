@@ -1,4 +1,4 @@
-"""Interaction memories of a multi-class 2D session (papers/sim-sequential-interaction-memory.txt, 4.1.2).
+"""Interaction memories of a multi-class 2D session (../shared/papers/sim-sequential-interaction-memory.txt, 4.1.2).
 
 A *state* pairs the user's corrections (N binary click masks, one per class including
 background) with the segmentation they corrected (N probability maps; all zeros when

@@ -1,4 +1,4 @@
-"""The SIM network (papers/sim-sequential-interaction-memory.txt, 4.1 and 5.1.1).
+"""The SIM network (../shared/papers/sim-sequential-interaction-memory.txt, 4.1 and 5.1.1).
 
 Input: ``1 + 2*D*N`` channels for the sequential interaction memory (image, then D
 states, oldest first, each = N interaction masks + N probability maps), ``1 + N`` for
@@ -60,14 +60,14 @@ class ConvLSTMCell(nn.Module):
 
     def _update(self, gates: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """LSTM update from gates whose candidate rows were pre-scaled by 2: one sigmoid over all
-        four gates, tanh(g) = 2 sigmoid(2g) - 1 (half the element-wise time on CPU)."""
+        four gates, tanh(g) = 2 sigmoid(2g) - 1 (fewer element-wise passes on CPU)."""
         k = self.hidden
         s = torch.sigmoid(gates)
         if torch.is_grad_enabled():
             i, f, o, g = s[:, :k], s[:, k : 2 * k], s[:, 2 * k : 3 * k], s[:, 3 * k :] * 2 - 1
             c = i * g if c is None else f * c + i * g
             return o * torch.tanh(c), c
-        # inference: the same arithmetic in place on fresh tensors (half the time on CPU)
+        # inference: the same arithmetic in place on fresh tensors (no temporaries to allocate)
         i, f, o, g = s[:, :k], s[:, k : 2 * k], s[:, 2 * k : 3 * k], s[:, 3 * k :].mul_(2).sub_(1)
         c = i * g if c is None else torch.mul(f, c).addcmul_(i, g)
         return torch.tanh(c).mul_(o), c

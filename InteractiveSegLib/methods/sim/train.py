@@ -1,4 +1,4 @@
-"""Train the SIM network and its ablation variants (papers/sim-sequential-interaction-memory.txt, 4.2, 5.1).
+"""Train the SIM network and its ablation variants (../shared/papers/sim-sequential-interaction-memory.txt, 4.2, 5.1).
 
 Variants (one network each, same architecture body, data and recipe):
 
@@ -100,9 +100,8 @@ def fill_memory(model, imgs, users, memory: str, n: int, depth: int, rounds, mul
 
     The first pass is the automatic result (empty memory); state r pairs the clicks of round r
     with the result they corrected. ``rounds`` may differ per image (a sequence): then every
-    batch mixes memory lengths, so batch-norm statistics seen in training match the mixed
-    running statistics used at test time (one length per batch made a 2-state memory collapse
-    to background at test).
+    batch mixes memory lengths, so the batch-norm statistics seen in training match the mixed
+    running statistics used at test time (why: Resources/Models/sim.md, "DDG").
     """
     per_image = [int(r) for r in (rounds if np.ndim(rounds) else [rounds] * len(imgs))]
     rounds = max(per_image, default=0)

@@ -12,11 +12,10 @@ IoU of the slice's mask from (F^q, Y^q) (eq. 8).
 Backbone: the paper's ResNet-50 (res4, stride 16, 1024 channels) costs ~4 GFLOPs per
 512^2 slice: a propagation round over 100 slices could not stay within seconds on two
 CPU threads. Here a stride-2 convolution and three MONAI ``ResidualUnit`` stages
-(16-32-64-128 channels), ~20 ms per 256^2 slice on one thread. Keys and values sit at
-stride 8, not res4's 16: brain structures of 10-30 voxels fill one or two cells at
-stride 16, and a first run at stride 16 learnt slice-to-slice propagation too slowly
-for a CPU budget. The read's cost grows with the square of the positions, so the engine
-propagates inside a region around the structure (engines/vmn.py).
+(16-32-64-128 channels). Keys and values sit at stride 8, not res4's 16, because brain
+structures of 10-30 voxels fill only one or two cells at stride 16. The read's cost grows
+with the square of the positions, so the engine propagates inside a region around the
+structure (methods/vmn/engine.py). Why each change to the paper: Resources/Models/vmn.md.
 """
 
 from __future__ import annotations
@@ -109,8 +108,7 @@ class KeyValue(nn.Module):
     the mean of the feature similarity and of the positional one (1 at the same cell, ~0.65
     one cell away, ~0.16 two cells away). Slices of one propagation share their frame, so a
     query position prefers memory positions of similar look *near the same place*, which is
-    most of what slice-to-slice propagation needs; learnt from image content alone, the
-    keys of a first run attended away from the structure within the CPU budget."""
+    most of what slice-to-slice propagation needs."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -227,8 +225,8 @@ class VMNet(nn.Module):
         """(B, 1, H, W) image and (B, 1, H, W) mask probability -> key, value.
 
         The value ends with the mask itself, averaged over each cell: the read then carries
-        where the memory's structure was (at the positions the query attends to), which the
-        encoder's features alone learnt to pass on too slowly for a CPU budget."""
+        where the memory's structure was (at the positions the query attends to) without the
+        encoder's features having to learn to pass it on."""
         deep, _ = self.memory_encoder(torch.cat([image, mask], 1))
         k, v = self.memory_kv(deep)
         return k, torch.cat([v, F.adaptive_avg_pool2d(mask, v.shape[2:])], 1)
@@ -259,7 +257,7 @@ class VMNet(nn.Module):
         # the decoder corrects the carried mask: the propagation starts as a copy of it, and
         # learning refines it
         coarse = self.coarse(x) + torch.logit(carried)
-        # refinement at half resolution (a full-resolution pass doubled the slice's time)
+        # refinement at half resolution: a full-resolution pass costs about twice the slice's time
         half = F.avg_pool2d(image, 2)
         logit = self.refine(coarse, half)
         logit = F.interpolate(logit, size=image.shape[2:], mode="bilinear", align_corners=False)
@@ -269,7 +267,7 @@ class VMNet(nn.Module):
         """The mask the decoder corrects, at 1/2 resolution, clamped away from 0 and 1: the
         read's last channel (where the structure was at the attended memory positions), or,
         with a prior, the previous slice's mask itself. At stride 8 the read's mask is a blob
-        of a few cells for a brain structure, which the decoder had to redraw at every slice;
+        of a few cells for a brain structure, which the decoder would redraw at every slice;
         adjacent slices differ by a few voxels at the border, which the prior keeps."""
         if self.prior and prior is not None:
             return F.adaptive_avg_pool2d(prior, size).clamp(0.02, 0.98)
@@ -293,7 +291,7 @@ vmn_net = VMNet
 
 def interaction_net(features: Sequence[int] = (16, 32, 64, 128, 256, 16)) -> torch.nn.Module:
     """f_IN (3.2): a U-Net, which the paper allows in place of its FPN cascade. Inputs:
-    image, previous mask, positive and negative cue maps (vmn_interaction); one logit."""
+    image, previous mask, positive and negative cue maps (methods/vmn/interaction.py); one logit."""
     return BasicUNet(
         spatial_dims=2,
         in_channels=4,

@@ -13,8 +13,8 @@ ordered slices of one structure (stride 1-2, either direction; half the samples 
 near the structure's end and run past it, so that "it has ended" is learnt too); the first carries the reference
 mask (sometimes perturbed, as f_IN would give it), each later slice is segmented with
 the first and every earlier prediction in memory, and its prediction joins the memory.
-Loss (eq. 9): cross-entropy + L2 between the quality head and the true IoU. One step in
-ten reads an empty memory, which defines the memory-size-0 baseline.
+Loss (eq. 9): cross-entropy (plus a batch Dice) + L2 between the quality head and the true
+IoU. One step in ten reads an empty memory, which defines the memory-size-0 baseline.
 
 Data: odd label ids of Colin27/AAL and INIA19/NeuroMaps (the project's training split;
 even ids are held out for the benchmark).
@@ -98,8 +98,7 @@ def interaction_sample(
     previous = perturb(ref, rng) if rng.random() < 0.5 else None
     if rng.random() < beyond:
         # a slice just past the structure's end, still holding a propagated mask (the
-        # propagation's typical false positive): the robot's negative stroke there must clear
-        # it; without such samples f_IN kept (or grew) the whole false mask
+        # propagation's typical false positive): the robot's negative stroke there must clear it
         step = 1 if rng.random() < 0.5 else -1
         edge = idx.max() if step > 0 else idx.min()
         past = int(edge + step * rng.integers(1, 9))
@@ -212,11 +211,10 @@ def train_memory(args) -> dict:
     )
 
 
-#: eq. 9's cross-entropy, plus Dice: a small structure covers ~3% of a crop, and with
-#: cross-entropy alone the network settled on "nothing" within the CPU budget. The Dice is
-#: over the whole batch: per slice, a slice beyond the structure's end (empty target) gives
-#: a Dice loss of ~1 whatever is predicted, so nothing taught the network to stop, and the
-#: propagation flooded the volume; over the batch its false positives count
+#: eq. 9's cross-entropy plus Dice, because a small structure covers ~3% of a crop. The Dice
+#: is over the whole batch: per slice, a slice beyond the structure's end (empty target) gives
+#: a Dice loss of ~1 whatever is predicted and so cannot teach the network to stop; over the
+#: batch its false positives count (Resources/Models/vmn.md, change 6)
 seg_loss = DiceCELoss(sigmoid=True, batch=True)
 
 
