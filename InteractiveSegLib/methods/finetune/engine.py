@@ -1,6 +1,6 @@
 """Any pre-trained segmentation network made interactive by scribble-aware test-time
-fine-tuning (papers/scribble-aware-test-time-finetuning.txt; the algorithm is in
-``scribble_finetune``, model loading in ``finetune_model``).
+fine-tuning (../shared/papers/scribble-aware-test-time-finetuning.txt; the algorithm is in
+``adaptation``, model loading in ``model``).
 
 - ``finetune`` (2D): answers on the slice of the newest hint. Every hint already drawn
   on that slice, of every label, is a constraint; one step may hold hints of several
