@@ -163,21 +163,33 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()), "max": float(a.max())}
 
 
-def _result(engine: str, structures: list[str], dice_at: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def _result(
+    engine: str,
+    per_structure: dict[str, dict[str, Any]],
+    dice_at: dict[str, Any],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """One report row; ``per_structure`` holds each volume's own figures, keyed by its structure."""
     return {
         "engine": engine,
         "mode": "3d",
         "hint": "slice",
         "data": "colin27-aal-stream",
-        "structures": structures,
+        "structures": list(per_structure),
         "dice_at": {k: float(v) for k, v in dice_at.items()},
         "noc85": None,
         "noc90": None,
         "ms_per_interaction": {"median": None, "p95": None},
         "s_per_propagation": extra.pop("s_per_propagation", None),
         "peak_rss_mb": peak_rss_mb(),
+        "per_structure": per_structure,
         **extra,
     }
+
+
+def _model_rows(names: list[str], dice_per_volume: list[float]) -> dict[str, dict[str, Any]]:
+    """Per volume: the model's Dice with no interaction (step "0")."""
+    return {n: {"dice_at": {"0": float(d)}} for n, d in zip(names, dice_per_volume, strict=True)}
 
 
 def _log(msg: str) -> None:
@@ -239,9 +251,16 @@ def _per_step_range(runs: list[dict[str, list[float]]], key: str) -> dict[str, l
 def _interactive_result(
     engine: str, runs: list[dict[str, list[float]]], names: list[str], extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
+    rows = {
+        n: {
+            "dice_at": {str(i + 1): float(v) for i, v in enumerate(r["proxy"])},
+            "model_dice_at": {str(i + 1): float(v) for i, v in enumerate(r["model"])},
+        }
+        for n, r in zip(names, runs, strict=True)
+    }
     return _result(
         engine,
-        names,
+        rows,
         _per_step(runs, "proxy"),
         {
             "model_dice_at": _per_step(runs, "model"),
@@ -338,7 +357,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
         results.append(
             _result(
                 "online-offline",
-                eval_names,
+                _model_rows(eval_names, d),
                 {"0": np.mean(d)},
                 {"model_dice": _stats(d), "training_steps": len(stream) * base.n_f, "stream": stream_names},
             )
@@ -351,7 +370,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
             results.append(
                 _result(
                     engine,
-                    eval_names,
+                    _model_rows(eval_names, d),
                     {"0": np.mean(d)},
                     {"model_dice": _stats(d), "dice_vs_samples": along, "training_steps": len(stream) * base.n_f},
                 )

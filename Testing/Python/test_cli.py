@@ -323,3 +323,18 @@ def test_an_online_stream_too_short_for_a_batch_is_refused_with_the_figure(tmp_p
     args = ["bench", "--engines", "online", "--stream", "--stream-length", "2", "--eval-volumes", "1", "--no-speed"]
     assert main(args) == 2
     assert "--stream-length 3 or more" in capsys.readouterr().err
+
+
+def test_online_stream_bench_writes_one_documented_result_per_engine(tmp_path):
+    """The smallest stream that makes a replay batch: a learning run and an interactive run,
+    each a full BENCHMARK.md result with one row per held-out volume."""
+    out = tmp_path / "online.json"
+    args = ["bench", "--engines", "online-dynamic,online-cold", "--stream", "--stream-length", "3"]
+    args += ["--eval-volumes", "1", "--rounds", "1", "--no-speed", "--json", str(out)]
+    assert main(args) == 0
+    results = json.loads(out.read_text())["results"]
+    assert [r["engine"] for r in results] == ["online-dynamic", "online-cold"]
+    for r in results:
+        assert list(r["per_structure"]) == r["structures"] and len(r["structures"]) == 1
+        row = r["per_structure"][r["structures"][0]]
+        assert row["dice_at"] == r["dice_at"]  # one held-out volume: its figures are the mean
