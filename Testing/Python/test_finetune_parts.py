@@ -21,11 +21,20 @@ from InteractiveSegLib.session import Session
 from InteractiveSegLib.volume import Geometry, Volume
 
 SPEC2D = {"labels": ["background", "disk"], "spatial_dims": 2, "preprocessing": {"intensity": "none", "divisor": 16}}
+#: The small 2D UNet of these tests, as a spec or a bundle writes its arguments.
+UNET2D = {
+    "spatial_dims": 2,
+    "in_channels": 1,
+    "out_channels": 2,
+    "channels": [8, 16, 32],
+    "strides": [2, 2],
+    "num_res_units": 1,
+}
 
 
 def unet2d(classes: int = 2, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return UNet(2, 1, classes, channels=(8, 16, 32), strides=(2, 2), num_res_units=1).eval()
+    return UNet(**{**UNET2D, "out_channels": classes}).eval()
 
 
 def disks_volume() -> tuple[Volume, np.ndarray, np.ndarray]:
@@ -56,14 +65,7 @@ def test_torchscript_state_dict_and_bundle_load_to_the_same_network(tmp_path):
     spec = {
         **SPEC2D,
         "network": "monai.networks.nets:UNet",
-        "network_kwargs": {
-            "spatial_dims": 2,
-            "in_channels": 1,
-            "out_channels": 2,
-            "channels": [8, 16, 32],
-            "strides": [2, 2],
-            "num_res_units": 1,
-        },
+        "network_kwargs": UNET2D,
     }
     bundle = tmp_path / "bundle"
     (bundle / "configs").mkdir(parents=True)
@@ -72,15 +74,7 @@ def test_torchscript_state_dict_and_bundle_load_to_the_same_network(tmp_path):
     (bundle / "configs" / "inference.json").write_text(
         json.dumps(
             {
-                "network_def": {
-                    "_target_": "UNet",
-                    "spatial_dims": 2,
-                    "in_channels": 1,
-                    "out_channels": 2,
-                    "channels": [8, 16, 32],
-                    "strides": [2, 2],
-                    "num_res_units": 1,
-                },
+                "network_def": {"_target_": "UNet", **UNET2D},
                 "preprocessing": {
                     "_target_": "Compose",
                     "transforms": [

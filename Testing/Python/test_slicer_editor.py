@@ -49,6 +49,18 @@ def segment_array(mrml, seg_node, vol, sid) -> np.ndarray:
     )
 
 
+#: The session's only class: the disk (a foreign "vessel" segment is not one of its classes).
+ONLY_DISK = LabelTable.default([2], {2: "disk"})
+
+
+def grow_disk_on_slice(mrml, store, vol, seg, k: int) -> str:
+    """Grow from seeds on slice ``k``: a click in the disk, one in the background; the
+    disk segment's id."""
+    clicks = [Click((24, 24, k), 2, True, 0), Click((2, 2, k), 2, False, 0)]
+    store.segment(vol, clicks, engine="growcut", segmentationNode=seg, labels=ONLY_DISK)
+    return mrml.segment_io.find_segments(seg, ONLY_DISK)[2]
+
+
 def with_foreign_segment(scene, mrml, vol, mask):
     """A segmentation holding a segment "vessel" that is not one of InteractiveSeg's classes."""
     seg = mrml.segment_io.new_segmentation_node(vol, "existing")
@@ -73,15 +85,7 @@ def test_overwrite_setting_decides_what_happens_to_other_segments(glue, scene, d
     editor = editor_writer.EditorWriter(scene)
     editor.set_overwrite(overwrite)
     store = mrml.session_store.SessionStore(editor)
-    only_disk = LabelTable.default([2], {2: "disk"})  # the vessel is not one of the session's classes
-    store.segment(
-        vol,
-        [Click((24, 24, 3), 2, True, 0), Click((2, 2, 3), 2, False, 0)],
-        engine="growcut",
-        segmentationNode=seg,
-        labels=only_disk,
-    )
-    ours = segment_array(mrml, seg, vol, mrml.segment_io.find_segments(seg, only_disk)[2])
+    ours = segment_array(mrml, seg, vol, grow_disk_on_slice(mrml, store, vol, seg, 3))
     after = segment_array(mrml, seg, vol, vessel_id)
     overlap = vessel & ours
     assert overlap.sum() > 50, "the disk result covers part of the vessel"
@@ -103,15 +107,7 @@ def test_masking_editable_area_is_honoured(glue, scene, disk):
     editor.set_overwrite("all")
     editor.set_mask("EditAllowedOutsideAllSegments")
     store = mrml.session_store.SessionStore(editor)
-    only_disk = LabelTable.default([2], {2: "disk"})
-    store.segment(
-        vol,
-        [Click((24, 24, 3), 2, True, 0), Click((2, 2, 3), 2, False, 0)],
-        engine="growcut",
-        segmentationNode=seg,
-        labels=only_disk,
-    )
-    sid = mrml.segment_io.find_segments(seg, only_disk)[2]
+    sid = grow_disk_on_slice(mrml, store, vol, seg, 3)
     ours = segment_array(mrml, seg, vol, sid)
     assert ours[3].sum() > 300 and not (ours & vessel).any()
     np.testing.assert_array_equal(segment_array(mrml, seg, vol, vessel_id), vessel)
@@ -126,23 +122,9 @@ def test_undo_restores_every_segment_bit_exactly_and_redo_reapplies(glue, scene,
     vessel[2:5, 30:34, 5:45] = True
     seg, vessel_id = with_foreign_segment(scene, mrml, vol, vessel)
     store = mrml.session_store.SessionStore(editor_writer.EditorWriter(scene))
-    only_disk = LabelTable.default([2], {2: "disk"})
-    store.segment(
-        vol,
-        [Click((24, 24, 2), 2, True, 0), Click((2, 2, 2), 2, False, 0)],
-        engine="growcut",
-        segmentationNode=seg,
-        labels=only_disk,
-    )
-    sid = mrml.segment_io.find_segments(seg, only_disk)[2]
+    sid = grow_disk_on_slice(mrml, store, vol, seg, 2)
     state1 = {s: segment_array(mrml, seg, vol, s) for s in (sid, vessel_id)}
-    store.segment(
-        vol,
-        [Click((24, 24, 4), 2, True, 0), Click((2, 2, 4), 2, False, 0)],
-        engine="growcut",
-        segmentationNode=seg,
-        labels=only_disk,
-    )
+    grow_disk_on_slice(mrml, store, vol, seg, 4)
     state2 = {s: segment_array(mrml, seg, vol, s) for s in (sid, vessel_id)}
     assert state2[sid][4].sum() > 300 and not state1[sid][4].any()
     assert store.undo(vol, seg) and store.undo(vol, seg)  # one undo state per hint: back past both slice-4 hints
