@@ -133,7 +133,7 @@ def summarize(engine_name: str, data: BenchData, results: list[SliceResult]) -> 
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    """BENCHMARK.md's summary table."""
+    """../shared/BENCHMARK.md's summary table."""
     return summary_table(results, DICE_AT)
 
 

@@ -1,4 +1,4 @@
-"""Benchmark of scribble-aware fine-tuning (papers/scribble-aware-test-time-finetuning.txt,
+"""Benchmark of scribble-aware fine-tuning (../shared/papers/scribble-aware-test-time-finetuning.txt,
 Table 3 left, Fig. 5/6 ablations) against Grow from seeds and the click engine.
 
 Base model (``--base-model``, default ``sim_auto.pt``): the SIM automatic network, trained
@@ -11,7 +11,7 @@ channel). ``--image/--labels``: every structure of that volume (at most
 2D (``finetune``, ablation variants, ``growcut``, ``click``): per structure, up to
 ``--max-slices`` axial slices (seeded), one session per slice and engine. Round 0 is the
 un-tuned model (empty for the engines without a model); each round the robot of
-BENCHMARK.md draws one scribble on the largest error region of the structure (a click for
+../shared/BENCHMARK.md draws one scribble on the largest error region of the structure (a click for
 ``click``), positive on a miss, negative on a false positive. Slice Dice of the structure
 (on the shipped data only in the right half of the slice). ``ms_per_interaction`` is the
 time of one round through the Session (hint to updated labelmap).
@@ -217,7 +217,7 @@ def run_slice(engine: Engine, kind: str, t: Target, axis: int, index: int, round
 
 
 def largest_error_slice(ref: np.ndarray, pred: np.ndarray) -> int:
-    """Axial slice holding most of the largest 3D error component (BENCHMARK.md, 3D robot)."""
+    """Axial slice holding most of the largest 3D error component (../shared/BENCHMARK.md, 3D robot)."""
     import cc3d
 
     err = ref ^ pred

@@ -1,4 +1,4 @@
-"""One report writer for every suite: the table on stdout, the JSON of BENCHMARK.md and the
+"""One report writer for every suite: the table on stdout, the JSON of ../shared/BENCHMARK.md and the
 markdown table in the files asked for (each written whole, through a temporary file)."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def write_report(
 
 
 def summary_table(results: list[dict[str, Any]], dice_at: tuple[int, ...] = (0, 1, 2, 3, 5, 10)) -> str:
-    """BENCHMARK.md's figures of every result, one row each (the 2D and SIM suites' table)."""
+    """../shared/BENCHMARK.md's figures of every result, one row each (the 2D and SIM suites' table)."""
     head = (
         "| engine | data | mode | structures | sessions | "
         + " | ".join(f"Dice@{k}" for k in dice_at)

@@ -11,7 +11,7 @@ from typing import Any
 class BenchResult:
     """One engine (or system) on one data set with one kind of hint.
 
-    The fields are the figures every report carries (BENCHMARK.md); a suite's own figures
+    The fields are the figures every report carries (../shared/BENCHMARK.md); a suite's own figures
     (the SIM ablation's per-class tables, VMN's quality correlation, fine-tuning iterations)
     go in ``extra`` and are written beside them, under their own keys.
     """
@@ -31,7 +31,7 @@ class BenchResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object of BENCHMARK.md: the common keys, then the suite's own."""
+        """The JSON object of ../shared/BENCHMARK.md: the common keys, then the suite's own."""
         common = {k: v for k, v in self.__dict__.items() if k != "extra"}
         clash = set(common) & set(self.extra)
         if clash:

@@ -1,9 +1,9 @@
 """Multi-class benchmark of the SIM engine and its ablation
-(papers/sim-sequential-interaction-memory.txt, 5.2).
+(../shared/papers/sim-sequential-interaction-memory.txt, 5.2).
 
 Per held-out slice of the task, one session per engine: interaction 0 is the automatic
 result (empty memory); at every further interaction the deterministic robot of
-BENCHMARK.md clicks once, at the centre of the largest region that misses a class,
+../shared/BENCHMARK.md clicks once, at the centre of the largest region that misses a class,
 labelled with that class (background included), and the engine answers with every class.
 Figures per class and number of clicks: Dice and IoU, averaged over the slices where the
 class is present; ``dice_at`` is the mean over the foreground classes; NoC on the slice's
@@ -120,7 +120,7 @@ def run_slice(
 ) -> SliceRun:
     """One robot session on one slice; ``target`` is the (N, H, W) boolean reference.
     ``per_class``: every interaction clicks each class that misses a region (the paper's
-    test-time virtual user) instead of only the largest region (BENCHMARK.md)."""
+    test-time virtual user) instead of only the largest region (../shared/BENCHMARK.md)."""
     n = target.shape[0]
     robot = RobotUser(target, per_class=per_class)
     out = SliceRun()
@@ -347,13 +347,13 @@ def _row_name(r: dict[str, Any]) -> str:
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    """The SIM tables, then BENCHMARK.md's summary table."""
+    """The SIM tables, then ../shared/BENCHMARK.md's summary table."""
     return sim_tables(results) + "\n\n" + summary_table(results)
 
 
 def sim_tables(results: list[dict[str, Any]], at: int = 3) -> str:
     """The paper's Table 1 (per-class IoU / Dice after ``at`` clicks), Figure 7 (IoU vs clicks),
-    DDG-SIM's paired differences on the smallest class, and the BENCHMARK.md summary. Rows are
+    DDG-SIM's paired differences on the smallest class, and the ../shared/BENCHMARK.md summary. Rows are
     named ``engine (robot)``."""
     classes = list(results[0]["per_class"])
     at = min(at, max(int(k) for k in results[0]["dice_at"]))

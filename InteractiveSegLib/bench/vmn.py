@@ -3,7 +3,7 @@ propagation and Grow from seeds from the corrected slices): per volume and struc
 after round.
 
 Round 1: the robot gives a hint of the chosen type on the axial slice where the
-structure is largest: a scribble (the BENCHMARK.md stroke on the whole structure), a
+structure is largest: a scribble (the ../shared/BENCHMARK.md stroke on the whole structure), a
 box or four extreme points (from the reference, jittered by up to 10 voxels, VMN 4.2).
 Round r > 1: a slice is chosen (``--select``):
 

@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-speed", action="store_true", help="skip the suite's separate timing runs")
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--json", help="write results here (format of BENCHMARK.md)")
+    p.add_argument("--json", help="write results here (the result format of README, 'Benchmark')")
     p.add_argument("--markdown", help="write the table here too")
     c = p.add_argument_group("click (2D single-class engines)")
     c.add_argument("--axes", default=d.axes, help="slice axes to sample (0 axial, 1 coronal, 2 sagittal)")
@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--robot",
         default=d.robot,
-        help="comma-separated: 'largest' clicks the largest region missing a class (BENCHMARK.md), 'per-class' "
+        help="comma-separated: 'largest' clicks the largest region missing a class (the benchmark robot), 'per-class' "
         "clicks every class missing a region each interaction (the paper's test-time virtual user)",
     )
     v = p.add_argument_group("vmn (3D propagation engines)")

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from InteractiveSegLib.cli import bench as bench_cli
 
-    b = sub.add_parser("bench", help="robot-user benchmark (see BENCHMARK.md)")
+    b = sub.add_parser("bench", help="robot-user benchmark (README, 'Benchmark')")
     bench_cli.add_arguments(b)
 
     s = sub.add_parser("segment", help="apply a hints JSON file to a volume, write .seg.nrrd")

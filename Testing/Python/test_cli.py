@@ -306,7 +306,7 @@ def test_online_task_learns_a_labelled_volume_then_segments_and_survives_a_resta
 
 def test_finetune_bench_on_a_users_volume_runs_2d_and_3d_sessions(tmp_path, crop_files):
     """The fine-tuning suite end to end on a user's files: one scribble round per session,
-    2D and 3D, every figure of BENCHMARK.md and the iterations of each round."""
+    2D and 3D, every figure of ../shared/BENCHMARK.md and the iterations of each round."""
     img, labels = crop_files
     out = tmp_path / "ft.json"
     args = ["bench", "--engines", "finetune,finetune-3d", "--image", str(img), "--labels", str(labels)]
@@ -327,7 +327,7 @@ def test_an_online_stream_too_short_for_a_batch_is_refused_with_the_figure(tmp_p
 
 def test_online_stream_bench_writes_one_documented_result_per_engine(tmp_path):
     """The smallest stream that makes a replay batch: a learning run and an interactive run,
-    each a full BENCHMARK.md result with one row per held-out volume."""
+    each a full ../shared/BENCHMARK.md result with one row per held-out volume."""
     out = tmp_path / "online.json"
     args = ["bench", "--engines", "online-dynamic,online-cold", "--stream", "--stream-length", "3"]
     args += ["--eval-volumes", "1", "--rounds", "1", "--no-speed", "--json", str(out)]

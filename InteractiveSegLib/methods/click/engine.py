@@ -1,4 +1,4 @@
-"""Class-agnostic click segmentation (papers/click-guidance-fcnn.txt).
+"""Class-agnostic click segmentation (../shared/papers/click-guidance-fcnn.txt).
 
 A 2D FCNN reads (image, fg guidance, bg guidance) on the slice of the newest click and
 returns the clicked structure. Clicks become Gaussian maps (sigma 2). Inference runs on

@@ -1,5 +1,5 @@
 """Multi-class interactive segmentation with a sequential interaction memory
-(papers/sim-sequential-interaction-memory.txt).
+(../shared/papers/sim-sequential-interaction-memory.txt).
 
 One click on any structure of a slice returns every class of the task at once; the
 network reads the last D states of that slice in order (the session's history *is*

@@ -1,5 +1,5 @@
 """VMN: a hint on one slice segments it, then a memory network carries the mask through
-the volume and rates every slice (papers/vmn-volumetric-memory-network.txt).
+the volume and rates every slice (../shared/papers/vmn-volumetric-memory-network.txt).
 
 Each hint (scribble, box, four extreme points, click) goes to the 2D interaction network
 f_IN with the slice's previous mask; the result becomes a *corrected slice*. The memory
