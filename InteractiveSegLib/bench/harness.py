@@ -28,14 +28,26 @@ class BenchData:
 
 
 def shipped_data(names: Iterable[str], split: str, min_voxels: int) -> list[BenchData]:
-    """The shipped volumes (``data.datasets``), with the structures of ``split`` that have at
-    least ``min_voxels`` voxels."""
+    """The volumes of data set names and folders (``data.datasets.resolve``), with the
+    structures of ``split`` that have at least ``min_voxels`` voxels.
+
+    Args:
+        names: builtin or shared data set names (``datasets.ALL_DATASETS``) or folders
+            (Decathlon / nnU-Net / image-label pairs).
+        split: 'train', 'test' or 'all'.
+        min_voxels: smaller structures are left out.
+    Returns:
+        One entry per volume; a folder's cases outside ``split`` (a whole train case under
+        'test') are left out without being read, named volumes are always listed.
+    """
     out = []
-    for name in names:
-        lv = datasets.load(name)
-        counts = np.bincount(lv.labels.labelmap.ravel(), minlength=max(lv.labels.labels.values) + 1)
+    for lv in datasets.resolve(list(names)):
+        if lv.source not in ("builtin", "shared") and not lv.in_split(split):
+            continue
+        values = lv.labels.labels.values
+        counts = np.bincount(lv.labels.labelmap.ravel(), minlength=max(values, default=0) + 1)
         ids = [v for v in lv.structures(split) if counts[v] >= min_voxels]
-        out.append(BenchData(name, lv.image, lv.labels.labelmap, {v: lv.labels.labels[v].name for v in ids}))
+        out.append(BenchData(lv.name, lv.image, lv.labels.labelmap, {v: lv.labels.labels[v].name for v in ids}))
     return out
 
 

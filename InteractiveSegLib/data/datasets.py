@@ -1,30 +1,88 @@
-"""Real labelled volumes installed from package registries (no network at run time).
+"""Every labelled volume the project can train or validate on, by name or by folder.
+
+Builtin volumes, installed from package registries (no network at run time):
 
 - ``colin27``: Colin27 T1 (``ch2.nii.gz``) with the hand-drawn AAL atlas, Debian ``mricron-data``.
 - ``inia19``: INIA19 macaque T1 with NeuroMaps labels, Debian ``mricron-data``.
 - ``mni152``: MNI ICBM152 2009a T1 with grey/white matter maps (> 127), PyPI ``nilearn``.
 
-Split (fixed, see Resources/Models/click_fcnn.md): structures with odd label ids of colin27 and inia19
-train; even ids are held out ("unseen structures"); mni152 is a held-out volume.
-Nothing here is copied into the repository: the files are located where the
-packages installed them (override with ``INTERACTIVESEG_MRICRON_DIR``).
+Shared volumes, read in place from ``../shared/data/`` beside the repository (override with
+``INTERACTIVESEG_SHARED_DATA``; see its README.md): ``ct-abdomen`` (CT, 58 named organs, HU),
+``mr-brain-tumor`` (glioma), ``mr-breast`` (breast lesion), ``mr-prostate-phantom``.
+
+A user's folder (Medical Segmentation Decathlon, nnU-Net v2, or image/label pairs) is read by
+``data.folders``. ``resolve`` turns names and folders into volumes: every training and
+benchmark command goes through it.
+
+Splits (explicit, ``data.splits.SPLIT_RULES``; see Resources/Models/click_fcnn.md): structures
+with odd label ids of colin27 and inia19 train, even ids are held out ("unseen structures");
+mni152 is a held-out volume; ct-abdomen trains odd-numbered and left-sided structures and holds
+out even-numbered, right-sided and unpaired organs; the shared MR volumes are validation only.
+Nothing here is copied into the repository: the files are located where the packages installed
+them (override with ``INTERACTIVESEG_MRICRON_DIR``) or where ../shared/ keeps them.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from InteractiveSegLib.errors import ConfigError, ImageError
+from InteractiveSegLib.data import folders
+from InteractiveSegLib.data.splits import (
+    HELD_OUT_VOLUME,
+    ODD_LABEL_ID,
+    ODD_NUMBER_OR_LEFT,
+    SPLIT_RULES,
+    LabelledVolume,
+    split_structures,
+)
+from InteractiveSegLib.errors import ImageError
 from InteractiveSegLib.io import Segmentation, read_labels, read_volume
 from InteractiveSegLib.labels import LabelTable
-from InteractiveSegLib.volume import Volume
 
 DATASETS = ("colin27", "inia19", "mni152")
+"""The builtin volumes (installed from package registries)."""
+
+
+@dataclass(frozen=True)
+class SharedSource:
+    """One labelled volume of ``../shared/data/<name>/``: its files, modality, split rule and
+    the names given to unnamed label values."""
+
+    name: str
+    image: str
+    labels: str
+    modality: str
+    rule: str
+    names: dict[int, str] = field(default_factory=dict)
+
+
+SHARED_SOURCES: dict[str, SharedSource] = {
+    s.name: s
+    for s in (
+        SharedSource("ct-abdomen", "ct.nii.gz", "organs.seg.nrrd", "ct", ODD_NUMBER_OR_LEFT),
+        SharedSource("mr-brain-tumor", "t1gd.nrrd", "tumour-label.nrrd", "mr", HELD_OUT_VOLUME, {1: "glioma"}),
+        SharedSource("mr-breast", "image.nrrd", "lesion-label.nrrd", "mr", HELD_OUT_VOLUME, {1: "breast_lesion"}),
+        SharedSource("mr-prostate-phantom", "image.nrrd", "label.nrrd", "mr", HELD_OUT_VOLUME),
+    )
+}
+SHARED_DATASETS = tuple(SHARED_SOURCES)
+"""The volumes of ../shared/data/ (present beside the repository, not in a plain clone)."""
+
+ALL_DATASETS = DATASETS + SHARED_DATASETS
+"""Every name ``load`` and ``resolve`` accept."""
+
+DATASET_RULES: dict[str, str] = {
+    "colin27": ODD_LABEL_ID,
+    "inia19": ODD_LABEL_ID,
+    "mni152": HELD_OUT_VOLUME,
+    **{s.name: s.rule for s in SHARED_SOURCES.values()},
+}
+"""Data set name -> its split rule (a key of ``data.splits.SPLIT_RULES``)."""
 
 
 def mricron_dir() -> Path:
@@ -44,29 +102,51 @@ def nilearn_dir() -> Path:
     return Path(nilearn.datasets.__file__).parent / "data"
 
 
-@dataclass
-class LabelledVolume:
-    name: str
-    image: Volume
-    labels: Segmentation
+def shared_data_dir() -> Path:
+    """The folder of the shared volumes: ``INTERACTIVESEG_SHARED_DATA``, else ../shared/data/
+    beside the repository root (it is not part of a plain clone).
 
-    def structures(self, split: str = "all") -> list[int]:
-        return structures_for_split(self.name, self.labels.labels.values, split)
+    Returns:
+        The folder (it may not exist: ``shared_source_files`` says so).
+    """
+    env = os.environ.get("INTERACTIVESEG_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
-    def mask(self, value: int) -> np.ndarray:
-        return self.labels.labelmap == value
+
+def shared_source_files(name: str) -> tuple[Path, Path]:
+    """The image and label files of a shared source, checked to exist.
+
+    Args:
+        name: one of ``SHARED_DATASETS``.
+    Returns:
+        (image path, labels path).
+    """
+    src = SHARED_SOURCES[name]
+    d = shared_data_dir() / name
+    image, labels = d / src.image, d / src.labels
+    missing = [str(p) for p in (image, labels) if not p.is_file()]
+    if missing:
+        raise ImageError(
+            f"shared data set {name!r} is missing: {', '.join(missing)} not found (looked in {shared_data_dir()}, "
+            "../shared/data/ beside the repository; set INTERACTIVESEG_SHARED_DATA to the folder holding "
+            f"{name}/)"
+        )
+    return image, labels
 
 
 def structures_for_split(name: str, values: list[int], split: str) -> list[int]:
-    """Label ids of a split: 'train', 'test' or 'all'."""
-    if split == "all":
-        return list(values)
-    if name == "mni152":  # held-out volume: all of it is test
-        return list(values) if split == "test" else []
-    want = 1 if split == "train" else 0
-    if split not in ("train", "test"):
-        raise ConfigError(f"unknown split {split!r}")
-    return [v for v in values if v % 2 == want]
+    """Label ids of a builtin volume's split: 'train', 'test' or 'all' (by id only).
+
+    Args:
+        name: a builtin or shared data set name (its rule is ``DATASET_RULES[name]``).
+        values: label values.
+        split: 'train', 'test' or 'all'.
+    Returns:
+        The values of ``split``; name-based rules see the default names (Segment_<id>).
+    """
+    return split_structures(DATASET_RULES.get(name, ODD_LABEL_ID), LabelTable.default(values), split)
 
 
 def _aal_names(d: Path) -> dict[int, str]:
@@ -78,22 +158,42 @@ def _aal_names(d: Path) -> dict[int, str]:
     return names
 
 
-@lru_cache(maxsize=4)
+def _load_shared(name: str) -> LabelledVolume:
+    src = SHARED_SOURCES[name]
+    image_path, labels_path = shared_source_files(name)
+    image = read_volume(image_path)
+    image.name = name
+    seg = read_labels(labels_path, reference=image)
+    if src.names:
+        table = LabelTable()
+        for e in seg.labels:
+            table.add(e.value, src.names.get(e.value, e.name), e.color)
+        seg.labels = table
+    return LabelledVolume(name, image, seg, src.modality, src.rule, source="shared")
+
+
+@lru_cache(maxsize=8)
 def load(name: str) -> LabelledVolume:
-    """Load one of ``DATASETS`` (cached)."""
+    """Load one of ``ALL_DATASETS`` (cached).
+
+    Args:
+        name: a builtin (``DATASETS``) or shared (``SHARED_DATASETS``) name.
+    Returns:
+        The volume, read in place (never copied).
+    """
     if name == "colin27":
         d = mricron_dir()
         image = read_volume(d / "ch2.nii.gz")
         seg = read_labels(d / "aal.nii.gz", reference=image)
         names = _aal_names(d)
         seg.labels = LabelTable.default(seg.labels.values, names)
-        return LabelledVolume(name, image, seg)
+        return LabelledVolume(name, image, seg, "mr", ODD_LABEL_ID)
     if name == "inia19":
         d = mricron_dir()
         image = read_volume(d / "inia19-t1-brain.nii.gz")
         seg = read_labels(d / "inia19-NeuroMaps.nii.gz", reference=image)
         seg.labels = LabelTable.default(seg.labels.values, {v: f"NeuroMaps_{v}" for v in seg.labels.values})
-        return LabelledVolume(name, image, seg)
+        return LabelledVolume(name, image, seg, "mr", ODD_LABEL_ID)
     if name == "mni152":
         d = nilearn_dir()
         image = read_volume(d / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")
@@ -105,5 +205,64 @@ def load(name: str) -> LabelledVolume:
         table = LabelTable()
         table.add(1, "grey_matter", (0.8, 0.5, 0.4))
         table.add(2, "white_matter", (0.95, 0.95, 0.85))
-        return LabelledVolume(name, image, Segmentation(lab, image.geometry, table))
-    raise ImageError(f"unknown dataset {name!r}; available: {list(DATASETS)}")
+        return LabelledVolume(name, image, Segmentation(lab, image.geometry, table), "mr", HELD_OUT_VOLUME)
+    if name in SHARED_SOURCES:
+        return _load_shared(name)
+    raise ImageError(f"unknown dataset {name!r}; available: {list(ALL_DATASETS)}")
+
+
+def resolve(specs: list[str]) -> list[LabelledVolume]:
+    """The volumes of data set names and folders: the one entry point of training and benchmarks.
+
+    Args:
+        specs: each a name of ``ALL_DATASETS`` (builtin or shared), or a folder: Medical
+            Segmentation Decathlon / nnU-Net v2 (dataset.json, imagesTr/, labelsTr/) or
+            image/label pairs (see ``data.folders``). A spec that is not an existing path may
+            hold several comma-separated entries.
+    Returns:
+        The volumes in the order given; named ones are read now (cached), folder cases are
+        listed now and read on first use.
+    """
+    out: list[LabelledVolume] = []
+    for spec in specs:
+        if spec in ALL_DATASETS:
+            out.append(load(spec))
+        elif Path(spec).is_dir():
+            out.extend(folders.load_folder(spec))
+        elif "," in spec and not Path(spec).exists():
+            out.extend(resolve([s.strip() for s in spec.split(",") if s.strip()]))
+        elif Path(spec).exists():
+            raise ImageError(
+                f"{spec}: a file, not a data set: give a data set name or a folder "
+                "(for one image and its labels use --image and --labels)"
+            )
+        else:
+            raise ImageError(
+                f"{spec!r} is neither a data set name nor a folder; names: {list(ALL_DATASETS)}; a folder must "
+                "be a Medical Segmentation Decathlon / nnU-Net folder or hold image/label pairs"
+            )
+    return out
+
+
+def describe_splits() -> dict[str, str]:
+    """Every split rule in words (``data.splits.SPLIT_RULES``) and which named data set uses it.
+
+    Returns:
+        Data set name -> rule description, for a model card.
+    """
+    return {name: SPLIT_RULES[rule] for name, rule in DATASET_RULES.items()}
+
+
+__all__ = [
+    "ALL_DATASETS",
+    "DATASETS",
+    "DATASET_RULES",
+    "SHARED_DATASETS",
+    "SHARED_SOURCES",
+    "LabelledVolume",
+    "describe_splits",
+    "load",
+    "resolve",
+    "shared_data_dir",
+    "structures_for_split",
+]
