@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from InteractiveSegLib.errors import GeometryError, ImageError
+from InteractiveSegLib.intensity import modality_from_metadata
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.volume import Geometry, Volume, check_same_grid, validate_image_array
 
@@ -78,7 +79,13 @@ def read_volume(path: str | os.PathLike) -> Volume:
     img = _read_sitk(path)
     name = Path(path).name
     arr = _sitk_to_array(img, name)
-    return Volume(validate_image_array(arr, name), geometry_from_sitk(img), name=name.split(".")[0])
+    header = {k: img.GetMetaData(k) for k in img.GetMetaDataKeys()}
+    return Volume(
+        validate_image_array(arr, name),
+        geometry_from_sitk(img),
+        name=name.split(".")[0],
+        modality=modality_from_metadata(header),
+    )
 
 
 @dataclass

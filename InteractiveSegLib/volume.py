@@ -61,11 +61,13 @@ class Geometry:
 
 @dataclass
 class Volume:
-    """A scalar 3D image: KJI float32 array + geometry + a display name."""
+    """A scalar 3D image: KJI float32 array + geometry + a display name, and the modality
+    ("ct", "mr") when the file's header said it (``intensity.detect_modality`` otherwise)."""
 
     array: np.ndarray
     geometry: Geometry = field(default_factory=Geometry)
     name: str = "volume"
+    modality: str | None = None
 
     def __post_init__(self) -> None:
         self.array = validate_image_array(self.array, self.name)

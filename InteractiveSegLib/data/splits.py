@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from InteractiveSegLib.errors import ConfigError
+from InteractiveSegLib.intensity import MODALITIES
 from InteractiveSegLib.io import Segmentation
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.volume import Volume
@@ -45,7 +46,6 @@ SPLIT_RULES: dict[str, str] = {
 """Split rule name -> the rule in words (for model cards)."""
 
 SPLITS = ("train", "test", "all")
-MODALITIES = ("ct", "mr")
 
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 
