@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "labels": 0,
     "hints": 0,
     "io": 0,
+    "intensity": 0,  # the modality of an image and its intensities (io reads the header)
     # 1: shared building blocks
     "preprocessing": 1,
     "encodings": 1,
