@@ -25,12 +25,11 @@ ARCHITECTURES = {
 
 def build_network(arch: str, **kwargs: Any) -> torch.nn.Module:
     """A new network of a registered architecture (ModelError if unknown)."""
-    from importlib import import_module
+    import pkgutil
 
     if arch not in ARCHITECTURES:
         raise ModelError(f"unknown network architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
-    module, _, name = ARCHITECTURES[arch].partition(":")
-    return getattr(import_module(module), name)(**kwargs)
+    return pkgutil.resolve_name(ARCHITECTURES[arch])(**kwargs)
 
 
 def default_models_dir() -> Path:
@@ -54,6 +53,17 @@ def save_checkpoint(path: str | Path, arch: str, config: dict, model: torch.nn.M
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save({"arch": arch, "config": config, "state_dict": model.state_dict(), "meta": meta}, tmp)
     tmp.replace(path)
+
+
+def checkpoint_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of a checkpoint, without building its network (to warm-start another)."""
+    try:
+        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelError(f"model file {path} does not load: {e}") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ModelError(f"model file {path} is not an InteractiveSeg checkpoint")
+    return ckpt["state_dict"]
 
 
 def load_checkpoint(path: str | Path, expected_arch: str) -> tuple[torch.nn.Module, dict, dict]:

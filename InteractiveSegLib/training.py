@@ -30,9 +30,24 @@ def fit(
 ) -> dict:
     """Run ``args.iterations`` steps; log every ``args.log_every``, save every ``args.save_every``
     (and at the end) to ``args.out`` with ``meta`` + command, iterations, loss, minutes, seed;
-    with ``args.keep_snapshots`` each save is also kept as ``<out stem>.it<N>.pt``."""
+    with ``args.keep_snapshots`` each save is also kept as ``<out stem>.it<N>.pt``.
+
+    Each save also writes ``<out>.state`` (optimiser, scheduler, iteration, minutes); with
+    ``args.resume`` a run that stopped continues from there, so a long CPU training can span
+    several sessions. The trainer's own random draws restart from its seed and the iteration.
+    """
+    state_path = Path(str(args.out) + ".state")
+    first, minutes_before = 1, 0.0
+    if getattr(args, "resume", False) and state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        first, minutes_before = int(state["iteration"]) + 1, float(state["minutes"])
+        print(f"resumed from {state_path} at iteration {first - 1}", flush=True)
     t0, losses = time.time(), []
-    for it in range(1, args.iterations + 1):
+    for it in range(first, args.iterations + 1):
         loss = step()
         opt.zero_grad()
         loss.backward()
@@ -44,7 +59,8 @@ def fit(
         if it % args.log_every == 0 or it == args.iterations:
             el = time.time() - t0
             print(
-                f"iter {it}/{args.iterations} {loss_name} {recent:.4f} {el / it:.2f}s/iter {el / 60:.1f} min",
+                f"iter {it}/{args.iterations} {loss_name} {recent:.4f} {el / (it - first + 1):.2f}s/iter "
+                f"{minutes_before + el / 60:.1f} min",
                 flush=True,
             )
         if it % args.save_every == 0 or it == args.iterations:
@@ -53,14 +69,35 @@ def fit(
                 **meta,
                 "iterations": it,
                 "final_loss": recent,
-                "minutes": round((time.time() - t0) / 60, 1),
+                "minutes": round(minutes_before + (time.time() - t0) / 60, 1),
                 "seed": args.seed,
             }
             save_checkpoint(args.out, arch, config, model, info)
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "iteration": it,
+                    "minutes": info["minutes"],
+                },
+                state_path,
+            )
             if getattr(args, "keep_snapshots", False):  # every save kept too, to choose among them later
                 out = Path(args.out)
                 save_checkpoint(out.with_name(f"{out.stem}.it{it}{out.suffix}"), arch, config, model, info)
-    return {"loss": float(np.mean(losses[-args.log_every :])), "minutes": (time.time() - t0) / 60}
+    return {
+        "loss": float(np.mean(losses[-args.log_every :])) if losses else None,
+        "minutes": minutes_before + (time.time() - t0) / 60,
+    }
+
+
+def resumed_iteration(args) -> int:
+    """The iteration a ``--resume`` run continues after (0 for a fresh run)."""
+    state_path = Path(str(args.out) + ".state")
+    if not getattr(args, "resume", False) or not state_path.exists():
+        return 0
+    return int(torch.load(state_path, map_location="cpu", weights_only=False)["iteration"])
 
 
 def load_matching(model: torch.nn.Module, source: dict) -> dict:

@@ -48,6 +48,10 @@ class QualityRecorder:
     def _hook(self, module: Any, args: Any, _output: Any) -> None:
         self._inputs.append(module.prepare(*args)[0].half())
 
+    def start_round(self) -> None:
+        """Forget Q inputs left by a propagation that raised before ``record`` paired them."""
+        self._inputs.clear()
+
     def record(self, res: PropagationResult) -> None:
         """Pair the Q inputs of one propagation round with the true IoU of their slices."""
         assert len(self._inputs) == len(res.order), "one Q call per propagated slice"
@@ -65,8 +69,9 @@ def collect(args: argparse.Namespace, rng: np.random.Generator) -> list[list[tup
     engine.net.eval()
     rec = QualityRecorder(engine, args.keep, rng)
     groups: list[list[tuple[torch.Tensor, float]]] = []
-    for name in ("colin27", "inia19"):
-        d = datasets.load(name)
+    for d in datasets.resolve(list(args.dataset or ("colin27", "inia19"))):
+        if not d.in_split("train"):
+            continue
         labelmap = d.labels.labelmap
         counts = np.bincount(labelmap.ravel())
         candidates = [v for v in d.structures("train") if v < counts.size and counts[v] >= args.min_voxels]
@@ -91,10 +96,11 @@ def collect(args: argparse.Namespace, rng: np.random.Generator) -> list[list[tup
                         kind, ref[index], None if r == 0 else session.labelmap[index] == 1, AXIS, index, rng
                     )
                     if hint is not None:
+                        rec.start_round()
                         session.add(hint)
             groups.append(rec.samples[start:])
             print(
-                f"{name}:{v}: {len(rec.samples) - start} slices, "
+                f"{d.name}:{v}: {len(rec.samples) - start} slices, "
                 f"mean IoU {np.mean([s[1] for s in rec.samples[start:]] or [np.nan]):.3f}",
                 flush=True,
             )

@@ -34,6 +34,7 @@ from scipy import ndimage
 
 from InteractiveSegLib.checkpoints import default_models_dir
 from InteractiveSegLib.data import datasets
+from InteractiveSegLib.errors import ConfigError
 from InteractiveSegLib.methods.vmn import quality_training as vmn_quality
 from InteractiveSegLib.methods.vmn.interaction import ROI_SIZE, interaction_input
 from InteractiveSegLib.methods.vmn.network import interaction_net, vmn_net
@@ -53,15 +54,26 @@ class Structure:
     mask: np.ndarray
 
 
-def training_structures(names=("colin27", "inia19"), min_voxels: int = 1000) -> list[Structure]:
+#: Sources of the shipped VMN networks (``--dataset`` when not given).
+DEFAULT_DATASETS = ("colin27", "inia19")
+
+
+def training_structures(specs=DEFAULT_DATASETS, min_voxels: int = 1000) -> list[Structure]:
+    """The train structures of every source (``datasets.resolve``: names or folders).
+
+    Intensities are scaled as the shipped VMN networks were trained (non-zero percentiles);
+    retraining on the modality-aware scaling is the 3D issue's work."""
     out = []
-    for name in names:
-        d = datasets.load(name)
+    for d in datasets.resolve(list(specs)):
+        if not d.in_split("train"):
+            continue
         image = normalize_intensity(d.image.array)
         for v in d.structures("train"):
             m = d.mask(v)
             if int(m.sum()) >= min_voxels:
-                out.append(Structure(f"{name}:{v}", image, m))
+                out.append(Structure(f"{d.name}:{v}", image, m))
+    if not out:
+        raise ConfigError(f"no train structure of at least {min_voxels} voxels in {list(specs)}")
     return out
 
 
@@ -167,7 +179,7 @@ def _setup(args, factory, net_cfg: dict):
         print(f"warm start from {args.init}: {counts}", flush=True)
     return (
         np.random.default_rng(args.seed),
-        training_structures(),
+        training_structures(args.dataset or DEFAULT_DATASETS),
         model,
         torch.optim.Adam(model.parameters(), lr=args.lr),
     )
@@ -271,6 +283,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="f_IN, f_VMN, or f_VMN's quality head alone on the engine's own propagations (from --init)",
     )
     p.add_argument("--out", default=None, help="default: Resources/Models/vmn_interaction.pt or vmn_memory.pt")
+    p.add_argument(
+        "--dataset",
+        action="append",
+        help="a labelled source: a shipped name or a folder (MSD / nnU-Net or image/label pairs); repeatable. "
+        "Default: " + ", ".join(DEFAULT_DATASETS),
+    )
     p.add_argument("--iterations", type=int, default=1500)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
