@@ -158,3 +158,45 @@ def load_task(name: str) -> TaskData:
     return TaskData(
         task, normalize_intensity(lv.image.array), target, midline, side, masks if task.multilabel else None
     )
+
+
+def dataset_tasks(specs: list[str], min_voxels: int = 100) -> list[TaskData]:
+    """A multi-class task per train volume of labelled sources (``datasets.resolve``): every
+    label of the volume's table is a class, the whole volume trains (the sources split by
+    volume, not by hemisphere). All volumes must share their classes.
+
+    Intensities are scaled as the shipped SIM networks were trained (non-zero percentiles).
+
+    Args:
+        specs: data set names or folders.
+        min_voxels: a volume whose smallest class is absent (fewer voxels) still trains;
+            classes are the table's, present or not.
+
+    Returns:
+        One ``TaskData`` per train volume, in the sources' order.
+    """
+    from InteractiveSegLib.preprocessing import normalize_intensity
+
+    out: list[TaskData] = []
+    classes: tuple[str, ...] | None = None
+    for lv in datasets.resolve(specs):
+        if not lv.in_split("train"):
+            continue
+        values = lv.structures("train")
+        if not values:
+            continue
+        names = tuple(lv.labels.labels[v].name for v in values)
+        if classes is None:
+            classes = ("background", *names)
+        elif classes[1:] != names:
+            raise ImageError(f"{lv.name}: classes {list(names)} differ from the first volume's {list(classes[1:])}")
+        task = Task(lv.name, lv.name, classes, tuple((n,) for n in names), description=lv.split_description())
+        target = np.zeros(lv.image.shape, np.uint8)
+        for cls, v in enumerate(values, start=1):
+            target[lv.labels.labelmap == v] = cls
+        if int((target > 0).sum()) < min_voxels:
+            continue
+        out.append(TaskData(task, normalize_intensity(lv.image.array), target, lv.image.shape[2], "low"))
+    if not out:
+        raise ImageError(f"no labelled train volume in {specs}")
+    return out

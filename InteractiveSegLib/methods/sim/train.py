@@ -26,7 +26,7 @@ import torch
 from monai.losses import FocalLoss
 
 from InteractiveSegLib.checkpoints import load_checkpoint
-from InteractiveSegLib.data.multiclass_tasks import TaskData, load_task
+from InteractiveSegLib.data.multiclass_tasks import TaskData, TaskSlice, dataset_tasks, load_task
 from InteractiveSegLib.methods.sim.memory import CLICK_RADIUS, State, click_masks, network_input
 from InteractiveSegLib.methods.sim.network import SIMNet, sim_net
 from InteractiveSegLib.training import fit, load_matching
@@ -43,11 +43,11 @@ VARIANTS = {
 }
 
 
-def class_weights(data: TaskData, samples, cap: float = 10.0) -> np.ndarray:
+def class_weights(samples: list[tuple[TaskData, TaskSlice]], cap: float = 10.0) -> np.ndarray:
     """Dataset-wide median-frequency weights over the training slices (class imbalance)."""
-    n = data.task.num_classes
+    n = samples[0][0].task.num_classes
     counts = np.zeros(n)
-    for s in samples:
+    for data, s in samples:
         counts += data.slice_target(s).sum((1, 2))
     freq = counts / counts.sum()
     w = np.median(freq) / np.maximum(freq, 1e-8)
@@ -158,13 +158,14 @@ def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    data = load_task(args.task)
-    task = data.task
+    volumes = dataset_tasks(args.dataset) if args.dataset else [load_task(args.task)]
+    task = volumes[0].task
     n = task.num_classes
-    samples = data.slices("train")
-    weights = class_weights(data, samples)
+    samples = [(data, s) for data in volumes for s in data.slices("train")]
+    weights = class_weights(samples)
     print(
-        f"{args.variant}: {len(samples)} training slices of {task.name}; class weights {np.round(weights, 3).tolist()}",
+        f"{args.variant}: {len(samples)} training slices of {', '.join(d.task.name for d in volumes)}; "
+        f"class weights {np.round(weights, 3).tolist()}",
         flush=True,
     )
     net_cfg = {
@@ -194,7 +195,7 @@ def train(args: argparse.Namespace) -> dict:
     def step() -> torch.Tensor:
         imgs, targets = [], []
         for _ in range(args.batch):
-            s = samples[int(rng.integers(len(samples)))]
+            data, s = samples[int(rng.integers(len(samples)))]
             img, target = augment(*crop(data.slice(s)[0], data.slice_target(s), args.crop, rng), rng)
             imgs.append(img)
             targets.append(target)
@@ -236,8 +237,9 @@ def train(args: argparse.Namespace) -> dict:
         return loss_fn(model(x), y)
 
     meta = {
-        "task": task.name,
-        "split": task.description,
+        "task": task.name if not args.dataset else None,
+        "datasets": args.dataset,
+        "split": task.description if not args.dataset else {d.task.name: d.task.description for d in volumes},
         "variant": args.variant,
         "class_weights": weights.tolist(),
         "init": args.init,
@@ -250,7 +252,13 @@ def train(args: argparse.Namespace) -> dict:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", choices=sorted(VARIANTS), default="ddg-sim")
     p.add_argument("--out", default=None, help="default: Resources/Models/sim_<variant>.pt")
-    p.add_argument("--task", default="colin27-deep-grey")
+    p.add_argument("--task", default="colin27-deep-grey", help="a shipped multi-class task (without --dataset)")
+    p.add_argument(
+        "--dataset",
+        action="append",
+        help="instead of --task: labelled sources (names or MSD / nnU-Net / pairs folders), every label a class, "
+        "train volumes whole; repeatable",
+    )
     p.add_argument(
         "--depth",
         type=int,
