@@ -118,21 +118,28 @@ def synthesize(
     """
     settings = settings or SynthesisSettings()
     settings.check()
-    values, index = np.unique(labels, return_inverse=True)
     params = intensities or label_intensities(labels, rng, settings)
     _seed(rng)
     affine = _affine(spacing)
-    subject = tio.Subject(label=tio.LabelMap(tensor=torch.from_numpy(index.reshape(labels.shape)[None]), affine=affine))
+    moved = np.asarray(labels)
+    if settings.spatial:  # SynthSeg deforms the label map first, then draws the image on it
+        subject = tio.Subject(label=tio.LabelMap(tensor=torch.from_numpy(moved[None].astype(np.int64)), affine=affine))
+        label = tio.Compose(_spatial(settings, labels.shape, spacing))(subject)["label"]
+        assert isinstance(label, tio.Image)  # what the transforms return
+        moved = label.data[0].numpy()
+    # TorchIO wants one intensity per label present, in order: number the labels 0..n-1
+    values, index = np.unique(moved, return_inverse=True)
+    new = [v for v in values if int(v) not in params]  # padding the deformation brought in
+    params = {**params, **label_intensities(np.asarray(new), rng, settings)}
+    subject = tio.Subject(label=tio.LabelMap(tensor=torch.from_numpy(index.reshape(moved.shape)[None]), affine=affine))
     render = tio.RandomLabelsToImage(
         label_key="label",
         image_key="image",
         mean=[params[int(v)][0] for v in values],
         std=[params[int(v)][1] for v in values],
     )
-    chain = tio.Compose([*_spatial(settings, labels.shape, spacing), render, *_imaging(settings)])
-    out = chain(subject)
-    image, moved = _arrays(out)
-    return image, values[moved.astype(np.int64)].astype(labels.dtype)
+    image, _ = _arrays(tio.Compose([render, *_imaging(settings)])(subject))
+    return image, moved.astype(labels.dtype)
 
 
 def augment_real(
