@@ -167,7 +167,9 @@ def members(interaction) -> list:
 
 
 Interaction = Click | Scribble | Box | ExtremePoints | SliceAuto | HintGroup
-_TYPES = {
+#: The hint types by their JSON type name (``to_dict`` / ``from_dict``); engines name the
+#: hints they take with these names (``Engine.SUPPORTED_HINTS``).
+HINT_TYPES: dict[str, type] = {
     "click": Click,
     "scribble": Scribble,
     "box": Box,
@@ -175,7 +177,12 @@ _TYPES = {
     "auto": SliceAuto,
     "group": HintGroup,
 }
-_NAMES = {v: k for k, v in _TYPES.items()}
+_NAMES = {v: k for k, v in HINT_TYPES.items()}
+
+
+def kind_of(interaction: Interaction) -> str:
+    """The JSON type name of a hint (``click``, ``scribble``, ``box``, ...)."""
+    return _NAMES[type(interaction)]
 
 
 def to_dict(interaction: Interaction) -> dict:
@@ -187,15 +194,15 @@ def to_dict(interaction: Interaction) -> dict:
             d[k] = list(v)
         elif isinstance(v, list):
             d[k] = [list(p) for p in v]
-    return {"type": _NAMES[type(interaction)], **d}
+    return {"type": kind_of(interaction), **d}
 
 
 def from_dict(d: dict) -> Interaction:
     if not isinstance(d, dict) or "type" not in d:
         raise InteractionError(f"hint must be an object with a 'type' key, got {d!r}")
-    cls = _TYPES.get(d["type"])
+    cls = HINT_TYPES.get(d["type"])
     if cls is None:
-        raise InteractionError(f"unknown hint type {d['type']!r}; expected one of {sorted(_TYPES)}")
+        raise InteractionError(f"unknown hint type {d['type']!r}; expected one of {sorted(HINT_TYPES)}")
     kwargs = {k: v for k, v in d.items() if k != "type"}
     try:
         return cls(**kwargs)

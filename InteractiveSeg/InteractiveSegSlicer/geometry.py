@@ -26,34 +26,38 @@ from InteractiveSegLib.volume import Geometry, Volume
 # ---------------------------------------------------------------------------------------
 # small VTK helpers
 # ---------------------------------------------------------------------------------------
-def _matrix_to_numpy(m: vtk.vtkMatrix4x4) -> np.ndarray:
+def matrix_to_numpy(m: vtk.vtkMatrix4x4) -> np.ndarray:
+    """A vtkMatrix4x4 as a 4 x 4 array."""
     return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
 
 
-def _ijk_to_ras(volumeNode) -> np.ndarray:
+def ijk_to_ras(volumeNode) -> np.ndarray:
+    """The volume node's IJK -> RAS matrix (4 x 4; its parent transform not applied)."""
     m = vtk.vtkMatrix4x4()
     volumeNode.GetIJKToRASMatrix(m)
-    return _matrix_to_numpy(m)
+    return matrix_to_numpy(m)
 
 
-def _image_to_world(image) -> np.ndarray:
+def image_to_world(image) -> np.ndarray:
+    """A vtkOrientedImageData's image -> world matrix (4 x 4)."""
     m = vtk.vtkMatrix4x4()
     image.GetImageToWorldMatrix(m)
-    return _matrix_to_numpy(m)
+    return matrix_to_numpy(m)
 
 
-def _node_name(node) -> str:
+def node_name(node) -> str:
+    """A node's name for messages (``(none)`` for no node)."""
     return node.GetName() if node is not None else "(none)"
 
 
-def _scalar_image(volumeNode):
+def scalar_image(volumeNode):
     """The node's vtkImageData after the checks every caller needs (ImageError otherwise)."""
     if volumeNode is None:
         raise ImageError("no volume selected")
     if not volumeNode.IsA("vtkMRMLScalarVolumeNode"):
-        raise ImageError(f"{_node_name(volumeNode)}: {volumeNode.GetClassName()} is not a scalar volume")
+        raise ImageError(f"{node_name(volumeNode)}: {volumeNode.GetClassName()} is not a scalar volume")
     image = volumeNode.GetImageData()
-    name = _node_name(volumeNode)
+    name = node_name(volumeNode)
     if image is None or image.GetPointData() is None or image.GetPointData().GetScalars() is None:
         raise ImageError(f"{name}: the volume has no voxel data")
     components = image.GetNumberOfScalarComponents()
@@ -76,7 +80,7 @@ def _scalar_image(volumeNode):
 # ---------------------------------------------------------------------------------------
 def volume_geometry(volumeNode) -> Geometry:
     """Geometry of the node's voxel grid in its own (untransformed) RAS frame."""
-    return Geometry.from_ijk_to_ras(_ijk_to_ras(volumeNode))
+    return Geometry.from_ijk_to_ras(ijk_to_ras(volumeNode))
 
 
 def volume_from_node(volumeNode) -> Volume:
@@ -86,19 +90,19 @@ def volume_from_node(volumeNode) -> Volume:
     images and NaN/inf voxels. Parent transforms are not applied: geometry is the
     node's IJK->RAS, and hints are mapped into that frame (``interactions_from_markups``).
     """
-    image = _scalar_image(volumeNode)
+    image = scalar_image(volumeNode)
     i, j, k = image.GetDimensions()
     flat = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
     # explicit copy: the Volume must not keep a view on memory that VTK may free or reuse
     array = np.array(flat.reshape(k, j, i), dtype=np.float32, copy=True)
-    return Volume(array, volume_geometry(volumeNode), name=_node_name(volumeNode))
+    return Volume(array, volume_geometry(volumeNode), name=node_name(volumeNode))
 
 
 def world_to_ijk(volumeNode, points_world: Iterable[Sequence[float]]) -> np.ndarray:
     """Continuous IJK of world RAS points, through the volume's parent transform(s), if any."""
     to_local = vtk.vtkGeneralTransform()
     slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(None, volumeNode.GetParentTransformNode(), to_local)
-    ras_to_ijk = np.linalg.inv(_ijk_to_ras(volumeNode))
+    ras_to_ijk = np.linalg.inv(ijk_to_ras(volumeNode))
     out = []
     for p in points_world:
         local = to_local.TransformPoint([float(c) for c in p])
@@ -108,7 +112,7 @@ def world_to_ijk(volumeNode, points_world: Iterable[Sequence[float]]) -> np.ndar
 
 def ijk_to_world(volumeNode, ijk: Sequence[float]) -> np.ndarray:
     """World RAS of a voxel, through the volume's parent transform(s), if any (inverse of world_to_ijk)."""
-    local = (_ijk_to_ras(volumeNode) @ np.array([*map(float, ijk), 1.0]))[:3]
+    local = (ijk_to_ras(volumeNode) @ np.array([*map(float, ijk), 1.0]))[:3]
     to_world = vtk.vtkGeneralTransform()
     slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(volumeNode.GetParentTransformNode(), None, to_world)
     return np.array(to_world.TransformPoint([float(c) for c in local]))
@@ -152,7 +156,7 @@ def kji_axis_for_normal(volumeNode, normal_ras: Sequence[float], max_degrees: fl
     voxel axis (a 2D engine works on array slices, so the user must rotate the view)."""
     n = np.asarray(normal_ras, float)
     n = n / np.linalg.norm(n)
-    columns = _ijk_to_ras(volumeNode)[:3, :3]
+    columns = ijk_to_ras(volumeNode)[:3, :3]
     cosines = np.abs(n @ (columns / np.linalg.norm(columns, axis=0)))
     ijk_index = int(np.argmax(cosines))
     angle = float(np.degrees(np.arccos(min(1.0, cosines[ijk_index]))))

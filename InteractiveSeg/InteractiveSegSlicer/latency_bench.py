@@ -51,6 +51,7 @@ def padded_volume_node(scene, size: int = 256):
 
 def time_engine(scene, volumeNode, labelled, engine: str, clicks: int, warmup: int = 3, seed: int = 0) -> dict:
     """Median/p95 ms of click -> updated segment (prepare + worker compute + commit)."""
+    from InteractiveSegLib.bench.harness import latency
     from InteractiveSegLib.hints import Click
 
     from .editor_writer import EditorWriter
@@ -77,7 +78,7 @@ def time_engine(scene, volumeNode, labelled, engine: str, clicks: int, warmup: i
                 times.append((time.perf_counter() - t0) * 1000)
     finally:
         worker.shutdown()
-    return {"median": float(np.median(times)), "p95": float(np.percentile(times, 95)), "n": len(times)}
+    return {**latency(times), "n": len(times)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -181,7 +181,7 @@ class SegmentationLogic:
         """A hint from a gesture in a slice view: world points of the mouse positions and
         the view's plane normal. InteractionError (nothing changed) for an oblique view or
         a hint outside the image."""
-        geometry._scalar_image(volumeNode)
+        geometry.scalar_image(volumeNode)
         axis = slice_hints.view_axis(volumeNode, normal_ras)
         dims = volumeNode.GetImageData().GetDimensions()
         points_ijk = geometry.world_to_ijk(volumeNode, points_ras)

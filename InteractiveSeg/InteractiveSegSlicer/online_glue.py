@@ -44,7 +44,7 @@ def class_segment(volumeNode, segmentationNode, value: int = 1, name: str | None
     """(segmentation node, segment ID) of class ``value`` named ``name``, as the panel's Apply
     makes them: a new segmentation beside the volume when None, the segment added if missing."""
     if segmentationNode is None:
-        geometry._scalar_image(volumeNode)  # refuse a bad volume before creating anything
+        geometry.scalar_image(volumeNode)  # refuse a bad volume before creating anything
         segmentationNode = segment_io.new_segmentation_node(volumeNode)
     ids = segment_io.ensure_segments(
         segmentationNode, segment_io.class_labels(segmentationNode, int(value), name), volumeNode
@@ -102,7 +102,7 @@ class OnlineLearningLogic:
         """Open (or create) the task in folder ``taskDir`` and lock it. A task open elsewhere
         raises ``TaskLockedError`` and nothing changes (a task already open here stays open)."""
         from InteractiveSegLib.methods.online.learner import DynamicLearner
-        from InteractiveSegLib.methods.online.task_folder import TaskStore
+        from InteractiveSegLib.methods.online.task_folder import TaskFolder
 
         self._check_idle()
         if not str(taskDir).strip():
@@ -110,7 +110,7 @@ class OnlineLearningLogic:
         path = Path(taskDir).expanduser().resolve()
         if self.taskDir is not None and self.taskDir.resolve() == path:
             return  # already open here (a second lock from this process would refuse itself)
-        store = TaskStore.open(path)
+        store = TaskFolder.open(path)
         try:
             learner = DynamicLearner(
                 self.settings, store=store, device=self.device, registration=self.registration, workers=self.workers

@@ -19,18 +19,17 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
+from InteractiveSegLib.engines.base import Region
 from InteractiveSegLib.errors import GeometryError, ImageError, InteractionError, InteractiveSegError
 from InteractiveSegLib.labels import LabelTable
 
-from .geometry import _ijk_to_ras, _image_to_world, _node_name, _scalar_image
+from .geometry import ijk_to_ras, image_to_world, node_name, scalar_image
 
 BINARY_LABELMAP = "Binary labelmap"
 #: Segment tag that remembers which class (label value) a segment holds.
 LABEL_TAG = "InteractiveSeg.LabelValue"
 #: World-space tolerance (mm) when comparing voxel grids.
 GEOMETRY_TOLERANCE = 1e-3
-
-Region = tuple  # tuple of 3 KJI slices, as InteractiveSegLib.engines.base.Region
 
 
 def _extent_empty(extent: Sequence[int]) -> bool:
@@ -121,24 +120,24 @@ def check_geometry(segmentationNode, volumeNode) -> None:
     Checked: same parent transform, the reference image geometry (when set) and the
     grid of every non-empty internal labelmap. Nothing is modified.
     """
-    _scalar_image(volumeNode)
+    scalar_image(volumeNode)
     if segmentationNode is None:
         raise GeometryError("no segmentation selected")
-    seg_name, vol_name = _node_name(segmentationNode), _node_name(volumeNode)
+    seg_name, vol_name = node_name(segmentationNode), node_name(volumeNode)
     if not _same_node(segmentationNode.GetParentTransformNode(), volumeNode.GetParentTransformNode()):
         raise GeometryError(
-            f"segmentation {seg_name!r} is under transform {_node_name(segmentationNode.GetParentTransformNode())!r} "
-            f"but volume {vol_name!r} is under {_node_name(volumeNode.GetParentTransformNode())!r}; "
+            f"segmentation {seg_name!r} is under transform {node_name(segmentationNode.GetParentTransformNode())!r} "
+            f"but volume {vol_name!r} is under {node_name(volumeNode.GetParentTransformNode())!r}; "
             "put both under the same transform"
         )
-    volume_m = _ijk_to_ras(volumeNode)
+    volume_m = ijk_to_ras(volumeNode)
     volume_extent = tuple(volumeNode.GetImageData().GetExtent())
     segmentation = segmentationNode.GetSegmentation()
     ref = segmentation.GetConversionParameter(slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName())
     if ref:
         ref_image = slicer.vtkOrientedImageData()
         if slicer.vtkSegmentationConverter.DeserializeImageGeometry(ref, ref_image, False):
-            ref_m, ref_extent = _image_to_world(ref_image), tuple(ref_image.GetExtent())
+            ref_m, ref_extent = image_to_world(ref_image), tuple(ref_image.GetExtent())
             if ref_extent != volume_extent or not np.allclose(ref_m, volume_m, atol=GEOMETRY_TOLERANCE):
                 raise GeometryError(
                     f"segmentation {seg_name!r} has reference geometry {_describe(ref_m, ref_extent)} "
@@ -149,10 +148,10 @@ def check_geometry(segmentationNode, volumeNode) -> None:
         lm = segmentation.GetSegment(sid).GetRepresentation(BINARY_LABELMAP)
         if lm is None or _extent_empty(lm.GetExtent()):
             continue
-        if not np.allclose(_image_to_world(lm), volume_m, atol=GEOMETRY_TOLERANCE):
+        if not np.allclose(image_to_world(lm), volume_m, atol=GEOMETRY_TOLERANCE):
             raise GeometryError(
                 f"segment {segmentation.GetSegment(sid).GetName()!r} of {seg_name!r} is stored on grid "
-                f"{_describe(_image_to_world(lm), tuple(lm.GetExtent()))}, not on volume {vol_name!r} grid "
+                f"{_describe(image_to_world(lm), tuple(lm.GetExtent()))}, not on volume {vol_name!r} grid "
                 f"{_describe(volume_m, volume_extent)}"
             )
 
@@ -181,7 +180,7 @@ def ensure_segments(segmentationNode, labels: LabelTable, volumeNode) -> dict[in
         # a segmentation made from models: convert, then edit labelmaps as Slicer's editor does
         if not segmentationNode.CreateBinaryLabelmapRepresentation():
             raise InteractiveSegError(
-                f"segmentation {_node_name(segmentationNode)!r}: cannot convert {source!r} to binary labelmap"
+                f"segmentation {node_name(segmentationNode)!r}: cannot convert {source!r} to binary labelmap"
             )
     wasModified = segmentationNode.StartModify()
     try:
@@ -248,7 +247,7 @@ def segment_mask(segmentationNode, segmentId: str, volumeNode, region: Region | 
     check_geometry(segmentationNode, volumeNode)
     segment = segmentationNode.GetSegmentation().GetSegment(segmentId)
     if segment is None:
-        raise InteractionError(f"segmentation {_node_name(segmentationNode)!r} has no segment {segmentId!r}")
+        raise InteractionError(f"segmentation {node_name(segmentationNode)!r} has no segment {segmentId!r}")
     dims = volumeNode.GetImageData().GetDimensions()
     shape_kji = (dims[2], dims[1], dims[0])
     extent = _region_extent(region if region is not None else tuple(slice(0, n) for n in shape_kji), shape_kji)
@@ -282,7 +281,7 @@ def write_region(
     segmentation = segmentationNode.GetSegmentation()
     if segmentation.GetSourceRepresentationName() != BINARY_LABELMAP:
         raise InteractiveSegError(
-            f"segmentation {_node_name(segmentationNode)!r} is not edited as a binary labelmap; "
+            f"segmentation {node_name(segmentationNode)!r} is not edited as a binary labelmap; "
             "call ensure_segments first"
         )
     dims = volumeNode.GetImageData().GetDimensions()
@@ -294,7 +293,7 @@ def write_region(
         raise InteractionError(f"labelmap region has shape {values.shape} but region {region!r} has shape {expected}")
     for sid in segment_ids.values():
         if segmentation.GetSegment(sid) is None:
-            raise InteractionError(f"segmentation {_node_name(segmentationNode)!r} has no segment {sid!r}")
+            raise InteractionError(f"segmentation {node_name(segmentationNode)!r} has no segment {sid!r}")
     unknown = sorted(set(np.unique(values).tolist()) - {0} - set(segment_ids))
     if unknown:
         raise InteractionError(
@@ -347,7 +346,7 @@ def labelmap_from_segmentation(segmentationNode, volumeNode, labels: LabelTable)
     Segments on another grid are resampled (nearest neighbour); segments that are not
     classes of ``labels`` are left out; where class segments overlap the later class wins.
     """
-    _scalar_image(volumeNode)
+    scalar_image(volumeNode)
     dims = volumeNode.GetImageData().GetDimensions()
     dtype = np.uint8 if max(labels.values or [1]) < 256 else np.uint16
     out = np.zeros((dims[2], dims[1], dims[0]), dtype=dtype)
@@ -355,7 +354,7 @@ def labelmap_from_segmentation(segmentationNode, volumeNode, labels: LabelTable)
         return out
     if not _same_node(segmentationNode.GetParentTransformNode(), volumeNode.GetParentTransformNode()):
         raise GeometryError(
-            f"segmentation {_node_name(segmentationNode)!r} and volume {_node_name(volumeNode)!r} "
+            f"segmentation {node_name(segmentationNode)!r} and volume {node_name(volumeNode)!r} "
             "are under different transforms"
         )
     ids = find_segments(segmentationNode, labels)
@@ -384,8 +383,8 @@ def new_segmentation_node(volumeNode, name: str | None = None):
     """A segmentation node beside the volume (same transform, display nodes, reference geometry)."""
     scene = volumeNode.GetScene()
     if scene is None:
-        raise ImageError(f"volume {_node_name(volumeNode)!r} is not in a scene")
-    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name or f"{_node_name(volumeNode)} segmentation")
+        raise ImageError(f"volume {node_name(volumeNode)!r} is not in a scene")
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name or f"{node_name(volumeNode)} segmentation")
     node.CreateDefaultDisplayNodes()
     if volumeNode.GetParentTransformNode() is not None:
         node.SetAndObserveTransformNodeID(volumeNode.GetParentTransformNode().GetID())

@@ -18,12 +18,11 @@ from typing import Any
 import numpy as np
 
 from InteractiveSegLib.engines import EngineInfo, describe_engine
-from InteractiveSegLib.engines.base import HINT_KINDS
 from InteractiveSegLib.errors import InteractionError
-from InteractiveSegLib.hints import Interaction, SliceAuto, from_dict, from_json, validate
+from InteractiveSegLib.hints import HINT_TYPES, Interaction, SliceAuto, from_dict, from_json, validate
 from InteractiveSegLib.labels import LabelTable
 
-from .geometry import _ijk_to_ras, _scalar_image, slice_center_world, volume_from_node, world_to_ijk
+from .geometry import ijk_to_ras, scalar_image, slice_center_world, volume_from_node, world_to_ijk
 from .segment_io import (
     BINARY_LABELMAP,
     check_geometry,
@@ -34,8 +33,6 @@ from .segment_io import (
     write_region,
 )
 from .slice_hints import interactions_from_markups
-
-HINT_TYPES = tuple(HINT_KINDS)
 
 
 def parse_hints(hints: Any) -> list[Interaction]:
@@ -52,7 +49,7 @@ def parse_hints(hints: Any) -> list[Interaction]:
             out.append(from_dict(h))
         elif isinstance(h, str):
             out.extend(from_json(h))
-        elif isinstance(h, HINT_TYPES):
+        elif isinstance(h, tuple(HINT_TYPES.values())):
             out.append(h)
         else:
             raise InteractionError(f"cannot read hint {h!r}: expected an interaction, its JSON dict or a JSON string")
@@ -69,17 +66,6 @@ def engine_declaration(engine: str, engine_kwargs: dict | None = None) -> Engine
     if key not in _DECLARATIONS:
         _DECLARATIONS[key] = describe_engine(engine, **(engine_kwargs or {}))
     return _DECLARATIONS[key]
-
-
-def engine_classes(engine: str, engine_kwargs: dict | None = None) -> LabelTable | None:
-    """The classes a multi-class engine segments, None for single-class engines."""
-    return engine_declaration(engine, engine_kwargs).classes
-
-
-def engine_adopts_labels(engine: str, engine_kwargs: dict | None = None) -> bool:
-    """True for engines that take the segmentation's own classes and match them to their
-    model by name (scribble fine-tuning: it works on any engine's output)."""
-    return engine_declaration(engine, engine_kwargs).adopts_labels
 
 
 def adopt_labels(existing: LabelTable, model: LabelTable) -> LabelTable:
@@ -171,7 +157,7 @@ class SessionStore:
         """Main thread, before the engine runs: check everything, create the segments and
         the session. Raises (scene unchanged) on bad input."""
         interactions = parse_hints(hints)
-        _scalar_image(volumeNode)  # fail early, before any node is created
+        scalar_image(volumeNode)  # fail early, before any node is created
         if segmentationNode is not None:
             check_geometry(segmentationNode, volumeNode)
         labels = self.classes(engine, engine_kwargs, segmentationNode, labels, interactions)
@@ -324,8 +310,11 @@ class SessionStore:
         """The session's classes: a multi-class engine's own (or, for engines that adopt
         labels, the segmentation's plus the model's), else ``labels``, else the segmentation's
         segments plus the hints' label values."""
-        model_labels = engine_classes(engine, engine_kwargs)
-        if model_labels is not None and engine_adopts_labels(engine, engine_kwargs):
+        declared = engine_declaration(engine, engine_kwargs)
+        model_labels = declared.classes  # None for single-class engines
+        # engines that adopt labels take the segmentation's own classes and match them to
+        # their model by name (scribble fine-tuning: it works on any engine's output)
+        if model_labels is not None and declared.adopts_labels:
             return adopt_labels(
                 self._resolve_labels(labels, segmentationNode, interactions, fallback=False), model_labels
             )
@@ -347,7 +336,7 @@ class SessionStore:
 
     @staticmethod
     def _volume_key(volumeNode) -> tuple:
-        return (volumeNode.GetImageData().GetMTime(), tuple(np.round(_ijk_to_ras(volumeNode), 6).ravel()))
+        return (volumeNode.GetImageData().GetMTime(), tuple(np.round(ijk_to_ras(volumeNode), 6).ravel()))
 
     @staticmethod
     def _content_key(segmentationNode, segment_ids: dict[int, str]) -> tuple:

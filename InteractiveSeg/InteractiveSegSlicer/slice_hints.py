@@ -18,7 +18,7 @@ import numpy as np
 from InteractiveSegLib.errors import InteractionError
 from InteractiveSegLib.hints import Box, Click, ExtremePoints, Interaction, Scribble, kji
 
-from .geometry import _node_name, _scalar_image, kji_axis_for_normal, world_to_ijk
+from .geometry import kji_axis_for_normal, node_name, scalar_image, world_to_ijk
 
 #: Gestures the effect offers, in the order of its buttons.
 KINDS = ("click", "scribble", "box", "extreme")
@@ -116,7 +116,7 @@ def interactions_from_markups(
     """
     if pointListNode is None:
         return []
-    image = _scalar_image(volumeNode)
+    image = scalar_image(volumeNode)
     size = image.GetDimensions()
     names, world = [], []
     for n in range(pointListNode.GetNumberOfControlPoints()):
@@ -133,8 +133,8 @@ def interactions_from_markups(
         voxel = tuple(int(math.floor(c + 0.5)) for c in ijk)
         if any(v < 0 or v >= s for v, s in zip(voxel, size, strict=False)):
             raise InteractionError(
-                f"point {name!r} of {_node_name(pointListNode)} at RAS ({p[0]:.1f}, {p[1]:.1f}, {p[2]:.1f}) "
-                f"is outside volume {_node_name(volumeNode)!r} "
+                f"point {name!r} of {node_name(pointListNode)} at RAS ({p[0]:.1f}, {p[1]:.1f}, {p[2]:.1f}) "
+                f"is outside volume {node_name(volumeNode)!r} "
                 f"(IJK ({', '.join(f'{c:.1f}' for c in ijk)}), size {tuple(size)})"
             )
         clicks.append(Click(voxel, label=int(label), positive=bool(positive), axis=int(axis)))

@@ -34,7 +34,7 @@ def slice_plane(volumeNode, axis: int, index: int) -> tuple[np.ndarray, np.ndarr
     """(centre, in-plane x and y unit directions, size in mm) of slice ``index`` along KJI
     ``axis`` in the volume's own RAS frame: the rectangle covers the slice's voxels to their
     outer edges (IJK -0.5 to n - 0.5 along both in-plane axes)."""
-    image = geometry._scalar_image(volumeNode)
+    image = geometry.scalar_image(volumeNode)
     dims = image.GetDimensions()  # I, J, K
     normal_ijk = 2 - int(axis)
     if not 0 <= index < dims[normal_ijk]:
@@ -42,7 +42,7 @@ def slice_plane(volumeNode, axis: int, index: int) -> tuple[np.ndarray, np.ndarr
             f"slice {index} is outside the volume ({dims[normal_ijk]} slices along array axis {axis})"
         )
     a, b = (c for c in range(3) if c != normal_ijk)
-    m = geometry._ijk_to_ras(volumeNode)
+    m = geometry.ijk_to_ras(volumeNode)
     centre_ijk = [(d - 1) / 2 for d in dims]
     centre_ijk[normal_ijk] = index
     centre = (m @ [*centre_ijk, 1.0])[:3]
@@ -107,12 +107,12 @@ def orientation_for_axis(volumeNode, axis: int) -> str:
     names = [o for o in geometry.ORIENTATION_NORMALS if geometry.kji_axis_for_orientation(volumeNode, o) == axis]
     if len(names) == 1:
         return names[0]
-    direction = _unit(geometry._ijk_to_ras(volumeNode)[:3, 2 - axis])
+    direction = _unit(geometry.ijk_to_ras(volumeNode)[:3, 2 - axis])
     return max(geometry.ORIENTATION_NORMALS, key=lambda o: abs(np.dot(geometry.ORIENTATION_NORMALS[o], direction)))
 
 
 def _slice_to_ras(sliceNode) -> np.ndarray:
-    return geometry._matrix_to_numpy(sliceNode.GetSliceToRAS())
+    return geometry.matrix_to_numpy(sliceNode.GetSliceToRAS())
 
 
 def _world_axes(volumeNode) -> np.ndarray:

@@ -17,6 +17,8 @@ from InteractiveSegLib.bench.report import write_report
 from InteractiveSegLib.errors import InteractiveSegError
 
 SUITES = ("online", "finetune", "sim", "vmn", "click")
+#: The suite of the engines no other suite claims (registered single-class 2D engines).
+FALLBACK_SUITE = "click"
 
 
 def suite_module(name: str) -> ModuleType:
@@ -29,19 +31,21 @@ def suite_module(name: str) -> ModuleType:
 
 
 def choose_suite(options: BenchOptions) -> str:
-    """``options.suite``, else the first suite (in ``SUITES`` order) that owns an engine named."""
+    """``options.suite``; else ``online`` for ``--stream`` or an online engine named (whatever
+    else is asked); else ``sim`` for ``--ablation`` without a fine-tuning engine; else the first
+    suite (in ``SUITES`` order) that owns an engine named; else ``FALLBACK_SUITE``."""
     if options.suite:
         suite_module(options.suite)
         return options.suite
     names = options.engine_names()
-    if options.stream:
+    if options.stream or any(suite_module("online").owns(n) for n in names):
         return "online"
     if options.ablation and not any(suite_module("finetune").owns(n) for n in names):
         return "sim"
-    for suite in SUITES[:-1]:
-        if any(suite_module(suite).owns(n) for n in names):
+    for suite in SUITES:
+        if suite not in ("online", FALLBACK_SUITE) and any(suite_module(suite).owns(n) for n in names):
             return suite
-    return "click"
+    return FALLBACK_SUITE
 
 
 def check_engines(suite: str, options: BenchOptions) -> None:

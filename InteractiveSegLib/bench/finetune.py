@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from InteractiveSegLib.bench.harness import latency, log, peak_rss_mb
+from InteractiveSegLib.bench.harness import latency, log, padded_to_256, peak_rss_mb
 from InteractiveSegLib.bench.options import BenchOptions
 from InteractiveSegLib.bench.result import BenchResult
 from InteractiveSegLib.data import datasets
@@ -263,13 +263,9 @@ def run_volume(engine: ScribbleFinetuneEngine, t: Target, rounds: int) -> Run:
 # -- timing bars -----------------------------------------------------------------------------
 def latency_256(engine_kwargs_: dict[str, Any], rounds: int = 3, slices: int = 6) -> dict[str, Any]:
     """ms per scribble round on 256 x 256 axial slices (Colin27 padded), putamen."""
-    from InteractiveSegLib.volume import Volume
-
     lv = datasets.load("colin27")
     a = lv.image.array
-    padded = np.zeros((a.shape[0], 256, 256), np.float32)
-    padded[:, : a.shape[1], : a.shape[2]] = a
-    vol = Volume(padded, lv.image.geometry)
+    vol = padded_to_256(lv.image)
     engine = ScribbleFinetuneEngine(**engine_kwargs_)
     engine.set_image(vol)
     ref3d = np.zeros(vol.shape, bool)
@@ -281,8 +277,7 @@ def latency_256(engine_kwargs_: dict[str, Any], rounds: int = 3, slices: int = 6
     ms = np.concatenate([r.ms for r in runs])
     its = np.concatenate([r.iterations for r in runs])
     return {
-        "median": float(np.median(ms)),
-        "p95": float(np.percentile(ms, 95)),
+        **latency(ms),
         "slice": [256, 256],
         "rounds": int(ms.size),
         "iterations_median": float(np.median(its)),

@@ -192,18 +192,20 @@ def _model_rows(names: list[str], dice_per_volume: list[float]) -> dict[str, dic
     return {n: {"dice_at": {"0": float(d)}} for n, d in zip(names, dice_per_volume, strict=True)}
 
 
-def _log(msg: str) -> None:
-    log(msg)
-
-
 def offline(settings: OnlineSettings, stream: list[Sample], evaluation: list[Sample], steps: int) -> list[float]:
     """The offline benchmark: batches drawn at random from the whole labelled stream, as
     many steps as the dynamic runs take."""
+    batch_size = 1 + settings.replay_m  # one batch: a sample and m replayed, drawn without replacement
+    if len(stream) < batch_size:
+        raise InteractiveSegError(
+            f"the offline baseline draws batches of {batch_size} volumes: give --stream-length "
+            f"{batch_size} or more (this stream has {len(stream)})"
+        )
     learner = DynamicLearner(replace(settings, replay=False, label_smoothing=False))
     rng = np.random.default_rng(settings.seed)
     items = [TrainSample(normalize(s.image), s.mask.astype(np.float32), np.ones(SHAPE, np.float32)) for s in stream]
     for _ in range(steps):
-        batch = [items[i] for i in rng.choice(len(items), size=1 + settings.replay_m, replace=False)]
+        batch = [items[i] for i in rng.choice(len(items), size=batch_size, replace=False)]
         learner.segmenter.train_steps(batch[0], batch[1:], 1, None)
     return model_dice(learner, evaluation)
 
@@ -230,7 +232,7 @@ def stream_run(
     for t, s in enumerate(stream, 1):
         runs.append(interactive_volume(learner, s, steps, f"t{t:04d}"))
         if t % 10 == 0:
-            _log(
+            log(
                 f"online-stream: {t}/{len(stream)} volumes, "
                 f"proxy Dice@{steps} so far {np.mean([r['proxy'][-1] for r in runs]):.3f}"
             )
@@ -331,13 +333,8 @@ def run(args: BenchOptions) -> list[BenchResult]:
     base = OnlineSettings(seed=args.seed)
     steps = args.rounds or STEPS
     stream = stream_samples("train", args.stream_length, args.seed)
-    if "online-offline" in want and len(stream) < 1 + base.replay_m:  # one batch: a sample and m replayed
-        raise InteractiveSegError(
-            f"the offline baseline draws batches of {1 + base.replay_m} volumes: give --stream-length "
-            f"{1 + base.replay_m} or more (this stream has {len(stream)})"
-        )
     evaluation = stream_samples("test", args.eval_volumes, args.seed + 1)
-    _log(f"stream: {len(stream)} training-split volumes, {len(evaluation)} held-out volumes, {SHAPE} each")
+    log(f"stream: {len(stream)} training-split volumes, {len(evaluation)} held-out volumes, {SHAPE} each")
     eval_names = [s.name for s in evaluation]
     stream_names = [s.name for s in stream]
     checkpoints = {max(1, round(len(stream) * f)) for f in (0.25, 0.5, 0.75, 1.0)}
@@ -345,7 +342,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
     if not args.no_speed:
         t0 = time.time()
         sp = speed(base, args.seed)
-        _log(
+        log(
             f"speed: proxy update {sp['proxy_update_s']['median_after_first']:.2f} s, "
             f"training round {sp['training_round_s']['median']:.2f} s ({time.time() - t0:.0f} s)"
         )
@@ -362,7 +359,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
                 {"model_dice": _stats(d), "training_steps": len(stream) * base.n_f, "stream": stream_names},
             )
         )
-        _log(f"online-offline: F Dice {np.mean(d):.3f} ({time.time() - t0:.0f} s)")
+        log(f"online-offline: F Dice {np.mean(d):.3f} ({time.time() - t0:.0f} s)")
     for engine, change in DYNAMIC.items():
         if engine in want:
             t0 = time.time()
@@ -375,7 +372,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
                     {"model_dice": _stats(d), "dice_vs_samples": along, "training_steps": len(stream) * base.n_f},
                 )
             )
-            _log(f"{engine}: F Dice {np.mean(d):.3f} ({time.time() - t0:.0f} s)")
+            log(f"{engine}: F Dice {np.mean(d):.3f} ({time.time() - t0:.0f} s)")
     warm = None
     if want & {"online-stream", "online-warm", "online-warm-mg"}:
         t0 = time.time()
@@ -386,7 +383,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
                 "online-stream", runs, stream_names, {"model_dice": _stats(d), "model_dice_on_eval": float(np.mean(d))}
             )
         )
-        _log(
+        log(
             f"online-stream: proxy Dice@{steps} {np.mean([r['proxy'][-1] for r in runs]):.3f} over the stream, "
             f"F on held-out {np.mean(d):.3f} ({time.time() - t0:.0f} s)"
         )
@@ -403,7 +400,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
             runs.append(interactive_volume(learner, s, steps, f"eval{j:03d}"))
         results.append(_interactive_result(engine, runs, eval_names))
         r = results[-1]
-        _log(
+        log(
             f"{engine}: proxy Dice@1..{steps} "
             + " ".join(f"{v:.3f}" for v in r["dice_at"].values())
             + f" ({time.time() - t0:.0f} s)"

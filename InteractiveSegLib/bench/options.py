@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from InteractiveSegLib.metrics import NOC_CAP
+
 
 @dataclass
 class BenchOptions:
@@ -33,7 +35,7 @@ class BenchOptions:
     command: str = "interactiveseg bench"
     # -- click: 2D single-class engines, slice by slice -----------------------------------------
     axes: str = "0"  # slice axes to sample (0 axial, 1 coronal, 2 sagittal)
-    max_clicks: int = 20
+    max_clicks: int = NOC_CAP
     # -- sim: multi-class engines on their task -----------------------------------------------
     task: str = "colin27-deep-grey"
     ablation: bool = False  # sim: the paper's ablation systems; finetune: layers, growing, iterations

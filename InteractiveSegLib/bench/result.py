@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from InteractiveSegLib.errors import ConfigError
+
 
 @dataclass
 class BenchResult:
@@ -35,7 +37,7 @@ class BenchResult:
         common = {k: v for k, v in self.__dict__.items() if k != "extra"}
         clash = set(common) & set(self.extra)
         if clash:
-            raise ValueError(f"extra figures may not reuse the common keys {sorted(clash)}")
+            raise ConfigError(f"extra figures may not reuse the common keys {sorted(clash)}")
         return {**common, **self.extra}
 
     @classmethod
@@ -44,5 +46,5 @@ class BenchResult:
         common = [f for f in cls.__dataclass_fields__ if f != "extra"]
         missing = [k for k in common if k not in figures]
         if missing:
-            raise ValueError(f"a benchmark result needs {missing}")
+            raise ConfigError(f"a benchmark result needs {missing}")
         return cls(**{k: figures[k] for k in common}, extra={k: v for k, v in figures.items() if k not in common})

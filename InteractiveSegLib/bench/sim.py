@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from InteractiveSegLib.bench.harness import latency, log, peak_rss_mb
+from InteractiveSegLib.bench.harness import latency, log, padded_to_256, peak_rss_mb
 from InteractiveSegLib.bench.options import BenchOptions
 from InteractiveSegLib.bench.report import summary_table
 from InteractiveSegLib.bench.result import BenchResult
@@ -204,13 +204,9 @@ def latency_256(variant: str, interactions: int = 40) -> dict[str, Any]:
     from InteractiveSegLib.data import datasets
     from InteractiveSegLib.hints import Click, ijk_from_slice_point
     from InteractiveSegLib.session import Session
-    from InteractiveSegLib.volume import Volume
 
     lv = datasets.load("colin27")
-    a = lv.image.array
-    padded = np.zeros((a.shape[0], 256, 256), np.float32)
-    padded[:, : a.shape[1], : a.shape[2]] = a
-    vol = Volume(padded, lv.image.geometry)
+    vol = padded_to_256(lv.image)
     session = Session(vol, "sim", variant=variant)
     n = len(session.labels) + 1
     rng = np.random.default_rng(0)
@@ -222,12 +218,7 @@ def latency_256(variant: str, interactions: int = 40) -> dict[str, Any]:
         t0 = time.perf_counter()
         session.add(Click(ijk_from_slice_point(rc, 0, index), label=cls, axis=0))
         times.append((time.perf_counter() - t0) * 1000)
-    return {
-        "median": float(np.median(times)),
-        "p95": float(np.percentile(times, 95)),
-        "slice": [256, 256],
-        "interactions": interactions,
-    }
+    return {**latency(times), "slice": [256, 256], "interactions": interactions}
 
 
 def user_task_data(task_name: str, image: str, labels: str) -> TaskData:
@@ -252,7 +243,7 @@ def slices_for(data: TaskData, args: BenchOptions, user: bool) -> list[TaskSlice
     """Held-out slices: the task's test split (``--split train``: its training split), or every
     slice with foreground of a user's volume; at most ``--max-slices`` per axis (fixed seed)
     when given."""
-    axes = [int(a) for a in str(args.axes).split(",")]
+    axes = args.axis_list()
     if user:
         out = []
         for axis in axes:

@@ -40,7 +40,6 @@ from InteractiveSegLib.metrics import dice, iou, noc, pearson
 from InteractiveSegLib.session import Session
 from InteractiveSegLib.users.robot import robot_slice_hint
 
-ENGINES = ("vmn", "vmn-mem0", "vmn-growcut", "vmn-registration")  # the engines of ``make bench-vmn``
 BASELINES: tuple[str, ...] = ()  # every system of this suite is one it owns
 
 

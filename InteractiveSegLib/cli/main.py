@@ -66,6 +66,8 @@ def _segment(args: argparse.Namespace) -> None:
     if kwargs and not describe_engine(args.engine).adapts_to_image:
         raise InteractiveSegError(f"--model and --model-spec are for the fine-tuning engines, not {args.engine!r}")
     vol = read_volume(args.image)
+    if args.modality != "auto":
+        vol.modality = args.modality
     engine = create_engine(args.engine, **kwargs)
     labels = labels_for_hints(engine, hints)
     session = Session(vol, engine, labels)
@@ -74,26 +76,40 @@ def _segment(args: argparse.Namespace) -> None:
     print(f"wrote {write_seg_nrrd(args.out, session.labelmap, vol.geometry, labels)}")
 
 
+def _structure_mask(seg, structure: str | None):
+    """The voxels of ``structure`` (a name or a label value) in a segmentation; every
+    labelled voxel when it is None."""
+    if not structure:
+        return seg.labelmap > 0
+    value = int(structure) if structure.isdigit() else seg.labels.by_name(structure).value
+    return seg.labelmap == value
+
+
 def _online(args: argparse.Namespace) -> None:
     """A site's online-learning task from the command line: a fully labelled volume joins
     it (``--labels``), and/or the task's segmenter segments a volume (``--predict``)."""
     import numpy as np
 
+    from InteractiveSegLib.data import datasets
     from InteractiveSegLib.io import read_labels, read_volume, write_seg_nrrd
     from InteractiveSegLib.labels import LabelTable
     from InteractiveSegLib.methods.online.learner import DynamicLearner
-    from InteractiveSegLib.methods.online.task_folder import TaskStore
+    from InteractiveSegLib.methods.online.task_folder import TaskFolder
 
-    vol = read_volume(args.image)
-    with TaskStore.open(args.task) as store:
+    if not args.image and not args.dataset:
+        raise InteractiveSegError("give --image (with --labels or --predict) or --dataset")
+    vol = read_volume(args.image) if args.image else None
+    with TaskFolder.open(args.task) as store:
         learner = DynamicLearner(store=store)
-        if args.labels:
-            seg = read_labels(args.labels, reference=vol)
-            if args.structure:
-                value = int(args.structure) if args.structure.isdigit() else seg.labels.by_name(args.structure).value
-                mask = seg.labelmap == value
-            else:
-                mask = seg.labelmap > 0
+        for lv in datasets.resolve(args.dataset or []):
+            if not lv.in_split("train"):
+                continue
+            mask = _structure_mask(lv.labels, args.structure)
+            if mask.any():
+                report = learner.learn_volume(lv.image.array, mask, key=lv.name)
+                print(f"learnt {lv.name}: loss {report.losses[0]:.3f} -> {report.losses[-1]:.3f}")
+        if args.labels and vol is not None:
+            mask = _structure_mask(read_labels(args.labels, reference=vol), args.structure)
             if not mask.any():
                 raise InteractiveSegError(f"{args.labels} has no voxel of {args.structure or 'any structure'}")
             report = learner.learn_volume(vol.array, mask, key=Path(args.image).name.split(".")[0])
@@ -101,7 +117,7 @@ def _online(args: argparse.Namespace) -> None:
                 f"learnt {args.image}: loss {report.losses[0]:.3f} -> {report.losses[-1]:.3f} "
                 f"in {report.train_seconds:.1f} s"
             )
-        if args.predict:
+        if args.predict and vol is not None:
             if learner.rounds_trained == 0:
                 raise InteractiveSegError(
                     f"the task {args.task} has not learnt anything yet: give it labelled volumes or slices first"
@@ -136,12 +152,24 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--hints", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--engine", default="click")
+    s.add_argument(
+        "--modality",
+        choices=["auto", "ct", "mr"],
+        default="auto",
+        help="how the image's intensities are read (default: the file header, else detected from HU)",
+    )
     s.add_argument("--model", help="finetune: the model to adapt (checkpoint, TorchScript, MONAI bundle directory)")
     s.add_argument("--model-spec", help="finetune: JSON spec of --model (labels, preprocessing) if not beside it")
 
     o = sub.add_parser("online", help="an online-learning task: learn from a labelled volume, segment a new one")
     o.add_argument("--task", required=True, help="the task directory (created if missing; locked while in use)")
-    o.add_argument("--image", required=True)
+    o.add_argument("--image", help="a volume to learn (with --labels) or to segment (with --predict)")
+    o.add_argument(
+        "--dataset",
+        action="append",
+        help="labelled sources (names or MSD / nnU-Net / pairs folders) whose train volumes join the stream; "
+        "--structure names the structure (default: every labelled voxel)",
+    )
     o.add_argument("--labels", help="reference labels of --image: the volume joins the task's stream")
     o.add_argument("--structure", help="name or value of the structure in --labels (default: every labelled voxel)")
     o.add_argument("--predict", help="write the task segmenter's result for --image here (.seg.nrrd)")

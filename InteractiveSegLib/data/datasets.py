@@ -4,7 +4,8 @@ Builtin volumes, installed from package registries (no network at run time):
 
 - ``colin27``: Colin27 T1 (``ch2.nii.gz``) with the hand-drawn AAL atlas, Debian ``mricron-data``.
 - ``inia19``: INIA19 macaque T1 with NeuroMaps labels, Debian ``mricron-data``.
-- ``mni152``: MNI ICBM152 2009a T1 with grey/white matter maps (> 127), PyPI ``nilearn``.
+- ``mni152``: MNI ICBM152 2009a T1 with grey/white matter maps (> 127), PyPI ``nilearn``;
+  ``mni152-brain`` the same T1 with one whole-brain mask (grey + white matter, ventricles filled).
 
 Shared volumes, read in place from ``../shared/data/`` beside the repository (override with
 ``INTERACTIVESEG_SHARED_DATA``; see its README.md): ``ct-abdomen`` (CT, 58 named organs, HU),
@@ -30,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from InteractiveSegLib.data import folders
 from InteractiveSegLib.data.splits import (
@@ -44,7 +46,7 @@ from InteractiveSegLib.errors import ImageError
 from InteractiveSegLib.io import Segmentation, read_labels, read_volume
 from InteractiveSegLib.labels import LabelTable
 
-DATASETS = ("colin27", "inia19", "mni152")
+DATASETS = ("colin27", "inia19", "mni152", "mni152-brain")
 """The builtin volumes (installed from package registries)."""
 
 
@@ -80,6 +82,7 @@ DATASET_RULES: dict[str, str] = {
     "colin27": ODD_LABEL_ID,
     "inia19": ODD_LABEL_ID,
     "mni152": HELD_OUT_VOLUME,
+    "mni152-brain": HELD_OUT_VOLUME,
     **{s.name: s.rule for s in SHARED_SOURCES.values()},
 }
 """Data set name -> its split rule (a key of ``data.splits.SPLIT_RULES``)."""
@@ -194,17 +197,22 @@ def load(name: str) -> LabelledVolume:
         seg = read_labels(d / "inia19-NeuroMaps.nii.gz", reference=image)
         seg.labels = LabelTable.default(seg.labels.values, {v: f"NeuroMaps_{v}" for v in seg.labels.values})
         return LabelledVolume(name, image, seg, "mr", ODD_LABEL_ID)
-    if name == "mni152":
+    if name in ("mni152", "mni152-brain"):
         d = nilearn_dir()
         image = read_volume(d / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")
-        gm = read_volume(d / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz").array > 127
-        wm = read_volume(d / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz").array > 127
+        gm = read_volume(d / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz").array
+        wm = read_volume(d / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz").array
         lab = np.zeros(image.shape, np.uint8)
-        lab[gm] = 1
-        lab[wm & ~gm] = 2
         table = LabelTable()
-        table.add(1, "grey_matter", (0.8, 0.5, 0.4))
-        table.add(2, "white_matter", (0.95, 0.95, 0.85))
+        if name == "mni152-brain":
+            # the whole brain as one mask: grey and white matter, ventricles filled in
+            lab[ndimage.binary_fill_holes(gm + wm > 127)] = 1
+            table.add(1, "whole_brain", (0.9, 0.7, 0.6))
+        else:
+            lab[gm > 127] = 1
+            lab[(wm > 127) & ~(gm > 127)] = 2
+            table.add(1, "grey_matter", (0.8, 0.5, 0.4))
+            table.add(2, "white_matter", (0.95, 0.95, 0.85))
         return LabelledVolume(name, image, Segmentation(lab, image.geometry, table), "mr", HELD_OUT_VOLUME)
     if name in SHARED_SOURCES:
         return _load_shared(name)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from InteractiveSegLib.errors import EngineError
-from InteractiveSegLib.hints import Box, Click, ExtremePoints, HintGroup, Interaction, Scribble, SliceAuto, members
+from InteractiveSegLib.hints import HintGroup, Interaction, kind_of, members
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.volume import Volume
 
@@ -29,20 +29,6 @@ Region = tuple[slice, slice, slice]
 #: Which earlier steps a request carries: none; the newest hint's slice, every class (a
 #: multi-class memory); the hint's class on every slice (3D propagation); every step.
 HistoryScope = Literal["none", "slice", "class", "all"]
-#: The hint kinds, by their JSON type name (``hints.to_dict``).
-HINT_KINDS: dict[type, str] = {
-    Click: "click",
-    Scribble: "scribble",
-    Box: "box",
-    ExtremePoints: "extreme_points",
-    SliceAuto: "auto",
-    HintGroup: "group",
-}
-
-
-def hint_kind(interaction: Interaction) -> str:
-    """The JSON type name of a hint (``click``, ``scribble``, ``box``, ...)."""
-    return HINT_KINDS[type(interaction)]
 
 
 @dataclass
@@ -161,7 +147,7 @@ class Engine(ABC):
     mode: str = "2d"
     #: one prediction gives every class (``Prediction.labels``); the engine names them (``label_table``)
     multiclass: ClassVar[bool] = False
-    #: hint kinds ``predict`` takes (``HINT_KINDS`` names); the session refuses the others
+    #: hint kinds ``predict`` takes (``hints.HINT_TYPES`` names); the session refuses the others
     SUPPORTED_HINTS: ClassVar[frozenset[str]] = frozenset({"click", "scribble", "extreme_points"})
     #: which earlier steps a request carries (``HistoryScope``)
     HISTORY: ClassVar[HistoryScope] = "none"
@@ -222,7 +208,7 @@ class Engine(ABC):
     def check_hint(self, interaction: Interaction) -> None:
         """EngineError, before anything runs, for a hint kind this engine does not take."""
         for m in members(interaction):
-            kind = hint_kind(m)
+            kind = kind_of(m)
             if kind not in self.SUPPORTED_HINTS:
                 takes = ", ".join(sorted(self.SUPPORTED_HINTS))
                 raise EngineError(f"the {self.name} engine does not take {kind} hints; it takes: {takes}")

@@ -7,6 +7,7 @@ group or by calling ``register_engine`` themselves; the library never imports th
 
 from __future__ import annotations
 
+import pkgutil
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
@@ -40,11 +41,8 @@ class _Lazy:
         self.name, self.target = name, target
 
     def resolve(self) -> Callable[..., Engine]:
-        from importlib import import_module
-
-        module, _, attr = self.target.partition(":")
         try:
-            return getattr(import_module(module), attr)
+            return pkgutil.resolve_name(self.target)
         except ImportError as e:
             raise EngineError(f"engine {self.name!r} needs a package that is not installed: {e}") from None
         except Exception as e:  # a broken plug-in must not break the other engines

@@ -20,6 +20,7 @@ from InteractiveSegLib.errors import InteractiveSegError
         ("finetune", {"ablation": True}, "finetune"),
         ("online", {}, "online"),
         ("click", {"stream": True}, "online"),
+        ("online-cold", {"ablation": True}, "online"),
         ("growcut", {"suite": "sim"}, "sim"),
     ],
 )

@@ -13,7 +13,7 @@ import torch
 
 from InteractiveSegLib.methods.online.proposals import confidence_weights, propose_slices, residual_map, slice_distance
 from InteractiveSegLib.methods.online.replay import ReplayBuffer
-from InteractiveSegLib.methods.online.task_folder import TaskLockedError, TaskStore, atomic_torch_save
+from InteractiveSegLib.methods.online.task_folder import TaskFolder, TaskLockedError, atomic_torch_save
 
 
 def test_buffer_keeps_newer_samples_likelier_and_older_ones_alive():
@@ -63,7 +63,7 @@ def _write_then_die(path: str) -> None:
 
 
 def test_a_killed_write_leaves_the_previous_checkpoint_loadable(tmp_path):
-    store = TaskStore.open(tmp_path / "task")
+    store = TaskFolder.open(tmp_path / "task")
     model = torch.nn.Linear(3, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     store.save_checkpoint(model, opt, {"step": 1})
@@ -78,21 +78,21 @@ def test_a_killed_write_leaves_the_previous_checkpoint_loadable(tmp_path):
 
 def _try_open(path: str, q) -> None:
     try:
-        TaskStore.open(path)
+        TaskFolder.open(path)
         q.put("opened")
     except TaskLockedError as e:
         q.put(str(e))
 
 
 def test_a_second_session_on_the_task_gets_a_clear_message(tmp_path):
-    store = TaskStore.open(tmp_path / "task")
+    store = TaskFolder.open(tmp_path / "task")
     q = mp.get_context("fork").Queue()
     p = mp.get_context("fork").Process(target=_try_open, args=(str(tmp_path / "task"), q))
     p.start()
     p.join()
     assert "open in another session" in q.get()
     store.close()
-    TaskStore.open(tmp_path / "task").close()  # free again
+    TaskFolder.open(tmp_path / "task").close()  # free again
 
 
 def test_weights_residual_and_proposals():

@@ -13,7 +13,7 @@ from InteractiveSegLib.bench.online import SHAPE, crop_sample
 from InteractiveSegLib.errors import InteractionError
 from InteractiveSegLib.methods.online.learner import DynamicLearner, OnlineSettings, combined_loss, weighted_loss
 from InteractiveSegLib.methods.online.proxy_mask import RegistrationSettings
-from InteractiveSegLib.methods.online.task_folder import TaskLockedError, TaskStore
+from InteractiveSegLib.methods.online.task_folder import TaskFolder, TaskLockedError
 
 SMALL = dict(channels=(4, 8, 16), patch=(16, 24, 24), n_f=3, buffer_size=2, aux_size=3, replay_m=1)
 FAST_REG = RegistrationSettings(affine_iterations=3, bspline_iterations=0)
@@ -134,17 +134,17 @@ def test_cancel_between_steps_keeps_a_consistent_state():
 
 def test_task_survives_a_restart_and_refuses_a_second_session(tmp_path):
     image, mask = ball_volume()
-    with TaskStore.open(tmp_path / "task") as store:
+    with TaskFolder.open(tmp_path / "task") as store:
         lrn = DynamicLearner(OnlineSettings(**SMALL), store=store, registration=FAST_REG, workers=1)
         lrn.start_volume(image, "first")
         draw_centre_slices(lrn, mask)
         lrn.train_round()
         lrn.finish_volume()
         with pytest.raises(TaskLockedError):
-            TaskStore.open(tmp_path / "task")
+            TaskFolder.open(tmp_path / "task")
         before = lrn.segmenter.predict(lrn.image)
         state = lrn.buffer.state()
-    with TaskStore.open(tmp_path / "task") as store:
+    with TaskFolder.open(tmp_path / "task") as store:
         again = DynamicLearner(store=store, registration=FAST_REG, workers=1)  # settings come from the task
         assert again.settings.channels == SMALL["channels"] and again.volumes_done == 1 and again.rounds_trained == 1
         assert again.buffer.state() == state and again.guided()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_mrml_glue import glue_modules
+from test_slicer_glue import glue_modules
 
 from InteractiveSegLib.errors import InteractionError
 from InteractiveSegLib.hints import Box, Click, Scribble, to_dict

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 import pytest
-from test_mrml_glue import glue_modules
 from test_slicer_editor import OBLIQUE, with_foreign_segment
+from test_slicer_glue import glue_modules
 
 SMALL = dict(channels=(4, 8, 16), patch=(16, 24, 24), n_f=3, buffer_size=2, aux_size=3, replay_m=1)
 SHAPE = (24, 32, 32)  # KJI

@@ -20,6 +20,7 @@ them. The loaded source model is never modified and its file never written.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -373,7 +374,7 @@ class ScribbleFinetuneEngine(Engine):
             return cons
         return grow_scribbles(image, cons, self.settings.threshold, self.settings.grow_radius)
 
-    def _adapt(self, images: np.ndarray, scribbled: np.ndarray, factors) -> tuple[torch.Tensor, dict]:
+    def _adapt(self, images: np.ndarray, scribbled: np.ndarray, factors) -> tuple[torch.Tensor, AdaptationReport]:
         """Fine-tune on ``images`` (B, *spatial) with the user's constraints ``scribbled``
         (grown first when region growing is on); logits of the batch."""
         cons = np.stack([self._grow(i, c) for i, c in zip(images, scribbled, strict=False)])
@@ -410,17 +411,17 @@ class ScribbleFinetuneEngine(Engine):
         finally:
             for p in params.values():
                 p.requires_grad_(False)
-        info = {
-            "iterations": result.iterations,
-            "converged": result.converged,
-            "seconds": time.perf_counter() - t0,
-            "scribbled_voxels": int((scribbled != UNLABELLED).sum()),
-            "grown_voxels": int((cons != UNLABELLED).sum()),
-            "violated": result.violated,
-            "losses": result.losses,
-            "grad_norms": result.grad_norms,
-        }
-        return result.logits[(slice(None), slice(None), *(slice(0, n) for n in shape))], info
+        report = AdaptationReport(
+            iterations=result.iterations,
+            converged=result.converged,
+            seconds=time.perf_counter() - t0,
+            scribbled_voxels=int((scribbled != UNLABELLED).sum()),
+            grown_voxels=int((cons != UNLABELLED).sum()),
+            violated=result.violated,
+            losses=result.losses,
+            grad_norms=result.grad_norms,
+        )
+        return result.logits[(slice(None), slice(None), *(slice(0, n) for n in shape))], report
 
     @torch.no_grad()
     def _unimprinted(self, target: torch.Tensor) -> list[int]:
@@ -504,9 +505,9 @@ class ScribbleFinetuneEngine(Engine):
         hints = self._hints(request)
         self._start_weights(request)
         if self.mode == "2d":
-            probs, region, info = self._predict_slice(request.axis, request.slice_index, hints)
+            probs, region, report = self._predict_slice(request.axis, request.slice_index, hints)
         else:
-            probs, region, info = self._predict_roi(request, hints)
+            probs, region, report = self._predict_roi(request, hints)
         lut = np.array([self._value(c) for c in range(probs.shape[0])], np.int64)
         labels = lut[probs.argmax(0)]
         kept = {n: v.cpu() for n, v in state_of(self._params()).items()} if hints else None  # state_of copies
@@ -516,7 +517,7 @@ class ScribbleFinetuneEngine(Engine):
             probs.astype(np.float32),
             labels=labels.astype(np.int64),
             classes=self.owned,
-            report=AdaptationReport(**info),
+            report=report,
             state=AdaptedWeights(self._generation, kept),
         )
 
@@ -526,18 +527,18 @@ class ScribbleFinetuneEngine(Engine):
         others = tuple(a for a in range(3) if a != axis)
         factors = self._zoom_factors(others)
         region = self.slice_region(axis, index)
-        info: dict = {"iterations": 0, "converged": None}
+        report = AdaptationReport()  # no hints: the model's answer, nothing adapted
         if hints:
             origin = [0, 0, 0]
             origin[axis] = index
             shape = [self.volume.shape[a] for a in range(3)]
             shape[axis] = 1
             cons = np.take(self._rasterise(hints, tuple(shape), tuple(origin)), 0, axis=axis)
-            logits, info = self._adapt(image[None], cons[None], factors)
+            logits, report = self._adapt(image[None], cons[None], factors)
             probs = self._back(logits, tuple(logits.shape[2:]), image.shape)  # the last forward pass is the answer
         else:
             probs = self._infer_slices(image[None], factors)
-        return np.expand_dims(probs[:, 0], 1 + axis), region, info
+        return np.expand_dims(probs[:, 0], 1 + axis), region, report
 
     def roi(self, hints: list[Interaction]) -> tuple[slice, slice, slice]:
         """KJI box around every hint, + margin, at least ``min_roi``, inside the volume."""
@@ -550,7 +551,8 @@ class ScribbleFinetuneEngine(Engine):
         region = self.roi(hints) if hints else full
         block = self._norm[region]
         origin = tuple(s.start for s in region)
-        info: dict = {"iterations": 0, "converged": None, "roi": [s.stop - s.start for s in region]}
+        roi = [s.stop - s.start for s in region]
+        report = AdaptationReport(roi=roi)
         if self.spec.spatial_dims == 2:
             axis = request.axis
             others = tuple(a for a in range(3) if a != axis)
@@ -559,21 +561,23 @@ class ScribbleFinetuneEngine(Engine):
             if hints:
                 cons = np.moveaxis(self._rasterise(hints, block.shape, origin), axis, 0)
                 rows = [i for i in range(cons.shape[0]) if (cons[i] != UNLABELLED).any()]
-                _, info2 = self._adapt(slices[rows], cons[rows], factors)
-                info.update(info2)
+                _, adapted = self._adapt(slices[rows], cons[rows], factors)
+                report = dataclasses.replace(adapted, roi=roi)
             probs = np.moveaxis(self._infer_slices(slices, factors), 1, 1 + axis)
         else:
             factors = self._zoom_factors((0, 1, 2))
             if hints:
                 cons = self._rasterise(hints, block.shape, origin)
                 tiles = covering_tiles(cons, self.spec.preprocessing.patch_size, factors)
-                _, info2 = self._adapt(np.stack([block[t] for t in tiles]), np.stack([cons[t] for t in tiles]), factors)
-                info.update(info2)
+                _, adapted = self._adapt(
+                    np.stack([block[t] for t in tiles]), np.stack([cons[t] for t in tiles]), factors
+                )
+                report = dataclasses.replace(adapted, roi=roi)
             probs = self._infer_block(block, factors)[:, 0]
             if hints:  # the answer is the stitched ROI, not the training tiles: check it there
                 wrong = int((probs.argmax(0)[cons != UNLABELLED] != cons[cons != UNLABELLED]).sum())
-                info["violated"], info["converged"] = wrong, wrong == 0
-        return probs, region, info
+                report.violated, report.converged = wrong, wrong == 0
+        return probs, region, report
 
 
 class ScribbleFinetune3DEngine(ScribbleFinetuneEngine):

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import copy
 import json
+import pkgutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -216,9 +216,8 @@ def _merge(base: dict, given: dict) -> ModelSpec:
 
 
 def _factory(target: str):
-    module, _, attr = target.partition(":")
     try:
-        return getattr(import_module(module), attr)
+        return pkgutil.resolve_name(target)
     except (ImportError, AttributeError, ValueError) as e:
         raise ModelError(f"network factory {target!r} cannot be imported: {e}") from None
 

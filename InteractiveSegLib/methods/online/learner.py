@@ -13,7 +13,7 @@ piece is a switch of ``OnlineSettings`` so the benchmark can run the paper's abl
 - spatial confidence W (eq. 11 ``exp`` or eq. 12 ``indicator``, ``none`` for off; eq. 9);
 - n_F steps per round; model guidance or random slices.
 
-The state (weights, optimizer, buffer, samples, volumes seen) lives in a ``TaskStore``
+The state (weights, optimizer, buffer, samples, volumes seen) lives in a ``TaskFolder``
 directory when one is given, so a site's task survives restarts; without one it is kept
 in memory (benchmarks).
 """
@@ -34,7 +34,7 @@ from InteractiveSegLib.errors import InteractionError, ModelError
 from InteractiveSegLib.methods.online.proposals import confidence_weights, propose_slices, random_slices, residual_map
 from InteractiveSegLib.methods.online.proxy_mask import ProxyMask, RegistrationSettings
 from InteractiveSegLib.methods.online.replay import ReplayBuffer
-from InteractiveSegLib.methods.online.task_folder import TaskStore
+from InteractiveSegLib.methods.online.task_folder import TaskFolder
 
 
 @dataclass
@@ -232,7 +232,7 @@ class OnlineSegmenter:
         return losses
 
     def load_state(self, checkpoint: dict) -> None:
-        """Weights, optimizer and step count from a task checkpoint (``TaskStore`` layout)."""
+        """Weights, optimizer and step count from a task checkpoint (``TaskFolder`` layout)."""
         try:
             self.net.load_state_dict(checkpoint["model"])
             if checkpoint.get("optimizer"):
@@ -264,7 +264,7 @@ class DynamicLearner:
     def __init__(
         self,
         settings: OnlineSettings | None = None,
-        store: TaskStore | None = None,
+        store: TaskFolder | None = None,
         device: str = "cpu",
         registration: RegistrationSettings | None = None,
         workers: int = 2,

@@ -3,7 +3,7 @@ and its samples, in one directory that survives restarts (dynamic-learning paper
 
 - Every write is write-then-rename (``os.replace`` is atomic on one file system) after an
   ``fsync``: a crash mid-write leaves the previous file whole and loadable.
-- One writer at a time: ``TaskStore.open`` takes an exclusive ``fcntl`` lock on
+- One writer at a time: ``TaskFolder.open`` takes an exclusive ``fcntl`` lock on
   ``task.lock`` (released when the process ends, even by a crash); a second Slicer session
   on the same task gets a clear TaskLockedError instead of corrupting it.
 """
@@ -42,7 +42,7 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-class TaskStore:
+class TaskFolder:
     """``checkpoint.pt`` (model + optimizer + step), ``buffer.json`` (replay state),
     ``samples/<key>.npz`` (image, proxy target, drawn-slice weights) in ``root``."""
 
@@ -51,7 +51,7 @@ class TaskStore:
         self._lock_file: IO[str] | None = None
 
     @classmethod
-    def open(cls, root: str | Path) -> TaskStore:
+    def open(cls, root: str | Path) -> TaskFolder:
         store = cls(root)
         store.root.mkdir(parents=True, exist_ok=True)
         (store.root / "samples").mkdir(exist_ok=True)
@@ -83,7 +83,7 @@ class TaskStore:
             self._lock_file.close()
             self._lock_file = None
 
-    def __enter__(self) -> TaskStore:
+    def __enter__(self) -> TaskFolder:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,11 +1,11 @@
-"""The multi-class SIM engine through the MRML glue: one segment per model class (real MRML)."""
+"""The multi-class SIM engine through the session store: one segment per model class (real MRML)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_mrml_glue import glue_modules
 from test_sim_engine import CLASSES, _checkpoint
+from test_slicer_glue import glue_modules
 
 from InteractiveSegLib.hints import Click, ijk_from_slice_point
 

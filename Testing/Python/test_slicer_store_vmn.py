@@ -1,10 +1,10 @@
-"""VMN through the MRML glue (real MRML): a box propagates into the segment, and the
+"""VMN through the session store (real MRML): a box propagates into the segment, and the
 suggested slice maps to a world point on that slice, under a non-identity geometry."""
 
 from __future__ import annotations
 
 import numpy as np
-from test_mrml_glue import IJK_TO_RAS, glue_modules
+from test_slicer_glue import IJK_TO_RAS, glue_modules
 
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.hints import Box, ijk_from_slice_point

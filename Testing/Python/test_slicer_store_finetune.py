@@ -1,4 +1,4 @@
-"""Scribble fine-tuning through the MRML glue (real MRML) on another engine's output:
+"""Scribble fine-tuning through the session store (real MRML) on another engine's output:
 the segmentation keeps its segments, the model's class is matched by name, a class the
 model never knew gets a channel, several labels are one undoable step, and the weights
 adapted on the volume are kept until reset; the source model never changes."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from test_finetune_parts import SPEC2D, bright_detector, disks_volume
-from test_mrml_glue import IJK_TO_RAS, glue_modules
+from test_slicer_glue import IJK_TO_RAS, glue_modules
 
 from InteractiveSegLib.hints import Scribble
 from InteractiveSegLib.labels import LabelTable
