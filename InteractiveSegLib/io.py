@@ -80,12 +80,43 @@ def read_volume(path: str | os.PathLike) -> Volume:
     name = Path(path).name
     arr = _sitk_to_array(img, name)
     header = {k: img.GetMetaData(k) for k in img.GetMetaDataKeys()}
+    modality = modality_from_metadata(header)
+    if modality is None and Path(path).is_dir():  # a series reader keeps no tags: read the first file's
+        modality = read_modality(path)
     return Volume(
         validate_image_array(arr, name),
         geometry_from_sitk(img),
         name=name.split(".")[0],
-        modality=modality_from_metadata(header),
+        modality=modality,
     )
+
+
+def read_modality(path: str | os.PathLike) -> str | None:
+    """The modality a file's header names, reading the header only.
+
+    Args:
+        path: an image file (DICOM tag ``0008|0060``, NRRD ``modality:=`` field) or a DICOM
+            series folder (its first file).
+
+    Returns:
+        "ct", "mr", or None when the header does not say (NIfTI has no such field).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"{p}: no such file or folder")
+    try:
+        if p.is_dir():
+            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(p))
+            if not files:
+                raise ImageError(f"{p}: folder holds no DICOM series")
+            p = Path(files[0])
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(p))
+        reader.ReadImageInformation()
+        return modality_from_metadata({k: reader.GetMetaData(k) for k in reader.GetMetaDataKeys()})
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown reason"
+        raise ImageError(f"{p}: cannot read image header ({first})") from None
 
 
 @dataclass
@@ -190,15 +221,22 @@ def write_seg_nrrd(path: str | os.PathLike, labelmap: np.ndarray, geometry: Geom
 
 
 def write_volume(path: str | os.PathLike, volume: Volume | np.ndarray, geometry: Geometry | None = None) -> Path:
-    """Write an image (or a labelmap array with ``geometry``) with SimpleITK, atomically."""
+    """Write an image (or a labelmap array with ``geometry``) with SimpleITK, atomically.
+
+    A Volume's ``modality`` goes into the header where the format keeps custom fields (NRRD
+    ``modality:=``, MetaImage), so ``read_volume`` gives it back.
+    """
     path = Path(path)
+    modality = None
     if isinstance(volume, Volume):
-        arr, geometry = volume.array, volume.geometry
+        arr, geometry, modality = volume.array, volume.geometry, volume.modality
     else:
         arr = np.asarray(volume)
         if arr.ndim != 3:
             raise ImageError(f"array must be 3D, got shape {arr.shape}")
     img = geometry_to_sitk(sitk.GetImageFromArray(arr), geometry or Geometry())
+    if modality:
+        img.SetMetaData("modality", str(modality))
     tmp = _atomic_path(path)
     try:
         sitk.WriteImage(img, str(tmp), True)
@@ -214,6 +252,7 @@ __all__ = [
     "ImageError",
     "Segmentation",
     "read_labels",
+    "read_modality",
     "read_volume",
     "write_seg_nrrd",
     "write_volume",
