@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint setup data bench bench-sim bench-vmn bench-finetune bench-online train-click train-sim train-vmn clean
+.PHONY: demo test lint setup data bench bench-any-scan bench-sim bench-vmn bench-finetune bench-online train-click train-sim train-vmn clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,13 @@ test: setup lint
 bench: setup
 	$(BIN)/interactiveseg bench --engines click,growcut --json out/bench-click.json --markdown out/bench-click.md
 
+# The click engine on every modality at hand (needs ../shared/data beside the repository).
+bench-any-scan: setup
+	$(BIN)/interactiveseg bench --engines click,growcut --data colin27,inia19 --max-slices 3 --json out/bench-click-brain-atlas.json --markdown out/bench-click-brain-atlas.md
+	$(BIN)/interactiveseg bench --engines click,growcut --data ct-abdomen --max-slices 5 --json out/bench-click-ct.json --markdown out/bench-click-ct.md
+	$(BIN)/interactiveseg bench --engines click,growcut --data mni152,mni152-brain --max-slices 10 --json out/bench-click-mni.json --markdown out/bench-click-mni.md
+	$(BIN)/interactiveseg bench --engines click,growcut --data mr-brain-tumor,mr-breast,mr-prostate-phantom --min-voxels 100 --min-area 20 --max-slices 10 --json out/bench-click-lesions.json --markdown out/bench-click-lesions.md
+
 bench-sim: setup
 	$(BIN)/interactiveseg bench --engines sim,growcut --ablation --json out/bench-sim.json --markdown out/bench-sim.md
 	$(BIN)/interactiveseg bench --engines ddg-sim-d1,ddg-sim-d2,ddg-sim-d3,ddg-sim,ddg-sim-d5,ddg-sim-d6 --json out/bench-sim-depth.json --markdown out/bench-sim-depth.md
@@ -46,8 +53,9 @@ bench-vmn: setup
 	$(BIN)/interactiveseg bench --engines vmn,vmn-mem0,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --max-structures 4 --json out/bench-vmn.json --markdown out/bench-vmn.md
 	$(BIN)/interactiveseg bench --engines vmn --hint scribble,box,extreme --select random,oracle --rounds 6 --max-structures 4 --no-speed --json out/bench-vmn-select.json --markdown out/bench-vmn-select.md
 
+# Resumable: after a stop, the same command with --resume continues from <out>.state.
 train-click: setup
-	$(BIN)/interactiveseg train-click --out Resources/Models/click_fcnn.pt
+	$(BIN)/interactiveseg train-click --out Resources/Models/click_zoom.pt --init Resources/Models/click_fcnn.pt --iterations 1100
 
 # The SIM network and the networks of its ablation (Resources/Models/sim.md: about 3 hours of
 # one CPU core in all).

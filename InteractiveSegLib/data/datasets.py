@@ -15,7 +15,7 @@ A user's folder (Medical Segmentation Decathlon, nnU-Net v2, or image/label pair
 ``data.folders``. ``resolve`` turns names and folders into volumes: every training and
 benchmark command goes through it.
 
-Splits (explicit, ``data.splits.SPLIT_RULES``; see Resources/Models/click_fcnn.md): structures
+Splits (explicit, ``data.splits.SPLIT_RULES``; see Resources/Models/click_zoom.md): structures
 with odd label ids of colin27 and inia19 train, even ids are held out ("unseen structures");
 mni152 is a held-out volume; ct-abdomen trains odd-numbered and left-sided structures and holds
 out even-numbered, right-sided and unpaired organs; the shared MR volumes are validation only.

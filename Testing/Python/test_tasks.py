@@ -41,13 +41,12 @@ def test_exclusive_targets_are_one_hot_and_multilabel_targets_overlap():
 
 def test_sim_bench_split_train_samples_the_training_side():
     """``bench --split train`` (choosing among snapshots) reads the training hemisphere only."""
-    from types import SimpleNamespace
-
+    from InteractiveSegLib.bench.options import BenchOptions
     from InteractiveSegLib.bench.sim import slices_for
 
     data = load_task("colin27-deep-grey")
-    args = SimpleNamespace(axes="0,1,2", min_area=64, max_slices=0, seed=0)
-    train = slices_for(data, SimpleNamespace(**vars(args), split="train"), user=False)
-    test = slices_for(data, SimpleNamespace(**vars(args), split="test"), user=False)
+    options = {"axes": "0,1,2", "min_area": 64, "max_slices": 0, "seed": 0}
+    train = slices_for(data, BenchOptions(**options, split="train"), user=False)
+    test = slices_for(data, BenchOptions(**options, split="test"), user=False)
     assert train == data.slices("train", min_area=64) and test == data.slices("test", min_area=64)
     assert train and test and not set(train) & set(test)

@@ -1,9 +1,15 @@
-"""Class-agnostic click segmentation (../shared/papers/click-guidance-fcnn.txt).
+"""Class-agnostic click segmentation (../shared/papers/click-guidance-fcnn.txt), for any CT or MRI.
 
-A 2D FCNN reads (image, fg guidance, bg guidance) on the slice of the newest click and
-returns the clicked structure. Clicks become Gaussian maps (sigma 2). Inference runs on
-an ROI around the positive clicks and the current mask (+ context margin), grown once
-more if the structure reaches the ROI edge, so the cost does not grow with the slice.
+A 2D FCNN reads (image, positive clicks, negative clicks, previous mask) on the slice of
+the newest click and returns the clicked structure. Beyond the paper, so that it works on
+scans it never saw:
+
+- intensities are those of the modality (CT in Hounsfield units through a fixed curve, MRI by
+  percentiles of the body: ``InteractiveSegLib.intensity``), detected or set by the user;
+- the network sees a square window in millimetres around the clicks and the current mask,
+  resampled to its working size, which grows until the predicted object lies inside it
+  (adaptive zoom, ``zoom.py``): a whole-brain mask costs no more than a caudate;
+- the previous mask is an input, so each correction builds on the last.
 """
 
 from __future__ import annotations
@@ -14,97 +20,114 @@ import numpy as np
 import torch
 
 from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device
-from InteractiveSegLib.encodings import gaussian_map
 from InteractiveSegLib.engines.base import Engine, Prediction, Request
 from InteractiveSegLib.engines.registry import register_engine
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import slice_points
-from InteractiveSegLib.preprocessing import Roi, normalize_intensity, pad_to, roi_around
+from InteractiveSegLib.intensity import detect_modality, normalize
+from InteractiveSegLib.methods.click.zoom import Window, network_input, paste_back, touched_sides, window_around
 from InteractiveSegLib.volume import Volume
 
-DEFAULT_MODEL = "click_fcnn.pt"
+DEFAULT_MODEL = "click_zoom.pt"
 
 
-def encode(image2d: np.ndarray, pos: list[tuple[int, int]], neg: list[tuple[int, int]], sigma: float) -> np.ndarray:
-    """Network input (3, H, W): image, fg Gaussian guidance, bg Gaussian guidance."""
-    return np.stack([image2d, gaussian_map(image2d.shape, pos, sigma), gaussian_map(image2d.shape, neg, sigma)]).astype(
-        np.float32
-    )
+def slice_spacing(volume: Volume, axis: int) -> tuple[float, float]:
+    """(row, col) pixel size in mm of a slice across KJI ``axis`` (spacing is given along i, j, k)."""
+    kji = volume.geometry.spacing[::-1]
+    others = [a for a in range(3) if a != axis]
+    return float(kji[others[0]]), float(kji[others[1]])
 
 
 @register_engine("click")
 class ClickEngine(Engine):
-    """Learned class-agnostic click segmentation on one slice (any orientation)."""
+    """Learned class-agnostic click segmentation on one slice (any orientation, any spacing)."""
 
     name = "click"
     mode = "2d"
     SUPPORTED_HINTS = frozenset({"click", "scribble", "extreme_points"})
-    MODEL_CARD = "click_fcnn.md"
+    MODEL_CARD = "click_zoom.md"
 
     def __init__(
         self,
         model_path: str | Path | None = None,
         device: str | None = None,
-        margin: int | None = None,
+        modality: str = "auto",
         threads: int | None = None,
     ) -> None:
+        """Args:
+        model_path: a checkpoint of the ``click_fcnn`` network (default: the shipped one).
+        device: "cpu", "cuda", ... (default: the best available).
+        modality: "ct", "mr" or "auto" (detected from the image when it is set).
+        threads: CPU threads for torch.
+        """
         super().__init__()
         path = Path(model_path) if model_path else default_models_dir() / DEFAULT_MODEL
         self.model, self.config, self.meta = load_checkpoint(path, "click_fcnn")
         self.device = pick_device(device)
         self.model.to(self.device)
-        self.sigma = float(self.config.get("sigma", 2.0))
-        self.margin = int(margin if margin is not None else self.config.get("roi_margin", 64))
-        self.min_size = int(self.config.get("roi_min_size", 128))
+        self.size = int(self.config.get("size", 128))
+        self.sigma = float(self.config.get("sigma", 3.0))
+        self.context = float(self.config.get("context", 0.4))
+        self.min_side_px = float(self.config.get("min_side_px", 64))
+        self.zoom_steps = int(self.config.get("zoom_steps", 3))
+        self.requested_modality = modality
+        self.modality: str | None = None
         if threads:
             torch.set_num_threads(threads)
         self._norm: np.ndarray | None = None
 
     def set_image(self, volume: Volume) -> None:
         super().set_image(volume)
-        self._norm = normalize_intensity(volume.array)
+        self.modality = detect_modality(volume) if self.requested_modality == "auto" else self.requested_modality
+        self._norm = normalize(volume.array, self.modality)
 
-    def _hint_points(self, request: Request) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    @torch.no_grad()
+    def run_network(self, batch: np.ndarray) -> np.ndarray:
+        """Foreground probabilities for a (B, 4, size, size) input."""
+        return torch.sigmoid(self.model(torch.from_numpy(batch).to(self.device)))[:, 0].cpu().numpy()
+
+    def predict(self, request: Request) -> Prediction:
+        if self._norm is None or self.volume is None:
+            raise EngineError("set_image() must be called before predict()")
+        image2d = np.take(self._norm, request.slice_index, axis=request.axis)
+        previous = request.current_slice()
         pos: list[tuple[int, int]] = []
         neg: list[tuple[int, int]] = []
         for h in request.interactions:
             (pos if h.positive else neg).extend(slice_points(h.points, request.axis))
-        return pos, neg
-
-    @torch.no_grad()
-    def run_network(self, batch: np.ndarray) -> np.ndarray:
-        """Foreground probabilities for a (B, 3, H, W) input of any H, W."""
-        x, (h, w) = pad_to(torch.from_numpy(batch).to(self.device))
-        return torch.sigmoid(self.model(x))[:, 0, :h, :w].cpu().numpy()
-
-    def predict(self, request: Request) -> Prediction:
-        if self._norm is None:
-            raise EngineError("set_image() must be called before predict()")
-        image2d = np.take(self._norm, request.slice_index, axis=request.axis)
-        current2d = request.current_slice()
-        pos, neg = self._hint_points(request)
-        roi = roi_around(pos or neg, current2d, image2d.shape, self.margin, self.min_size)
-        prob = np.zeros((roi.r1 - roi.r0, roi.c1 - roi.c0), np.float32)
-        for _ in range(3):  # grow the ROI while the structure reaches an inner ROI edge
-            if not pos:
-                break
-            shift = lambda pts, roi=roi: [(r - roi.r0, c - roi.c0) for r, c in pts]  # noqa: E731
-            x = encode(image2d[roi.slices], shift(pos), shift(neg), self.sigma)
+        spacing = slice_spacing(self.volume, request.axis)
+        # negative hints alone correct the current mask around them
+        window = self._first_window(pos or neg, previous, spacing)
+        shape = image2d.shape
+        for step in range(self.zoom_steps + 1):
+            x = network_input(image2d, previous, pos, neg, window, self.size, self.sigma)
             prob = self.run_network(x[None])[0]
-            grown = self._grow(roi, prob > 0.5, image2d.shape)
-            if grown == roi:
+            grow = [t and not c for t, c in zip(touched_sides(prob > 0.5), window.covers(shape), strict=True)]
+            if step == self.zoom_steps or not any(grow):
                 break
-            roi = grown
+            window = self._grown(window, prob, pos, shape)
+        roi, out = paste_back(prob, window, shape)
         return Prediction(
             request.label,
             self.slice_region(request.axis, request.slice_index, *roi.slices),
-            np.expand_dims(prob, request.axis),
+            np.expand_dims(out, request.axis),
         )
 
-    def _grow(self, roi: Roi, mask: np.ndarray, shape: tuple[int, int]) -> Roi:
-        m = self.margin // 2
-        r0 = roi.r0 - m if roi.r0 > 0 and mask[0].any() else roi.r0
-        r1 = roi.r1 + m if roi.r1 < shape[0] and mask[-1].any() else roi.r1
-        c0 = roi.c0 - m if roi.c0 > 0 and mask[:, 0].any() else roi.c0
-        c1 = roi.c1 + m if roi.c1 < shape[1] and mask[:, -1].any() else roi.c1
-        return Roi(max(r0, 0), min(r1, shape[0]), max(c0, 0), min(c1, shape[1]))
+    def _first_window(
+        self, points: list[tuple[int, int]], previous: np.ndarray, spacing: tuple[float, float]
+    ) -> Window:
+        """Around the clicks and the current mask (the structure as known so far)."""
+        pts = np.array(points, float).reshape(-1, 2)
+        rows, cols = np.nonzero(previous)
+        rows = np.concatenate([pts[:, 0], rows])
+        cols = np.concatenate([pts[:, 1], cols])
+        return window_around(rows, cols, spacing, self.context, self.min_side_px * min(spacing))
+
+    def _grown(self, window: Window, prob: np.ndarray, pos: list[tuple[int, int]], shape: tuple[int, int]) -> Window:
+        """The next window: around the object predicted so far, and at least 1.6 times larger."""
+        roi, full = paste_back(prob, window, shape)
+        rows, cols = np.nonzero(full > 0.5)
+        pts = np.array(pos, float).reshape(-1, 2)
+        rows = np.concatenate([pts[:, 0], rows + roi.r0])
+        cols = np.concatenate([pts[:, 1], cols + roi.c0])
+        return window_around(rows, cols, window.spacing, self.context, 1.6 * window.side_mm)

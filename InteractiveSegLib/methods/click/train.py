@@ -1,177 +1,368 @@
-"""Train the click-guidance FCNN with a virtual user (../shared/papers/click-guidance-fcnn.txt, III-C).
+"""Train the click FCNN with a virtual user (../shared/papers/click-guidance-fcnn.txt, III-C)
+on data that generalises across modality and anatomy.
 
-For each batch: a first click inside the structure; then up to K-1 more interactions,
-the k-th taking place with linearly decreasing probability 1 - k/K; each is sampled
-from the current error of the network's own prediction (no gradient through the
-simulation); the final tuple is trained with the Dice loss. Data: 2D slices of all
-three orientations of the *train* structures of colin27 and inia19 (see data/datasets.py).
+Samples are 2D slices (any of the three orientations) of:
+
+- real labelled volumes (``--dataset``: shipped names, ``../shared/data`` sources, a user's
+  MSD / nnU-Net folder), train structures only, intensities by modality;
+- the same volumes re-drawn with TorchIO augmentation (bias field, thick slices, elastic, ...);
+- images synthesised from their label maps (SynthSeg's random intensities per label);
+- procedural shapes (blobs, tubes, shells, several components, holes), so that "segment what
+  I clicked" is not learnt as brain anatomy.
+
+Each sample is seen through the engine's own zoom window (``zoom.py``). Clicks follow the
+paper: a first click inside the structure, then up to K-1 more, the k-th with probability
+1 - k/K, each in the error of the network's own prediction, which is also the next
+previous-mask input (no gradient through the simulation); sometimes the session starts
+from a corrupted mask, as one from another tool would be. Loss: Dice + BCE on the last step.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import torch
-from monai.losses import DiceLoss
+from monai.losses import DiceCELoss
+from scipy import ndimage
 
+from InteractiveSegLib.checkpoints import checkpoint_weights
 from InteractiveSegLib.data import datasets
-from InteractiveSegLib.methods.click.engine import encode
+from InteractiveSegLib.data.shapes import procedural_labelmap
+from InteractiveSegLib.data.synthesis import SynthesisSettings, augment_real, synthesize
+from InteractiveSegLib.errors import ConfigError
+from InteractiveSegLib.intensity import detect_modality, normalize
 from InteractiveSegLib.methods.click.network import click_fcnn
-from InteractiveSegLib.preprocessing import normalize_intensity
-from InteractiveSegLib.training import fit
+from InteractiveSegLib.methods.click.zoom import Window, click_maps, sample, window_around
+from InteractiveSegLib.training import fit, load_matching, resumed_iteration
 from InteractiveSegLib.users.robot import RobotClick, TrainingClickSampler
+
+#: Kinds of pool volume and how often a sample comes from each.
+KINDS = ("real", "augmented", "synthetic", "procedural")
+#: Sources when no --dataset is given: human and macaque brain MRI, abdominal CT.
+DEFAULT_DATASETS = ("colin27", "inia19", "ct-abdomen")
 
 
 @dataclass
-class SliceSample:
-    volume: int
-    label: int
-    axis: int
-    index: int
+class PoolVolume:
+    """A normalised image, its labelmap, spacing (k, j, i mm) and the structures to sample."""
+
+    kind: str
+    name: str
+    image: np.ndarray
+    labelmap: np.ndarray
+    spacing: tuple[float, float, float]
+    structures: list[int]
+    _areas: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+
+    def slices(self, label: int, axis: int, min_area: int) -> np.ndarray:
+        """Indices along ``axis`` where ``label`` covers at least ``min_area`` pixels (cached)."""
+        key = (label, axis)
+        if key not in self._areas:
+            m = self.labelmap == label
+            self._areas[key] = m.sum(axis=tuple(a for a in range(3) if a != axis))
+        return np.nonzero(self._areas[key] >= min_area)[0]
 
 
-class SliceBank:
-    """Every (volume, train structure, axis, slice) with enough foreground to click on."""
-
-    def __init__(self, names: list[str], split: str = "train", min_area: int = 30, min_voxels: int = 500) -> None:
-        self.images, self.labelmaps, self.samples = [], [], []
-        for v, name in enumerate(names):
-            lv = datasets.load(name)
-            self.images.append(normalize_intensity(lv.image.array))
-            self.labelmaps.append(lv.labels.labelmap)
-            counts = np.bincount(lv.labels.labelmap.ravel())
-            for lab in lv.structures(split):
-                if counts[lab] < min_voxels:
-                    continue
-                m = lv.labels.labelmap == lab
-                for axis in range(3):
-                    other = tuple(a for a in range(3) if a != axis)
-                    areas = m.sum(axis=other)
-                    for idx in np.nonzero(areas >= min_area)[0]:
-                        self.samples.append(SliceSample(v, int(lab), axis, int(idx)))
-        self._by_volume = [[n for n, s in enumerate(self.samples) if s.volume == v] for v in range(len(names))]
-
-    def draw(self, rng: np.random.Generator) -> SliceSample:
-        """A sample with every volume equally likely, so a volume with many small labels does not dominate."""
-        v = int(rng.integers(len(self.images)))
-        ids = self._by_volume[v]
-        return self.samples[ids[int(rng.integers(len(ids)))]]
-
-    def slice(self, s: SliceSample) -> tuple[np.ndarray, np.ndarray]:
-        img = np.take(self.images[s.volume], s.index, axis=s.axis)
-        gt = np.take(self.labelmaps[s.volume], s.index, axis=s.axis) == s.label
-        return img, gt
+def _big_enough(labelmap: np.ndarray, labels: list[int], min_voxels: int) -> list[int]:
+    counts = np.bincount(labelmap.ravel(), minlength=max(labels, default=0) + 1)
+    return [int(v) for v in labels if v > 0 and counts[v] >= min_voxels]
 
 
-def crop_around(img: np.ndarray, gt: np.ndarray, center: tuple[int, int], size: int, rng: np.random.Generator):
-    """A size x size crop containing ``center`` (jittered), zero-padded at image borders."""
-    jitter = rng.integers(-size // 4, size // 4 + 1, size=2)
-    r0, c0 = int(center[0] - size // 2 + jitter[0]), int(center[1] - size // 2 + jitter[1])
-    out_i = np.zeros((size, size), np.float32)
-    out_g = np.zeros((size, size), bool)
-    rs, cs = max(r0, 0), max(c0, 0)
-    re, ce = min(r0 + size, img.shape[0]), min(c0 + size, img.shape[1])
-    out_i[rs - r0 : re - r0, cs - c0 : ce - c0] = img[rs:re, cs:ce]
-    out_g[rs - r0 : re - r0, cs - c0 : ce - c0] = gt[rs:re, cs:ce]
-    return out_i, out_g
+class Pool:
+    """Real volumes, kept; augmented, synthetic and procedural volumes, renewed one at a time
+    so that the network keeps seeing new ones at a bounded cost per iteration."""
+
+    def __init__(self, specs: list[str], args: argparse.Namespace, rng: np.random.Generator) -> None:
+        self.args, self.rng = args, rng
+        self.settings = SynthesisSettings()
+        self.real: list[PoolVolume] = []
+        for lv in datasets.resolve(specs):
+            modality = lv.modality or detect_modality(lv.image)
+            ids = _big_enough(lv.labels.labelmap, lv.structures("train"), args.min_voxels)
+            if not ids:
+                continue
+            spacing = cast(tuple[float, float, float], tuple(lv.image.geometry.spacing[::-1]))
+            image = normalize(lv.image.array, modality)
+            self.real.append(PoolVolume("real", lv.name, image, lv.labels.labelmap, spacing, ids))
+        if not self.real:
+            raise ConfigError(f"no train structure of at least {args.min_voxels} voxels in {specs}")
+        self.made: dict[str, list[PoolVolume]] = {k: [] for k in KINDS[1:]}
+        for kind in KINDS[1:]:
+            for _ in range(args.pool):
+                self.made[kind].append(self.make(kind))
+
+    def make(self, kind: str) -> PoolVolume:
+        """One new volume of ``kind``."""
+        rng = self.rng
+        if kind == "procedural":
+            shape = tuple(int(n) for n in rng.integers(64, 113, size=3))
+            labelmap = procedural_labelmap(cast(tuple[int, int, int], shape), rng)
+            spacing = (float(rng.uniform(1.0, 4.0)), float(rng.uniform(0.6, 1.5)), float(rng.uniform(0.6, 1.5)))
+            image, labelmap = synthesize(labelmap, spacing, rng, self.settings)
+            ids = _big_enough(labelmap, [int(v) for v in np.unique(labelmap)], self.args.min_voxels)
+            return PoolVolume(kind, "procedural", image, labelmap, spacing, ids)
+        src = self.real[int(rng.integers(len(self.real)))]
+        src = self.block(src)
+        if kind == "synthetic":
+            # SynthSeg: the whole label map drawn with random intensities; only train structures
+            # keep their identity so held-out anatomy never becomes a target
+            image, lab = synthesize(src.labelmap, src.spacing, rng, self.settings)
+            ids = _big_enough(lab, src.structures, self.args.min_voxels)
+            return PoolVolume(kind, src.name, image, lab, src.spacing, ids)
+        image, lab = augment_real(src.image, src.labelmap, src.spacing, rng, self.settings)
+        ids = _big_enough(lab, src.structures, self.args.min_voxels)
+        return PoolVolume(kind, src.name, image, lab, src.spacing, ids)
+
+    def block(self, vol: PoolVolume) -> PoolVolume:
+        """A random block of at most ``--block`` voxels a side: synthesis and deformation of a
+        whole 1 mm brain take ten seconds, of a block two."""
+        n = self.args.block
+        starts = [int(self.rng.integers(0, max(s - n, 0) + 1)) for s in vol.image.shape]
+        cut = tuple(slice(a, a + n) for a in starts)
+        return PoolVolume(vol.kind, vol.name, vol.image[cut], vol.labelmap[cut], vol.spacing, vol.structures)
+
+    def renew(self) -> None:
+        """Replace one made volume of each kind."""
+        for kind, vols in self.made.items():
+            vols[int(self.rng.integers(len(vols)))] = self.make(kind)
+
+    def draw(self) -> PoolVolume:
+        weights = np.asarray(self.args.mix, float)
+        kind = KINDS[int(self.rng.choice(len(KINDS), p=weights / weights.sum()))]
+        vols = self.real if kind == "real" else self.made[kind]
+        vols = [v for v in vols if v.structures] or self.real
+        return vols[int(self.rng.integers(len(vols)))]
 
 
-def _point2d(click: RobotClick) -> tuple[int, int]:
-    """The (row, col) of a click the sampler computed on a 2D slice."""
+@dataclass
+class Sample:
+    """One training slice through its zoom window, at the working size."""
+
+    image: np.ndarray
+    truth: np.ndarray
+    previous: np.ndarray
+    positive: list[tuple[float, float]]
+    negative: list[tuple[float, float]]
+
+
+def _point(click: RobotClick) -> tuple[int, int]:
     return cast(tuple[int, int], click.point)
 
 
-def augment(img: np.ndarray, gt: np.ndarray, rng: np.random.Generator):
-    if rng.random() < 0.5:
-        img, gt = img[:, ::-1], gt[:, ::-1]
-    if rng.random() < 0.5:
-        img, gt = img[::-1], gt[::-1]
-    if rng.random() < 0.5:
-        img, gt = img.T, gt.T
-    img = np.clip(img, 0, 1) ** rng.uniform(0.7, 1.4)
-    img = img * rng.uniform(0.85, 1.15) + rng.uniform(-0.1, 0.1)
-    return np.ascontiguousarray(img, dtype=np.float32), np.ascontiguousarray(gt)
+def corrupted(truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plausible wrong mask (too small, too large, shifted or cut), as another tool's would be."""
+    way = int(rng.integers(4))
+    r = int(rng.integers(1, 4))
+    if way == 0:
+        return ndimage.binary_erosion(truth, iterations=r)
+    if way == 1:
+        return ndimage.binary_dilation(truth, iterations=r)
+    if way == 2:
+        return np.roll(truth, tuple(int(v) for v in rng.integers(-r - 1, r + 2, size=2)), axis=(0, 1))
+    rows = np.nonzero(truth.any(axis=1))[0]
+    cut = int(rng.integers(rows[0], rows[-1] + 1))
+    out = truth.copy()
+    out[cut:] = False
+    return out
 
 
-def train(args: argparse.Namespace) -> dict:
+def draw_sample(
+    pool: Pool, sampler: TrainingClickSampler, args: argparse.Namespace, rng: np.random.Generator
+) -> Sample | None:
+    """A slice of a structure with its first click, seen through a window like the engine's."""
+    vol = pool.draw()
+    label = vol.structures[int(rng.integers(len(vol.structures)))]
+    axis = int(rng.integers(3))
+    idx = vol.slices(label, axis, args.min_area)
+    if not len(idx):
+        return None
+    index = int(idx[int(rng.integers(len(idx)))])
+    image2d = np.take(vol.image, index, axis=axis)
+    truth2d = np.take(vol.labelmap, index, axis=axis) == label
+    others = [a for a in range(3) if a != axis]
+    spacing = (vol.spacing[others[0]], vol.spacing[others[1]])
+    previous = corrupted(truth2d, rng) if rng.random() < args.p_previous else np.zeros_like(truth2d)
+    first = sampler(truth2d, previous)
+    if first is None:
+        return None
+    click = np.array([_point(first)], float)
+    if rng.random() < args.p_first_window:
+        # the engine's first window: clicks and current mask only, so the object may be cut
+        rows, cols = np.nonzero(previous)
+        window = window_around(
+            np.concatenate([click[:, 0], rows]),
+            np.concatenate([click[:, 1], cols]),
+            spacing,
+            args.context,
+            args.min_side_px * min(spacing),
+        )
+    else:
+        # the engine's window after zooming: the object with a random margin, off centre
+        rows, cols = np.nonzero(truth2d | previous)
+        window = window_around(
+            np.concatenate([click[:, 0], rows]),
+            np.concatenate([click[:, 1], cols]),
+            spacing,
+            float(rng.uniform(0.1, 0.8)),
+            args.min_side_px * min(spacing),
+        )
+        shift = rng.uniform(-0.15, 0.15, size=2) * window.side_mm / np.asarray(spacing)
+        window = Window((window.center[0] + shift[0], window.center[1] + shift[1]), window.side_mm, spacing)
+    img, truth, prev = sample(np.stack([image2d, truth2d, previous]).astype(np.float32), window, args.size)
+    point = window.to_working(click, args.size)[0]
+    clicked = (float(point[0]), float(point[1]))
+    return Sample(
+        augment_intensity(img, rng),
+        truth > 0.5,
+        prev > 0.5,
+        [clicked] if first.positive else [],
+        [] if first.positive else [clicked],
+    )
+
+
+def augment_intensity(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gamma, contrast, brightness and noise jitter of a [0, 1] slice."""
+    img = np.clip(img, 0, 1) ** rng.uniform(0.6, 1.6)
+    img = img * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1)
+    return (img + rng.normal(0, rng.uniform(0, 0.03), img.shape)).astype(np.float32)
+
+
+def flip(s: Sample, rng: np.random.Generator, size: int) -> Sample:
+    """Random flips and transposition of the whole sample, clicks included."""
+    if rng.random() < 0.5:
+        s.image, s.truth, s.previous = s.image[:, ::-1], s.truth[:, ::-1], s.previous[:, ::-1]
+        s.positive = [(r, size - 1 - c) for r, c in s.positive]
+        s.negative = [(r, size - 1 - c) for r, c in s.negative]
+    if rng.random() < 0.5:
+        s.image, s.truth, s.previous = s.image.T, s.truth.T, s.previous.T
+        s.positive = [(c, r) for r, c in s.positive]
+        s.negative = [(c, r) for r, c in s.negative]
+    s.image, s.truth, s.previous = (np.ascontiguousarray(a) for a in (s.image, s.truth, s.previous))
+    return s
+
+
+def encode(s: Sample, previous: np.ndarray, size: int, sigma: float) -> np.ndarray:
+    """(4, size, size) network input of a sample in working coordinates."""
+    return np.stack(
+        [
+            s.image,
+            click_maps(np.array(s.positive), size, sigma),
+            click_maps(np.array(s.negative), size, sigma),
+            previous,
+        ]
+    ).astype(np.float32)
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    args.dataset = args.dataset or list(DEFAULT_DATASETS)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(args.seed + resumed_iteration(args))  # a resumed run draws new samples
     sampler = TrainingClickSampler(seed=args.seed)
-    bank = SliceBank(args.datasets)
-    print(f"{len(bank.samples)} training slices from {args.datasets}", flush=True)
+    pool = Pool(args.dataset, args, rng)
+    print(
+        f"pool: {len(pool.real)} real volumes ({', '.join(v.name for v in pool.real)}), "
+        f"{args.pool} each of {', '.join(KINDS[1:])}",
+        flush=True,
+    )
     features = tuple(args.features)
-    model = click_fcnn(features)
+    model = click_fcnn(features, in_channels=4)
+    if args.init:
+        # the weights only: an earlier click_fcnn (three inputs) is widened by load_matching
+        print(f"warm start from {args.init}: {load_matching(model, checkpoint_weights(args.init))}", flush=True)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.iterations, pct_start=0.05)
-    loss_fn = DiceLoss(sigmoid=True, batch=False)
+    sched = (  # a one-cycle schedule needs a few steps to warm up in; a smoke run keeps lr fixed
+        torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.iterations, pct_start=0.05)
+        if args.iterations >= 60
+        else None
+    )
+    loss_fn = DiceCELoss(sigmoid=True, batch=False)
     config = {
-        "net": {"features": list(features)},
+        "net": {"features": list(features), "in_channels": 4},
+        "size": args.size,
         "sigma": args.sigma,
-        "roi_margin": args.margin,
-        "roi_min_size": args.crop,
+        "context": args.context,
+        "min_side_px": args.min_side_px,
+        "zoom_steps": 3,
+        "intensity": "modality",
     }
+    calls = {"n": 0}
 
     def step() -> torch.Tensor:
-        imgs: list[np.ndarray] = []
-        gts: list[np.ndarray] = []
-        pos: list[list[tuple[int, int]]] = []
-        neg: list[list[tuple[int, int]]] = []
-        for _ in range(args.batch):
-            img, gt = bank.slice(bank.draw(rng))
-            # first click: innermost part of the structure (a bank slice has it, so never None)
-            first = cast(RobotClick, sampler(gt, np.zeros_like(gt)))
-            img, gt = crop_around(img, gt, _point2d(first), args.crop, rng)
-            img, gt = augment(img, gt, rng)
-            if not gt.any():
-                continue
-            click = cast(RobotClick, sampler(gt, np.zeros_like(gt)))  # gt has the structure: never None
-            imgs.append(img)
-            gts.append(gt)
-            pos.append([_point2d(click)])
-            neg.append([])
-        active = np.ones(len(imgs), bool)
+        calls["n"] += 1
+        if calls["n"] % args.renew_every == 0:
+            pool.renew()
+        batch: list[Sample] = []
+        while len(batch) < args.batch:
+            s = draw_sample(pool, sampler, args, rng)
+            if s is not None and s.truth.any():
+                batch.append(flip(s, rng, args.size))
+        previous = [s.previous.astype(np.float32) for s in batch]
+        active = np.ones(len(batch), bool)
         for k in range(1, args.max_interactions):
-            active &= rng.random(len(imgs)) < 1.0 - k / args.max_interactions
+            active &= rng.random(len(batch)) < 1.0 - k / args.max_interactions
             if not active.any():
                 break
             ids = np.nonzero(active)[0]
-            x = np.stack([encode(imgs[i], pos[i], neg[i], args.sigma) for i in ids])
+            x = np.stack([encode(batch[i], previous[i], args.size, args.sigma) for i in ids])
             model.eval()
             with torch.no_grad():
                 preds = torch.sigmoid(model(torch.from_numpy(x)))[:, 0].numpy() > 0.5
-            for i, p in zip(ids, preds, strict=False):
-                c = sampler(gts[i], p)
+            for i, p in zip(ids, preds, strict=True):
+                previous[i] = p.astype(np.float32)
+                c = sampler(batch[i].truth, p)
                 if c is not None:
-                    (pos[i] if c.positive else neg[i]).append(_point2d(c))
+                    (batch[i].positive if c.positive else batch[i].negative).append(_point(c))
         model.train()
-        xt = torch.from_numpy(np.stack([encode(imgs[i], pos[i], neg[i], args.sigma) for i in range(len(imgs))]))
-        y = torch.from_numpy(np.stack(gts)[:, None].astype(np.float32))
-        return loss_fn(model(xt), y)
+        x = np.stack([encode(s, prev, args.size, args.sigma) for s, prev in zip(batch, previous, strict=True)])
+        y = torch.from_numpy(np.stack([s.truth for s in batch])[:, None].astype(np.float32))
+        return loss_fn(model(torch.from_numpy(x)), y)
 
-    meta = {"datasets": args.datasets, "split": "train structures (odd label ids) of " + ", ".join(args.datasets)}
-    return fit(args, model, opt, step, "click_fcnn", config, meta, scheduler=sched, loss_name="dice-loss")
+    meta = {
+        "datasets": args.dataset,
+        "split": {lv.name: lv.split_description() for lv in datasets.resolve(args.dataset)},
+        "mix": dict(zip(KINDS, args.mix, strict=True)),
+        "synthesis": pool.settings.__dict__,
+        "init": args.init,
+    }
+    return fit(args, model, opt, step, "click_fcnn", config, meta, scheduler=sched, loss_name="dice+bce")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="Resources/Models/click_fcnn.pt")
-    p.add_argument("--datasets", nargs="+", default=["colin27", "inia19"])
-    p.add_argument("--iterations", type=int, default=1000)
+    p.add_argument("--out", default="Resources/Models/click_zoom.pt")
+    p.add_argument(
+        "--dataset",
+        action="append",
+        help="a labelled source: a shipped name (colin27, ct-abdomen, ...) or a folder (MSD / nnU-Net or "
+        "image/label pairs); repeatable. Default: colin27, inia19 and ct-abdomen",
+    )
+    p.add_argument("--init", default=None, help="warm start from a click_fcnn checkpoint (new inputs start at zero)")
+    p.add_argument("--resume", action="store_true", help="continue a run that stopped, from <out>.state")
+    p.add_argument("--iterations", type=int, default=2000)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--crop", type=int, default=128)
-    p.add_argument("--margin", type=int, default=64)
+    p.add_argument("--size", type=int, default=128, help="the network's working size")
+    p.add_argument("--context", type=float, default=0.4, help="zoom margin on each side, fraction of the extent")
+    p.add_argument("--min-side-px", type=float, default=64, help="the first window's smallest side, in pixels")
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--sigma", type=float, default=2.0)
+    p.add_argument("--sigma", type=float, default=3.0, help="click map sigma in working pixels")
     p.add_argument("--max-interactions", type=int, default=5, help="K of the paper")
+    p.add_argument("--p-previous", type=float, default=0.2, help="share of sessions starting from a wrong mask")
+    p.add_argument("--p-first-window", type=float, default=0.3, help="share of samples seen through a first window")
+    p.add_argument("--mix", type=float, nargs=4, default=[0.35, 0.2, 0.2, 0.25], help="weights of " + ", ".join(KINDS))
+    p.add_argument("--pool", type=int, default=4, help="made volumes of each kind kept at once")
+    p.add_argument("--renew-every", type=int, default=10, help="iterations between renewing made volumes")
+    p.add_argument("--block", type=int, default=112, help="largest side of a made volume, in voxels")
+    p.add_argument("--min-voxels", type=int, default=200)
+    p.add_argument("--min-area", type=int, default=30)
     p.add_argument("--features", type=int, nargs=6, default=[16, 32, 48, 96, 192, 16])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=4242)
     p.add_argument("--log-every", type=int, default=25)
-    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--save-every", type=int, default=50)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,115 @@
+"""The shared training loop: a run that stops continues from its state file, and the click
+trainer's samples are what the engine would show the network."""
+
+import json
+from argparse import Namespace
+
+import numpy as np
+import pytest
+import torch
+
+from InteractiveSegLib.checkpoints import checkpoint_weights
+from InteractiveSegLib.cli.main import main
+from InteractiveSegLib.io import write_volume
+from InteractiveSegLib.methods.click import train as click_train
+from InteractiveSegLib.training import fit, resumed_iteration
+from InteractiveSegLib.volume import Geometry
+
+
+def small_run(out, iterations, resume):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0]])
+    args = Namespace(out=str(out), iterations=iterations, log_every=1, save_every=2, seed=0, command="t", resume=resume)
+    fit(args, model, opt, lambda: ((model(x) - y) ** 2).mean(), "linear", {}, {})
+    return model, args
+
+
+def test_a_stopped_run_resumes_where_it_saved(tmp_path):
+    out = tmp_path / "m.pt"
+    straight, _ = small_run(tmp_path / "straight.pt", 6, resume=False)
+    small_run(out, 4, resume=False)  # stops after iteration 4 (saved at 2 and 4)
+    _, args = small_run(out, 6, resume=True)
+    assert resumed_iteration(args) == 6
+    # the resumed run ends where one uninterrupted run of 6 iterations ends
+    for name, value in straight.state_dict().items():
+        torch.testing.assert_close(checkpoint_weights(out)[name], value)
+
+
+def test_click_samples_are_working_size_views_with_the_click_inside_the_structure():
+    args = Namespace(
+        dataset=["colin27"],
+        min_voxels=200,
+        min_area=30,
+        pool=1,
+        block=48,
+        mix=[1, 0, 0, 0],
+        size=64,
+        context=0.4,
+        min_side_px=64,
+        p_previous=0.0,
+        p_first_window=0.0,
+    )
+    rng = np.random.default_rng(0)
+    pool = click_train.Pool(args.dataset, args, rng)
+    sampler = click_train.TrainingClickSampler(seed=0)
+    drawn = [click_train.draw_sample(pool, sampler, args, rng) for _ in range(8)]
+    samples = [s for s in drawn if s is not None]
+    assert len(samples) >= 6
+    for s in samples:
+        assert s.image.shape == s.truth.shape == (64, 64) and not s.previous.any()
+        r, c = (int(round(v)) for v in s.positive[0])
+        assert s.truth[r, c]  # the first click lies in the structure it asks for
+        # a zoomed view: the whole structure inside, with room around it
+        rows = np.nonzero(s.truth.any(axis=1))[0]
+        assert rows[0] > 0 and rows[-1] < 63
+
+
+@pytest.fixture
+def decathlon(tmp_path):
+    """A user's Decathlon folder of five CT-like cases, a ball of soft tissue in air each
+    (the fifth held out by the folder's split)."""
+    root = tmp_path / "Task00_Ball"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    k, j, i = np.mgrid[:16, :48, :48]
+    training = []
+    for n in range(5):
+        ball = (k - 8) ** 2 * 4 + (j - 24 - n) ** 2 + (i - 22) ** 2 < 15**2
+        image = np.where(ball, 40.0, -900.0) + np.random.default_rng(n).normal(0, 10, ball.shape)
+        for folder, array in (("imagesTr", image.astype(np.float32)), ("labelsTr", ball.astype(np.uint8))):
+            write_volume(root / folder / f"ball_{n}.nii.gz", array, Geometry(spacing=(1.0, 1.0, 2.0)))
+        training.append({"image": f"./imagesTr/ball_{n}.nii.gz", "label": f"./labelsTr/ball_{n}.nii.gz"})
+    meta = {"modality": {"0": "CT"}, "labels": {"0": "background", "1": "ball"}, "training": training}
+    (root / "dataset.json").write_text(json.dumps(meta))
+    return root
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train-click", "--pool", "1", "--batch", "2", "--max-interactions", "2"],
+        ["train-vmn", "--part", "interaction", "--batch", "2"],
+        ["train-vmn", "--part", "memory", "--batch", "1", "--frames", "3"],
+        ["train-sim", "--variant", "ddg-sim", "--batch", "2", "--crop", "32"],
+    ],
+)
+def test_training_commands_take_a_users_folder(tmp_path, decathlon, command, capsys):
+    """One step on the folder's train cases: the command reads it and writes a checkpoint."""
+    out = tmp_path / "net.pt"
+    args = [*command, "--dataset", str(decathlon), "--iterations", "1", "--out", str(out), "--threads", "1"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert out.exists()
+
+
+def test_an_online_task_learns_the_train_cases_of_a_folder_then_segments(tmp_path, decathlon, capsys):
+    task = tmp_path / "task"
+    assert main(["online", "--task", str(task), "--dataset", str(decathlon)]) == 0
+    learnt = capsys.readouterr().out
+    assert learnt.count("learnt ball_") == 4  # the fifth case is the folder's held-out one
+    out = tmp_path / "pred.seg.nrrd"
+    image = decathlon / "imagesTr" / "ball_4.nii.gz"
+    assert main(["online", "--task", str(task), "--image", str(image), "--predict", str(out)]) == 0
+    assert out.exists()
+    assert main(["online", "--task", str(task)]) == 2  # nothing to learn or segment
