@@ -186,20 +186,6 @@ def mr_range(a: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float
     return lo, (hi if hi > lo else lo + 1.0)
 
 
-def body_percentiles(a: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
-    """Former name of ``mr_range``.
-
-    Args:
-        a: the image.
-        low: percentile of the whole image mapped to 0.
-        high: percentile of the body mapped to 1.
-
-    Returns:
-        (lo, hi) with hi > lo.
-    """
-    return mr_range(a, low, high)
-
-
 def ct_windows(
     array: np.ndarray,
     windows: Mapping[str, tuple[float, float]] | Sequence[tuple[float, float]] | None = None,

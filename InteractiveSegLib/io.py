@@ -45,17 +45,22 @@ def ijk_to_lps(geometry: Geometry) -> np.ndarray:
     return m
 
 
+def _series_files(folder: Path) -> list[str]:
+    """The files of the DICOM series in ``folder``; ImageError when it holds none."""
+    files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder)))
+    if not files:
+        raise ImageError(f"{folder}: folder holds no DICOM series")
+    return files
+
+
 def _read_sitk(path: str | os.PathLike) -> sitk.Image:
     p = Path(path)
     if not p.exists():
         raise ImageError(f"{p}: no such file or folder")
     try:
         if p.is_dir():
-            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(p))
-            if not files:
-                raise ImageError(f"{p}: folder holds no DICOM series")
             reader = sitk.ImageSeriesReader()
-            reader.SetFileNames(files)
+            reader.SetFileNames(_series_files(p))
             return reader.Execute()
         return sitk.ReadImage(str(p))
     except RuntimeError as e:
@@ -106,10 +111,7 @@ def read_modality(path: str | os.PathLike) -> str | None:
         raise ImageError(f"{p}: no such file or folder")
     try:
         if p.is_dir():
-            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(p))
-            if not files:
-                raise ImageError(f"{p}: folder holds no DICOM series")
-            p = Path(files[0])
+            p = Path(_series_files(p)[0])
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(p))
         reader.ReadImageInformation()
