@@ -10,6 +10,7 @@ on: ``axis`` is the KJI array axis held constant (0 = axial/K, 1 = coronal/J,
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -22,9 +23,12 @@ AXIS_NAMES = {0: "axial", 1: "coronal", 2: "sagittal"}
 
 def _ijk(p, what: str) -> tuple[int, int, int]:
     try:
-        t = tuple(int(round(float(v))) for v in p)
+        values = [float(v) for v in p]
     except (TypeError, ValueError):
         raise InteractionError(f"{what}: point {p!r} is not numeric") from None
+    if not all(math.isfinite(v) for v in values):
+        raise InteractionError(f"{what}: point {p!r} has a coordinate that is not a finite number")
+    t = tuple(int(round(v)) for v in values)
     if len(t) != 3:
         raise InteractionError(f"{what}: point {p!r} must have 3 coordinates (i, j, k), got {len(t)}")
     return t
@@ -197,6 +201,38 @@ def to_dict(interaction: Interaction) -> dict:
     return {"type": kind_of(interaction), **d}
 
 
+#: JSON keys of a hint that hold one point, or a list of points.
+_POINT_KEYS = {"ijk", "min_ijk", "max_ijk"}
+_POINTS_KEYS = {"voxels", "points_ijk"}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_json_types(kind: str, fields: dict) -> None:
+    """JSON types as the format says: "positive" a boolean (the string "false" is not False),
+    class, axis and slice index integers, coordinates numbers. Python's own casts would
+    accept all of these silently."""
+    if "positive" in fields and not isinstance(fields["positive"], (bool, np.bool_)):
+        raise InteractionError(f"{kind}: 'positive' must be true or false, got {fields['positive']!r}")
+    for key in ("label", "axis", "index"):
+        if key in fields and not _is_int(fields[key]):
+            raise InteractionError(f"{kind}: {key!r} must be an integer, got {fields[key]!r}")
+    points = [fields[k] for k in _POINT_KEYS & fields.keys()]
+    for k in _POINTS_KEYS & fields.keys():
+        if not isinstance(fields[k], (list, tuple)):
+            raise InteractionError(f"{kind}: {k!r} must be a list of points, got {fields[k]!r}")
+        points += fields[k]
+    for p in points:
+        if not isinstance(p, (list, tuple)) or not all(_is_number(v) for v in p):
+            raise InteractionError(f"{kind}: a point must be a list of numbers, got {p!r}")
+
+
 def from_dict(d: dict) -> Interaction:
     if not isinstance(d, dict) or "type" not in d:
         raise InteractionError(f"hint must be an object with a 'type' key, got {d!r}")
@@ -204,6 +240,7 @@ def from_dict(d: dict) -> Interaction:
     if cls is None:
         raise InteractionError(f"unknown hint type {d['type']!r}; expected one of {sorted(HINT_TYPES)}")
     kwargs = {k: v for k, v in d.items() if k != "type"}
+    _check_json_types(d["type"], kwargs)
     try:
         return cls(**kwargs)
     except TypeError as e:

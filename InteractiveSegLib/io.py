@@ -9,7 +9,9 @@ renamed into place, so a failure never leaves a partial file behind.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -187,11 +189,38 @@ def _read_seg_nrrd(p: Path) -> Segmentation:
     return Segmentation(labelmap, geometry, table)
 
 
-def _atomic_path(path: Path):
+#: A temporary file of an earlier write older than this was left by a killed process.
+STALE_TEMP_SECONDS = 600
+
+
+def _atomic_path(path: Path) -> Path:
+    """A temporary file beside ``path`` to write into, then ``_publish``. Its name says which
+    output it is for, so the next write of that output removes what a killed run left."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="".join(path.suffixes), dir=path.parent)
+    prefix = f".tmp-{path.name}-"
+    now = time.time()
+    for old in path.parent.glob(prefix + "*"):
+        try:
+            if now - old.stat().st_mtime > STALE_TEMP_SECONDS:  # a live writer's file is recent
+                old.unlink()
+        except OSError:
+            pass
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix="".join(path.suffixes), dir=path.parent)
     os.close(fd)
     return Path(tmp)
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Move a finished temporary file into place with the mode a plain write would give: the
+    existing file's, else 0666 less the umask (``mkstemp`` creates 0600, unreadable to others)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)  # reading the umask means setting it: put it straight back
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
 
 
 def write_seg_nrrd(path: str | os.PathLike, labelmap: np.ndarray, geometry: Geometry, labels: LabelTable) -> Path:
@@ -215,7 +244,7 @@ def write_seg_nrrd(path: str | os.PathLike, labelmap: np.ndarray, geometry: Geom
     tmp = _atomic_path(path)
     try:
         slicerio.write_segmentation(str(tmp), seg)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -242,7 +271,7 @@ def write_volume(path: str | os.PathLike, volume: Volume | np.ndarray, geometry:
     tmp = _atomic_path(path)
     try:
         sitk.WriteImage(img, str(tmp), True)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()

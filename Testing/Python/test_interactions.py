@@ -67,3 +67,22 @@ def test_slice_index_follows_axis():
     assert slice_index(c) == 6
     assert slice_index(Click((4, 5, 6), axis=1)) == 5
     assert slice_index(Click((4, 5, 6), axis=2)) == 4
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"type": "click", "ijk": [1, 2, 3], "positive": "false"}', "'positive' must be true or false"),
+        ('{"type": "click", "ijk": [1, 2, 3], "axis": 0.0}', "'axis' must be an integer"),
+        ('{"type": "click", "ijk": [1, 2, 3], "label": true}', "'label' must be an integer"),
+        ('{"type": "click", "ijk": [1e999, 2, 3]}', "not a finite number"),
+        ('{"type": "click", "ijk": ["1", 2, 3]}', "a point must be a list of numbers"),
+        ('{"type": "click", "ijk": null}', "a point must be a list of numbers"),
+        ('{"type": "scribble", "voxels": 5}', "must be a list of points"),
+        ('{"type": "auto", "index": 3.5}', "'index' must be an integer"),
+    ],
+)
+def test_json_hints_have_the_types_the_format_says(text, message):
+    """JSON a careless or hostile file holds: Python's casts would take each silently."""
+    with pytest.raises(InteractionError, match=message):
+        from_json(text)

@@ -118,3 +118,27 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(ImageError):
         write_seg_nrrd(tmp_path / "y.seg.nrrd", np.zeros((2, 2), np.uint8), Geometry(), LabelTable())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_written_files_follow_the_umask_keep_a_files_mode_and_clear_what_a_kill_left(tmp_path):
+    import os
+    import stat
+    import time
+
+    lab = np.zeros((2, 4, 4), np.uint8)
+    lab[0, 1, 1] = 1
+    old = os.umask(0o022)
+    try:
+        out = write_seg_nrrd(tmp_path / "a.seg.nrrd", lab, Geometry(), LabelTable.default([1]))
+        assert stat.S_IMODE(out.stat().st_mode) == 0o644  # readable by the site's other users
+        os.chmod(out, 0o640)
+        write_seg_nrrd(out, lab, Geometry(), LabelTable.default([1]))
+        assert stat.S_IMODE(out.stat().st_mode) == 0o640  # an overwrite keeps the file's mode
+        # a temporary file a killed write left behind goes with the next write of that output
+        stale = tmp_path / ".tmp-a.seg.nrrd-killed.seg.nrrd"
+        stale.write_bytes(b"partial")
+        os.utime(stale, (time.time() - 3600, time.time() - 3600))
+        write_seg_nrrd(out, lab, Geometry(), LabelTable.default([1]))
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.seg.nrrd"]
+    finally:
+        os.umask(old)
