@@ -63,8 +63,12 @@ def _segment(args: argparse.Namespace) -> None:
     kwargs: dict[str, object] = {"model": args.model} if args.model else {}
     if args.model_spec:
         kwargs["spec"] = read_json(args.model_spec, "model spec")
+    if args.trust_code:
+        kwargs["trust_code"] = True
     if kwargs and not describe_engine(args.engine).adapts_to_image:
-        raise InteractiveSegError(f"--model and --model-spec are for the fine-tuning engines, not {args.engine!r}")
+        raise InteractiveSegError(
+            f"--model, --model-spec and --trust-code are for the fine-tuning engines, not {args.engine!r}"
+        )
     vol = read_volume(args.image)
     if args.modality != "auto":
         vol.modality = args.modality
@@ -160,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     s.add_argument("--model", help="finetune: the model to adapt (checkpoint, TorchScript, MONAI bundle directory)")
     s.add_argument("--model-spec", help="finetune: JSON spec of --model (labels, preprocessing) if not beside it")
+    s.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="finetune: let --model run code it names (a spec's network outside MONAI, a bundle's $ expressions)",
+    )
 
     o = sub.add_parser("online", help="an online-learning task: learn from a labelled volume, segment a new one")
     o.add_argument("--task", required=True, help="the task directory (created if missing; locked while in use)")

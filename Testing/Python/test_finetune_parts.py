@@ -106,6 +106,32 @@ def test_torchscript_state_dict_and_bundle_load_to_the_same_network(tmp_path):
     assert b.preprocessing.patch_size == (32, 32) and b.preprocessing.overlap == 0.5
 
 
+def test_a_model_folder_runs_no_code_unless_the_user_trusts_it(tmp_path, monkeypatch):
+    """A spec naming a callable outside MONAI's networks, or a bundle whose network is built
+    by a ``$`` expression, is refused before anything runs; ``trust_code`` allows it."""
+    import subprocess
+
+    ran = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a))
+    pt = tmp_path / "w.pt"
+    torch.save(unet2d().state_dict(), pt)
+    with pytest.raises(ModelError, match="trust-code"):
+        load_model(pt, {**SPEC2D, "network": "subprocess:run", "network_kwargs": {"args": ["true"]}})
+    assert not ran
+    with pytest.raises(ModelError, match="do not match"):  # trusted: built, then its weights do not fit
+        load_model(pt, {**SPEC2D, "network": "torch.nn:Identity"}, trust_code=True)
+    bundle = tmp_path / "bundle"
+    (bundle / "configs").mkdir(parents=True)
+    (bundle / "models").mkdir()
+    torch.save(unet2d().state_dict(), bundle / "models" / "model.pt")
+    channels = "$[8, 16, 32]"  # Python that MONAI's parser would evaluate
+    config = {"channels": channels, "network_def": {"_target_": "UNet", **UNET2D, "channels": "@channels"}}
+    (bundle / "configs" / "inference.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="runs code"):
+        load_model(bundle, SPEC2D)
+    assert load_model(bundle, SPEC2D, trust_code=True).num_classes == 2
+
+
 def test_models_that_cannot_serve_are_refused_with_the_reason(tmp_path):
     bad = tmp_path / "junk.pt"
     bad.write_bytes(b"not a model")

@@ -101,6 +101,7 @@ class ScribbleFinetuneEngine(Engine):
         chunk: int = 16,
         device: str | None = None,
         threads: int | None = None,
+        trust_code: bool = False,
     ) -> None:
         super().__init__()
         if mode not in ("2d", "3d"):
@@ -110,7 +111,7 @@ class ScribbleFinetuneEngine(Engine):
         source = (
             model
             if isinstance(model, SegmentationModel)
-            else load_model(model or default_models_dir() / DEFAULT_MODEL, spec)
+            else load_model(model or default_models_dir() / DEFAULT_MODEL, spec, trust_code)
         )
         self.source = source  # as loaded: never trained, never saved
         self.model = source.copy()  # the working copy W_λ lives in

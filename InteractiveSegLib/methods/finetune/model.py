@@ -174,20 +174,23 @@ class SegmentationModel:
 
 
 # -- loading ---------------------------------------------------------------------------------
-def load_model(path: str | Path, spec: ModelSpec | dict | None = None) -> SegmentationModel:
+def load_model(path: str | Path, spec: ModelSpec | dict | None = None, trust_code: bool = False) -> SegmentationModel:
     """Load a checkpoint, TorchScript file or MONAI bundle directory (see the module doc).
 
     ``spec`` (or ``<path>.json`` beside the file) declares labels and preprocessing; its
     keys override what the file itself says. ModelError with the reason if it cannot load.
+    A model folder can name code to run (a spec's ``network`` outside MONAI's networks, a
+    bundle's ``$`` expressions or ``_target_`` outside MONAI): that is refused unless
+    ``trust_code`` says the user asked for it.
     """
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model {path} does not exist")
     given = _spec_dict(path, spec)
     if path.is_dir():
-        model = _load_bundle(path, given)
+        model = _load_bundle(path, given, trust_code)
     else:
-        model = _load_file(path, given)
+        model = _load_file(path, given, trust_code)
     model.check()
     return model
 
@@ -215,14 +218,31 @@ def _merge(base: dict, given: dict) -> ModelSpec:
     return ModelSpec.from_dict(merged)
 
 
-def _factory(target: str):
+#: Modules whose network constructors a spec may name without ``trust_code``: they build a
+#: torch module from keyword arguments and run nothing else.
+SAFE_FACTORY_MODULES = ("monai.networks.nets", "InteractiveSegLib.methods")
+
+
+def _trusted(target: str, trust_code: bool, what: str) -> None:
+    """Refuse code a model folder names unless the user trusts it."""
+    module = target.split(":")[0]
+    if trust_code or any(module == m or module.startswith(m + ".") for m in SAFE_FACTORY_MODULES):
+        return
+    raise ModelError(
+        f"{what} names code outside MONAI's networks ({target!r}); loading it would run that code. "
+        "Give --trust-code (trust_code=True) if you trust this model's author"
+    )
+
+
+def _factory(target: str, trust_code: bool = False):
+    _trusted(target, trust_code, "the model spec's 'network'")
     try:
         return pkgutil.resolve_name(target)
     except (ImportError, AttributeError, ValueError) as e:
         raise ModelError(f"network factory {target!r} cannot be imported: {e}") from None
 
 
-def _load_file(path: Path, given: dict) -> SegmentationModel:
+def _load_file(path: Path, given: dict, trust_code: bool = False) -> SegmentationModel:
     try:  # TorchScript first: a scripted archive is a zip that torch.load would reject anyway
         module = torch.jit.load(str(path), map_location="cpu")
         return SegmentationModel(module, _merge({}, given), str(path))
@@ -242,7 +262,7 @@ def _load_file(path: Path, given: dict) -> SegmentationModel:
         raise ModelError(
             f"{path} is a plain state dict: its spec must name the network ('network': 'package.module:factory')"
         )
-    module = _factory(spec.network)(**spec.network_kwargs)
+    module = _factory(spec.network, trust_code)(**spec.network_kwargs)
     _load_state(module, state, path)
     return SegmentationModel(module, spec, str(path))
 
@@ -289,7 +309,40 @@ def _read_config(files: Sequence[Path]):
     return parser
 
 
-def _load_bundle(path: Path, given: dict) -> SegmentationModel:
+def _bundle_code(parser, key: str = "network_def") -> list[str]:
+    """What building ``key`` of a bundle would run beyond MONAI's own classes: ``$``
+    expressions (Python evaluated by MONAI's parser) and ``_target_`` paths outside MONAI,
+    following ``@`` references."""
+    found: list[str] = []
+    seen: set[str] = set()
+    todo = [key]
+    while todo:
+        ref = todo.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        try:
+            raw = parser.get(ref)
+        except Exception:  # an unknown reference: MONAI's own parse reports it
+            continue
+        stack = [raw]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                target = item.get("_target_")
+                if isinstance(target, str) and "." in target and not target.startswith("monai."):
+                    found.append(target)
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, str) and item.startswith("$"):
+                found.append(item)
+            elif isinstance(item, str) and item.startswith("@"):
+                todo.append(item[1:])
+    return found
+
+
+def _load_bundle(path: Path, given: dict, trust_code: bool = False) -> SegmentationModel:
     """A MONAI bundle: network from ``network_def``, hints for the spec from its configs."""
     configs = path / "configs"
     infer = next(
@@ -306,6 +359,12 @@ def _load_bundle(path: Path, given: dict) -> SegmentationModel:
     ts = path / "models" / "model.ts"
     pt = path / "models" / "model.pt"
     if pt.exists():
+        code = _bundle_code(parser)
+        if code and not trust_code:
+            raise ModelError(
+                f"bundle {path}: its network_def runs code ({', '.join(map(repr, code[:3]))}); "
+                "give --trust-code (trust_code=True) if you trust this bundle's author"
+            )
         try:
             module = parser.get_parsed_content("network_def")
         except Exception as e:
