@@ -55,6 +55,22 @@ def _series_files(folder: Path) -> list[str]:
     return files
 
 
+def _check_nifti_data(path: Path) -> None:
+    """Refuse a NIfTI file whose voxel data is cut short or not finite. ITK's reader fills a
+    truncated file with zeros and turns NaN/Inf into 0 without a word, so the data is read
+    once more, as stored, with nibabel."""
+    import nibabel as nib
+
+    try:
+        data = np.asanyarray(nib.load(str(path)).dataobj)  # type: ignore[attr-defined]  # NIfTI images have it
+    except (EOFError, OSError, ValueError) as e:  # nibabel's words for missing bytes
+        raise ImageError(f"{path}: the file is truncated or corrupt ({e})") from None
+    except Exception:  # not a file nibabel reads (e.g. an unusual header): ITK decides
+        return
+    if data.dtype.kind in "fc" and not np.isfinite(data).all():
+        raise ImageError(f"{path}: the image holds NaN or infinite values")
+
+
 def _read_sitk(path: str | os.PathLike) -> sitk.Image:
     p = Path(path)
     if not p.exists():
@@ -64,6 +80,8 @@ def _read_sitk(path: str | os.PathLike) -> sitk.Image:
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames(_series_files(p))
             return reader.Execute()
+        if p.name.endswith((".nii", ".nii.gz")):
+            _check_nifti_data(p)
         return sitk.ReadImage(str(p))
     except RuntimeError as e:
         first = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown reason"
@@ -132,6 +150,10 @@ class Segmentation:
     labels: LabelTable = field(default_factory=LabelTable)
 
 
+#: Labelmaps are uint16 (as Slicer's): a larger value would wrap round to another class.
+MAX_LABEL = 65535
+
+
 def read_labels(path: str | os.PathLike, reference: Volume | None = None) -> Segmentation:
     """Read reference labels from a labelmap image or a ``.seg.nrrd``.
 
@@ -151,6 +173,8 @@ def read_labels(path: str | os.PathLike, reference: Volume | None = None) -> Seg
                 raise ImageError(f"{p.name}: labelmap has non-integer values; pass a thresholded mask")
         if arr.min() < 0:
             raise ImageError(f"{p.name}: labelmap has negative values")
+        if arr.max() > MAX_LABEL:
+            raise ImageError(f"{p.name}: label value {int(arr.max())} is above {MAX_LABEL}, the largest a label can be")
         arr = arr.astype(np.uint16 if arr.max() > 255 else np.uint8)
         values = [int(v) for v in np.unique(arr) if v != 0]
         seg = Segmentation(arr, geometry_from_sitk(img), LabelTable.default(values))
@@ -177,6 +201,8 @@ def _read_seg_nrrd(p: Path) -> Segmentation:
     table = LabelTable()
     segments = seg["segments"]
     file_values = [int(s.get("labelValue", 0)) for s in segments]
+    if max(file_values, default=0) > MAX_LABEL or len(segments) > MAX_LABEL:
+        raise ImageError(f"{p}: a segment's label value is above {MAX_LABEL}, the largest a label can be")
     # Keep the file's label values when they identify the segments; renumber overlapping layers.
     keep = voxels.ndim == 3 and len(set(file_values)) == len(file_values) and min(file_values, default=1) >= 1
     for n, s in enumerate(segments, start=1):

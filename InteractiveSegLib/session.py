@@ -16,7 +16,7 @@ import numpy as np
 
 from InteractiveSegLib.engines.base import Engine, Prediction, Region, Request
 from InteractiveSegLib.engines.registry import create_engine
-from InteractiveSegLib.errors import InteractionError
+from InteractiveSegLib.errors import EngineError, InteractionError
 from InteractiveSegLib.hints import (
     Click,
     HintGroup,
@@ -223,6 +223,9 @@ class Session:
             history=self._history(interaction, previous),
         )
         pred = self.engine.predict(request)
+        if pred.probability.dtype.kind == "f" and not np.isfinite(pred.probability).all():
+            # a broken model (NaN weights, an overflow) would otherwise read as "nothing here"
+            raise EngineError(f"engine {self.engine.name!r} returned NaN or infinite values: its model is broken")
         region = pred.region
         before = self.labelmap[region].copy()
         if pred.labels is not None:

@@ -142,3 +142,25 @@ def test_written_files_follow_the_umask_keep_a_files_mode_and_clear_what_a_kill_
         assert sorted(p.name for p in tmp_path.iterdir()) == ["a.seg.nrrd"]
     finally:
         os.umask(old)
+
+
+def test_corrupt_files_are_refused_not_zero_filled(tmp_path):
+    """ITK's reader zero-fills a truncated NIfTI and turns NaN into 0; a labelmap value above
+    uint16 would wrap to another class."""
+    import nibabel as nib
+
+    a = np.random.default_rng(0).random((20, 30, 40)).astype(np.float32)
+    nib.save(nib.Nifti1Image(a, np.eye(4)), tmp_path / "ok.nii.gz")
+    raw = (tmp_path / "ok.nii.gz").read_bytes()
+    (tmp_path / "cut.nii.gz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ImageError, match="truncated"):
+        read_volume(tmp_path / "cut.nii.gz")
+    a[3, 4, 5] = np.nan
+    nib.save(nib.Nifti1Image(a, np.eye(4)), tmp_path / "nan.nii")
+    with pytest.raises(ImageError, match="NaN"):
+        read_volume(tmp_path / "nan.nii")
+    lab = np.zeros((4, 5, 6), np.uint32)
+    lab[1, 1, 1] = 70000
+    write_volume(tmp_path / "big.nrrd", lab, Geometry())
+    with pytest.raises(ImageError, match="above 65535"):
+        read_labels(tmp_path / "big.nrrd")

@@ -133,3 +133,21 @@ def test_merge_class_only_touches_its_class():
     before = np.array([[0, 1, 2], [1, 0, 2]], np.uint8)
     mask = np.array([[1, 0, 1], [1, 1, 0]], bool)
     np.testing.assert_array_equal(merge_class(before, mask, 1, False), [[1, 0, 2], [1, 1, 2]])
+
+
+def test_a_model_that_returns_nan_is_an_error_and_changes_nothing():
+    class Broken(Engine):
+        """A network whose weights went to NaN: every probability is NaN."""
+
+        name = "broken"
+
+        def predict(self, request):
+            region = self.slice_region(request.axis, request.slice_index)
+            shape = tuple(r.stop - r.start for r in region)
+            return Prediction(request.label, region, np.full(shape, np.nan, np.float32))
+
+    vol = Volume(np.zeros((3, 8, 8), np.float32))
+    s = Session(vol, Broken(), LabelTable.default([1]))
+    with pytest.raises(EngineError, match="NaN"):
+        s.add(Click((2, 2, 1), 1, True, 0))
+    assert not s.labelmap.any() and not s.history
