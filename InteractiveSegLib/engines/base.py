@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from InteractiveSegLib.errors import EngineError
-from InteractiveSegLib.hints import HintGroup, Interaction, kind_of, members
+from InteractiveSegLib.errors import EngineError, InteractionError
+from InteractiveSegLib.hints import HintGroup, Interaction, kind_of, kji, members
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.volume import Volume
 
@@ -214,6 +214,14 @@ class Engine(ABC):
                 raise EngineError(f"the {self.name} engine does not take {kind} hints; it takes: {takes}")
         if isinstance(interaction, HintGroup) and "group" not in self.SUPPORTED_HINTS:
             raise EngineError(f"the {self.name} engine takes one hint per step")
+        if self.mode == "2d":  # a slice engine would project a hint that spans slices onto one of them
+            for m in members(interaction):
+                spanned = sorted({kji(p)[m.axis] for p in m.points})
+                if len(spanned) > 1:
+                    raise InteractionError(
+                        f"this {kind_of(m)} spans slices {spanned[0]}..{spanned[-1]} along axis {m.axis}; "
+                        f"the {self.name} engine works on one slice: draw it on one slice, or use a 3D engine"
+                    )
 
     # -- the work --------------------------------------------------------------------------
     def set_image(self, volume: Volume) -> None:

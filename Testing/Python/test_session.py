@@ -151,3 +151,12 @@ def test_a_model_that_returns_nan_is_an_error_and_changes_nothing():
     with pytest.raises(EngineError, match="NaN"):
         s.add(Click((2, 2, 1), 1, True, 0))
     assert not s.labelmap.any() and not s.history
+
+
+def test_a_slice_engine_refuses_a_hint_that_spans_slices_instead_of_projecting_it():
+    from InteractiveSegLib.hints import ExtremePoints
+
+    s = Session(Volume(np.zeros((6, 16, 16), np.float32)), DiskEngine(), LabelTable.default([1]))
+    with pytest.raises(InteractionError, match="spans slices 1..4"):
+        s.add(ExtremePoints([(2, 5, 1), (9, 5, 2), (5, 2, 3), (5, 9, 4)], 1, True, 0))
+    assert not s.labelmap.any() and not s.history
