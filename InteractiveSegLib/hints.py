@@ -258,6 +258,8 @@ def from_json(text: str) -> list[Interaction]:
         raise InteractionError(f"hints are not valid JSON: {e}") from None
     if isinstance(data, dict):
         data = [data]
+    if not isinstance(data, list):
+        raise InteractionError(f"hints must be an object or a list of objects, got {data!r}")
     return [from_dict(d) for d in data]
 
 

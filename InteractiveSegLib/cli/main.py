@@ -37,6 +37,19 @@ def read_json(path: str, what: str) -> dict:
     return value
 
 
+def one_line(error: BaseException) -> str:
+    """An error's message on one line: a library's (torch's unpickling errors, say) can run to
+    several, with advice meant for programmers; the first line names the problem."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(error).__name__
+    return (
+        f"{lines[0]} (more with INTERACTIVESEG_DEBUG=1)"
+        if not os.environ.get("INTERACTIVESEG_DEBUG")
+        else " ".join(lines)
+    )
+
+
 def check_output(path: str, suffix: str) -> None:
     """Refuse, before any computation, an output the command could not write."""
     out = Path(path)
@@ -229,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print("\n".join(available_engines()))
     except InteractiveSegError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -242,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("INTERACTIVESEG_DEBUG"):
             raise
         print(
-            f"error: unexpected {type(e).__name__}: {e} (set INTERACTIVESEG_DEBUG=1 for the traceback and report it)",
+            f"error: unexpected {type(e).__name__}: {one_line(e)} "
+            "(set INTERACTIVESEG_DEBUG=1 for the traceback and report it)",
             file=sys.stderr,
         )
         return 3

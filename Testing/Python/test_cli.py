@@ -338,3 +338,71 @@ def test_online_stream_bench_writes_one_documented_result_per_engine(tmp_path):
         assert list(r["per_structure"]) == r["structures"] and len(r["structures"]) == 1
         row = r["per_structure"][r["structures"][0]]
         assert row["dice_at"] == r["dice_at"]  # one held-out volume: its figures are the mean
+
+
+def _bad_image(tmp_path, kind):
+    """An image file a careless or hostile user might give."""
+    import nibabel as nib
+
+    a = np.random.default_rng(0).random((12, 16, 20)).astype(np.float32)
+    if kind == "truncated":
+        nib.save(nib.Nifti1Image(a, np.eye(4)), tmp_path / "ok.nii.gz")
+        raw = (tmp_path / "ok.nii.gz").read_bytes()
+        (tmp_path / "bad.nii.gz").write_bytes(raw[: len(raw) // 2])
+    elif kind == "nan":
+        a[2, 3, 4] = np.nan
+        nib.save(nib.Nifti1Image(a, np.eye(4)), tmp_path / "bad.nii.gz")
+    elif kind == "2d":
+        nib.save(nib.Nifti1Image(a[0], np.eye(4)), tmp_path / "bad.nii.gz")
+    elif kind == "empty":
+        (tmp_path / "bad.nii.gz").write_bytes(b"")
+    return tmp_path / "bad.nii.gz"
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ('{"type": "click", "ijk": [30, 40, 10], "positive": "false"}', "must be true or false"),
+        ('{"type": "click", "ijk": [30, 40, 10], "axis": 0.0}', "'axis' must be an integer"),
+        ('{"type": "click", "ijk": [Infinity, 40, 10]}', "not a finite number"),
+        ('{"type": "click", "ijk": null}', "a point must be a list of numbers"),
+        ("42", "an object or a list of objects"),
+        ('{"type": "lasso", "ijk": [1, 2, 3]}', "unknown hint type"),
+        ('{"type": "click", "ijk": [999, 40, 10]}', "outside the volume"),
+        ('{"type": "extreme_points", "points_ijk": [[30,4,1],[30,70,2],[2,40,3],[70,40,4]]}', "spans slices"),
+        ("image:truncated", "truncated"),
+        ("image:nan", "NaN"),
+        ("image:2d", "3D"),
+        ("image:empty", "cannot read"),
+        ("model:garbage", "does not load"),
+        ("model:code", "trust-code"),
+    ],
+)
+def test_the_bad_input_corpus_gives_a_message_exit_2_and_writes_nothing(tmp_path, crop_files, capsys, case, expected):
+    """Every bad input through the CLI: one clear line, exit 2, no traceback, the earlier
+    output left as it was."""
+    img, _ = crop_files
+    hints = tmp_path / "hints.json"
+    hints.write_text(to_json([Click((30, 40, 10))]))
+    out = tmp_path / "o.seg.nrrd"
+    out.write_bytes(b"the user's earlier result")
+    extra: list[str] = []
+    if case.startswith("image:"):
+        img = _bad_image(tmp_path, case.split(":")[1])
+    elif case == "model:garbage":
+        (tmp_path / "m.pt").write_bytes(b"not a model")
+        extra = ["--engine", "finetune", "--model", str(tmp_path / "m.pt")]
+    elif case == "model:code":
+        import torch
+
+        torch.save({"w": torch.zeros(1)}, tmp_path / "m.pt")
+        spec = {"labels": ["background", "x"], "network": "subprocess:run", "network_kwargs": {"args": ["true"]}}
+        (tmp_path / "m.pt.json").write_text(json.dumps(spec))
+        extra = ["--engine", "finetune", "--model", str(tmp_path / "m.pt")]
+    else:
+        hints.write_text(case)
+    code = main(["segment", "--image", str(img), "--hints", str(hints), "--out", str(out), *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert out.read_bytes() == b"the user's earlier result"
