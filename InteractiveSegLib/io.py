@@ -12,6 +12,7 @@ import os
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -249,6 +250,28 @@ def _publish(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Write a file all at once or not at all: ``write`` fills a temporary file beside
+    ``path`` (same suffixes, so format-by-suffix writers work), which then replaces it.
+
+    Args:
+        path: the output.
+        write: called with the temporary path.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    tmp = _atomic_path(path)
+    try:
+        write(tmp)
+        _publish(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
 def write_seg_nrrd(path: str | os.PathLike, labelmap: np.ndarray, geometry: Geometry, labels: LabelTable) -> Path:
     """Write a multi-class labelmap as a Slicer ``.seg.nrrd`` with one named, coloured segment per class."""
     import slicerio
@@ -267,14 +290,7 @@ def write_seg_nrrd(path: str | os.PathLike, labelmap: np.ndarray, geometry: Geom
         {"id": f"Segment_{e.value}", "name": e.name, "color": list(e.color), "labelValue": int(e.value), "layer": 0}
         for e in labels
     ]
-    tmp = _atomic_path(path)
-    try:
-        slicerio.write_segmentation(str(tmp), seg)
-        _publish(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_atomic(path, lambda tmp: slicerio.write_segmentation(str(tmp), seg))
 
 
 def write_volume(path: str | os.PathLike, volume: Volume | np.ndarray, geometry: Geometry | None = None) -> Path:
@@ -294,14 +310,7 @@ def write_volume(path: str | os.PathLike, volume: Volume | np.ndarray, geometry:
     img = geometry_to_sitk(sitk.GetImageFromArray(arr), geometry or Geometry())
     if modality:
         img.SetMetaData("modality", str(modality))
-    tmp = _atomic_path(path)
-    try:
-        sitk.WriteImage(img, str(tmp), True)
-        _publish(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_atomic(path, lambda tmp: sitk.WriteImage(img, str(tmp), True))
 
 
 __all__ = [

@@ -17,7 +17,7 @@ from InteractiveSegLib.cli.overlay import save_overlay
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.hints import Click
 from InteractiveSegLib.hints import ijk_from_slice_point as to_ijk
-from InteractiveSegLib.io import write_seg_nrrd
+from InteractiveSegLib.io import write_atomic, write_seg_nrrd
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.metrics import dice
 from InteractiveSegLib.session import Session
@@ -72,7 +72,8 @@ def run(out: str | Path, engine: str = "click", clicks: int = 5, structures=DEMO
         shown,
         reference2d=reference,
     )
-    (out / "hints.json").write_text(session.hints_json())
+    hints = session.hints_json()
+    write_atomic(out / "hints.json", lambda tmp: tmp.write_text(hints))
     print(f"mean Dice after at most {clicks} clicks per structure: {np.mean(list(summary.values())):.3f}")
     print(f"wrote {seg_path}\nwrote {png} (white: reference outline)\nwrote {out / 'hints.json'}")
     return {"dice": summary, "seg": str(seg_path), "png": str(png)}

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from skimage.segmentation import find_boundaries
 
+from InteractiveSegLib.io import write_atomic
 from InteractiveSegLib.labels import LabelTable
 
 
@@ -47,5 +48,6 @@ def render_slice(
 def save_overlay(path: str | Path, *args, **kwargs) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    render_slice(*args, **kwargs).save(path)
+    image = render_slice(*args, **kwargs)
+    write_atomic(path, image.save)
     return path

@@ -164,3 +164,20 @@ def test_corrupt_files_are_refused_not_zero_filled(tmp_path):
     write_volume(tmp_path / "big.nrrd", lab, Geometry())
     with pytest.raises(ImageError, match="above 65535"):
         read_labels(tmp_path / "big.nrrd")
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):
+    from InteractiveSegLib.io import write_atomic
+
+    out = tmp_path / "hints.json"
+    out.write_text("[]")
+
+    def half_then_crash(tmp):
+        tmp.write_text('[{"type": "cli')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(out, half_then_crash)
+    assert out.read_text() == "[]" and sorted(p.name for p in tmp_path.iterdir()) == ["hints.json"]
+    write_atomic(out, lambda tmp: tmp.write_text("[1]"))
+    assert out.read_text() == "[1]"
