@@ -9,6 +9,9 @@
   MRML is never mocked; tests without the wheel are skipped, not failed.
 - ``scene``: that scene; nodes a test adds are removed after it.
 - ``volume_node``: factory for scalar/vector volume nodes from KJI numpy arrays.
+- ``shared_data``: the folder of ``../shared/data`` (the abdominal CT, MRI lesions,
+  phantom). It lives beside the repository, never in it: a clone elsewhere has no such
+  folder, and the tests that read it say so there, in this one place.
 """
 
 from __future__ import annotations
@@ -23,6 +26,19 @@ ROOT = Path(__file__).resolve().parents[2]
 for _p in (ROOT, ROOT / "InteractiveSeg"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    from InteractiveSegLib.data import datasets
+    from InteractiveSegLib.errors import ImageError
+
+    try:
+        for name in datasets.SHARED_DATASETS:
+            datasets.shared_source_files(name)
+    except ImageError as e:
+        pytest.skip(str(e))
+    return datasets.shared_data_dir()
 
 
 @pytest.fixture(scope="session")

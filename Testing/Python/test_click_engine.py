@@ -9,7 +9,7 @@ from InteractiveSegLib.bench.click import to_ijk
 from InteractiveSegLib.checkpoints import save_checkpoint
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.engines import create_engine
-from InteractiveSegLib.errors import EngineError, ImageError, ModelError
+from InteractiveSegLib.errors import EngineError, ModelError
 from InteractiveSegLib.hints import Box, Click
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.methods.click.network import click_fcnn
@@ -89,18 +89,11 @@ def test_a_model_that_does_not_load_is_a_clear_error(tmp_path):
         create_engine("click", model_path=tmp_path / "vmn.pt")
 
 
-def shared(name):
-    try:
-        return datasets.load(name)
-    except ImageError as e:  # a plain clone has no ../shared/data
-        pytest.skip(str(e))
-
-
 @pytest.mark.parametrize("name", ["liver", "spleen", "kidney_right"])
-def test_ct_organs_never_trained_on_are_segmented_and_corrections_keep_helping(name):
+def test_ct_organs_never_trained_on_are_segmented_and_corrections_keep_helping(name, shared_data):
     """Abdominal CT (the trained structures are left-sided or odd-numbered): a held-out
     organ on its largest axial slice, ten robot clicks."""
-    ct = shared("ct-abdomen")
+    ct = datasets.load("ct-abdomen")
     engine = create_engine("click")
     engine.set_image(ct.image)
     assert engine.modality == "ct"

@@ -188,16 +188,7 @@ def test_missing_shared_data_says_where_it_looked(monkeypatch, tmp_path):
         datasets.load.cache_clear()
 
 
-def _shared_or_skip() -> None:
-    try:
-        for name in datasets.SHARED_DATASETS:
-            datasets.shared_source_files(name)
-    except ImageError as e:
-        pytest.skip(str(e))
-
-
-def test_shared_sources_load_with_modality_names_and_split():
-    _shared_or_skip()
+def test_shared_sources_load_with_modality_names_and_split(shared_data):
     ct = datasets.load("ct-abdomen")
     assert ct.modality == "ct" and ct.image.array.min() < -500  # Hounsfield units
     names = {ct.labels.labels[v].name for v in ct.structures("train")}

@@ -1,9 +1,6 @@
 """Intensities by modality on real files: the abdominal CT in HU, brain and lesion MRI; the
 modality from file headers (NRRD, MetaImage, DICOM series) winning over the intensities."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -22,21 +19,10 @@ from InteractiveSegLib.io import read_modality, read_volume, write_volume
 from InteractiveSegLib.preprocessing import normalize_intensity
 from InteractiveSegLib.volume import Volume
 
-SHARED = Path(
-    os.environ.get("INTERACTIVESEG_SHARED_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data")
-)
-
-
-def shared_file(relative: str) -> Path:
-    path = SHARED / relative
-    if not path.exists():
-        pytest.skip(f"{path} is absent (a plain clone has no ../shared/data; set INTERACTIVESEG_SHARED_DATA)")
-    return path
-
 
 @pytest.fixture(scope="module")
-def ct() -> np.ndarray:
-    return read_volume(shared_file("ct-abdomen/ct.nii.gz")).array
+def ct(shared_data) -> np.ndarray:
+    return read_volume(shared_data / "ct-abdomen" / "ct.nii.gz").array
 
 
 def test_ct_tissues_map_to_increasing_separated_values_whatever_the_field_of_view(ct):
@@ -69,7 +55,7 @@ def test_ct_windows_are_fixed_stacked_channels(ct):
         ct_windows(ct, [(40.0, 0.0)])
 
 
-def test_brain_and_lesion_mri_are_detected_and_their_body_spans_the_range():
+def test_brain_and_lesion_mri_are_detected_and_their_body_spans_the_range(shared_data):
     colin = datasets.load("colin27").image
     assert detect_modality(colin) == "mr"
     n = normalize(colin.array, "mr")
@@ -79,7 +65,7 @@ def test_brain_and_lesion_mri_are_detected_and_their_body_spans_the_range():
     # a zero-background T1: close to the non-zero percentile scaling the older networks use
     assert float(np.abs(n - normalize_intensity(colin.array)).mean()) < 0.03
     for name in ("mr-brain-tumor/t1gd.nrrd", "mr-breast/image.nrrd"):
-        image = read_volume(shared_file(name))
+        image = read_volume(shared_data / name)
         assert detect_modality(image) == "mr", name
         assert 0.0 <= normalize(image.array, "auto").min() and normalize(image.array, "auto").max() == 1.0
 

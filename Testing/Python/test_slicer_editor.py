@@ -169,11 +169,9 @@ def test_batch_api_segments_a_real_volume_end_to_end(glue, scene, volume_node):
     """Colin27 T1 (Debian mricron-data) with JSON hints through the logic's batch API and
     its inference thread: the AAL structure clicked is found (Dice against the atlas)."""
     mrml, _, logic = glue
-    datasets = pytest.importorskip("InteractiveSegLib.data.datasets")
-    try:
-        lv = datasets.load("colin27")
-    except Exception as e:  # the data package is not installed on this machine
-        pytest.skip(f"Colin27 not available: {e}")
+    from InteractiveSegLib.data import datasets
+
+    lv = datasets.load("colin27")  # Debian mricron-data, installed by `make setup`
     vol = volume_node(lv.image.array, lv.image.geometry.ijk_to_ras, name="colin27")
     labels = lv.labels.labelmap
     # a compact held-out structure: one click is meant to find it (a whole gyrus needs more)
