@@ -92,6 +92,17 @@ def fit(
     }
 
 
+def add_dataset_argument(parser, use: str) -> None:
+    """``--dataset``, the same for every command that learns: a shipped name or a folder,
+    repeatable (``data.datasets.resolve`` reads them); ``use`` says what the command does with it."""
+    parser.add_argument(
+        "--dataset",
+        action="append",
+        help="a labelled source: a shipped name (colin27, ct-abdomen, ...) or a folder (Medical Segmentation "
+        f"Decathlon / nnU-Net, or image/label pairs); repeatable. {use}",
+    )
+
+
 def resumed_iteration(args) -> int:
     """The iteration a ``--resume`` run continues after (0 for a fresh run)."""
     state_path = Path(str(args.out) + ".state")

@@ -186,12 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     o = sub.add_parser("online", help="an online-learning task: learn from a labelled volume, segment a new one")
     o.add_argument("--task", required=True, help="the task directory (created if missing; locked while in use)")
     o.add_argument("--image", help="a volume to learn (with --labels) or to segment (with --predict)")
-    o.add_argument(
-        "--dataset",
-        action="append",
-        help="labelled sources (names or MSD / nnU-Net / pairs folders) whose train volumes join the stream; "
-        "--structure names the structure (default: every labelled voxel)",
-    )
+    from InteractiveSegLib.training import add_dataset_argument
+
+    add_dataset_argument(o, "Its train volumes join the stream; --structure names the structure (default: all)")
     o.add_argument("--labels", help="reference labels of --image: the volume joins the task's stream")
     o.add_argument("--structure", help="name or value of the structure in --labels (default: every labelled voxel)")
     o.add_argument("--predict", help="write the task segmenter's result for --image here (.seg.nrrd)")

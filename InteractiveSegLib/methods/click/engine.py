@@ -25,17 +25,17 @@ from InteractiveSegLib.engines.registry import register_engine
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import slice_points
 from InteractiveSegLib.intensity import detect_modality, normalize
-from InteractiveSegLib.methods.click.zoom import Window, network_input, paste_back, touched_sides, window_around
+from InteractiveSegLib.methods.click.zoom import (
+    Window,
+    network_input,
+    paste_back,
+    slice_spacing,
+    touched_sides,
+    window_around,
+)
 from InteractiveSegLib.volume import Volume
 
 DEFAULT_MODEL = "click_zoom.pt"
-
-
-def slice_spacing(volume: Volume, axis: int) -> tuple[float, float]:
-    """(row, col) pixel size in mm of a slice across KJI ``axis`` (spacing is given along i, j, k)."""
-    kji = volume.geometry.spacing[::-1]
-    others = [a for a in range(3) if a != axis]
-    return float(kji[others[0]]), float(kji[others[1]])
 
 
 @register_engine("click")
@@ -95,7 +95,7 @@ class ClickEngine(Engine):
         neg: list[tuple[int, int]] = []
         for h in request.interactions:
             (pos if h.positive else neg).extend(slice_points(h.points, request.axis))
-        spacing = slice_spacing(self.volume, request.axis)
+        spacing = slice_spacing(self.volume.geometry.spacing[::-1], request.axis)
         # negative hints alone correct the current mask around them
         window = self._first_window(pos or neg, previous, spacing)
         shape = image2d.shape

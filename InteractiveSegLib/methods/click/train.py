@@ -36,8 +36,8 @@ from InteractiveSegLib.data.synthesis import SynthesisSettings, augment_real, sy
 from InteractiveSegLib.errors import ConfigError
 from InteractiveSegLib.intensity import detect_modality, normalize
 from InteractiveSegLib.methods.click.network import click_fcnn
-from InteractiveSegLib.methods.click.zoom import Window, click_maps, sample, window_around
-from InteractiveSegLib.training import fit, load_matching, resumed_iteration
+from InteractiveSegLib.methods.click.zoom import Window, click_maps, sample, slice_spacing, window_around
+from InteractiveSegLib.training import add_dataset_argument, fit, load_matching, resumed_iteration
 from InteractiveSegLib.users.robot import RobotClick, TrainingClickSampler
 
 #: Kinds of pool volume and how often a sample comes from each.
@@ -80,7 +80,9 @@ class Pool:
         self.args, self.rng = args, rng
         self.settings = SynthesisSettings()
         self.real: list[PoolVolume] = []
+        self.splits: dict[str, str] = {}  # source -> its split rule in words, for the model card
         for lv in datasets.resolve(specs):
+            self.splits[lv.name] = lv.split_description()
             modality = lv.modality or detect_modality(lv.image)
             ids = _big_enough(lv.labels.labelmap, lv.structures("train"), args.min_voxels)
             if not ids:
@@ -183,8 +185,7 @@ def draw_sample(
     index = int(idx[int(rng.integers(len(idx)))])
     image2d = np.take(vol.image, index, axis=axis)
     truth2d = np.take(vol.labelmap, index, axis=axis) == label
-    others = [a for a in range(3) if a != axis]
-    spacing = (vol.spacing[others[0]], vol.spacing[others[1]])
+    spacing = slice_spacing(vol.spacing, axis)
     previous = corrupted(truth2d, rng) if rng.random() < args.p_previous else np.zeros_like(truth2d)
     first = sampler(truth2d, previous)
     if first is None:
@@ -324,7 +325,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     meta = {
         "datasets": args.dataset,
-        "split": {lv.name: lv.split_description() for lv in datasets.resolve(args.dataset)},
+        "split": pool.splits,
         "mix": dict(zip(KINDS, args.mix, strict=True)),
         "synthesis": pool.settings.__dict__,
         "init": args.init,
@@ -334,12 +335,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="Resources/Models/click_zoom.pt")
-    p.add_argument(
-        "--dataset",
-        action="append",
-        help="a labelled source: a shipped name (colin27, ct-abdomen, ...) or a folder (MSD / nnU-Net or "
-        "image/label pairs); repeatable. Default: colin27, inia19 and ct-abdomen",
-    )
+    add_dataset_argument(p, "Default: " + ", ".join(DEFAULT_DATASETS))
     p.add_argument("--init", default=None, help="warm start from a click_fcnn checkpoint (new inputs start at zero)")
     p.add_argument("--resume", action="store_true", help="continue a run that stopped, from <out>.state")
     p.add_argument("--iterations", type=int, default=2000)

@@ -56,6 +56,13 @@ class Window:
         return r0 <= 0, r1 >= shape[0], c0 <= 0, c1 >= shape[1]
 
 
+def slice_spacing(spacing_kji: tuple[float, float, float], axis: int) -> tuple[float, float]:
+    """(row, col) pixel size in mm of a slice across KJI ``axis`` of a volume with voxel size
+    ``spacing_kji`` (k, j, i)."""
+    others = [a for a in range(3) if a != axis]
+    return float(spacing_kji[others[0]]), float(spacing_kji[others[1]])
+
+
 def window_around(
     rows: np.ndarray,
     cols: np.ndarray,

@@ -29,7 +29,7 @@ from InteractiveSegLib.checkpoints import load_checkpoint
 from InteractiveSegLib.data.multiclass_tasks import TaskData, TaskSlice, dataset_tasks, load_task
 from InteractiveSegLib.methods.sim.memory import CLICK_RADIUS, State, click_masks, network_input
 from InteractiveSegLib.methods.sim.network import SIMNet, sim_net
-from InteractiveSegLib.training import fit, load_matching
+from InteractiveSegLib.training import add_dataset_argument, fit, load_matching
 from InteractiveSegLib.users.multiclass import DynamicUser, static_clicks
 
 VARIANTS = {
@@ -253,12 +253,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", choices=sorted(VARIANTS), default="ddg-sim")
     p.add_argument("--out", default=None, help="default: Resources/Models/sim_<variant>.pt")
     p.add_argument("--task", default="colin27-deep-grey", help="a shipped multi-class task (without --dataset)")
-    p.add_argument(
-        "--dataset",
-        action="append",
-        help="instead of --task: labelled sources (names or MSD / nnU-Net / pairs folders), every label a class, "
-        "train volumes whole; repeatable",
-    )
+    add_dataset_argument(p, "Instead of --task: every label a class, train volumes whole")
     p.add_argument(
         "--depth",
         type=int,

@@ -39,7 +39,7 @@ from InteractiveSegLib.methods.vmn import quality_training as vmn_quality
 from InteractiveSegLib.methods.vmn.interaction import ROI_SIZE, interaction_input
 from InteractiveSegLib.methods.vmn.network import interaction_net, vmn_net
 from InteractiveSegLib.preprocessing import crop_resize, normalize_intensity
-from InteractiveSegLib.training import fit, load_matching
+from InteractiveSegLib.training import add_dataset_argument, fit, load_matching
 from InteractiveSegLib.users.robot import robot_slice_hint
 
 HINTS = ("scribble", "box", "extreme")
@@ -283,12 +283,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="f_IN, f_VMN, or f_VMN's quality head alone on the engine's own propagations (from --init)",
     )
     p.add_argument("--out", default=None, help="default: Resources/Models/vmn_interaction.pt or vmn_memory.pt")
-    p.add_argument(
-        "--dataset",
-        action="append",
-        help="a labelled source: a shipped name or a folder (MSD / nnU-Net or image/label pairs); repeatable. "
-        "Default: " + ", ".join(DEFAULT_DATASETS),
-    )
+    add_dataset_argument(p, "Default: " + ", ".join(DEFAULT_DATASETS))
     p.add_argument("--iterations", type=int, default=1500)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
