@@ -50,6 +50,7 @@ def test_click_samples_are_working_size_views_with_the_click_inside_the_structur
         min_side_px=64,
         p_previous=0.0,
         p_first_window=0.0,
+        p_merge=0.0,
     )
     rng = np.random.default_rng(0)
     pool = click_train.Pool(args.dataset, args, rng)
@@ -64,6 +65,18 @@ def test_click_samples_are_working_size_views_with_the_click_inside_the_structur
         # a zoomed view: the whole structure inside, with room around it
         rows = np.nonzero(s.truth.any(axis=1))[0]
         assert rows[0] > 0 and rows[-1] < 63
+
+
+def test_a_merged_target_joins_touching_allowed_structures_only():
+    labels = np.zeros((40, 40), np.uint16)
+    labels[10:20, 10:20] = 1  # the clicked structure
+    labels[10:20, 20:30] = 2  # touches it, allowed
+    labels[20:30, 10:20] = 3  # touches it, held out
+    labels[32:38, 32:38] = 4  # allowed but apart
+    for seed in range(10):
+        out = click_train.merged(labels, labels == 1, [1, 2, 4], np.random.default_rng(seed))
+        assert out[labels == 1].all() and out[labels == 2].all()
+        assert not out[labels == 3].any() and not out[labels == 4].any()
 
 
 @pytest.fixture

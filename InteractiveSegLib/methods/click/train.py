@@ -172,6 +172,28 @@ def corrupted(truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def merged(
+    labels2d: np.ndarray, truth: np.ndarray, allowed: list[int] | None, rng: np.random.Generator
+) -> np.ndarray:
+    """The clicked structure joined with some of the structures it touches on the slice.
+
+    What a user calls one structure is often a group (the whole brain, an organ with its
+    vessels); a target made of parts that look different teaches that a further click adds
+    the part it lands on instead of staying inside one intensity class.
+    """
+    truth = truth.copy()
+    for _ in range(int(rng.integers(1, 4))):
+        ring = ndimage.binary_dilation(truth, iterations=2) & ~truth
+        near = np.setdiff1d(np.unique(labels2d[ring]), [0])
+        if allowed is not None:
+            near = near[np.isin(near, allowed)]
+        if not len(near):
+            break
+        pick = rng.choice(near, size=int(rng.integers(1, len(near) + 1)), replace=False)
+        truth |= np.isin(labels2d, pick)
+    return truth
+
+
 def draw_sample(
     pool: Pool, sampler: TrainingClickSampler, args: argparse.Namespace, rng: np.random.Generator
 ) -> Sample | None:
@@ -184,7 +206,12 @@ def draw_sample(
         return None
     index = int(idx[int(rng.integers(len(idx)))])
     image2d = np.take(vol.image, index, axis=axis)
-    truth2d = np.take(vol.labelmap, index, axis=axis) == label
+    labels2d = np.take(vol.labelmap, index, axis=axis)
+    truth2d = labels2d == label
+    if rng.random() < args.p_merge:
+        # procedural parts are all fair game; real ones only among the train structures
+        allowed = None if vol.kind == "procedural" else vol.structures
+        truth2d = merged(labels2d, truth2d, allowed, rng)
     spacing = slice_spacing(vol.spacing, axis)
     previous = corrupted(truth2d, rng) if rng.random() < args.p_previous else np.zeros_like(truth2d)
     first = sampler(truth2d, previous)
@@ -329,6 +356,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "mix": dict(zip(KINDS, args.mix, strict=True)),
         "synthesis": pool.settings.__dict__,
         "init": args.init,
+        "p_merge": args.p_merge,
+        "max_interactions": args.max_interactions,
     }
     return fit(args, model, opt, step, "click_fcnn", config, meta, scheduler=sched, loss_name="dice+bce")
 
@@ -347,6 +376,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma", type=float, default=3.0, help="click map sigma in working pixels")
     p.add_argument("--max-interactions", type=int, default=5, help="K of the paper")
     p.add_argument("--p-previous", type=float, default=0.2, help="share of sessions starting from a wrong mask")
+    p.add_argument("--p-merge", type=float, default=0.3, help="share of targets joined with touching structures")
     p.add_argument("--p-first-window", type=float, default=0.3, help="share of samples seen through a first window")
     p.add_argument("--mix", type=float, nargs=4, default=[0.35, 0.2, 0.2, 0.25], help="weights of " + ", ".join(KINDS))
     p.add_argument("--pool", type=int, default=4, help="made volumes of each kind kept at once")
