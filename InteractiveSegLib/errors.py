@@ -31,3 +31,7 @@ class EngineError(InteractiveSegError):
 
 class ConfigError(InteractiveSegError, ValueError):
     """A setting (of a network, a task, a training run) is not one the code knows."""
+
+
+class MemoryBudgetError(InteractiveSegError):
+    """An operation would need more memory than the machine has free."""

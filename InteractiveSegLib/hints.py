@@ -259,8 +259,23 @@ def from_json(text: str) -> list[Interaction]:
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
-        raise InteractionError(f"hints must be an object or a list of objects, got {data!r}")
-    return [from_dict(d) for d in data]
+        raise InteractionError(f"hints must be an object or a list of objects, got {data!r:.80}")
+    if len(data) > MAX_HINTS:
+        raise InteractionError(
+            f"{len(data)} hints in one file: at most {MAX_HINTS} are taken (a session's hints are a person's "
+            "clicks and strokes; split a batch into one file per structure or volume)"
+        )
+    hints = [from_dict(d) for d in data]
+    points = sum(len(m.points) for h in hints for m in members(h))
+    if points > MAX_POINTS:
+        raise InteractionError(f"the hints hold {points} points: at most {MAX_POINTS} are taken")
+    return hints
+
+
+#: Most hints one file (or one replay) may hold, and most points (scribble voxels) in all:
+#: beyond them a session's time and memory grow with no use to a person.
+MAX_HINTS = 10_000
+MAX_POINTS = 1_000_000
 
 
 def validate(interaction: Interaction, shape_kji: Sequence[int], labels: Iterable[int] | None = None) -> None:

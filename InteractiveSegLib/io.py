@@ -63,13 +63,27 @@ def _check_nifti_data(path: Path) -> None:
     import nibabel as nib
 
     try:
-        data = np.asanyarray(nib.load(str(path)).dataobj)  # type: ignore[attr-defined]  # NIfTI images have it
+        image = nib.load(str(path))
+        proxy = image.dataobj  # type: ignore[attr-defined]  # NIfTI images have it
+        shape, dtype = proxy.shape, image.get_data_dtype()  # type: ignore[attr-defined]
+        if not path.name.endswith(".gz") and dtype.kind not in "fc":
+            # integers cannot hold NaN: the file's size tells whether the data is all there
+            needed = int(proxy.offset) + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if path.stat().st_size < needed:
+                raise ValueError(f"{path.stat().st_size} bytes of the {needed} its header announces")
+            return
+        # slab by slab along the last axis, so the check costs a slab's memory, not the image's
+        step = max(1, (32 * 1024**2) // max(int(np.prod(shape[:-1], dtype=np.int64)) * dtype.itemsize, 1))
+        for start in range(0, shape[-1] if len(shape) else 1, step):
+            slab = np.asanyarray(proxy[..., start : start + step]) if len(shape) else np.asanyarray(proxy)
+            if slab.dtype.kind in "fc" and not np.isfinite(slab).all():
+                raise ImageError(f"{path}: the image holds NaN or infinite values")
     except (EOFError, OSError, ValueError) as e:  # nibabel's words for missing bytes
         raise ImageError(f"{path}: the file is truncated or corrupt ({e})") from None
+    except ImageError:
+        raise
     except Exception:  # not a file nibabel reads (e.g. an unusual header): ITK decides
         return
-    if data.dtype.kind in "fc" and not np.isfinite(data).all():
-        raise ImageError(f"{path}: the image holds NaN or infinite values")
 
 
 def _read_sitk(path: str | os.PathLike) -> sitk.Image:
@@ -85,8 +99,9 @@ def _read_sitk(path: str | os.PathLike) -> sitk.Image:
             _check_nifti_data(p)
         return sitk.ReadImage(str(p))
     except RuntimeError as e:
+        # ITK's last line is often vague (a truncated MetaImage says "No such file or directory")
         first = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown reason"
-        raise ImageError(f"{p}: cannot read image ({first})") from None
+        raise ImageError(f"{p}: cannot read image: not an image, truncated or corrupt ({first})") from None
 
 
 def _sitk_to_array(img: sitk.Image, name: str) -> np.ndarray:
@@ -97,14 +112,15 @@ def _sitk_to_array(img: sitk.Image, name: str) -> np.ndarray:
         )
     if img.GetDimension() != 3:
         raise ImageError(f"{name}: expected a 3D image, got a {img.GetDimension()}D image of size {img.GetSize()}")
-    return sitk.GetArrayFromImage(img)
+    # a view, valid while ``img`` lives: each caller makes the one copy it keeps
+    return sitk.GetArrayViewFromImage(img)
 
 
 def read_volume(path: str | os.PathLike) -> Volume:
     """Read a 3D scalar image; ImageError if unreadable, not 3D, not scalar or not finite."""
     img = _read_sitk(path)
     name = Path(path).name
-    arr = _sitk_to_array(img, name)
+    arr = np.array(_sitk_to_array(img, name), np.float32)  # the one copy, owned (the view dies with img)
     header = {k: img.GetMetaData(k) for k in img.GetMetaDataKeys()}
     modality = modality_from_metadata(header)
     if modality is None and Path(path).is_dir():  # a series reader keeps no tags: read the first file's

@@ -12,8 +12,21 @@ import torch.nn.functional as F
 
 
 def normalize_intensity(array: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
-    """Robust [0, 1] scaling by percentiles of the non-zero voxels (MRI and CT alike)."""
+    """Robust [0, 1] scaling by percentiles of the non-zero voxels (MRI and CT alike).
+
+    A large volume (over ``LARGE_VOLUME`` voxels) takes its percentiles from an evenly
+    strided sample and is scaled in place of one float32 output: the exact way needs five
+    volume-sized temporaries (4 GB for a 512 x 512 x 600 CT).
+    """
     a = np.asarray(array, np.float32)
+    if a.size > LARGE_VOLUME:
+        sample = a.ravel()[:: a.size // LARGE_VOLUME + 1]
+        fg = sample[sample != 0]
+        lo, hi = np.percentile(fg if fg.size >= 16 else sample, [low, high])
+        hi = hi if hi > lo else lo + 1.0
+        out = np.subtract(a, np.float32(lo), dtype=np.float32)
+        out /= np.float32(hi - lo)
+        return np.clip(out, 0.0, 1.0, out=out)
     fg = a[a != 0]
     if fg.size < 16:
         fg = a.ravel()
@@ -21,6 +34,10 @@ def normalize_intensity(array: np.ndarray, low: float = 0.5, high: float = 99.5)
     if hi <= lo:
         hi = lo + 1.0
     return np.clip((a - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+#: Voxels above which ``normalize_intensity`` samples (a 1 mm brain has 7 million).
+LARGE_VOLUME = 16_000_000
 
 
 @dataclass

@@ -10,10 +10,12 @@ Usage (as SamPredictor: set the image once, then many cheap hint -> mask calls):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
+from InteractiveSegLib.changes import Change
 from InteractiveSegLib.engines.base import Engine, Prediction, Region, Request
 from InteractiveSegLib.engines.registry import create_engine
 from InteractiveSegLib.errors import EngineError, InteractionError
@@ -29,22 +31,37 @@ from InteractiveSegLib.hints import (
     validate,
 )
 from InteractiveSegLib.labels import LabelTable
+from InteractiveSegLib.memory_budget import check_fits
 from InteractiveSegLib.volume import Volume
+
+log = logging.getLogger(__name__)
+
+#: Undo history's default memory budget (compressed changes and kept engine state).
+HISTORY_BUDGET_BYTES = 256 * 1024**2
 
 
 @dataclass
 class Step:
-    """One applied hint and the labelmap content it replaced (for undo) and wrote (for redo)."""
+    """One applied hint, the engine's region, and what it changed in the labelmap (for undo
+    and redo). ``change`` is None once the step was dropped from the undo history to keep
+    it within its memory budget: its hint still counts, it can no longer be undone."""
 
     interaction: Interaction
     region: Region
-    before: np.ndarray
-    after: np.ndarray
+    change: Change | None
     prediction: Prediction | None = None
 
     @property
     def changed(self) -> bool:
-        return not np.array_equal(self.before, self.after)
+        return self.change is not None and self.change.box is not None
+
+    @property
+    def nbytes(self) -> int:
+        """What the step keeps in memory beyond its hint."""
+        kept = self.change.nbytes if self.change is not None else 0
+        if self.prediction is not None:
+            kept += self.prediction.nbytes
+        return kept
 
 
 @dataclass
@@ -63,6 +80,8 @@ class Session:
 
     ``overwrite_other=False`` (the default) never relabels voxels of another class:
     a new class only takes background voxels, as Slicer's "overwrite: none" does.
+    ``history_budget`` bounds the undo history's memory (bytes): past it, the oldest steps
+    can no longer be undone (``dropped`` counts them; a warning says so).
     """
 
     def __init__(
@@ -72,9 +91,12 @@ class Session:
         labels: LabelTable | None = None,
         overwrite_other: bool = False,
         labelmap: np.ndarray | None = None,
+        history_budget: int = HISTORY_BUDGET_BYTES,
         **engine_kwargs,
     ) -> None:
         self.volume = volume
+        self.history_budget = int(history_budget)
+        self.dropped = 0
         self.labels = labels if labels is not None else LabelTable.default([1])
         self.overwrite_other = overwrite_other
         dtype = np.uint8 if max(self.labels.values or [1]) < 256 else np.uint16
@@ -88,6 +110,10 @@ class Session:
         self._redo: list[Step] = []
         self.engine = create_engine(engine, **engine_kwargs) if isinstance(engine, str) else engine
         if self.engine.volume is not volume:  # an engine shared by sessions of one volume is set once
+            check_fits(
+                int(volume.array.size * self.engine.MEMORY_PER_VOXEL),
+                f"engine {self.engine.name!r} on a {'x'.join(map(str, volume.shape))} volume",
+            )
             self.engine.set_image(volume)
         own = self.engine.label_table() if labels is None else None
         if own is not None:  # a multi-class engine names its classes
@@ -106,6 +132,7 @@ class Session:
         step = self._apply(interaction, self.history)
         self.history.append(step)
         self._redo.clear()
+        self._keep_within_budget()
         return step
 
     def add_many(self, interactions: list[Interaction]) -> Step:
@@ -139,22 +166,30 @@ class Session:
         if not self.history or not isinstance(self.history[-1].interaction, Click):
             raise InteractionError("there is no click to move")
         old = self.history[-1]
+        if old.change is None:
+            raise InteractionError("the last click left the undo history (memory budget): it cannot be moved")
         moved = Click(ijk, old.interaction.label, old.interaction.positive, old.interaction.axis)
         validate(moved, self.volume.shape, self.labels.values)
-        self.labelmap[old.region] = old.before
+        old.change.undo(self.labelmap)
         try:
             step = self._apply(moved, self.history[:-1])
         except Exception:
-            self.labelmap[old.region] = old.after
+            old.change.redo(self.labelmap)
             raise
         self.history[-1] = step
         return step
 
+    @property
+    def can_undo(self) -> bool:
+        return bool(self.history) and self.history[-1].change is not None
+
     def undo(self) -> Step | None:
-        if not self.history:
+        """Undo the newest step; None when there is none (or it left the history's budget)."""
+        if not self.can_undo:
             return None
         step = self.history.pop()
-        self.labelmap[step.region] = step.before
+        assert step.change is not None
+        step.change.undo(self.labelmap)
         self._redo.append(step)
         return step
 
@@ -162,9 +197,36 @@ class Session:
         if not self._redo:
             return None
         step = self._redo.pop()
-        self.labelmap[step.region] = step.after
+        assert step.change is not None  # only undoable steps reach the redo list
+        step.change.redo(self.labelmap)
         self.history.append(step)
         return step
+
+    @property
+    def history_bytes(self) -> int:
+        return sum(s.nbytes for s in self.history) + sum(s.nbytes for s in self._redo)
+
+    def _keep_within_budget(self) -> None:
+        """Past the budget, the oldest undoable steps lose their change (their hints stay,
+        as the engines' context); the newest step always stays undoable."""
+        total = self.history_bytes
+        if total <= self.history_budget:
+            return
+        dropped = 0
+        for step in self.history[:-1]:
+            if total <= self.history_budget:
+                break
+            if step.change is not None:
+                total -= step.change.nbytes
+                step.change = None
+                dropped += 1
+        if dropped:
+            self.dropped += dropped
+            log.warning(
+                "undo history over its %d MB budget: the %d oldest step(s) can no longer be undone",
+                self.history_budget // 1024**2,
+                dropped,
+            )
 
     def discard_undone(self) -> int:
         """Drop the redo list (steps undone because their result was never shown, e.g. a
@@ -227,13 +289,16 @@ class Session:
             # a broken model (NaN weights, an overflow) would otherwise read as "nothing here"
             raise EngineError(f"engine {self.engine.name!r} returned NaN or infinite values: its model is broken")
         region = pred.region
-        before = self.labelmap[region].copy()
+        before = self.labelmap[region]
         if pred.labels is not None:
             after = merge_classes(before, pred.labels, pred.classes or [], self.overwrite_other)
         else:
             after = merge_class(before, pred.mask(), interaction.label, self.overwrite_other)
+        change = Change.between(region, before, after)
         self.labelmap[region] = after
-        return Step(interaction, region, before, after, pred)
+        if not self.engine.KEEPS_PROBABILITY:  # no later request reads it: history keeps no float maps
+            pred.release()
+        return Step(interaction, region, change, pred)
 
 
 def merge_classes(before: np.ndarray, labels: np.ndarray, owned: list[int], overwrite_other: bool) -> np.ndarray:

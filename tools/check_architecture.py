@@ -44,6 +44,8 @@ LAYERS: dict[str, int] = {
     "labels": 0,
     "hints": 0,
     "io": 0,
+    "memory_budget": 0,  # the memory a session needs, checked before it is spent
+    "changes": 0,  # what a step changed in a labelmap, compressed (undo history)
     "intensity": 0,  # the modality of an image and its intensities (io reads the header)
     # 1: shared building blocks
     "preprocessing": 1,

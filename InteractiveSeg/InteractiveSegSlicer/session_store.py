@@ -207,8 +207,12 @@ class SessionStore:
                 self.editor.save_state(
                     pending.segmentationNode, pending.volumeNode
                 )  # one undo state per hint, as the Segment Editor's effects do
-            # the step's own result: later steps of the same call may already be in the session's labelmap
-            self._write(pending.entry, pending.segmentationNode, pending.volumeNode, step.region, step.after)
+            # the step's own result (only what it changed): later steps of the same call may
+            # already be in the session's labelmap
+            if step.change is not None and step.change.box is not None:
+                self._write(
+                    pending.entry, pending.segmentationNode, pending.volumeNode, step.change.box, step.change.after()
+                )
             pending.written += 1
         return pending.segmentationNode
 

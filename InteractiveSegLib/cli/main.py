@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from InteractiveSegLib.errors import InteractiveSegError
@@ -88,9 +89,32 @@ def _segment(args: argparse.Namespace) -> None:
     engine = create_engine(args.engine, **kwargs)
     labels = labels_for_hints(engine, hints)
     session = Session(vol, engine, labels)
-    for h in hints:
+    shown = time.monotonic()
+    for n, h in enumerate(hints):
         session.add(h)
+        if time.monotonic() - shown > 5:  # a long file says how far it is
+            print(f"hint {n + 1} of {len(hints)}", file=sys.stderr, flush=True)
+            shown = time.monotonic()
     print(f"wrote {write_seg_nrrd(args.out, session.labelmap, vol.geometry, labels)}")
+
+
+def _bench_memory(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
+    from InteractiveSegLib.bench import memory
+    from InteractiveSegLib.io import write_atomic
+
+    known = memory.scenarios((1, 1, 1))
+    names = args.scenarios.split(",") if args.scenarios else list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InteractiveSegError(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(known)}")
+    if args.json:
+        check_output(args.json, ".json")
+    results = memory.run(names, tuple(args.shape), args.workdir, args.threads)
+    if args.json:
+        text = json.dumps({"command": args.command_line, "results": [asdict(r) for r in results]}, indent=1)
+        write_atomic(args.json, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _structure_mask(seg, structure: str | None):
@@ -164,6 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bench", help="robot-user benchmark (README, 'Benchmark')")
     bench_cli.add_arguments(b)
 
+    m = sub.add_parser("bench-memory", help="peak memory of segment on a generated 512x512x600 CT")
+    m.add_argument(
+        "--scenarios",
+        help="comma-separated (default: all): " + "click-3-clicks, vmn-box-10-corrections, "
+        "finetune-3-scribbles, click-100000-hints",
+    )
+    m.add_argument("--shape", type=int, nargs=3, default=[600, 512, 512], metavar=("K", "J", "I"))
+    m.add_argument("--threads", type=int, default=2)
+    m.add_argument("--workdir", help="where the CT is written (default: the system's temporary folder)")
+    m.add_argument("--json", help="write the results here")
+
     s = sub.add_parser("segment", help="apply a hints JSON file to a volume, write .seg.nrrd")
     s.add_argument("--image", required=True)
     s.add_argument("--hints", required=True)
@@ -219,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             from InteractiveSegLib import bench
 
             bench.run(bench_cli.options(args, args.command_line))
+        elif args.cmd == "bench-memory":
+            _bench_memory(args)
         elif args.cmd == "segment":
             _segment(args)
         elif args.cmd == "online":

@@ -66,6 +66,11 @@ class EngineState:
     """Base of what an engine keeps in a prediction so that it follows undo and redo
     (VMN's corrected slice, fine-tuning's adapted weights). Each engine subclasses it."""
 
+    @property
+    def nbytes(self) -> int:
+        """Memory it holds (its numpy arrays; a state holding tensors says its own)."""
+        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
+
 
 @dataclass
 class SliceRatings:
@@ -109,7 +114,29 @@ class Prediction:
     state: EngineState | None = None
 
     def mask(self, threshold: float = 0.5) -> np.ndarray:
+        if self.released:
+            raise EngineError("this prediction's probability was released once merged (Engine.KEEPS_PROBABILITY)")
         return self.probability > threshold
+
+    @property
+    def released(self) -> bool:
+        return self.probability.size == 0 and self.labels is None and _size(self.region) > 0
+
+    def release(self) -> None:
+        """Drop the probability and labels once merged: a session's history keeps the hint,
+        the ratings and the engine state, not a float map of the region."""
+        self.probability = np.zeros((0,), np.float32)
+        self.labels = None
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the prediction holds (its arrays and its engine state)."""
+        n = self.probability.nbytes + (self.labels.nbytes if self.labels is not None else 0)
+        return n + (self.state.nbytes if self.state is not None else 0)
+
+
+def _size(region: Region) -> int:
+    return int(np.prod([max((r.stop or 0) - (r.start or 0), 0) for r in region]))
 
 
 class SeedGrower(ABC):
@@ -156,6 +183,12 @@ class Engine(ABC):
     ADOPTS_LABELS: ClassVar[bool] = False
     #: learns from the image's hints and keeps it (``reset_adaptation`` forgets)
     ADAPTS_TO_IMAGE: ClassVar[bool] = False
+    #: later requests read earlier predictions' ``probability`` (SIM's memory); otherwise the
+    #: session releases it once merged, so its history holds no float map of a region
+    KEEPS_PROBABILITY: ClassVar[bool] = False
+    #: bytes per voxel of the image the engine allocates beyond the image itself (its
+    #: normalised float32 copy and a predict's transients), for ``memory_budget``
+    MEMORY_PER_VOXEL: ClassVar[float] = 6.0
     #: runs a network (so a device applies); False for classic algorithms
     RUNS_NETWORK: ClassVar[bool] = True
     #: its model card: a markdown file of the models folder (``checkpoints.default_models_dir``)

@@ -86,3 +86,15 @@ def test_json_hints_have_the_types_the_format_says(text, message):
     """JSON a careless or hostile file holds: Python's casts would take each silently."""
     with pytest.raises(InteractionError, match=message):
         from_json(text)
+
+
+def test_a_hints_file_past_the_caps_is_refused_before_any_hint_is_built():
+    from InteractiveSegLib.hints import MAX_HINTS, MAX_POINTS, from_json
+
+    one = {"type": "click", "ijk": [1, 2, 3], "label": 1, "positive": True, "axis": 0}
+    with pytest.raises(InteractionError, match=f"at most {MAX_HINTS}"):
+        from_json(json.dumps([one] * (MAX_HINTS + 1)))
+    stroke = {"type": "scribble", "voxels": [[1, 2, 3]] * (MAX_POINTS // 2 + 1), "label": 1, "axis": 0}
+    with pytest.raises(InteractionError, match=f"at most {MAX_POINTS}"):
+        from_json(json.dumps([stroke, stroke]))
+    assert len(from_json(json.dumps([one] * 10))) == 10

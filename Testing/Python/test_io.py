@@ -155,7 +155,14 @@ def test_corrupt_files_are_refused_not_zero_filled(tmp_path):
     (tmp_path / "cut.nii.gz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ImageError, match="truncated"):
         read_volume(tmp_path / "cut.nii.gz")
-    a[3, 4, 5] = np.nan
+    ints = (a * 1000).astype(np.int16)
+    for name in ("cut.nii", "cut.nrrd", "cut.mha"):  # uncompressed: ITK zero-fills the NIfTI only
+        write_volume(tmp_path / name, ints, Geometry())
+        raw = (tmp_path / name).read_bytes()
+        (tmp_path / name).write_bytes(raw[: len(raw) * 2 // 3])
+        with pytest.raises(ImageError, match="truncated"):
+            read_volume(tmp_path / name)
+    a[-1, -1, -1] = np.nan
     nib.save(nib.Nifti1Image(a, np.eye(4)), tmp_path / "nan.nii")
     with pytest.raises(ImageError, match="NaN"):
         read_volume(tmp_path / "nan.nii")

@@ -160,3 +160,47 @@ def test_a_slice_engine_refuses_a_hint_that_spans_slices_instead_of_projecting_i
     with pytest.raises(InteractionError, match="spans slices 1..4"):
         s.add(ExtremePoints([(2, 5, 1), (9, 5, 2), (5, 2, 3), (5, 9, 4)], 1, True, 0))
     assert not s.labelmap.any() and not s.history
+
+
+def test_a_step_keeps_only_its_changed_box_compressed_and_no_probability(session):
+    step = session.add(Click((10, 10, 4), label=1))
+    assert step.change is not None and step.change.box == (slice(4, 5), slice(7, 14), slice(7, 14))
+    np.testing.assert_array_equal(step.change.after(), session.labelmap[step.change.box])
+    assert not step.change.before().any()
+    assert step.prediction.released and step.nbytes < 200  # a disk's box, zlib'd
+    with pytest.raises(EngineError, match="released"):
+        step.prediction.mask()
+
+
+def test_history_past_its_budget_drops_the_oldest_undo_steps_but_keeps_their_hints(caplog):
+    vol = Volume(np.zeros((8, 32, 32), np.float32))
+    budget = 100  # bytes: room for two or three compressed disks
+    session = Session(vol, "disk", LabelTable.default([1]), history_budget=budget)
+    for k in range(6):
+        session.add(Click((10, 10, k), label=1))
+    assert session.history_bytes <= budget and session.dropped >= 3
+    assert "can no longer be undone" in caplog.text
+    assert len(session.interactions) == 6  # every hint still counts
+    undone = 0
+    while session.undo() is not None:
+        undone += 1
+    assert undone == 6 - session.dropped
+    # the slices whose steps left the history keep their disks; the undone ones are empty
+    assert all(session.labelmap[k].any() for k in range(session.dropped))
+    assert not session.labelmap[session.dropped :].any()
+    session.redo()
+    assert session.labelmap[session.dropped].any()
+
+
+def test_a_volume_whose_session_would_not_fit_in_free_memory_is_refused(monkeypatch):
+    from InteractiveSegLib import memory_budget
+    from InteractiveSegLib.errors import MemoryBudgetError
+
+    vol = Volume(np.zeros((8, 32, 32), np.float32))
+    engine = DiskEngine()
+    monkeypatch.setattr(memory_budget, "available_memory", lambda: 1000)  # bytes: far too little
+    with pytest.raises(MemoryBudgetError, match="GB of memory"):
+        Session(vol, engine, LabelTable.default([1]))
+    assert engine.volume is None  # refused before the engine took the image
+    monkeypatch.setattr(memory_budget, "available_memory", lambda: 10**9)
+    assert Session(vol, engine, LabelTable.default([1])).engine.volume is vol

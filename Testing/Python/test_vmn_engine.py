@@ -85,6 +85,20 @@ def test_suggestion_correction_undo_redo(colin, engine):
     assert again.prediction.ratings.corrected == [index]
 
 
+def test_a_round_rewrites_the_class_in_its_box_not_the_whole_volume(colin, engine):
+    image, ref = colin
+    index = int(np.argmax(ref.sum((1, 2))))
+    plain = Session(image, engine, LabelTable.default([1]))
+    step = plain.add(_box(ref, index))
+    assert np.prod([r.stop - r.start for r in step.region]) < 0.5 * ref.size
+    assert (plain.labelmap == 1).sum() == (plain.labelmap[step.region] == 1).sum()
+    stray = np.zeros(ref.shape, np.uint8)
+    stray[2, 2, 2] = 1  # an earlier voxel of the class, far from the structure
+    session = Session(image, engine, LabelTable.default([1]), labelmap=stray)
+    session.add(_box(ref, index))
+    np.testing.assert_array_equal(session.labelmap, plain.labelmap)  # a round replaces the whole class
+
+
 def test_memory_beats_no_memory_on_this_structure(colin, engine):
     image, ref = colin
     index = int(np.argmax(ref.sum((1, 2))))
@@ -172,9 +186,10 @@ def test_large_region_is_propagated_at_the_working_size(colin):
     h, w = roi.r1 - roi.r0, roi.c1 - roi.c0
     assert max(engine.working_shape(roi)) == 32 and max(h, w) > 32
     res = engine.propagate(0, corrected, index)
-    assert res.probability.shape == ref.shape
-    np.testing.assert_array_equal(res.probability[index], ref[index])
-    assert res.order and not res.probability[:, : roi.r0].any() and not res.probability[:, roi.r1 :].any()
+    assert res.roi == roi and res.probability.shape == (ref.shape[0], h, w)  # the region only
+    whole = res.whole_slices(ref.shape[1:])
+    np.testing.assert_array_equal(whole[index], ref[index])
+    assert res.order and not whole[:, : roi.r0].any() and not whole[:, roi.r1 :].any()
     stack = np.random.default_rng(0).random((3, 40, 50)).astype(np.float32)
     assert resize_stack(stack, (20, 25)).shape == (3, 20, 25) and resize_stack(stack, (80, 100)).shape == (3, 80, 100)
     assert resize_stack(stack, (40, 50)) is not None and np.array_equal(resize_stack(stack, (40, 50)), stack)

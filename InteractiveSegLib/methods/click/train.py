@@ -172,9 +172,7 @@ def corrupted(truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def merged(
-    labels2d: np.ndarray, truth: np.ndarray, allowed: list[int] | None, rng: np.random.Generator
-) -> np.ndarray:
+def merged(labels2d: np.ndarray, truth: np.ndarray, allowed: list[int] | None, rng: np.random.Generator) -> np.ndarray:
     """The clicked structure joined with some of the structures it touches on the slice.
 
     What a user calls one structure is often a group (the whole brain, an organ with its

@@ -18,6 +18,10 @@ class AdaptedWeights(EngineState):
     generation: int
     weights: dict[str, torch.Tensor] | None
 
+    @property
+    def nbytes(self) -> int:
+        return sum(t.element_size() * t.nelement() for t in (self.weights or {}).values())
+
 
 @dataclass
 class AdaptationReport(StepReport):

@@ -58,6 +58,7 @@ class SIMEngine(Engine):
     multiclass = True
     SUPPORTED_HINTS = frozenset({"click", "scribble", "extreme_points", "auto"})
     HISTORY = "slice"  # the slice's ordered states are the network's memory
+    KEEPS_PROBABILITY = True  # a state is the previous prediction of the slice
     MODEL_CARD = "sim.md"
 
     def __init__(

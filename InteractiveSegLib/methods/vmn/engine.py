@@ -24,6 +24,7 @@ from typing import cast
 import numpy as np
 import torch
 
+from InteractiveSegLib.changes import bounding_region
 from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device
 from InteractiveSegLib.engines.base import Engine, EngineState, Prediction, Request, SliceRatings, StepReport
 from InteractiveSegLib.errors import EngineError
@@ -61,6 +62,7 @@ class VMNEngine(Engine):
     mode = "3d"
     SUPPORTED_HINTS = frozenset({"click", "scribble", "box", "extreme_points"})
     HISTORY = "class"  # every corrected slice of the class is in the memory
+    MEMORY_PER_VOXEL = 7.0  # its normalised copy, and the class mask a round reads
     MODEL_CARD = "vmn.md"
 
     def __init__(
@@ -200,11 +202,11 @@ class VMNEngine(Engine):
             stop_after=self.stop_after,
             progress=self.progress,
         )
-        full = np.zeros((res.probability.shape[0], *corrected[start].shape), np.float32)
-        full[(slice(None), *roi.slices)] = resize_stack(res.probability, (roi.r1 - roi.r0, roi.c1 - roi.c0))
-        for i, m in corrected.items():  # corrected slices keep their mask exactly
-            full[i] = m
-        res.probability = full
+        # the region only: whole slices of a 512 x 512 x 600 CT would be 600 MB of float32
+        prob = resize_stack(res.probability, (roi.r1 - roi.r0, roi.c1 - roi.c0))
+        for i, m in corrected.items():  # corrected slices keep their mask exactly (inside the region)
+            prob[i] = m[roi.slices]
+        res.probability, res.roi = prob, roi
         return res
 
     def predict(self, request: Request) -> Prediction:
@@ -216,8 +218,11 @@ class VMNEngine(Engine):
         corrected = self.corrected_slices(request, request.axis)
         corrected[correction.index] = correction.mask
         result = self.propagate(request.axis, corrected, request.slice_index)
+        assert self.volume is not None
+        plane = cast(tuple[int, int], tuple(n for a, n in enumerate(self.volume.shape) if a != request.axis))
         if self.on_propagated is not None:
-            self.on_propagated(result)
+            whole = PropagationResult(result.whole_slices(plane), result.quality, result.order, result.memory)
+            self.on_propagated(whole)
         # the expected number of wrong voxels of a slice: (1 - predicted IoU) x its foreground
         # (nan where unrated); the suggestion is the slice with the most (model card: vmn.md)
         area = (result.probability > 0.5).sum((1, 2))
@@ -228,10 +233,36 @@ class VMNEngine(Engine):
             corrected=sorted(corrected),
         )
         report = PropagationReport(seconds=result.seconds, propagated=len(result.order))
-        assert self.volume is not None
-        region = (slice(0, self.volume.shape[0]), slice(0, self.volume.shape[1]), slice(0, self.volume.shape[2]))
-        probability = np.moveaxis(result.probability, 0, request.axis)
+        region, probability = self.result_region(request, result, correction)
         return Prediction(request.label, region, probability, ratings=ratings, report=report, state=correction)
+
+    def result_region(
+        self, request: Request, result: PropagationResult, correction: CorrectedSlice
+    ) -> tuple[tuple[slice, slice, slice], np.ndarray]:
+        """The KJI region a round rewrites and its probability: the box of the new result
+        and of the class's current voxels (which it replaces), not the whole volume."""
+        assert self.volume is not None
+        n = self.volume.shape[request.axis]
+        plane = tuple(s for a, s in enumerate(self.volume.shape) if a != request.axis)
+        roi = result.roi or Roi(0, plane[0], 0, plane[1])
+        in_roi = (slice(0, n), *roi.slices)
+        current = np.moveaxis(request.labelmap == request.label, request.axis, 0)
+        whole = (slice(0, n), slice(0, plane[0]), slice(0, plane[1]))
+        box = bounding_region((n, *plane), (in_roi, result.probability > 0.5), (whole, current))
+        if box is None:  # nothing anywhere: the corrected slice, which is empty
+            box = (slice(correction.index, correction.index + 1), slice(0, plane[0]), slice(0, plane[1]))
+        prob = np.zeros(tuple(s.stop - s.start for s in box), np.float32)
+        lo = [max(b.start, r.start) for b, r in zip(box, in_roi, strict=True)]
+        hi = [min(b.stop, r.stop) for b, r in zip(box, in_roi, strict=True)]
+        if all(a < b for a, b in zip(lo, hi, strict=True)):
+            prob[tuple(slice(a - b.start, c - b.start) for a, c, b in zip(lo, hi, box, strict=True))] = (
+                result.probability[
+                    tuple(slice(a - r.start, c - r.start) for a, c, r in zip(lo, hi, in_roi, strict=True))
+                ]
+            )
+        kji_box = [box[1], box[2]]
+        kji_box.insert(request.axis, box[0])
+        return cast(tuple[slice, slice, slice], tuple(kji_box)), np.moveaxis(prob, 0, request.axis)
 
 
 class MemorylessVMNEngine(VMNEngine):

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from InteractiveSegLib.errors import ConfigError
 from InteractiveSegLib.methods.vmn.network import STRIDE, VMNet
+from InteractiveSegLib.preprocessing import Roi
 
 
 class Propagator(Protocol):
@@ -51,6 +52,16 @@ class PropagationResult:
     order: list[int] = field(default_factory=list)
     memory: dict[int, list[int]] = field(default_factory=dict)
     seconds: float = 0.0
+    #: the in-plane region ``probability`` covers (None: whole slices); outside it, 0
+    roi: Roi | None = None
+
+    def whole_slices(self, shape: tuple[int, int]) -> np.ndarray:
+        """``probability`` on whole slices of in-plane ``shape``."""
+        if self.roi is None:
+            return self.probability
+        full = np.zeros((self.probability.shape[0], *shape), np.float32)
+        full[(slice(None), *self.roi.slices)] = self.probability
+        return full
 
 
 def memory_slices(
