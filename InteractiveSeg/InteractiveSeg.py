@@ -376,7 +376,8 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, On
             self._job = self.logic.worker.submit(self.logic.store.compute, self._pending, title=_("Propagation"))
             self.ui.progressBar.setRange(0, 0)  # busy until the engine reports its first propagated slice
             self.ui.progressBar.visible = self.ui.cancelButton.visible = True
-            self.ui.propagateButton.enabled = False
+            # the session refuses them while the job runs (Session.job); the buttons say so first
+            self.ui.propagateButton.enabled = self.ui.undoButton.enabled = self.ui.redoButton.enabled = False
             self._timer.start()
 
     def _pollJob(self) -> None:
@@ -390,7 +391,7 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, On
             return
         self._timer.stop()
         self.ui.progressBar.visible = self.ui.cancelButton.visible = False
-        self.ui.propagateButton.enabled = True
+        self.ui.propagateButton.enabled = self.ui.undoButton.enabled = self.ui.redoButton.enabled = True
         with slicer.util.tryWithErrorDisplay(_("Writing the result failed.")):
             if job.cancel_requested:
                 self.logic.store.discard(self._pending)

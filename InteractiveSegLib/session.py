@@ -11,6 +11,9 @@ Usage (as SamPredictor: set the image once, then many cheap hint -> mask calls):
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +100,8 @@ class Session:
         self.volume = volume
         self.history_budget = int(history_budget)
         self.dropped = 0
+        self._job_lock = threading.RLock()  # held by the thread a job runs on (``job``)
+        self._job_name: str | None = None
         self.labels = labels if labels is not None else LabelTable.default([1])
         self.overwrite_other = overwrite_other
         dtype = np.uint8 if max(self.labels.values or [1]) < 256 else np.uint16
@@ -126,14 +131,35 @@ class Session:
     def interactions(self) -> list[Interaction]:
         return [s.interaction for s in self.history]
 
+    @contextmanager
+    def job(self, what: str = "a job") -> Iterator[None]:
+        """Hold the session for a job (several steps on a worker thread): while it runs, a
+        hint, undo or redo from another thread is refused with a message instead of
+        interleaving with it (undo of A while B computes would lose B's history)."""
+        if not self._job_lock.acquire(blocking=False):
+            raise InteractionError(f"{self._job_name or 'a job'} is running on this volume: wait for it or cancel it")
+        outer = self._job_name
+        self._job_name = outer or what
+        try:
+            yield
+        finally:
+            self._job_name = outer
+            self._job_lock.release()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a job (or a hint, undo or redo) holds the session now."""
+        return self._job_name is not None
+
     def add(self, interaction: Interaction) -> Step:
         """Validate, run the engine, merge into the labelmap and record an undoable step."""
-        validate(interaction, self.volume.shape, self.labels.values)
-        step = self._apply(interaction, self.history)
-        self.history.append(step)
-        self._redo.clear()
-        self._keep_within_budget()
-        return step
+        with self.job("a hint"):
+            validate(interaction, self.volume.shape, self.labels.values)
+            step = self._apply(interaction, self.history)
+            self.history.append(step)
+            self._redo.clear()
+            self._keep_within_budget()
+            return step
 
     def add_many(self, interactions: list[Interaction]) -> Step:
         """Several hints (e.g. scribbles of several labels) as one step, one engine call and
@@ -163,6 +189,10 @@ class Session:
 
     def move_last_click(self, ijk) -> Step:
         """Drag-to-move: re-run with the last click moved; replaces the step, adds none."""
+        with self.job("a click"):
+            return self._move_last_click(ijk)
+
+    def _move_last_click(self, ijk) -> Step:
         if not self.history or not isinstance(self.history[-1].interaction, Click):
             raise InteractionError("there is no click to move")
         old = self.history[-1]
@@ -185,22 +215,24 @@ class Session:
 
     def undo(self) -> Step | None:
         """Undo the newest step; None when there is none (or it left the history's budget)."""
-        if not self.can_undo:
-            return None
-        step = self.history.pop()
-        assert step.change is not None
-        step.change.undo(self.labelmap)
-        self._redo.append(step)
-        return step
+        with self.job("undo"):
+            if not self.can_undo:
+                return None
+            step = self.history.pop()
+            assert step.change is not None
+            step.change.undo(self.labelmap)
+            self._redo.append(step)
+            return step
 
     def redo(self) -> Step | None:
-        if not self._redo:
-            return None
-        step = self._redo.pop()
-        assert step.change is not None  # only undoable steps reach the redo list
-        step.change.redo(self.labelmap)
-        self.history.append(step)
-        return step
+        with self.job("redo"):
+            if not self._redo:
+                return None
+            step = self._redo.pop()
+            assert step.change is not None  # only undoable steps reach the redo list
+            step.change.redo(self.labelmap)
+            self.history.append(step)
+            return step
 
     @property
     def history_bytes(self) -> int:
@@ -236,9 +268,10 @@ class Session:
         return n
 
     def reset(self) -> None:
-        self.labelmap[...] = 0
-        self.history.clear()
-        self._redo.clear()
+        with self.job("reset"):
+            self.labelmap[...] = 0
+            self.history.clear()
+            self._redo.clear()
 
     def hints_json(self) -> str:
         return to_json(self.interactions)

@@ -186,18 +186,19 @@ class SessionStore:
         engine = pending.entry.session.engine
         total = len(pending.steps)
         try:
-            for n, hs in enumerate(pending.steps[len(pending.done) :], start=len(pending.done)):
-                if job is not None:
-                    job.report(n / total, f"hint {n + 1} of {total}")
-                    engine.progress = lambda f, text, n=n: job.report(
-                        (n + f) / total, f"hint {n + 1} of {total}: {text}"
-                    )
-                pending.done.append(
-                    pending.entry.session.add_many(hs) if len(hs) > 1 else pending.entry.session.add(hs[0])
-                )
+            with pending.entry.session.job("a propagation" if total == 1 else f"a job of {total} hints"):
+                SessionStore._compute_steps(pending, job, engine, total)
         finally:
             engine.progress = None
         return pending
+
+    @staticmethod
+    def _compute_steps(pending: Pending, job, engine, total: int) -> None:
+        for n, hs in enumerate(pending.steps[len(pending.done) :], start=len(pending.done)):
+            if job is not None:
+                job.report(n / total, f"hint {n + 1} of {total}")
+                engine.progress = lambda f, text, n=n: job.report((n + f) / total, f"hint {n + 1} of {total}: {text}")
+            pending.done.append(pending.entry.session.add_many(hs) if len(hs) > 1 else pending.entry.session.add(hs[0]))
 
     def commit(self, pending: Pending):
         """Main thread, after ``compute``: write each computed step's region (one undo state

@@ -304,6 +304,57 @@ def test_session_store_segments_undoes_and_redoes(glue, disk_volume, growcut_reg
     np.testing.assert_array_equal(segment_array(glue, seg, vol, sid), mask)
 
 
+def test_undo_and_redo_are_refused_while_a_job_computes_on_the_volume(glue, disk_volume, growcut_registered):
+    """Reproduces the issue's case on real MRML: undo of A while B computes was accepted,
+    the segment kept A and B's history was lost. Now it is refused and nothing changes."""
+    import threading
+
+    from InteractiveSegLib.engines import register_engine
+    from InteractiveSegSlicer.growcut_engine import GrowFromSeedsEngine
+    from InteractiveSegSlicer.worker import InferenceWorker
+
+    entered, gate = threading.Event(), threading.Event()
+
+    class SlowGrowFromSeeds(GrowFromSeedsEngine):
+        name = "slow-growcut"
+
+        def predict(self, request):
+            entered.set()
+            assert gate.wait(20)
+            return super().predict(request)
+
+    register_engine("slow-growcut", SlowGrowFromSeeds)
+    vol, _ = disk_volume
+    store = glue.session_store.SessionStore()
+    gate.set()
+    seg = store.segment(vol, [Click((25, 22, 6), 1, True, 0), Click((2, 2, 6), 1, False, 0)], engine="slow-growcut")
+    sid = seg.GetSegmentation().GetSegmentIDs()[0]
+    after_a = segment_array(glue, seg, vol, sid)
+    gate.clear()
+    entered.clear()
+    pending = store.prepare(vol, [Click((25, 22, 3), 1, True, 0), Click((2, 2, 3), 1, False, 0)], "slow-growcut", seg)
+    worker = InferenceWorker()
+    job = worker.submit(store.compute, pending)
+    try:
+        assert entered.wait(20)
+        for redo in (False, True):
+            with pytest.raises(InteractionError, match="is running on this volume"):
+                (store.redo if redo else store.undo)(vol, seg)
+        with pytest.raises(InteractionError, match="is running"):
+            store.segment(vol, [Click((25, 22, 8), 1, True, 0)], engine="slow-growcut", segmentationNode=seg)
+        np.testing.assert_array_equal(segment_array(glue, seg, vol, sid), after_a)  # nothing changed
+    finally:
+        gate.set()
+    job.wait(20)
+    store.commit(pending)
+    session = store.session(vol)
+    assert len(session.history) == 4 and not session.busy  # A's two clicks and B's, none lost
+    assert segment_array(glue, seg, vol, sid)[3].any()
+    assert store.undo(vol, seg) and store.undo(vol, seg)  # B's two steps undo once the job is done
+    np.testing.assert_array_equal(segment_array(glue, seg, vol, sid), after_a)
+    worker.shutdown()
+
+
 def test_session_store_applies_markups(glue, scene, disk_volume, growcut_registered):
     import vtk
 
