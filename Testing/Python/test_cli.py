@@ -1,6 +1,7 @@
 """The console script end to end: demo, bench on user-supplied files, segment, errors."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from InteractiveSegLib.cli.main import main
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.hints import Click, to_json
 from InteractiveSegLib.io import read_labels, write_volume
-from InteractiveSegLib.volume import Volume
+from InteractiveSegLib.volume import Geometry, Volume
 
 
 @pytest.fixture(scope="module")
@@ -304,6 +305,36 @@ def test_online_task_learns_a_labelled_volume_then_segments_and_survives_a_resta
     assert "no voxel of 99" in capsys.readouterr().err
 
 
+def test_a_corrupt_task_or_labels_on_another_grid_give_a_message_and_change_nothing(tmp_path, crop_files, capsys):
+    """The online command's bad inputs: a task checkpoint or replay buffer cut short or
+    replaced, labels of another volume. Each is one line, exit 2, the task files untouched."""
+    img, labels = crop_files
+    task = tmp_path / "task"
+    assert main(["online", "--task", str(task), "--image", str(img), "--labels", str(labels), "--structure", "74"]) == 0
+    capsys.readouterr()
+    good = {name: (task / name).read_bytes() for name in ("checkpoint.pt", "buffer.json")}
+    other = tmp_path / "other_labels.nrrd"
+    write_volume(other, np.zeros((10, 80, 80), np.uint8), Geometry())
+    cases = [
+        ("checkpoint.pt", good["checkpoint.pt"][: len(good["checkpoint.pt"]) // 2], "checkpoint.pt is corrupt"),
+        ("checkpoint.pt", b"\x80\x04not a checkpoint", "checkpoint.pt is corrupt"),
+        ("buffer.json", b'{"buffer": [1, 2', "buffer.json is corrupt"),
+        ("buffer.json", b'{"unexpected": true}', "buffer.json is corrupt"),
+        (None, b"", "differs from image"),
+    ]
+    for name, data, expected in cases:
+        if name is not None:
+            (task / name).write_bytes(data)
+        labels_arg = str(other) if name is None else str(labels)
+        code = main(["online", "--task", str(task), "--image", str(img), "--labels", labels_arg])
+        err = capsys.readouterr().err
+        assert code == 2 and expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        if name is not None:
+            assert (task / name).read_bytes() == data  # left for the user to restore, not overwritten
+            (task / name).write_bytes(good[name])
+    assert {n: (task / n).read_bytes() for n in good} == good
+
+
 def test_finetune_bench_on_a_users_volume_runs_2d_and_3d_sessions(tmp_path, crop_files):
     """The fine-tuning suite end to end on a user's files: one scribble round per session,
     2D and 3D, every figure of ../shared/BENCHMARK.md and the iterations of each round."""
@@ -356,7 +387,54 @@ def _bad_image(tmp_path, kind):
         nib.save(nib.Nifti1Image(a[0], np.eye(4)), tmp_path / "bad.nii.gz")
     elif kind == "empty":
         (tmp_path / "bad.nii.gz").write_bytes(b"")
+    elif kind == "4d":
+        nib.save(nib.Nifti1Image(np.stack([a, a], axis=-1), np.eye(4)), tmp_path / "bad.nii.gz")
+    elif kind == "rgb":
+        import SimpleITK as sitk
+
+        rgb = (np.stack([a, a, a], axis=-1) * 255).astype(np.uint8)
+        sitk.WriteImage(sitk.GetImageFromArray(rgb, isVector=True), str(tmp_path / "bad.nrrd"))
+        return tmp_path / "bad.nrrd"
+    elif kind == "missing":
+        return tmp_path / "no-such-file.nii.gz"
     return tmp_path / "bad.nii.gz"
+
+
+class _RunsCode:
+    """A pickle that would run a shell command when loaded (torch's weights_only refuses it)."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch pwned",))
+
+
+def _bad_model(tmp_path, kind):
+    """A model file a careless or hostile user might give to the fine-tuning engine."""
+    import torch
+
+    path = tmp_path / "m.pt"
+    if kind == "garbage":
+        path.write_bytes(b"not a model")
+    elif kind == "code":
+        torch.save({"w": torch.zeros(1)}, path)
+        spec = {"labels": ["background", "x"], "network": "subprocess:run", "network_kwargs": {"args": ["true"]}}
+        (tmp_path / "m.pt.json").write_text(json.dumps(spec))
+    elif kind == "pickle":
+        torch.save({"state_dict": _RunsCode()}, path)
+    elif kind == "wrong-output":
+
+        class Shrinks(torch.nn.Module):  # two classes promised, a quarter of the size given
+            def __init__(self):
+                super().__init__()
+                self.conv = torch.nn.Conv2d(1, 2, 1)
+
+            def forward(self, x):
+                return torch.nn.functional.avg_pool2d(self.conv(x), 4)
+
+        torch.jit.save(torch.jit.script(Shrinks()), str(path))
+        (tmp_path / "m.pt.json").write_text(json.dumps({"labels": ["background", "x"]}))
+    return path
 
 
 @pytest.mark.parametrize(
@@ -374,8 +452,15 @@ def _bad_image(tmp_path, kind):
         ("image:nan", "NaN"),
         ("image:2d", "3D"),
         ("image:empty", "cannot read"),
+        ("image:4d", "3D"),
+        ("image:rgb", "components per voxel"),
+        ("image:missing", "no such file"),
+        ("hints:missing", "does not exist"),
+        ("out:folder", "is a folder"),
         ("model:garbage", "does not load"),
         ("model:code", "trust-code"),
+        ("model:pickle", "does not load"),
+        ("model:wrong-output", "output"),
     ],
 )
 def test_the_bad_input_corpus_gives_a_message_exit_2_and_writes_nothing(tmp_path, crop_files, capsys, case, expected):
@@ -389,20 +474,18 @@ def test_the_bad_input_corpus_gives_a_message_exit_2_and_writes_nothing(tmp_path
     extra: list[str] = []
     if case.startswith("image:"):
         img = _bad_image(tmp_path, case.split(":")[1])
-    elif case == "model:garbage":
-        (tmp_path / "m.pt").write_bytes(b"not a model")
-        extra = ["--engine", "finetune", "--model", str(tmp_path / "m.pt")]
-    elif case == "model:code":
-        import torch
-
-        torch.save({"w": torch.zeros(1)}, tmp_path / "m.pt")
-        spec = {"labels": ["background", "x"], "network": "subprocess:run", "network_kwargs": {"args": ["true"]}}
-        (tmp_path / "m.pt.json").write_text(json.dumps(spec))
-        extra = ["--engine", "finetune", "--model", str(tmp_path / "m.pt")]
+    elif case.startswith("model:"):
+        extra = ["--engine", "finetune", "--model", str(_bad_model(tmp_path, case.split(":")[1]))]
+    elif case == "hints:missing":
+        hints = tmp_path / "no-hints.json"
+    elif case == "out:folder":
+        out = tmp_path / "folder.seg.nrrd"
+        out.mkdir()
     else:
         hints.write_text(case)
     code = main(["segment", "--image", str(img), "--hints", str(hints), "--out", str(out), *extra])
     err = capsys.readouterr().err
     assert code == 2, err
     assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert out.read_bytes() == b"the user's earlier result"
+    assert out.is_dir() or out.read_bytes() == b"the user's earlier result"
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()  # no code ran

@@ -159,7 +159,8 @@ class SegmentationModel:
         return out
 
     def check(self) -> None:
-        """Run a small input once: the output must have one channel per label."""
+        """Run a small input once: the output must have one channel per label and the
+        input's size (a network that shrinks or grows it cannot label the input's voxels)."""
         size = (max(32, self.spec.preprocessing.divisor),) * self.spec.spatial_dims
         try:
             with torch.no_grad():
@@ -170,6 +171,11 @@ class SegmentationModel:
             raise ModelError(
                 f"model {self.source} gives output {tuple(out.shape)}; its spec names {self.num_classes} labels "
                 f"({', '.join(self.spec.labels)}) for a {self.spec.spatial_dims}D input"
+            )
+        if tuple(out.shape[2:]) != size:
+            raise ModelError(
+                f"model {self.source} gives an output of size {tuple(out.shape[2:])} for an input of size {size}: "
+                "a segmentation network must give one label per input voxel"
             )
 
 

@@ -272,7 +272,11 @@ class DynamicLearner:
         self.store = store
         saved = store.load_checkpoint() if store is not None else None
         if saved is not None and settings is None:
-            settings = OnlineSettings.from_state(saved["meta"]["settings"])
+            try:
+                settings = OnlineSettings.from_state(saved["meta"]["settings"])
+            except (KeyError, TypeError, ValueError) as e:
+                assert store is not None
+                raise store.corrupt("checkpoint.pt", e) from None
         self.settings = settings or OnlineSettings()
         self.segmenter = OnlineSegmenter(self.settings, device)
         self.buffer = ReplayBuffer(self.settings.buffer_size, self.settings.aux_size, seed=self.settings.seed)
@@ -283,13 +287,20 @@ class DynamicLearner:
         self._samples: dict[str, TrainSample] = {}  # in-memory buffer items when there is no store
         self._rng = np.random.default_rng(self.settings.seed + 1)
         if saved is not None:
-            self.segmenter.load_state(saved)
-            meta = saved["meta"]
-            self.volumes_done = int(meta.get("volumes_done", 0))
-            self.rounds_trained = int(meta.get("rounds_trained", 0))
-            buf = store.load_buffer() if store is not None else None
+            assert store is not None
+            try:
+                self.segmenter.load_state(saved)
+                meta = saved["meta"]
+                self.volumes_done = int(meta.get("volumes_done", 0))
+                self.rounds_trained = int(meta.get("rounds_trained", 0))
+            except (KeyError, TypeError, ValueError, RuntimeError) as e:  # wrong weights or fields
+                raise store.corrupt("checkpoint.pt", e) from None
+            buf = store.load_buffer()
             if buf:
-                self.buffer = ReplayBuffer.from_state(buf)
+                try:
+                    self.buffer = ReplayBuffer.from_state(buf)
+                except (KeyError, TypeError, ValueError) as e:
+                    raise store.corrupt("buffer.json", e) from None
         self.key: str | None = None
 
     # -- one volume --------------------------------------------------------------------------

@@ -100,7 +100,21 @@ class TaskFolder:
         path = self.root / "checkpoint.pt"
         if not path.exists():
             return None
-        return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # torch's unpickler and zip reader raise many kinds
+            raise self.corrupt("checkpoint.pt", e) from None
+        if not isinstance(saved, dict) or not {"model", "meta"} <= set(saved):
+            raise self.corrupt("checkpoint.pt", ValueError("not a task checkpoint"))
+        return saved
+
+    def corrupt(self, name: str, error: BaseException) -> InteractiveSegError:
+        """The message for a task file that cannot be read back: what, where, what to do."""
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return InteractiveSegError(
+            f"task {self.root}: {name} is corrupt or from another version ({first}); "
+            f"restore it from a backup, or remove it to start the task afresh"
+        )
 
     # -- replay buffer ----------------------------------------------------------------------
     def save_buffer(self, state: dict) -> None:
@@ -108,7 +122,15 @@ class TaskFolder:
 
     def load_buffer(self) -> dict | None:
         path = self.root / "buffer.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise self.corrupt("buffer.json", e) from None
+        if not isinstance(state, dict):
+            raise self.corrupt("buffer.json", ValueError("not a JSON object"))
+        return state
 
     def save_sample(self, key: str, **arrays: np.ndarray) -> None:
         import io
@@ -119,5 +141,8 @@ class TaskFolder:
         atomic_write_bytes(self.root / "samples" / f"{key}.npz", buf.getvalue())
 
     def load_sample(self, key: str) -> dict[str, np.ndarray]:
-        with np.load(self.root / "samples" / f"{key}.npz") as z:
-            return {k: z[k] for k in z.files}
+        try:
+            with np.load(self.root / "samples" / f"{key}.npz") as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError) as e:  # missing, cut short, or not an npz
+            raise self.corrupt(f"samples/{key}.npz", e) from None
