@@ -183,6 +183,9 @@ class Engine(ABC):
     ADOPTS_LABELS: ClassVar[bool] = False
     #: learns from the image's hints and keeps it (``reset_adaptation`` forgets)
     ADAPTS_TO_IMAGE: ClassVar[bool] = False
+    #: a 3D engine that reads each hint on one slice (VMN's f_IN) and refuses one spanning
+    #: slices, as 2D engines do, instead of projecting it
+    HINTS_ON_ONE_SLICE: ClassVar[bool] = False
     #: later requests read earlier predictions' ``probability`` (SIM's memory); otherwise the
     #: session releases it once merged, so its history holds no float map of a region
     KEEPS_PROBABILITY: ClassVar[bool] = False
@@ -247,13 +250,14 @@ class Engine(ABC):
                 raise EngineError(f"the {self.name} engine does not take {kind} hints; it takes: {takes}")
         if isinstance(interaction, HintGroup) and "group" not in self.SUPPORTED_HINTS:
             raise EngineError(f"the {self.name} engine takes one hint per step")
-        if self.mode == "2d":  # a slice engine would project a hint that spans slices onto one of them
+        if self.mode == "2d" or self.HINTS_ON_ONE_SLICE:  # else a hint spanning slices is projected onto one
             for m in members(interaction):
                 spanned = sorted({kji(p)[m.axis] for p in m.points})
                 if len(spanned) > 1:
                     raise InteractionError(
                         f"this {kind_of(m)} spans slices {spanned[0]}..{spanned[-1]} along axis {m.axis}; "
-                        f"the {self.name} engine works on one slice: draw it on one slice, or use a 3D engine"
+                        f"the {self.name} engine reads a hint on one slice: draw it on one slice"
+                        + ("" if self.mode != "2d" else ", or use an engine that takes 3D hints")
                     )
 
     # -- the work --------------------------------------------------------------------------

@@ -119,6 +119,8 @@ def test_bad_input_changes_nothing(colin, engine, tmp_path):
         session.add(Box((0, 0, 500), (10, 10, 500), axis=0))  # outside the image
     with pytest.raises(InteractionError):
         session.add(SliceAuto(50, 0))  # VMN has no automatic mode
+    with pytest.raises(InteractionError, match="spans slices 40..60 along axis 0.*on one slice"):
+        session.add(Box((50, 60, 40), (90, 120, 60), axis=0))  # once projected onto slice 40 unsaid
     assert not session.history and not session.labelmap.any()
     bad = tmp_path / "vmn_memory.pt"
     bad.write_bytes(b"not a model")

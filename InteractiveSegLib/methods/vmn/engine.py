@@ -62,6 +62,7 @@ class VMNEngine(Engine):
     mode = "3d"
     SUPPORTED_HINTS = frozenset({"click", "scribble", "box", "extreme_points"})
     HISTORY = "class"  # every corrected slice of the class is in the memory
+    HINTS_ON_ONE_SLICE = True  # f_IN reads the hint's slice; the memory network makes it 3D
     MEMORY_PER_VOXEL = 7.0  # its normalised copy, and the class mask a round reads
     MODEL_CARD = "vmn.md"
 
