@@ -25,6 +25,11 @@ class ModelError(InteractiveSegError):
     """A model file is missing or does not load."""
 
 
+class UntrustedCodeError(ModelError):
+    """A model folder names code that would run when it loads, and the user did not say
+    they trust it (``trust_code``); a UI asks and retries."""
+
+
 class EngineError(InteractiveSegError):
     """An engine name is unknown or an engine cannot handle a request."""
 

@@ -217,12 +217,20 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         volume, segmentation, _ = self._nodes()
         engine = engine or self.scriptedEffect.parameter("Engine")
         logic = self._logic()
-        self._pending = logic.store.prepare(
-            volume, hints, engine, segmentation, labels, group, **logic.options(engine, self._engineKwargs(engine))
+        self._pending = logic.prepare_trusting(
+            self._askTrust, volume, hints, engine, segmentation, labels, group, **self._engineKwargs(engine)
         )
         self._job = logic.worker.submit(logic.store.compute, self._pending, title=f"InteractiveSeg {engine}")
         self._jobStart = time.monotonic()
         self._timer.start()
+
+    @staticmethod
+    def _askTrust(reason):
+        """A model that would run code when it loads: the user decides (default no)."""
+        return slicer.util.confirmYesNoDisplay(
+            f"{reason}.\n\nLoad it and let it run that code? Say yes only for a model from an author you trust.",
+            windowTitle="InteractiveSeg: the model runs code",
+        )
 
     def _poll(self):
         """Progress while the job runs; on the main thread, write its result when done."""

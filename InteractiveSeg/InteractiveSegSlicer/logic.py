@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from InteractiveSegLib.errors import InteractionError
+from InteractiveSegLib.errors import InteractionError, UntrustedCodeError
 from InteractiveSegLib.hints import Scribble
 
 from . import engine_info, geometry, segment_io, session_store, slice_hints
@@ -53,6 +53,8 @@ class SegmentationLogic:
         self.store = session_store.SessionStore(editor)
         self.device: str | None = None  # None: CUDA when available, else CPU
         self.worker = shared_worker()
+        #: model paths the user said may run code when they load (asked once per session)
+        self.trusted_models: set[str] = set()
 
     @staticmethod
     def engineNames() -> list:
@@ -65,8 +67,30 @@ class SegmentationLogic:
             return ["click", "growcut"]
 
     def options(self, engine: str, engineKwargs: dict | None = None) -> dict:
-        """Engine keyword arguments: the chosen device (networks only), then the caller's."""
-        return {**engine_info.engine_options(engine, self.device), **(engineKwargs or {})}
+        """Engine keyword arguments: the chosen device (networks only), then the caller's;
+        ``trust_code`` for a model the user said they trust in this session."""
+        kwargs = {**engine_info.engine_options(engine, self.device), **(engineKwargs or {})}
+        if isinstance(kwargs.get("model"), str) and kwargs["model"] in self.trusted_models:
+            kwargs.setdefault("trust_code", True)
+        return kwargs
+
+    def prepare_trusting(self, ask, volumeNode, hints, engine, segmentationNode=None, labels=None, group=False, **kw):
+        """``store.prepare`` for a UI: a model that would run code when it loads is not
+        loaded unasked. ``ask(message) -> bool`` puts the refusal's reason to the user; a
+        yes loads it with ``trust_code`` and remembers the model for this session, a no
+        re-raises the refusal (nothing changed)."""
+        try:
+            return self.store.prepare(
+                volumeNode, hints, engine, segmentationNode, labels, group, **self.options(engine, kw)
+            )
+        except UntrustedCodeError as e:
+            model = kw.get("model")
+            if not isinstance(model, str) or not ask(str(e)):
+                raise
+            self.trusted_models.add(model)
+        return self.store.prepare(
+            volumeNode, hints, engine, segmentationNode, labels, group, **self.options(engine, kw)
+        )
 
     def segment_class(self, segmentationNode, segmentId: str, engine: str = "click", **engineKwargs):
         """(classes, label value) for hints on the Segment Editor's selected segment: every

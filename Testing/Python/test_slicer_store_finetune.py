@@ -81,3 +81,35 @@ def test_adopt_labels_keeps_existing_and_adds_missing():
     model = LabelTable.default([1, 2], {1: "caudate", 2: "putamen"})
     t = glue.session_store.adopt_labels(existing, model)
     assert [(e.value, e.name) for e in t] == [(1, "Caudate_R"), (4, "lesion"), (5, "putamen")]
+
+
+def test_a_model_that_runs_code_loads_only_once_the_user_says_yes(slicer_app, volume_node, tmp_path):
+    """The UI's path (``SegmentationLogic.prepare_trusting``): a spec naming a network
+    outside MONAI is refused until the user answers yes; the answer is asked once."""
+    import pytest
+
+    from InteractiveSegLib.errors import UntrustedCodeError
+    from InteractiveSegSlicer.logic import SegmentationLogic
+
+    glue_modules()
+    vol_lib, _, _ = disks_volume()
+    vol = volume_node(np.repeat(vol_lib.array, 3, axis=0), IJK_TO_RAS)
+    torch.save(bright_detector().state_dict(), tmp_path / "conv.pt")
+    spec = {**SPEC2D, "network": "test_finetune_parts:bright_detector"}  # code outside MONAI
+    (tmp_path / "conv.pt.json").write_text(__import__("json").dumps(spec))
+    logic = SegmentationLogic()
+    asked: list[str] = []
+    hints = [_stroke([(44, c) for c in range(39, 50)], 1)]
+    model = str(tmp_path / "conv.pt")
+    with pytest.raises(UntrustedCodeError, match="trust"):
+        logic.prepare_trusting(lambda m: asked.append(m) or False, vol, hints, "finetune", model=model)
+    assert len(asked) == 1 and "test_finetune_parts:bright_detector" in asked[0]
+    assert logic.store.session(vol) is None and model not in logic.trusted_models  # nothing changed
+    pending = logic.prepare_trusting(lambda m: asked.append(m) or True, vol, hints, "finetune", model=model)
+    logic.store.compute(pending)
+    seg = logic.store.commit(pending)
+    assert seg is not None and logic.store.session(vol).labelmap.any()
+    logic.prepare_trusting(
+        lambda m: asked.append(m) or True, vol, hints, "finetune", pending.segmentationNode, model=model
+    )
+    assert len(asked) == 2  # the yes is remembered for the session

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from InteractiveSegLib.errors import ModelError
+from InteractiveSegLib.errors import ModelError, UntrustedCodeError
 
 INTENSITY_MODES = ("percentile", "zscore", "range", "none")
 
@@ -234,7 +234,7 @@ def _trusted(target: str, trust_code: bool, what: str) -> None:
     module = target.split(":")[0]
     if trust_code or any(module == m or module.startswith(m + ".") for m in SAFE_FACTORY_MODULES):
         return
-    raise ModelError(
+    raise UntrustedCodeError(
         f"{what} names code outside MONAI's networks ({target!r}); loading it would run that code. "
         "Give --trust-code (trust_code=True) if you trust this model's author"
     )
@@ -367,7 +367,7 @@ def _load_bundle(path: Path, given: dict, trust_code: bool = False) -> Segmentat
     if pt.exists():
         code = _bundle_code(parser)
         if code and not trust_code:
-            raise ModelError(
+            raise UntrustedCodeError(
                 f"bundle {path}: its network_def runs code ({', '.join(map(repr, code[:3]))}); "
                 "give --trust-code (trust_code=True) if you trust this bundle's author"
             )
