@@ -14,6 +14,7 @@ from InteractiveSegLib.intensity import (
     detect_modality,
     modality_from_metadata,
     normalize,
+    normalizer,
 )
 from InteractiveSegLib.io import read_modality, read_volume, write_volume
 from InteractiveSegLib.preprocessing import normalize_intensity
@@ -145,3 +146,13 @@ def test_a_dicom_series_keeps_its_modality_tag(tmp_path):
     assert read_modality(tmp_path) == "ct"
     volume = read_volume(tmp_path)
     assert volume.modality == "ct" and detect_modality(volume) == "ct"
+
+
+@pytest.mark.parametrize("modality", ["ct", "mr"])
+def test_the_normalizer_gives_on_a_slice_what_normalize_gives_on_the_volume(modality):
+    rng = np.random.default_rng(3)
+    a = rng.normal(300 if modality == "mr" else -200, 300, (6, 20, 24)).astype(np.float32)
+    whole = normalize(a, modality)
+    scale = normalizer(a, modality)
+    for axis in range(3):
+        np.testing.assert_array_equal(scale(np.take(a, 2, axis=axis)), np.take(whole, 2, axis=axis))

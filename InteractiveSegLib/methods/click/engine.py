@@ -14,6 +14,7 @@ scans it never saw:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from InteractiveSegLib.engines.base import Engine, Prediction, Request
 from InteractiveSegLib.engines.registry import register_engine
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import slice_points
-from InteractiveSegLib.intensity import detect_modality, normalize
+from InteractiveSegLib.intensity import detect_modality, normalizer
 from InteractiveSegLib.methods.click.zoom import (
     Window,
     network_input,
@@ -46,6 +47,7 @@ class ClickEngine(Engine):
     mode = "2d"
     SUPPORTED_HINTS = frozenset({"click", "scribble", "extreme_points"})
     MODEL_CARD = "click_zoom.md"
+    MEMORY_PER_VOXEL = 1.0  # slices are normalised as they are read: only transients
 
     def __init__(
         self,
@@ -74,12 +76,12 @@ class ClickEngine(Engine):
         self.modality: str | None = None
         if threads:
             torch.set_num_threads(threads)
-        self._norm: np.ndarray | None = None
+        self._normalize: Callable[[np.ndarray], np.ndarray] | None = None
 
     def set_image(self, volume: Volume) -> None:
         super().set_image(volume)
         self.modality = detect_modality(volume) if self.requested_modality == "auto" else self.requested_modality
-        self._norm = normalize(volume.array, self.modality)
+        self._normalize = normalizer(volume.array, self.modality)  # slice by slice: no copy of the volume
 
     @torch.no_grad()
     def run_network(self, batch: np.ndarray) -> np.ndarray:
@@ -87,9 +89,9 @@ class ClickEngine(Engine):
         return torch.sigmoid(self.model(torch.from_numpy(batch).to(self.device)))[:, 0].cpu().numpy()
 
     def predict(self, request: Request) -> Prediction:
-        if self._norm is None or self.volume is None:
+        if self._normalize is None or self.volume is None:
             raise EngineError("set_image() must be called before predict()")
-        image2d = np.take(self._norm, request.slice_index, axis=request.axis)
+        image2d = self._normalize(np.take(self.volume.array, request.slice_index, axis=request.axis))
         previous = request.current_slice()
         pos: list[tuple[int, int]] = []
         neg: list[tuple[int, int]] = []
