@@ -264,3 +264,25 @@ def test_interaction_samples_past_the_end_clear_a_false_mask():
         assert (x[1] > 0.5).any()  # a false previous mask to clear
         assert x[3].max() > x[2].max()  # the stroke is negative (channel 3), no positive cue
     assert all(y.any() for _, y in [interaction_sample(structs, rng, 32, "geodesic", beyond=0.0) for _ in range(10)])
+
+
+def test_a_short_stroke_on_a_large_structure_zooms_out_until_it_sees_all_of_it():
+    """f_IN's ROI starts at the stroke's box; it grows while the prediction touches its edge."""
+    from InteractiveSegLib.methods.vmn.interaction import segment_slice
+
+    class Bright(torch.nn.Module):  # a stand-in f_IN: the bright part of the image channel
+        def forward(self, x):
+            return (x[:, :1] - 0.5) * 40
+
+    yy, xx = np.mgrid[:200, :200]
+    disk = (yy - 100) ** 2 + (xx - 90) ** 2 <= 70**2
+    image = disk.astype(np.float32)
+    stroke = Scribble([(90 + d, 100, 0) for d in range(-4, 5)], axis=0)  # (i, j, k): 9 voxels in the middle
+    prob, roi = segment_slice(Bright(), image, None, [stroke], 0, size=64, encoding="gaussian")
+    assert roi.r1 - roi.r0 > 140 and roi.c1 - roi.c0 > 140
+    found = prob > 0.5
+    assert (found & disk).sum() / disk.sum() > 0.97 and not (found & ~disk).sum() > 0.03 * disk.sum()
+    # a box bounds the structure: no zoom, the ROI stays the box's
+    box = Box((60, 60, 0), (120, 140, 0), axis=0)
+    _, roi = segment_slice(Bright(), image, None, [box], 0, size=64, encoding="gaussian")
+    assert roi.r1 - roi.r0 < 100

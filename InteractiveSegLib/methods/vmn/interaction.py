@@ -15,7 +15,9 @@ ROI (3.2): the bounding box of the hints (and of the previous mask on that slice
 small corrective scribble still sees the whole structure), widened by 10% per side for
 boxes and extreme points (as the paper) and by 50% for scribbles and clicks (a short
 stroke inside a structure says little about its extent), cropped and resized to
-``size`` x ``size``; the result is resized back and pasted.
+``size`` x ``size``; the result is resized back and pasted. For strokes and clicks the ROI
+then zooms out (``ZOOM_STEPS``) while the predicted object touches its edge, so a short
+stroke on a large structure sees all of it.
 """
 
 from __future__ import annotations
@@ -111,6 +113,16 @@ def network_input(
 MARGIN = {"outline": 0.1, "inside": 0.5}
 
 
+def _cues(hints: Sequence[Interaction], axis: int) -> tuple[list, list, bool]:
+    """(positive, negative) points of a slice's hints, and whether they all outline the structure."""
+    positive, negative = [], []
+    for h in hints:
+        p, n = hint_cues(h, axis)
+        positive += p
+        negative += n
+    return positive, negative, all(isinstance(h, (Box, ExtremePoints)) for h in hints)
+
+
 def interaction_input(
     image2d: np.ndarray,
     previous: np.ndarray | None,
@@ -120,12 +132,7 @@ def interaction_input(
     encoding: str = "geodesic",
 ) -> tuple[np.ndarray, Roi]:
     """f_IN input (4, size, size) for the hints of one slice, and the ROI it covers."""
-    positive, negative = [], []
-    for h in hints:
-        p, n = hint_cues(h, axis)
-        positive += p
-        negative += n
-    outline = all(isinstance(h, (Box, ExtremePoints)) for h in hints)
+    positive, negative, outline = _cues(hints, axis)
     roi = hint_roi(
         np.array(positive + negative),
         image2d.shape,
@@ -134,6 +141,30 @@ def interaction_input(
         24 if outline else 32,
     )
     return network_input(image2d, previous, positive, negative, roi, size, encoding), roi
+
+
+#: Times the ROI of a stroke or click may zoom out (x 1.6 at least each time) while the
+#: predicted object touches its edge, as the click engine's window does.
+ZOOM_STEPS = 3
+
+
+def zoomed_roi(prob: np.ndarray, roi: Roi, shape: tuple[int, int], points: np.ndarray) -> Roi | None:
+    """The next ROI when the prediction (``prob``, the ROI at the network's size) touches an
+    edge of ``roi`` that is not the slice's: around the predicted object and the hint, with
+    the stroke margin, and at least 1.6 times larger; None when the object lies inside."""
+    mask = prob > 0.5
+    touches = [
+        bool(mask[0].any()) and roi.r0 > 0,
+        bool(mask[-1].any()) and roi.r1 < shape[0],
+        bool(mask[:, 0].any()) and roi.c0 > 0,
+        bool(mask[:, -1].any()) and roi.c1 < shape[1],
+    ]
+    if not any(touches):
+        return None
+    rows, cols = np.nonzero(paste(prob, roi, shape) > 0.5)
+    obj = np.concatenate([np.stack([rows, cols], 1), np.asarray(points, np.int64).reshape(-1, 2)])
+    at_least = int(np.ceil(1.6 * max(roi.r1 - roi.r0, roi.c1 - roi.c0)))
+    return hint_roi(obj, shape, None, MARGIN["inside"], at_least)
 
 
 @torch.no_grad()
@@ -152,6 +183,14 @@ def segment_slice(
     """
     x, roi = interaction_input(image2d, previous, hints, axis, size, encoding)
     prob = torch.sigmoid(net(torch.from_numpy(x)[None]))[0, 0].numpy()
+    positive, negative, outline = _cues(hints, axis)
+    for _ in range(0 if outline else ZOOM_STEPS):  # a box or extreme points bound the structure
+        grown = zoomed_roi(prob, roi, image2d.shape, np.array(positive + negative))
+        if grown is None or grown == roi:
+            break
+        roi = grown
+        x = network_input(image2d, previous, positive, negative, roi, size, encoding)
+        prob = torch.sigmoid(net(torch.from_numpy(x)[None]))[0, 0].numpy()
     out = np.zeros(image2d.shape, np.float32) if previous is None else previous.astype(np.float32)
     out[roi.slices] = paste(prob, roi, image2d.shape)[roi.slices]
     return out, roi
