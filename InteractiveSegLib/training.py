@@ -39,7 +39,7 @@ def fit(
     state_path = Path(str(args.out) + ".state")
     first, minutes_before = 1, 0.0
     if getattr(args, "resume", False) and state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = torch.load(state_path, map_location="cpu", weights_only=True)  # tensors and numbers: no code runs
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:
@@ -108,7 +108,7 @@ def resumed_iteration(args) -> int:
     state_path = Path(str(args.out) + ".state")
     if not getattr(args, "resume", False) or not state_path.exists():
         return 0
-    return int(torch.load(state_path, map_location="cpu", weights_only=False)["iteration"])
+    return int(torch.load(state_path, map_location="cpu", weights_only=True)["iteration"])
 
 
 def load_matching(model: torch.nn.Module, source: dict) -> dict:
