@@ -141,7 +141,7 @@ def train_quality(args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
     if args.samples and Path(args.samples).exists():
-        groups = torch.load(args.samples)
+        groups = torch.load(args.samples, weights_only=True)  # tensors and numbers: no code runs
     else:
         groups = collect(args, rng)
         if args.samples:
