@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint setup data bench bench-any-scan bench-sim bench-vmn bench-finetune bench-online train-click train-sim train-vmn clean
+.PHONY: demo test lint setup data browser bench bench-any-scan bench-sim bench-vmn bench-finetune bench-online train-click train-sim train-vmn clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,13 +14,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e ".[test]"
 	touch $(STAMP)
 
-setup: $(STAMP) data
+setup: $(STAMP) data browser
 
 # Real labelled volumes come from Debian's mricron-data (Colin27 + AAL, INIA19) and nilearn (MNI152).
 data:
 	@test -f /usr/share/mricron/templates/ch2.nii.gz || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq mricron-data; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq mricron-data; fi; }
+
+# The web app's end-to-end tests drive Debian's headless chromium.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
 
 demo: setup
 	$(BIN)/interactiveseg demo --out out/demo

@@ -24,6 +24,7 @@ Submodules are not imported here so that importing the package stays cheap.
 """
 
 __all__ = [
+    "controller",
     "dependencies",
     "editor_writer",
     "engine_info",

@@ -1,5 +1,6 @@
-"""The ``interactiveseg`` console script: demo, bench, segment, online, train-click, train-sim,
-train-vmn, engines."""
+"""The ``interactiveseg`` console script: demo, bench, bench-memory, segment, online,
+train-click, train-sim, train-vmn, engines, and commands installed beside the library
+(``interactiveseg.commands`` entry points: ``web``, the browser app)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from InteractiveSegLib.errors import InteractiveSegError
@@ -243,6 +245,17 @@ def main(argv: list[str] | None = None) -> int:
     vmn_train.add_arguments(tv)
     sub.add_parser("engines", help="list registered engines")
 
+    plugins = {ep.name: ep for ep in entry_points(group="interactiveseg.commands")}
+    for name in plugins:  # commands installed beside the library (``web``: the browser app)
+        sub.add_parser(name, help=f"{name} (installed with the Slicer glue; --help for its options)", add_help=False)
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in plugins:
+        try:
+            return int(plugins[argv[0]].load()(argv[1:]) or 0)
+        except ImportError as e:
+            print(f"error: interactiveseg {argv[0]} cannot start: {one_line(e)}", file=sys.stderr)
+            return 2
     args = p.parse_args(argv)
     args.command_line = "interactiveseg " + " ".join(sys.argv[1:] if argv is None else argv)
     try:

@@ -1,0 +1,258 @@
+"""``InteractiveController``: the verbs of an interactive segmentation UI (click, box,
+scribble, extreme points, undo, redo, next slice, cancel) on one volume and one segment.
+
+Why Qt-free: the Segment Editor effect (Qt) and the web app (trame-slicer) turn their
+mouse events into the same calls. A gesture's world points and the view's plane normal
+become a hint (``logic.hint_from_view``), checked and prepared on the caller's thread
+(``store.prepare``), computed on the inference thread (``logic.worker``), written on the
+caller's thread (``store.commit``). Bad input raises ``InteractiveSegError`` (one line)
+before anything changed. ``submit`` + ``finish`` split a hint for event loops that poll
+``Operation.job.done``; the verbs block.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from InteractiveSegLib.errors import InteractionError, InteractiveSegError
+from InteractiveSegLib.hints import Interaction
+
+from . import segment_io
+from .logic import SegmentationLogic, register_slicer_engines
+from .session_store import Pending
+from .worker import Cancelled, Job
+
+#: Plane normal of an axial view (RAS), the default of the verbs.
+AXIAL = (0.0, 0.0, 1.0)
+Point = Sequence[float]
+
+
+@dataclass
+class Result:
+    """What one verb did: ``changed`` voxels (of any class), the selected class's ``voxels``
+    afterwards, a one-line ``message``, the engine ``seconds``, and for ``next_slice`` the
+    world point (``ras``) to take the views to."""
+
+    changed: int
+    voxels: int
+    message: str
+    seconds: float = 0.0
+    ras: tuple[float, float, float] | None = None
+
+
+@dataclass
+class Operation:
+    """A hint accepted by ``submit`` and computing on the worker; ``finish`` writes it."""
+
+    pending: Pending
+    job: Job
+    verb: str
+    started: float
+
+
+def _changed_voxels(steps: Sequence[Any]) -> int:
+    total = 0
+    for step in steps:
+        change = getattr(step, "change", None)
+        if change is not None and change.box is not None:
+            total += int(np.count_nonzero(change.before() != change.after()))
+    return total
+
+
+class InteractiveController:
+    """One volume, one segmentation, one selected class (``label``) and engine.
+
+    Args:
+        volumeNode: the scalar volume node to segment.
+        segmentationNode: where results go; None creates one beside the volume on first use.
+        label: label value of the selected class (its segment is made if missing).
+        engine: engine name (``click``, ``growcut``, ...: ``engine_names()``).
+        logic: a ``SegmentationLogic`` (default: a new one, on the shared inference thread).
+        segment_name: name of the class's segment when it is created.
+    """
+
+    def __init__(
+        self,
+        volumeNode: Any,
+        segmentationNode: Any = None,
+        label: int = 1,
+        engine: str = "click",
+        logic: SegmentationLogic | None = None,
+        segment_name: str | None = None,
+    ) -> None:
+        self.volumeNode = volumeNode
+        self.segmentationNode = segmentationNode
+        self.label = int(label)
+        self.segment_name = segment_name
+        self.logic = logic or SegmentationLogic()
+        self.engine = "click"
+        self.set_engine(engine)
+        self._extreme: list[Point] = []
+        self._extreme_normal: Point = AXIAL
+        self._running: Operation | None = None
+
+    # -- selection ----------------------------------------------------------------------
+    def engine_names(self) -> list[str]:
+        """Returns: the engines this process can run."""
+        return list(self.logic.engineNames())
+
+    def set_engine(self, engine: str) -> None:
+        """Args: engine: one of ``engine_names()`` (InteractiveSegError otherwise, nothing changed)."""
+        names = self.engine_names()
+        if engine not in names:
+            raise InteractiveSegError(f"unknown engine {engine!r}; available: {', '.join(names)}")
+        self.engine = engine
+
+    def select_segment(self, segment_id: str) -> int:
+        """Select an existing segment (by ID) as the class to edit.
+
+        Returns: its class's label value (InteractionError if the engine cannot edit it)."""
+        _, self.label = self.logic.segment_class(self.segmentationNode, segment_id, self.engine)
+        return self.label
+
+    def ensure_segmentation(self) -> str:
+        """Create the segmentation node (if None) and the selected class's segment.
+
+        Returns: the segment ID of the selected class."""
+        if self.segmentationNode is None:
+            self.segmentationNode = segment_io.new_segmentation_node(self.volumeNode)
+        labels = segment_io.class_labels(self.segmentationNode, self.label, self.segment_name)
+        return segment_io.ensure_segments(self.segmentationNode, labels, self.volumeNode)[self.label]
+
+    def voxel_count(self) -> int:
+        """Returns: voxels of the selected class's segment (0 if there is none yet)."""
+        if self.segmentationNode is None:
+            return 0
+        labels = segment_io.class_labels(self.segmentationNode, self.label)
+        sid = segment_io.find_segments(self.segmentationNode, labels).get(self.label)
+        return 0 if sid is None else int(segment_io.segment_mask(self.segmentationNode, sid, self.volumeNode).sum())
+
+    # -- hints ----------------------------------------------------------------------------
+    def hint(self, kind: str, points_ras: Sequence[Point], positive: bool = True, normal: Point = AXIAL) -> Interaction:
+        """The library hint of a gesture.
+
+        Args:
+            kind: ``click``, ``scribble``, ``box`` or ``extreme``; points_ras: its world points;
+            positive: inside (True) or outside; normal: the slice view's plane normal (RAS).
+        Returns: the hint (InteractionError for an oblique view or a point outside the image)."""
+        return self.logic.hint_from_view(self.volumeNode, kind, points_ras, normal, self.label, positive)
+
+    def submit(self, hint: Interaction, verb: str = "hint") -> Operation:
+        """Check the hint and start computing it on the inference thread (nothing written yet).
+
+        Args: hint: a library hint (e.g. from ``hint``); verb: for the result's message.
+        Returns: the running operation, for ``finish``."""
+        if self._running is not None:  # computing, or computed and not yet written by ``finish``
+            raise InteractionError("InteractiveSeg is still computing the previous hint; wait or cancel it")
+        register_slicer_engines()
+        store = self.logic.store
+        kwargs = self.logic.options(self.engine)
+        pending = store.prepare(self.volumeNode, [hint], self.engine, self.segmentationNode, None, False, **kwargs)
+        self.segmentationNode = pending.segmentationNode
+        job = self.logic.worker.submit(store.compute, pending, title=f"InteractiveSeg {verb}")
+        self._running = Operation(pending, job, verb, time.perf_counter())
+        return self._running
+
+    def finish(self, op: Operation) -> Result:
+        """Wait for the operation and write its result into the segmentation (caller's thread).
+
+        Args: op: from ``submit``.
+        Returns: the result (a cancelled operation changes nothing); engine errors are re-raised."""
+        try:
+            op.job.wait()
+        except Cancelled:
+            pass
+        except Exception:
+            self.logic.store.commit(op.pending)
+            raise
+        finally:
+            if self._running is op:
+                self._running = None
+        seconds = time.perf_counter() - op.started
+        if op.job.cancel_requested:
+            self.logic.store.discard(op.pending)
+            return Result(0, self.voxel_count(), f"{op.verb}: cancelled", seconds)
+        self.logic.store.commit(op.pending)
+        changed = _changed_voxels(op.pending.done)
+        return Result(changed, self.voxel_count(), f"{op.verb}: {changed} voxels changed", seconds)
+
+    def apply(self, hint: Interaction, verb: str = "hint") -> Result:
+        """``submit`` then ``finish``: blocks until the hint is written."""
+        return self.finish(self.submit(hint, verb))
+
+    # -- verbs ----------------------------------------------------------------------------
+    def click(self, ras: Point, positive: bool = True, normal: Point = AXIAL) -> Result:
+        """A click at world point ``ras``; ``positive`` False for Ctrl+click (outside);
+        ``normal``: the view's plane normal (RAS)."""
+        verb = "click" if positive else "negative click"
+        return self.apply(self.hint("click", [ras], positive, normal), verb)
+
+    def box(self, ras_a: Point, ras_b: Point, normal: Point = AXIAL) -> Result:
+        """A box from corner ``ras_a`` to corner ``ras_b`` (world points, the slice of ``ras_a``)."""
+        return self.apply(self.hint("box", [ras_a, ras_b], True, normal), "box")
+
+    def scribble(self, ras_points: Sequence[Point], positive: bool = True, normal: Point = AXIAL) -> Result:
+        """A stroke through the world points ``ras_points`` (on the slice of the first)."""
+        return self.apply(self.hint("scribble", list(ras_points), positive, normal), "scribble")
+
+    def extreme_point(self, ras: Point, normal: Point = AXIAL) -> Result:
+        """One of four extreme points; the fourth makes the hint (the first three change nothing).
+
+        Args: ras: world point; normal: the view's plane normal (the first point's is kept).
+        Returns: the result (``changed`` is 0 until the fourth point)."""
+        self.hint("click", [ras], True, normal)  # refuses a point outside the image, keeps none
+        if not self._extreme:
+            self._extreme_normal = normal
+        self._extreme.append(ras)
+        if len(self._extreme) < 4:
+            return Result(0, self.voxel_count(), f"extreme point {len(self._extreme)} of 4")
+        points, self._extreme = self._extreme, []
+        return self.apply(self.hint("extreme", points, True, self._extreme_normal), "extreme points")
+
+    def undo(self) -> Result:
+        """Undo the last hint ("nothing to undo", nothing changed, when there is none)."""
+        return self._history(redo=False)
+
+    def redo(self) -> Result:
+        """Redo the last undone hint."""
+        return self._history(redo=True)
+
+    def next_slice(self) -> Result:
+        """The slice a 3D engine rates worst: ``ras`` is its centre (None if it suggests none)."""
+        found = self.logic.suggest_slice(self.volumeNode)
+        if found is None:
+            return Result(0, self.voxel_count(), f"engine {self.engine!r} suggests no slice")
+        suggestion, ras = found
+        message = f"next slice: {suggestion.index} (axis {suggestion.axis}), predicted IoU {suggestion.score:.2f}"
+        return Result(0, self.voxel_count(), message, ras=tuple(float(c) for c in ras))
+
+    def cancel(self) -> bool:
+        """Drop the extreme points placed so far and cancel the running hint (its result is dropped).
+
+        Returns: True if there was something to cancel."""
+        dropped = bool(self._extreme)
+        self._extreme = []
+        if self._running is not None and not self._running.job.done:
+            self._running.job.cancel()
+            return True
+        return dropped
+
+    def _history(self, redo: bool) -> Result:
+        if self._running is not None:
+            raise InteractionError("InteractiveSeg is still computing; wait or cancel before undo/redo")
+        session = self.logic.store.session(self.volumeNode)
+        step = session.history[-1] if session is not None and session.can_undo and not redo else None
+        store = self.logic.store
+        done = (store.redo if redo else store.undo)(self.volumeNode, self.segmentationNode)
+        verb = "redo" if redo else "undo"
+        if not done:
+            return Result(0, self.voxel_count(), f"nothing to {verb}")
+        if redo and session is not None:
+            step = session.history[-1]
+        changed = _changed_voxels([step])
+        return Result(changed, self.voxel_count(), f"{verb}: {changed} voxels changed")
