@@ -50,6 +50,8 @@ bench-any-scan: setup
 	$(BIN)/interactiveseg bench --engines click,growcut --data ct-abdomen --max-slices 5 --json out/bench-click-ct.json --markdown out/bench-click-ct.md
 	$(BIN)/interactiveseg bench --engines click,growcut --data mni152,mni152-brain --max-slices 10 --json out/bench-click-mni.json --markdown out/bench-click-mni.md
 	$(BIN)/interactiveseg bench --engines click,growcut --data mr-brain-tumor,mr-breast,mr-prostate-phantom --min-voxels 100 --min-area 20 --max-slices 10 --json out/bench-click-lesions.json --markdown out/bench-click-lesions.md
+	$(BIN)/interactiveseg bench --engines click,growcut --data ct-abdomen --max-slices 5 --structures colon,duodenum,gallbladder,liver,portal_vein_and_splenic_vein,sacrum,small_bowel,spleen,stomach,urinary_bladder --json out/bench-click-ct-unpaired.json --markdown out/bench-click-ct-unpaired.md
+	$(BIN)/interactiveseg bench --engines click --data mni152-brain,mni152,ct-abdomen --max-slices 5 --threads 2 --json out/bench-click-speed.json --markdown out/bench-click-speed.md
 
 bench-sim: setup
 	$(BIN)/interactiveseg bench --engines sim,growcut --ablation --json out/bench-sim.json --markdown out/bench-sim.md
@@ -61,7 +63,10 @@ bench-vmn: setup
 
 # Resumable: after a stop, the same command with --resume continues from <out>.state.
 train-click: setup
-	$(BIN)/interactiveseg train-click --out Resources/Models/click_zoom.pt --init Resources/Models/click_fcnn.pt --iterations 1100
+	# three stages (model card click_zoom.md): zoom and the previous mask, then merged targets twice
+	$(BIN)/interactiveseg train-click --out Resources/Models/click_zoom.pt --init Resources/Models/click_fcnn.pt --iterations 1100 --p-merge 0
+	$(BIN)/interactiveseg train-click --out Resources/Models/click_zoom.pt --init Resources/Models/click_zoom.pt --iterations 900 --threads 1 --lr 1e-3 --max-interactions 7 --p-merge 0.35 --seed 777
+	$(BIN)/interactiveseg train-click --out Resources/Models/click_zoom.pt --init Resources/Models/click_zoom.pt --iterations 900 --threads 1 --lr 7e-4 --max-interactions 8 --p-merge 0.5 --seed 778
 
 # The SIM network and the networks of its ablation (Resources/Models/sim.md: about 3 hours of
 # one CPU core in all).
