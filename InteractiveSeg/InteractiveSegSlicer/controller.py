@@ -21,6 +21,7 @@ import numpy as np
 
 from InteractiveSegLib.errors import InteractionError, InteractiveSegError
 from InteractiveSegLib.hints import Interaction
+from InteractiveSegLib.session import Step
 
 from . import segment_io
 from .logic import SegmentationLogic, register_slicer_engines
@@ -55,12 +56,12 @@ class Operation:
     started: float
 
 
-def _changed_voxels(steps: Sequence[Any]) -> int:
+def _changed_voxels(steps: Sequence[Step]) -> int:
+    """Voxels the steps changed (each step keeps its changed box, before and after)."""
     total = 0
     for step in steps:
-        change = getattr(step, "change", None)
-        if change is not None and change.box is not None:
-            total += int(np.count_nonzero(change.before() != change.after()))
+        if step.change is not None and step.change.box is not None:
+            total += int(np.count_nonzero(step.change.before() != step.change.after()))
     return total
 
 
@@ -205,14 +206,28 @@ class InteractiveController:
 
         Args: ras: world point; normal: the view's plane normal (the first point's is kept).
         Returns: the result (``changed`` is 0 until the fourth point)."""
+        hint = self.extreme_hint(ras, normal)
+        if hint is None:
+            return Result(0, self.voxel_count(), f"extreme point {len(self._extreme)} of 4")
+        return self.apply(hint, "extreme points")
+
+    def extreme_hint(self, ras: Point, normal: Point = AXIAL) -> Interaction | None:
+        """Collect one extreme point; the fourth gives the hint (None before it).
+
+        Args: ras: world point; normal: the view's plane normal (the first point's is kept).
+        Returns: the four points' hint, or None while fewer are placed."""
         self.hint("click", [ras], True, normal)  # refuses a point outside the image, keeps none
         if not self._extreme:
             self._extreme_normal = normal
         self._extreme.append(ras)
         if len(self._extreme) < 4:
-            return Result(0, self.voxel_count(), f"extreme point {len(self._extreme)} of 4")
+            return None
         points, self._extreme = self._extreme, []
-        return self.apply(self.hint("extreme", points, True, self._extreme_normal), "extreme points")
+        return self.hint("extreme", points, True, self._extreme_normal)
+
+    @property
+    def extreme_points_placed(self) -> int:
+        return len(self._extreme)
 
     def undo(self) -> Result:
         """Undo the last hint ("nothing to undo", nothing changed, when there is none)."""
