@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 Region = tuple[slice, slice, slice]
+_ORIGIN: Region = (slice(0, None), slice(0, None), slice(0, None))
 
 
 @dataclass(frozen=True)
@@ -27,15 +28,12 @@ class Change:
     @classmethod
     def between(cls, region: Region, before: np.ndarray, after: np.ndarray) -> Change:
         """The change from ``before`` to ``after``, two arrays of the labelmap's ``region``."""
-        diff = before != after
-        if not diff.any():
+        inner = bounding_region(before.shape, (_ORIGIN, before != after))  # in the region's own frame
+        if inner is None:
             return cls(None, (), str(before.dtype), b"", b"")
-        lo_hi = []
-        for axis in range(diff.ndim):
-            hit = np.nonzero(diff.any(axis=tuple(a for a in range(diff.ndim) if a != axis)))[0]
-            lo_hi.append((int(hit[0]), int(hit[-1]) + 1))
-        inner = tuple(slice(lo, hi) for lo, hi in lo_hi)
-        box = tuple(slice((r.start or 0) + lo, (r.start or 0) + hi) for r, (lo, hi) in zip(region, lo_hi, strict=True))
+        box = tuple(
+            slice((r.start or 0) + i.start, (r.start or 0) + i.stop) for r, i in zip(region, inner, strict=True)
+        )
         b, a = before[inner], after[inner]
         return cls(box, b.shape, str(b.dtype), _pack(b), _pack(a))  # type: ignore[arg-type]
 

@@ -26,6 +26,8 @@ from InteractiveSegLib.volume import Geometry
 #: KJI size of the issue's CT and its spacing (mm, i/j/k).
 CT_SHAPE = (600, 512, 512)
 CT_SPACING = (0.8, 0.8, 1.0)
+#: The scenarios :func:`scenarios` builds, by name.
+SCENARIOS = ("click-3-clicks", "vmn-box-10-corrections", "finetune-3-scribbles", "click-100000-hints")
 
 
 @dataclass

@@ -106,11 +106,10 @@ def _bench_memory(args: argparse.Namespace) -> None:
     from InteractiveSegLib.bench import memory
     from InteractiveSegLib.io import write_atomic
 
-    known = memory.scenarios((1, 1, 1))
-    names = args.scenarios.split(",") if args.scenarios else list(known)
-    unknown = [n for n in names if n not in known]
+    names = args.scenarios.split(",") if args.scenarios else list(memory.SCENARIOS)
+    unknown = [n for n in names if n not in memory.SCENARIOS]
     if unknown:
-        raise InteractiveSegError(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(known)}")
+        raise InteractiveSegError(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(memory.SCENARIOS)}")
     if args.json:
         check_output(args.json, ".json")
     results = memory.run(names, tuple(args.shape), args.workdir, args.threads)

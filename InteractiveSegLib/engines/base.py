@@ -112,31 +112,25 @@ class Prediction:
     ratings: SliceRatings | None = None
     report: StepReport = field(default_factory=StepReport)
     state: EngineState | None = None
+    released: bool = False  # ``release`` dropped the arrays once merged
 
     def mask(self, threshold: float = 0.5) -> np.ndarray:
         if self.released:
             raise EngineError("this prediction's probability was released once merged (Engine.KEEPS_PROBABILITY)")
         return self.probability > threshold
 
-    @property
-    def released(self) -> bool:
-        return self.probability.size == 0 and self.labels is None and _size(self.region) > 0
-
     def release(self) -> None:
         """Drop the probability and labels once merged: a session's history keeps the hint,
         the ratings and the engine state, not a float map of the region."""
         self.probability = np.zeros((0,), np.float32)
         self.labels = None
+        self.released = True
 
     @property
     def nbytes(self) -> int:
         """Memory the prediction holds (its arrays and its engine state)."""
         n = self.probability.nbytes + (self.labels.nbytes if self.labels is not None else 0)
         return n + (self.state.nbytes if self.state is not None else 0)
-
-
-def _size(region: Region) -> int:
-    return int(np.prod([max((r.stop or 0) - (r.start or 0), 0) for r in region]))
 
 
 class SeedGrower(ABC):
