@@ -13,7 +13,7 @@ before anything changed. ``submit`` + ``finish`` split a hint for event loops th
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,8 @@ from .worker import Cancelled, Job
 #: Plane normal of an axial view (RAS), the default of the verbs.
 AXIAL = (0.0, 0.0, 1.0)
 Point = Sequence[float]
+#: The library hint type (``Engine.SUPPORTED_HINTS``) each gesture kind makes.
+HINT_OF_GESTURE = {"click": "click", "scribble": "scribble", "box": "box", "extreme": "extreme_points"}
 
 
 @dataclass
@@ -75,6 +77,10 @@ class InteractiveController:
         engine: engine name (``click``, ``growcut``, ...: ``engine_names()``).
         logic: a ``SegmentationLogic`` (default: a new one, on the shared inference thread).
         segment_name: name of the class's segment when it is created.
+
+    Attributes a front end may set: ``engine_kwargs`` (e.g. ``{"model": path}`` for the
+    finetune engines) and ``ask_trust(message) -> bool`` (asked before a model that would
+    run code loads; None: refused).
     """
 
     def __init__(
@@ -91,6 +97,9 @@ class InteractiveController:
         self.label = int(label)
         self.segment_name = segment_name
         self.logic = logic or SegmentationLogic()
+        self.labels: Any = None  # the engine's class table once a segment is selected (None: from the segments)
+        self.engine_kwargs: dict = {}
+        self.ask_trust: Callable[[str], bool] | None = None
         self.engine = "click"
         self.set_engine(engine)
         self._extreme: list[Point] = []
@@ -109,11 +118,21 @@ class InteractiveController:
             raise InteractiveSegError(f"unknown engine {engine!r}; available: {', '.join(names)}")
         self.engine = engine
 
+    def takes(self) -> set[str]:
+        """Returns: the gesture kinds (``click``, ``scribble``, ``box``, ``extreme``) the
+        engine takes, from its declaration (its model is not loaded)."""
+        from .session_store import engine_declaration
+
+        hints = engine_declaration(self.engine, self.logic.options(self.engine, self.engine_kwargs)).hints
+        return {kind for kind, name in HINT_OF_GESTURE.items() if name in hints}
+
     def select_segment(self, segment_id: str) -> int:
         """Select an existing segment (by ID) as the class to edit.
 
         Returns: its class's label value (InteractionError if the engine cannot edit it)."""
-        _, self.label = self.logic.segment_class(self.segmentationNode, segment_id, self.engine)
+        self.labels, self.label = self.logic.segment_class(
+            self.segmentationNode, segment_id, self.engine, **self.engine_kwargs
+        )
         return self.label
 
     def ensure_segmentation(self) -> str:
@@ -152,8 +171,10 @@ class InteractiveController:
             raise InteractionError("InteractiveSeg is still computing the previous hint; wait or cancel it")
         register_slicer_engines()
         store = self.logic.store
-        kwargs = self.logic.options(self.engine)
-        pending = store.prepare(self.volumeNode, [hint], self.engine, self.segmentationNode, None, False, **kwargs)
+        ask = self.ask_trust or (lambda _reason: False)
+        pending = self.logic.prepare_trusting(
+            ask, self.volumeNode, [hint], self.engine, self.segmentationNode, self.labels, False, **self.engine_kwargs
+        )
         self.segmentationNode = pending.segmentationNode
         job = self.logic.worker.submit(store.compute, pending, title=f"InteractiveSeg {verb}")
         self._running = Operation(pending, job, verb, time.perf_counter())
@@ -200,6 +221,26 @@ class InteractiveController:
     def scribble(self, ras_points: Sequence[Point], positive: bool = True, normal: Point = AXIAL) -> Result:
         """A stroke through the world points ``ras_points`` (on the slice of the first)."""
         return self.apply(self.hint("scribble", list(ras_points), positive, normal), "scribble")
+
+    def move_click(self, ras: Point) -> Result:
+        """Drag a click: the last click moves to world point ``ras`` and the engine re-runs
+        (no new undo step; blocks for one engine call).
+
+        Returns: the result ("no click to move" when the last step is not a click of this session)."""
+        if self._running is not None:
+            raise InteractionError("InteractiveSeg is still computing; wait or cancel before moving the click")
+        before = self.voxel_count()
+        if not self.logic.move_last_click(self.volumeNode, self.segmentationNode, ras):
+            return Result(0, before, "no click to move")
+        after = self.voxel_count()
+        return Result(abs(after - before), after, "click moved")
+
+    def propagation_hint(self, axis: int = 0) -> Interaction:
+        """The selected class's largest slice along KJI ``axis`` as a hint for a 3D engine
+        (Propagate: draw or correct one slice, then carry it through the volume)."""
+        if self.segmentationNode is None:
+            raise InteractionError("nothing to propagate: draw the structure on one slice first")
+        return self.logic.propagation_hint(self.volumeNode, self.segmentationNode, self.label, axis)
 
     def extreme_point(self, ras: Point, normal: Point = AXIAL) -> Result:
         """One of four extreme points; the fourth makes the hint (the first three change nothing).

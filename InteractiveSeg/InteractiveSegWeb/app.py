@@ -3,17 +3,24 @@
     interactiveseg web --image ct.nii.gz [--labels out.seg.nrrd] [--port 8080]
     (or python -m InteractiveSegWeb.app ... with InteractiveSeg/ on the path)
 
-Click in a slice view: positive hint; Ctrl + click: negative. Undo, Redo, the engine and
-Save (.seg.nrrd) are in the toolbar. Only the files named on the command line are read
-or written (``--image``; ``--labels``: loaded if it exists, written by Save); the browser
-never names a path. The server listens on 127.0.0.1 unless ``--host`` says otherwise.
-Slices only: volume rendering is off until the toolbar's switch turns it on.
+In a slice view, in the toolbar's hint mode: Click (press: inside; Ctrl + press: outside;
+drag: the click moves and the result follows), Scribble (a stroke), Box (corner to
+corner), Extreme points (four presses). Propagate carries the selected class's largest
+slice through the volume (3D engines), Next slice takes the views to the slice the engine
+trusts least, Cancel stops a long job. Undo, Redo, the engine, its model card and Save
+(.seg.nrrd) are in the toolbar; online learning on a ``--task`` folder in its panel.
+
+Only the files named on the command line are read or written (``--image``; ``--labels``:
+loaded if it exists, written by Save; ``--model``; ``--task``); the browser never names a
+path. The server listens on 127.0.0.1 unless ``--host`` says otherwise. Slices only:
+the 3D view (segment surfaces) and volume rendering are off until switched on.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -21,13 +28,19 @@ from pathlib import Path
 from typing import Any
 
 from InteractiveSegLib.errors import ImageError, InteractiveSegError
+from InteractiveSegSlicer import engine_info, slice_views
 from InteractiveSegSlicer.controller import InteractiveController, Result
+from InteractiveSegSlicer.gestures import MODES, Action, GestureTracker
 
-from .effect import InteractiveSegEffect
+from .effect import PRESS, RELEASE, InteractiveSegEffect, ViewEvent
 
-#: Engines offered in the toolbar (those this process can run).
-ENGINES = ("click", "growcut", "vmn-growcut", "vmn")
+#: Engines offered in the toolbar (those this process can run): single-class engines that
+#: take hints on any segment; ``finetune`` adapts the ``--model`` given on the command line.
+ENGINES = ("click", "growcut", "vmn", "vmn-growcut", "vmn-registration", "finetune", "finetune-3d")
+MODE_LABELS = {"click": "Click", "scribble": "Scribble", "box": "Box", "extreme": "Extreme points"}
 LOCAL_HOST = "127.0.0.1"
+log = logging.getLogger("InteractiveSegWeb")
+SHOW_PROGRESS_AFTER_S = 0.5  # a click is done well before: the bar and Cancel only for long jobs
 
 
 def default_labels_path(image: Path) -> Path:
@@ -44,13 +57,23 @@ class InteractiveSegWebApp:
     """The trame server, the Slicer scene with the volume, and the controller.
 
     Args:
-        image: volume file to segment.
+        image: volume file (or DICOM folder) to segment.
         labels: ``.seg.nrrd`` loaded if it exists and written by Save (default beside the image).
         engine: engine selected at start.
         server: a trame server (default: a new one).
+        model: the user's model for the finetune engines (a file named on the command line).
+        task: an online-learning task folder (created if missing); None hides the panel.
     """
 
-    def __init__(self, image: Path, labels: Path | None = None, engine: str = "click", server: Any = None) -> None:
+    def __init__(
+        self,
+        image: Path,
+        labels: Path | None = None,
+        engine: str = "click",
+        server: Any = None,
+        model: Path | None = None,
+        task: Path | None = None,
+    ) -> None:
         from trame.app import get_server
         from trame_slicer import module as trame_slicer_module
         from trame_slicer.core import LayoutManager, SlicerApp
@@ -66,10 +89,7 @@ class InteractiveSegWebApp:
 
         self.image = Path(image)
         self.labels_path = Path(labels) if labels is not None else default_labels_path(self.image)
-        volumes = self.slicer.io_manager.load_volumes([str(self.image)]) if self.image.is_file() else []
-        if not volumes:
-            raise ImageError(f"{self.image}: cannot read this image")
-        self.volume_node = volumes[0]
+        self.volume_node = self._load_volume(self.image)
         self.slicer.display_manager.show_volume_in_slice_background(self.volume_node)
         self.slicer.display_manager.reset_views()
 
@@ -80,6 +100,8 @@ class InteractiveSegWebApp:
             if segmentation is None:
                 raise ImageError(f"{self.labels_path}: cannot read this segmentation")
         self.controller = InteractiveController(self.volume_node, segmentation, engine=engine)
+        if model is not None:
+            self.controller.engine_kwargs = {"model": str(model)}
         if segmentation is not None and segmentation.GetSegmentation().GetNumberOfSegments() > 0:
             segment_id = segmentation.GetSegmentation().GetNthSegmentID(0)
             self.controller.select_segment(segment_id)
@@ -88,21 +110,60 @@ class InteractiveSegWebApp:
         editor.set_active_segmentation(self.controller.segmentationNode, self.volume_node)
         editor.set_active_segment_id(segment_id)
         self.effect = editor.set_active_effect_type(InteractiveSegEffect)
-        self.effect.on_click = self.on_click
+        self.effect.on_event = self.on_event
+        self.tracker = GestureTracker(self.controller)
+        self._move_after_job: Sequence[float] | None = None
+        self.online = None
+        if task is not None:
+            from .online_panel import OnlinePanel
+
+            self.online = OnlinePanel(self, task)
 
         state = self.server.state
         state.trame__title = "InteractiveSeg"
-        state.engines = [e for e in ENGINES if e in self.controller.engine_names()]
+        names = self.controller.engine_names()
+        state.engines = [e for e in ENGINES if e in names and (model is not None or not e.startswith("finetune"))]
         state.engine = self.controller.engine
+        state.modes = [{"value": m, "title": MODE_LABELS[m]} for m in MODES]
+        state.mode = self.tracker.mode
+        state.modes_taken = sorted(self.controller.takes())
+        state.negative = False
         state.voxels = self.controller.voxel_count()
         state.message = f"{self.image.name}: click inside a structure (Ctrl + click: outside)"
         state.busy = False
+        state.progress_shown = False
+        state.progress = 0.0
         state.hints = 0  # results shown so far (a client can wait for the next one)
         state.latency_ms = 0.0
+        state.next_slice = ""
+        state.view_3d = False
         state.volume_rendering = False
+        state.card_shown = False
+        state.card_title = ""
+        state.card_text = ""
         state.change("engine")(self._on_engine)
+        state.change("mode")(self._on_mode)
+        state.change("negative")(self._on_negative)
+        state.change("view_3d")(self._on_view_3d)
         state.change("volume_rendering")(self._on_volume_rendering)
         self._build_ui()
+
+    def _load_volume(self, path: Path) -> Any:
+        """The volume node of a file or a DICOM folder (ImageError: unreadable, not 3D)."""
+        from InteractiveSegSlicer import geometry
+
+        if path.is_dir():  # a DICOM series: its files (trame-slicer's reader sorts the slices)
+            files = sorted(str(f) for f in path.iterdir() if f.is_file())
+            volumes = self.slicer.io_manager.load_volumes(files) if files else []
+        elif path.is_file():
+            volumes = self.slicer.io_manager.load_volumes([str(path)])
+        else:
+            volumes = []
+        if not volumes:
+            raise ImageError(f"{path}: cannot read this image")
+        node = volumes[0]
+        geometry.volume_from_node(node)  # ImageError: 2D, 4D, RGB, NaN
+        return node
 
     @staticmethod
     def _layouts() -> dict:
@@ -132,57 +193,177 @@ class InteractiveSegWebApp:
                     label="Engine",
                     density="compact",
                     hide_details=True,
-                    style="max-width: 180px",
+                    style="max-width: 170px",
                     id="is-engine",
                 )
-                v3.VBtn("Undo", click=self.undo, disabled=("busy",), id="is-undo", classes="mx-1")
-                v3.VBtn("Redo", click=self.redo, disabled=("busy",), id="is-redo", classes="mx-1")
-                v3.VBtn("Save .seg.nrrd", click=self.save, disabled=("busy",), id="is-save", classes="mx-1")
+                v3.VBtn("Model card", click=self.show_model_card, id="is-card", classes="mx-1", size="small")
+                with v3.VBtnToggle(v_model=("mode",), mandatory=True, density="compact", classes="mx-2", id="is-mode"):
+                    for m in MODES:
+                        v3.VBtn(
+                            MODE_LABELS[m],
+                            value=m,
+                            id=f"is-mode-{m}",
+                            size="small",
+                            disabled=(f"!modes_taken.includes('{m}')",),
+                        )
                 v3.VSwitch(
-                    v_model=("volume_rendering",), label="3D", hide_details=True, density="compact", classes="mx-2"
+                    v_model=("negative",), label="Negative", hide_details=True, density="compact", id="is-negative"
+                )
+                for text, action, name in (
+                    ("Propagate", self.propagate, "propagate"),
+                    ("Next slice", self.next_slice, "next"),
+                    ("Undo", self.undo, "undo"),
+                    ("Redo", self.redo, "redo"),
+                    ("Save .seg.nrrd", self.save, "save"),
+                ):
+                    v3.VBtn(text, click=action, disabled=("busy",), id=f"is-{name}", classes="mx-1", size="small")
+                v3.VSwitch(v_model=("view_3d",), label="3D", hide_details=True, density="compact", id="is-3d")
+                v3.VSwitch(
+                    v_model=("volume_rendering",),
+                    label="Volume rendering",
+                    hide_details=True,
+                    density="compact",
+                    disabled=("!view_3d",),
+                    id="is-vr",
                 )
             with self.ui.content:
                 with html.Div(classes="d-flex flex-column", style="height: 100%"):
-                    with html.Div(classes="px-2 text-body-2", style="flex: none"):
+                    with html.Div(classes="px-2 text-body-2 d-flex align-center", style="flex: none"):
                         html.Span("Voxels: ")
-                        html.Span("{{ voxels }}", id="is-voxels")
-                        html.Span(" | hints: ")
-                        html.Span("{{ hints }}", id="is-hints")
-                        html.Span(" | ")
-                        html.Span("{{ latency_ms.toFixed(0) }}", id="is-latency")
-                        html.Span(" ms | ")
-                        html.Span("{{ message }}", id="is-message")
+                        html.Span("{{ voxels }}", id="is-voxels", classes="mx-1")
+                        html.Span("| hints: ")
+                        html.Span("{{ hints }}", id="is-hints", classes="mx-1")
+                        html.Span("| ")
+                        html.Span("{{ latency_ms.toFixed(0) }}", id="is-latency", classes="mx-1")
+                        html.Span("ms | ")
+                        html.Span("{{ message }}", id="is-message", classes="mx-1")
+                        html.Span("{{ next_slice }}", id="is-next-slice", classes="mx-1 font-weight-bold")
+                        v3.VSpacer()
+                        v3.VProgressLinear(
+                            v_show=("progress_shown",),
+                            model_value=("progress * 100",),
+                            indeterminate=("progress === 0",),
+                            style="max-width: 200px",
+                            id="is-progress",
+                        )
+                        v3.VBtn("Cancel", v_show=("progress_shown",), click=self.cancel, id="is-cancel", size="small")
+                    if self.online is not None:
+                        self.online.build()
                     with html.Div(style="flex: 1; position: relative"):
                         self.layout_manager.initialize_layout_grid(self.ui)
+            with v3.VDialog(v_model=("card_shown",), max_width=900, scrollable=True):
+                with v3.VCard():
+                    v3.VCardTitle("{{ card_title }}")
+                    with v3.VCardText():
+                        html.Pre("{{ card_text }}", style="white-space: pre-wrap", id="is-card-text")
+                    with v3.VCardActions():
+                        v3.VBtn("Close", click="card_shown = false", id="is-card-close")
 
-    # -- actions --------------------------------------------------------------------------
-    def on_click(self, ras: Sequence[float], normal: Sequence[float], positive: bool) -> None:
-        """From the effect (a slice view's left button): run the hint without blocking the server."""
+    # -- gestures ---------------------------------------------------------------------------
+    def on_event(self, event: ViewEvent) -> None:
+        """From the effect (a slice view's left button): the gesture's rules, then its action."""
+        try:
+            if event.kind == PRESS:
+                action = self.tracker.press(event.ras, event.pixel, event.normal, event.ctrl)
+            elif event.kind == RELEASE:
+                action = self.tracker.release(event.ras, event.pixel)
+            else:
+                action = self.tracker.move(event.ras, event.pixel)
+            self._act(action)
+        except InteractiveSegError as e:
+            self._show(message=str(e))
+
+    def _act(self, action: Action) -> None:
         from trame_server.utils.asynchronous import create_task
 
-        create_task(self.click(ras, normal, positive))
+        if action.message:
+            self._show(message=action.message)
+        if action.hint is not None:
+            op = self.controller.submit(action.hint, action.verb)  # refused (one line) while a job runs
+            slice_views.hide_highlights(self.slicer.scene)  # the suggested slice is acted upon
+            create_task(self._finish(op))
+        elif action.move_to is not None:
+            if self.controller._running is not None:
+                self._move_after_job = action.move_to  # applied once the running click is written
+            else:
+                self._run_sync(lambda: self.controller.move_click(action.move_to))
 
-    async def click(self, ras: Sequence[float], normal: Sequence[float], positive: bool) -> None:
-        """A positive (or negative) click: prepared here, computed on the inference thread,
-        written here once done; the page shows the class's voxels and the latency."""
-        start = time.perf_counter()
-        verb = "click" if positive else "negative click"
+    async def _finish(self, op) -> None:
+        """Wait for the job (progress bar and Cancel after ``SHOW_PROGRESS_AFTER_S``), then
+        write its result here, on the server's thread."""
+        self._show(busy=True)
+        while not op.job.done:
+            waited = time.perf_counter() - op.started
+            self._show(progress_shown=waited > SHOW_PROGRESS_AFTER_S, progress=float(op.job.progress))
+            await asyncio.sleep(0.005 if waited < SHOW_PROGRESS_AFTER_S else 0.1)
+        self._show(progress_shown=False, progress=0.0)
         try:
-            op = self.controller.submit(self.controller.hint("click", [ras], positive, normal), verb)
-            self._show(busy=True)
-            while not op.job.done:
-                await asyncio.sleep(0.005)
             result = self.controller.finish(op)
         except InteractiveSegError as e:
             self._show(busy=False, message=str(e))
             return
-        self._show_result(result, time.perf_counter() - start)
+        except Exception as e:  # an engine's fault: the page gets one line, the log the traceback
+            log.exception("%s failed", op.verb)
+            self._show(busy=False, message=f"{op.verb} failed ({type(e).__name__}: {e}); nothing changed")
+            return
+        self._show_result(result, time.perf_counter() - op.started)
+        move, self._move_after_job = self._move_after_job, None
+        if move is not None and not self.tracker.active:
+            self._run_sync(lambda: self.controller.move_click(move))
+
+    # -- buttons ----------------------------------------------------------------------------
+    def propagate(self) -> None:
+        """The selected class's largest axial slice, carried through the volume by a 3D engine."""
+        from trame_server.utils.asynchronous import create_task
+
+        try:
+            if not self.controller.engine.startswith("vmn"):
+                self.controller.set_engine("vmn")
+                self._show(engine="vmn")
+            op = self.controller.submit(self.controller.propagation_hint(axis=0), "propagate")
+        except InteractiveSegError as e:
+            self._show(message=str(e))
+            return
+        create_task(self._finish(op))
+
+    def next_slice(self) -> None:
+        """Take the view of the suggested slice's orientation there, highlight it, show its score."""
+        try:
+            found = self.controller.logic.suggest_slice(self.volume_node)
+        except InteractiveSegError as e:
+            self._show(message=str(e))
+            return
+        if found is None:
+            self._show(
+                next_slice="", message=f"engine {self.controller.engine!r} rates no slice yet (vmn after a hint)"
+            )
+            return
+        suggestion, _ = found
+        view = self._slice_view(slice_views.orientation_for_axis(self.volume_node, suggestion.axis))
+        if view is not None:
+            slice_views.show_slice(view.get_view_node(), self.volume_node, suggestion.axis, suggestion.index)
+        slice_views.highlight_slice(self.volume_node, suggestion.axis, suggestion.index)
+        text = f"next slice {suggestion.index}: predicted IoU {suggestion.score:.2f}"
+        self._show(next_slice=text, message=text)
+        self._render()
+
+    def cancel(self) -> None:
+        self.tracker.cancel()
+        self._show(message="cancelling...")
 
     def undo(self) -> None:
         self._run_sync(self.controller.undo)
 
     def redo(self) -> None:
         self._run_sync(self.controller.redo)
+
+    def show_model_card(self) -> None:
+        engine = self.controller.engine
+        self._show(
+            card_title=f"Model card: {engine} ({engine_info.device_summary()})",
+            card_text=engine_info.model_card(engine),
+            card_shown=True,
+        )
 
     def save(self) -> None:
         """Write the segmentation to the ``--labels`` path, all at once (``io.write_atomic``:
@@ -213,16 +394,55 @@ class InteractiveSegWebApp:
             return
         self._show_result(result, time.perf_counter() - start)
 
+    # -- settings ---------------------------------------------------------------------------
     def _on_engine(self, engine: str, **_: Any) -> None:
+        """Another engine: the hint modes it does not take are greyed (Click if the mode was one)."""
         try:
             self.controller.set_engine(engine)
+            taken = self.controller.takes()
         except InteractiveSegError as e:
             self._show(message=str(e), engine=self.controller.engine)
+            return
+        self._show(modes_taken=sorted(taken), message=f"engine {engine}")
+        if self.tracker.mode not in taken:
+            self._show(mode="click")
+
+    def _on_mode(self, mode: str, **_: Any) -> None:
+        try:
+            self.tracker.set_mode(mode)
+        except InteractiveSegError as e:
+            self._show(message=str(e), mode=self.tracker.mode)
+            return
+        hints = {"click": "click inside (Ctrl: outside), drag to move", "scribble": "draw a stroke"}
+        hints |= {"box": "drag from corner to corner", "extreme": "press on the 4 extreme points"}
+        self._show(message=f"{MODE_LABELS[mode]}: {hints[mode]}")
+
+    def _on_negative(self, negative: bool, **_: Any) -> None:
+        self.tracker.negative = bool(negative)
+
+    def _on_view_3d(self, view_3d: bool, **_: Any) -> None:
+        """The 3D view with the segments' surfaces (volume rendering stays a second switch)."""
+        self.layout_manager.set_layout("With 3D" if view_3d else "Slices")
+        if view_3d:
+            self.controller.segmentationNode.CreateClosedSurfaceRepresentation()
+        elif self.server.state.volume_rendering:
+            self._show(volume_rendering=False)
 
     def _on_volume_rendering(self, volume_rendering: bool, **_: Any) -> None:
-        self.layout_manager.set_layout("With 3D" if volume_rendering else "Slices")
         if volume_rendering:
             self.slicer.display_manager.show_volume(self.volume_node, vr_preset="MR-Default")
+        else:
+            vr = self.slicer.scene.GetFirstNodeByClass("vtkMRMLVolumeRenderingDisplayNode")
+            if vr is not None:
+                vr.SetVisibility(False)
+        self._render()
+
+    # -- page -------------------------------------------------------------------------------
+    def _slice_view(self, orientation: str) -> Any:
+        for view in self.slicer.view_manager.get_slice_views():
+            if view.get_view_node().GetOrientation() == orientation:
+                return view
+        return None
 
     def _show_result(self, result: Result, seconds: float) -> None:
         self._show(
@@ -232,6 +452,9 @@ class InteractiveSegWebApp:
             latency_ms=1000.0 * seconds,
             hints=self.server.state.hints + 1,
         )
+        self._render()
+
+    def _render(self) -> None:
         for view in self.slicer.view_manager.get_views():
             view.schedule_render()
 
@@ -243,9 +466,11 @@ class InteractiveSegWebApp:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="interactiveseg web", description=__doc__.split("\n\n")[0])
-    p.add_argument("--image", required=True, type=Path, help="volume to segment (NIfTI, NRRD, MHA)")
+    p.add_argument("--image", required=True, type=Path, help="volume to segment (NIfTI, NRRD, MHA, DICOM folder)")
     p.add_argument("--labels", type=Path, help=".seg.nrrd: loaded if it exists, written by Save")
     p.add_argument("--engine", default="click", help="engine at start (default: click)")
+    p.add_argument("--model", type=Path, help="your model for the finetune engines (checkpoint, TorchScript, bundle)")
+    p.add_argument("--task", type=Path, help="online-learning task folder (created if missing): shows its panel")
     p.add_argument("--port", type=int, default=8080, help="port (0: any free one)")
     p.add_argument("--host", default=None, help=f"address to listen on (default {LOCAL_HOST}: this machine only)")
     return p.parse_args(argv)
@@ -274,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # trame reads sys.argv itself (--host, --port, ...): only what main() parsed counts
     sys.argv = sys.argv[:1]
     try:
-        app = InteractiveSegWebApp(args.image, args.labels, args.engine)
+        app = InteractiveSegWebApp(args.image, args.labels, args.engine, model=args.model, task=args.task)
     except InteractiveSegError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

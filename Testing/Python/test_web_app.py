@@ -11,16 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -124,200 +115,186 @@ def test_controller_cancel_drops_the_running_hint(controller):
 
 
 # --- the web app in headless Chromium ----------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.skip("Debian chromium is not installed: apt-get install -y chromium")
-    return path
-
-
-class Page:
-    """One Chromium tab through the DevTools protocol."""
-
-    def __init__(self, ws) -> None:
-        self.ws = ws
-        self.n = 0
-
-    async def call(self, method: str, **params):
-        self.n += 1
-        await self.ws.send_json({"id": self.n, "method": method, "params": params})
-        while True:
-            msg = await self.ws.receive_json()
-            if msg.get("id") == self.n:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-
-    async def js(self, expression: str):
-        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    async def wait_for(self, expression: str, what: str):
-        deadline = time.monotonic() + DEADLINE_S
-        while time.monotonic() < deadline:
-            value = await self.js(expression)
-            if value:
-                return value
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"the page never showed {what} ({expression})")
-
-    async def text(self, element_id: str) -> str:
-        return await self.js(f"document.getElementById({element_id!r}).textContent.trim()")
-
-    async def click_at(self, x: float, y: float, ctrl: bool = False) -> None:
-        """A real left click (press, release) at page coordinates; Ctrl held when asked."""
-        modifiers = 2 if ctrl else 0
-        await self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y, modifiers=modifiers)
-        for kind in ("mousePressed", "mouseReleased"):
-            await self.call(
-                "Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1, modifiers=modifiers
-            )
-
-    async def next_result(self, hints_before: int) -> dict:
-        """Wait until the server showed one more result; the page's counters then."""
-        await self.wait_for(f"Number(document.getElementById('is-hints').textContent) > {hints_before}", "a result")
-        return {
-            "hints": int(await self.text("is-hints")),
-            "voxels": int(await self.text("is-voxels")),
-            "message": await self.text("is-message"),
-        }
-
-
 @pytest.fixture
-def web_server(colin_crop, tmp_path):
-    """The app in a subprocess on a free port (127.0.0.1); yields (url, labels path)."""
-    browser = chromium()
-    port = free_port()
-    labels = tmp_path / "out.seg.nrrd"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "InteractiveSeg")])}
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed after the process ends
-    cmd = [sys.executable, "-m", "InteractiveSegWeb.app", "--image", str(colin_crop), "--labels", str(labels)]
-    proc = subprocess.Popen([*cmd, "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+def chromium():
+    from InteractiveSegWeb import browser
+
     try:
-        deadline = time.monotonic() + DEADLINE_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the server exited ({proc.returncode}): {(tmp_path / 'server.log').read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(url, timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("the server did not answer")
-                time.sleep(0.2)
-        yield browser, url, labels
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        return browser.find_chromium()
+    except InteractiveSegError as e:
+        pytest.skip(str(e))
 
 
-async def _open_page(browser: str, url: str, profile: str):
-    proc = subprocess.Popen(
-        [
-            browser,
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--remote-debugging-port=0",
-            f"--user-data-dir={profile}",
-            "--window-size=1280,900",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    active = Path(profile) / "DevToolsActivePort"
-    deadline = time.monotonic() + DEADLINE_S
-    while not (active.exists() and active.read_text().strip()):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise AssertionError("chromium did not open its DevTools port")
-        await asyncio.sleep(0.1)
-    return proc, int(active.read_text().split()[0])
+def changed_pixels(before: bytes, after: bytes) -> int:
+    """Pixels that differ between two PNG screenshots of the same view."""
+    import io as stdio
+
+    from PIL import Image
+
+    a = np.asarray(Image.open(stdio.BytesIO(before)).convert("RGB"), dtype=np.int16)
+    b = np.asarray(Image.open(stdio.BytesIO(after)).convert("RGB"), dtype=np.int16)
+    return int(np.count_nonzero(np.abs(a - b).sum(axis=2) > 30))
 
 
-async def _drive(browser: str, url: str) -> dict:
-    import aiohttp
+async def _shown_after(page, clip, results_before: int) -> tuple[dict, bytes]:
+    """The next result and a screenshot of the view once a frame newer than it arrived."""
+    result = await page.next_result(results_before)
+    frames = await page.js("window.__is.frames.length")
+    await page.wait_for(f"window.__is.frames.length > {frames}", "a new frame of the views", 30)
+    return result, await page.screenshot(clip=clip)
+
+
+async def _drive_gestures(url: str, shots: Path) -> dict:
+    from InteractiveSegWeb import browser
 
     report: dict = {}
-    with tempfile.TemporaryDirectory() as profile:
-        proc, port = await _open_page(browser, url, profile)
-        try:
-            async with aiohttp.ClientSession() as http:
-                async with http.get(f"http://127.0.0.1:{port}/json/list") as r:
-                    targets = json.loads(await r.text())
-                ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
-                async with http.ws_connect(ws_url, max_msg_size=0) as ws:
-                    page = Page(ws)
-                    await page.call("Page.navigate", url=url)
-                    # the axial view (first of the layout) has drawn a frame
-                    box = await page.wait_for(
-                        "(() => { const a = document.querySelector('.remote-controlled-area');"
-                        " const img = a && a.querySelector('img.image-display-area');"
-                        " if (!img || !img.complete || img.naturalWidth === 0) return null;"
-                        " const r = a.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })()",
-                        "the axial view",
-                    )
-                    x, y = box[0] + box[2] / 2, box[1] + box[3] / 2
-                    report["start"] = {"voxels": int(await page.text("is-voxels")), "hints": 0}
+    async with browser.open_page(url) as page:
+        await page.js(browser.LATENCY_PROBE)
+        box = await page.view_box(0)
+        x, y = box[0] + box[2] / 2, box[1] + box[3] / 2
+        report["start"] = {"voxels": int(await page.text("is-voxels"))}
+        before = await page.screenshot(clip=box)
 
-                    t0 = time.perf_counter()
-                    await page.click_at(x, y)
-                    report["click"] = await page.next_result(0)
-                    report["click_seconds"] = time.perf_counter() - t0
+        await page.click_at(x, y)
+        report["click"], after = await _shown_after(page, box, 0)
+        report["click_pixels"] = changed_pixels(before, after)
+        await page.screenshot(shots / "click.png")
 
-                    t0 = time.perf_counter()
-                    await page.click_at(x, y, ctrl=True)
-                    report["ctrl_click"] = await page.next_result(1)
-                    report["ctrl_click_seconds"] = time.perf_counter() - t0
+        await page.click_at(x, y, ctrl=True)
+        report["ctrl_click"] = await page.next_result(1)
+        await page.press_button("is-undo")
+        report["undo"] = await page.next_result(2)
 
-                    await page.js("document.getElementById('is-undo').click()")
-                    report["undo"] = await page.next_result(2)
+        n = await page.results()
+        await page.drag([(x, y), (x + 8, y), (x + 16, y + 4)])  # a click dragged: it moves, the result follows
+        report["drag"] = await page.next_result(n)
+        await page.wait_for("!document.getElementById('is-undo').disabled", "the end of the drag")
+        await asyncio.sleep(1.0)  # the last move's result
+        report["drag_end"] = {"hints": await page.results(), "message": await page.text("is-message")}
+        await page.press_button("is-undo")
+        report["drag_undo"] = await page.next_result(report["drag_end"]["hints"])
 
-                    await page.js("document.getElementById('is-save').click()")
-                    await page.wait_for(
-                        "document.getElementById('is-message').textContent.includes('saved')", "the saved message"
-                    )
-                    report["server_ms"] = float(await page.text("is-latency"))
-        finally:
-            proc.terminate()
-            proc.wait(20)
+        await page.press_button("is-mode-scribble")
+        await page.wait_for("document.getElementById('is-message').textContent.includes('Scribble')", "the mode")
+        n = await page.results()
+        await page.drag([(x - 40, y + 30), (x - 30, y + 32), (x - 20, y + 34), (x - 10, y + 36)], ctrl=True)
+        report["scribble"] = await page.next_result(n)
+
+        report["box_disabled"] = await page.js("document.getElementById('is-mode-box').disabled")
+        await page.set_state("mode", "box")  # past the greyed button: the press is refused
+        await page.drag([(x - 30, y - 30), (x, y), (x + 30, y + 30)])
+        await page.wait_for("document.getElementById('is-message').textContent.includes('does not take')", "refusal")
+        report["box_refused"] = {"hints": await page.results(), "message": await page.text("is-message")}
+
+        await page.press_button("is-mode-extreme")
+        n = await page.results()
+        placed = []
+        for dx, dy in ((-25, 0), (25, 0), (0, -25)):
+            await page.click_at(x + dx, y + dy)
+            await page.wait_for(
+                f"document.getElementById('is-message').textContent.includes('extreme point {len(placed) + 1} of 4')",
+                "the extreme point count",
+            )
+            placed.append(await page.results())
+        report["extreme_before_fourth"] = placed
+        await page.click_at(x, y + 25)
+        report["extreme"] = await page.next_result(n)
+
+        await page.press_button("is-next")
+        await page.wait_for("document.getElementById('is-message').textContent.includes('rates no slice')", "advice")
+        report["next_slice_growcut"] = await page.text("is-message")
+
+        await page.press_button("is-save")
+        await page.wait_for("document.getElementById('is-message').textContent.includes('saved')", "the saved message")
+        report["saved_voxels"] = int(await page.text("is-voxels"))
     return report
 
 
-def test_web_app_click_ctrl_click_undo_save_in_chromium(web_server):
+def test_web_app_gestures_undo_save_in_chromium(chromium, colin_crop, tmp_path):
+    """Every gesture of the effect's list in a real browser: click (and the page's pixels),
+    Ctrl+click, drag a click, a negative scribble, a box (and a box without a drag),
+    extreme points, Undo, Next slice on an engine that rates none, Save."""
+    from InteractiveSegWeb import browser
+
     from InteractiveSegLib import io
 
-    browser, url, labels = web_server
-    report = asyncio.run(_drive(browser, url))
-    print(
-        f"browser click -> voxel count shown: first {report['click_seconds'] * 1000:.0f} ms (model load), "
-        f"Ctrl+click {report['ctrl_click_seconds'] * 1000:.0f} ms; server undo: {report['server_ms']:.0f} ms"
-    )
+    labels = tmp_path / "out.seg.nrrd"
+    with browser.web_server(colin_crop, labels, tmp_path / "server.log", ["--engine", "growcut"]) as url:
+        r = asyncio.run(_drive_gestures(url, tmp_path))
 
-    assert report["start"]["voxels"] == 0
-    click, ctrl_click, undo = report["click"], report["ctrl_click"], report["undo"]
-    assert click["voxels"] > 0, click["message"]
-    assert click["message"].startswith("click:")
-    assert ctrl_click["message"].startswith("negative click:")
-    assert ctrl_click["voxels"] < click["voxels"], ctrl_click
+    assert r["start"]["voxels"] == 0
+    click, ctrl_click, undo = r["click"], r["ctrl_click"], r["undo"]
+    assert click["voxels"] > 0 and click["message"].startswith("click:"), click
+    assert r["click_pixels"] > 50, "the segment is not visible in the axial view"
+    assert ctrl_click["message"].startswith("negative click:") and ctrl_click["voxels"] < click["voxels"]
     assert undo["message"].startswith("undo:") and undo["voxels"] == click["voxels"]
-
+    assert r["drag"]["message"].startswith("click:"), r["drag"]  # the press is a click...
+    assert r["drag_end"]["message"] == "click moved"  # ...that the drag moved
+    assert r["drag_undo"]["voxels"] == undo["voxels"]  # the click and its moves are one step
+    assert r["scribble"]["message"].startswith("negative scribble:"), r["scribble"]
+    assert r["box_disabled"] is True  # Grow from seeds takes no box
+    assert r["box_refused"]["hints"] == r["scribble"]["hints"], r["box_refused"]
+    assert "growcut" in r["box_refused"]["message"]
+    assert r["extreme_before_fourth"] == [r["scribble"]["hints"]] * 3  # three points, no result yet
+    assert r["extreme"]["message"].startswith("extreme points:"), r["extreme"]
+    assert "rates no slice" in r["next_slice_growcut"]
     saved = io.read_labels(labels)
-    assert int(np.count_nonzero(saved.labelmap)) == undo["voxels"]
+    assert int(np.count_nonzero(saved.labelmap)) == r["saved_voxels"]
+
+
+async def _drive_vmn(url: str) -> dict:
+    from InteractiveSegWeb import browser
+
+    report: dict = {}
+    async with browser.open_page(url) as page:
+        box = await page.view_box(0)
+        x, y = box[0] + box[2] / 2, box[1] + box[3] / 2
+        report["start"] = int(await page.text("is-voxels"))
+        await page.press_button("is-propagate")  # the whole brain through the volume: a long job
+        await page.wait_for("document.getElementById('is-cancel').offsetParent !== null", "Cancel", 60)
+        await page.press_button("is-cancel")
+        report["cancelled"] = await page.next_result(0)
+
+        await page.press_button("is-mode-box")
+        n = await page.results()
+        await page.click_at(x, y)  # a box needs a drag
+        await page.wait_for("document.getElementById('is-message').textContent.includes('one corner')", "advice")
+        report["box_no_drag"] = await page.results()
+        await page.drag([(x - 20, y - 20), (x, y), (x + 20, y + 20)])
+        report["box"] = await page.next_result(n)
+
+        await page.press_button("is-next")
+        await page.wait_for("document.getElementById('is-next-slice').textContent.includes('next slice')", "a slice")
+        report["next_slice"] = await page.text("is-next-slice")
+    return report
+
+
+def test_web_app_vmn_cancel_box_and_next_slice_in_chromium(chromium, tmp_path):
+    """On Colin27 with its whole-brain mask loaded: Propagate (VMN through the volume) is a
+    long job that shows Cancel, and Cancel leaves the segmentation as it was; a box without
+    a drag is no hint, a dragged box is; Next slice names a slice and its predicted IoU."""
+    from InteractiveSegWeb import browser
+
+    from InteractiveSegLib import io
+    from InteractiveSegLib.data import datasets
+    from InteractiveSegLib.errors import ImageError
+    from InteractiveSegLib.labels import LabelTable
+
+    try:
+        colin = datasets.load("colin27")
+    except ImageError as e:
+        pytest.skip(str(e))
+    image = io.write_volume(tmp_path / "colin27.nii.gz", colin.image)
+    brain = (colin.labels.labelmap > 0).astype(np.uint8)
+    labels = io.write_seg_nrrd(tmp_path / "brain.seg.nrrd", brain, colin.image.geometry, LabelTable.default([1]))
+    with browser.web_server(image, labels, tmp_path / "server.log", ["--engine", "vmn"]) as url:
+        r = asyncio.run(_drive_vmn(url))
+    assert r["start"] == int(brain.sum())
+    assert r["cancelled"]["message"] == "propagate: cancelled", r["cancelled"]
+    assert r["cancelled"]["voxels"] == r["start"]
+    assert r["box_no_drag"] == r["cancelled"]["hints"]  # no hint from a box without a drag
+    assert r["box"]["message"].startswith("box:"), r["box"]
+    assert r["next_slice"].startswith("next slice") and "predicted IoU" in r["next_slice"]
 
 
 def test_interactiveseg_web_is_a_command_of_the_cli_and_refuses_a_bad_file(tmp_path, capsys):
