@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint setup data browser bench bench-any-scan bench-sim bench-vmn bench-finetune bench-online train-click train-sim train-vmn clean
+.PHONY: demo test lint setup data browser bench bench-any-scan bench-sim bench-vmn bench-finetune bench-online screenshots train-click train-sim train-vmn clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench: setup
 	$(BIN)/interactiveseg bench --engines click,growcut --json out/bench-click.json --markdown out/bench-click.md
 
 # The click engine on every modality at hand (needs ../shared/data beside the repository).
+# The web app in headless Chromium: click -> segment visible in the page (20 clicks, click
+# engine, a 256 x 256 slice), and the screenshots of README and the Extension Index.
+screenshots: setup
+	$(BIN)/interactiveseg web-bench --clicks 20 --screenshots Resources/Screenshots --json out/web-bench.json
+
 bench-any-scan: setup
 	$(BIN)/interactiveseg bench --engines click,growcut --data colin27,inia19 --max-slices 3 --json out/bench-click-brain-atlas.json --markdown out/bench-click-brain-atlas.md
 	$(BIN)/interactiveseg bench --engines click,growcut --data ct-abdomen --max-slices 5 --json out/bench-click-ct.json --markdown out/bench-click-ct.md

@@ -73,6 +73,11 @@ class GestureTracker:
         self.stroke = None
 
     @property
+    def points(self) -> list[Point]:
+        """World points of the gesture in progress (a box: its first and current corner)."""
+        return list(self._points) if self.stroke is not None else []
+
+    @property
     def active(self) -> bool:
         """True while the button is down on a gesture."""
         return self.stroke is not None

@@ -27,8 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from InteractiveSegLib.errors import ImageError, InteractiveSegError
-from InteractiveSegSlicer import engine_info, slice_views
+from InteractiveSegSlicer import engine_info, hint_marks, slice_views
 from InteractiveSegSlicer.controller import InteractiveController, Result
 from InteractiveSegSlicer.gestures import MODES, Action, GestureTracker
 
@@ -193,30 +195,13 @@ class InteractiveSegWebApp:
                     label="Engine",
                     density="compact",
                     hide_details=True,
-                    style="max-width: 170px",
+                    style="min-width: 190px; max-width: 220px",
                     id="is-engine",
                 )
                 v3.VBtn("Model card", click=self.show_model_card, id="is-card", classes="mx-1", size="small")
-                with v3.VBtnToggle(v_model=("mode",), mandatory=True, density="compact", classes="mx-2", id="is-mode"):
-                    for m in MODES:
-                        v3.VBtn(
-                            MODE_LABELS[m],
-                            value=m,
-                            id=f"is-mode-{m}",
-                            size="small",
-                            disabled=(f"!modes_taken.includes('{m}')",),
-                        )
-                v3.VSwitch(
-                    v_model=("negative",), label="Negative", hide_details=True, density="compact", id="is-negative"
+                v3.VBtn(
+                    "Save .seg.nrrd", click=self.save, disabled=("busy",), id="is-save", classes="mx-1", size="small"
                 )
-                for text, action, name in (
-                    ("Propagate", self.propagate, "propagate"),
-                    ("Next slice", self.next_slice, "next"),
-                    ("Undo", self.undo, "undo"),
-                    ("Redo", self.redo, "redo"),
-                    ("Save .seg.nrrd", self.save, "save"),
-                ):
-                    v3.VBtn(text, click=action, disabled=("busy",), id=f"is-{name}", classes="mx-1", size="small")
                 v3.VSwitch(v_model=("view_3d",), label="3D", hide_details=True, density="compact", id="is-3d")
                 v3.VSwitch(
                     v_model=("volume_rendering",),
@@ -225,28 +210,55 @@ class InteractiveSegWebApp:
                     density="compact",
                     disabled=("!view_3d",),
                     id="is-vr",
+                    classes="ml-2",
                 )
             with self.ui.content:
                 with html.Div(classes="d-flex flex-column", style="height: 100%"):
-                    with html.Div(classes="px-2 text-body-2 d-flex align-center", style="flex: none"):
-                        html.Span("Voxels: ")
-                        html.Span("{{ voxels }}", id="is-voxels", classes="mx-1")
-                        html.Span("| hints: ")
-                        html.Span("{{ hints }}", id="is-hints", classes="mx-1")
-                        html.Span("| ")
-                        html.Span("{{ latency_ms.toFixed(0) }}", id="is-latency", classes="mx-1")
-                        html.Span("ms | ")
-                        html.Span("{{ message }}", id="is-message", classes="mx-1")
-                        html.Span("{{ next_slice }}", id="is-next-slice", classes="mx-1 font-weight-bold")
-                        v3.VSpacer()
+                    with html.Div(classes="px-2 pt-1 d-flex align-center flex-wrap", style="flex: none; gap: 4px"):
+                        with v3.VBtnToggle(v_model=("mode",), mandatory=True, density="compact", id="is-mode"):
+                            for m in MODES:
+                                v3.VBtn(
+                                    MODE_LABELS[m],
+                                    value=m,
+                                    id=f"is-mode-{m}",
+                                    size="small",
+                                    disabled=(f"!modes_taken.includes('{m}')",),
+                                )
+                        v3.VSwitch(
+                            v_model=("negative",),
+                            label="Negative",
+                            hide_details=True,
+                            density="compact",
+                            id="is-negative",
+                            classes="mx-2 flex-grow-0",
+                        )
+                        for text, action, name in (
+                            ("Propagate", self.propagate, "propagate"),
+                            ("Next slice", self.next_slice, "next"),
+                            ("Undo", self.undo, "undo"),
+                            ("Redo", self.redo, "redo"),
+                        ):
+                            v3.VBtn(text, click=action, disabled=("busy",), id=f"is-{name}", size="small")
                         v3.VProgressLinear(
                             v_show=("progress_shown",),
                             model_value=("progress * 100",),
                             indeterminate=("progress === 0",),
                             style="max-width: 200px",
+                            classes="mx-2",
                             id="is-progress",
                         )
                         v3.VBtn("Cancel", v_show=("progress_shown",), click=self.cancel, id="is-cancel", size="small")
+                    with html.Div(classes="px-2 text-body-2", style="flex: none"):
+                        html.Span("Voxels: ")
+                        html.Span("{{ voxels }}", id="is-voxels")
+                        html.Span(" | hints: ")
+                        html.Span("{{ hints }}", id="is-hints")
+                        html.Span(" | ")
+                        html.Span("{{ latency_ms.toFixed(0) }}", id="is-latency")
+                        html.Span(" ms | ")
+                        html.Span("{{ message }}", id="is-message")
+                        html.Span(" ")
+                        html.Span("{{ next_slice }}", id="is-next-slice", classes="font-weight-bold")
                     if self.online is not None:
                         self.online.build()
                     with html.Div(style="flex: 1; position: relative"):
@@ -269,9 +281,19 @@ class InteractiveSegWebApp:
                 action = self.tracker.release(event.ras, event.pixel)
             else:
                 action = self.tracker.move(event.ras, event.pixel)
+            self._draw_stroke(event)
             self._act(action)
         except InteractiveSegError as e:
             self._show(message=str(e))
+
+    def _draw_stroke(self, event: ViewEvent) -> None:
+        """The scribble or box in progress in every view (hidden once released)."""
+        stroke = self.tracker.stroke
+        if stroke is None or stroke.kind not in ("scribble", "box"):
+            hint_marks.show_stroke(self.slicer.scene, [])
+            return
+        points = hint_marks.outline(stroke.kind, self.tracker.points, np.asarray(event.slice_to_ras))
+        hint_marks.show_stroke(self.slicer.scene, points, stroke.positive)
 
     def _act(self, action: Action) -> None:
         from trame_server.utils.asynchronous import create_task
@@ -281,6 +303,7 @@ class InteractiveSegWebApp:
         if action.hint is not None:
             op = self.controller.submit(action.hint, action.verb)  # refused (one line) while a job runs
             slice_views.hide_highlights(self.slicer.scene)  # the suggested slice is acted upon
+            hint_marks.show_hint(self.volume_node, action.hint)
             create_task(self._finish(op))
         elif action.move_to is not None:
             if self.controller._running is not None:
@@ -344,7 +367,8 @@ class InteractiveSegWebApp:
             slice_views.show_slice(view.get_view_node(), self.volume_node, suggestion.axis, suggestion.index)
         slice_views.highlight_slice(self.volume_node, suggestion.axis, suggestion.index)
         text = f"next slice {suggestion.index}: predicted IoU {suggestion.score:.2f}"
-        self._show(next_slice=text, message=text)
+        axis = {0: "axial", 1: "coronal", 2: "sagittal"}.get(suggestion.axis, str(suggestion.axis))
+        self._show(next_slice=text, message=f"the {axis} view shows it, highlighted:")
         self._render()
 
     def cancel(self) -> None:
@@ -425,6 +449,8 @@ class InteractiveSegWebApp:
         self.layout_manager.set_layout("With 3D" if view_3d else "Slices")
         if view_3d:
             self.controller.segmentationNode.CreateClosedSurfaceRepresentation()
+            for view in self.slicer.view_manager.get_threed_views():
+                view.reset_view()
         elif self.server.state.volume_rendering:
             self._show(volume_rendering=False)
 

@@ -34,11 +34,11 @@ REPO_ROOT = WEB_ROOT.parent
 #: "click -> updated segment visible" is measured by the browser's own clock.
 LATENCY_PROBE = """
 (() => {
-  window.__is = {frames: [], results: [], presses: []};
+  window.__is = {frames: [], frames0: [], results: [], presses: []};
   const watch = (el, list) => new MutationObserver(() => list.push(performance.now()))
       .observe(el, {attributes: true, childList: true, characterData: true, subtree: true});
   document.querySelectorAll('.remote-controlled-area img.image-display-area')
-      .forEach((img) => watch(img, window.__is.frames));
+      .forEach((img, n) => { watch(img, window.__is.frames); if (n === 0) watch(img, window.__is.frames0); });
   watch(document.getElementById('is-hints'), window.__is.results);
   document.addEventListener('pointerdown', () => window.__is.presses.push(performance.now()), true);
   return true;

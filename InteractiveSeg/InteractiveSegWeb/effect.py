@@ -35,13 +35,15 @@ _KINDS = {
 @dataclass(frozen=True)
 class ViewEvent:
     """One left-button event of a slice view: ``kind`` (press, move, release), world point,
-    screen pixel, the view's plane normal (RAS) and whether Ctrl was held."""
+    screen pixel, the view's plane normal (RAS), whether Ctrl was held, and the view's
+    SliceToRAS matrix (row-major 4 x 4, to draw a box in its plane)."""
 
     kind: str
     ras: tuple[float, float, float]
     pixel: tuple[float, float]
     normal: tuple[float, float, float]
     ctrl: bool
+    slice_to_ras: tuple[tuple[float, ...], ...] = ()
 
 
 EventHandler = Callable[[ViewEvent], Any]
@@ -87,6 +89,7 @@ class InteractiveSegPipeline(SegmentationEffectPipeline[InteractiveSegEffect]):
             tuple(float(c) for c in eventData.GetDisplayPosition()),  # type: ignore[arg-type]
             tuple(float(matrix.GetElement(r, 2)) for r in range(3)),  # type: ignore[arg-type]
             bool(eventData.GetModifiers() & vtkEvent.ControlModifier),
+            tuple(tuple(float(matrix.GetElement(r, c)) for c in range(4)) for r in range(4)),
         )
         self._effect.handle(event)
         return True
