@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from InteractiveSegLib.errors import ImageError, InteractiveSegError
+from InteractiveSegLib.hints import slice_index
 from InteractiveSegSlicer import engine_info, hint_marks, slice_views
 from InteractiveSegSlicer.controller import InteractiveController, Result
 from InteractiveSegSlicer.gestures import MODES, Action, GestureTracker
@@ -115,6 +116,7 @@ class InteractiveSegWebApp:
         self.effect.on_event = self.on_event
         self.tracker = GestureTracker(self.controller)
         self._move_after_job: Sequence[float] | None = None
+        self.last_slice: tuple[int, int] | None = None  # (KJI axis, index) of the last hint: "Slice done"
         self.online = None
         if task is not None:
             from .online_panel import OnlinePanel
@@ -304,6 +306,7 @@ class InteractiveSegWebApp:
             op = self.controller.submit(action.hint, action.verb)  # refused (one line) while a job runs
             slice_views.hide_highlights(self.slicer.scene)  # the suggested slice is acted upon
             hint_marks.show_hint(self.volume_node, action.hint)
+            self.last_slice = (int(action.hint.axis), slice_index(action.hint))
             create_task(self._finish(op))
         elif action.move_to is not None:
             if self.controller._running is not None:

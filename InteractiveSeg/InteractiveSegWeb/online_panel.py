@@ -88,11 +88,13 @@ class OnlinePanel:
         self._do(run)
 
     def slice_done(self) -> None:
-        """The axial view's slice is drawn (corrected): the learner reads it."""
+        """The slice of the last hint is drawn (corrected): the learner reads it."""
 
         def run(logic) -> str:
-            view = self.app._slice_view("Axial")
-            axis, index, voxels = logic.record_view_slice(view.get_view_node())
+            if self.app.last_slice is None:
+                return "segment a slice with hints first, then press Slice done"
+            axis, index = self.app.last_slice
+            voxels = logic.record_drawn_slice(axis, index)
             return f"slice {index} (axis {axis}) recorded: {voxels} voxels"
 
         self._do(run)

@@ -298,6 +298,52 @@ def test_web_app_vmn_cancel_box_and_next_slice_in_chromium(chromium, tmp_path):
     assert r["next_slice"].startswith("next slice") and "predicted IoU" in r["next_slice"]
 
 
+async def _drive_online(url: str) -> dict:
+    from InteractiveSegWeb import browser
+
+    report: dict = {}
+    async with browser.open_page(url) as page:
+        box = await page.view_box(0)
+        x, y = box[0] + box[2] / 2, box[1] + box[3] / 2
+
+        async def press(name: str, expect: str, deadline_s: float = 120) -> str:
+            await page.press_button(f"is-online-{name}")
+            await page.wait_for(
+                f"document.getElementById('is-message').textContent.includes({expect!r})", expect, deadline_s
+            )
+            return await page.text("is-online-status")
+
+        await page.press_button("is-online-slice-done")
+        await page.wait_for("document.getElementById('is-message').textContent.includes('first')", "advice")
+        report["too_early"] = await page.text("is-message")
+        report["started"] = await press("start", "started")
+        await page.click_at(x, y)
+        await page.next_result(0)
+        report["recorded"] = await press("slice-done", "recorded")
+        report["recorded_message"] = await page.text("is-message")
+        report["trained"] = await press("train", "training round done", 300)
+        report["proposed"] = await press("propose", "draw on")
+        report["proposal"] = await page.text("is-message")
+    return report
+
+
+def test_web_app_online_learning_row_in_chromium(chromium, colin_crop, tmp_path):
+    """``--task``: Start on the volume, Slice done records the slice of the last hint, Train
+    runs a round on the inference thread, Propose names slices; the status line follows."""
+    from InteractiveSegWeb import browser
+
+    extra = ["--engine", "growcut", "--task", str(tmp_path / "task")]
+    with browser.web_server(colin_crop, tmp_path / "out.seg.nrrd", tmp_path / "server.log", extra) as url:
+        r = asyncio.run(_drive_online(url))
+    assert "first" in r["too_early"]
+    assert "0 rounds trained" in r["started"] and "round" in r["started"]
+    assert "1 slices drawn" in r["recorded"], r["recorded"]
+    assert int(r["recorded_message"].split(":")[-1].split()[0]) > 0  # the clicked structure's voxels
+    assert "1 rounds trained" in r["trained"], r["trained"]
+    assert r["proposal"].startswith("draw on: ")
+    assert (tmp_path / "task").is_dir()
+
+
 def test_web_bench_measures_clicks_in_the_browser_and_takes_screenshots(chromium, tmp_path, capsys):
     """``interactiveseg web-bench``: real clicks timed by the page's clock, and the two
     screenshots (slices with the suggested slice, and the 3D view) as PNG files."""
