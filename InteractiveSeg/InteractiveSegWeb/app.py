@@ -1,4 +1,4 @@
-"""InteractiveSeg in the browser: a trame-slicer app on one volume.
+"""InteractiveSeg in the browser: a trame-slicer app on one volume at a time.
 
     interactiveseg web --image ct.nii.gz [--labels out.seg.nrrd] [--port 8080]
     (or python -m InteractiveSegWeb.app ... with InteractiveSeg/ on the path)
@@ -11,9 +11,10 @@ trusts least, Cancel stops a long job. Undo, Redo, the engine, its model card an
 (.seg.nrrd) are in the toolbar; online learning on a ``--task`` folder in its panel.
 
 Only the files named on the command line are read or written (``--image``; ``--labels``:
-loaded if it exists, written by Save; ``--model``; ``--task``); the browser never names a
-path. The server listens on 127.0.0.1 unless ``--host`` says otherwise. Slices only:
-the 3D view (segment surfaces) and volume rendering are off until switched on.
+loaded if it exists, written by Save; ``--model``; ``--task``), and with ``--root DIR`` the
+volumes under that folder (picked by name in the page, refused outside it). The server
+listens on 127.0.0.1 unless ``--host`` says otherwise. Slices only: the 3D view (segment
+surfaces) and volume rendering are off until switched on.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ from InteractiveSegSlicer import engine_info, hint_marks, slice_views
 from InteractiveSegSlicer.controller import InteractiveController, Result
 from InteractiveSegSlicer.gestures import MODES, Action, GestureTracker
 
+from . import files
 from .effect import PRESS, RELEASE, InteractiveSegEffect, ViewEvent
+from .page import MODE_LABELS
 
 #: Engines offered in the toolbar (those this process can run): single-class engines that
 #: take hints on any segment; ``finetune`` adapts the ``--model`` given on the command line.
 ENGINES = ("click", "growcut", "vmn", "vmn-growcut", "vmn-registration", "finetune", "finetune-3d")
-MODE_LABELS = {"click": "Click", "scribble": "Scribble", "box": "Box", "extreme": "Extreme points"}
 LOCAL_HOST = "127.0.0.1"
 log = logging.getLogger("InteractiveSegWeb")
 SHOW_PROGRESS_AFTER_S = 0.5  # a click is done well before: the bar and Cancel only for long jobs
@@ -66,6 +68,7 @@ class InteractiveSegWebApp:
         server: a trame server (default: a new one).
         model: the user's model for the finetune engines (a file named on the command line).
         task: an online-learning task folder (created if missing); None hides the panel.
+        root: a folder whose volumes the page may open (``files``); None: only ``image``.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class InteractiveSegWebApp:
         server: Any = None,
         model: Path | None = None,
         task: Path | None = None,
+        root: Path | None = None,
     ) -> None:
         from trame.app import get_server
         from trame_slicer import module as trame_slicer_module
@@ -90,33 +94,11 @@ class InteractiveSegWebApp:
         self.layout_manager.register_layout_dict(self._layouts())
         self.layout_manager.set_layout("Slices")
 
-        self.image = Path(image)
-        self.labels_path = Path(labels) if labels is not None else default_labels_path(self.image)
-        self.volume_node = self._load_volume(self.image)
-        self.slicer.display_manager.show_volume_in_slice_background(self.volume_node)
-        self.slicer.display_manager.reset_views()
-
-        editor = self.slicer.segmentation_editor
-        segmentation = None
-        if labels is not None and self.labels_path.is_file():
-            segmentation = editor.load_segmentation_from_file(str(self.labels_path))
-            if segmentation is None:
-                raise ImageError(f"{self.labels_path}: cannot read this segmentation")
-        self.controller = InteractiveController(self.volume_node, segmentation, engine=engine)
-        if model is not None:
-            self.controller.engine_kwargs = {"model": str(model)}
-        if segmentation is not None and segmentation.GetSegmentation().GetNumberOfSegments() > 0:
-            segment_id = segmentation.GetSegmentation().GetNthSegmentID(0)
-            self.controller.select_segment(segment_id)
-        else:
-            segment_id = self.controller.ensure_segmentation()
-        editor.set_active_segmentation(self.controller.segmentationNode, self.volume_node)
-        editor.set_active_segment_id(segment_id)
-        self.effect = editor.set_active_effect_type(InteractiveSegEffect)
-        self.effect.on_event = self.on_event
-        self.tracker = GestureTracker(self.controller)
+        self.root = Path(root).resolve() if root is not None else None
+        self.model = model
         self._move_after_job: Sequence[float] | None = None
         self.last_slice: tuple[int, int] | None = None  # (KJI axis, index) of the last hint: "Slice done"
+        self._open(Path(image), Path(labels) if labels is not None else None, engine)
         self.online = None
         if task is not None:
             from .online_panel import OnlinePanel
@@ -134,6 +116,10 @@ class InteractiveSegWebApp:
         state.negative = False
         state.voxels = self.controller.voxel_count()
         state.message = f"{self.image.name}: click inside a structure (Ctrl + click: outside)"
+        state.segments = self._segment_items()
+        state.segment = self.segment_id
+        state.files = files.list_images(self.root) if self.root is not None else []
+        state.file = None
         state.busy = False
         state.progress_shown = False
         state.progress = 0.0
@@ -146,11 +132,105 @@ class InteractiveSegWebApp:
         state.card_title = ""
         state.card_text = ""
         state.change("engine")(self._on_engine)
+        state.change("segment")(self._on_segment)
         state.change("mode")(self._on_mode)
         state.change("negative")(self._on_negative)
         state.change("view_3d")(self._on_view_3d)
         state.change("volume_rendering")(self._on_volume_rendering)
         self._build_ui()
+
+    def _open(self, image: Path, labels: Path | None, engine: str) -> None:
+        """Show ``image`` (and ``labels`` if it exists) with a new controller; what was open
+        before is removed from the scene only once the new volume has loaded."""
+        volume_node = self._load_volume(image)
+        editor = self.slicer.segmentation_editor
+        labels_path = labels if labels is not None else default_labels_path(image)
+        segmentation = None
+        if labels is not None and labels_path.is_file():
+            segmentation = editor.load_segmentation_from_file(str(labels_path))
+            if segmentation is None:
+                self.slicer.scene.RemoveNode(volume_node)
+                raise ImageError(f"{labels_path}: cannot read this segmentation")
+        old = getattr(self, "controller", None)
+        if old is not None:
+            old.logic.store.reset(old.volumeNode)
+            for node in (old.volumeNode, old.segmentationNode):
+                if node is not None:
+                    self.slicer.scene.RemoveNode(node)
+            hint_marks.clear_hints(self.slicer.scene)
+            slice_views.hide_highlights(self.slicer.scene)
+        self.image, self.labels_path, self.volume_node = image, labels_path, volume_node
+        self.slicer.display_manager.show_volume_in_slice_background(volume_node)
+        self.slicer.display_manager.reset_views()
+        self.controller = InteractiveController(
+            volume_node, segmentation, engine=engine, logic=old.logic if old is not None else None
+        )
+        if self.model is not None:
+            self.controller.engine_kwargs = {"model": str(self.model)}
+        if segmentation is not None and segmentation.GetSegmentation().GetNumberOfSegments() > 0:
+            self.segment_id = segmentation.GetSegmentation().GetNthSegmentID(0)
+            self.controller.select_segment(self.segment_id)
+        else:
+            self.segment_id = self.controller.ensure_segmentation()
+        editor.set_active_segmentation(self.controller.segmentationNode, volume_node)
+        editor.set_active_segment_id(self.segment_id)
+        self.effect = editor.set_active_effect_type(InteractiveSegEffect)  # on the segmentation just set
+        self.effect.on_event = self.on_event
+        mode = self.tracker.mode if hasattr(self, "tracker") else "click"
+        self.tracker = GestureTracker(self.controller, mode if mode in self.controller.takes() else "click")
+        self.last_slice = None
+
+    def open_file(self) -> None:
+        """Load the volume picked in the page (a name under ``--root``; its ``.seg.nrrd``
+        beside it is where Save writes). A bad file: one line, the open volume stays."""
+        name = self.server.state.file
+        try:
+            if self.root is None or not name:
+                raise ImageError("pick a volume under the root folder first")
+            path = files.resolve(self.root, name)
+            self._open(path, default_labels_path(path), self.controller.engine)
+        except InteractiveSegError as e:
+            self._show(message=str(e))
+            return
+        self._show(
+            message=f"{path.name}: click inside a structure (Ctrl + click: outside)",
+            voxels=self.controller.voxel_count(),
+            segments=self._segment_items(),
+            segment=self.segment_id,
+            mode=self.tracker.mode,
+            next_slice="",
+            view_3d=False,
+        )
+        self._render()
+
+    def add_segment(self) -> None:
+        """A new class (the next free label value) becomes the selected segment."""
+        from InteractiveSegSlicer import segment_io
+
+        labels = segment_io.labels_from_segmentation(self.controller.segmentationNode)
+        value = max(labels.values, default=0) + 1
+        self.controller.label, self.controller.segment_name = value, f"Segment {value}"
+        self.controller.labels = None
+        self.segment_id = self.controller.ensure_segmentation()
+        self.slicer.segmentation_editor.set_active_segment_id(self.segment_id)
+        self._show(segments=self._segment_items(), segment=self.segment_id, voxels=0, message=f"Segment {value} added")
+
+    def _on_segment(self, segment: str, **_: Any) -> None:
+        if not segment or segment == self.segment_id:
+            return
+        try:
+            self.controller.select_segment(segment)
+        except InteractiveSegError as e:
+            self._show(message=str(e), segment=self.segment_id)
+            return
+        self.segment_id = segment
+        self.slicer.segmentation_editor.set_active_segment_id(segment)
+        self._show(voxels=self.controller.voxel_count())
+
+    def _segment_items(self) -> list[dict]:
+        seg = self.controller.segmentationNode.GetSegmentation()
+        ids = [seg.GetNthSegmentID(n) for n in range(seg.GetNumberOfSegments())]
+        return [{"value": sid, "title": seg.GetSegment(sid).GetName()} for sid in ids]
 
     def _load_volume(self, path: Path) -> Any:
         """The volume node of a file or a DICOM folder (ImageError: unreadable, not 3D)."""
@@ -183,95 +263,9 @@ class InteractiveSegWebApp:
         return {"Slices": slices, "With 3D": LayoutManager.default_grid_configuration()["Axial Primary"]}
 
     def _build_ui(self) -> None:
-        from trame.widgets import html
-        from trame_vuetify.ui.vuetify3 import SinglePageLayout
-        from trame_vuetify.widgets import vuetify3 as v3
+        from .page import build_page
 
-        with SinglePageLayout(self.server, full_height=True) as self.ui:
-            self.ui.title.set_text("InteractiveSeg")
-            with self.ui.toolbar:
-                v3.VSpacer()
-                v3.VSelect(
-                    v_model=("engine",),
-                    items=("engines",),
-                    label="Engine",
-                    density="compact",
-                    hide_details=True,
-                    style="min-width: 190px; max-width: 220px",
-                    id="is-engine",
-                )
-                v3.VBtn("Model card", click=self.show_model_card, id="is-card", classes="mx-1", size="small")
-                v3.VBtn(
-                    "Save .seg.nrrd", click=self.save, disabled=("busy",), id="is-save", classes="mx-1", size="small"
-                )
-                v3.VSwitch(v_model=("view_3d",), label="3D", hide_details=True, density="compact", id="is-3d")
-                v3.VSwitch(
-                    v_model=("volume_rendering",),
-                    label="Volume rendering",
-                    hide_details=True,
-                    density="compact",
-                    disabled=("!view_3d",),
-                    id="is-vr",
-                    classes="ml-2",
-                )
-            with self.ui.content:
-                with html.Div(classes="d-flex flex-column", style="height: 100%"):
-                    with html.Div(classes="px-2 pt-1 d-flex align-center flex-wrap", style="flex: none; gap: 4px"):
-                        with v3.VBtnToggle(v_model=("mode",), mandatory=True, density="compact", id="is-mode"):
-                            for m in MODES:
-                                v3.VBtn(
-                                    MODE_LABELS[m],
-                                    value=m,
-                                    id=f"is-mode-{m}",
-                                    size="small",
-                                    disabled=(f"!modes_taken.includes('{m}')",),
-                                )
-                        v3.VSwitch(
-                            v_model=("negative",),
-                            label="Negative",
-                            hide_details=True,
-                            density="compact",
-                            id="is-negative",
-                            classes="mx-2 flex-grow-0",
-                        )
-                        for text, action, name in (
-                            ("Propagate", self.propagate, "propagate"),
-                            ("Next slice", self.next_slice, "next"),
-                            ("Undo", self.undo, "undo"),
-                            ("Redo", self.redo, "redo"),
-                        ):
-                            v3.VBtn(text, click=action, disabled=("busy",), id=f"is-{name}", size="small")
-                        v3.VProgressLinear(
-                            v_show=("progress_shown",),
-                            model_value=("progress * 100",),
-                            indeterminate=("progress === 0",),
-                            style="max-width: 200px",
-                            classes="mx-2",
-                            id="is-progress",
-                        )
-                        v3.VBtn("Cancel", v_show=("progress_shown",), click=self.cancel, id="is-cancel", size="small")
-                    with html.Div(classes="px-2 text-body-2", style="flex: none"):
-                        html.Span("Voxels: ")
-                        html.Span("{{ voxels }}", id="is-voxels")
-                        html.Span(" | hints: ")
-                        html.Span("{{ hints }}", id="is-hints")
-                        html.Span(" | ")
-                        html.Span("{{ latency_ms.toFixed(0) }}", id="is-latency")
-                        html.Span(" ms | ")
-                        html.Span("{{ message }}", id="is-message")
-                        html.Span(" ")
-                        html.Span("{{ next_slice }}", id="is-next-slice", classes="font-weight-bold")
-                    if self.online is not None:
-                        self.online.build()
-                    with html.Div(style="flex: 1; position: relative"):
-                        self.layout_manager.initialize_layout_grid(self.ui)
-            with v3.VDialog(v_model=("card_shown",), max_width=900, scrollable=True):
-                with v3.VCard():
-                    v3.VCardTitle("{{ card_title }}")
-                    with v3.VCardText():
-                        html.Pre("{{ card_text }}", style="white-space: pre-wrap", id="is-card-text")
-                    with v3.VCardActions():
-                        v3.VBtn("Close", click="card_shown = false", id="is-card-close")
+        self.ui = build_page(self)
 
     # -- gestures ---------------------------------------------------------------------------
     def on_event(self, event: ViewEvent) -> None:
@@ -499,6 +493,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--labels", type=Path, help=".seg.nrrd: loaded if it exists, written by Save")
     p.add_argument("--engine", default="click", help="engine at start (default: click)")
     p.add_argument("--model", type=Path, help="your model for the finetune engines (checkpoint, TorchScript, bundle)")
+    p.add_argument("--root", type=Path, help="a folder whose volumes the page may open (nothing outside it)")
     p.add_argument("--task", type=Path, help="online-learning task folder (created if missing): shows its panel")
     p.add_argument("--port", type=int, default=8080, help="port (0: any free one)")
     p.add_argument("--host", default=None, help=f"address to listen on (default {LOCAL_HOST}: this machine only)")
@@ -528,7 +523,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # trame reads sys.argv itself (--host, --port, ...): only what main() parsed counts
     sys.argv = sys.argv[:1]
     try:
-        app = InteractiveSegWebApp(args.image, args.labels, args.engine, model=args.model, task=args.task)
+        app = InteractiveSegWebApp(
+            args.image, args.labels, args.engine, model=args.model, task=args.task, root=args.root
+        )
     except InteractiveSegError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

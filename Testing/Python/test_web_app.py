@@ -344,6 +344,90 @@ def test_web_app_online_learning_row_in_chromium(chromium, colin_crop, tmp_path)
     assert (tmp_path / "task").is_dir()
 
 
+def test_files_under_the_root_only(tmp_path):
+    from InteractiveSegWeb import files
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "ct.nii.gz").write_bytes(b"x")
+    (tmp_path / "a" / "ct.seg.nrrd").write_bytes(b"x")  # a segmentation, not a volume
+    (tmp_path / "series").mkdir()
+    (tmp_path / "series" / "1.dcm").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("x")
+    outside = tmp_path.parent / "outside.nii.gz"
+    outside.write_bytes(b"x")
+    (tmp_path / "link.nii.gz").symlink_to(outside)
+    assert files.list_images(tmp_path) == ["a/ct.nii.gz", "link.nii.gz", "series"]
+    assert files.resolve(tmp_path, "a/ct.nii.gz") == (tmp_path / "a" / "ct.nii.gz").resolve()
+    for bad in ("../outside.nii.gz", "link.nii.gz", "/etc/passwd", "", "a/missing.nii.gz"):
+        with pytest.raises(InteractionError):
+            files.resolve(tmp_path, bad)
+
+
+async def _drive_root(url: str) -> dict:
+    from InteractiveSegWeb import browser
+
+    report: dict = {}
+    async with browser.open_page(url) as page:
+        box = await page.view_box(0)
+        x, y = box[0] + box[2] / 2, box[1] + box[3] / 2
+        report["files"] = await page.js("window.trame.state.get('files')")
+        await page.click_at(x, y)
+        report["click"] = await page.next_result(0)
+
+        await page.press_button("is-add-segment")
+        await page.wait_for("document.getElementById('is-message').textContent.includes('added')", "a segment")
+        report["segments"] = await page.js("window.trame.state.get('segments').length")
+        await page.click_at(x + 30, y + 30)
+        report["second"] = await page.next_result(1)
+        first = (await page.js("window.trame.state.get('segments')"))[0]["value"]
+        await page.set_state("segment", first)
+        await page.wait_for(
+            f"Number(document.getElementById('is-voxels').textContent) === {report['click']['voxels']}",
+            "the first segment",
+        )
+
+        async def open_file(name: str, expect: str) -> str:
+            await page.set_state("file", name)
+            await page.press_button("is-open")
+            await page.wait_for(f"document.getElementById('is-message').textContent.includes({expect!r})", expect)
+            return await page.text("is-message")
+
+        report["bad"] = await open_file("bad.nii.gz", "cannot read")
+        report["outside"] = await open_file("../outside.nii.gz", "not a file under")
+        report["voxels_after_refusals"] = int(await page.text("is-voxels"))
+        report["good"] = await open_file("second.nii.gz", "second.nii.gz: click")
+        report["voxels_after_open"] = int(await page.text("is-voxels"))
+        await page.click_at(x, y)
+        report["click_second_volume"] = await page.next_result(await page.results())
+    return report
+
+
+def test_web_app_root_folder_and_segments_in_chromium(chromium, colin_crop, tmp_path):
+    """``--root``: the page lists the volumes under it and opens one by name; a bad file
+    and a name outside the root are one line each and the open volume stays; a second
+    segment takes its own hints, and selecting the first shows its voxels again."""
+    import shutil
+
+    from InteractiveSegWeb import browser
+
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(colin_crop, root / "second.nii.gz")
+    (root / "bad.nii.gz").write_bytes(b"not an image")
+    (tmp_path / "outside.nii.gz").write_bytes(b"x")
+    extra = ["--engine", "click", "--root", str(root)]
+    with browser.web_server(colin_crop, tmp_path / "out.seg.nrrd", tmp_path / "server.log", extra) as url:
+        r = asyncio.run(_drive_root(url))
+    assert r["files"] == ["bad.nii.gz", "second.nii.gz"]
+    assert r["click"]["voxels"] > 0
+    assert r["segments"] == 2 and r["second"]["voxels"] > 0 and r["second"]["message"].startswith("click:"), r["second"]
+    assert "bad.nii.gz" in r["bad"] and "Traceback" not in r["bad"]
+    assert "not a file under the root" in r["outside"]
+    assert r["voxels_after_refusals"] == r["click"]["voxels"]  # the open volume and its segment stayed
+    assert r["voxels_after_open"] == 0
+    assert r["click_second_volume"]["voxels"] > 0
+
+
 def test_web_bench_measures_clicks_in_the_browser_and_takes_screenshots(chromium, tmp_path, capsys):
     """``interactiveseg web-bench``: real clicks timed by the page's clock, and the two
     screenshots (slices with the suggested slice, and the 3D view) as PNG files."""
