@@ -37,7 +37,7 @@ from InteractiveSegSlicer.controller import InteractiveController, Result
 from InteractiveSegSlicer.gestures import MODES, Action, GestureTracker
 
 from . import files
-from .effect import PRESS, RELEASE, InteractiveSegEffect, ViewEvent
+from .effect import KEY, PRESS, RELEASE, InteractiveSegEffect, ViewEvent
 from .page import MODE_LABELS
 
 #: Engines offered in the toolbar (those this process can run): single-class engines that
@@ -270,6 +270,9 @@ class InteractiveSegWebApp:
     # -- gestures ---------------------------------------------------------------------------
     def on_event(self, event: ViewEvent) -> None:
         """From the effect (a slice view's left button): the gesture's rules, then its action."""
+        if event.kind == KEY:
+            self._on_key(event.key, event.ctrl)
+            return
         try:
             if event.kind == PRESS:
                 action = self.tracker.press(event.ras, event.pixel, event.normal, event.ctrl)
@@ -291,6 +294,15 @@ class InteractiveSegWebApp:
         points = hint_marks.outline(stroke.kind, self.tracker.points, np.asarray(event.slice_to_ras))
         hint_marks.show_stroke(self.slicer.scene, points, stroke.positive)
 
+    def _on_key(self, key: str, ctrl: bool) -> None:
+        """The effect's keys: n, Escape, Ctrl+Z, Ctrl+Y (as in Slicer)."""
+        if key == "n" and not ctrl:
+            self.next_slice()
+        elif key == "Escape":
+            self.cancel()
+        elif ctrl and key in ("z", "y") and not self.server.state.busy:
+            (self.undo if key == "z" else self.redo)()
+
     def _act(self, action: Action) -> None:
         from trame_server.utils.asynchronous import create_task
 
@@ -303,7 +315,7 @@ class InteractiveSegWebApp:
             self.last_slice = (int(action.hint.axis), slice_index(action.hint))
             create_task(self._finish(op))
         elif action.move_to is not None:
-            if self.controller._running is not None:
+            if self.controller.running:
                 self._move_after_job = action.move_to  # applied once the running click is written
             else:
                 self._run_sync(lambda: self.controller.move_click(action.move_to))
@@ -369,8 +381,12 @@ class InteractiveSegWebApp:
         self._render()
 
     def cancel(self) -> None:
-        self.tracker.cancel()
-        self._show(message="cancelling...")
+        """Cancel (Escape): the running job, the gesture in progress, the extreme points placed."""
+        running = self.controller.running
+        dropped = self.tracker.cancel()
+        hint_marks.show_stroke(self.slicer.scene, [])
+        text = "cancelling..." if running else ("the points placed were dropped" if dropped else "nothing to cancel")
+        self._show(message=text)
 
     def undo(self) -> None:
         self._run_sync(self.controller.undo)

@@ -151,6 +151,14 @@ class Page:
             params |= {"button": "left", "buttons": 1, "clickCount": 1}
         await self.call("Input.dispatchMouseEvent", **params)
 
+    async def key(self, key: str, ctrl: bool = False) -> None:
+        """A real key press and release (``key``: a character or ``Escape``), Ctrl held when asked."""
+        code = 27 if key == "Escape" else ord(key.upper())
+        params: dict[str, Any] = {"key": key, "windowsVirtualKeyCode": code, "modifiers": 2 if ctrl else 0}
+        text = {"text": key} if len(key) == 1 and not ctrl else {}
+        await self.call("Input.dispatchKeyEvent", type="keyDown", **params, **text)
+        await self.call("Input.dispatchKeyEvent", type="keyUp", **params)
+
     async def click_at(self, x: float, y: float, ctrl: bool = False) -> None:
         """A left click (press, release) at page coordinates; Ctrl held when asked."""
         await self.mouse("mouseMoved", x, y, ctrl)

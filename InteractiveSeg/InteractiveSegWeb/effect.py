@@ -24,7 +24,9 @@ from trame_slicer.segmentation import SegmentationEffect, SegmentationEffectPipe
 from vtkmodules.vtkCommonCore import vtkCommand
 from vtkmodules.vtkInteractionWidgets import vtkEvent
 
-PRESS, MOVE, RELEASE = "press", "move", "release"
+PRESS, MOVE, RELEASE, KEY = "press", "move", "release", "key"
+#: Keys of the effect's list: n (next slice), Escape (cancel), Ctrl+Z / Ctrl+Y (undo / redo).
+KEYS = {"n", "Escape", "z", "y"}
 _KINDS = {
     int(vtkCommand.LeftButtonPressEvent): PRESS,
     int(vtkCommand.MouseMoveEvent): MOVE,
@@ -44,6 +46,7 @@ class ViewEvent:
     normal: tuple[float, float, float]
     ctrl: bool
     slice_to_ras: tuple[tuple[float, ...], ...] = ()
+    key: str = ""  # for ``KEY``: the key's symbol
 
 
 EventHandler = Callable[[ViewEvent], Any]
@@ -73,11 +76,19 @@ class InteractiveSegPipeline(SegmentationEffectPipeline[InteractiveSegEffect]):
         self._pressed = False
 
     def CanProcessInteractionEvent(self, eventData: vtkMRMLInteractionEventData) -> tuple[bool, float]:
+        if eventData.GetType() == int(vtkCommand.KeyPressEvent):
+            return bool(self.IsActive() and eventData.GetKeySym() in KEYS), 0
         kind = _KINDS.get(eventData.GetType())
         wanted = kind == PRESS or (kind is not None and self._pressed)
         return bool(self.IsActive() and wanted and self._view is not None), 0
 
     def ProcessInteractionEvent(self, eventData: vtkMRMLInteractionEventData) -> bool:
+        if eventData.GetType() == int(vtkCommand.KeyPressEvent) and self._view is not None:
+            ctrl = bool(eventData.GetModifiers() & vtkEvent.ControlModifier)
+            self._effect.handle(
+                ViewEvent(KEY, (0.0, 0.0, 0.0), (0.0, 0.0), (0.0, 0.0, 1.0), ctrl, key=eventData.GetKeySym())
+            )
+            return True
         kind = _KINDS.get(eventData.GetType())
         if kind is None or self._view is None or (kind != PRESS and not self._pressed):
             return False

@@ -172,7 +172,7 @@ async def _drive_gestures(url: str, shots: Path) -> dict:
         await page.wait_for("!document.getElementById('is-undo').disabled", "the end of the drag")
         await asyncio.sleep(1.0)  # the last move's result
         report["drag_end"] = {"hints": await page.results(), "message": await page.text("is-message")}
-        await page.press_button("is-undo")
+        await page.key("z", ctrl=True)  # Ctrl+Z, as in Slicer
         report["drag_undo"] = await page.next_result(report["drag_end"]["hints"])
 
         await page.press_button("is-mode-scribble")
@@ -189,6 +189,10 @@ async def _drive_gestures(url: str, shots: Path) -> dict:
 
         await page.press_button("is-mode-extreme")
         n = await page.results()
+        await page.click_at(x - 25, y)
+        await page.wait_for("document.getElementById('is-message').textContent.includes('1 of 4')", "a point")
+        await page.key("Escape")  # drops the point placed
+        await page.wait_for("document.getElementById('is-message').textContent.includes('dropped')", "Escape")
         placed = []
         for dx, dy in ((-25, 0), (25, 0), (0, -25)):
             await page.click_at(x + dx, y + dy)
@@ -201,7 +205,7 @@ async def _drive_gestures(url: str, shots: Path) -> dict:
         await page.click_at(x, y + 25)
         report["extreme"] = await page.next_result(n)
 
-        await page.press_button("is-next")
+        await page.key("n")  # next slice, as in Slicer
         await page.wait_for("document.getElementById('is-message').textContent.includes('rates no slice')", "advice")
         report["next_slice_growcut"] = await page.text("is-message")
 
@@ -213,8 +217,9 @@ async def _drive_gestures(url: str, shots: Path) -> dict:
 
 def test_web_app_gestures_undo_save_in_chromium(chromium, colin_crop, tmp_path):
     """Every gesture of the effect's list in a real browser: click (and the page's pixels),
-    Ctrl+click, drag a click, a negative scribble, a box (and a box without a drag),
-    extreme points, Undo, Next slice on an engine that rates none, Save."""
+    Ctrl+click, drag a click, a negative scribble, a box refused by an engine that takes
+    none, extreme points (Escape drops those placed), Undo (button and Ctrl+Z), n (Next
+    slice) on an engine that rates none, Save."""
     from InteractiveSegWeb import browser
 
     from InteractiveSegLib import io
