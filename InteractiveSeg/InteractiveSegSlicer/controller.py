@@ -270,6 +270,11 @@ class InteractiveController:
     def extreme_points_placed(self) -> int:
         return len(self._extreme)
 
+    @property
+    def running(self) -> bool:
+        """True from ``submit`` until ``finish`` wrote (or dropped) the result."""
+        return self._running is not None
+
     def undo(self) -> Result:
         """Undo the last hint ("nothing to undo", nothing changed, when there is none)."""
         return self._history(redo=False)
