@@ -46,6 +46,15 @@ LATENCY_PROBE = """
 """
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate a child process, killing it if it does not end within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def free_port() -> int:
     """Returns: a TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
@@ -92,11 +101,7 @@ def web_server(image: Path, labels: Path, log: Path, extra: Sequence[str] = ()) 
                     time.sleep(0.2)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop(proc)
 
 
 class Page:
@@ -260,8 +265,4 @@ async def open_page(url: str, width: int = 1400, height: int = 900) -> AsyncIter
                     await page.view_box(0)
                     yield page
         finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop(proc)

@@ -16,6 +16,22 @@ if TYPE_CHECKING:
 MODE_LABELS = {"click": "Click", "scribble": "Scribble", "box": "Box", "extreme": "Extreme points"}
 
 
+def _select(key: str, items: str, label: str, min_px: int, max_px: int) -> Any:
+    """A compact drop-down bound to state ``key`` (id ``is-<key>``), its choices in ``items``."""
+    from trame_vuetify.widgets import vuetify3 as v3
+
+    return v3.VSelect(
+        v_model=(key,),
+        items=(items,),
+        label=label,
+        density="compact",
+        hide_details=True,
+        style=f"min-width: {min_px}px; max-width: {max_px}px",
+        id=f"is-{key}",
+        classes="mx-1",
+    )
+
+
 def build_page(app: InteractiveSegWebApp) -> Any:
     """Build the single-page layout on ``app.server``.
 
@@ -30,37 +46,12 @@ def build_page(app: InteractiveSegWebApp) -> Any:
         ui.title.set_text("InteractiveSeg")
         with ui.toolbar:
             v3.VSpacer()
-            v3.VSelect(
-                v_model=("engine",),
-                items=("engines",),
-                label="Engine",
-                density="compact",
-                hide_details=True,
-                style="min-width: 190px; max-width: 220px",
-                id="is-engine",
-            )
+            _select("engine", "engines", "Engine", 190, 220)
             v3.VBtn("Model card", click=app.show_model_card, id="is-card", classes="mx-1", size="small")
-            v3.VSelect(
-                v_model=("segment",),
-                items=("segments",),
-                label="Segment",
-                density="compact",
-                hide_details=True,
-                style="min-width: 150px; max-width: 200px",
-                id="is-segment",
-            )
+            _select("segment", "segments", "Segment", 150, 200)
             v3.VBtn("+", click=app.add_segment, disabled=("busy",), id="is-add-segment", size="small")
             if app.root is not None:
-                v3.VSelect(
-                    v_model=("file",),
-                    items=("files",),
-                    label="Volume",
-                    density="compact",
-                    hide_details=True,
-                    style="min-width: 200px; max-width: 300px",
-                    id="is-file",
-                    classes="ml-2",
-                )
+                _select("file", "files", "Volume", 200, 300)
                 v3.VBtn("Open", click=app.open_file, disabled=("busy",), id="is-open", size="small")
             v3.VBtn("Save .seg.nrrd", click=app.save, disabled=("busy",), id="is-save", classes="mx-1", size="small")
             v3.VSwitch(v_model=("view_3d",), label="3D", hide_details=True, density="compact", id="is-3d")
