@@ -69,6 +69,8 @@ class InteractiveSegWebApp:
         model: the user's model for the finetune engines (a file named on the command line).
         task: an online-learning task folder (created if missing); None hides the panel.
         root: a folder whose volumes the page may open (``files``); None: only ``image``.
+        trust_code: let ``model`` run code when it loads (a pickled module; the user said so
+            on the command line); otherwise such a model is refused with a message.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class InteractiveSegWebApp:
         model: Path | None = None,
         task: Path | None = None,
         root: Path | None = None,
+        trust_code: bool = False,
     ) -> None:
         from trame.app import get_server
         from trame_slicer import module as trame_slicer_module
@@ -96,6 +99,7 @@ class InteractiveSegWebApp:
 
         self.root = Path(root).resolve() if root is not None else None
         self.model = model
+        self.trust_code = trust_code
         self._move_after_job: Sequence[float] | None = None
         self.last_slice: tuple[int, int] | None = None  # (KJI axis, index) of the last hint: "Slice done"
         self._open(Path(image), Path(labels) if labels is not None else None, engine)
@@ -167,6 +171,7 @@ class InteractiveSegWebApp:
         )
         if self.model is not None:
             self.controller.engine_kwargs = {"model": str(self.model)}
+            self.controller.ask_trust = (lambda _reason: True) if self.trust_code else None
         if segmentation is not None and segmentation.GetSegmentation().GetNumberOfSegments() > 0:
             self.segment_id = segmentation.GetSegmentation().GetNthSegmentID(0)
             self.controller.select_segment(self.segment_id)
@@ -509,6 +514,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--labels", type=Path, help=".seg.nrrd: loaded if it exists, written by Save")
     p.add_argument("--engine", default="click", help="engine at start (default: click)")
     p.add_argument("--model", type=Path, help="your model for the finetune engines (checkpoint, TorchScript, bundle)")
+    p.add_argument(
+        "--trust-code", action="store_true", help="let --model run code when it loads (only a model you trust)"
+    )
     p.add_argument("--root", type=Path, help="a folder whose volumes the page may open (nothing outside it)")
     p.add_argument("--task", type=Path, help="online-learning task folder (created if missing): shows its panel")
     p.add_argument("--port", type=int, default=8080, help="port (0: any free one)")
@@ -540,7 +548,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.argv = sys.argv[:1]
     try:
         app = InteractiveSegWebApp(
-            args.image, args.labels, args.engine, model=args.model, task=args.task, root=args.root
+            args.image,
+            args.labels,
+            args.engine,
+            model=args.model,
+            task=args.task,
+            root=args.root,
+            trust_code=args.trust_code,
         )
     except InteractiveSegError as e:
         print(f"error: {e}", file=sys.stderr)

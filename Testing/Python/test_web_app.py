@@ -349,6 +349,42 @@ def test_web_app_online_learning_row_in_chromium(chromium, colin_crop, tmp_path)
     assert (tmp_path / "task").is_dir()
 
 
+async def _click_once(url: str) -> dict:
+    from InteractiveSegWeb import browser
+
+    async with browser.open_page(url) as page:
+        box = await page.view_box(0)
+        await page.click_at(box[0] + box[2] / 2, box[1] + box[3] / 2)
+        await page.wait_for(  # a result, or a refusal that says why
+            "Number(document.getElementById('is-hints').textContent) > 0"
+            " || document.getElementById('is-message').textContent.includes('trust')",
+            "a result or a refusal",
+        )
+        hints, voxels = await page.results(), int(await page.text("is-voxels"))
+        return {"hints": hints, "voxels": voxels, "message": await page.text("is-message")}
+
+
+def test_web_app_fine_tunes_a_model_from_the_command_line_only_if_trusted(chromium, colin_crop, tmp_path):
+    """``--model`` with a spec that builds its network from code outside MONAI (here a
+    ``torch.nn.Conv2d``): refused with a message unless ``--trust-code`` was given."""
+    import torch
+    from InteractiveSegWeb import browser
+
+    model = tmp_path / "conv.pt"
+    torch.save(torch.nn.Conv2d(1, 2, 3, padding=1).state_dict(), model)
+    spec = {"labels": ["background", "structure"], "spatial_dims": 2, "network": "torch.nn:Conv2d"}
+    spec["network_kwargs"] = {"in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1}
+    (tmp_path / "conv.pt.json").write_text(json.dumps(spec))
+    results = {}
+    for trusted in (False, True):
+        extra = ["--engine", "finetune", "--model", str(model), *(["--trust-code"] if trusted else [])]
+        log = tmp_path / f"server-{trusted}.log"
+        with browser.web_server(colin_crop, tmp_path / "out.seg.nrrd", log, extra) as url:
+            results[trusted] = asyncio.run(_click_once(url))
+    assert "trust-code" in results[False]["message"] and results[False]["voxels"] == 0, results[False]
+    assert results[True]["message"].startswith("click:") and results[True]["voxels"] > 0, results[True]
+
+
 def test_files_under_the_root_only(tmp_path):
     from InteractiveSegWeb import files
 
