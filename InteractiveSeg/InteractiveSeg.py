@@ -12,7 +12,6 @@ import os
 import sys
 from typing import Annotated
 
-import qt
 import slicer
 import vtk
 from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
@@ -47,10 +46,12 @@ def _addLibraryToPath():
 _addLibraryToPath()
 
 # needs the path set above; no torch
-from InteractiveSegLib.hints import Click  # noqa: E402
-from InteractiveSegSlicer import engine_info, geometry, segment_io, slice_views  # noqa: E402
+from InteractiveSegSlicer import engine_info  # noqa: E402
+from InteractiveSegSlicer.controller import InteractiveController  # noqa: E402
+from InteractiveSegSlicer.hint_marks import NEGATIVE_COLOR, POSITIVE_COLOR  # noqa: E402
 from InteractiveSegSlicer.logic import SegmentationLogic, register_slicer_engines  # noqa: E402
 from InteractiveSegSlicer.slice_views import VIEW_OF_ORIENTATION  # noqa: E402
+from InteractiveSegWidgets import JobPoller, askTrust, guarded, showMessage, showModelCard  # noqa: E402
 from InteractiveSegWidgets.dependency_install import REQUIREMENTS, ensureDependencies  # noqa: E402
 from InteractiveSegWidgets.online_panel import OnlineLearningPanel  # noqa: E402
 
@@ -118,12 +119,14 @@ class InteractiveSegParameterNode:
 
 
 class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, OnlineLearningPanel):
-    """The module panel; its "Online learning" section is ``OnlineLearningPanel`` (InteractiveSegWidgets)."""
+    """The module panel: wiring over an ``InteractiveController`` (InteractiveSegSlicer, where
+    every decision is made); its "Online learning" section is ``OnlineLearningPanel``."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
+        self.controller = None  # of the panel's volume (made on first use)
         self._parameterNode = None
         self._parameterNodeGuiTag = None
 
@@ -154,14 +157,11 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, On
         self.ui.resetAdaptationButton.connect(
             "clicked()", lambda: self.logic.reset_adaptation(self._parameterNode.inputVolume)
         )
-        self.ui.modelCardButton.connect("clicked()", self.onModelCard)
+        self.ui.modelCardButton.connect("clicked()", lambda: showModelCard(self._parameterNode.engine))
         self.ui.deviceComboBox.currentTextChanged.connect(self.onDeviceChanged)
         self.ui.propagateButton.connect("clicked()", self.onPropagate)
-        self.ui.cancelButton.connect("clicked()", lambda: self._job is not None and self._job.cancel())
-        self._job, self._pending = None, None
-        self._timer = qt.QTimer()
-        self._timer.setInterval(50)
-        self._timer.timeout.connect(self._pollJob)
+        self.ui.cancelButton.connect("clicked()", lambda: self.controller is not None and self.controller.cancel())
+        self.poller = JobPoller(self.ui.progressBar, self.ui.cancelButton, self._jobDone)
         self.ui.undoButton.connect("clicked()", lambda: self.onUndoRedo(redo=False))
         self.ui.redoButton.connect("clicked()", lambda: self.onUndoRedo(redo=True))
         self._setupOnline()
@@ -187,6 +187,7 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, On
         self.setParameterNode(None)
         self.logic.reset()
         self.logic.store.editor = None  # its segment editor node goes with the scene
+        self.controller = None
 
     def _dependenciesReady(self) -> bool:
         """Packages installed (asks on first use), and results routed through the Segment
@@ -234,6 +235,9 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, On
             self._parameterNode.engine = name
         self._checkCanApply()
 
+    def onDeviceChanged(self, text) -> None:
+        self.ui.deviceComboBox.toolTip = _("Networks run on: {device}").format(device=engine_info.device_summary())
+
     # -- clicks -----------------------------------------------------------------------------
     def _pointList(self, positive: bool):
         attr = "positivePoints" if positive else "negativePoints"
@@ -243,7 +247,7 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, On
             node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", name)
             node.CreateDefaultDisplayNodes()
             node.SetMarkupLabelFormat("+" if positive else "-")
-            color = (0.2, 0.85, 0.3) if positive else (0.95, 0.25, 0.2)
+            color = POSITIVE_COLOR if positive else NEGATIVE_COLOR
             node.GetDisplayNode().SetSelectedColor(*color)
             node.GetDisplayNode().SetColor(*color)
             setattr(self._parameterNode, attr, node)
@@ -272,58 +276,72 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, On
             if node:
                 node.RemoveAllControlPoints()
 
-    # -- actions ----------------------------------------------------------------------------
-    def onApplyButton(self) -> None:
+    # -- the controller -----------------------------------------------------------------------
+    def _controller(self) -> InteractiveController:
+        """The controller of the panel's volume, set to the panel's segmentation, class, engine and device."""
+        p = self._parameterNode
+        if self.controller is None or self.controller.volumeNode is not p.inputVolume:
+            self.controller = InteractiveController(p.inputVolume, p.segmentation, logic=self.logic)
+            self.controller.ask_trust = askTrust
+        c = self.controller
+        c.segmentationNode, c.label, c.segment_name, c.labels = p.segmentation, p.labelValue, p.className, None
+        c.configure(p.engine, "", self.ui.deviceComboBox.currentText)
+        return c
+
+    def _start(self, submit) -> None:
+        """A button's job: ``submit(controller)`` returns the operation the poller writes."""
         if not self._dependenciesReady():
             return
-        with slicer.util.tryWithErrorDisplay(_("Interactive segmentation failed."), waitCursor=True):
-            p = self._parameterNode
-            slice_views.hide_highlights(slicer.mrmlScene)  # the suggestion is acted upon
-            p.segmentation = self.logic.apply_markups(
-                p.inputVolume,
-                p.positivePoints,
-                p.negativePoints,
-                label=p.labelValue,
-                className=p.className,
-                orientation=p.sliceOrientation,
-                engine=p.engine,
-                segmentationNode=p.segmentation,
-            )
+        controller = guarded(self._controller)
+        op = controller and guarded(lambda: submit(controller))
+        if op is None:
+            return
+        self._parameterNode.segmentation = controller.segmentationNode  # created on the first hint
+        self.ui.propagateButton.enabled = self.ui.undoButton.enabled = self.ui.redoButton.enabled = False
+        self.poller.start(controller, op)
+
+    def _jobDone(self, result) -> None:
+        self.ui.propagateButton.enabled = self.ui.undoButton.enabled = self.ui.redoButton.enabled = True
+        if result is not None:
             self._showLastClick()
             self.onSuggestSlice()
 
-    def onSuggestSlice(self) -> None:
-        """Take the slice views to the slice a 3D engine rates worst (VMN's quality head)."""
-        found = self.logic.suggest_slice(self._parameterNode.inputVolume)
-        self.ui.suggestSliceButton.enabled = found is not None
-        if found is None:
-            slice_views.hide_highlights(slicer.mrmlScene)
-            return
-        suggestion, ras = found
-        slicer.modules.markups.logic().JumpSlicesToLocation(*ras, True)
-        slice_views.highlight_slice(self._parameterNode.inputVolume, suggestion.axis, suggestion.index)
-        text = _("Next slice {index} (array axis {axis}): predicted IoU {score:.2f}").format(
-            index=suggestion.index, axis=suggestion.axis, score=suggestion.score
-        )
-        self.ui.nextSliceLabel.text = "<b>" + text + "</b>"
-        self.ui.suggestSliceButton.toolTip = text
-        slicer.util.showStatusMessage("InteractiveSeg: " + text, 5000)
+    # -- actions ----------------------------------------------------------------------------
+    def onApplyButton(self) -> None:
+        p = self._parameterNode
+        self._start(lambda c: c.submit_markups(p.positivePoints, p.negativePoints, p.sliceOrientation))
+
+    def onPropagate(self) -> None:
+        """3D from the class's largest slice, on the inference thread (progress bar, Cancel)."""
+        self._start(lambda c: c.submit_propagation(self._parameterNode.sliceOrientation))
 
     def onAutomaticButton(self) -> None:
         """Automatic multi-class result on the slice shown in the view of the chosen orientation."""
-        if not self._dependenciesReady():
+        orientation = self._parameterNode.sliceOrientation
+        sliceToRAS = slicer.app.layoutManager().sliceWidget(VIEW_OF_ORIENTATION[orientation]).mrmlSliceNode()
+        centre = [sliceToRAS.GetSliceToRAS().GetElement(r, 3) for r in range(3)]
+        self._start(lambda c: c.submit(c.automatic_hint(centre, orientation), "automatic"))
+
+    def onSuggestSlice(self) -> None:
+        """Take the slice views to the slice a 3D engine rates worst (VMN's quality head)."""
+        result = guarded(lambda: self._controller().highlight_next_slice())
+        if result is None:
             return
-        with slicer.util.tryWithErrorDisplay(_("Automatic segmentation failed."), waitCursor=True):
-            p = self._parameterNode
-            view = VIEW_OF_ORIENTATION[p.sliceOrientation]
-            sliceToRAS = slicer.app.layoutManager().sliceWidget(view).mrmlSliceNode().GetSliceToRAS()
-            centre = [sliceToRAS.GetElement(r, 3) for r in range(3)]
-            p.segmentation = self.logic.automatic(p.inputVolume, centre, p.sliceOrientation, p.engine, p.segmentation)
+        self.ui.suggestSliceButton.enabled = result.ras is not None
+        self.ui.suggestSliceButton.toolTip = result.message
+        self.ui.nextSliceLabel.text = "<b>" + result.message + "</b>" if result.ras is not None else ""
+        if result.ras is not None:
+            slicer.modules.markups.logic().JumpSlicesToLocation(*result.ras, True)
+            showMessage(result.message)
+
+    def onUndoRedo(self, redo: bool) -> None:
+        result = guarded(lambda: self._controller().redo() if redo else self._controller().undo())
+        if result is not None:
+            showMessage(result.message)
+            self._showLastClick()
 
     def _showLastClick(self) -> None:
         """Mirror the last applied click in a one-point list the user can drag (drag-to-move)."""
-        p = self._parameterNode
-        session = self.logic.store.session(p.inputVolume)
         node = slicer.mrmlScene.GetFirstNodeByName("InteractiveSeg last click")
         if node is None:
             node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "InteractiveSeg last click")
@@ -332,89 +350,16 @@ class InteractiveSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, On
             self.addObserver(node, node.PointModifiedEvent, self.onLastClickDragged)
         self._updatingLastClick = True
         node.RemoveAllControlPoints()
-        click = session.history[-1].interaction if session and session.history else None
-        if isinstance(click, Click):
-            node.AddControlPoint(vtk.vtkVector3d(*geometry.ijk_to_world(p.inputVolume, click.ijk)))
-            node.GetDisplayNode().SetSelectedColor(*((0.2, 0.85, 0.3) if click.positive else (0.95, 0.25, 0.2)))
+        click = self.controller.last_click() if self.controller is not None else None
+        if click is not None:
+            node.AddControlPoint(vtk.vtkVector3d(*click[0]))
+            node.GetDisplayNode().SetSelectedColor(*(POSITIVE_COLOR if click[1] else NEGATIVE_COLOR))
         self._updatingLastClick = False
 
     def onLastClickDragged(self, caller, event) -> None:
         if getattr(self, "_updatingLastClick", False) or caller.GetNumberOfControlPoints() != 1:
             return
-        with slicer.util.tryWithErrorDisplay(_("Moving the click failed."), waitCursor=False):
-            p = self._parameterNode
-            self.logic.move_last_click(p.inputVolume, p.segmentation, caller.GetNthControlPointPositionWorld(0))
-
-    def onDeviceChanged(self, text) -> None:
-        self.logic.device = None if text == "Automatic" else text
-        self.ui.deviceComboBox.toolTip = _("Networks run on: {device}").format(device=engine_info.device_summary())
-
-    def onModelCard(self) -> None:
-        engine = self._parameterNode.engine
-        box = qt.QMessageBox(slicer.util.mainWindow())
-        box.setWindowTitle(
-            _("Model card: {engine} ({device})").format(engine=engine, device=engine_info.device_summary())
-        )
-        box.setTextFormat(qt.Qt.MarkdownText)
-        box.setText(engine_info.model_card(engine))
-        box.exec_()
-
-    def onPropagate(self) -> None:
-        """3D from the class's largest slice, on the inference thread (progress bar, Cancel)."""
-        if not self._dependenciesReady() or (self._job is not None and not self._job.done):
-            return
-        with slicer.util.tryWithErrorDisplay(_("Propagation failed; nothing was changed."), waitCursor=True):
-            p = self._parameterNode
-            engine = p.engine if p.engine in ("vmn", "vmn-mem0", "vmn-growcut") else "vmn"
-            axis = geometry.kji_axis_for_orientation(p.inputVolume, p.sliceOrientation)
-            hint = self.logic.propagation_hint(p.inputVolume, p.segmentation, p.labelValue, axis)
-            labels = segment_io.labels_from_segmentation(p.segmentation)
-            slice_views.hide_highlights(slicer.mrmlScene)
-            self._pending = self.logic.store.prepare(
-                p.inputVolume, [hint], engine, p.segmentation, labels, **self.logic.options(engine)
-            )
-            self._job = self.logic.worker.submit(self.logic.store.compute, self._pending, title=_("Propagation"))
-            self.ui.progressBar.setRange(0, 0)  # busy until the engine reports its first propagated slice
-            self.ui.progressBar.visible = self.ui.cancelButton.visible = True
-            # the session refuses them while the job runs (Session.job); the buttons say so first
-            self.ui.propagateButton.enabled = self.ui.undoButton.enabled = self.ui.redoButton.enabled = False
-            self._timer.start()
-
-    def _pollJob(self) -> None:
-        job = self._job
-        if job is None or not job.done:
-            if job is not None and job.progress > 0:
-                self.ui.progressBar.setRange(0, 100)
-                self.ui.progressBar.value = int(100 * job.progress)
-            if job is not None and job.message:
-                self.ui.progressBar.format = job.message
-            return
-        self._timer.stop()
-        self.ui.progressBar.visible = self.ui.cancelButton.visible = False
-        self.ui.propagateButton.enabled = self.ui.undoButton.enabled = self.ui.redoButton.enabled = True
-        with slicer.util.tryWithErrorDisplay(_("Writing the result failed.")):
-            if job.cancel_requested:
-                self.logic.store.discard(self._pending)
-            else:
-                self.logic.store.commit(self._pending)
-        if job.cancel_requested:
-            slicer.util.showStatusMessage(_("Propagation cancelled; the segmentation is unchanged."), 3000)
-        elif job.error is not None:
-            slicer.util.errorDisplay(_("Propagation failed: {error}").format(error=job.error))
-        else:
-            self.onSuggestSlice()
-
-    def onUndoRedo(self, redo: bool) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Undo/redo failed."), waitCursor=True):
-            p = self._parameterNode
-            done = (
-                self.logic.redo(p.inputVolume, p.segmentation)
-                if redo
-                else self.logic.undo(p.inputVolume, p.segmentation)
-            )
-            if not done:
-                slicer.util.showStatusMessage(_("Nothing to redo.") if redo else _("Nothing to undo."), 3000)
-            self._showLastClick()
+        guarded(lambda: self._controller().move_click(caller.GetNthControlPointPositionWorld(0)))
 
 
 registerSlicerEngines = register_slicer_engines  # kept for scripts written against earlier versions
@@ -515,9 +460,10 @@ class InteractiveSegTest(ScriptedLoadableModuleTest):
         view = sliceWidget.sliceView()
         centre = (view.width // 2, view.height // 2)
         slicer.util.clickAndDrag(sliceWidget, start=centre, end=centre, steps=1)
-        effect.self()._job.wait(60)
-        slicer.app.processEvents()
-        effect.self()._poll()
+        poller = effect.self().poller
+        if poller.op is not None:  # not yet written by the poller's timer
+            poller.op.job.wait(60)
+            poller.poll()
         mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, segmentId, volume)
         self.assertGreater(int(mask.sum()), 0, "the click segmented the slice under the mouse")
         editorWidget.undo()

@@ -1,23 +1,24 @@
 """The "InteractiveSeg" Segment Editor effect: hints on any slice view, results live.
 
-Thin on purpose (it can only run inside Slicer): mouse events become world points, and
-``InteractiveSegSlicer`` (Qt-free, tested on real MRML classes) turns them into hints,
-runs the engine on the shared inference thread and writes the changed extent through
-the Segment Editor's logic, so masking, "modify other segments" and Ctrl+Z work as for
-Slicer's own effects.
+Wiring only (it can only run inside Slicer): mouse and key events become world points and
+calls of the Qt-free ``InteractiveSegSlicer`` (tested on real MRML classes), which decides
+everything: ``GestureTracker`` what a gesture means, ``InteractiveController`` the hint, the
+engine job on the shared inference thread and the write through the Segment Editor's logic,
+so masking, "modify other segments" and Ctrl+Z work as for Slicer's own effects.
 
 Mouse and keys (in a slice view, effect active):
   left click              positive click (inside the structure) on the selected segment
-  Ctrl+left click         negative click (outside: removes)
+  Ctrl+left click         negative click (outside: removes); so does every hint with "Negative"
   left drag (Click mode)  moves the click; the result follows
   left drag (Scribble)    scribble; (Box) box from corner to corner; (Extreme) 4 clicks
   n                       next slice: jump to the slice the engine trusts least (3D engines)
-  Escape                  drop the gesture in progress, cancel a running job
+  Escape                  drop the gesture in progress and the extreme points, cancel a running job
   Ctrl+Z / Ctrl+Y         the Segment Editor's undo / redo (one state per hint)
+Jobs over 0.5 s show a progress bar with Cancel; a model that would run code when it loads
+is only loaded once the user says yes; "Model card" and "Device" as in the module panel.
 """
 
 import os
-import time
 
 import ctk
 import qt
@@ -25,13 +26,20 @@ import slicer
 import vtk
 from SegmentEditorEffects import AbstractScriptedSegmentEditorEffect
 
-from InteractiveSegSlicer import engine_info, slice_views
+from InteractiveSegSlicer import hint_marks
+from InteractiveSegSlicer.controller import InteractiveController
 from InteractiveSegSlicer.editor_writer import EditorWriter
+from InteractiveSegSlicer.gestures import GestureTracker
 from InteractiveSegSlicer.logic import SegmentationLogic
+from InteractiveSegWidgets import JobPoller, askTrust, guarded, showMessage, showModelCard
+from InteractiveSegWidgets.dependency_install import ensureDependencies
 
 KIND_LABELS = {"click": "Click", "scribble": "Scribble", "box": "Box", "extreme": "Extreme points"}
-POSITIVE_COLOR, NEGATIVE_COLOR = (0.2, 0.85, 0.3), (0.95, 0.25, 0.2)
-DRAG_PIXELS = 3  # a press that moves more than this is a drag
+MOUSE_EVENTS = (
+    vtk.vtkCommand.LeftButtonPressEvent,
+    vtk.vtkCommand.MouseMoveEvent,
+    vtk.vtkCommand.LeftButtonReleaseEvent,
+)
 
 
 class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
@@ -43,14 +51,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         scriptedEffect.requireSegments = True
         AbstractScriptedSegmentEditorEffect.__init__(self, scriptedEffect)
         self.logic = None
-        self._gesture = None  # (kind, viewWidget, [ras points], [xy points], positive)
-        self._extreme = []
-        self._job = None
-        self._pending = None
-        self._lineActors = {}
-        self._timer = qt.QTimer()
-        self._timer.setInterval(30)
-        self._timer.timeout.connect(self._poll)
+        self._sessions = {}  # (volume ID, segmentation ID) -> (controller, tracker)
+        self._gesture = None  # (controller, tracker, view) while the button is down
+        self._moveAfterJob = None  # (controller, world point): a click dragged while it computed
 
     def clone(self):
         import qSlicerSegmentationsEditorEffectsPythonQt as effects
@@ -105,17 +108,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.scriptedEffect.addOptionsWidget(self.negativeCheck)
         row = qt.QHBoxLayout()
         for text, slot, tip in (
-            (
-                "Propagate",
-                self.onPropagate,
-                "3D from the selected segment's largest slice in this view's orientation (vmn)",
-            ),
+            ("Propagate", self.onPropagate, "3D from the selected segment's largest axial slice (vmn)"),
             ("Next slice", self.onNextSlice, "Jump to the slice the engine trusts least (n)"),
-            (
-                "Automatic",
-                self.onAutomatic,
-                "Multi-class engines: every class on the slice under the mouse's last view",
-            ),
+            ("Automatic", self.onAutomatic, "Multi-class engines: every class on the Red view's slice"),
             ("Model card", self.onModelCard, "What the model was trained on and how well it does"),
         ):
             button = qt.QPushButton(text)
@@ -123,8 +118,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             button.connect("clicked()", slot)
             row.addWidget(button)
         self.scriptedEffect.addOptionsWidget(row)
-        self.nextSliceLabel = qt.QLabel("")
-        self.scriptedEffect.addOptionsWidget(self.nextSliceLabel)
+        self.messageLabel = qt.QLabel("")
+        self.messageLabel.wordWrap = True
+        self.scriptedEffect.addOptionsWidget(self.messageLabel)
         progressRow = qt.QHBoxLayout()
         self.progressBar = qt.QProgressBar()
         self.progressBar.visible = False
@@ -134,6 +130,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         progressRow.addWidget(self.progressBar)
         progressRow.addWidget(self.cancelButton)
         self.scriptedEffect.addOptionsWidget(progressRow)
+        self.poller = JobPoller(self.progressBar, self.cancelButton, self._jobDone, self.messageLabel)
         self.engineCombo.connect(
             "currentIndexChanged(int)", lambda _: self._setParameter("Engine", self.engineCombo.currentText)
         )
@@ -175,142 +172,49 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.negativeCheck.checked = bool(self.scriptedEffect.integerParameter("Negative"))
         self.negativeCheck.blockSignals(was)
 
-    def activate(self):
-        self._extreme = []
-
     def deactivate(self):
-        self._endGesture()
-
-    # -- helpers ----------------------------------------------------------------------------
-    def _logic(self):
-        """One logic per effect, writing through the Segment Editor's node and undo stack."""
-        editorNode = self.scriptedEffect.parameterSetNode()
-        if self.logic is None or self.logic.store.editor.node is not editorNode:  # first use, or a new scene
-            editor = EditorWriter(slicer.mrmlScene, editorNode, save_state=self.scriptedEffect.saveStateForUndo)
-            self.logic = SegmentationLogic(editor)
-        device = (
-            self.scriptedEffect.parameter("Device") if self.scriptedEffect.parameterDefined("Device") else "Automatic"
-        )
-        self.logic.device = None if device == "Automatic" else device
-        return self.logic
-
-    def _engineKwargs(self, engine):
-        """The chosen model file, for engines that adapt a model of the user's (finetune)."""
-        path = self.scriptedEffect.parameter("Model") if self.scriptedEffect.parameterDefined("Model") else ""
-        return {"model": path} if path and engine.startswith("finetune") else {}
-
-    def _nodes(self):
-        p = self.scriptedEffect.parameterSetNode()
-        return p.GetSourceVolumeNode(), p.GetSegmentationNode(), p.GetSelectedSegmentID()
-
-    def _ready(self):
-        """Dependencies installed (asks the user on first use) and nothing else running."""
-        import InteractiveSeg
-
-        if self._job is not None and not self._job.done:
-            slicer.util.showStatusMessage("InteractiveSeg is still working on the previous hint (Esc cancels).", 2000)
-            return False
-        return InteractiveSeg.ensureDependencies()
-
-    def _run(self, hints, engine=None, labels=None, group=False):
-        """Prepare (main thread), compute on the inference thread, commit when done (_poll)."""
-        volume, segmentation, _ = self._nodes()
-        engine = engine or self.scriptedEffect.parameter("Engine")
-        logic = self._logic()
-        self._pending = logic.prepare_trusting(
-            self._askTrust, volume, hints, engine, segmentation, labels, group, **self._engineKwargs(engine)
-        )
-        self._job = logic.worker.submit(logic.store.compute, self._pending, title=f"InteractiveSeg {engine}")
-        self._jobStart = time.monotonic()
-        self._timer.start()
-
-    @staticmethod
-    def _askTrust(reason):
-        """A model that would run code when it loads: the user decides (default no)."""
-        return slicer.util.confirmYesNoDisplay(
-            f"{reason}.\n\nLoad it and let it run that code? Say yes only for a model from an author you trust.",
-            windowTitle="InteractiveSeg: the model runs code",
-        )
-
-    def _poll(self):
-        """Progress while the job runs; on the main thread, write its result when done."""
-        job = self._job
-        if job is None:
-            self._timer.stop()
-            return
-        # a click is done in well under a second: show progress and Cancel only for long jobs
-        self.progressBar.visible = self.cancelButton.visible = not job.done and time.monotonic() - self._jobStart > 0.5
-        self.progressBar.setRange(0, 0 if job.progress == 0 else 100)  # busy bar until the job reports
-        self.progressBar.value = int(100 * job.progress)
-        self.progressBar.format = job.message or "%p%"
-        if not job.done:
-            return
-        self._timer.stop()
-        self.progressBar.visible = self.cancelButton.visible = False
-        with slicer.util.tryWithErrorDisplay("InteractiveSeg: writing the result failed."):
-            if job.cancel_requested:
-                self._logic().store.discard(self._pending)
-            else:
-                self._logic().store.commit(self._pending)
-        if job.cancel_requested:
-            slicer.util.showStatusMessage("Cancelled; the segmentation is unchanged.", 3000)
-        elif job.error is not None:
-            slicer.util.errorDisplay(f"InteractiveSeg: {job.error}")
-
-    def _showHint(self, hint, volume):
-        """A locked markup per placed hint (green inside, red outside), in every view."""
-        from InteractiveSegSlicer import geometry
-
-        name = "InteractiveSeg hints +" if hint.positive else "InteractiveSeg hints -"
-        node = slicer.mrmlScene.GetFirstNodeByName(name)
-        if node is None:
-            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", name)
-            node.CreateDefaultDisplayNodes()
-            node.SetLocked(True)
-            node.SetMarkupLabelFormat("")
-            color = POSITIVE_COLOR if hint.positive else NEGATIVE_COLOR
-            node.GetDisplayNode().SetSelectedColor(*color)
-            node.GetDisplayNode().SetColor(*color)
-            node.GetDisplayNode().SetGlyphScale(1.5)
-        points = hint.points if len(hint.points) <= 8 else hint.points[:: max(1, len(hint.points) // 8)]
-        for ijk in points:
-            node.AddControlPoint(vtk.vtkVector3d(*geometry.ijk_to_world(volume, ijk)))
-
-    def _strokeActor(self, viewWidget):
-        """The in-progress stroke/box drawn in the view (2D actor, removed on release)."""
-        if viewWidget not in self._lineActors:
-            polyData = vtk.vtkPolyData()
-            mapper = vtk.vtkPolyDataMapper2D()
-            mapper.SetInputData(polyData)
-            actor = vtk.vtkActor2D()
-            actor.SetMapper(mapper)
-            actor.GetProperty().SetLineWidth(2)
-            self.scriptedEffect.addActor2D(viewWidget, actor)
-            self._lineActors[viewWidget] = (actor, polyData)
-        return self._lineActors[viewWidget]
-
-    def _drawGesture(self):
-        kind, viewWidget, _, xys, positive = self._gesture
-        actor, polyData = self._strokeActor(viewWidget)
-        if kind == "box" and len(xys) > 1:
-            (x0, y0), (x1, y1) = xys[0], xys[-1]
-            xys = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
-        points, lines = vtk.vtkPoints(), vtk.vtkCellArray()
-        lines.InsertNextCell(len(xys))
-        for n, (x, y) in enumerate(xys):
-            points.InsertNextPoint(x, y, 0)
-            lines.InsertCellPoint(n)
-        polyData.SetPoints(points)
-        polyData.SetLines(lines)
-        actor.GetProperty().SetColor(*(POSITIVE_COLOR if positive else NEGATIVE_COLOR))
-        actor.VisibilityOn()
-        self.scriptedEffect.forceRender(viewWidget)
-
-    def _endGesture(self):
-        for viewWidget, (actor, _) in self._lineActors.items():
-            actor.VisibilityOff()
-            self.scriptedEffect.forceRender(viewWidget)
         self._gesture = None
+        hint_marks.show_stroke(slicer.mrmlScene, [])
+
+    # -- the controller of the editor's volume and segmentation --------------------------------
+    def _session(self, selectSegment=True):
+        """(controller, tracker) of the editor's source volume and segmentation, set to the
+        panel's engine, model, device, mode and Negative switch (and selected segment)."""
+        p = self.scriptedEffect.parameterSetNode()
+        if self.logic is None or self.logic.store.editor.node is not p:  # first use, or a new scene
+            editor = EditorWriter(slicer.mrmlScene, p, save_state=self.scriptedEffect.saveStateForUndo)
+            self.logic, self._sessions = SegmentationLogic(editor), {}
+        volume, segmentation = p.GetSourceVolumeNode(), p.GetSegmentationNode()
+        key = (volume.GetID(), segmentation.GetID())
+        if key not in self._sessions:
+            controller = InteractiveController(volume, segmentation, logic=self.logic)
+            controller.ask_trust = askTrust
+            self._sessions[key] = (controller, GestureTracker(controller))
+        controller, tracker = self._sessions[key]
+        parameter = self.scriptedEffect.parameter
+        controller.configure(parameter("Engine"), parameter("Model"), parameter("Device"))
+        if selectSegment:
+            controller.select_segment(p.GetSelectedSegmentID())
+        tracker.set_mode(parameter("Mode"))
+        tracker.negative = bool(self.scriptedEffect.integerParameter("Negative"))
+        return controller, tracker
+
+    def _start(self, submit, selectSegment=True):
+        """A button's job: ``submit(controller)`` returns the operation the poller writes."""
+        if not ensureDependencies():
+            return
+        started = guarded(lambda: self._submitWith(submit, selectSegment), self.messageLabel)
+        if started is not None:
+            self.poller.start(*started)
+
+    def _submitWith(self, submit, selectSegment):
+        controller, _ = self._session(selectSegment)
+        return controller, submit(controller)
+
+    def _jobDone(self, result):
+        move, self._moveAfterJob = self._moveAfterJob, None
+        if move is not None and result is not None and self._gesture is None:  # dragged while it computed
+            guarded(lambda: move[0].move_click(move[1]), self.messageLabel)
 
     # -- interaction ------------------------------------------------------------------------
     def processInteractionEvents(self, callerInteractor, eventId, viewWidget):
@@ -319,121 +223,92 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         if eventId == vtk.vtkCommand.KeyPressEvent:
             key = callerInteractor.GetKeySym()
             if key == "Escape":
-                self._extreme = []
-                self._endGesture()
                 self.onCancel()
                 return True
             if key == "n" and not callerInteractor.GetControlKey():
                 self.onNextSlice()
                 return True
             return False
+        if eventId not in MOUSE_EVENTS:
+            return False
         xy = callerInteractor.GetEventPosition()
         if eventId == vtk.vtkCommand.LeftButtonPressEvent:
-            if not self._ready():
-                return True
-            negative = bool(callerInteractor.GetControlKey()) or bool(self.scriptedEffect.integerParameter("Negative"))
-            self._gesture = (
-                self.scriptedEffect.parameter("Mode"),
-                viewWidget,
-                [self.xyToRas(xy, viewWidget)],
-                [xy],
-                not negative,
-            )
-            if self._gesture[0] == "click":
-                self._finishGesture()  # a click acts on press: the result shows while the button is down
-                self._gesture = ("drag", viewWidget, [], [xy], not negative)
+            if ensureDependencies():
+                ctrl = bool(callerInteractor.GetControlKey())
+                self._act(guarded(lambda: self._press(xy, viewWidget, ctrl), self.messageLabel))
             return True
-        if eventId == vtk.vtkCommand.MouseMoveEvent and self._gesture is not None:
-            kind, gestureView, ras, xys, _ = self._gesture
-            if gestureView is not viewWidget:
-                return False
-            if kind == "drag":
-                if max(abs(xy[0] - xys[0][0]), abs(xy[1] - xys[0][1])) > DRAG_PIXELS and (
-                    self._job is None or self._job.done
-                ):
-                    volume, segmentation, _ = self._nodes()
-                    with slicer.util.tryWithErrorDisplay("InteractiveSeg: moving the click failed."):
-                        self._logic().move_last_click(volume, segmentation, self.xyToRas(xy, viewWidget))
-                return True
-            ras.append(self.xyToRas(xy, viewWidget))
-            xys.append(xy)
-            self._drawGesture()
-            return True
-        if eventId == vtk.vtkCommand.LeftButtonReleaseEvent and self._gesture is not None:
-            if self._gesture[0] != "drag":
-                self._finishGesture()
-            self._endGesture()
-            return True
-        return False
+        if self._gesture is None or self._gesture[2] is not viewWidget:
+            return False
+        controller, tracker, _ = self._gesture
+        ras = self.xyToRas(xy, viewWidget)
+        if eventId == vtk.vtkCommand.MouseMoveEvent:
+            action = guarded(lambda: tracker.move(ras, xy), self.messageLabel)
+        else:
+            self._gesture = None
+            action = guarded(lambda: tracker.release(ras, xy), self.messageLabel)
+        self._drawStroke(tracker, viewWidget)
+        if action is not None:
+            self._act((controller, action))
+        return True
 
-    def _finishGesture(self):
-        kind, viewWidget, ras, _, positive = self._gesture
-        volume, segmentation, segmentId = self._nodes()
-        normal = [viewWidget.mrmlSliceNode().GetSliceToRAS().GetElement(r, 2) for r in range(3)]
-        with slicer.util.tryWithErrorDisplay("InteractiveSeg: the hint was not applied (nothing changed)."):
-            engine = self.scriptedEffect.parameter("Engine")
-            labels, label = self._logic().segment_class(segmentation, segmentId, engine, **self._engineKwargs(engine))
-            if kind == "extreme":
-                self._extreme.append(ras[0])
-                if len(self._extreme) < 4:
-                    slicer.util.showStatusMessage(f"Extreme point {len(self._extreme)} of 4 placed.", 2000)
-                    return
-                ras, self._extreme = self._extreme, []
-            hint = self._logic().hint_from_view(volume, kind, ras, normal, label, positive)
-            self._run([hint], engine, labels)
-            self._showHint(hint, volume)
-            slice_views.hide_highlights(slicer.mrmlScene)  # the suggested slice is acted upon
+    def _press(self, xy, viewWidget, ctrl):
+        controller, tracker = self._session()
+        sliceToRAS = viewWidget.mrmlSliceNode().GetSliceToRAS()
+        normal = [sliceToRAS.GetElement(r, 2) for r in range(3)]
+        action = tracker.press(self.xyToRas(xy, viewWidget), xy, normal, ctrl)
+        self._gesture = (controller, tracker, viewWidget)
+        self._drawStroke(tracker, viewWidget)
+        return controller, action
+
+    def _act(self, acted):
+        """What the tracker said: submit the hint (the poller writes it), move the click, show the message."""
+        if acted is None:
+            return
+        controller, action = acted
+        if action.message:
+            showMessage(action.message, self.messageLabel)
+        if action.hint is not None:
+            op = guarded(lambda: controller.submit_gesture(action.hint, action.verb), self.messageLabel)
+            if op is not None:
+                self.poller.start(controller, op)
+        elif action.move_to is not None:
+            if controller.running:
+                self._moveAfterJob = (controller, action.move_to)
+            else:
+                guarded(lambda: controller.move_click(action.move_to), self.messageLabel)
+
+    def _drawStroke(self, tracker, viewWidget):
+        """The scribble or box in progress, in every view (hidden once released)."""
+        stroke = tracker.stroke
+        points = []
+        if stroke is not None and stroke.kind in ("scribble", "box"):
+            sliceToRAS = slicer.util.arrayFromVTKMatrix(viewWidget.mrmlSliceNode().GetSliceToRAS())
+            points = hint_marks.outline(stroke.kind, tracker.points, sliceToRAS)
+        hint_marks.show_stroke(slicer.mrmlScene, points, stroke is None or stroke.positive)
 
     # -- buttons ----------------------------------------------------------------------------
     def onCancel(self):
-        if self._job is not None and not self._job.done:
-            self._job.cancel()
-            slicer.util.showStatusMessage("Cancelling after the current step...", 3000)
+        cancelled = [tracker.cancel() for _, tracker in self._sessions.values()]
+        self._gesture = self._moveAfterJob = None
+        hint_marks.show_stroke(slicer.mrmlScene, [])
+        if any(cancelled):
+            showMessage("cancelled (a running job stops after its current step)", self.messageLabel)
 
     def onNextSlice(self):
-        volume, _, _ = self._nodes()
-        found = self._logic().suggest_slice(volume)
-        if found is None:
-            slice_views.hide_highlights(slicer.mrmlScene)
-            self.nextSliceLabel.text = "This engine does not rate slices yet (use vmn after a first hint)."
+        result = guarded(lambda: self._session(selectSegment=False)[0].highlight_next_slice(), self.messageLabel)
+        if result is None:
             return
-        suggestion, ras = found
-        slicer.modules.markups.logic().JumpSlicesToLocation(*ras, True)
-        slice_views.highlight_slice(volume, suggestion.axis, suggestion.index)  # where that slice is, in every view
-        axis_name = {0: "axial (K)", 1: "coronal (J)", 2: "sagittal (I)"}.get(suggestion.axis, str(suggestion.axis))
-        self.nextSliceLabel.text = (
-            f"<b>Next slice {suggestion.index}</b> ({axis_name}): predicted IoU {suggestion.score:.2f}"
-        )
-        slicer.util.showStatusMessage(
-            f"InteractiveSeg: check slice {suggestion.index}, predicted IoU {suggestion.score:.2f}", 5000
-        )
+        if result.ras is not None:
+            slicer.modules.markups.logic().JumpSlicesToLocation(*result.ras, True)
+        showMessage(result.message, self.messageLabel)
 
     def onPropagate(self):
-        if not self._ready():
-            return
-        volume, segmentation, segmentId = self._nodes()
-        with slicer.util.tryWithErrorDisplay("InteractiveSeg: propagation failed (nothing changed)."):
-            engine = self.scriptedEffect.parameter("Engine")
-            engine = engine if engine in ("vmn", "vmn-mem0", "vmn-growcut") else "vmn"
-            labels, label = self._logic().segment_class(segmentation, segmentId, engine)
-            hint = self._logic().propagation_hint(volume, segmentation, label, axis=0)
-            self._run([hint], engine, labels)
-            slice_views.hide_highlights(slicer.mrmlScene)
+        self._start(lambda controller: controller.submit_propagation("Axial"))
 
     def onAutomatic(self):
-        if not self._ready():
-            return
-        volume, segmentation, _ = self._nodes()
-        with slicer.util.tryWithErrorDisplay("InteractiveSeg: automatic segmentation failed."):
-            sliceNode = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceNode()
-            centre = [sliceNode.GetSliceToRAS().GetElement(r, 3) for r in range(3)]
-            self._logic().automatic(volume, centre, "Axial", self.scriptedEffect.parameter("Engine"), segmentation)
+        sliceToRAS = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceNode().GetSliceToRAS()
+        centre = [sliceToRAS.GetElement(r, 3) for r in range(3)]
+        self._start(lambda c: c.submit(c.automatic_hint(centre, "Axial"), "automatic"), selectSegment=False)
 
     def onModelCard(self):
-        engine = self.scriptedEffect.parameter("Engine")
-        text = engine_info.model_card(engine)
-        box = qt.QMessageBox(slicer.util.mainWindow())
-        box.setWindowTitle(f"Model card: {engine} ({engine_info.device_summary()})")
-        box.setTextFormat(qt.Qt.MarkdownText)
-        box.setText(text)
-        box.exec_()
+        showModelCard(self.scriptedEffect.parameter("Engine"))

@@ -167,18 +167,7 @@ class InteractiveController:
 
         Args: hint: a library hint (e.g. from ``hint``); verb: for the result's message.
         Returns: the running operation, for ``finish``."""
-        if self._running is not None:  # computing, or computed and not yet written by ``finish``
-            raise InteractionError("InteractiveSeg is still computing the previous hint; wait or cancel it")
-        register_slicer_engines()
-        store = self.logic.store
-        ask = self.ask_trust or (lambda _reason: False)
-        pending = self.logic.prepare_trusting(
-            ask, self.volumeNode, [hint], self.engine, self.segmentationNode, self.labels, False, **self.engine_kwargs
-        )
-        self.segmentationNode = pending.segmentationNode
-        job = self.logic.worker.submit(store.compute, pending, title=f"InteractiveSeg {verb}")
-        self._running = Operation(pending, job, verb, time.perf_counter())
-        return self._running
+        return self.submit_all([hint], verb)
 
     def finish(self, op: Operation) -> Result:
         """Wait for the operation and write its result into the segmentation (caller's thread).
@@ -302,6 +291,129 @@ class InteractiveController:
             self._running.job.cancel()
             return True
         return dropped
+
+    # -- front-end helpers (the Segment Editor effect, the module panel) ----------------------
+    def configure(self, engine: str, model: str = "", device: str | None = None) -> None:
+        """A panel's engine settings in one call.
+
+        Args:
+            engine: one of ``engine_names()`` (InteractiveSegError otherwise, nothing changed).
+            model: the user's model file or folder, passed only to the engines that adapt a
+                model of the user's (``finetune*``); "" the shipped one.
+            device: "cpu" or "cuda"; None, "" or "Automatic": CUDA when available.
+        """
+        self.set_engine(engine)
+        self.engine_kwargs = {"model": model} if model and engine.startswith("finetune") else {}
+        self.logic.device = None if device in (None, "", "Automatic") else device
+
+    def submit_gesture(self, hint: Interaction, verb: str = "hint") -> Operation:
+        """``submit`` for a slice-view gesture's hint, which is also marked where it was
+        placed (``hint_marks``, every view); the suggested slice's highlight is hidden (it is
+        acted upon)."""
+        from . import hint_marks, slice_views
+
+        op = self.submit(hint, verb)
+        slice_views.hide_highlights(self.volumeNode.GetScene())
+        hint_marks.show_hint(self.volumeNode, hint)
+        return op
+
+    def submit_all(self, hints: Sequence[Interaction], verb: str = "hints") -> Operation:
+        """``submit`` for several hints, computed in order as one job (one step and one undo
+        state each; ``finish`` writes them all, Cancel drops those not yet written)."""
+        if self._running is not None:
+            raise InteractionError("InteractiveSeg is still computing the previous hint; wait or cancel it")
+        if not hints:
+            raise InteractionError("no hint to apply")
+        register_slicer_engines()
+        ask = self.ask_trust or (lambda _reason: False)
+        pending = self.logic.prepare_trusting(
+            ask,
+            self.volumeNode,
+            list(hints),
+            self.engine,
+            self.segmentationNode,
+            self.labels,
+            False,
+            **self.engine_kwargs,
+        )
+        self.segmentationNode = pending.segmentationNode
+        job = self.logic.worker.submit(self.logic.store.compute, pending, title=f"InteractiveSeg {verb}")
+        self._running = Operation(pending, job, verb, time.perf_counter())
+        return self._running
+
+    def submit_markups(self, positiveNode: Any, negativeNode: Any, orientation: str = "Axial") -> Operation:
+        """Apply (the module panel): the points of a positive and a negative point list become
+        clicks on the volume slices of ``orientation`` (positives first), computed as one job;
+        the lists are emptied so that the next Apply sends only new clicks.
+
+        Raises InteractionError (nothing changed, the points kept) when no point is placed,
+        a point is outside the image or a hint is still computing."""
+        from . import geometry, slice_hints
+
+        if self._running is not None:
+            raise InteractionError("InteractiveSeg is still computing the previous hint; wait or cancel it")
+        axis = geometry.kji_axis_for_orientation(self.volumeNode, orientation)
+        hints = slice_hints.interactions_from_markups(positiveNode, self.volumeNode, self.label, True, axis)
+        hints += slice_hints.interactions_from_markups(negativeNode, self.volumeNode, self.label, False, axis)
+        if not hints:
+            raise InteractionError("place at least one click first")
+        if self.labels is None:
+            self.ensure_segmentation()  # the class's segment, under the panel's name
+        op = self.submit_all(hints, "apply")
+        for node in (positiveNode, negativeNode):
+            if node is not None:
+                node.RemoveAllControlPoints()
+        return op
+
+    def submit_propagation(self, orientation: str = "Axial") -> Operation:
+        """Propagate: the selected class's largest slice of ``orientation`` carried through
+        the volume by a 3D engine: the engine if it is one (``vmn*``), else ``vmn`` becomes
+        the engine. InteractionError (nothing changed) when the class has no voxel yet."""
+        from . import geometry
+
+        hint = self.propagation_hint(geometry.kji_axis_for_orientation(self.volumeNode, orientation))
+        if not self.engine.startswith("vmn"):
+            self.set_engine("vmn")
+        return self.submit(hint, "propagate")
+
+    def automatic_hint(self, ras: Point, orientation: str = "Axial") -> Interaction:
+        """Automatic (multi-class engines, e.g. ``sim``): the hint asking for every class on
+        the volume slice of ``orientation`` through world point ``ras`` (e.g. a slice view's
+        centre); submit it like any hint (other engines refuse it there, nothing changed)."""
+        from InteractiveSegLib.hints import SliceAuto
+
+        from . import geometry
+
+        axis = geometry.kji_axis_for_orientation(self.volumeNode, orientation)
+        return SliceAuto(geometry.slice_index_at(self.volumeNode, ras, axis), axis)
+
+    def highlight_next_slice(self) -> Result:
+        """``next_slice`` with that slice highlighted in every view (``slice_views``), or the
+        old highlight hidden when the engine suggests none; the caller takes its views to
+        ``Result.ras``."""
+        from . import slice_views
+
+        result = self.next_slice()
+        found = self.logic.suggest_slice(self.volumeNode) if result.ras is not None else None
+        if found is None:
+            slice_views.hide_highlights(self.volumeNode.GetScene())
+        else:
+            slice_views.highlight_slice(self.volumeNode, found[0].axis, found[0].index)
+        return result
+
+    def last_click(self) -> tuple[tuple[float, float, float], bool] | None:
+        """The last step's click (world point, positive), to show as a point the user can
+        drag (``move_click``); None when the last step is not a click."""
+        from InteractiveSegLib.hints import Click
+
+        from . import geometry
+
+        session = self.logic.store.session(self.volumeNode)
+        hint = session.history[-1].interaction if session is not None and session.history else None
+        if not isinstance(hint, Click):
+            return None
+        ras = geometry.ijk_to_world(self.volumeNode, hint.ijk)
+        return (float(ras[0]), float(ras[1]), float(ras[2])), bool(hint.positive)
 
     def _history(self, redo: bool) -> Result:
         if self._running is not None:

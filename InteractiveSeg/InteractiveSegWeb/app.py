@@ -314,9 +314,7 @@ class InteractiveSegWebApp:
         if action.message:
             self._show(message=action.message)
         if action.hint is not None:
-            op = self.controller.submit(action.hint, action.verb)  # refused (one line) while a job runs
-            slice_views.hide_highlights(self.slicer.scene)  # the suggested slice is acted upon
-            hint_marks.show_hint(self.volume_node, action.hint)
+            op = self.controller.submit_gesture(action.hint, action.verb)  # refused (one line) while a job runs
             self.last_slice = (int(action.hint.axis), slice_index(action.hint))
             create_task(self._finish(op))
         elif action.move_to is not None:
@@ -354,32 +352,29 @@ class InteractiveSegWebApp:
         from trame_server.utils.asynchronous import create_task
 
         try:
-            if not self.controller.engine.startswith("vmn"):
-                self.controller.set_engine("vmn")
-                self._show(engine="vmn")
-            op = self.controller.submit(self.controller.propagation_hint(axis=0), "propagate")
+            op = self.controller.submit_propagation("Axial")
         except InteractiveSegError as e:
             self._show(message=str(e))
             return
+        self._show(engine=self.controller.engine)
         create_task(self._finish(op))
 
     def next_slice(self) -> None:
         """Take the view of the suggested slice's orientation there, highlight it, show its score."""
         try:
-            found = self.controller.logic.suggest_slice(self.volume_node)
+            result = self.controller.highlight_next_slice()
+            found = self.controller.logic.suggest_slice(self.volume_node) if result.ras is not None else None
         except InteractiveSegError as e:
             self._show(message=str(e))
             return
         if found is None:
-            self._show(
-                next_slice="", message=f"engine {self.controller.engine!r} rates no slice yet (vmn after a hint)"
-            )
+            engine = self.controller.engine
+            self._show(next_slice="", message=f"engine {engine!r} rates no slice yet (vmn after a hint)")
             return
-        suggestion, _ = found
+        suggestion = found[0]
         view = self._slice_view(slice_views.orientation_for_axis(self.volume_node, suggestion.axis))
         if view is not None:
             slice_views.show_slice(view.get_view_node(), self.volume_node, suggestion.axis, suggestion.index)
-        slice_views.highlight_slice(self.volume_node, suggestion.axis, suggestion.index)
         text = f"next slice {suggestion.index}: predicted IoU {suggestion.score:.2f}"
         axis = {0: "axial", 1: "coronal", 2: "sagittal"}.get(suggestion.axis, str(suggestion.axis))
         self._show(next_slice=text, message=f"the {axis} view shows it, highlighted:")
