@@ -440,13 +440,46 @@ async def _drive_root(url: str) -> dict:
         report["voxels_after_open"] = int(await page.text("is-voxels"))
         await page.click_at(x, y)
         report["click_second_volume"] = await page.next_result(await page.results())
+        report["dicom"] = await open_file("series", "series: click")
+        await page.click_at(x, y)
+        report["click_dicom"] = await page.next_result(await page.results())
     return report
 
 
+def write_dicom_series(image: Path, folder: Path) -> Path:
+    """The volume as a DICOM series (one MR slice per file, SimpleITK), for the folder reader."""
+    import SimpleITK as sitk
+
+    img = sitk.Cast(sitk.RescaleIntensity(sitk.ReadImage(str(image)), 0, 1000), sitk.sitkInt16)
+    folder.mkdir()
+    uid, d = "1.2.826.0.1.3680043.2.1125.4242", img.GetDirection()
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for i in range(img.GetDepth()):
+        s = img[:, :, i]
+        tags = {
+            "0008|0060": "MR",
+            "0008|0016": "1.2.840.10008.5.1.4.1.1.4",
+            "0008|0018": f"{uid}.1.{i + 1}",
+            "0020|000d": uid,
+            "0020|000e": f"{uid}.1",
+            "0020|0013": str(i + 1),
+            "0020|0032": "\\".join(map(str, img.TransformIndexToPhysicalPoint((0, 0, i)))),
+            "0020|0037": "\\".join(map(str, (d[0], d[3], d[6], d[1], d[4], d[7]))),
+            "0018|0050": str(img.GetSpacing()[2]),
+        }
+        for key, value in tags.items():
+            s.SetMetaData(key, value)
+        writer.SetFileName(str(folder / f"{i:03d}.dcm"))
+        writer.Execute(s)
+    return folder
+
+
 def test_web_app_root_folder_and_segments_in_chromium(chromium, colin_crop, tmp_path):
-    """``--root``: the page lists the volumes under it and opens one by name; a bad file
-    and a name outside the root are one line each and the open volume stays; a second
-    segment takes its own hints, and selecting the first shows its voxels again."""
+    """``--root``: the page lists the volumes under it (a DICOM series as its folder) and
+    opens one by name; a bad file and a name outside the root are one line each and the
+    open volume stays; a second segment takes its own hints, and selecting the first shows
+    its voxels again."""
     import shutil
 
     from InteractiveSegWeb import browser
@@ -455,11 +488,12 @@ def test_web_app_root_folder_and_segments_in_chromium(chromium, colin_crop, tmp_
     root.mkdir()
     shutil.copy(colin_crop, root / "second.nii.gz")
     (root / "bad.nii.gz").write_bytes(b"not an image")
+    write_dicom_series(colin_crop, root / "series")
     (tmp_path / "outside.nii.gz").write_bytes(b"x")
     extra = ["--engine", "click", "--root", str(root)]
     with browser.web_server(colin_crop, tmp_path / "out.seg.nrrd", tmp_path / "server.log", extra) as url:
         r = asyncio.run(_drive_root(url))
-    assert r["files"] == ["bad.nii.gz", "second.nii.gz"]
+    assert r["files"] == ["bad.nii.gz", "second.nii.gz", "series"]
     assert r["click"]["voxels"] > 0
     assert r["segments"] == 2 and r["second"]["voxels"] > 0 and r["second"]["message"].startswith("click:"), r["second"]
     assert "bad.nii.gz" in r["bad"] and "Traceback" not in r["bad"]
@@ -467,6 +501,7 @@ def test_web_app_root_folder_and_segments_in_chromium(chromium, colin_crop, tmp_
     assert r["voxels_after_refusals"] == r["click"]["voxels"]  # the open volume and its segment stayed
     assert r["voxels_after_open"] == 0
     assert r["click_second_volume"]["voxels"] > 0
+    assert r["click_dicom"]["voxels"] > 0  # a DICOM series folder opens as a volume
 
 
 def test_web_bench_measures_clicks_in_the_browser_and_takes_screenshots(chromium, tmp_path, capsys):
