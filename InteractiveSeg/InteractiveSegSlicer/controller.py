@@ -105,6 +105,7 @@ class InteractiveController:
         self._extreme: list[Point] = []
         self._extreme_normal: Point = AXIAL
         self._running: Operation | None = None
+        self._marks_shown = False  # a front end shows the placed hints (``hint_marks``)
 
     # -- selection ----------------------------------------------------------------------
     def engine_names(self) -> list[str]:
@@ -221,6 +222,7 @@ class InteractiveController:
         before = self.voxel_count()
         if not self.logic.move_last_click(self.volumeNode, self.segmentationNode, ras):
             return Result(0, before, "no click to move")
+        self._redraw_marks()
         after = self.voxel_count()
         return Result(abs(after - before), after, "click moved")
 
@@ -315,6 +317,7 @@ class InteractiveController:
         op = self.submit(hint, verb)
         slice_views.hide_highlights(self.volumeNode.GetScene())
         hint_marks.show_hint(self.volumeNode, hint)
+        self._marks_shown = True
         return op
 
     def submit_all(self, hints: Sequence[Interaction], verb: str = "hints") -> Operation:
@@ -427,5 +430,20 @@ class InteractiveController:
             return Result(0, self.voxel_count(), f"nothing to {verb}")
         if redo and session is not None:
             step = session.history[-1]
+        self._redraw_marks()
         changed = _changed_voxels([step])
         return Result(changed, self.voxel_count(), f"{verb}: {changed} voxels changed")
+
+    def _redraw_marks(self) -> None:
+        """The placed-hint marks as the history now stands (after undo, redo, a moved click),
+        once a front end showed marks (``submit_gesture``); scripts draw none."""
+        from . import hint_marks
+
+        session = self.logic.store.session(self.volumeNode)
+        if not self._marks_shown or session is None:
+            return
+        hint_marks.clear_hints(self.volumeNode.GetScene())
+        for step in session.history:
+            hint = step.interaction
+            if getattr(hint, "label", None) == self.label and getattr(hint, "points", None):
+                hint_marks.show_hint(self.volumeNode, hint)

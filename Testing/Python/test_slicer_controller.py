@@ -124,6 +124,26 @@ def test_a_click_acts_on_press_and_a_drag_moves_it(editor, scene):
     assert c.undo().voxels == 0 and c.last_click() is not None and c.last_click()[1] is False
 
 
+def test_the_marks_follow_undo_redo_and_a_moved_click(editor, scene):
+    """The placed-hint marks show the history as it stands: undo removes a hint's mark, redo
+    puts it back, a moved click's mark moves with it."""
+    c = editor.controller
+    tracker = tracker_of(c)
+    run(c, tracker.press(corner_ras(c), PIXEL, AXIAL, ctrl=True))
+    tracker.release(corner_ras(c), PIXEL)
+    run(c, tracker.press(centre_ras(c), PIXEL, AXIAL))
+    tracker.release(centre_ras(c), PIXEL)
+    assert (marks(scene, "+"), marks(scene, "-")) == (1, 1)
+    c.undo()
+    assert (marks(scene, "+"), marks(scene, "-")) == (0, 1)
+    c.redo()
+    assert (marks(scene, "+"), marks(scene, "-")) == (1, 1)
+    far = corner_ras(c, 30)
+    c.move_click(far)
+    node = scene.GetFirstNodeByName("InteractiveSeg hints +")
+    assert np.allclose(node.GetNthControlPointPositionWorld(0), far, atol=1.0)  # within a voxel (1 mm)
+
+
 def test_ctrl_or_the_negative_switch_makes_a_negative_click(editor, scene):
     c = editor.controller
     ras = centre_ras(c)
