@@ -9,6 +9,8 @@
   MRML is never mocked; tests without the wheel are skipped, not failed.
 - ``scene``: that scene; nodes a test adds are removed after it.
 - ``volume_node``: factory for scalar/vector volume nodes from KJI numpy arrays.
+- ``colin_crop``: 32 axial slices of Colin27 as a NIfTI file (the controller, gesture and
+  browser tests open it as Slicer or the web app would).
 - ``shared_data``: the folder of ``../shared/data`` (the abdominal CT, MRI lesions,
   phantom). It lives beside the repository, never in it: a clone elsewhere has no such
   folder, and the tests that read it say so there, in this one place.
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -89,3 +92,21 @@ def volume_node(scene):
         return node
 
     return make
+
+
+@pytest.fixture(scope="module")
+def colin_crop(tmp_path_factory) -> Path:
+    """32 axial slices through the middle of Colin27 (T1 MRI), as NIfTI."""
+    from InteractiveSegLib import io
+    from InteractiveSegLib.data import datasets
+    from InteractiveSegLib.errors import ImageError
+    from InteractiveSegLib.volume import Volume
+
+    try:
+        image = datasets.load("colin27").image
+    except ImageError as e:
+        pytest.skip(str(e))
+    k0 = image.shape[0] // 2 - 16
+    origin = tuple(float(c) for c in image.geometry.ijk_to_ras_points([[0, 0, k0]])[0])
+    crop = Volume(np.ascontiguousarray(image.array[k0 : k0 + 32]), dataclasses.replace(image.geometry, origin=origin))
+    return io.write_volume(tmp_path_factory.mktemp("colin") / "colin_crop.nii.gz", crop)

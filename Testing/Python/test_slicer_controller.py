@@ -8,7 +8,6 @@ submit_propagation, automatic_hint, highlight_next_slice, last_click) on a crop 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,24 +17,6 @@ from InteractiveSegLib.hints import Box, Click, ExtremePoints, Scribble, SliceAu
 
 AXIAL = (0.0, 0.0, 1.0)
 PIXEL = (100.0, 100.0)
-
-
-@pytest.fixture(scope="module")
-def colin_crop(tmp_path_factory) -> Path:
-    """32 axial slices through the middle of Colin27 (T1 MRI), as NIfTI."""
-    from InteractiveSegLib import io
-    from InteractiveSegLib.data import datasets
-    from InteractiveSegLib.errors import ImageError
-    from InteractiveSegLib.volume import Volume
-
-    try:
-        image = datasets.load("colin27").image
-    except ImageError as e:
-        pytest.skip(str(e))
-    k0 = image.shape[0] // 2 - 16
-    origin = tuple(float(c) for c in image.geometry.ijk_to_ras_points([[0, 0, k0]])[0])
-    crop = Volume(np.ascontiguousarray(image.array[k0 : k0 + 32]), dataclasses.replace(image.geometry, origin=origin))
-    return io.write_volume(tmp_path_factory.mktemp("colin") / "colin_crop.nii.gz", crop)
 
 
 @dataclasses.dataclass

@@ -10,7 +10,6 @@ Save, and checks the page's voxel count against the saved ``.seg.nrrd``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -22,25 +21,6 @@ from InteractiveSegLib.errors import InteractionError, InteractiveSegError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 120.0  # how long to wait for the server or the page before failing (not a timing assert)
-
-
-# --- data ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def colin_crop(tmp_path_factory) -> Path:
-    """32 axial slices through the middle of Colin27 (T1 MRI), as NIfTI."""
-    from InteractiveSegLib import io
-    from InteractiveSegLib.data import datasets
-    from InteractiveSegLib.errors import ImageError
-    from InteractiveSegLib.volume import Volume
-
-    try:
-        image = datasets.load("colin27").image
-    except ImageError as e:
-        pytest.skip(str(e))
-    k0 = image.shape[0] // 2 - 16
-    origin = tuple(float(c) for c in image.geometry.ijk_to_ras_points([[0, 0, k0]])[0])
-    crop = Volume(np.ascontiguousarray(image.array[k0 : k0 + 32]), dataclasses.replace(image.geometry, origin=origin))
-    return io.write_volume(tmp_path_factory.mktemp("colin") / "colin_crop.nii.gz", crop)
 
 
 # --- the controller on real MRML ---------------------------------------------------------------
