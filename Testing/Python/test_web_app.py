@@ -136,6 +136,10 @@ async def _drive_gestures(url: str, shots: Path) -> dict:
         report["start"] = {"voxels": int(await page.text("is-voxels"))}
         before = await page.screenshot(clip=box)
 
+        await page.click_at(box[0] + 3, y)  # the view's margin: outside the image
+        await page.wait_for("document.getElementById('is-message').textContent.includes('outside the')", "refusal")
+        report["outside"] = {"hints": await page.results(), "message": await page.text("is-message")}
+
         await page.click_at(x, y)
         report["click"], after = await _shown_after(page, box, 0)
         report["click_pixels"] = changed_pixels(before, after)
@@ -209,6 +213,7 @@ def test_web_app_gestures_undo_save_in_chromium(chromium, colin_crop, tmp_path):
         r = asyncio.run(_drive_gestures(url, tmp_path))
 
     assert r["start"]["voxels"] == 0
+    assert r["outside"]["hints"] == 0 and "outside the image" in r["outside"]["message"], r["outside"]
     click, ctrl_click, undo = r["click"], r["ctrl_click"], r["undo"]
     assert click["voxels"] > 0 and click["message"].startswith("click:"), click
     assert r["click_pixels"] > 50, "the segment is not visible in the axial view"
