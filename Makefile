@@ -65,6 +65,12 @@ bench-sim: setup
 bench-vmn: setup
 	$(BIN)/interactiveseg bench --engines vmn,vmn-mem0,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --max-structures 4 --json out/bench-vmn.json --markdown out/bench-vmn.md
 	$(BIN)/interactiveseg bench --engines vmn --hint scribble,box,extreme --select random,oracle --rounds 6 --max-structures 4 --no-speed --json out/bench-vmn-select.json --markdown out/bench-vmn-select.md
+	# issue 20: CT, thick-slice MRI and the brain atlases, 6 rounds (rounds 1 and 3 as a 3-round run) (Resources/Models/vmn.md)
+	$(BIN)/interactiveseg bench --engines vmn,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --data ct-abdomen --max-structures 4 --json out/bench-vmn-ct.json --markdown out/bench-vmn-ct.md
+	$(BIN)/interactiveseg bench --engines vmn,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --image ../shared/data/ct-abdomen/ct.nii.gz --labels ../shared/data/ct-abdomen/organs.seg.nrrd --structures liver,lung_lower_lobe_right --json out/bench-vmn-ct-liver-lung.json --markdown out/bench-vmn-ct-liver-lung.md
+	$(BIN)/interactiveseg bench --engines vmn,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --data mr-brain-tumor,mni152-brain --min-voxels 200 --max-structures 4 --json out/bench-vmn-mr.json --markdown out/bench-vmn-mr.md
+	$(BIN)/interactiveseg bench --engines vmn,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --data colin27,inia19 --max-structures 4 --json out/bench-vmn-brain.json --markdown out/bench-vmn-brain.md
+	$(BIN)/interactiveseg bench --engines vmn --hint scribble,box,extreme --select random --rounds 6 --no-speed --data ct-abdomen,colin27,inia19 --max-structures 4 --json out/bench-vmn-select-issue20.json --markdown out/bench-vmn-select-issue20.md
 
 # Resumable: after a stop, the same command with --resume continues from <out>.state.
 train-click: setup
@@ -104,6 +110,7 @@ bench-finetune: setup
 	$(BIN)/interactiveseg bench --engines finetune --ablation --max-slices 6 --no-speed --json out/bench-finetune-ablation.json --markdown out/bench-finetune-ablation.md
 
 train-vmn: setup
+	# default sources: colin27 + inia19 + ct-abdomen train splits, modality-aware, randomised (--p-augment, --max-stride)
 	$(BIN)/interactiveseg train-vmn --part interaction --iterations 1500
 	$(BIN)/interactiveseg train-vmn --part memory --iterations 1500
 	# the quality head alone, on the engine's own propagations of training structures

@@ -65,35 +65,40 @@ class VolumeRun:
 
 
 def choose_slice(
-    select: str, session: Session, ref: np.ndarray, done: set[int], rng: np.random.Generator
-) -> int | None:
+    select: str, session: Session, ref: np.ndarray, done: set[tuple[int, int]], rng: np.random.Generator
+) -> tuple[int, int] | None:
+    """(axis, index) of the slice to correct next, along the axis the engine's newest round
+    propagated (the hint's, or a finer one across thick slices; ``AXIS`` without ratings)."""
     pred = session.labelmap == 1
+    ratings = _last_ratings(session)
+    axis = ratings.axis if ratings is not None else AXIS
+    skip = {i for a, i in done if a == axis}
+    n = ref.shape[axis]
     if select == "quality":
-        s = session.suggest_slice(exclude=tuple(done))
+        s = session.suggest_slice(exclude=tuple(sorted(skip)))
         if s is not None:
-            return s.index
+            return s.axis, s.index
         select = "random"
     if select == "random":
-        q = _last_quality(session)
-        rated = q is not None and np.isfinite(q).any()  # else (no quality head): the slices it labelled
-        if rated:
-            assert q is not None
-            cand = [i for i in range(ref.shape[AXIS]) if i not in done and np.isfinite(q[i])]
+        q = None if ratings is None else np.array(ratings.predicted_iou, np.float64)
+        if q is not None and np.isfinite(q).any():  # else (no quality head): the slices it labelled
+            cand = [i for i in range(n) if i not in skip and np.isfinite(q[i])]
         else:
-            cand = [i for i in range(ref.shape[AXIS]) if i not in done and pred[i].any()]
-        return int(rng.choice(cand)) if cand else None
-    cand = [i for i in range(ref.shape[AXIS]) if i not in done and (ref[i].any() or pred[i].any())]
+            cand = [i for i in range(n) if i not in skip and np.take(pred, i, axis=axis).any()]
+        return (axis, int(rng.choice(cand))) if cand else None
+    truth, found = np.moveaxis(ref, axis, 0), np.moveaxis(pred, axis, 0)
+    cand = [i for i in range(n) if i not in skip and (truth[i].any() or found[i].any())]
     # the suggestion's rule with the truth: the most wrong voxels (the paper's lowest IoU
     # points at tips and at the far end of a run carried past the structure)
-    return max(cand, key=lambda i: (int((ref[i] ^ pred[i]).sum()), -i)) if cand else None
-
-
-def _last_quality(session: Session) -> np.ndarray | None:
-    """The newest step's predicted IoU per slice (None when the engine rates no slice)."""
-    prediction = session.history[-1].prediction if session.history else None
-    if prediction is None or prediction.ratings is None:
+    if not cand:
         return None
-    return np.array(prediction.ratings.predicted_iou, np.float64)
+    return axis, max(cand, key=lambda i: (int((truth[i] ^ found[i]).sum()), -i))
+
+
+def _last_ratings(session: Session):
+    """The newest step's slice ratings (None when the engine rates no slice)."""
+    prediction = session.history[-1].prediction if session.history else None
+    return None if prediction is None else prediction.ratings
 
 
 def run_volume(
@@ -103,23 +108,20 @@ def run_volume(
     generators seeded per structure, so every selection mode gets the same round-1 hint."""
     hint_rng, select_rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
     run = VolumeRun(name)
-    done: set[int] = set()
-    index: int | None = int(np.argmax(ref.sum((1, 2))))
+    done: set[tuple[int, int]] = set()
+    chosen: tuple[int, int] | None = (AXIS, int(np.argmax(ref.sum((1, 2)))))
     for r in range(1, rounds + 1):
         if r > 1:
-            index = choose_slice(select, session, ref, done, select_rng)
-        hint = (
-            None
-            if index is None
-            else robot_slice_hint(
-                kind, ref[index], None if r == 1 else session.labelmap[index] == 1, AXIS, index, hint_rng
-            )
-        )
-        if index is not None:
-            done.add(index)
+            chosen = choose_slice(select, session, ref, done, select_rng)
+        hint = None
+        if chosen is not None:
+            axis, index = chosen
+            done.add(chosen)
+            previous = None if r == 1 else np.take(session.labelmap, index, axis=axis) == 1
+            hint = robot_slice_hint(kind, np.take(ref, index, axis=axis), previous, axis, index, hint_rng)
         if hint is not None:
-            assert index is not None  # a hint is drawn on a chosen slice
-            run.slices.append(index)
+            assert chosen is not None  # a hint is drawn on a chosen slice
+            run.slices.append(chosen[1])
             t0 = time.perf_counter()
             step = session.add(hint)
             run.ms.append((time.perf_counter() - t0) * 1000)
@@ -130,7 +132,9 @@ def run_volume(
             ratings = prediction.ratings if prediction is not None else None
             for i, p in enumerate(ratings.predicted_iou if ratings is not None else []):
                 if np.isfinite(p):
-                    run.pairs.append((float(p), iou(ref[i], pred[i])))
+                    assert ratings is not None
+                    a = ratings.axis
+                    run.pairs.append((float(p), iou(np.take(ref, i, axis=a), np.take(pred, i, axis=a))))
         run.dices.append(dice(ref, session.labelmap == 1))
     return run
 
@@ -197,7 +201,8 @@ def full_sweep_seconds(engine_name: str, shape: tuple[int, int, int] = (100, 256
     engine = create_engine(engine_name, stop_after=10**6, margin=256)  # a margin of 256: whole slices
     volume = Volume(img, lv.image.geometry)
     mid = shape[0] // 2
-    box = Box((90, 100, mid), (130, 140, mid), label=1, axis=AXIS)
+    h, w = shape[1] / 256, shape[2] / 256  # the box of a 256 x 256 slice, scaled to the slice's size
+    box = Box((int(90 * w), int(100 * h), mid), (int(130 * w), int(140 * h), mid), label=1, axis=AXIS)
     seconds: list[float] = []
     for _ in range(2):  # the first round computes the query encodings, later rounds reuse them
         session = Session(volume, engine, LabelTable.default([1]))

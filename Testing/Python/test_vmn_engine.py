@@ -13,7 +13,7 @@ from InteractiveSegLib.hints import Box, ExtremePoints, SliceAuto, ijk_from_slic
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.metrics import dice
 from InteractiveSegLib.session import Session
-from InteractiveSegLib.users.robot import robot_box, robot_extreme_points
+from InteractiveSegLib.users.robot import robot_box, robot_extreme_points, robot_slice_hint
 
 STRUCTURE = "Putamen_R"  # even AAL id: held out from training
 
@@ -220,3 +220,93 @@ def test_quality_stage_records_what_the_head_saw(colin):
     with torch.no_grad():  # one propagation: every slice has the region's size
         again = engine.net.quality.score(torch.stack([x for x, _ in rec.samples]).float())
     np.testing.assert_allclose(sorted(again.numpy()), sorted(quality[rated]), atol=2e-3)  # half-precision storage
+
+
+class _Bright(torch.nn.Module):
+    """A stand-in f_IN: the bright part of the image channel (the networks' own quality aside)."""
+
+    def forward(self, x):
+        return (x[:, :1] - 0.5) * 40
+
+
+def _ellipsoid_volume(spacing_ijk, slices):
+    """A bright ellipsoid (semi-axes 40 mm along k, 25 and 30 voxels in-plane) in a noisy MR-like volume."""
+    from InteractiveSegLib.volume import Geometry, Volume
+
+    k, j, i = np.ogrid[:slices, :96, :96]
+    ell = ((k - slices // 2) * spacing_ijk[2] / 40) ** 2 + ((j - 48) / 25) ** 2 + ((i - 44) / 30) ** 2 <= 1
+    img = 100 + 500 * ell + np.random.default_rng(0).normal(0, 20, ell.shape)
+    return Volume(img.astype(np.float32), Geometry(spacing=spacing_ijk)), ell
+
+
+def test_thick_slices_are_propagated_along_the_finest_axis():
+    """A 1 x 1 x 5 mm volume with an axial box: the hint's slice is segmented where it was drawn
+    and kept exactly; the propagation runs through coronal slices (KJI axis 1), seeded by the
+    coronal slice that crosses the hint's slice, and reaches the structure's other axial slices.
+    The same structure at 1 mm isotropic is propagated along the hint's axis, and so is the thick
+    one when the choice is off (the default)."""
+    volume, ell = _ellipsoid_volume((1.0, 1.0, 5.0), 24)
+    engine = create_engine("vmn", axis_choice=True)
+    engine.f_in = _Bright()
+    engine.set_image(volume)
+    index = int(np.argmax(ell.sum((1, 2))))
+    session = Session(volume, engine, LabelTable.default([1]))
+    step = session.add(_box(ell, index))
+    pred = session.labelmap == 1
+    assert step.prediction.ratings.axis == 1
+    correction = step.prediction.state
+    assert correction.axis == 0 and correction.index == index
+    np.testing.assert_array_equal(pred[index], correction.mask > 0.5)  # the drawn slice, exactly
+    seed = correction.seed
+    assert seed.axis == 1 and step.prediction.ratings.corrected == [seed.index]
+    assert ell[:, seed.index].any() and np.array_equal(seed.mask[index] > 0.5, correction.mask[seed.index] > 0.5)
+    present = np.flatnonzero(ell.any((1, 2)))
+    reached = np.flatnonzero(pred.any((1, 2)))
+    assert reached.min() <= present.min() + 1 and reached.max() >= present.max() - 1  # every axial slice of it
+    assert dice(ell, pred) > 0.7
+    # a correction on a coronal slice (the axis it propagates along) joins that memory directly
+    suggestion = session.suggest_slice()
+    assert suggestion is not None and suggestion.axis == 1
+    j = suggestion.index
+    hint = robot_slice_hint("scribble", ell[:, j], pred[:, j], 1, j, np.random.default_rng(0))
+    step = session.add(hint)
+    assert step.prediction.ratings.axis == 1 and step.prediction.ratings.corrected == sorted({seed.index, j})
+    np.testing.assert_array_equal((session.labelmap == 1)[index], correction.mask > 0.5)  # still exactly
+
+    iso, ell_iso = _ellipsoid_volume((1.0, 1.0, 1.0), 100)
+    engine.set_image(iso)
+    index = int(np.argmax(ell_iso.sum((1, 2))))
+    step = Session(iso, engine, LabelTable.default([1])).add(_box(ell_iso, index))
+    assert step.prediction.ratings.axis == 0 and step.prediction.state.seed is None
+    default = create_engine("vmn")
+    default.set_image(volume)
+    index = int(np.argmax(ell.sum((1, 2))))
+    step = Session(volume, default, LabelTable.default([1])).add(_box(ell, index))
+    assert step.prediction.ratings.axis == 0 and step.prediction.state.seed is None
+
+
+def test_checkpoint_normalisation_old_weights_keep_theirs():
+    """A checkpoint without ``meta["normalization"]`` (the weights shipped before issue 20) reads
+    the percentile scaling it was trained on; "modality" reads ``intensity.normalize``; f_IN and
+    f_VMN may differ, each gets its own."""
+    from InteractiveSegLib.intensity import normalize
+    from InteractiveSegLib.methods.vmn.engine import checkpoint_normalization
+    from InteractiveSegLib.preprocessing import normalize_intensity
+
+    assert checkpoint_normalization({}) == "percentile"
+    assert checkpoint_normalization({"normalization": "modality"}) == "modality"
+    with pytest.raises(EngineError):
+        checkpoint_normalization({"normalization": "zscore"})
+    hu = np.random.default_rng(0).normal(0, 300, (8, 16, 16)).astype(np.float32)
+    hu[:, :3] = -1000  # air: a CT
+    from InteractiveSegLib.volume import Volume
+
+    volume = Volume(hu)
+    engine = create_engine("vmn")
+    engine.meta = {k: v for k, v in engine.meta.items() if k != "normalization"}
+    engine.in_meta = {**engine.in_meta, "normalization": "modality"}
+    engine.set_image(volume)
+    assert engine.modality == "ct"
+    np.testing.assert_allclose(engine._norm, normalize_intensity(hu))
+    np.testing.assert_allclose(engine._in_norm, normalize(hu, "ct"))
+    assert not np.allclose(engine._norm, engine._in_norm)

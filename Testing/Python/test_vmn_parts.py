@@ -286,3 +286,109 @@ def test_a_short_stroke_on_a_large_structure_zooms_out_until_it_sees_all_of_it()
     box = Box((60, 60, 0), (120, 140, 0), axis=0)
     _, roi = segment_slice(Bright(), image, None, [box], 0, size=64, encoding="gaussian")
     assert roi.r1 - roi.r0 < 100
+
+
+class Residue:
+    """A Propagator stand-in that follows a structure exactly and, beyond its end, keeps a few
+    stray voxels (what a network that never empties a slice leaves behind)."""
+
+    def __init__(self, truth: np.ndarray, stray: int = 2):
+        self.truth, self.stray = truth, stray
+
+    def encode_memory(self, index, prob):
+        return index
+
+    def segment(self, index, memory, prior=None):
+        out = self.truth[index].astype(np.float32)
+        if not out.any():
+            out[0, : self.stray] = 0.9  # stray voxels
+        return out, 0.5
+
+
+def _ball(n=60, side=32, centre=17, radius=7.5):
+    k, j, i = np.ogrid[:n, :side, :side]
+    return (k - centre) ** 2 + (j - 16) ** 2 + (i - 16) ** 2 <= radius**2
+
+
+def test_stop_rule_nothing_written_beyond_the_end_of_a_structure_that_ends():
+    """The structure spans slices 10-24; beyond them the stand-in network leaves two stray voxels
+    on every slice. The stop rule (three slices in a row under 2% of the start's foreground)
+    ends each run three slices past the structure, clears those three, and keeps every slice
+    of the structure, its tips included."""
+    truth = _ball()
+    present = np.flatnonzero(truth.any((1, 2)))
+    first, last = int(present[0]), int(present[-1])
+    start, stop_after = 17, 3
+    res = propagate(
+        Residue(truth), len(truth), {start: truth[start].astype(np.float32)}, start, stop_after=stop_after, vanish=0.02
+    )
+    assert max(res.order) == last + stop_after and min(res.order) == first - stop_after
+    found = res.probability > 0.5
+    assert not found[last + 1 :].any() and not found[:first].any()  # nothing beyond the ends
+    np.testing.assert_array_equal(found[first : last + 1], truth[first : last + 1])  # tips included
+    # with the rule counting only empty slices, the residue carries every run to the volume's ends
+    res = propagate(Residue(truth), len(truth), {start: truth[start].astype(np.float32)}, start, stop_after=stop_after)
+    assert max(res.order) == len(truth) - 1 and (res.probability[last + 1 :] > 0.5).any()
+
+
+def test_stop_rule_empty_slices_end_a_run_and_a_gap_shorter_than_the_rule_does_not():
+    """Two parts of one structure, slices 5-12 and 15-20 (a gap of two empty slices): with
+    ``stop_after=3`` the run crosses the gap; with ``stop_after=2`` it ends in it."""
+    truth = np.zeros((40, 8, 8), bool)
+    truth[5:13, 2:6, 2:6] = True
+    truth[15:21, 3:7, 3:7] = True
+    res = propagate(Residue(truth, 0), 40, {8: truth[8].astype(np.float32)}, 8, stop_after=3, vanish=0.02)
+    np.testing.assert_array_equal(res.probability > 0.5, truth)
+    assert max(res.order) == 20 + 3 and min(res.order) == 5 - 3
+    res = propagate(Residue(truth, 0), 40, {8: truth[8].astype(np.float32)}, 8, stop_after=2, vanish=0.02)
+    assert max(res.order) == 14 and not (res.probability[13:] > 0.5).any()
+
+
+def test_propagation_axis_follows_the_finest_spacing_when_slices_are_thick():
+    from InteractiveSegLib.methods.vmn.engine import choose_axis
+
+    assert choose_axis((1.0, 1.0, 1.0), 0) == 0  # isotropic: the hint's axis
+    assert choose_axis((3.0, 3.0, 3.0), 2) == 2
+    assert choose_axis((5.0, 1.0, 1.0), 0) == 1  # thick axial slices: coronal (the lower of a tie)
+    assert choose_axis((5.0, 1.0, 0.8), 0) == 2  # the finer of the two
+    assert choose_axis((5.0, 1.0, 1.0), 2) == 2  # a sagittal hint: its slices are fine, it stays
+    assert choose_axis((1.8, 1.0, 1.0), 0) == 0  # under twice the finest: not thick
+    assert choose_axis((1.8, 1.0, 1.0), 0, thick_ratio=1.5) == 1
+
+
+def test_sequences_take_strides_up_to_max_stride_along_every_axis():
+    """f_VMN's 5-slice sequences: the slice stride is drawn from 1 to ``max_stride`` (thick slices)."""
+    from InteractiveSegLib.methods.vmn.train import Structure, memory_sample
+
+    n = 40
+    k, j, i = np.meshgrid(np.arange(n), np.arange(n), np.arange(n), indexing="ij")
+    image = ((k + j + i) / 300).astype(np.float32)  # one step along any axis adds 1/300 everywhere
+    mask = np.zeros((n, n, n), bool)
+    mask[8:32, 8:32, 8:32] = True
+    rng = np.random.default_rng(0)
+    strides = set()
+    for _ in range(60):
+        images, _, _ = memory_sample([Structure("cube", image, mask)], rng, 16, 5, max_stride=3)
+        diff = images[1:, 0, 4:12, 4:12] - images[:-1, 0, 4:12, 4:12]
+        steps = np.unique(np.round(np.abs(diff) * 300))
+        if len(steps) == 1 and steps[0] > 0:  # no slice clipped at the volume's edge
+            strides.add(int(steps[0]))
+    assert strides == {1, 2, 3}
+
+
+def test_augmented_structures_are_redrawn_by_the_data_layer():
+    from InteractiveSegLib.methods.vmn.train import AugmentedStructures, Structure
+
+    lab = np.zeros((40, 40, 40), np.uint8)
+    lab[5:35, 5:35, 5:35] = 1
+    lab[12:28, 12:28, 12:28] = 2
+    image = (lab * 0.4).astype(np.float32)
+    s = Structure("cube", image, lab == 2, lab, 2, (1.0, 1.0, 1.0))
+    pool = AugmentedStructures([s], np.random.default_rng(0), size=3, block=32, min_voxels=200)
+    assert len(pool.pool) == 3
+    for a in pool.pool:
+        assert a.image.shape == a.mask.shape and max(a.image.shape) <= 32 and a.mask.sum() >= 200
+        assert 0 <= a.image.min() and a.image.max() <= 1
+        inside, outside = a.image[a.mask].mean(), a.image[~a.mask].mean()
+        assert abs(inside - outside) > 0.02  # the structure still has a contrast of its own
+    assert not all(np.allclose(a.image.mean(), pool.pool[0].image.mean()) for a in pool.pool[1:])

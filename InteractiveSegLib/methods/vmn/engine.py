@@ -8,6 +8,11 @@ class in its memory (multi-round refinement, 3.4), and the quality head scores e
 propagated slice: ``Session.suggest_slice()`` returns the one with the most expected wrong
 voxels ((1 - predicted IoU) x its foreground).
 
+Images are scaled as each checkpoint was trained (``meta["normalization"]``: "modality",
+``intensity.normalize`` with the modality from the header or the HU range; absent, the
+percentile scaling of the weights shipped before). With ``axis_choice`` (off by default) a
+hint on thick slices seeds a slice of the finest axis, and the propagation runs along it.
+
 Each prediction keeps its corrected slice; the session hands the class's earlier
 predictions back (``Request.history``), so undo and redo restore the memory exactly.
 ``memory_size=0`` is the memory-less baseline of Table 5 (``vmn-mem0``).
@@ -28,7 +33,8 @@ from InteractiveSegLib.changes import bounding_region
 from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device
 from InteractiveSegLib.engines.base import Engine, EngineState, Prediction, Request, SliceRatings, StepReport
 from InteractiveSegLib.errors import EngineError
-from InteractiveSegLib.hints import SliceAuto, slice_index
+from InteractiveSegLib.hints import Scribble, SliceAuto, slice_index
+from InteractiveSegLib.intensity import detect_modality, normalize
 from InteractiveSegLib.methods.vmn.interaction import ENCODINGS, segment_slice
 from InteractiveSegLib.methods.vmn.network import VMNet
 from InteractiveSegLib.methods.vmn.propagation import PropagationResult, VMNPropagator, propagate
@@ -37,15 +43,61 @@ from InteractiveSegLib.volume import Volume
 
 INTERACTION_MODEL = "vmn_interaction.pt"
 MEMORY_MODEL = "vmn_memory.pt"
+#: how a checkpoint's images were scaled (its ``meta["normalization"]``): "modality" is
+#: ``intensity.normalize`` (CT in HU through a fixed curve, MRI by body percentiles);
+#: "percentile" (``preprocessing.normalize_intensity``, non-zero percentiles) is what a
+#: checkpoint without the key was trained on
+NORMALIZATIONS = ("modality", "percentile")
+
+
+def checkpoint_normalization(meta: dict) -> str:
+    """The intensity scaling a checkpoint was trained with (``NORMALIZATIONS``)."""
+    value = str(meta.get("normalization", "percentile"))
+    if value not in NORMALIZATIONS:
+        raise EngineError(f"unknown normalization {value!r} in a VMN checkpoint; expected one of {NORMALIZATIONS}")
+    return value
 
 
 @dataclass
 class CorrectedSlice(EngineState):
-    """f_IN's mask of the slice a hint was drawn on: in the memory of every later round."""
+    """f_IN's mask of the slice a hint was drawn on: in the memory of every later round.
+    ``seed``: when the propagation runs along another axis (thick slices), the slice of that
+    axis this correction seeded (see ``VMNEngine.seed``)."""
 
     axis: int
     index: int
     mask: np.ndarray
+    seed: CorrectedSlice | None = None
+
+
+def choose_axis(spacing_kji: tuple[float, float, float], hint_axis: int, thick_ratio: float = 2.0) -> int:
+    """The KJI axis to propagate along: the hint's, unless its slices are thick (the spacing
+    along it above ``thick_ratio`` x the finest spacing); then the other axis of finest
+    spacing (the lower one on a tie). The memory network carries a mask from one slice to the
+    next; 5 mm apart a structure changes shape far more than 1 mm apart, so a thick-slice
+    axial scan is carried through its coronal or sagittal slices, one fine step at a time."""
+    sp = [float(x) for x in spacing_kji]
+    if sp[hint_axis] <= thick_ratio * min(sp):
+        return hint_axis
+    return min((a for a in range(3) if a != hint_axis), key=lambda a: (sp[a], a))
+
+
+def impose(prob: np.ndarray, axis: int, roi: Roi | None, slices: list[CorrectedSlice]) -> None:
+    """Write corrected slices of other axes, exactly, into a propagation's probability
+    (slices along ``axis`` first, in-plane ``roi``; None: whole slices): the slices the user
+    drew on keep their masks whatever the axis the propagation ran along (parts outside the
+    region are not written)."""
+    view = np.moveaxis(prob, 0, axis)  # KJI order, a view: writes reach ``prob``
+    o1, o2 = (a for a in range(3) if a != axis)
+    offset = {axis: 0, o1: roi.r0 if roi else 0, o2: roi.c0 if roi else 0}
+    for c in slices:
+        j = c.index - offset[c.axis]
+        if c.axis == axis or not 0 <= j < view.shape[c.axis]:
+            continue
+        at: list[int | slice] = [slice(None)] * 3
+        at[c.axis] = j
+        part = tuple(slice(offset[b], offset[b] + view.shape[b]) for b in range(3) if b != c.axis)
+        view[tuple(at)] = c.mask[part]
 
 
 @dataclass
@@ -63,7 +115,7 @@ class VMNEngine(Engine):
     SUPPORTED_HINTS = frozenset({"click", "scribble", "box", "extreme_points"})
     HISTORY = "class"  # every corrected slice of the class is in the memory
     HINTS_ON_ONE_SLICE = True  # f_IN reads the hint's slice; the memory network makes it 3D
-    MEMORY_PER_VOXEL = 7.0  # its normalised copy, and the class mask a round reads
+    MEMORY_PER_VOXEL = 11.0  # its normalised copies (f_IN and f_VMN may scale differently), the class mask
     MODEL_CARD = "vmn.md"
 
     def __init__(
@@ -78,6 +130,10 @@ class VMNEngine(Engine):
         encoding: str | None = None,
         device: str | None = None,
         threads: int | None = None,
+        modality: str = "auto",
+        axis_choice: bool = False,
+        thick_ratio: float = 2.0,
+        vanish: float = 0.02,
     ) -> None:
         super().__init__()
         models = default_models_dir()
@@ -106,18 +162,43 @@ class VMNEngine(Engine):
         self.f_in.to(self.device)
         if threads:
             torch.set_num_threads(threads)
-        self._norm: np.ndarray | None = None
+        self.requested_modality = modality
+        #: propagate along the finest-spaced axis when the hint's slices are thick (``choose_axis``);
+        #: off by default: with the networks as trained it lowered the volume Dice on the
+        #: thick-slice MRI volumes (Resources/Models/vmn.md, issue 20)
+        self.axis_choice, self.thick_ratio = bool(axis_choice), float(thick_ratio)
+        #: the stop rule also counts a slice holding less than this share of the run's first
+        #: slice's foreground as one where the structure has ended (``propagation.propagate``)
+        self.vanish = float(vanish)
+        self.modality: str | None = None
+        self._norm: np.ndarray | None = None  # the image as f_VMN was trained to read it
+        self._in_norm: np.ndarray | None = None  # as f_IN was (the same array when both agree)
         self._propagators: OrderedDict[tuple, VMNPropagator] = OrderedDict()
+        #: the current round's corrected slices of other axes, drawn on the propagation's
+        #: slices (their footprint): the region must hold them
+        self._cross_planes: list[np.ndarray] = []
         #: called with every propagation round's result (slices first, whole slices), before
         #: it becomes a prediction: the quality head's training records its rounds through it
         self.on_propagated: Callable[[PropagationResult], None] | None = None
 
     def set_image(self, volume: Volume) -> None:
         super().set_image(volume)
-        self._norm = normalize_intensity(volume.array)
+        self.modality = detect_modality(volume) if self.requested_modality == "auto" else self.requested_modality
+        scaled: dict[str, np.ndarray] = {}
+
+        def scale(kind: str) -> np.ndarray:
+            if kind not in scaled:
+                assert self.modality is not None
+                scaled[kind] = (
+                    normalize(volume.array, self.modality) if kind == "modality" else normalize_intensity(volume.array)
+                )
+            return scaled[kind]
+
+        self._norm = scale(checkpoint_normalization(self.meta))
+        self._in_norm = scale(checkpoint_normalization(self.in_meta))
         self._propagators.clear()
 
-    def region(self, axis: int, corrected: dict[int, np.ndarray]) -> Roi:
+    def region(self, axis: int, corrected: dict[int, np.ndarray], extra: list[np.ndarray] | None = None) -> Roi:
         """In-plane region the propagation runs in: the corrected masks' box widened by half
         its size (at least ``margin`` voxels) per side. Structures change little from slice
         to slice, and a small region makes a round several times faster. Within a session the
@@ -126,7 +207,7 @@ class VMNEngine(Engine):
         assert self.volume is not None
         shape = tuple(n for a, n in enumerate(self.volume.shape) if a != axis)
         union = np.zeros(shape, bool)
-        for m in corrected.values():
+        for m in [*corrected.values(), *(extra or [])]:
             union |= m > 0.5
         if not union.any():
             return Roi(0, shape[0], 0, shape[1])
@@ -136,13 +217,19 @@ class VMNEngine(Engine):
         lo, hi = np.maximum(lo - pad, 0), np.minimum(hi + pad, shape)
         return Roi(int(lo[0]), int(hi[0]), int(lo[1]), int(hi[1]))
 
-    def working_shape(self, roi: Roi) -> tuple[int, int]:
-        """The in-plane size the network sees: the region, shrunk so its longer side is at most
-        ``max_side``. A round's cost grows with the region's area (and the memory read's with
-        its square), so a structure filling a 256 x 256 slice is propagated at 128 x 128
-        (the sizes the network was trained on) and its masks resized back; the brain
-        structures of the benchmark have regions below that and are not resized."""
-        h, w = roi.r1 - roi.r0, roi.c1 - roi.c0
+    def working_shape(self, roi: Roi, axis: int = 0) -> tuple[int, int]:
+        """The in-plane size the network sees: the region with square pixels (the coarser
+        in-plane direction of a slice along ``axis`` stretched to the finer spacing, as across
+        thick slices), shrunk so its longer side is at most ``max_side``. A round's cost grows
+        with the region's area (and the memory read's with its square), so a structure filling
+        a 256 x 256 slice is propagated at 128 x 128 (the sizes the network was trained on) and
+        its masks resized back; the brain structures of the benchmark have regions below that
+        and are not resized."""
+        h, w = float(roi.r1 - roi.r0), float(roi.c1 - roi.c0)
+        if self.volume is not None:
+            sp = self.volume.geometry.spacing[::-1]
+            s_row, s_col = (float(sp[a]) for a in range(3) if a != axis)
+            h, w = h * s_row / min(s_row, s_col), w * s_col / min(s_row, s_col)
         scale = min(1.0, self.max_side / max(h, w))
         return max(1, round(h * scale)), max(1, round(w * scale))
 
@@ -153,7 +240,8 @@ class VMNEngine(Engine):
         if key not in self._propagators:
             assert self._norm is not None
             slices = np.moveaxis(self._norm, axis, 0)[:, roi.r0 : roi.r1, roi.c0 : roi.c1]
-            self._propagators[key] = VMNPropagator(self.net, resize_stack(slices, self.working_shape(roi)), self.device)
+            work = self.working_shape(roi, axis)
+            self._propagators[key] = VMNPropagator(self.net, resize_stack(slices, work), self.device)
             while len(self._propagators) > 4:
                 self._propagators.popitem(last=False)
         self._propagators.move_to_end(key)
@@ -165,10 +253,10 @@ class VMNEngine(Engine):
         axis, index = request.axis, request.slice_index
         same = [h for h in request.interactions if h.axis == axis and slice_index(h) == index]
         previous = np.take(request.labelmap, index, axis=axis) == request.label
-        assert self._norm is not None
+        assert self._in_norm is not None
         prob, _ = segment_slice(
             self.f_in,
-            np.take(self._norm, index, axis=axis),
+            np.take(self._in_norm, index, axis=axis),
             previous if previous.any() else None,
             same,
             axis,
@@ -179,18 +267,20 @@ class VMNEngine(Engine):
 
     @staticmethod
     def corrected_slices(request: Request, axis: int) -> dict[int, np.ndarray]:
-        """Corrected slice masks along ``axis`` kept in earlier predictions (newest wins)."""
+        """Corrected slice masks along ``axis`` kept in earlier predictions, and the slices
+        of ``axis`` that corrections on other axes seeded (newest wins)."""
         out: dict[int, np.ndarray] = {}
         for c in request.states(CorrectedSlice):
             assert isinstance(c, CorrectedSlice)
-            if c.axis == axis:
-                out[c.index] = c.mask
+            for item in (c, c.seed):
+                if item is not None and item.axis == axis:
+                    out[item.index] = item.mask
         return out
 
     def propagate(self, axis: int, corrected: dict[int, np.ndarray], start: int) -> PropagationResult:
         """Carry the corrected slices through the volume from ``start`` (slices first)."""
-        roi = self.region(axis, corrected)
-        work = self.working_shape(roi)
+        roi = self.region(axis, corrected, self._cross_planes)
+        work = self.working_shape(roi, axis)
         crop = {i: resize_stack(m[roi.slices][None], work)[0] for i, m in corrected.items()}
         assert self.volume is not None
         res = propagate(
@@ -202,6 +292,7 @@ class VMNEngine(Engine):
             every=self.every,
             stop_after=self.stop_after,
             progress=self.progress,
+            vanish=self.vanish,
         )
         # the region only: whole slices of a 512 x 512 x 600 CT would be 600 MB of float32
         prob = resize_stack(res.probability, (roi.r1 - roi.r0, roi.c1 - roi.c0))
@@ -210,48 +301,136 @@ class VMNEngine(Engine):
         res.probability, res.roi = prob, roi
         return res
 
+    def propagation_axis(self, hint_axis: int) -> int:
+        """``choose_axis`` from the volume's spacing; the hint's axis when ``axis_choice`` is off
+        and for the baselines that replace the propagation (their seeds are the corrected
+        slices themselves)."""
+        if not self.axis_choice or type(self).propagate is not VMNEngine.propagate or self.volume is None:
+            return hint_axis
+        sp = self.volume.geometry.spacing[::-1]
+        return choose_axis((float(sp[0]), float(sp[1]), float(sp[2])), hint_axis, self.thick_ratio)
+
+    def seed(self, c: CorrectedSlice, axis: int, request: Request) -> CorrectedSlice | None:
+        """The slice along ``axis`` that crosses the corrected slice ``c`` where its mask is
+        widest, segmented by f_IN from the line ``c``'s mask draws on it (a positive scribble),
+        with that line kept exactly; None when ``c`` is empty. The propagation along ``axis``
+        starts there."""
+        m = c.mask > 0.5
+        if not m.any():
+            return None
+        plane = [a for a in range(3) if a != c.axis]  # the axes of c.mask, in KJI order
+        pos = plane.index(axis)
+        along = plane[1 - pos]  # the axis the crossing line runs along
+        j = int(np.argmax(m.sum(axis=1 - pos)))
+        line = np.take(m, j, axis=pos)
+        voxels = []
+        for t in np.flatnonzero(line):
+            kji = [0, 0, 0]
+            kji[axis], kji[c.axis], kji[along] = j, c.index, int(t)
+            voxels.append((kji[2], kji[1], kji[0]))
+        hint = Scribble(voxels, label=request.label, positive=True, axis=axis)
+        previous = np.take(request.labelmap, j, axis=axis) == request.label
+        assert self._in_norm is not None
+        prob, _ = segment_slice(
+            self.f_in,
+            np.take(self._in_norm, j, axis=axis),
+            previous if previous.any() else None,
+            [hint],
+            axis,
+            self.roi_size,
+            self.encoding,
+        )
+        mask = (prob > 0.5).astype(np.float32)
+        at: list[int | slice] = [slice(None), slice(None)]
+        at[[a for a in range(3) if a != axis].index(c.axis)] = c.index
+        mask[tuple(at)] = line
+        return CorrectedSlice(axis, j, mask)
+
+    def cross_slices(self, request: Request, axis: int, newest: CorrectedSlice) -> list[CorrectedSlice]:
+        """The corrected slices of the class drawn along other axes than ``axis`` (newest wins)."""
+        out: dict[tuple[int, int], CorrectedSlice] = {}
+        for c in [*request.states(CorrectedSlice), newest]:
+            assert isinstance(c, CorrectedSlice)
+            if c.axis != axis:
+                out[(c.axis, c.index)] = c
+        return list(out.values())
+
+    def footprint(self, c: CorrectedSlice, axis: int) -> np.ndarray:
+        """Where the corrected slice ``c`` (of another axis) meets the slices along ``axis``, as
+        a mask on their plane: the line of ``c.index`` over the extent of ``c``'s mask."""
+        assert self.volume is not None
+        shape = tuple(n for a, n in enumerate(self.volume.shape) if a != axis)
+        out = np.zeros(shape, bool)
+        plane = [a for a in range(3) if a != c.axis]
+        other = [a for a in range(3) if a != axis]
+        along = plane[1 - plane.index(axis)]
+        covered = np.asarray((c.mask > 0.5).any(axis=plane.index(axis)))
+        at: list[int | slice | np.ndarray] = [slice(None), slice(None)]
+        at[other.index(c.axis)] = c.index
+        at[other.index(along)] = covered
+        out[tuple(at)] = True
+        return out
+
     def predict(self, request: Request) -> Prediction:
         if self._norm is None:
             raise EngineError("set_image() must be called before predict()")
         if isinstance(request.interactions[-1], SliceAuto):
             raise EngineError("VMN needs a hint (scribble, box, extreme points or click) on one slice")
         correction = CorrectedSlice(*self.correct(request))
-        corrected = self.corrected_slices(request, request.axis)
-        corrected[correction.index] = correction.mask
-        result = self.propagate(request.axis, corrected, request.slice_index)
+        axis = self.propagation_axis(request.axis)
+        corrected = self.corrected_slices(request, axis)
+        if axis == request.axis:
+            corrected[correction.index] = correction.mask
+            start: int | None = correction.index
+        else:  # thick slices: the hint's slice seeds a slice of the finer axis, which propagates
+            correction.seed = self.seed(correction, axis, request)
+            if correction.seed is not None:
+                corrected[correction.seed.index] = correction.seed.mask
+            start = correction.seed.index if correction.seed is not None else next(reversed(corrected), None)
+        cross = self.cross_slices(request, axis, correction)
+        self._cross_planes = [self.footprint(c, axis) for c in cross]
         assert self.volume is not None
-        plane = cast(tuple[int, int], tuple(n for a, n in enumerate(self.volume.shape) if a != request.axis))
+        plane = cast(tuple[int, int], tuple(n for a, n in enumerate(self.volume.shape) if a != axis))
+        if start is None:  # nothing holds the structure along this axis: only the drawn slices
+            n = self.volume.shape[axis]
+            result = PropagationResult(np.zeros((n, *plane), np.float32), np.full(n, np.nan, np.float32))
+        else:
+            result = self.propagate(axis, corrected, start)
+        impose(result.probability, axis, result.roi, cross)
+        result.axis = axis
         if self.on_propagated is not None:
             whole = PropagationResult(result.whole_slices(plane), result.quality, result.order, result.memory)
+            whole.axis = axis
             self.on_propagated(whole)
         # the expected number of wrong voxels of a slice: (1 - predicted IoU) x its foreground
         # (nan where unrated); the suggestion is the slice with the most (model card: vmn.md)
         area = (result.probability > 0.5).sum((1, 2))
         ratings = SliceRatings(
-            axis=request.axis,
+            axis=axis,
             predicted_iou=result.quality.astype(np.float64),
             expected_wrong_voxels=((1.0 - result.quality) * area).astype(np.float64),
             corrected=sorted(corrected),
         )
         report = PropagationReport(seconds=result.seconds, propagated=len(result.order))
-        region, probability = self.result_region(request, result, correction)
+        region, probability = self.result_region(request, result, axis)
         return Prediction(request.label, region, probability, ratings=ratings, report=report, state=correction)
 
     def result_region(
-        self, request: Request, result: PropagationResult, correction: CorrectedSlice
+        self, request: Request, result: PropagationResult, axis: int
     ) -> tuple[tuple[slice, slice, slice], np.ndarray]:
-        """The KJI region a round rewrites and its probability: the box of the new result
-        and of the class's current voxels (which it replaces), not the whole volume."""
+        """The KJI region a round rewrites and its probability (``result`` runs along
+        ``axis``): the box of the new result and of the class's current voxels (which it
+        replaces), not the whole volume."""
         assert self.volume is not None
-        n = self.volume.shape[request.axis]
-        plane = tuple(s for a, s in enumerate(self.volume.shape) if a != request.axis)
+        n = self.volume.shape[axis]
+        plane = tuple(s for a, s in enumerate(self.volume.shape) if a != axis)
         roi = result.roi or Roi(0, plane[0], 0, plane[1])
         in_roi = (slice(0, n), *roi.slices)
-        current = np.moveaxis(request.labelmap == request.label, request.axis, 0)
+        current = np.moveaxis(request.labelmap == request.label, axis, 0)
         whole = (slice(0, n), slice(0, plane[0]), slice(0, plane[1]))
         box = bounding_region((n, *plane), (in_roi, result.probability > 0.5), (whole, current))
-        if box is None:  # nothing anywhere: the corrected slice, which is empty
-            box = (slice(correction.index, correction.index + 1), slice(0, plane[0]), slice(0, plane[1]))
+        if box is None:  # nothing anywhere: one slice of zeros
+            box = (slice(0, 1), slice(0, plane[0]), slice(0, plane[1]))
         prob = np.zeros(tuple(s.stop - s.start for s in box), np.float32)
         lo = [max(b.start, r.start) for b, r in zip(box, in_roi, strict=True)]
         hi = [min(b.stop, r.stop) for b, r in zip(box, in_roi, strict=True)]
@@ -262,8 +441,8 @@ class VMNEngine(Engine):
                 ]
             )
         kji_box = [box[1], box[2]]
-        kji_box.insert(request.axis, box[0])
-        return cast(tuple[slice, slice, slice], tuple(kji_box)), np.moveaxis(prob, 0, request.axis)
+        kji_box.insert(axis, box[0])
+        return cast(tuple[slice, slice, slice], tuple(kji_box)), np.moveaxis(prob, 0, axis)
 
 
 class MemorylessVMNEngine(VMNEngine):

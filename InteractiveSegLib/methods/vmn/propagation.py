@@ -13,7 +13,9 @@ half-way to the next such slice (beyond the outermost ones, to the volume's end)
 past an empty corrected slice. An empty corrected slice is in no memory: the read is a
 softmax over every memory position, where its cells (all background) would compete with
 the structure's in every query. A run stops once the structure has ended: ``stop_after``
-consecutive empty slices. Corrected slices keep their mask. Every propagated slice gets
+consecutive slices that are empty, or hold less than ``vanish`` of the foreground of the
+slice the run started from (stray voxels the network leaves beyond a structure's end);
+those trailing slices are cleared. Corrected slices keep their mask. Every propagated slice gets
 the quality head's predicted IoU.
 
 The network is reached through :class:`Propagator` (``encode_memory`` / ``segment``), so
@@ -54,6 +56,8 @@ class PropagationResult:
     seconds: float = 0.0
     #: the in-plane region ``probability`` covers (None: whole slices); outside it, 0
     roi: Roi | None = None
+    #: the KJI axis the slices run along
+    axis: int = 0
 
     def whole_slices(self, shape: tuple[int, int]) -> np.ndarray:
         """``probability`` on whole slices of in-plane ``shape``."""
@@ -90,6 +94,7 @@ def propagate(
     stop_after: int = 3,
     threshold: float = 0.5,
     progress: Callable[[float, str], None] | None = None,
+    vanish: float = 0.0,
 ) -> PropagationResult:
     """Propagate the ``annotated`` slice masks both ways (see module doc), the newest
     interactive slice ``start`` first. ``progress(fraction, text)`` is called after each
@@ -111,6 +116,8 @@ def propagate(
         """Slices origin + step ... up to ``end`` (excluded), until ``stop_after`` empty in a row."""
         periodic: list[int] = []
         previous, empty = origin, 0
+        # a slice with at most this many foreground pixels counts as one where the structure has ended
+        ended = vanish * float((prob[origin] > threshold).sum())
         q = origin + step
         while q != end:
             mem = memory_slices(origin, previous, [a for a in annotated if a in present], periodic, q, cap)
@@ -125,10 +132,14 @@ def propagate(
             if abs(q - origin) % every == 0:
                 periodic.append(q)
             previous = q
-            empty = 0 if (p > threshold).any() else empty + 1
+            area = int((p > threshold).sum())
+            empty = 0 if area > 0 and area > ended else empty + 1
             if progress is not None:
                 progress(min(1.0, len(result.order) / todo), f"slice {q}")
             if empty >= stop_after:
+                # the structure ended where these slices began: what they hold is residue
+                for e in range(empty):
+                    prob[q - e * step] = 0.0
                 break
             q += step
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from InteractiveSegLib.checkpoints import load_checkpoint, save_checkpoint
 from InteractiveSegLib.data import datasets
+from InteractiveSegLib.errors import ImageError
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.methods.vmn.engine import VMNEngine
 from InteractiveSegLib.methods.vmn.network import VMNet
@@ -32,6 +33,24 @@ from InteractiveSegLib.session import Session
 from InteractiveSegLib.users.robot import robot_slice_hint
 
 AXIS = 0  # the benchmark's axis (axial)
+#: Sources of the VMN networks (``--dataset`` when not given); a shared source that is not
+#: beside the repository (a plain clone) is left out with a message.
+DEFAULT_DATASETS = ("colin27", "inia19", "ct-abdomen")
+
+
+def sources(specs) -> list[datasets.LabelledVolume]:
+    """``datasets.resolve(specs)``; of the defaults, a missing shared source is skipped."""
+    if tuple(specs) != DEFAULT_DATASETS:
+        return datasets.resolve(list(specs))
+    out = []
+    for spec in specs:
+        try:
+            out += datasets.resolve([spec])
+        except ImageError as e:
+            if spec not in datasets.SHARED_DATASETS:
+                raise
+            print(f"left out: {e}", flush=True)
+    return out
 
 
 class QualityRecorder:
@@ -59,17 +78,17 @@ class QualityRecorder:
             if self.keep < 1 and self.rng.random() >= self.keep:  # neighbouring slices are near copies
                 continue
             assert self.reference is not None, "set the reference structure before propagating"
-            self.samples.append((x, iou(self.reference[q], res.probability[q] > 0.5)))
+            self.samples.append((x, iou(np.take(self.reference, q, axis=res.axis), res.probability[q] > 0.5)))
         self._inputs.clear()
 
 
 def collect(args: argparse.Namespace, rng: np.random.Generator) -> list[list[tuple[torch.Tensor, float]]]:
     """Per structure, the (Q input, true IoU) pairs of its sessions (one per hint type)."""
-    engine = VMNEngine(model_path=args.init, threads=args.threads)
+    engine = VMNEngine(model_path=args.init, interaction_model_path=args.interaction, threads=args.threads)
     engine.net.eval()
     rec = QualityRecorder(engine, args.keep, rng)
     groups: list[list[tuple[torch.Tensor, float]]] = []
-    for d in datasets.resolve(list(args.dataset or ("colin27", "inia19"))):
+    for d in sources(args.dataset or DEFAULT_DATASETS):
         if not d.in_split("train"):
             continue
         labelmap = d.labels.labelmap
@@ -212,3 +231,4 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--samples", default=None, help="quality: cache of the collected samples (read if it exists, else written)"
     )
     p.add_argument("--min-voxels", type=int, default=1000, help="quality: smallest training structure")
+    p.add_argument("--interaction", default=None, help="quality: the f_IN checkpoint (default: the shipped one)")

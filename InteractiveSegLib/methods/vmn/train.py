@@ -16,8 +16,13 @@ the first and every earlier prediction in memory, and its prediction joins the m
 Loss (eq. 9): cross-entropy (plus a batch Dice) + L2 between the quality head and the true
 IoU. One step in ten reads an empty memory, which defines the memory-size-0 baseline.
 
-Data: odd label ids of Colin27/AAL and INIA19/NeuroMaps (the project's training split;
-even ids are held out for the benchmark).
+Data (``--dataset``, through ``data.datasets.resolve``): by default the train split of
+Colin27/AAL and INIA19/NeuroMaps (odd label ids) and of the abdominal CT (odd-numbered and
+left-sided organs), scaled by modality (``intensity.normalize``). Randomisation: a share of
+samples (``--p-augment``) comes from blocks around training structures re-drawn by the data
+layer's TorchIO chain (``data.synthesis``: SynthSeg's random contrast per label, or the real
+image under deformation, bias field, thick slices, blur, noise and gamma); f_VMN's sequences
+take a random axis and a random slice stride (1 to ``--max-stride``, thick slices).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -33,12 +39,14 @@ from monai.losses import DiceCELoss
 from scipy import ndimage
 
 from InteractiveSegLib.checkpoints import default_models_dir
-from InteractiveSegLib.data import datasets
+from InteractiveSegLib.data.synthesis import SynthesisSettings, augment_real, synthesize
 from InteractiveSegLib.errors import ConfigError
+from InteractiveSegLib.intensity import detect_modality, normalize
 from InteractiveSegLib.methods.vmn import quality_training as vmn_quality
 from InteractiveSegLib.methods.vmn.interaction import ROI_SIZE, interaction_input
 from InteractiveSegLib.methods.vmn.network import interaction_net, vmn_net
-from InteractiveSegLib.preprocessing import crop_resize, normalize_intensity
+from InteractiveSegLib.methods.vmn.quality_training import DEFAULT_DATASETS, sources
+from InteractiveSegLib.preprocessing import crop_resize
 from InteractiveSegLib.training import add_dataset_argument, fit, load_matching
 from InteractiveSegLib.users.robot import robot_slice_hint
 
@@ -47,34 +55,94 @@ HINTS = ("scribble", "box", "extreme")
 
 @dataclass
 class Structure:
-    """One training structure: its volume's normalised image and its mask (KJI)."""
+    """One training structure: its volume's normalised image and its mask (KJI); the volume's
+    label map (shared, not copied), the structure's value and the (k, j, i) spacing in mm
+    let the augmentation re-draw a block around it."""
 
     name: str
     image: np.ndarray
     mask: np.ndarray
+    labelmap: np.ndarray | None = None
+    value: int = 0
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
-#: Sources of the shipped VMN networks (``--dataset`` when not given).
-DEFAULT_DATASETS = ("colin27", "inia19")
+#: the intensity scaling of the images the networks are trained on (checkpoint meta)
+NORMALIZATION = "modality"
 
 
 def training_structures(specs=DEFAULT_DATASETS, min_voxels: int = 1000) -> list[Structure]:
-    """The train structures of every source (``datasets.resolve``: names or folders).
-
-    Intensities are scaled as the shipped VMN networks were trained (non-zero percentiles);
-    retraining on the modality-aware scaling is the 3D issue's work."""
+    """The train structures of every source (``datasets.resolve``: names or folders), the
+    image scaled by its modality (the source's, else detected) as the engine scales it."""
     out = []
-    for d in datasets.resolve(list(specs)):
+    for d in sources(specs):
         if not d.in_split("train"):
             continue
-        image = normalize_intensity(d.image.array)
+        image = normalize(d.image.array, d.modality or detect_modality(d.image))
+        labelmap = d.labels.labelmap
+        spacing = cast(tuple[float, float, float], tuple(float(x) for x in d.image.geometry.spacing[::-1]))
         for v in d.structures("train"):
             m = d.mask(v)
             if int(m.sum()) >= min_voxels:
-                out.append(Structure(f"{d.name}:{v}", image, m))
+                out.append(Structure(f"{d.name}:{v}", image, m, labelmap, int(v), spacing))
     if not out:
         raise ConfigError(f"no train structure of at least {min_voxels} voxels in {list(specs)}")
     return out
+
+
+class AugmentedStructures:
+    """Training structures re-drawn by the data layer (``data.synthesis``), renewed one at a
+    time: a block of at most ``block`` voxels a side around a structure, either synthesised
+    from its label map (SynthSeg's random contrast per label, then bias, thick slices, blur,
+    noise, gamma) or its real image under the same spatial and imaging changes. A whole
+    volume takes seconds to re-draw, a block a fraction of one, so a small pool is kept and
+    one member replaced every few iterations."""
+
+    def __init__(
+        self, structs: list[Structure], rng: np.random.Generator, size: int = 4, block: int = 96, min_voxels: int = 200
+    ) -> None:
+        self.source = [s for s in structs if s.labelmap is not None]
+        self.rng, self.block, self.min_voxels = rng, block, min_voxels
+        self.settings = SynthesisSettings()
+        self.pool = [self.make() for _ in range(size)] if self.source else []
+
+    def make(self) -> Structure:
+        for _ in range(20):
+            s = self.source[int(self.rng.integers(len(self.source)))]
+            assert s.labelmap is not None
+            centre = np.argwhere(s.mask)[int(self.rng.integers(int(s.mask.sum())))]
+            top = np.maximum(np.array(s.mask.shape) - self.block, 0)
+            lo = np.clip(centre - self.block // 2, 0, top)
+            cut = tuple(slice(int(a), int(a) + self.block) for a in lo)
+            if self.rng.random() < 0.5:
+                image, lab = synthesize(s.labelmap[cut], s.spacing, self.rng, self.settings)
+            else:
+                image, lab = augment_real(s.image[cut], s.labelmap[cut], s.spacing, self.rng, self.settings)
+            mask = lab == s.value
+            if int(mask.sum()) >= self.min_voxels:
+                return Structure(f"{s.name}:augmented", image, mask)
+        return self.source[int(self.rng.integers(len(self.source)))]
+
+    def renew(self) -> None:
+        if self.pool:
+            self.pool[int(self.rng.integers(len(self.pool)))] = self.make()
+
+
+def structure_draw(args, structs: list[Structure], rng: np.random.Generator):
+    """``draw(rng) -> list`` of structures to sample from: the augmented pool with probability
+    ``args.p_augment`` (renewed every ``args.renew_every`` draws), else the real ones."""
+    pool = AugmentedStructures(structs, rng, args.pool, args.block) if args.p_augment > 0 else None
+    calls = [0]
+
+    def draw(r: np.random.Generator) -> list[Structure]:
+        calls[0] += 1
+        if pool is None or not pool.pool or r.random() >= args.p_augment:
+            return structs
+        if calls[0] % args.renew_every == 0:
+            pool.renew()
+        return pool.pool
+
+    return draw
 
 
 def perturb(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -128,13 +196,14 @@ def interaction_sample(
     return x, y[None]
 
 
-def memory_sample(structs: list[Structure], rng: np.random.Generator, crop: int, frames: int = 5):
-    """(images (T, 1, crop, crop), masks (T, 1, crop, crop), first mask as given) of T ordered slices."""
+def memory_sample(structs: list[Structure], rng: np.random.Generator, crop: int, frames: int = 5, max_stride: int = 3):
+    """(images (T, 1, crop, crop), masks (T, 1, crop, crop), first mask as given) of T ordered
+    slices along a random axis, every ``stride``-th slice (1 to ``max_stride``: thick slices)."""
     s = structs[int(rng.integers(len(structs)))]
     axis = int(rng.integers(3))
     img, mask = np.moveaxis(s.image, axis, 0), np.moveaxis(s.mask, axis, 0)
     present = np.flatnonzero(mask.any((1, 2)))
-    stride, step = int(rng.integers(1, 3)), (1 if rng.random() < 0.5 else -1)
+    stride, step = int(rng.integers(1, max_stride + 1)), (1 if rng.random() < 0.5 else -1)
     if rng.random() < 0.5:  # half the samples run off the structure's end: learn where it stops
         end = present.max() if step > 0 else present.min()
         start = int(np.clip(end - step * stride * int(rng.integers(0, frames)), present.min(), present.max()))
@@ -177,17 +246,14 @@ def _setup(args, factory, net_cfg: dict):
         source = torch.load(args.init, map_location="cpu", weights_only=True)["state_dict"]
         counts = load_matching(model, source)
         print(f"warm start from {args.init}: {counts}", flush=True)
-    return (
-        np.random.default_rng(args.seed),
-        training_structures(args.dataset or DEFAULT_DATASETS),
-        model,
-        torch.optim.Adam(model.parameters(), lr=args.lr),
-    )
+    rng = np.random.default_rng(args.seed)
+    structs = training_structures(args.dataset or DEFAULT_DATASETS)
+    return rng, structure_draw(args, structs, rng), model, torch.optim.Adam(model.parameters(), lr=args.lr), structs
 
 
 def train_interaction(args) -> dict:
     net_cfg = {"features": list(args.in_features)}
-    rng, structs, model, opt = _setup(args, interaction_net, net_cfg)
+    rng, draw, model, opt, structs = _setup(args, interaction_net, net_cfg)
     loss_fn = seg_loss  # batch Dice: slices past the structure's end have empty targets
     config = {"net": net_cfg, "encoding": args.encoding, "roi_size": args.roi_size, "hints": list(HINTS)}
     return _loop(
@@ -196,13 +262,13 @@ def train_interaction(args) -> dict:
         opt,
         config,
         "vmn_interaction",
-        lambda: _interaction_step(args, model, loss_fn, structs, rng),
+        lambda: _interaction_step(args, model, loss_fn, draw, rng),
         f"{len(structs)} structures",
     )
 
 
-def _interaction_step(args, model, loss_fn, structs, rng) -> torch.Tensor:
-    batch = [interaction_sample(structs, rng, args.roi_size, args.encoding, args.beyond) for _ in range(args.batch)]
+def _interaction_step(args, model, loss_fn, draw, rng) -> torch.Tensor:
+    batch = [interaction_sample(draw(rng), rng, args.roi_size, args.encoding, args.beyond) for _ in range(args.batch)]
     x = torch.from_numpy(np.stack([b[0] for b in batch]))
     y = torch.from_numpy(np.stack([b[1] for b in batch]))
     return loss_fn(model(x), y)
@@ -210,7 +276,7 @@ def _interaction_step(args, model, loss_fn, structs, rng) -> torch.Tensor:
 
 def train_memory(args) -> dict:
     net_cfg = {"features": list(args.features), "key_stride": args.key_stride, "prior": args.prior}
-    rng, structs, model, opt = _setup(args, vmn_net, net_cfg)
+    rng, draw, model, opt, structs = _setup(args, vmn_net, net_cfg)
     config = {"net": net_cfg, "frames": args.frames, "crop": args.crop}
     return _loop(
         args,
@@ -218,7 +284,7 @@ def train_memory(args) -> dict:
         opt,
         config,
         "vmn_net",
-        lambda: _memory_step(args, model, structs, rng),
+        lambda: _memory_step(args, model, draw, rng),
         f"{len(structs)} structures",
     )
 
@@ -230,10 +296,10 @@ def train_memory(args) -> dict:
 seg_loss = DiceCELoss(sigmoid=True, batch=True)
 
 
-def _memory_step(args, model, structs, rng) -> torch.Tensor:
+def _memory_step(args, model, draw, rng) -> torch.Tensor:
     # the engine propagates inside a region around the structure: train on such sizes
     crop = int(rng.choice([c for c in (64, 96, 128) if c <= args.crop] or [args.crop]))
-    batch = [memory_sample(structs, rng, crop, args.frames) for _ in range(args.batch)]
+    batch = [memory_sample(draw(rng), rng, crop, args.frames, args.max_stride) for _ in range(args.batch)]
     images = torch.from_numpy(np.stack([b[0] for b in batch]))  # (B, T, 1, H, W)
     masks = torch.from_numpy(np.stack([b[1] for b in batch]))
     first = torch.from_numpy(np.stack([b[2] for b in batch]))[:, None]
@@ -270,7 +336,13 @@ def _loop(args, model, opt, config: dict, arch: str, step, what: str) -> dict:
         model.train()
         return step()
 
-    meta = {"data": "colin27 + inia19, odd label ids (training split)", "init": args.init}
+    sources = list(args.dataset or DEFAULT_DATASETS)
+    meta = {
+        "data": " + ".join(sources) + ", train split of each (data.splits)",
+        "normalization": NORMALIZATION,
+        "randomisation": {"p_augment": args.p_augment, "max_stride": args.max_stride, "block": args.block},
+        "init": args.init,
+    }
     result = fit(args, model, opt, train_step, arch, config, meta)
     return {"arch": arch, **result}
 
@@ -312,6 +384,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--empty-memory", type=float, default=0.1, help="f_VMN: fraction of steps read with an empty memory")
     p.add_argument("--init", default=None, help="continue from a checkpoint of the same part")
+    p.add_argument("--resume", action="store_true", help="continue a run that stopped, from <out>.state")
+    p.add_argument(
+        "--p-augment", type=float, default=0.3, help="share of samples from re-drawn blocks (data.synthesis)"
+    )
+    p.add_argument("--pool", type=int, default=4, help="re-drawn blocks kept at once")
+    p.add_argument("--renew-every", type=int, default=10, help="draws between renewing one re-drawn block")
+    p.add_argument("--block", type=int, default=96, help="largest side of a re-drawn block, in voxels")
+    p.add_argument("--max-stride", type=int, default=3, help="f_VMN: largest slice stride of a sequence")
     p.add_argument("--threads", type=int, default=2)
     vmn_quality.add_arguments(p)
     p.add_argument("--seed", type=int, default=11)
