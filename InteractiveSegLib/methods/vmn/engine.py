@@ -252,18 +252,23 @@ class VMNEngine(Engine):
         slice's previous mask (none in round one: the network then sees 0.5)."""
         axis, index = request.axis, request.slice_index
         same = [h for h in request.interactions if h.axis == axis and slice_index(h) == index]
+        return axis, index, self.f_in_mask(request, axis, index, same)
+
+    def f_in_mask(self, request: Request, axis: int, index: int, hints: list) -> np.ndarray:
+        """f_IN's mask of slice ``index`` along ``axis`` from ``hints`` on it and the class's
+        current mask there (none yet: the network sees 0.5)."""
         previous = np.take(request.labelmap, index, axis=axis) == request.label
         assert self._in_norm is not None
         prob, _ = segment_slice(
             self.f_in,
             np.take(self._in_norm, index, axis=axis),
             previous if previous.any() else None,
-            same,
+            hints,
             axis,
             self.roi_size,
             self.encoding,
         )
-        return axis, index, (prob > 0.5).astype(np.float32)
+        return (prob > 0.5).astype(np.float32)
 
     @staticmethod
     def corrected_slices(request: Request, axis: int) -> dict[int, np.ndarray]:
@@ -329,18 +334,7 @@ class VMNEngine(Engine):
             kji[axis], kji[c.axis], kji[along] = j, c.index, int(t)
             voxels.append((kji[2], kji[1], kji[0]))
         hint = Scribble(voxels, label=request.label, positive=True, axis=axis)
-        previous = np.take(request.labelmap, j, axis=axis) == request.label
-        assert self._in_norm is not None
-        prob, _ = segment_slice(
-            self.f_in,
-            np.take(self._in_norm, j, axis=axis),
-            previous if previous.any() else None,
-            [hint],
-            axis,
-            self.roi_size,
-            self.encoding,
-        )
-        mask = (prob > 0.5).astype(np.float32)
+        mask = self.f_in_mask(request, axis, j, [hint])
         at: list[int | slice] = [slice(None), slice(None)]
         at[[a for a in range(3) if a != axis].index(c.axis)] = c.index
         mask[tuple(at)] = line
