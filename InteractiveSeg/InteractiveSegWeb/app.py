@@ -348,11 +348,14 @@ class InteractiveSegWebApp:
 
     # -- buttons ----------------------------------------------------------------------------
     def propagate(self) -> None:
-        """The selected class's largest axial slice, carried through the volume by a 3D engine."""
+        """The selected class's largest slice (in the orientation of the last hint), carried
+        through the volume by a 3D engine."""
         from trame_server.utils.asynchronous import create_task
 
-        try:
-            op = self.controller.submit_propagation("Axial")
+        try:  # along the axis the user last drew on (axial before any hint)
+            axis = self.last_slice[0] if self.last_slice is not None else None
+            orientation = "Axial" if axis is None else slice_views.orientation_for_axis(self.volume_node, axis)
+            op = self.controller.submit_propagation(orientation)
         except InteractiveSegError as e:
             self._show(message=str(e))
             return
