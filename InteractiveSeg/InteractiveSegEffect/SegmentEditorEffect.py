@@ -53,7 +53,6 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.logic = None
         self._sessions = {}  # (volume ID, segmentation ID) -> (controller, tracker)
         self._gesture = None  # (controller, tracker, view) while the button is down
-        self._moveAfterJob = None  # (controller, world point): a click dragged while it computed
 
     def clone(self):
         import qSlicerSegmentationsEditorEffectsPythonQt as effects
@@ -130,7 +129,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         progressRow.addWidget(self.progressBar)
         progressRow.addWidget(self.cancelButton)
         self.scriptedEffect.addOptionsWidget(progressRow)
-        self.poller = JobPoller(self.progressBar, self.cancelButton, self._jobDone, self.messageLabel)
+        self.poller = JobPoller(self.progressBar, self.cancelButton, lambda _result: None, self.messageLabel)
         self.engineCombo.connect(
             "currentIndexChanged(int)", lambda _: self._setParameter("Engine", self.engineCombo.currentText)
         )
@@ -211,11 +210,6 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         controller, _ = self._session(selectSegment)
         return controller, submit(controller)
 
-    def _jobDone(self, result):
-        move, self._moveAfterJob = self._moveAfterJob, None
-        if move is not None and result is not None and self._gesture is None:  # dragged while it computed
-            guarded(lambda: move[0].move_click(move[1]), self.messageLabel)
-
     # -- interaction ------------------------------------------------------------------------
     def processInteractionEvents(self, callerInteractor, eventId, viewWidget):
         if viewWidget.className() != "qMRMLSliceWidget":
@@ -271,11 +265,8 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             op = guarded(lambda: controller.submit_gesture(action.hint, action.verb), self.messageLabel)
             if op is not None:
                 self.poller.start(controller, op)
-        elif action.move_to is not None:
-            if controller.running:
-                self._moveAfterJob = (controller, action.move_to)
-            else:
-                guarded(lambda: controller.move_click(action.move_to), self.messageLabel)
+        elif action.move_to is not None:  # while the click computes, finish applies the move
+            guarded(lambda: controller.move_click(action.move_to), self.messageLabel)
 
     def _drawStroke(self, tracker, viewWidget):
         """The scribble or box in progress, in every view (hidden once released)."""
@@ -289,7 +280,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     # -- buttons ----------------------------------------------------------------------------
     def onCancel(self):
         cancelled = [tracker.cancel() for _, tracker in self._sessions.values()]
-        self._gesture = self._moveAfterJob = None
+        self._gesture = None
         hint_marks.show_stroke(slicer.mrmlScene, [])
         if any(cancelled):
             showMessage("cancelled (a running job stops after its current step)", self.messageLabel)

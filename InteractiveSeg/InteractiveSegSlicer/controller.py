@@ -39,13 +39,15 @@ HINT_OF_GESTURE = {"click": "click", "scribble": "scribble", "box": "box", "extr
 class Result:
     """What one verb did: ``changed`` voxels (of any class), the selected class's ``voxels``
     afterwards, a one-line ``message``, the engine ``seconds``, and for ``next_slice`` the
-    world point (``ras``) to take the views to."""
+    suggestion (``slice``: KJI axis, index, predicted IoU) and the world point (``ras``) to
+    take the views to."""
 
     changed: int
     voxels: int
     message: str
     seconds: float = 0.0
     ras: tuple[float, float, float] | None = None
+    slice: tuple[int, int, float] | None = None
 
 
 @dataclass
@@ -106,6 +108,7 @@ class InteractiveController:
         self._extreme_normal: Point = AXIAL
         self._running: Operation | None = None
         self._marks_shown = False  # a front end shows the placed hints (``hint_marks``)
+        self._move_after_job: Point | None = None  # a click dragged while it computed
 
     # -- selection ----------------------------------------------------------------------
     def engine_names(self) -> list[str]:
@@ -186,10 +189,13 @@ class InteractiveController:
             if self._running is op:
                 self._running = None
         seconds = time.perf_counter() - op.started
+        move, self._move_after_job = self._move_after_job, None
         if op.job.cancel_requested:
             self.logic.store.discard(op.pending)
             return Result(0, self.voxel_count(), f"{op.verb}: cancelled", seconds)
         self.logic.store.commit(op.pending)
+        if move is not None:  # the click was dragged while it computed: it ends where the drag did
+            return self.move_click(move)
         changed = _changed_voxels(op.pending.done)
         return Result(changed, self.voxel_count(), f"{op.verb}: {changed} voxels changed", seconds)
 
@@ -212,13 +218,16 @@ class InteractiveController:
         """A stroke through the world points ``ras_points`` (on the slice of the first)."""
         return self.apply(self.hint("scribble", list(ras_points), positive, normal), "scribble")
 
-    def move_click(self, ras: Point) -> Result:
+    def move_click(self, ras: Point) -> Result | None:
         """Drag a click: the last click moves to world point ``ras`` and the engine re-runs
         (no new undo step; blocks for one engine call).
 
-        Returns: the result ("no click to move" when the last step is not a click of this session)."""
+        Returns: the result ("no click to move" when the last step is not a click of this
+        session); None while a hint computes: the move is kept (the latest wins) and ``finish``
+        applies it after writing."""
         if self._running is not None:
-            raise InteractionError("InteractiveSeg is still computing; wait or cancel before moving the click")
+            self._move_after_job = ras
+            return None
         before = self.voxel_count()
         if not self.logic.move_last_click(self.volumeNode, self.segmentationNode, ras):
             return Result(0, before, "no click to move")
@@ -281,14 +290,15 @@ class InteractiveController:
             return Result(0, self.voxel_count(), f"engine {self.engine!r} suggests no slice")
         suggestion, ras = found
         message = f"next slice: {suggestion.index} (axis {suggestion.axis}), predicted IoU {suggestion.score:.2f}"
-        return Result(0, self.voxel_count(), message, ras=tuple(float(c) for c in ras))
+        where = (int(suggestion.axis), int(suggestion.index), float(suggestion.score))
+        return Result(0, self.voxel_count(), message, ras=tuple(float(c) for c in ras), slice=where)
 
     def cancel(self) -> bool:
         """Drop the extreme points placed so far and cancel the running hint (its result is dropped).
 
         Returns: True if there was something to cancel."""
         dropped = bool(self._extreme)
-        self._extreme = []
+        self._extreme, self._move_after_job = [], None
         if self._running is not None and not self._running.job.done:
             self._running.job.cancel()
             return True
@@ -397,11 +407,10 @@ class InteractiveController:
         from . import slice_views
 
         result = self.next_slice()
-        found = self.logic.suggest_slice(self.volumeNode) if result.ras is not None else None
-        if found is None:
+        if result.slice is None:
             slice_views.hide_highlights(self.volumeNode.GetScene())
         else:
-            slice_views.highlight_slice(self.volumeNode, found[0].axis, found[0].index)
+            slice_views.highlight_slice(self.volumeNode, result.slice[0], result.slice[1])
         return result
 
     def last_click(self) -> tuple[tuple[float, float, float], bool] | None:

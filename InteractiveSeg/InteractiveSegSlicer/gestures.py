@@ -7,8 +7,8 @@ extreme points act on each press, the fourth makes the hint; Ctrl or the panel's
 Negative switch makes a hint negative) are written, and tested, once.
 
 A front end submits ``Action.hint`` (``controller.submit``, then ``finish`` when its job
-is done), calls ``controller.move_click(Action.move_to)`` when no job is running, shows
-``Action.message``, and draws ``GestureTracker.stroke`` while the button is down.
+is done), calls ``controller.move_click(Action.move_to)`` (kept for ``finish`` while a job
+runs), shows ``Action.message``, and draws ``GestureTracker.stroke`` while the button is down.
 """
 
 from __future__ import annotations

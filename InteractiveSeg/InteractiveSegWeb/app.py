@@ -100,7 +100,6 @@ class InteractiveSegWebApp:
         self.root = Path(root).resolve() if root is not None else None
         self.model = model
         self.trust_code = trust_code
-        self._move_after_job: Sequence[float] | None = None
         self.last_slice: tuple[int, int] | None = None  # (KJI axis, index) of the last hint: "Slice done"
         self._open(Path(image), Path(labels) if labels is not None else None, engine)
         self.online = None
@@ -317,11 +316,8 @@ class InteractiveSegWebApp:
             op = self.controller.submit_gesture(action.hint, action.verb)  # refused (one line) while a job runs
             self.last_slice = (int(action.hint.axis), slice_index(action.hint))
             create_task(self._finish(op))
-        elif action.move_to is not None:
-            if self.controller.running:
-                self._move_after_job = action.move_to  # applied once the running click is written
-            else:
-                self._run_sync(lambda: self.controller.move_click(action.move_to))
+        elif action.move_to is not None:  # while the click computes, finish applies the move
+            self._run_sync(lambda: self.controller.move_click(action.move_to))
 
     async def _finish(self, op) -> None:
         """Wait for the job (progress bar and Cancel after ``SHOW_PROGRESS_AFTER_S``), then
@@ -342,9 +338,6 @@ class InteractiveSegWebApp:
             self._show(busy=False, message=f"{op.verb} failed ({type(e).__name__}: {e}); nothing changed")
             return
         self._show_result(result, time.perf_counter() - op.started)
-        move, self._move_after_job = self._move_after_job, None
-        if move is not None and not self.tracker.active:
-            self._run_sync(lambda: self.controller.move_click(move))
 
     # -- buttons ----------------------------------------------------------------------------
     def propagate(self) -> None:
@@ -366,21 +359,20 @@ class InteractiveSegWebApp:
         """Take the view of the suggested slice's orientation there, highlight it, show its score."""
         try:
             result = self.controller.highlight_next_slice()
-            found = self.controller.logic.suggest_slice(self.volume_node) if result.ras is not None else None
         except InteractiveSegError as e:
             self._show(message=str(e))
             return
-        if found is None:
+        if result.slice is None:
             engine = self.controller.engine
             self._show(next_slice="", message=f"engine {engine!r} rates no slice yet (vmn after a hint)")
             return
-        suggestion = found[0]
-        view = self._slice_view(slice_views.orientation_for_axis(self.volume_node, suggestion.axis))
+        axis, index, score = result.slice
+        view = self._slice_view(slice_views.orientation_for_axis(self.volume_node, axis))
         if view is not None:
-            slice_views.show_slice(view.get_view_node(), self.volume_node, suggestion.axis, suggestion.index)
-        text = f"next slice {suggestion.index}: predicted IoU {suggestion.score:.2f}"
-        axis = {0: "axial", 1: "coronal", 2: "sagittal"}.get(suggestion.axis, str(suggestion.axis))
-        self._show(next_slice=text, message=f"the {axis} view shows it, highlighted:")
+            slice_views.show_slice(view.get_view_node(), self.volume_node, axis, index)
+        text = f"next slice {index}: predicted IoU {score:.2f}"
+        name = {0: "axial", 1: "coronal", 2: "sagittal"}.get(axis, str(axis))
+        self._show(next_slice=text, message=f"the {name} view shows it, highlighted:")
         self._render()
 
     def cancel(self) -> None:
@@ -432,7 +424,8 @@ class InteractiveSegWebApp:
         except InteractiveSegError as e:
             self._show(message=str(e))
             return
-        self._show_result(result, time.perf_counter() - start)
+        if result is not None:  # None: queued behind the running job
+            self._show_result(result, time.perf_counter() - start)
 
     # -- settings ---------------------------------------------------------------------------
     def _on_engine(self, engine: str, **_: Any) -> None:

@@ -6,7 +6,7 @@
 - ``slicer_app``: one real Slicer application core (slicer-core + trame-slicer's
   ``SlicerApp``: MRML scene with module logics registered) for the whole run, created
   only when a test asks for it, so library-only tests never pay for it nor need it.
-  MRML is never mocked; tests without the wheel are skipped, not failed.
+  MRML is never mocked; the wheel is a test dependency, so its absence fails.
 - ``scene``: that scene; nodes a test adds are removed after it.
 - ``volume_node``: factory for scalar/vector volume nodes from KJI numpy arrays.
 - ``colin_crop``: 32 axial slices of Colin27 as a NIfTI file (the controller, gesture and
@@ -46,9 +46,8 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def slicer_app():
-    core = pytest.importorskip(
-        "trame_slicer.core", reason="MRML tests need the slicer-core + trame-slicer wheels (pip install -e '.[test]')"
-    )
+    from trame_slicer import core  # a test dependency (pip install -e '.[test]'): missing is a failure
+
     return core.SlicerApp()
 
 
@@ -99,13 +98,9 @@ def colin_crop(tmp_path_factory) -> Path:
     """32 axial slices through the middle of Colin27 (T1 MRI), as NIfTI."""
     from InteractiveSegLib import io
     from InteractiveSegLib.data import datasets
-    from InteractiveSegLib.errors import ImageError
     from InteractiveSegLib.volume import Volume
 
-    try:
-        image = datasets.load("colin27").image
-    except ImageError as e:
-        pytest.skip(str(e))
+    image = datasets.load("colin27").image  # make setup installs mricron-data: missing is a failure
     k0 = image.shape[0] // 2 - 16
     origin = tuple(float(c) for c in image.geometry.ijk_to_ras_points([[0, 0, k0]])[0])
     crop = Volume(np.ascontiguousarray(image.array[k0 : k0 + 32]), dataclasses.replace(image.geometry, origin=origin))

@@ -19,7 +19,6 @@ SHAPE = (24, 32, 32)  # KJI
 
 @pytest.fixture
 def glue(slicer_app):
-    pytest.importorskip("monai")
     from InteractiveSegSlicer import online_glue, slice_views
 
     return glue_modules(), online_glue, slice_views
