@@ -111,7 +111,10 @@ bench-finetune: setup
 
 train-vmn: setup
 	# default sources: colin27 + inia19 + ct-abdomen train splits, modality-aware, randomised (--p-augment, --max-stride)
-	$(BIN)/interactiveseg train-vmn --part interaction --iterations 1500
+	# f_IN: the click engine's network trained on every hint kind (Resources/Models/vmn.md); the paper's
+	# f_IN (vmn_interaction.pt) is `train-vmn --part interaction`
+	$(BIN)/interactiveseg train-click --out Resources/Models/vmn_hint.pt --init Resources/Models/click_zoom.pt \
+	  --iterations 1000 --lr 1e-3 --max-interactions 5 --p-merge 0.35 --hints click,scribble,box,extreme --seed 2020
 	$(BIN)/interactiveseg train-vmn --part memory --iterations 1500
 	# the quality head alone, on the engine's own propagations of training structures
 	$(BIN)/interactiveseg train-vmn --part quality --structures-per-volume 24 --rounds 4 --iterations 1500

@@ -100,9 +100,8 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def read_config(path: str | Path) -> dict:
-    """A checkpoint's ``config`` without building its network (the tensors are memory-mapped,
-    not read): what an engine declares about a model before loading it."""
+def _peek(path: str | Path) -> dict:
+    """A checkpoint's dictionary with its tensors memory-mapped, not read."""
     path = Path(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -110,4 +109,16 @@ def read_config(path: str | Path) -> dict:
         raise ModelError(f"model file {path} does not load: {e}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ModelError(f"model file {path} is not an InteractiveSeg checkpoint")
-    return dict(ckpt.get("config", {}))
+    return ckpt
+
+
+def read_config(path: str | Path) -> dict:
+    """A checkpoint's ``config`` without building its network: what an engine declares about
+    a model before loading it."""
+    return dict(_peek(path).get("config", {}))
+
+
+def read_arch(path: str | Path) -> str:
+    """The network a checkpoint holds (its ``arch``), without building it: for an engine that
+    takes more than one kind of network in a role."""
+    return str(_peek(path).get("arch"))

@@ -9,7 +9,16 @@ import torch
 from InteractiveSegLib.engines import create_engine
 from InteractiveSegLib.hints import Click
 from InteractiveSegLib.labels import LabelTable
-from InteractiveSegLib.methods.click.zoom import Window, click_maps, paste_back, sample, touched_sides, window_around
+from InteractiveSegLib.methods.click.zoom import (
+    Window,
+    click_maps,
+    outline_maps,
+    paste_back,
+    sample,
+    touched_sides,
+    window_around,
+    working_boxes,
+)
 from InteractiveSegLib.metrics import dice
 from InteractiveSegLib.session import Session
 from InteractiveSegLib.volume import Geometry, Volume
@@ -89,3 +98,22 @@ def test_touched_sides_names_the_edges():
     m = np.zeros((10, 10), bool)
     m[0, 5] = m[5, 9] = True
     assert touched_sides(m, margin=1) == (True, False, False, True)
+
+
+def test_a_box_is_drawn_as_a_gaussian_line_on_its_outline():
+    m = outline_maps(np.array([[20.0, 30.0, 80.0, 100.0]]), 128, sigma=3.0)
+    assert m[20, 60] == pytest.approx(1.0) and m[50, 100] == pytest.approx(1.0)  # on a side
+    assert m[20, 30] == pytest.approx(1.0)  # a corner
+    assert m[50, 65] < 1e-6 and m[5, 5] < 1e-6  # well inside, well outside
+    assert m[23, 60] == pytest.approx(np.exp(-9 / 18), rel=1e-4)  # 3 pixels from the top side
+    assert m[20, 110] == pytest.approx(np.exp(-100 / 18), rel=1e-4)  # beyond the right end of the top side
+    # the same outline as a line of clicks on every pixel of it
+    line = [(r, c) for r in range(20, 81) for c in (30, 100)] + [(r, c) for c in range(30, 101) for r in (20, 80)]
+    np.testing.assert_allclose(m, click_maps(np.array(line, float), 128, 3.0), atol=0.05)
+
+
+def test_boxes_go_to_the_working_grid_with_the_clicks():
+    w = Window((50.0, 70.0), 80.0, (1.0, 2.0))
+    box = working_boxes([(30, 60, 60, 75)], w, 64)[0]
+    np.testing.assert_allclose(box[:2], w.to_working(np.array([[30, 60]]), 64)[0])
+    np.testing.assert_allclose(box[2:], w.to_working(np.array([[60, 75]]), 64)[0])

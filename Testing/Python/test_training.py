@@ -51,6 +51,7 @@ def test_click_samples_are_working_size_views_with_the_click_inside_the_structur
         p_previous=0.0,
         p_first_window=0.0,
         p_merge=0.0,
+        hints=["click"],
     )
     rng = np.random.default_rng(0)
     pool = click_train.Pool(args.dataset, args, rng)
@@ -126,3 +127,39 @@ def test_an_online_task_learns_the_train_cases_of_a_folder_then_segments(tmp_pat
     assert main(["online", "--task", str(task), "--image", str(image), "--predict", str(out)]) == 0
     assert out.exists()
     assert main(["online", "--task", str(task)]) == 2  # nothing to learn or segment
+
+
+def test_first_hints_of_every_kind_are_the_robot_s():
+    truth = np.zeros((60, 80), bool)
+    truth[20:40, 25:55] = True
+    sampler = click_train.TrainingClickSampler(seed=0)
+    empty = np.zeros_like(truth)
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        click = click_train.first_hint("click", truth, empty, sampler, rng)
+        assert click is not None and click.positive and truth[tuple(click.points[0].astype(int))]
+        stroke = click_train.first_hint("scribble", truth, empty, sampler, rng)
+        assert stroke is not None and stroke.positive and len(stroke.cue_points) >= 5
+        assert truth[tuple(stroke.cue_points.astype(int).T)].all()
+        box = click_train.first_hint("box", truth, empty, sampler, rng)
+        assert box is not None and not len(box.cue_points) and len(box.boxes) == 1
+        r0, c0, r1, c1 = box.boxes[0]
+        assert abs(r0 - 20) <= 10 and abs(r1 - 39) <= 10 and abs(c0 - 25) <= 10 and abs(c1 - 54) <= 10
+        extreme = click_train.first_hint("extreme", truth, empty, sampler, rng)
+        assert extreme is not None and extreme.positive and len(extreme.cue_points) == 4
+    # a corrective stroke on a mask that is too large is negative
+    stroke = click_train.first_hint("scribble", truth, np.ones_like(truth), sampler, np.random.default_rng(0))
+    assert stroke is not None and not stroke.positive and not truth[tuple(stroke.cue_points.astype(int).T)].any()
+
+
+def test_a_flipped_sample_keeps_its_box_on_the_flipped_structure():
+    size = 32
+    truth = np.zeros((size, size), bool)
+    truth[4:12, 6:20] = True
+    sample = click_train.Sample(truth.astype(np.float32), truth, truth, [], [], [(3.0, 5.0, 12.0, 20.0)])
+    for seed in range(8):
+        s = click_train.Sample(sample.image, sample.truth, sample.previous, [], [], list(sample.boxes))
+        out = click_train.flip(s, np.random.default_rng(seed), size)
+        r0, c0, r1, c1 = out.boxes[0]
+        rows, cols = np.nonzero(out.truth)
+        assert r0 < rows.min() and rows.max() < r1 and c0 < cols.min() and cols.max() < c1

@@ -310,3 +310,23 @@ def test_checkpoint_normalisation_old_weights_keep_theirs():
     np.testing.assert_allclose(engine._norm, normalize_intensity(hu))
     np.testing.assert_allclose(engine._in_norm, normalize(hu, "ct"))
     assert not np.allclose(engine._norm, engine._in_norm)
+
+
+def test_f_in_is_the_paper_s_network_or_the_click_network_and_no_other(colin):
+    from InteractiveSegLib.checkpoints import default_models_dir
+
+    models = default_models_dir()
+    paper = create_engine("vmn", interaction_model_path=models / "vmn_interaction.pt")
+    click = create_engine("vmn", interaction_model_path=models / "click_zoom.pt")
+    assert (paper.in_arch, click.in_arch) == ("vmn_interaction", "click_fcnn")
+    image, ref = colin
+    index = int(np.argmax(ref.sum((1, 2))))
+    points = robot_extreme_points(ref[index])
+    hint = ExtremePoints([ijk_from_slice_point(p, 0, index) for p in points], axis=0)
+    for engine in (paper, click):
+        engine.set_image(image)
+        session = Session(image, engine, LabelTable.default([1]))
+        session.add(hint)
+        assert dice(ref[index], session.labelmap[index] == 1) > 0.5
+    with pytest.raises(ModelError, match="f_IN is one of"):
+        create_engine("vmn", interaction_model_path=models / "sim_auto.pt")

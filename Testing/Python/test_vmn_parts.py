@@ -288,6 +288,40 @@ def test_a_short_stroke_on_a_large_structure_zooms_out_until_it_sees_all_of_it()
     assert roi.r1 - roi.r0 < 100
 
 
+def test_the_click_network_as_f_in_zooms_out_from_a_short_stroke_and_reads_every_hint_kind():
+    """f_IN as the click engine's network (``segment_slice_zoomed``): the window starts at the
+    stroke and grows while the object touches its edge; a box is its outline, extreme points
+    are positive points, a negative stroke is negative points."""
+    from InteractiveSegLib.methods.click.zoom import ZoomSettings
+    from InteractiveSegLib.methods.vmn.interaction import segment_slice_zoomed, zoomed_cues
+
+    class Bright(torch.nn.Module):  # a stand-in network: the bright part of the image channel
+        def forward(self, x):
+            return (x[:, :1] - 0.5) * 40
+
+    yy, xx = np.mgrid[:200, :200]
+    disk = (yy - 100) ** 2 + (xx - 90) ** 2 <= 70**2
+    image = disk.astype(np.float32)
+    stroke = Scribble([(90 + d, 100, 0) for d in range(-4, 5)], axis=0)  # 9 voxels in the middle
+    settings = ZoomSettings(size=64)  # the first window: 64 pixels, the stroke 9
+    found = segment_slice_zoomed(Bright(), image, None, [stroke], 0, (1.0, 1.0), settings) > 0.5
+    assert (found & disk).sum() / disk.sum() > 0.97 and (found & ~disk).sum() < 0.03 * disk.sum()
+    # anisotropic pixels (2 mm rows): the window is square in millimetres and still finds all of it
+    tall = disk[::2]
+    found = segment_slice_zoomed(Bright(), tall.astype(np.float32), None, [stroke], 0, (2.0, 1.0), settings) > 0.5
+    assert (found & tall).sum() / tall.sum() > 0.95
+    box = Box((60, 60, 0), (120, 140, 0), axis=0)
+    extreme = ExtremePoints([(20, 100, 0), (160, 100, 0), (90, 30, 0), (90, 170, 0)], axis=0)
+    negative = Scribble([(5, 5, 0), (6, 5, 0)], positive=False, axis=0)
+    pos, neg, boxes = zoomed_cues([box, extreme, negative], 0)
+    assert boxes == [(60, 60, 140, 120)] and len(pos) == 4 and neg == [(5, 5), (5, 6)]
+    wide = np.zeros((400, 400), np.float32)
+    wide[:200, :200] = image
+    out = segment_slice_zoomed(Bright(), wide, None, [box], 0, (1.0, 1.0), settings) > 0.5
+    assert out[60:141, 60:121].all() and (out[:200, :200] & disk).sum() / disk.sum() > 0.97
+    assert not out[200:].any() and not out[:, 200:].any()
+
+
 class Residue:
     """A Propagator stand-in that follows a structure exactly and, beyond its end, keeps a few
     stray voxels (what a network that never empties a slice leaves behind)."""

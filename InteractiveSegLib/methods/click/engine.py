@@ -26,14 +26,7 @@ from InteractiveSegLib.engines.registry import register_engine
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import slice_points
 from InteractiveSegLib.intensity import detect_modality, normalizer
-from InteractiveSegLib.methods.click.zoom import (
-    Window,
-    network_input,
-    paste_back,
-    slice_spacing,
-    touched_sides,
-    window_around,
-)
+from InteractiveSegLib.methods.click.zoom import ZoomSettings, segment_zoomed, slice_spacing
 from InteractiveSegLib.volume import Volume
 
 DEFAULT_MODEL = "click_zoom.pt"
@@ -67,11 +60,7 @@ class ClickEngine(Engine):
         self.model, self.config, self.meta = load_checkpoint(path, "click_fcnn")
         self.device = pick_device(device)
         self.model.to(self.device)
-        self.size = int(self.config.get("size", 128))
-        self.sigma = float(self.config.get("sigma", 3.0))
-        self.context = float(self.config.get("context", 0.4))
-        self.min_side_px = float(self.config.get("min_side_px", 64))
-        self.zoom_steps = int(self.config.get("zoom_steps", 3))
+        self.settings = ZoomSettings.from_config(self.config)
         self.requested_modality = modality
         self.modality: str | None = None
         if threads:
@@ -92,44 +81,14 @@ class ClickEngine(Engine):
         if self._normalize is None or self.volume is None:
             raise EngineError("set_image() must be called before predict()")
         image2d = self._normalize(np.take(self.volume.array, request.slice_index, axis=request.axis))
-        previous = request.current_slice()
         pos: list[tuple[int, int]] = []
         neg: list[tuple[int, int]] = []
         for h in request.interactions:
             (pos if h.positive else neg).extend(slice_points(h.points, request.axis))
         spacing = slice_spacing(self.volume.geometry.spacing[::-1], request.axis)
-        # negative hints alone correct the current mask around them
-        window = self._first_window(pos or neg, previous, spacing)
-        shape = image2d.shape
-        for step in range(self.zoom_steps + 1):
-            x = network_input(image2d, previous, pos, neg, window, self.size, self.sigma)
-            prob = self.run_network(x[None])[0]
-            grow = [t and not c for t, c in zip(touched_sides(prob > 0.5), window.covers(shape), strict=True)]
-            if step == self.zoom_steps or not any(grow):
-                break
-            window = self._grown(window, prob, pos, shape)
-        roi, out = paste_back(prob, window, shape)
+        roi, out = segment_zoomed(self.run_network, image2d, request.current_slice(), pos, neg, spacing, self.settings)
         return Prediction(
             request.label,
             self.slice_region(request.axis, request.slice_index, *roi.slices),
             np.expand_dims(out, request.axis),
         )
-
-    def _first_window(
-        self, points: list[tuple[int, int]], previous: np.ndarray, spacing: tuple[float, float]
-    ) -> Window:
-        """Around the clicks and the current mask (the structure as known so far)."""
-        pts = np.array(points, float).reshape(-1, 2)
-        rows, cols = np.nonzero(previous)
-        rows = np.concatenate([pts[:, 0], rows])
-        cols = np.concatenate([pts[:, 1], cols])
-        return window_around(rows, cols, spacing, self.context, self.min_side_px * min(spacing))
-
-    def _grown(self, window: Window, prob: np.ndarray, pos: list[tuple[int, int]], shape: tuple[int, int]) -> Window:
-        """The next window: around the object predicted so far, and at least 1.6 times larger."""
-        roi, full = paste_back(prob, window, shape)
-        rows, cols = np.nonzero(full > 0.5)
-        pts = np.array(pos, float).reshape(-1, 2)
-        rows = np.concatenate([pts[:, 0], rows + roi.r0])
-        cols = np.concatenate([pts[:, 1], cols + roi.c0])
-        return window_around(rows, cols, window.spacing, self.context, 1.6 * window.side_mm)

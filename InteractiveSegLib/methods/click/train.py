@@ -36,12 +36,29 @@ from InteractiveSegLib.data.synthesis import SynthesisSettings, augment_real, sy
 from InteractiveSegLib.errors import ConfigError
 from InteractiveSegLib.intensity import detect_modality, normalize
 from InteractiveSegLib.methods.click.network import click_fcnn
-from InteractiveSegLib.methods.click.zoom import Window, click_maps, sample, slice_spacing, window_around
+from InteractiveSegLib.methods.click.zoom import (
+    Window,
+    click_maps,
+    outline_maps,
+    sample,
+    slice_spacing,
+    window_around,
+    working_boxes,
+)
 from InteractiveSegLib.training import add_dataset_argument, fit, load_matching, resumed_iteration
-from InteractiveSegLib.users.robot import RobotClick, TrainingClickSampler
+from InteractiveSegLib.users.robot import (
+    RobotClick,
+    TrainingClickSampler,
+    robot_box,
+    robot_extreme_points,
+    robot_scribble,
+)
 
 #: Kinds of pool volume and how often a sample comes from each.
 KINDS = ("real", "augmented", "synthetic", "procedural")
+#: Kinds of first hint (``--hints``): the click engine's network takes clicks; trained on all
+#: four it serves as VMN's f_IN (``--arch``-free: the same network, cues drawn as its inputs)
+HINT_KINDS = ("click", "scribble", "box", "extreme")
 #: Sources when no --dataset is given: human and macaque brain MRI, abdominal CT.
 DEFAULT_DATASETS = ("colin27", "inia19", "ct-abdomen")
 
@@ -149,6 +166,7 @@ class Sample:
     previous: np.ndarray
     positive: list[tuple[float, float]]
     negative: list[tuple[float, float]]
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)  # row0, col0, row1, col1
 
 
 def _point(click: RobotClick) -> tuple[int, int]:
@@ -212,10 +230,10 @@ def draw_sample(
         truth2d = merged(labels2d, truth2d, allowed, rng)
     spacing = slice_spacing(vol.spacing, axis)
     previous = corrupted(truth2d, rng) if rng.random() < args.p_previous else np.zeros_like(truth2d)
-    first = sampler(truth2d, previous)
+    first = first_hint(str(rng.choice(args.hints)), truth2d, previous, sampler, rng)
     if first is None:
         return None
-    click = np.array([_point(first)], float)
+    click = first.points
     if rng.random() < args.p_first_window:
         # the engine's first window: clicks and current mask only, so the object may be cut
         rows, cols = np.nonzero(previous)
@@ -239,15 +257,59 @@ def draw_sample(
         shift = rng.uniform(-0.15, 0.15, size=2) * window.side_mm / np.asarray(spacing)
         window = Window((window.center[0] + shift[0], window.center[1] + shift[1]), window.side_mm, spacing)
     img, truth, prev = sample(np.stack([image2d, truth2d, previous]).astype(np.float32), window, args.size)
-    point = window.to_working(click, args.size)[0]
-    clicked = (float(point[0]), float(point[1]))
+    working = [(float(r), float(c)) for r, c in window.to_working(first.cue_points, args.size)]
+    boxes = [cast(tuple[float, float, float, float], tuple(b)) for b in working_boxes(first.boxes, window, args.size)]
     return Sample(
         augment_intensity(img, rng),
         truth > 0.5,
         prev > 0.5,
-        [clicked] if first.positive else [],
-        [] if first.positive else [clicked],
+        working if first.positive else [],
+        [] if first.positive else working,
+        boxes,
     )
+
+
+@dataclass
+class FirstHint:
+    """A session's first hint on a slice, in slice pixels: ``points`` bound the engine's first
+    window; ``cue_points`` are drawn as clicks of the hint's sign, ``boxes`` as outlines."""
+
+    points: np.ndarray
+    cue_points: np.ndarray
+    positive: bool
+    boxes: list[tuple[int, int, int, int]]
+
+
+def first_hint(
+    kind: str, truth: np.ndarray, previous: np.ndarray, sampler: TrainingClickSampler, rng: np.random.Generator
+) -> FirstHint | None:
+    """The first hint of ``kind`` (``HINT_KINDS``) as the benchmark robot and VMN's users give
+    it: a click in the error (the paper's sampler), a stroke on the largest error, four extreme
+    points or a box of the structure jittered by up to 10 pixels (VMN 4.2)."""
+    if kind == "click":
+        c = sampler(truth, previous)
+        if c is None:
+            return None
+        p = np.array([_point(c)], float)
+        return FirstHint(p, p, c.positive, [])
+    if kind == "scribble":
+        s = robot_scribble(truth, previous, max_len=int(rng.integers(5, 41)))
+        if s is None:
+            return None
+        p = np.array(s[0], float).reshape(-1, 2)
+        return FirstHint(p, p, s[1], [])
+    jitter = int(rng.integers(0, 11))
+    if kind == "extreme":
+        e = robot_extreme_points(truth, rng, jitter)
+        if e is None:
+            return None
+        p = np.array(e, float)
+        return FirstHint(p, p, True, [])
+    b = robot_box(truth, rng, jitter)
+    if b is None:
+        return None
+    (r0, c0), (r1, c1) = b
+    return FirstHint(np.array([[r0, c0], [r1, c1]], float), np.zeros((0, 2)), True, [(r0, c0, r1, c1)])
 
 
 def augment_intensity(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -263,10 +325,12 @@ def flip(s: Sample, rng: np.random.Generator, size: int) -> Sample:
         s.image, s.truth, s.previous = s.image[:, ::-1], s.truth[:, ::-1], s.previous[:, ::-1]
         s.positive = [(r, size - 1 - c) for r, c in s.positive]
         s.negative = [(r, size - 1 - c) for r, c in s.negative]
+        s.boxes = [(r0, size - 1 - c1, r1, size - 1 - c0) for r0, c0, r1, c1 in s.boxes]
     if rng.random() < 0.5:
         s.image, s.truth, s.previous = s.image.T, s.truth.T, s.previous.T
         s.positive = [(c, r) for r, c in s.positive]
         s.negative = [(c, r) for r, c in s.negative]
+        s.boxes = [(c0, r0, c1, r1) for r0, c0, r1, c1 in s.boxes]
     s.image, s.truth, s.previous = (np.ascontiguousarray(a) for a in (s.image, s.truth, s.previous))
     return s
 
@@ -277,7 +341,7 @@ def encode(s: Sample, previous: np.ndarray, size: int, sigma: float) -> np.ndarr
         [
             s.image,
             click_maps(np.array(s.positive), size, sigma),
-            click_maps(np.array(s.negative), size, sigma),
+            np.maximum(click_maps(np.array(s.negative), size, sigma), outline_maps(np.array(s.boxes), size, sigma)),
             previous,
         ]
     ).astype(np.float32)
@@ -285,6 +349,9 @@ def encode(s: Sample, previous: np.ndarray, size: int, sigma: float) -> np.ndarr
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     args.dataset = args.dataset or list(DEFAULT_DATASETS)
+    unknown = set(args.hints) - set(HINT_KINDS)
+    if unknown or not args.hints:
+        raise ConfigError(f"--hints {','.join(args.hints)}: expected some of {', '.join(HINT_KINDS)}")
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed + resumed_iteration(args))  # a resumed run draws new samples
@@ -315,6 +382,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "min_side_px": args.min_side_px,
         "zoom_steps": 3,
         "intensity": "modality",
+        "hints": list(args.hints),
     }
     calls = {"n": 0}
 
@@ -356,6 +424,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "init": args.init,
         "p_merge": args.p_merge,
         "max_interactions": args.max_interactions,
+        "normalization": "modality",
     }
     return fit(args, model, opt, step, "click_fcnn", config, meta, scheduler=sched, loss_name="dice+bce")
 
@@ -373,6 +442,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--sigma", type=float, default=3.0, help="click map sigma in working pixels")
     p.add_argument("--max-interactions", type=int, default=5, help="K of the paper")
+    p.add_argument(
+        "--hints",
+        type=lambda v: [k for k in v.split(",") if k],
+        default=["click"],
+        help="comma-separated kinds of first hint, drawn evenly: " + ", ".join(HINT_KINDS) + " (default click; "
+        "all four train VMN's f_IN)",
+    )
     p.add_argument("--p-previous", type=float, default=0.2, help="share of sessions starting from a wrong mask")
     p.add_argument("--p-merge", type=float, default=0.3, help="share of targets joined with touching structures")
     p.add_argument("--p-first-window", type=float, default=0.3, help="share of samples seen through a first window")

@@ -30,18 +30,21 @@ import numpy as np
 import torch
 
 from InteractiveSegLib.changes import bounding_region
-from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device
+from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device, read_arch
 from InteractiveSegLib.engines.base import Engine, EngineState, Prediction, Request, SliceRatings, StepReport
-from InteractiveSegLib.errors import EngineError
+from InteractiveSegLib.errors import EngineError, ModelError
 from InteractiveSegLib.hints import Scribble, SliceAuto, slice_index
 from InteractiveSegLib.intensity import detect_modality, normalize
-from InteractiveSegLib.methods.vmn.interaction import ENCODINGS, segment_slice
+from InteractiveSegLib.methods.click.zoom import ZoomSettings, slice_spacing
+from InteractiveSegLib.methods.vmn.interaction import ENCODINGS, segment_slice, segment_slice_zoomed
 from InteractiveSegLib.methods.vmn.network import VMNet
 from InteractiveSegLib.methods.vmn.propagation import PropagationResult, VMNPropagator, propagate
 from InteractiveSegLib.preprocessing import Roi, normalize_intensity, resize_stack
 from InteractiveSegLib.volume import Volume
 
-INTERACTION_MODEL = "vmn_interaction.pt"
+#: f_IN: the click engine's network trained on every hint kind (``train-click --hints``); the
+#: paper's own f_IN is ``vmn_interaction.pt`` (``interaction_model_path``)
+INTERACTION_MODEL = "vmn_hint.pt"
 MEMORY_MODEL = "vmn_memory.pt"
 #: how a checkpoint's images were scaled (its ``meta["normalization"]``): "modality" is
 #: ``intensity.normalize`` (CT in HU through a fixed curve, MRI by body percentiles);
@@ -50,9 +53,15 @@ MEMORY_MODEL = "vmn_memory.pt"
 NORMALIZATIONS = ("modality", "percentile")
 
 
-def checkpoint_normalization(meta: dict) -> str:
+#: networks f_IN can be: the paper's (ROI resized to a square, geodesic cues) or the click
+#: engine's (a window in millimetres that zooms out, Gaussian cues, a box as its outline)
+INTERACTION_ARCHS = ("vmn_interaction", "click_fcnn")
+
+
+def checkpoint_normalization(meta: dict, config: dict | None = None) -> str:
     """The intensity scaling a checkpoint was trained with (``NORMALIZATIONS``)."""
-    value = str(meta.get("normalization", "percentile"))
+    default = "modality" if (config or {}).get("intensity") == "modality" else "percentile"
+    value = str(meta.get("normalization", default))
     if value not in NORMALIZATIONS:
         raise EngineError(f"unknown normalization {value!r} in a VMN checkpoint; expected one of {NORMALIZATIONS}")
     return value
@@ -141,9 +150,14 @@ class VMNEngine(Engine):
             Path(model_path) if model_path else models / MEMORY_MODEL, "vmn_net"
         )
         self.net = cast(VMNet, net)  # the "vmn_net" architecture
-        self.f_in, self.in_config, self.in_meta = load_checkpoint(
-            Path(interaction_model_path) if interaction_model_path else models / INTERACTION_MODEL, "vmn_interaction"
-        )
+        in_path = Path(interaction_model_path) if interaction_model_path else models / INTERACTION_MODEL
+        self.in_arch = read_arch(in_path)
+        if self.in_arch not in INTERACTION_ARCHS:
+            raise ModelError(
+                f"model file {in_path} holds a {self.in_arch!r} network; f_IN is one of {INTERACTION_ARCHS}"
+            )
+        self.f_in, self.in_config, self.in_meta = load_checkpoint(in_path, self.in_arch)
+        self.zoom = ZoomSettings.from_config(self.in_config)
         self.encoding = encoding or self.in_config.get("encoding", "geodesic")
         if self.encoding not in ENCODINGS:
             raise EngineError(f"unknown cue encoding {self.encoding!r}; expected one of {ENCODINGS}")
@@ -195,7 +209,7 @@ class VMNEngine(Engine):
             return scaled[kind]
 
         self._norm = scale(checkpoint_normalization(self.meta))
-        self._in_norm = scale(checkpoint_normalization(self.in_meta))
+        self._in_norm = scale(checkpoint_normalization(self.in_meta, self.in_config))
         self._propagators.clear()
 
     def region(self, axis: int, corrected: dict[int, np.ndarray], extra: list[np.ndarray] | None = None) -> Roi:
@@ -258,7 +272,14 @@ class VMNEngine(Engine):
         """f_IN's mask of slice ``index`` along ``axis`` from ``hints`` on it and the class's
         current mask there (none yet: the network sees 0.5)."""
         previous = np.take(request.labelmap, index, axis=axis) == request.label
-        assert self._in_norm is not None
+        assert self._in_norm is not None and self.volume is not None
+        if self.in_arch == "click_fcnn":
+            spacing = slice_spacing(self.volume.geometry.spacing[::-1], axis)
+            image2d = np.take(self._in_norm, index, axis=axis)
+            zoomed = segment_slice_zoomed(
+                self.f_in, image2d, previous if previous.any() else None, hints, axis, spacing, self.zoom
+            )
+            return (zoomed > 0.5).astype(np.float32)
         prob, _ = segment_slice(
             self.f_in,
             np.take(self._in_norm, index, axis=axis),

@@ -30,6 +30,7 @@ import torch
 from InteractiveSegLib.encodings import gaussian_map, geodesic_map, linear_geodesic_map
 from InteractiveSegLib.errors import ConfigError
 from InteractiveSegLib.hints import Box, ExtremePoints, Interaction, slice_points
+from InteractiveSegLib.methods.click.zoom import ZoomSettings, segment_zoomed
 from InteractiveSegLib.preprocessing import Roi, crop_resize, paste
 
 ENCODINGS = ("geodesic", "exp_geodesic", "gaussian")
@@ -194,3 +195,50 @@ def segment_slice(
     out = np.zeros(image2d.shape, np.float32) if previous is None else previous.astype(np.float32)
     out[roi.slices] = paste(prob, roi, image2d.shape)[roi.slices]
     return out, roi
+
+
+def zoomed_cues(
+    hints: Sequence[Interaction], axis: int
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[tuple[int, int, int, int]]]:
+    """(positive points, negative points, boxes) of a slice's hints for the zoomed f_IN: a
+    scribble or a click is its points by sign, extreme points are positive points, a box is its
+    corners (the network sees its outline as a negative line, ``zoom.outline_maps``)."""
+    positive: list[tuple[int, int]] = []
+    negative: list[tuple[int, int]] = []
+    boxes: list[tuple[int, int, int, int]] = []
+    for h in hints:
+        pts = slice_points(h.points, axis)
+        if isinstance(h, Box):
+            (r0, c0), (r1, c1) = np.min(pts, 0), np.max(pts, 0)
+            boxes.append((int(r0), int(c0), int(r1), int(c1)))
+        elif isinstance(h, ExtremePoints) or h.positive:
+            positive += pts
+        else:
+            negative += pts
+    return positive, negative, boxes
+
+
+@torch.no_grad()
+def segment_slice_zoomed(
+    net: torch.nn.Module,
+    image2d: np.ndarray,
+    previous: np.ndarray | None,
+    hints: Sequence[Interaction],
+    axis: int,
+    spacing: tuple[float, float],
+    settings: ZoomSettings,
+) -> np.ndarray:
+    """f_IN as the click engine's network (a ``click_fcnn`` checkpoint trained on every hint
+    kind): the hints through a window in millimetres that zooms out while the object touches
+    its edge (``zoom.segment_zoomed``). Returns the slice's probability; outside the window
+    the previous mask stays (0 if there was none)."""
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return torch.sigmoid(net(torch.from_numpy(x)))[:, 0].numpy()
+
+    before = np.zeros(image2d.shape, np.float32) if previous is None else previous.astype(np.float32)
+    positive, negative, boxes = zoomed_cues(hints, axis)
+    roi, prob = segment_zoomed(run, image2d, before > 0.5, positive, negative, spacing, settings, boxes)
+    out = before.copy()
+    out[roi.slices] = prob
+    return out
