@@ -266,13 +266,16 @@ def test_interaction_samples_past_the_end_clear_a_false_mask():
     assert all(y.any() for _, y in [interaction_sample(structs, rng, 32, "geodesic", beyond=0.0) for _ in range(10)])
 
 
+class Bright(torch.nn.Module):
+    """A stand-in f_IN: the bright part of the image channel (the geometry apart from training)."""
+
+    def forward(self, x):
+        return (x[:, :1] - 0.5) * 40
+
+
 def test_a_short_stroke_on_a_large_structure_zooms_out_until_it_sees_all_of_it():
     """f_IN's ROI starts at the stroke's box; it grows while the prediction touches its edge."""
     from InteractiveSegLib.methods.vmn.interaction import segment_slice
-
-    class Bright(torch.nn.Module):  # a stand-in f_IN: the bright part of the image channel
-        def forward(self, x):
-            return (x[:, :1] - 0.5) * 40
 
     yy, xx = np.mgrid[:200, :200]
     disk = (yy - 100) ** 2 + (xx - 90) ** 2 <= 70**2
@@ -294,10 +297,6 @@ def test_the_click_network_as_f_in_zooms_out_from_a_short_stroke_and_reads_every
     are positive points, a negative stroke is negative points."""
     from InteractiveSegLib.methods.click.zoom import ZoomSettings
     from InteractiveSegLib.methods.vmn.interaction import segment_slice_zoomed, zoomed_cues
-
-    class Bright(torch.nn.Module):  # a stand-in network: the bright part of the image channel
-        def forward(self, x):
-            return (x[:, :1] - 0.5) * 40
 
     yy, xx = np.mgrid[:200, :200]
     disk = (yy - 100) ** 2 + (xx - 90) ** 2 <= 70**2
