@@ -111,6 +111,29 @@ class ExtremePoints:
 
 
 @dataclass
+class DrawnSlice:
+    """A structure's whole cross-section on one slice, drawn by the user (Paint, or a slice of an
+    existing segment): an engine that propagates slices takes it as that slice's mask as it
+    is, where a scribble would be read by a network (which may widen or trim it)."""
+
+    voxels: list[tuple[int, int, int]]
+    label: int = 1
+    positive: bool = True
+    axis: int = 0
+
+    def __post_init__(self) -> None:
+        self.voxels = [_ijk(v, "drawn slice") for v in self.voxels]
+        if not self.voxels:
+            raise InteractionError("drawn slice has no voxels")
+        if not self.positive:
+            raise InteractionError("a drawn slice is the structure itself: it cannot be negative")
+
+    @property
+    def points(self) -> list[tuple[int, int, int]]:
+        return list(self.voxels)
+
+
+@dataclass
 class SliceAuto:
     """No hint at all: ask a multi-class engine for its automatic result on one slice.
 
@@ -145,7 +168,7 @@ class HintGroup:
         self.hints = [from_dict(h) if isinstance(h, dict) else h for h in self.hints]
         if not self.hints:
             raise InteractionError("a hint group needs at least one hint")
-        if any(isinstance(h, (HintGroup, SliceAuto)) for h in self.hints):
+        if any(isinstance(h, (HintGroup, SliceAuto, DrawnSlice)) for h in self.hints):
             raise InteractionError("a hint group holds clicks, scribbles, boxes or extreme points only")
 
     @property
@@ -170,7 +193,7 @@ def members(interaction) -> list:
     return list(interaction.hints) if isinstance(interaction, HintGroup) else [interaction]
 
 
-Interaction = Click | Scribble | Box | ExtremePoints | SliceAuto | HintGroup
+Interaction = Click | Scribble | Box | ExtremePoints | DrawnSlice | SliceAuto | HintGroup
 #: The hint types by their JSON type name (``to_dict`` / ``from_dict``); engines name the
 #: hints they take with these names (``Engine.SUPPORTED_HINTS``).
 HINT_TYPES: dict[str, type] = {
@@ -178,6 +201,7 @@ HINT_TYPES: dict[str, type] = {
     "scribble": Scribble,
     "box": Box,
     "extreme_points": ExtremePoints,
+    "drawn_slice": DrawnSlice,
     "auto": SliceAuto,
     "group": HintGroup,
 }
@@ -309,7 +333,7 @@ def validate(interaction: Interaction, shape_kji: Sequence[int], labels: Iterabl
             raise InteractionError(
                 f"{type(interaction).__name__.lower()} point {p} is outside the volume (IJK size {size_ijk})"
             )
-    if isinstance(interaction, (Click, Scribble)) and interaction.axis is not None:
+    if isinstance(interaction, (Click, Scribble, DrawnSlice)) and interaction.axis is not None:
         ax = interaction.axis
         idx = {kji(p)[ax] for p in interaction.points}
         if len(idx) > 1:

@@ -11,13 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from InteractiveSegLib.errors import InteractionError, UntrustedCodeError
-from InteractiveSegLib.hints import Scribble
+from InteractiveSegLib.hints import DrawnSlice
 
 from . import engine_info, geometry, segment_io, session_store, slice_hints
 from .worker import InferenceWorker
-
-#: A propagation hint made from a drawn slice carries at most this many voxels (spread evenly).
-MAX_PROPAGATION_SEEDS = 400
 
 
 def register_slicer_engines() -> None:
@@ -125,16 +122,17 @@ class SegmentationLogic:
 
     def propagate(self, volumeNode, segmentationNode, label=1, axis=0, index=None, engine="vmn", **engineKwargs):
         """3D from one drawn slice: the class's voxels on slice ``index`` along KJI ``axis``
-        (default: its largest slice) become a positive hint there and a 3D engine (``vmn``,
-        ``vmn-growcut``) propagates it through the volume. Returns the segmentation node."""
+        (default: its largest slice) are taken as that slice's mask (a ``DrawnSlice``) and a 3D
+        engine (``vmn``, ``vmn-growcut``) propagates it through the volume. Returns the
+        segmentation node."""
         hint = self.propagation_hint(volumeNode, segmentationNode, label, axis, index)
         labels = segment_io.labels_from_segmentation(segmentationNode)
         return self.segment(volumeNode, [hint], engine, segmentationNode, labels, **engineKwargs)
 
     @staticmethod
-    def propagation_hint(volumeNode, segmentationNode, label=1, axis=0, index=None) -> Scribble:
-        """The class's voxels on one slice (default: its largest along ``axis``) as a positive
-        scribble (at most MAX_PROPAGATION_SEEDS voxels, spread evenly) for a 3D engine."""
+    def propagation_hint(volumeNode, segmentationNode, label=1, axis=0, index=None) -> DrawnSlice:
+        """The class's voxels on one slice (default: its largest along ``axis``) as a drawn
+        slice, which a 3D engine keeps exactly and propagates."""
         if segmentationNode is None:
             raise InteractionError("propagate needs a segmentation that holds the class on one slice")
         labels = segment_io.labels_from_segmentation(segmentationNode)
@@ -149,9 +147,8 @@ class SegmentationLogic:
                 f"class {labels[label].name!r} has no voxel on slice {index} (axis {axis}); draw it there first"
             )
         voxels = np.argwhere(np.take(mask, index, axis=axis))
-        voxels = voxels[np.linspace(0, len(voxels) - 1, min(len(voxels), MAX_PROPAGATION_SEEDS)).astype(int)]
         ijk = [tuple(int(c) for c in reversed(np.insert(v, axis, index))) for v in voxels]
-        return Scribble(ijk, label=label, axis=axis)
+        return DrawnSlice(ijk, label=label, axis=axis)
 
     def apply_markups(
         self,

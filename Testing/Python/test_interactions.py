@@ -3,7 +3,18 @@ import json
 import pytest
 
 from InteractiveSegLib.errors import InteractionError
-from InteractiveSegLib.hints import Box, Click, ExtremePoints, Scribble, from_json, slice_index, to_json, validate
+from InteractiveSegLib.hints import (
+    Box,
+    Click,
+    DrawnSlice,
+    ExtremePoints,
+    HintGroup,
+    Scribble,
+    from_json,
+    slice_index,
+    to_json,
+    validate,
+)
 
 SHAPE = (10, 20, 30)  # KJI: i < 30, j < 20, k < 10
 
@@ -14,6 +25,7 @@ def test_json_round_trip_keeps_every_hint_type():
         Scribble([(1, 2, 3), (2, 2, 3), (3, 2, 3)], label=1, axis=0),
         Box((5, 6, 3), (1, 2, 3), label=3),
         ExtremePoints([(1, 5, 3), (9, 5, 3), (5, 1, 3), (5, 9, 3)], label=1),
+        DrawnSlice([(1, 2, 3), (2, 2, 3), (1, 3, 3)], label=2, axis=0),
     ]
     back = from_json(to_json(hints))
     assert back == hints
@@ -37,11 +49,22 @@ def test_json_round_trip_keeps_every_hint_type():
         (Click((0, 0, 0), label=0), ">= 1"),
         (Click((0, 0, 0), axis=3), "axis"),
         (Scribble([(0, 0, 1), (0, 0, 2)], axis=0), "spans several"),
+        (DrawnSlice([(0, 0, 1), (0, 1, 1), (0, 0, 2)], axis=0), "spans several"),
+        (DrawnSlice([(0, 0, 1), (30, 0, 1)], axis=0), "outside the volume"),
     ],
 )
 def test_validation_gives_a_clear_error(hint, message):
     with pytest.raises(InteractionError, match=message):
         validate(hint, SHAPE, labels=[1, 2, 3])
+
+
+def test_a_drawn_slice_is_a_positive_structure_on_its_own():
+    with pytest.raises(InteractionError, match="cannot be negative"):
+        DrawnSlice([(0, 0, 1)], positive=False)
+    with pytest.raises(InteractionError, match="no voxels"):
+        DrawnSlice([])
+    with pytest.raises(InteractionError, match="hint group"):
+        HintGroup([DrawnSlice([(0, 0, 1)])])
 
 
 def test_validation_rejects_wrong_dimensionality():

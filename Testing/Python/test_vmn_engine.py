@@ -9,7 +9,7 @@ import torch
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.engines import create_engine
 from InteractiveSegLib.errors import EngineError, InteractionError, ModelError
-from InteractiveSegLib.hints import Box, ExtremePoints, SliceAuto, ijk_from_slice_point
+from InteractiveSegLib.hints import Box, DrawnSlice, ExtremePoints, Scribble, SliceAuto, ijk_from_slice_point
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.metrics import dice
 from InteractiveSegLib.session import Session
@@ -128,6 +128,29 @@ def test_bad_input_changes_nothing(colin, engine, tmp_path):
         create_engine("vmn", model_path=bad)
     with pytest.raises(EngineError):
         create_engine("vmn", memory_size=-1)
+
+
+def test_a_drawn_slice_is_kept_as_drawn_and_propagated(colin, engine):
+    """Propagate in Slicer: the slice the user painted is that slice's mask, not a hint for
+    f_IN (which would widen or trim it); a scribble after it is read over it."""
+    image, ref = colin
+    index = int(np.argmax(ref.sum((1, 2))))
+    drawn = ref[index].copy()
+    drawn[: int(np.argwhere(drawn)[:, 0].mean())] = False  # half of it: no network would draw that edge
+    voxels = [ijk_from_slice_point(p, 0, index) for p in np.argwhere(drawn)]
+    session = Session(image, engine, LabelTable.default([1]))
+    session.add(DrawnSlice(voxels, axis=0))
+    got = session.labelmap == 1
+    np.testing.assert_array_equal(got[index], drawn)
+    assert got[index - 2].any() and got[index + 2].any()
+    # the robot's stroke in the missing half: f_IN reads it with the drawn half as the mask
+    stroke = robot_slice_hint("scribble", ref[index], drawn, 0, index, np.random.default_rng(0))
+    assert isinstance(stroke, Scribble) and stroke.positive
+    session.add(stroke)
+    after = (session.labelmap == 1)[index]
+    assert dice(ref[index], after) > dice(ref[index], drawn)
+    with pytest.raises(EngineError, match="does not take drawn_slice"):
+        Session(image, create_engine("click"), LabelTable.default([1])).add(DrawnSlice(voxels, axis=0))
 
 
 def test_registration_baseline_carries_the_corrected_slice(colin):

@@ -33,7 +33,7 @@ from InteractiveSegLib.changes import bounding_region
 from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device, read_arch
 from InteractiveSegLib.engines.base import Engine, EngineState, Prediction, Request, SliceRatings, StepReport
 from InteractiveSegLib.errors import EngineError, ModelError
-from InteractiveSegLib.hints import Scribble, SliceAuto, slice_index
+from InteractiveSegLib.hints import DrawnSlice, Scribble, SliceAuto, slice_index, slice_points
 from InteractiveSegLib.intensity import detect_modality, normalize
 from InteractiveSegLib.methods.click.zoom import ZoomSettings, slice_spacing
 from InteractiveSegLib.methods.vmn.interaction import ENCODINGS, segment_slice, segment_slice_zoomed
@@ -122,7 +122,7 @@ class VMNEngine(Engine):
 
     name = "vmn"
     mode = "3d"
-    SUPPORTED_HINTS = frozenset({"click", "scribble", "box", "extreme_points"})
+    SUPPORTED_HINTS = frozenset({"click", "scribble", "box", "extreme_points", "drawn_slice"})
     HISTORY = "class"  # every corrected slice of the class is in the memory
     HINTS_ON_ONE_SLICE = True  # f_IN reads the hint's slice; the memory network makes it 3D
     MEMORY_PER_VOXEL = 11.0  # its normalised copies (f_IN and f_VMN may scale differently), the class mask
@@ -271,8 +271,17 @@ class VMNEngine(Engine):
 
     def f_in_mask(self, request: Request, axis: int, index: int, hints: list) -> np.ndarray:
         """f_IN's mask of slice ``index`` along ``axis`` from ``hints`` on it and the class's
-        current mask there (none yet: the network sees 0.5)."""
+        current mask there (none yet: the network sees 0.5). The newest drawn slice is the
+        mask as it is; f_IN reads only the hints given after it, over it."""
         previous = np.take(request.labelmap, index, axis=axis) == request.label
+        drawn = [i for i, h in enumerate(hints) if isinstance(h, DrawnSlice)]
+        if drawn:
+            previous = np.zeros_like(previous)
+            rows, cols = np.array(slice_points(hints[drawn[-1]].points, axis)).T
+            previous[rows, cols] = True
+            hints = hints[drawn[-1] + 1 :]
+            if not hints:
+                return previous.astype(np.float32)
         assert self._in_norm is not None and self.volume is not None
         if self.in_arch == "click_fcnn":
             spacing = slice_spacing(self.volume.geometry.spacing[::-1], axis)
