@@ -68,6 +68,13 @@ def checkpoint_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 def load_checkpoint(path: str | Path, expected_arch: str) -> tuple[torch.nn.Module, dict, dict]:
     """Load (model in eval mode, config, meta); ModelError with the reason if it cannot."""
+    _, model, config, meta = load_one_of(path, (expected_arch,))
+    return model, config, meta
+
+
+def load_one_of(path: str | Path, archs: tuple[str, ...]) -> tuple[str, torch.nn.Module, dict, dict]:
+    """Load (arch, model in eval mode, config, meta) of a checkpoint holding one of ``archs``
+    (a role more than one kind of network can fill); ModelError with the reason if it cannot."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model file {path} does not exist")
@@ -78,8 +85,9 @@ def load_checkpoint(path: str | Path, expected_arch: str) -> tuple[torch.nn.Modu
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ModelError(f"model file {path} is not an InteractiveSeg checkpoint")
     arch = ckpt.get("arch")
-    if arch != expected_arch:
-        raise ModelError(f"model file {path} holds a {arch!r} network, expected {expected_arch!r}")
+    if arch not in archs:
+        expected = repr(archs[0]) if len(archs) == 1 else f"one of {archs}"
+        raise ModelError(f"model file {path} holds a {arch!r} network, expected {expected}")
     config = dict(ckpt.get("config", {}))
     net_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("net", {}).items()}
     try:
@@ -91,7 +99,7 @@ def load_checkpoint(path: str | Path, expected_arch: str) -> tuple[torch.nn.Modu
     except RuntimeError as e:
         raise ModelError(f"model file {path} does not match the {arch} network: {str(e).splitlines()[0]}") from None
     model.eval()
-    return model, config, dict(ckpt.get("meta", {}))
+    return str(arch), model, config, dict(ckpt.get("meta", {}))
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -116,9 +124,3 @@ def read_config(path: str | Path) -> dict:
     """A checkpoint's ``config`` without building its network: what an engine declares about
     a model before loading it."""
     return dict(_peek(path).get("config", {}))
-
-
-def read_arch(path: str | Path) -> str:
-    """The network a checkpoint holds (its ``arch``), without building it: for an engine that
-    takes more than one kind of network in a role."""
-    return str(_peek(path).get("arch"))

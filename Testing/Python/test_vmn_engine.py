@@ -351,5 +351,5 @@ def test_f_in_is_the_paper_s_network_or_the_click_network_and_no_other(colin):
         session = Session(image, engine, LabelTable.default([1]))
         session.add(hint)
         assert dice(ref[index], session.labelmap[index] == 1) > 0.5
-    with pytest.raises(ModelError, match="f_IN is one of"):
+    with pytest.raises(ModelError, match="expected one of"):
         create_engine("vmn", interaction_model_path=models / "sim_auto.pt")

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from InteractiveSegLib.changes import bounding_region
-from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device, read_arch
+from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, load_one_of, pick_device
 from InteractiveSegLib.engines.base import Engine, EngineState, Prediction, Request, SliceRatings, StepReport
-from InteractiveSegLib.errors import EngineError, ModelError
+from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import DrawnSlice, Scribble, SliceAuto, slice_index, slice_points
 from InteractiveSegLib.intensity import detect_modality, normalize
 from InteractiveSegLib.methods.click.zoom import ZoomSettings, slice_spacing
@@ -152,12 +152,7 @@ class VMNEngine(Engine):
         )
         self.net = cast(VMNet, net)  # the "vmn_net" architecture
         in_path = Path(interaction_model_path) if interaction_model_path else models / INTERACTION_MODEL
-        self.in_arch = read_arch(in_path)
-        if self.in_arch not in INTERACTION_ARCHS:
-            raise ModelError(
-                f"model file {in_path} holds a {self.in_arch!r} network; f_IN is one of {INTERACTION_ARCHS}"
-            )
-        self.f_in, self.in_config, self.in_meta = load_checkpoint(in_path, self.in_arch)
+        self.in_arch, self.f_in, self.in_config, self.in_meta = load_one_of(in_path, INTERACTION_ARCHS)
         self.zoom = ZoomSettings.from_config(self.in_config)
         self.encoding = encoding or self.in_config.get("encoding", "geodesic")
         if self.encoding not in ENCODINGS:
