@@ -42,10 +42,10 @@ from InteractiveSegLib.methods.vmn.propagation import PropagationResult, VMNProp
 from InteractiveSegLib.preprocessing import Roi, normalize_intensity, resize_stack
 from InteractiveSegLib.volume import Volume
 
-#: f_IN: the paper's network. ``vmn_hint.pt`` (the click engine's network trained on every hint
-#: kind, ``train-click --hints``) is the option for CT and large structures (``interaction_model_path``;
-#: not the default yet: it lowered the glioma's Dice and a propagation from a drawn slice, vmn.md)
-INTERACTION_MODEL = "vmn_interaction.pt"
+#: f_IN: the click engine's network trained on every hint kind (``train-click --hints``), which
+#: carries to CT and to large structures; the paper's network (``vmn_interaction.pt``) stays an
+#: option through ``interaction_model_path`` (it does better on the glioma; vmn.md)
+INTERACTION_MODEL = "vmn_hint.pt"
 MEMORY_MODEL = "vmn_memory.pt"
 #: how a checkpoint's images were scaled (its ``meta["normalization"]``): "modality" is
 #: ``intensity.normalize`` (CT in HU through a fixed curve, MRI by body percentiles);
