@@ -34,6 +34,14 @@ def _ijk(p, what: str) -> tuple[int, int, int]:
     return t
 
 
+def _voxels(voxels, what: str) -> list[tuple[int, int, int]]:
+    """A non-empty list of IJK voxels (scribbles, drawn slices)."""
+    out = [_ijk(v, what) for v in voxels]
+    if not out:
+        raise InteractionError(f"{what} has no voxels")
+    return out
+
+
 def kji(ijk: Sequence[int]) -> tuple[int, int, int]:
     """Array index of an IJK point."""
     return (int(ijk[2]), int(ijk[1]), int(ijk[0]))
@@ -62,9 +70,7 @@ class Scribble:
     axis: int = 0
 
     def __post_init__(self) -> None:
-        self.voxels = [_ijk(v, "scribble") for v in self.voxels]
-        if not self.voxels:
-            raise InteractionError("scribble has no voxels")
+        self.voxels = _voxels(self.voxels, "scribble")
 
     @property
     def points(self) -> list[tuple[int, int, int]]:
@@ -122,9 +128,7 @@ class DrawnSlice:
     axis: int = 0
 
     def __post_init__(self) -> None:
-        self.voxels = [_ijk(v, "drawn slice") for v in self.voxels]
-        if not self.voxels:
-            raise InteractionError("drawn slice has no voxels")
+        self.voxels = _voxels(self.voxels, "drawn slice")
         if not self.positive:
             raise InteractionError("a drawn slice is the structure itself: it cannot be negative")
 
