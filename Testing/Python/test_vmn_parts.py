@@ -377,6 +377,37 @@ def test_stop_rule_empty_slices_end_a_run_and_a_gap_shorter_than_the_rule_does_n
     assert max(res.order) == 14 and not (res.probability[13:] > 0.5).any()
 
 
+class Copier:
+    """A Propagator stand-in that copies the previous slice's mask past the structure's end (as
+    f_VMN does on the CT) and rates a slice 0.6 inside the structure, 0.1 beyond it."""
+
+    def __init__(self, truth: np.ndarray):
+        self.truth = truth
+
+    def encode_memory(self, index, prob):
+        return index
+
+    def segment(self, index, memory, prior=None):
+        inside = self.truth[index].any()
+        return (self.truth[index] if inside else prior > 0.5).astype(np.float32), 0.6 if inside else 0.1
+
+
+def test_fade_ends_a_run_where_the_predicted_iou_falls_and_vanish_cannot():
+    """The copied mask never shrinks, so ``vanish`` never ends the run; with ``fade`` 0.5 three
+    slices rated under half the run's best end it, and nothing is left beyond the structure."""
+    truth = _ball()
+    present = np.flatnonzero(truth.any((1, 2)))
+    first, last, start = int(present[0]), int(present[-1]), 17
+    seed = {start: truth[start].astype(np.float32)}
+    flooded = propagate(Copier(truth), len(truth), seed, start, vanish=0.02)
+    beyond = flooded.probability > 0.5
+    assert beyond[last + 1 :].any(axis=(1, 2)).all() and beyond[:first].any(axis=(1, 2)).all()  # to both ends
+    res = propagate(Copier(truth), len(truth), seed, start, vanish=0.02, fade=0.5)
+    found = res.probability > 0.5
+    np.testing.assert_array_equal(found, truth)
+    assert max(res.order) == last + 3 and min(res.order) == first - 3
+
+
 def test_propagation_axis_follows_the_finest_spacing_when_slices_are_thick():
     from InteractiveSegLib.methods.vmn.engine import choose_axis
 

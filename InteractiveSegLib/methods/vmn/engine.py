@@ -144,6 +144,7 @@ class VMNEngine(Engine):
         axis_choice: bool = False,
         thick_ratio: float = 2.0,
         vanish: float = 0.02,
+        fade: float = 0.4,
     ) -> None:
         super().__init__()
         models = default_models_dir()
@@ -180,6 +181,10 @@ class VMNEngine(Engine):
         #: the stop rule also counts a slice holding less than this share of the run's first
         #: slice's foreground as one where the structure has ended (``propagation.propagate``)
         self.vanish = float(vanish)
+        #: ... and a slice rated below this share of the run's best predicted IoU (0: off)
+        self.fade = float(fade)
+        if not 0.0 <= self.fade < 1.0:
+            raise EngineError(f"fade must be in [0, 1), got {fade}")
         self.modality: str | None = None
         self._norm: np.ndarray | None = None  # the image as f_VMN was trained to read it
         self._in_norm: np.ndarray | None = None  # as f_IN was (the same array when both agree)
@@ -324,6 +329,7 @@ class VMNEngine(Engine):
             stop_after=self.stop_after,
             progress=self.progress,
             vanish=self.vanish,
+            fade=self.fade,
         )
         # the region only: whole slices of a 512 x 512 x 600 CT would be 600 MB of float32
         prob = resize_stack(res.probability, (roi.r1 - roi.r0, roi.c1 - roi.c0))

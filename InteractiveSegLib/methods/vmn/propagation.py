@@ -14,9 +14,11 @@ past an empty corrected slice. An empty corrected slice is in no memory: the rea
 softmax over every memory position, where its cells (all background) would compete with
 the structure's in every query. A run stops once the structure has ended: ``stop_after``
 consecutive slices that are empty, or hold less than ``vanish`` of the foreground of the
-slice the run started from (stray voxels the network leaves beyond a structure's end);
-those trailing slices are cleared. Corrected slices keep their mask. Every propagated slice gets
-the quality head's predicted IoU.
+slice the run started from (stray voxels the network leaves beyond a structure's end), or
+that the quality head rates below ``fade`` times the run's best predicted IoU (a network that
+copies the previous slice's mask past a structure's end, as f_VMN does on the CT, keeps the
+mask large but its predicted IoU falls); those trailing slices are cleared. Corrected
+slices keep their mask. Every propagated slice gets the quality head's predicted IoU.
 
 The network is reached through :class:`Propagator` (``encode_memory`` / ``segment``), so
 the order and memory contents are testable without weights.
@@ -95,6 +97,7 @@ def propagate(
     threshold: float = 0.5,
     progress: Callable[[float, str], None] | None = None,
     vanish: float = 0.0,
+    fade: float = 0.0,
 ) -> PropagationResult:
     """Propagate the ``annotated`` slice masks both ways (see module doc), the newest
     interactive slice ``start`` first. ``progress(fraction, text)`` is called after each
@@ -118,6 +121,7 @@ def propagate(
         previous, empty = origin, 0
         # a slice with at most this many foreground pixels counts as one where the structure has ended
         ended = vanish * float((prob[origin] > threshold).sum())
+        best = 0.0  # the run's highest predicted IoU so far
         q = origin + step
         while q != end:
             mem = memory_slices(origin, previous, [a for a in annotated if a in present], periodic, q, cap)
@@ -133,7 +137,9 @@ def propagate(
                 periodic.append(q)
             previous = q
             area = int((p > threshold).sum())
-            empty = 0 if area > 0 and area > ended else empty + 1
+            best = max(best, score) if np.isfinite(score) else best
+            faded = fade > 0 and np.isfinite(score) and score < fade * best
+            empty = 0 if area > 0 and area > ended and not faded else empty + 1
             if progress is not None:
                 progress(min(1.0, len(result.order) / todo), f"slice {q}")
             if empty >= stop_after:

@@ -84,7 +84,8 @@ class QualityRecorder:
 
 def collect(args: argparse.Namespace, rng: np.random.Generator) -> list[list[tuple[torch.Tensor, float]]]:
     """Per structure, the (Q input, true IoU) pairs of its sessions (one per hint type)."""
-    engine = VMNEngine(model_path=args.init, interaction_model_path=args.interaction, threads=args.threads)
+    # fade off: the head must also see the slices a run floods past a structure's end
+    engine = VMNEngine(model_path=args.init, interaction_model_path=args.interaction, threads=args.threads, fade=0.0)
     engine.net.eval()
     rec = QualityRecorder(engine, args.keep, rng)
     groups: list[list[tuple[torch.Tensor, float]]] = []
