@@ -108,8 +108,9 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _peek(path: str | Path) -> dict:
-    """A checkpoint's dictionary with its tensors memory-mapped, not read."""
+def read_config(path: str | Path) -> dict:
+    """A checkpoint's ``config`` without building its network (the tensors are memory-mapped,
+    not read): what an engine declares about a model before loading it."""
     path = Path(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -117,10 +118,4 @@ def _peek(path: str | Path) -> dict:
         raise ModelError(f"model file {path} does not load: {e}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ModelError(f"model file {path} is not an InteractiveSeg checkpoint")
-    return ckpt
-
-
-def read_config(path: str | Path) -> dict:
-    """A checkpoint's ``config`` without building its network: what an engine declares about
-    a model before loading it."""
-    return dict(_peek(path).get("config", {}))
+    return dict(ckpt.get("config", {}))

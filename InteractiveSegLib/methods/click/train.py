@@ -39,7 +39,7 @@ from InteractiveSegLib.methods.click.network import click_fcnn
 from InteractiveSegLib.methods.click.zoom import (
     Window,
     click_maps,
-    outline_maps,
+    negative_map,
     sample,
     slice_spacing,
     window_around,
@@ -341,7 +341,7 @@ def encode(s: Sample, previous: np.ndarray, size: int, sigma: float) -> np.ndarr
         [
             s.image,
             click_maps(np.array(s.positive), size, sigma),
-            np.maximum(click_maps(np.array(s.negative), size, sigma), outline_maps(np.array(s.boxes), size, sigma)),
+            negative_map(np.array(s.negative), np.array(s.boxes).reshape(-1, 4), size, sigma),
             previous,
         ]
     ).astype(np.float32)

@@ -184,6 +184,15 @@ def working_boxes(boxes: list[tuple[int, int, int, int]], window: Window, size: 
     return np.concatenate([lo, hi], axis=1)
 
 
+def negative_map(points: np.ndarray, boxes: np.ndarray, size: int, sigma: float) -> np.ndarray:
+    """The negative channel, in working coordinates: negative clicks and box outlines (a box
+    says the structure lies inside it), drawn alike for training and inference."""
+    neg = click_maps(np.asarray(points, float).reshape(-1, 2), size, sigma)
+    if len(boxes):
+        neg = np.maximum(neg, outline_maps(boxes, size, sigma))
+    return neg
+
+
 def network_input(
     image2d: np.ndarray,
     previous2d: np.ndarray,
@@ -198,9 +207,12 @@ def network_input(
     mask, through ``window``."""
     img, prev = sample(np.stack([image2d, previous2d.astype(np.float32)]), window, size)
     pos = click_maps(window.to_working(np.array(positive, float).reshape(-1, 2), size), size, sigma)
-    neg = click_maps(window.to_working(np.array(negative, float).reshape(-1, 2), size), size, sigma)
-    if boxes:
-        neg = np.maximum(neg, outline_maps(working_boxes(boxes, window, size), size, sigma))
+    neg = negative_map(
+        window.to_working(np.array(negative, float).reshape(-1, 2), size),
+        working_boxes(boxes or [], window, size),
+        size,
+        sigma,
+    )
     return np.stack([img, pos, neg, prev]).astype(np.float32)
 
 

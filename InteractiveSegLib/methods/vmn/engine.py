@@ -263,25 +263,29 @@ class VMNEngine(Engine):
         return self._propagators[key]
 
     def correct(self, request: Request) -> tuple[int, int, np.ndarray]:
-        """f_IN on the newest hint's slice: every hint of the class on that slice, with the
-        slice's previous mask (none in round one: the network then sees 0.5)."""
+        """The newest hint's slice: f_IN on every hint of the class on that slice, with the
+        slice's previous mask (none in round one: the network then sees 0.5), or a drawn slice
+        as it is (``DrawnSlice``: no network reads it)."""
         axis, index = request.axis, request.slice_index
         same = [h for h in request.interactions if h.axis == axis and slice_index(h) == index]
-        return axis, index, self.f_in_mask(request, axis, index, same)
+        drawn = [i for i, h in enumerate(same) if isinstance(h, DrawnSlice)]
+        if not drawn:
+            return axis, index, self.f_in_mask(request, axis, index, same)
+        # the newest drawn slice is the mask as it is; f_IN reads only the hints given after it
+        mask = np.zeros(np.take(request.labelmap, index, axis=axis).shape, bool)
+        rows, cols = np.array(slice_points(same[drawn[-1]].points, axis)).T
+        mask[rows, cols] = True
+        after = same[drawn[-1] + 1 :]
+        return axis, index, self.f_in_mask(request, axis, index, after, mask) if after else mask.astype(np.float32)
 
-    def f_in_mask(self, request: Request, axis: int, index: int, hints: list) -> np.ndarray:
-        """f_IN's mask of slice ``index`` along ``axis`` from ``hints`` on it and the class's
-        current mask there (none yet: the network sees 0.5). The newest drawn slice is the
-        mask as it is; f_IN reads only the hints given after it, over it."""
-        previous = np.take(request.labelmap, index, axis=axis) == request.label
-        drawn = [i for i, h in enumerate(hints) if isinstance(h, DrawnSlice)]
-        if drawn:
-            previous = np.zeros_like(previous)
-            rows, cols = np.array(slice_points(hints[drawn[-1]].points, axis)).T
-            previous[rows, cols] = True
-            hints = hints[drawn[-1] + 1 :]
-            if not hints:
-                return previous.astype(np.float32)
+    def f_in_mask(
+        self, request: Request, axis: int, index: int, hints: list, previous: np.ndarray | None = None
+    ) -> np.ndarray:
+        """f_IN's mask of slice ``index`` along ``axis`` from ``hints`` on it and ``previous``,
+        the structure's mask there (default: the class's current mask; none yet: the network
+        sees 0.5)."""
+        if previous is None:
+            previous = np.take(request.labelmap, index, axis=axis) == request.label
         assert self._in_norm is not None and self.volume is not None
         if self.in_arch == "click_fcnn":
             spacing = slice_spacing(self.volume.geometry.spacing[::-1], axis)
