@@ -4,7 +4,9 @@ after round.
 
 Round 1: the robot gives a hint of the chosen type on the axial slice where the
 structure is largest: a scribble (the ../shared/BENCHMARK.md stroke on the whole structure), a
-box or four extreme points (from the reference, jittered by up to 10 voxels, VMN 4.2).
+box or four extreme points (from the reference, jittered by up to 10 voxels, VMN 4.2), or
+``drawn``: the reference's cross-section itself, as a user who paints the slice and presses
+Propagate (the interaction network is not used, so the propagation alone is measured).
 Round r > 1: a slice is chosen (``--select``):
 
 - ``quality``: ``Session.suggest_slice()``, the most expected wrong voxels,
@@ -15,7 +17,8 @@ Round r > 1: a slice is chosen (``--select``):
   propagation never reached).
 
 and the robot corrects it with the same hint type: a corrective scribble on the largest
-error region, or a fresh jittered box / extreme points of the reference; a slice where
+error region, a fresh jittered box / extreme points of the reference, or the slice's
+cross-section drawn whole; a slice where
 the structure is absent gets a negative scribble whatever the type. Volume Dice after
 each round; s/propagation is the engine's propagation time; the quality head's
 predicted IoU is paired with the true IoU of every propagated slice (Pearson r).
@@ -49,7 +52,7 @@ def owns(name: str) -> bool:
     return info.mode == "3d" and not info.multiclass
 
 
-HINTS = ("scribble", "box", "extreme")
+HINTS = ("scribble", "box", "extreme", "drawn")
 SELECT = ("quality", "random", "oracle")
 AXIS = 0  # axial (KJI axis 0), as the paper
 

@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "clicks every class missing a region each interaction (the paper's test-time virtual user)",
     )
     v = p.add_argument_group("vmn (3D propagation engines)")
-    v.add_argument("--hint", default=d.hint, help="scribble, box, extreme (comma-separated for several)")
+    v.add_argument("--hint", default=d.hint, help="scribble, box, extreme, drawn (the whole slice); comma-separated")
     v.add_argument("--select", default=d.select, help="slice to correct next: quality, random, oracle")
     v.add_argument("--max-structures", type=int, default=d.max_structures, help="per shipped volume (0: all)")
     f = p.add_argument_group("finetune")

@@ -153,6 +153,27 @@ def test_a_drawn_slice_is_kept_as_drawn_and_propagated(colin, engine):
         Session(image, create_engine("click"), LabelTable.default([1])).add(DrawnSlice(voxels, axis=0))
 
 
+def test_the_benchmarks_drawn_hint_measures_the_propagation_alone(colin):
+    """``--hint drawn``: the robot paints the reference's cross-section, every engine keeps it
+    exactly (no interaction network reads it), and a slice the structure has left gets a
+    negative stroke as with every other kind."""
+    from InteractiveSegLib.bench.vmn import run_volume
+
+    image, ref = colin
+    index = int(np.argmax(ref.sum((1, 2))))
+    hint = robot_slice_hint("drawn", ref[index], None, 0, index)
+    assert isinstance(hint, DrawnSlice) and len(hint.voxels) == int(ref[index].sum())
+    empty = robot_slice_hint("drawn", np.zeros_like(ref[index]), ref[index], 0, index)
+    assert isinstance(empty, Scribble) and not empty.positive
+    session = Session(image, create_engine("vmn-registration"), LabelTable.default([1]))
+    run = run_volume(session, ref, STRUCTURE, "drawn", "random", 3, 7)
+    got = session.labelmap == 1
+    drawn = [k for k in run.slices if ref[k].any()]
+    assert len(run.slices) == 3 and drawn[0] == index and run.dices[0] > 0.5
+    for k in drawn:
+        np.testing.assert_array_equal(got[k], ref[k])
+
+
 def test_registration_baseline_carries_the_corrected_slice(colin):
     """vmn-registration (dynamic-learning paper, Algorithm 2) from one box: the corrected
     slice is kept and its neighbours get registered copies of it."""
