@@ -7,6 +7,7 @@ from argparse import Namespace
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from InteractiveSegLib.checkpoints import checkpoint_weights
 from InteractiveSegLib.cli.main import main
@@ -51,6 +52,7 @@ def test_click_samples_are_working_size_views_with_the_click_inside_the_structur
         p_previous=0.0,
         p_first_window=0.0,
         p_merge=0.0,
+        p_beyond=0.0,
         hints=["click"],
     )
     rng = np.random.default_rng(0)
@@ -66,6 +68,37 @@ def test_click_samples_are_working_size_views_with_the_click_inside_the_structur
         # a zoomed view: the whole structure inside, with room around it
         rows = np.nonzero(s.truth.any(axis=1))[0]
         assert rows[0] > 0 and rows[-1] < 63
+
+
+def test_a_sample_past_the_end_teaches_a_negative_stroke_to_clear_a_false_mask():
+    """``--p-beyond``: a slice just past a structure's end, holding the mask of its last slice
+    (as a propagation leaves it), with a negative stroke on it and an empty target."""
+    args = Namespace(
+        dataset=["colin27"],
+        min_voxels=200,
+        min_area=30,
+        pool=1,
+        block=48,
+        mix=[1, 0, 0, 0],
+        size=64,
+        context=0.4,
+        min_side_px=64,
+        p_previous=0.0,
+        p_first_window=0.0,
+        p_merge=0.0,
+        p_beyond=1.0,
+        hints=["box"],
+    )
+    rng = np.random.default_rng(1)
+    pool = click_train.Pool(args.dataset, args, rng)
+    sampler = click_train.TrainingClickSampler(seed=0)
+    samples = [s for s in (click_train.draw_sample(pool, sampler, args, rng) for _ in range(12)) if s is not None]
+    assert len(samples) >= 4
+    for s in samples:
+        assert not s.truth.any() and s.previous.any()
+        assert s.negative and not s.positive and not s.boxes  # a box cannot say "none here": a stroke
+        near = ndimage.binary_dilation(s.previous, iterations=2)  # resizing thins a thin mask
+        assert all(near[int(np.clip(round(r), 0, 63)), int(np.clip(round(c), 0, 63))] for r, c in s.negative)
 
 
 def test_a_merged_target_joins_touching_allowed_structures_only():

@@ -210,6 +210,24 @@ def merged(labels2d: np.ndarray, truth: np.ndarray, allowed: list[int] | None, r
     return truth
 
 
+def past_the_end(
+    vol: PoolVolume, label: int, axis: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(image, false mask) of a slice 1-3 slices past one end of ``label`` along ``axis``,
+    holding the structure's mask of its last slice: what a propagation leaves beyond the end,
+    which a negative stroke must clear (the target is empty). None when no such slice exists."""
+    present = vol.slices(label, axis, 1)
+    if not len(present):
+        return None
+    step = 1 if rng.random() < 0.5 else -1
+    end = int(present.max() if step > 0 else present.min())
+    index = end + step * int(rng.integers(1, 4))
+    if not 0 <= index < vol.labelmap.shape[axis] or index in set(present.tolist()):
+        return None
+    last = np.take(vol.labelmap, end, axis=axis) == label
+    return np.take(vol.image, index, axis=axis), corrupted(last, rng) if rng.random() < 0.5 else last
+
+
 def draw_sample(
     pool: Pool, sampler: TrainingClickSampler, args: argparse.Namespace, rng: np.random.Generator
 ) -> Sample | None:
@@ -229,8 +247,16 @@ def draw_sample(
         allowed = None if vol.kind == "procedural" else vol.structures
         truth2d = merged(labels2d, truth2d, allowed, rng)
     spacing = slice_spacing(vol.spacing, axis)
+    kind = str(rng.choice(args.hints))
     previous = corrupted(truth2d, rng) if rng.random() < args.p_previous else np.zeros_like(truth2d)
-    first = first_hint(str(rng.choice(args.hints)), truth2d, previous, sampler, rng)
+    if rng.random() < args.p_beyond:
+        beyond = past_the_end(vol, label, axis, rng)
+        if beyond is None:
+            return None
+        image2d, previous = beyond
+        truth2d = np.zeros_like(previous)
+        kind = "scribble" if kind != "click" else kind  # the one hint that can say "none here"
+    first = first_hint(kind, truth2d, previous, sampler, rng)
     if first is None:
         return None
     click = first.points
@@ -451,6 +477,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--p-previous", type=float, default=0.2, help="share of sessions starting from a wrong mask")
     p.add_argument("--p-merge", type=float, default=0.3, help="share of targets joined with touching structures")
+    p.add_argument(
+        "--p-beyond",
+        type=float,
+        default=0.0,
+        help="share of samples past a structure's end holding a false mask that a negative hint clears",
+    )
     p.add_argument("--p-first-window", type=float, default=0.3, help="share of samples seen through a first window")
     p.add_argument("--mix", type=float, nargs=4, default=[0.35, 0.2, 0.2, 0.25], help="weights of " + ", ".join(KINDS))
     p.add_argument("--pool", type=int, default=4, help="made volumes of each kind kept at once")

@@ -196,15 +196,23 @@ def interaction_sample(
     return x, y[None]
 
 
-def memory_sample(structs: list[Structure], rng: np.random.Generator, crop: int, frames: int = 5, max_stride: int = 3):
+def memory_sample(
+    structs: list[Structure],
+    rng: np.random.Generator,
+    crop: int,
+    frames: int = 5,
+    max_stride: int = 3,
+    run_off: float = 0.5,
+):
     """(images (T, 1, crop, crop), masks (T, 1, crop, crop), first mask as given) of T ordered
-    slices along a random axis, every ``stride``-th slice (1 to ``max_stride``: thick slices)."""
+    slices along a random axis, every ``stride``-th slice (1 to ``max_stride``: thick slices);
+    a share ``run_off`` of them starts near the structure's end and runs past it."""
     s = structs[int(rng.integers(len(structs)))]
     axis = int(rng.integers(3))
     img, mask = np.moveaxis(s.image, axis, 0), np.moveaxis(s.mask, axis, 0)
     present = np.flatnonzero(mask.any((1, 2)))
     stride, step = int(rng.integers(1, max_stride + 1)), (1 if rng.random() < 0.5 else -1)
-    if rng.random() < 0.5:  # half the samples run off the structure's end: learn where it stops
+    if rng.random() < run_off:  # samples that run off the structure's end: learn where it stops
         end = present.max() if step > 0 else present.min()
         start = int(np.clip(end - step * stride * int(rng.integers(0, frames)), present.min(), present.max()))
         start = int(present[np.argmin(np.abs(present - start))])
@@ -299,7 +307,7 @@ seg_loss = DiceCELoss(sigmoid=True, batch=True)
 def _memory_step(args, model, draw, rng) -> torch.Tensor:
     # the engine propagates inside a region around the structure: train on such sizes
     crop = int(rng.choice([c for c in (64, 96, 128) if c <= args.crop] or [args.crop]))
-    batch = [memory_sample(draw(rng), rng, crop, args.frames, args.max_stride) for _ in range(args.batch)]
+    batch = [memory_sample(draw(rng), rng, crop, args.frames, args.max_stride, args.run_off) for _ in range(args.batch)]
     images = torch.from_numpy(np.stack([b[0] for b in batch]))  # (B, T, 1, H, W)
     masks = torch.from_numpy(np.stack([b[1] for b in batch]))
     first = torch.from_numpy(np.stack([b[2] for b in batch]))[:, None]
@@ -373,6 +381,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", type=int, nargs=4, default=[16, 32, 64, 128], help="f_VMN encoder widths")
     p.add_argument("--key-stride", type=int, choices=[8, 16], default=8, help="f_VMN: stride of keys and values")
     p.add_argument("--frames", type=int, default=5, help="f_VMN: ordered slices per sample (4.3)")
+    p.add_argument(
+        "--run-off", type=float, default=0.5, help="f_VMN: share of sequences that run past the structure's end"
+    )
     p.add_argument(
         "--prior",
         action=argparse.BooleanOptionalAction,
