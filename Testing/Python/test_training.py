@@ -150,6 +150,21 @@ def test_training_commands_take_a_users_folder(tmp_path, decathlon, command, cap
     assert out.exists()
 
 
+def test_a_vmn_fine_tune_keeps_its_checkpoints_image_scaling(tmp_path, decathlon, capsys):
+    """A network fine-tuned on differently scaled images starts from a broken point: the
+    command refuses, names the scaling to use, writes nothing, and then trains with it."""
+    first = tmp_path / "first.pt"
+    base = ["train-vmn", "--part", "memory", "--batch", "1", "--frames", "3", "--dataset", str(decathlon)]
+    base += ["--iterations", "1", "--threads", "1"]
+    assert main([*base, "--normalization", "percentile", "--out", str(first)]) == 0
+    capsys.readouterr()
+    second = tmp_path / "second.pt"
+    assert main([*base, "--init", str(first), "--out", str(second)]) != 0
+    assert "pass --normalization percentile" in capsys.readouterr().err and not second.exists()
+    assert main([*base, "--init", str(first), "--normalization", "percentile", "--out", str(second)]) == 0
+    assert torch.load(second, map_location="cpu", weights_only=True)["meta"]["normalization"] == "percentile"
+
+
 def test_an_online_task_learns_the_train_cases_of_a_folder_then_segments(tmp_path, decathlon, capsys):
     task = tmp_path / "task"
     assert main(["online", "--task", str(task), "--dataset", str(decathlon)]) == 0

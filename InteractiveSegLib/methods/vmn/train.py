@@ -43,10 +43,11 @@ from InteractiveSegLib.data.synthesis import SynthesisSettings, augment_real, sy
 from InteractiveSegLib.errors import ConfigError
 from InteractiveSegLib.intensity import detect_modality, normalize
 from InteractiveSegLib.methods.vmn import quality_training as vmn_quality
+from InteractiveSegLib.methods.vmn.engine import checkpoint_normalization
 from InteractiveSegLib.methods.vmn.interaction import ROI_SIZE, interaction_input
 from InteractiveSegLib.methods.vmn.network import interaction_net, vmn_net
 from InteractiveSegLib.methods.vmn.quality_training import DEFAULT_DATASETS, sources
-from InteractiveSegLib.preprocessing import crop_resize
+from InteractiveSegLib.preprocessing import crop_resize, normalize_intensity
 from InteractiveSegLib.training import add_dataset_argument, fit, load_matching
 from InteractiveSegLib.users.robot import robot_slice_hint
 
@@ -67,18 +68,26 @@ class Structure:
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
-#: the intensity scaling of the images the networks are trained on (checkpoint meta)
+#: the intensity scaling of the images the networks are trained on by default (checkpoint meta):
+#: "modality" (``intensity.normalize``) or "percentile" (``preprocessing.normalize_intensity``,
+#: what the first f_VMN was trained with: a fine-tune of it keeps its scaling)
 NORMALIZATION = "modality"
 
 
-def training_structures(specs=DEFAULT_DATASETS, min_voxels: int = 1000) -> list[Structure]:
+def training_structures(
+    specs=DEFAULT_DATASETS, min_voxels: int = 1000, normalization: str = NORMALIZATION
+) -> list[Structure]:
     """The train structures of every source (``datasets.resolve``: names or folders), the
-    image scaled by its modality (the source's, else detected) as the engine scales it."""
+    image scaled as the engine scales it for a checkpoint of ``normalization``: by its
+    modality (the source's, else detected) or by its percentiles."""
     out = []
     for d in sources(specs):
         if not d.in_split("train"):
             continue
-        image = normalize(d.image.array, d.modality or detect_modality(d.image))
+        if normalization == "modality":
+            image = normalize(d.image.array, d.modality or detect_modality(d.image))
+        else:
+            image = normalize_intensity(d.image.array)
         labelmap = d.labels.labelmap
         spacing = cast(tuple[float, float, float], tuple(float(x) for x in d.image.geometry.spacing[::-1]))
         for v in d.structures("train"):
@@ -251,11 +260,18 @@ def _setup(args, factory, net_cfg: dict):
     torch.manual_seed(args.seed)
     model = factory(**net_cfg)
     if args.init:  # continue from the project's own checkpoint of the same network
-        source = torch.load(args.init, map_location="cpu", weights_only=True)["state_dict"]
-        counts = load_matching(model, source)
+        checkpoint = torch.load(args.init, map_location="cpu", weights_only=True)
+        scaled = checkpoint_normalization(checkpoint.get("meta") or {}, checkpoint.get("config"))
+        if scaled != args.normalization:
+            # a network fed differently scaled images starts from a broken point: earlier
+            # fine-tunes of vmn_memory.pt did, and only ever got worse (Resources/Models/vmn.md)
+            raise ConfigError(
+                f"--init {args.init} was trained on {scaled!r}-scaled images: pass --normalization {scaled}"
+            )
+        counts = load_matching(model, checkpoint["state_dict"])
         print(f"warm start from {args.init}: {counts}", flush=True)
     rng = np.random.default_rng(args.seed)
-    structs = training_structures(args.dataset or DEFAULT_DATASETS)
+    structs = training_structures(args.dataset or DEFAULT_DATASETS, normalization=args.normalization)
     return rng, structure_draw(args, structs, rng), model, torch.optim.Adam(model.parameters(), lr=args.lr), structs
 
 
@@ -347,7 +363,7 @@ def _loop(args, model, opt, config: dict, arch: str, step, what: str) -> dict:
     sources = list(args.dataset or DEFAULT_DATASETS)
     meta = {
         "data": " + ".join(sources) + ", train split of each (data.splits)",
-        "normalization": NORMALIZATION,
+        "normalization": args.normalization,
         "randomisation": {"p_augment": args.p_augment, "max_stride": args.max_stride, "block": args.block},
         "init": args.init,
     }
@@ -381,6 +397,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", type=int, nargs=4, default=[16, 32, 64, 128], help="f_VMN encoder widths")
     p.add_argument("--key-stride", type=int, choices=[8, 16], default=8, help="f_VMN: stride of keys and values")
     p.add_argument("--frames", type=int, default=5, help="f_VMN: ordered slices per sample (4.3)")
+    p.add_argument(
+        "--normalization",
+        choices=["modality", "percentile"],
+        default=NORMALIZATION,
+        help="image scaling; a fine-tune (--init) must keep its checkpoint's (vmn_memory.pt: percentile)",
+    )
     p.add_argument(
         "--run-off", type=float, default=0.5, help="f_VMN: share of sequences that run past the structure's end"
     )
