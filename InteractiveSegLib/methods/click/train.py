@@ -14,7 +14,9 @@ Each sample is seen through the engine's own zoom window (``zoom.py``). Clicks f
 paper: a first click inside the structure, then up to K-1 more, the k-th with probability
 1 - k/K, each in the error of the network's own prediction, which is also the next
 previous-mask input (no gradient through the simulation); sometimes the session starts
-from a corrupted mask, as one from another tool would be. Loss: Dice + BCE on the last step.
+from a corrupted mask, as one from another tool would be, and (``--p-beyond``) sometimes on a
+slice just past the structure's end holding its last slice's mask, which a negative stroke or
+click must clear. Loss: Dice + BCE on the last step.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ scribble on the largest error or a fresh box / extreme points. One shared networ
 every hint type (the paper's Table 6 "shared"). Loss: Dice + cross-entropy.
 
 ``interactiveseg train-vmn --part memory``: f_VMN (VMN 3.3, 4.3). Each sample is 5
-ordered slices of one structure (stride 1-2, either direction; half the samples start
-near the structure's end and run past it, so that "it has ended" is learnt too); the first carries the reference
+ordered slices of one structure (stride 1-2, either direction; half the samples, ``--run-off``,
+start near the structure's end and run past it, so that "it has ended" is learnt too); the first carries the reference
 mask (sometimes perturbed, as f_IN would give it), each later slice is segmented with
 the first and every earlier prediction in memory, and its prediction joins the memory.
 Loss (eq. 9): cross-entropy (plus a batch Dice) + L2 between the quality head and the true
@@ -43,7 +43,7 @@ from InteractiveSegLib.data.synthesis import SynthesisSettings, augment_real, sy
 from InteractiveSegLib.errors import ConfigError
 from InteractiveSegLib.intensity import detect_modality, normalize
 from InteractiveSegLib.methods.vmn import quality_training as vmn_quality
-from InteractiveSegLib.methods.vmn.engine import checkpoint_normalization
+from InteractiveSegLib.methods.vmn.engine import NORMALIZATIONS, checkpoint_normalization
 from InteractiveSegLib.methods.vmn.interaction import ROI_SIZE, interaction_input
 from InteractiveSegLib.methods.vmn.network import interaction_net, vmn_net
 from InteractiveSegLib.methods.vmn.quality_training import DEFAULT_DATASETS, sources
@@ -399,7 +399,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=5, help="f_VMN: ordered slices per sample (4.3)")
     p.add_argument(
         "--normalization",
-        choices=["modality", "percentile"],
+        choices=NORMALIZATIONS,
         default=NORMALIZATION,
         help="image scaling; a fine-tune (--init) must keep its checkpoint's (vmn_memory.pt: percentile)",
     )
