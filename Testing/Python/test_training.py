@@ -38,23 +38,15 @@ def test_a_stopped_run_resumes_where_it_saved(tmp_path):
         torch.testing.assert_close(checkpoint_weights(out)[name], value)
 
 
+def _click_args(**changed) -> Namespace:
+    """The click trainer's options for drawing samples from Colin27 at a 64-pixel working size."""
+    args = dict(dataset=["colin27"], min_voxels=200, min_area=30, pool=1, block=48, mix=[1, 0, 0, 0], size=64)
+    args.update(context=0.4, min_side_px=64, p_previous=0.0, p_first_window=0.0, p_merge=0.0, p_beyond=0.0)
+    return Namespace(**{**args, "hints": ["click"], **changed})
+
+
 def test_click_samples_are_working_size_views_with_the_click_inside_the_structure():
-    args = Namespace(
-        dataset=["colin27"],
-        min_voxels=200,
-        min_area=30,
-        pool=1,
-        block=48,
-        mix=[1, 0, 0, 0],
-        size=64,
-        context=0.4,
-        min_side_px=64,
-        p_previous=0.0,
-        p_first_window=0.0,
-        p_merge=0.0,
-        p_beyond=0.0,
-        hints=["click"],
-    )
+    args = _click_args()
     rng = np.random.default_rng(0)
     pool = click_train.Pool(args.dataset, args, rng)
     sampler = click_train.TrainingClickSampler(seed=0)
@@ -73,22 +65,7 @@ def test_click_samples_are_working_size_views_with_the_click_inside_the_structur
 def test_a_sample_past_the_end_teaches_a_negative_stroke_to_clear_a_false_mask():
     """``--p-beyond``: a slice just past a structure's end, holding the mask of its last slice
     (as a propagation leaves it), with a negative stroke on it and an empty target."""
-    args = Namespace(
-        dataset=["colin27"],
-        min_voxels=200,
-        min_area=30,
-        pool=1,
-        block=48,
-        mix=[1, 0, 0, 0],
-        size=64,
-        context=0.4,
-        min_side_px=64,
-        p_previous=0.0,
-        p_first_window=0.0,
-        p_merge=0.0,
-        p_beyond=1.0,
-        hints=["box"],
-    )
+    args = _click_args(p_beyond=1.0, hints=["box"])
     rng = np.random.default_rng(1)
     pool = click_train.Pool(args.dataset, args, rng)
     sampler = click_train.TrainingClickSampler(seed=0)
