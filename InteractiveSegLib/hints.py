@@ -34,14 +34,6 @@ def _ijk(p, what: str) -> tuple[int, int, int]:
     return t
 
 
-def _voxels(voxels, what: str) -> list[tuple[int, int, int]]:
-    """A non-empty list of IJK voxels (scribbles, drawn slices)."""
-    out = [_ijk(v, what) for v in voxels]
-    if not out:
-        raise InteractionError(f"{what} has no voxels")
-    return out
-
-
 def kji(ijk: Sequence[int]) -> tuple[int, int, int]:
     """Array index of an IJK point."""
     return (int(ijk[2]), int(ijk[1]), int(ijk[0]))
@@ -70,7 +62,9 @@ class Scribble:
     axis: int = 0
 
     def __post_init__(self) -> None:
-        self.voxels = _voxels(self.voxels, "scribble")
+        self.voxels = [_ijk(v, "scribble") for v in self.voxels]
+        if not self.voxels:
+            raise InteractionError("scribble has no voxels")
 
     @property
     def points(self) -> list[tuple[int, int, int]]:
@@ -120,21 +114,40 @@ class ExtremePoints:
 class DrawnSlice:
     """A structure's whole cross-section on one slice, drawn by the user (Paint, or a slice of an
     existing segment): an engine that propagates slices takes it as that slice's mask as it
-    is, where a scribble would be read by a network (which may widen or trim it)."""
+    is, where a scribble would be read by a network (which may widen or trim it). With no
+    voxels (``index`` then names the slice) it says the structure is not there: the slice is
+    cleared and bounds the propagation, which a negative stroke left to a network may not do."""
 
     voxels: list[tuple[int, int, int]]
     label: int = 1
     positive: bool = True
     axis: int = 0
+    #: the slice along ``axis`` (taken from the voxels when not given)
+    index: int | None = None
 
     def __post_init__(self) -> None:
-        self.voxels = _voxels(self.voxels, "drawn slice")
         if not self.positive:
             raise InteractionError("a drawn slice is the structure itself: it cannot be negative")
+        if self.axis not in AXIS_NAMES:
+            raise InteractionError(f"axis must be 0, 1 or 2 (KJI array axis), got {self.axis}")
+        self.voxels = [_ijk(v, "drawn slice") for v in self.voxels]
+        if self.index is None:  # voxels on several slices are refused by ``validate``
+            if not self.voxels:
+                raise InteractionError("an empty drawn slice (the structure is not there) needs its slice index")
+            self.index = kji(self.voxels[0])[self.axis]
+            return
+        try:
+            self.index = int(self.index)
+        except (TypeError, ValueError):
+            raise InteractionError(f"drawn slice: slice index {self.index!r} is not an integer") from None
+        off = sorted({kji(v)[self.axis] for v in self.voxels} - {self.index})
+        if off:
+            raise InteractionError(f"drawn slice {self.index}: voxels on other {AXIS_NAMES[self.axis]} slices {off}")
 
     @property
     def points(self) -> list[tuple[int, int, int]]:
-        return list(self.voxels)
+        """Its voxels; for an empty slice one point on it (its corner), so slice helpers work."""
+        return list(self.voxels) or [ijk_from_slice_point((0, 0), self.axis, self.index or 0)]
 
 
 @dataclass

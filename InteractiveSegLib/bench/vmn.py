@@ -18,8 +18,8 @@ Round r > 1: a slice is chosen (``--select``):
 
 and the robot corrects it with the same hint type: a corrective scribble on the largest
 error region, a fresh jittered box / extreme points of the reference, or the slice's
-cross-section drawn whole; a slice where
-the structure is absent gets a negative scribble whatever the type. Volume Dice after
+cross-section drawn whole (empty where the structure is absent: the slice is cleared); with
+the other types a slice where the structure is absent gets a negative scribble. Volume Dice after
 each round; s/propagation is the engine's propagation time; the quality head's
 predicted IoU is paired with the true IoU of every propagated slice (Pearson r).
 Engines without a quality head fall back to ``random``.

@@ -125,17 +125,19 @@ def robot_slice_hint(
     KJI ``axis``, as a library interaction: a stroke on the largest error of ``current`` (None:
     nothing segmented yet), a box / extreme points from the reference jittered as VMN 4.2, or the
     reference's cross-section drawn whole (Propagate in Slicer: the interaction network is left
-    out, so only the propagation is measured). A slice without the structure gets a (negative)
-    stroke whatever the kind. None: nothing to correct."""
+    out, so only the propagation is measured; an empty one where the structure is not). A slice
+    without the structure gets a (negative) stroke for every other kind. None: nothing to correct."""
     from InteractiveSegLib.hints import Box, DrawnSlice, ExtremePoints, Scribble
     from InteractiveSegLib.hints import ijk_from_slice_point as to_ijk
 
     lift = lambda pts: [to_ijk(p, axis, index) for p in pts]  # noqa: E731
+    if kind == "drawn":  # the cross-section as it is; none where the structure is not
+        if current is not None and np.array_equal(current, reference):
+            return None
+        return DrawnSlice(lift([tuple(p) for p in np.argwhere(reference)]), axis=axis, index=index)
     if kind == "scribble" or not reference.any():
         s = robot_scribble(reference, np.zeros_like(reference) if current is None else current)
         return None if s is None else Scribble(lift(s[0]), positive=s[1], axis=axis)
-    if kind == "drawn":
-        return DrawnSlice(lift([tuple(p) for p in np.argwhere(reference)]), axis=axis)
     if kind == "box":
         lo, hi = lift(robot_box(reference, rng))
         return Box(lo, hi, axis=axis)

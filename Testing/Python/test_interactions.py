@@ -26,6 +26,7 @@ def test_json_round_trip_keeps_every_hint_type():
         Box((5, 6, 3), (1, 2, 3), label=3),
         ExtremePoints([(1, 5, 3), (9, 5, 3), (5, 1, 3), (5, 9, 3)], label=1),
         DrawnSlice([(1, 2, 3), (2, 2, 3), (1, 3, 3)], label=2, axis=0),
+        DrawnSlice([], label=2, axis=1, index=4),
     ]
     back = from_json(to_json(hints))
     assert back == hints
@@ -61,8 +62,15 @@ def test_validation_gives_a_clear_error(hint, message):
 def test_a_drawn_slice_is_a_positive_structure_on_its_own():
     with pytest.raises(InteractionError, match="cannot be negative"):
         DrawnSlice([(0, 0, 1)], positive=False)
-    with pytest.raises(InteractionError, match="no voxels"):
+    with pytest.raises(InteractionError, match="needs its slice index"):
         DrawnSlice([])
+    with pytest.raises(InteractionError, match="other axial slices"):
+        DrawnSlice([(0, 0, 1)], index=2)
+    empty = DrawnSlice([], axis=2, index=5)  # the structure is not on sagittal slice 5
+    validate(empty, SHAPE, labels=[1])
+    assert slice_index(empty) == 5 and DrawnSlice([(0, 0, 1)]).index == 1
+    with pytest.raises(InteractionError, match="outside the volume"):
+        validate(DrawnSlice([], axis=0, index=99), SHAPE, labels=[1])
     with pytest.raises(InteractionError, match="hint group"):
         HintGroup([DrawnSlice([(0, 0, 1)])])
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from InteractiveSegLib.errors import InteractionError, InteractiveSegError
-from InteractiveSegLib.hints import Box, Click, ExtremePoints, Scribble, SliceAuto
+from InteractiveSegLib.hints import Box, Click, DrawnSlice, ExtremePoints, Scribble, SliceAuto
 
 AXIAL = (0.0, 0.0, 1.0)
 PIXEL = (100.0, 100.0)
@@ -123,6 +123,17 @@ def test_the_marks_follow_undo_redo_and_a_moved_click(editor, scene):
     c.move_click(far)
     node = scene.GetFirstNodeByName("InteractiveSeg hints +")
     assert np.allclose(node.GetNthControlPointPositionWorld(0), far, atol=1.0)  # within a voxel (1 mm)
+
+
+def test_an_empty_drawn_slice_places_no_mark(editor, scene):
+    """A drawn slice marks its voxels; an empty one ("not on this slice") has only a stand-in
+    point at the slice's corner, which must not appear in the views."""
+    from InteractiveSegSlicer import hint_marks
+
+    volume = editor.controller.volumeNode
+    assert hint_marks.show_hint(volume, DrawnSlice([], axis=0, index=3)) == 0
+    assert hint_marks.show_hint(volume, DrawnSlice([(4, 5, 3), (5, 5, 3)], axis=0)) == 2
+    assert (marks(scene, "+"), marks(scene, "-")) == (2, 0)
 
 
 def test_ctrl_or_the_negative_switch_makes_a_negative_click(editor, scene):

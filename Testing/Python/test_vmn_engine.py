@@ -153,10 +153,29 @@ def test_a_drawn_slice_is_kept_as_drawn_and_propagated(colin, engine):
         Session(image, create_engine("click"), LabelTable.default([1])).add(DrawnSlice(voxels, axis=0))
 
 
+def test_an_empty_drawn_slice_clears_its_slice_and_bounds_the_propagation(colin, engine):
+    """The user erases a slice the run reached past the structure's end: that slice is
+    cleared exactly and nothing is carried beyond it; the other side keeps its result."""
+    image, ref = colin
+    index = int(np.argmax(ref.sum((1, 2))))
+    session = Session(image, engine, LabelTable.default([1]))
+    voxels = [ijk_from_slice_point(p, 0, index) for p in np.argwhere(ref[index])]
+    session.add(DrawnSlice(voxels, axis=0))
+    before = (session.labelmap == 1).copy()
+    filled = np.flatnonzero(before.any((1, 2)))
+    stop = index + max(2, (filled.max() - index) // 2)  # inside the run, short of its far end
+    assert before[stop].any() and before[stop + 1 :].any()
+    session.add(DrawnSlice([], axis=0, index=stop))
+    after = session.labelmap == 1
+    assert not after[stop:].any()
+    np.testing.assert_array_equal(after[index], ref[index])
+    assert after[filled.min() : index].any()
+
+
 def test_the_benchmarks_drawn_hint_measures_the_propagation_alone(colin):
     """``--hint drawn``: the robot paints the reference's cross-section, every engine keeps it
-    exactly (no interaction network reads it), and a slice the structure has left gets a
-    negative stroke as with every other kind."""
+    exactly (no interaction network reads it), and on a slice the structure has left it draws
+    an empty slice, which clears that slice (a negative stroke read by f_IN may not)."""
     from InteractiveSegLib.bench.vmn import run_volume
 
     image, ref = colin
@@ -164,13 +183,13 @@ def test_the_benchmarks_drawn_hint_measures_the_propagation_alone(colin):
     hint = robot_slice_hint("drawn", ref[index], None, 0, index)
     assert isinstance(hint, DrawnSlice) and len(hint.voxels) == int(ref[index].sum())
     empty = robot_slice_hint("drawn", np.zeros_like(ref[index]), ref[index], 0, index)
-    assert isinstance(empty, Scribble) and not empty.positive
+    assert isinstance(empty, DrawnSlice) and not empty.voxels and empty.index == index
+    assert robot_slice_hint("drawn", ref[index], ref[index], 0, index) is None  # nothing to correct
     session = Session(image, create_engine("vmn-registration"), LabelTable.default([1]))
     run = run_volume(session, ref, STRUCTURE, "drawn", "random", 3, 7)
     got = session.labelmap == 1
-    drawn = [k for k in run.slices if ref[k].any()]
-    assert len(run.slices) == 3 and drawn[0] == index and run.dices[0] > 0.5
-    for k in drawn:
+    assert len(run.slices) == 3 and run.slices[0] == index and run.dices[0] > 0.5
+    for k in run.slices:  # drawn slices, empty ones included, are kept exactly
         np.testing.assert_array_equal(got[k], ref[k])
 
 

@@ -265,7 +265,7 @@ class VMNEngine(Engine):
     def correct(self, request: Request) -> tuple[int, int, np.ndarray]:
         """The newest hint's slice: f_IN on every hint of the class on that slice, with the
         slice's previous mask (none in round one: the network then sees 0.5), or a drawn slice
-        as it is (``DrawnSlice``: no network reads it)."""
+        as it is (``DrawnSlice``: no network reads it; an empty one clears the slice)."""
         axis, index = request.axis, request.slice_index
         same = [h for h in request.interactions if h.axis == axis and slice_index(h) == index]
         drawn = [i for i, h in enumerate(same) if isinstance(h, DrawnSlice)]
@@ -273,8 +273,10 @@ class VMNEngine(Engine):
             return axis, index, self.f_in_mask(request, axis, index, same)
         # the newest drawn slice is the mask as it is; f_IN reads only the hints given after it
         mask = np.zeros(np.take(request.labelmap, index, axis=axis).shape, bool)
-        rows, cols = np.array(slice_points(same[drawn[-1]].points, axis)).T
-        mask[rows, cols] = True
+        voxels = cast(DrawnSlice, same[drawn[-1]]).voxels  # none: the structure is not on this slice
+        if voxels:
+            rows, cols = np.array(slice_points(voxels, axis)).T
+            mask[rows, cols] = True
         after = same[drawn[-1] + 1 :]
         return axis, index, self.f_in_mask(request, axis, index, after, mask) if after else mask.astype(np.float32)
 
