@@ -146,8 +146,8 @@ class DrawnSlice:
 
     @property
     def points(self) -> list[tuple[int, int, int]]:
-        """Its voxels; for an empty slice one point on it (its corner), so slice helpers work."""
-        return list(self.voxels) or [ijk_from_slice_point((0, 0), self.axis, self.index or 0)]
+        """Its voxels (none on an empty slice: ``slice_index`` reads ``index``)."""
+        return list(self.voxels)
 
 
 @dataclass
@@ -350,6 +350,11 @@ def validate(interaction: Interaction, shape_kji: Sequence[int], labels: Iterabl
             raise InteractionError(
                 f"{type(interaction).__name__.lower()} point {p} is outside the volume (IJK size {size_ijk})"
             )
+    if isinstance(interaction, DrawnSlice) and not 0 <= slice_index(interaction) < shape_kji[interaction.axis]:
+        raise InteractionError(
+            f"drawn slice {interaction.index} is outside the volume ({shape_kji[interaction.axis]} "
+            f"{AXIS_NAMES[interaction.axis]} slices)"
+        )
     if isinstance(interaction, (Click, Scribble, DrawnSlice)) and interaction.axis is not None:
         ax = interaction.axis
         idx = {kji(p)[ax] for p in interaction.points}
@@ -374,4 +379,7 @@ def ijk_from_slice_point(point2d: Sequence[int], axis: int, index: int) -> tuple
 
 def slice_index(interaction: Interaction) -> int:
     """Index along ``interaction.axis`` of the slice the hint was drawn on."""
+    if isinstance(interaction, DrawnSlice):  # it names its slice, voxels or none
+        assert interaction.index is not None  # set in __post_init__
+        return interaction.index
     return kji(interaction.points[0])[interaction.axis]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from InteractiveSegLib.hints import DrawnSlice, Interaction
+from InteractiveSegLib.hints import Interaction
 
 from . import geometry
 
@@ -49,8 +49,7 @@ def show_hint(volumeNode, hint: Interaction) -> int:
     node = _node(
         scene, "vtkMRMLMarkupsFiducialNode", f"{HINTS_NODE} {sign}", POSITIVE_COLOR if hint.positive else NEGATIVE_COLOR
     )
-    # an empty drawn slice ("not here") has one stand-in point at its corner: nothing to show
-    points = list(hint.voxels) if isinstance(hint, DrawnSlice) else list(hint.points)
+    points = list(hint.points)
     points = points if len(points) <= MAX_MARKS_PER_HINT else points[:: max(1, len(points) // MAX_MARKS_PER_HINT)]
     for ijk in points:
         node.AddControlPointWorld(*(float(c) for c in geometry.ijk_to_world(volumeNode, ijk)))

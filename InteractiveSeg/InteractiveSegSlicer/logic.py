@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from InteractiveSegLib.errors import InteractionError, UntrustedCodeError
-from InteractiveSegLib.hints import DrawnSlice
+from InteractiveSegLib.hints import DrawnSlice, ijk_from_slice_point
 
 from . import engine_info, geometry, segment_io, session_store, slice_hints
 from .worker import InferenceWorker
@@ -146,9 +146,8 @@ class SegmentationLogic:
             raise InteractionError(
                 f"class {labels[label].name!r} has no voxel on slice {index} (axis {axis}); draw it there first"
             )
-        voxels = np.argwhere(np.take(mask, index, axis=axis))
-        ijk = [tuple(int(c) for c in reversed(np.insert(v, axis, index))) for v in voxels]
-        return DrawnSlice(ijk, label=label, axis=axis)
+        voxels = [ijk_from_slice_point(p, axis, index) for p in np.argwhere(np.take(mask, index, axis=axis))]
+        return DrawnSlice(voxels, label=label, axis=axis, index=index)
 
     def apply_markups(
         self,

@@ -134,7 +134,7 @@ def robot_slice_hint(
     if kind == "drawn":  # the cross-section as it is; none where the structure is not
         if current is not None and np.array_equal(current, reference):
             return None
-        return DrawnSlice(lift([tuple(p) for p in np.argwhere(reference)]), axis=axis, index=index)
+        return DrawnSlice(lift(np.argwhere(reference)), axis=axis, index=index)
     if kind == "scribble" or not reference.any():
         s = robot_scribble(reference, np.zeros_like(reference) if current is None else current)
         return None if s is None else Scribble(lift(s[0]), positive=s[1], axis=axis)

@@ -224,7 +224,7 @@ def past_the_end(
     step = 1 if rng.random() < 0.5 else -1
     end = int(present.max() if step > 0 else present.min())
     index = end + step * int(rng.integers(1, 4))
-    if not 0 <= index < vol.labelmap.shape[axis] or index in set(present.tolist()):
+    if not 0 <= index < vol.labelmap.shape[axis] or index in present:
         return None
     last = np.take(vol.labelmap, end, axis=axis) == label
     return np.take(vol.image, index, axis=axis), corrupted(last, rng) if rng.random() < 0.5 else last
