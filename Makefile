@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint setup data browser bench bench-any-scan bench-sim bench-vmn bench-finetune bench-online screenshots train-click train-sim train-vmn clean
+.PHONY: demo test lint setup data browser bench bench-any-scan bench-sim bench-vmn bench-finetune bench-online screenshots train-click train-sim train-vmn train-prompt3d clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -65,11 +65,11 @@ bench-sim: setup
 bench-vmn: setup
 	$(BIN)/interactiveseg bench --engines vmn,vmn-mem0,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --max-structures 4 --json out/bench-vmn.json --markdown out/bench-vmn.md
 	$(BIN)/interactiveseg bench --engines vmn --hint scribble,box,extreme --select random,oracle --rounds 6 --max-structures 4 --no-speed --json out/bench-vmn-select.json --markdown out/bench-vmn-select.md
-	# issue 20: CT, thick-slice MRI and the brain atlases, 6 rounds (rounds 1 and 3 as a 3-round run) (Resources/Models/vmn.md)
-	$(BIN)/interactiveseg bench --engines vmn,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --data ct-abdomen --max-structures 4 --json out/bench-vmn-ct.json --markdown out/bench-vmn-ct.md
-	$(BIN)/interactiveseg bench --engines vmn,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --image ../shared/data/ct-abdomen/ct.nii.gz --labels ../shared/data/ct-abdomen/organs.seg.nrrd --structures liver,lung_lower_lobe_right --json out/bench-vmn-ct-liver-lung.json --markdown out/bench-vmn-ct-liver-lung.md
-	$(BIN)/interactiveseg bench --engines vmn,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --data mr-brain-tumor,mni152-brain --min-voxels 200 --max-structures 4 --json out/bench-vmn-mr.json --markdown out/bench-vmn-mr.md
-	$(BIN)/interactiveseg bench --engines vmn,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --data colin27,inia19 --max-structures 4 --json out/bench-vmn-brain.json --markdown out/bench-vmn-brain.md
+	# issue 20: CT, thick-slice MRI and the brain atlases, 6 rounds (Resources/Models/vmn.md, prompt3d.md)
+	$(BIN)/interactiveseg bench --engines vmn,prompt3d,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --data ct-abdomen --max-structures 4 --json out/bench-vmn-ct.json --markdown out/bench-vmn-ct.md
+	$(BIN)/interactiveseg bench --engines vmn,prompt3d,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --image ../shared/data/ct-abdomen/ct.nii.gz --labels ../shared/data/ct-abdomen/organs.seg.nrrd --structures liver,lung_lower_lobe_right --json out/bench-vmn-ct-liver-lung.json --markdown out/bench-vmn-ct-liver-lung.md
+	$(BIN)/interactiveseg bench --engines vmn,prompt3d,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --data mr-brain-tumor,mni152-brain --min-voxels 200 --max-structures 4 --json out/bench-vmn-mr.json --markdown out/bench-vmn-mr.md
+	$(BIN)/interactiveseg bench --engines vmn,prompt3d,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --data colin27,inia19 --max-structures 4 --json out/bench-vmn-brain.json --markdown out/bench-vmn-brain.md
 	$(BIN)/interactiveseg bench --engines vmn --hint scribble,box,extreme --select random --rounds 6 --no-speed --data ct-abdomen,colin27,inia19 --max-structures 4 --json out/bench-vmn-select-issue20.json --markdown out/bench-vmn-select-issue20.md
 
 # Resumable: after a stop, the same command with --resume continues from <out>.state.
@@ -118,6 +118,11 @@ train-vmn: setup
 	$(BIN)/interactiveseg train-vmn --part memory --iterations 1500
 	# the quality head alone, on the engine's own propagations of training structures
 	$(BIN)/interactiveseg train-vmn --part quality --structures-per-volume 24 --rounds 4 --iterations 1500
+
+train-prompt3d: setup
+	# the 3D prompt network: colin27 + inia19 + ct-abdomen train splits, modality-aware, randomised (--p-augment);
+	# resumable (--resume), --device cuda on a GPU (Resources/Models/prompt3d.md)
+	$(BIN)/interactiveseg train-prompt3d --iterations 4000
 
 clean:
 	rm -rf $(VENV) out

@@ -20,6 +20,7 @@ ARCHITECTURES = {
     "sim_net": "InteractiveSegLib.methods.sim.network:sim_net",
     "vmn_net": "InteractiveSegLib.methods.vmn.network:vmn_net",
     "vmn_interaction": "InteractiveSegLib.methods.vmn.network:interaction_net",
+    "prompt3d_net": "InteractiveSegLib.methods.prompt3d.network:prompt3d_net",
 }
 
 

@@ -380,12 +380,16 @@ class InteractiveController:
 
     def submit_propagation(self, orientation: str = "Axial") -> Operation:
         """Propagate: the selected class's largest slice of ``orientation`` carried through
-        the volume by a 3D engine: the engine if it is one (``vmn*``), else ``vmn`` becomes
-        the engine. InteractionError (nothing changed) when the class has no voxel yet."""
+        the volume by a 3D engine: the engine if it is one that takes a drawn slice (``vmn*``,
+        ``prompt3d``), else ``vmn`` becomes the engine. InteractionError (nothing changed)
+        when the class has no voxel yet."""
+        from InteractiveSegLib.engines import describe_engine
+
         from . import geometry
 
         hint = self.propagation_hint(geometry.kji_axis_for_orientation(self.volumeNode, orientation))
-        if not self.engine.startswith("vmn"):
+        info = describe_engine(self.engine)
+        if info.mode != "3d" or "drawn_slice" not in info.hints:
             self.set_engine("vmn")
         return self.submit(hint, "propagate")
 

@@ -42,7 +42,7 @@ from .page import MODE_LABELS
 
 #: Engines offered in the toolbar (those this process can run): single-class engines that
 #: take hints on any segment; ``finetune`` adapts the ``--model`` given on the command line.
-ENGINES = ("click", "growcut", "vmn", "vmn-growcut", "vmn-registration", "finetune", "finetune-3d")
+ENGINES = ("click", "growcut", "vmn", "vmn-growcut", "vmn-registration", "prompt3d", "finetune", "finetune-3d")
 LOCAL_HOST = "127.0.0.1"
 log = logging.getLogger("InteractiveSegWeb")
 SHOW_PROGRESS_AFTER_S = 0.5  # a click is done well before: the bar and Cancel only for long jobs

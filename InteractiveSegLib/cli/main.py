@@ -242,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     from InteractiveSegLib.methods.vmn import train as vmn_train
 
     vmn_train.add_arguments(tv)
+    tp = sub.add_parser("train-prompt3d", help="train the 3D prompt network (resumable; a GPU with --device cuda)")
+    from InteractiveSegLib.methods.prompt3d import train as prompt3d_train
+
+    prompt3d_train.add_arguments(tp)
     sub.add_parser("engines", help="list registered engines")
 
     plugins = {ep.name: ep for ep in entry_points(group="interactiveseg.commands")}
@@ -283,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "train-vmn":
             args.command = args.command_line
             vmn_train.train(args)
+        elif args.cmd == "train-prompt3d":
+            args.command = args.command_line
+            prompt3d_train.train(args)
         elif args.cmd == "engines":
             from InteractiveSegLib.engines import available_engines
 

@@ -28,6 +28,7 @@ register_lazy("sim", "InteractiveSegLib.methods.sim.engine:SIMEngine")
 register_lazy("vmn", "InteractiveSegLib.methods.vmn.engine:VMNEngine")
 register_lazy("vmn-mem0", "InteractiveSegLib.methods.vmn.engine:MemorylessVMNEngine")
 register_lazy("vmn-registration", "InteractiveSegLib.methods.vmn.engine:RegistrationPropagationEngine")
+register_lazy("prompt3d", "InteractiveSegLib.methods.prompt3d.engine:Prompt3DEngine")
 register_lazy("finetune", "InteractiveSegLib.methods.finetune.engine:ScribbleFinetuneEngine")
 register_lazy("finetune-3d", "InteractiveSegLib.methods.finetune.engine:ScribbleFinetune3DEngine")
 

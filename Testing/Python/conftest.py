@@ -14,6 +14,7 @@
 - ``shared_data``: the folder of ``../shared/data`` (the abdominal CT, MRI lesions,
   phantom). It lives beside the repository, never in it: a clone elsewhere has no such
   folder, and the tests that read it say so there, in this one place.
+- ``decathlon``: a user's Decathlon folder of five small CT-like cases (the trainers' input).
 """
 
 from __future__ import annotations
@@ -105,3 +106,28 @@ def colin_crop(tmp_path_factory) -> Path:
     origin = tuple(float(c) for c in image.geometry.ijk_to_ras_points([[0, 0, k0]])[0])
     crop = Volume(np.ascontiguousarray(image.array[k0 : k0 + 32]), dataclasses.replace(image.geometry, origin=origin))
     return io.write_volume(tmp_path_factory.mktemp("colin") / "colin_crop.nii.gz", crop)
+
+
+@pytest.fixture
+def decathlon(tmp_path):
+    """A user's Decathlon folder of five CT-like cases, a ball of soft tissue in air each
+    (the fifth held out by the folder's split)."""
+    import json
+
+    from InteractiveSegLib.io import write_volume
+    from InteractiveSegLib.volume import Geometry
+
+    root = tmp_path / "Task00_Ball"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    k, j, i = np.mgrid[:16, :48, :48]
+    training = []
+    for n in range(5):
+        ball = (k - 8) ** 2 * 4 + (j - 24 - n) ** 2 + (i - 22) ** 2 < 15**2
+        image = np.where(ball, 40.0, -900.0) + np.random.default_rng(n).normal(0, 10, ball.shape)
+        for folder, array in (("imagesTr", image.astype(np.float32)), ("labelsTr", ball.astype(np.uint8))):
+            write_volume(root / folder / f"ball_{n}.nii.gz", array, Geometry(spacing=(1.0, 1.0, 2.0)))
+        training.append({"image": f"./imagesTr/ball_{n}.nii.gz", "label": f"./labelsTr/ball_{n}.nii.gz"})
+    meta = {"modality": {"0": "CT"}, "labels": {"0": "background", "1": "ball"}, "training": training}
+    (root / "dataset.json").write_text(json.dumps(meta))
+    return root

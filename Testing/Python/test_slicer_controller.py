@@ -281,6 +281,9 @@ def test_submit_propagation_carries_the_drawn_slice_through_the_volume(editor):
     result = c.finish(op)
     assert result.voxels > drawn.voxels and result.message.startswith("propagate:")
     assert len(editor.states) == 2
+    c.configure("prompt3d")  # a 3D network that takes a drawn slice keeps the choice
+    result = c.finish(c.submit_propagation("Axial"))
+    assert c.engine == "prompt3d" and result.message.startswith("propagate:") and len(editor.states) == 3
     c.configure("growcut")
     assert c.submit_propagation("Axial").job is not None and c.engine == "vmn", "a 2D engine: vmn propagates"
     c.cancel()

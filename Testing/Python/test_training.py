@@ -1,7 +1,6 @@
 """The shared training loop: a run that stops continues from its state file, and the click
 trainer's samples are what the engine would show the network."""
 
-import json
 from argparse import Namespace
 
 import numpy as np
@@ -11,10 +10,8 @@ from scipy import ndimage
 
 from InteractiveSegLib.checkpoints import checkpoint_weights
 from InteractiveSegLib.cli.main import main
-from InteractiveSegLib.io import write_volume
 from InteractiveSegLib.methods.click import train as click_train
 from InteractiveSegLib.training import fit, resumed_iteration
-from InteractiveSegLib.volume import Geometry
 
 
 def small_run(out, iterations, resume):
@@ -88,26 +85,6 @@ def test_a_merged_target_joins_touching_allowed_structures_only():
         out = click_train.merged(labels, labels == 1, [1, 2, 4], np.random.default_rng(seed))
         assert out[labels == 1].all() and out[labels == 2].all()
         assert not out[labels == 3].any() and not out[labels == 4].any()
-
-
-@pytest.fixture
-def decathlon(tmp_path):
-    """A user's Decathlon folder of five CT-like cases, a ball of soft tissue in air each
-    (the fifth held out by the folder's split)."""
-    root = tmp_path / "Task00_Ball"
-    (root / "imagesTr").mkdir(parents=True)
-    (root / "labelsTr").mkdir()
-    k, j, i = np.mgrid[:16, :48, :48]
-    training = []
-    for n in range(5):
-        ball = (k - 8) ** 2 * 4 + (j - 24 - n) ** 2 + (i - 22) ** 2 < 15**2
-        image = np.where(ball, 40.0, -900.0) + np.random.default_rng(n).normal(0, 10, ball.shape)
-        for folder, array in (("imagesTr", image.astype(np.float32)), ("labelsTr", ball.astype(np.uint8))):
-            write_volume(root / folder / f"ball_{n}.nii.gz", array, Geometry(spacing=(1.0, 1.0, 2.0)))
-        training.append({"image": f"./imagesTr/ball_{n}.nii.gz", "label": f"./labelsTr/ball_{n}.nii.gz"})
-    meta = {"modality": {"0": "CT"}, "labels": {"0": "background", "1": "ball"}, "training": training}
-    (root / "dataset.json").write_text(json.dumps(meta))
-    return root
 
 
 @pytest.mark.parametrize(

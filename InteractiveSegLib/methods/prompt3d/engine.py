@@ -1,0 +1,141 @@
+"""The native 3D prompt engine: every hint of a class, its current mask and the image go
+into one 3D network, which answers the whole structure at once (nnInteractive's design,
+sized for a CPU). Where VMN carries one slice to the next, this one sees the volume, so a
+correction anywhere reshapes the whole result and no propagation can drift or stop early.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device
+from InteractiveSegLib.engines.base import Engine, Prediction, Request, SliceRatings, StepReport
+from InteractiveSegLib.errors import EngineError
+from InteractiveSegLib.hints import DrawnSlice, SliceAuto, members, slice_index
+from InteractiveSegLib.intensity import detect_modality, normalize
+from InteractiveSegLib.methods.prompt3d.prompts import Region3, encode, grow_to_object, object_region, touching_faces
+from InteractiveSegLib.volume import Volume
+
+MODEL = "prompt3d.pt"
+
+
+class Prompt3DEngine(Engine):
+    """A 3D network reads every hint of the class at once and answers the whole structure."""
+
+    name = "prompt3d"
+    mode = "3d"
+    SUPPORTED_HINTS = frozenset({"click", "scribble", "box", "extreme_points", "drawn_slice"})
+    HISTORY = "class"  # the request carries every hint of the class
+    MEMORY_PER_VOXEL = 9.0  # the normalised copy, the class mask, the region's probability
+    MODEL_CARD = "prompt3d.md"
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        max_zoom: int = 3,
+        device: str | None = None,
+        threads: int | None = None,
+        modality: str = "auto",
+    ) -> None:
+        """
+        Args:
+            model_path: a ``prompt3d_net`` checkpoint (default: the shipped ``prompt3d.pt``).
+            max_zoom: how many times the region may zoom out while the result touches its faces.
+            device: torch device (default: CUDA when present).
+            threads: torch CPU threads.
+            modality: "ct", "mr" or "auto" (the volume's header, else its intensities).
+        """
+        super().__init__()
+        net, self.config, self.meta = load_checkpoint(
+            Path(model_path) if model_path else default_models_dir() / MODEL, "prompt3d_net"
+        )
+        if max_zoom < 0:
+            raise EngineError(f"max_zoom must be >= 0, got {max_zoom}")
+        self.size = int(self.config.get("size", 64))
+        self.max_zoom = int(max_zoom)
+        self.device = pick_device(device)
+        self.net = net.to(self.device)
+        if threads:
+            torch.set_num_threads(threads)
+        self.requested_modality = modality
+        self._norm: np.ndarray | None = None
+
+    def set_image(self, volume: Volume) -> None:
+        super().set_image(volume)
+        modality = detect_modality(volume) if self.requested_modality == "auto" else self.requested_modality
+        self._norm = normalize(volume.array, modality)
+
+    def run(self, hints: list, current: np.ndarray, region: Region3) -> np.ndarray:
+        """Foreground probability over ``region`` (its own shape)."""
+        assert self._norm is not None
+        x = torch.from_numpy(encode(self._norm, current, hints, region, self.size))[None].to(self.device)
+        with torch.no_grad():
+            logit = self.net(x)
+            shape = tuple(b - a for a, b in zip(*region, strict=True))
+            logit = F.interpolate(logit, size=shape, mode="trilinear", align_corners=False)
+        return torch.sigmoid(logit)[0, 0].cpu().numpy()
+
+    def predict(self, request: Request) -> Prediction:
+        if self._norm is None or self.volume is None:
+            raise EngineError("set_image() must be called before predict()")
+        hints = [h for h in request.interactions if not isinstance(h, SliceAuto)]
+        if not hints:
+            raise EngineError(
+                "the 3D prompt engine needs a hint (click, scribble, box, extreme points or a drawn slice)"
+            )
+        t0 = time.perf_counter()
+        shape = self.volume.shape
+        current = request.current
+        spacing = tuple(float(s) for s in self.volume.geometry.spacing[::-1])
+        region = object_region(hints, current, spacing, shape)
+        for zoom in range(self.max_zoom + 1):
+            prob = self.run(hints, current, region)
+            faces = touching_faces(prob > 0.5, region, shape)
+            if not faces or zoom == self.max_zoom:
+                break
+            # the object runs out of the region: zoom out, as a user would scroll out (issue 20)
+            region = grow_to_object(region, faces, shape)
+        impose_drawn(prob, hints, region)
+        cut = cast(tuple[slice, slice, slice], tuple(slice(a, b) for a, b in zip(*region, strict=True)))
+        ratings = rate_slices(prob, region, request.axis, shape[request.axis], hints)
+        report = StepReport(seconds=time.perf_counter() - t0)
+        return Prediction(request.label, cut, prob.astype(np.float32), ratings=ratings, report=report)
+
+
+def impose_drawn(prob: np.ndarray, hints: list, region: Region3) -> None:
+    """A drawn slice is the structure there as it is (empty: not there); the newest wins."""
+    lo, hi = region
+    for h in (m for hint in hints for m in members(hint)):
+        if not isinstance(h, DrawnSlice) or h.index is None or not lo[h.axis] <= h.index < hi[h.axis]:
+            continue
+        plane = np.zeros(tuple(hi[a] - lo[a] for a in range(3) if a != h.axis), np.float32)
+        others = [a for a in range(3) if a != h.axis]
+        for v in h.voxels:
+            p = v[::-1]  # IJK -> KJI
+            if all(lo[a] <= p[a] < hi[a] for a in others):
+                plane[p[others[0]] - lo[others[0]], p[others[1]] - lo[others[1]]] = 1.0
+        at: list[int | slice] = [slice(None)] * 3
+        at[h.axis] = h.index - lo[h.axis]
+        prob[tuple(at)] = plane
+
+
+def rate_slices(prob: np.ndarray, region: Region3, axis: int, n: int, hints: list) -> SliceRatings:
+    """Each slice's expected IoU if its voxels were independent with the network's
+    probabilities (E[intersection] / E[union] of the thresholded mask): the network has no
+    quality head, and its own uncertainty points at the slices worth a correction."""
+    p = np.moveaxis(prob, axis, 0)
+    on = p > 0.5
+    inter = np.where(on, p, 0).sum((1, 2))
+    union = on.sum((1, 2)) + np.where(on, 0, p).sum((1, 2))
+    q = np.full(n, np.nan)
+    q[region[0][axis] : region[1][axis]] = np.where(union > 0.5, inter / np.maximum(union, 1e-6), np.nan)
+    area = np.zeros(n)
+    area[region[0][axis] : region[1][axis]] = on.sum((1, 2))
+    corrected = sorted({slice_index(h) for h in hints if h.axis == axis})
+    return SliceRatings(axis, q, (1.0 - q) * area, corrected)

@@ -1,0 +1,185 @@
+"""The 3D network's region and input channels, shared by the engine and its trainer.
+
+The region (``Region3``, KJI, end exclusive) comes from the object: the box of the hints and
+of the class's current mask, widened by ``CONTEXT`` of its size per side. A hint on one slice
+says nothing of the depth, so a first hint's region reaches as far through the slices as the
+hint reaches across them, in millimetres (most structures are not flat). The engine then
+zooms out (``grow_to_object``) while the prediction touches a face of the region.
+
+The region is resampled to the network's fixed grid, and each hint is painted as the grid
+cells its voxels cover, so a stroke stays unbroken when a small region is enlarged and
+stays present when a large one is shrunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from InteractiveSegLib.hints import Box, Click, DrawnSlice, ExtremePoints, Scribble, kji, members
+
+#: input channels, in order
+CHANNELS = ("image", "previous", "positive", "negative", "box")
+#: widening of the object's box per side, as a share of its size
+CONTEXT = 0.25
+#: the smallest side of a region, in voxels (a click or a short stroke)
+MIN_SIDE = 24
+
+Region3 = tuple[tuple[int, int, int], tuple[int, int, int]]  # (lo, hi) KJI, hi exclusive
+
+
+def hint_points(hints: Sequence) -> np.ndarray:
+    """KJI points of every hint (a box's corners, a drawn slice's voxels), (N, 3)."""
+    pts = [kji(p) for h in hints for m in members(h) for p in m.points]
+    return np.array(pts, np.int64).reshape(-1, 3)
+
+
+def object_region(
+    hints: Sequence,
+    current: np.ndarray | None,
+    spacing_kji: Sequence[float],
+    shape: Sequence[int],
+    context: float = CONTEXT,
+    min_side: int = MIN_SIDE,
+) -> Region3:
+    """The region a prediction runs in: the box of ``hints`` and of ``current`` (the class's mask,
+    KJI), widened by ``context`` per side and at least ``min_side`` voxels a side, inside ``shape``.
+
+    Args:
+        hints: the class's hints (library interactions).
+        current: the class's current mask, or None / empty on the first hint.
+        spacing_kji: voxel size along K, J, I in mm.
+        shape: the volume's KJI shape.
+    Returns:
+        (lo, hi) KJI, hi exclusive.
+    """
+    pts = hint_points(hints)
+    sp = np.asarray(spacing_kji, np.float64)
+    lo = pts.min(0).astype(np.float64) if len(pts) else np.zeros(3)
+    hi = pts.max(0).astype(np.float64) + 1 if len(pts) else np.asarray(shape, np.float64)
+    has_mask = current is not None and bool(current.any())
+    if has_mask:
+        assert current is not None
+        nz = [np.flatnonzero(current.any(axis=tuple(b for b in range(3) if b != a))) for a in range(3)]
+        lo = np.minimum(lo, [n[0] for n in nz])
+        hi = np.maximum(hi, [n[-1] + 1 for n in nz])
+    else:  # a first hint: as deep, in mm, as it is wide across its slice
+        flat = [a for a in range(3) if hi[a] - lo[a] <= 1]
+        if len(flat) == 1:
+            a = flat[0]
+            reach = max((hi[b] - lo[b]) * sp[b] for b in range(3) if b != a) / sp[a]
+            centre = (lo[a] + hi[a]) / 2
+            lo[a], hi[a] = centre - reach / 2, centre + reach / 2
+    size = hi - lo
+    lo, hi = lo - context * size, hi + context * size
+    short = np.maximum(min_side - (hi - lo), 0) / 2
+    lo, hi = lo - short, hi + short
+    n = np.asarray(shape)
+    lo_i = np.clip(np.floor(lo), 0, n - 1).astype(int)
+    hi_i = np.clip(np.ceil(hi), lo_i + 1, n).astype(int)
+    return (tuple(int(x) for x in lo_i), tuple(int(x) for x in hi_i))  # type: ignore[return-value]
+
+
+def touching_faces(mask: np.ndarray, region: Region3, shape: Sequence[int]) -> list[tuple[int, int]]:
+    """(axis, side) of the region's faces that ``mask`` (the region's result) touches and
+    that are not the volume's own border (side -1: the low face, +1: the high face)."""
+    lo, hi = region
+    out = []
+    for a in range(3):
+        if lo[a] > 0 and np.take(mask, 0, axis=a).any():
+            out.append((a, -1))
+        if hi[a] < shape[a] and np.take(mask, -1, axis=a).any():
+            out.append((a, 1))
+    return out
+
+
+def grow_to_object(region: Region3, faces: list[tuple[int, int]], shape: Sequence[int], factor: float = 0.5) -> Region3:
+    """The region moved out by ``factor`` of its size (at least 8 voxels) across each touched face."""
+    lo, hi = list(region[0]), list(region[1])
+    for a, side in faces:
+        step = max(8, int(round(factor * (region[1][a] - region[0][a]))))
+        if side < 0:
+            lo[a] = max(0, lo[a] - step)
+        else:
+            hi[a] = min(int(shape[a]), hi[a] + step)
+    return (tuple(lo), tuple(hi))  # type: ignore[return-value]
+
+
+def _cells(v: np.ndarray, lo: np.ndarray, extent: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grid cells [start, stop) that voxel coordinates ``v`` (relative to nothing: absolute KJI)
+    cover when ``extent`` voxels from ``lo`` are resampled to ``size`` cells."""
+    scale = size / extent
+    start = np.floor((v - lo) * scale).astype(int)
+    stop = np.maximum(start + 1, np.ceil((v - lo + 1) * scale).astype(int))
+    return np.clip(start, 0, size - 1), np.clip(stop, 1, size)
+
+
+def resample(block: np.ndarray, size: int, mode: str = "trilinear") -> np.ndarray:
+    """A 3D block resized to ``size``^3 (trilinear: the grid's cell centres)."""
+    t = torch.from_numpy(np.ascontiguousarray(block, np.float32))[None, None]
+    return F.interpolate(t, size=(size, size, size), mode=mode, align_corners=False)[0, 0].numpy()
+
+
+def encode(image: np.ndarray, previous: np.ndarray | None, hints: Sequence, region: Region3, size: int) -> np.ndarray:
+    """The network's input (len(CHANNELS), size, size, size) for ``region`` of a volume.
+
+    Args:
+        image: the normalised volume (KJI).
+        previous: the class's current mask (KJI, whole volume) or None.
+        hints: the class's hints; those outside the region are left out.
+        region: (lo, hi) KJI.
+        size: the network's grid side.
+    Returns:
+        float32 channels: image, previous mask, positive hints, negative hints, boxes.
+    """
+    lo, hi = np.asarray(region[0]), np.asarray(region[1])
+    cut = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    extent = hi - lo
+    x = np.zeros((len(CHANNELS), size, size, size), np.float32)
+    x[0] = resample(image[cut], size)
+    if previous is not None:
+        x[1] = resample(previous[cut].astype(np.float32), size)
+    for h in (m for hint in hints for m in members(hint)):
+        if isinstance(h, DrawnSlice):
+            _paint_drawn(x, h, lo, hi, size)
+            continue
+        pts = np.array([kji(p) for p in h.points], np.int64).reshape(-1, 3)
+        if isinstance(h, Box):
+            a, b = _cells(pts.min(0), lo, extent, size)[0], _cells(pts.max(0), lo, extent, size)[1]
+            if np.all(pts.max(0) >= lo) and np.all(pts.min(0) < hi):
+                x[4 if h.positive else 3][a[0] : b[0], a[1] : b[1], a[2] : b[2]] = 1.0
+            continue
+        assert isinstance(h, (Click, Scribble, ExtremePoints))
+        inside = np.all((pts >= lo) & (pts < hi), axis=1)
+        start, stop = _cells(pts[inside], lo, extent, size)
+        channel = x[2 if h.positive else 3]
+        for s, e in zip(start, stop, strict=True):
+            channel[s[0] : e[0], s[1] : e[1], s[2] : e[2]] = 1.0
+    return x
+
+
+def _paint_drawn(x: np.ndarray, h: DrawnSlice, lo: np.ndarray, hi: np.ndarray, size: int) -> None:
+    """A drawn slice: its cross-section positive and the rest of its plane negative (an
+    empty one: the whole plane negative)."""
+    a = h.axis
+    assert h.index is not None
+    if not lo[a] <= h.index < hi[a]:
+        return
+    others = [b for b in range(3) if b != a]
+    plane = np.zeros((int(hi[others[0]] - lo[others[0]]), int(hi[others[1]] - lo[others[1]])), np.float32)
+    if h.voxels:
+        v = np.array([kji(p) for p in h.voxels], np.int64)
+        keep = np.all((v >= lo) & (v < hi), axis=1)
+        v = v[keep]
+        plane[v[:, others[0]] - lo[others[0]], v[:, others[1]] - lo[others[1]]] = 1.0
+    t = torch.from_numpy(plane)[None, None]
+    on = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy() > 0.5
+    s, e = _cells(np.array([h.index]), np.array([lo[a]]), np.array([hi[a] - lo[a]]), size)
+    at: list[slice] = [slice(None)] * 3
+    at[a] = slice(int(s[0]), int(e[0]))
+    pos, neg = np.moveaxis(x[2][tuple(at)], a, 0), np.moveaxis(x[3][tuple(at)], a, 0)
+    pos[:, on] = 1.0
+    neg[:, ~on] = 1.0

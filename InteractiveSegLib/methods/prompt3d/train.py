@@ -1,0 +1,208 @@
+"""Train the 3D prompt network (``interactiveseg train-prompt3d``), CPU or GPU, resumable.
+
+Each sample plays one step of the 3D benchmark on a training structure: a hint on one slice
+(a scribble, box, extreme points, click or the drawn cross-section; the slice is the largest
+or any holding a fifth of its area; along a random axis, axial more often). Half the samples
+are a later round: the class's mask is a plausible wrong 3D result (eroded or dilated,
+shifted, cut short or run past the structure's end along the hint's axis, a blob added or
+removed) and one or two corrections of it, on the slices it gets most wrong, join the hints.
+The region is the engine's (``prompts.object_region``), zoomed out as the engine would when
+the structure runs out of it. Target: the structure in the region. Loss: Dice + cross-entropy.
+
+Data (``--dataset``, the data layer's sources, names or Decathlon / nnU-Net folders): by
+default the train split of Colin27/AAL, INIA19/NeuroMaps and the abdominal CT, scaled by
+modality; a share (``--p-augment``) of samples come from blocks re-drawn by ``data.synthesis``
+(SynthSeg's random contrast per label, or the real image deformed, bias, thick slices, blur,
+noise, gamma), so the network meets contrasts and slice spacings it will see elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import torch
+from monai.losses import DiceCELoss
+from scipy import ndimage
+
+from InteractiveSegLib.checkpoints import default_models_dir
+from InteractiveSegLib.hints import Click, ijk_from_slice_point
+from InteractiveSegLib.methods.prompt3d.network import prompt3d_net
+from InteractiveSegLib.methods.prompt3d.prompts import (
+    CHANNELS,
+    encode,
+    grow_to_object,
+    object_region,
+    resample,
+    touching_faces,
+)
+from InteractiveSegLib.methods.vmn.quality_training import DEFAULT_DATASETS
+from InteractiveSegLib.methods.vmn.train import Structure, structure_draw, training_structures
+from InteractiveSegLib.training import add_dataset_argument, fit, load_matching
+from InteractiveSegLib.users.robot import robot_click, robot_slice_hint
+
+KINDS = ("scribble", "box", "extreme", "click", "drawn")
+KIND_P = (0.3, 0.25, 0.25, 0.1, 0.1)
+
+
+def block_around(s: Structure, rng: np.random.Generator, boxes: dict) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """(image, mask) of a block around the structure (as wide again as it is per side, at
+    least 16 voxels), randomly flipped: a sample needs no more of a 512^2 CT, and finding
+    the structure's box once per structure keeps a sample cheap."""
+    key = id(s.mask)
+    if key not in boxes:
+        nz = [np.flatnonzero(s.mask.any(axis=tuple(b for b in range(3) if b != a))) for a in range(3)]
+        boxes[key] = [(int(n[0]), int(n[-1]) + 1) for n in nz]
+    cut = []
+    for (a, b), n in zip(boxes[key], s.mask.shape, strict=True):
+        m = max(16, int(rng.uniform(0.5, 1.0) * (b - a)))
+        cut.append(slice(max(0, a - m), min(n, b + m)))
+    image, mask = s.image[tuple(cut)], s.mask[tuple(cut)]
+    for a in range(3):
+        if rng.random() < 0.5:
+            image, mask = np.flip(image, a), np.flip(mask, a)
+    return np.ascontiguousarray(image), np.ascontiguousarray(mask), s.spacing
+
+
+def wrong_result(mask: np.ndarray, axis: int, rng: np.random.Generator) -> np.ndarray:
+    """A plausible wrong 3D result of an earlier round: eroded or dilated, shifted, cut short
+    or carried past the structure's end along ``axis``, a blob added or removed."""
+    m = mask.copy()
+    r = int(rng.integers(0, 4))
+    if r:
+        m = (ndimage.binary_dilation if rng.random() < 0.5 else ndimage.binary_erosion)(m, iterations=r)
+    m = np.roll(m, tuple(int(x) for x in rng.integers(-3, 4, 3)), axis=(0, 1, 2))
+    present = np.flatnonzero(m.any(axis=tuple(b for b in range(3) if b != axis)))
+    if len(present) > 2 and rng.random() < 0.4:  # the propagation stopped early
+        cut = int(rng.integers(present[0], present[-1]))
+        at: list[slice] = [slice(None)] * 3
+        at[axis] = slice(cut, None) if rng.random() < 0.5 else slice(None, cut)
+        m[tuple(at)] = False
+    elif len(present) and rng.random() < 0.3:  # ... or ran past the end
+        end = int(present[-1])
+        for k in range(end + 1, min(m.shape[axis], end + 1 + int(rng.integers(1, 6)))):
+            src: list[int | slice] = [slice(None)] * 3
+            src[axis], dst = end, list(src)
+            dst[axis] = k
+            m[tuple(dst)] = m[tuple(src)]
+    if rng.random() < 0.3 and m.any():
+        p = np.argwhere(m)[int(rng.integers(int(m.sum())))]
+        grid = np.ogrid[tuple(slice(0, n) for n in m.shape)]
+        blob = sum((g - c) ** 2 for g, c in zip(grid, p, strict=True)) <= rng.uniform(3, 10) ** 2
+        m = m & ~blob if rng.random() < 0.5 else m | blob
+    return m
+
+
+def robot_hint(kind: str, mask: np.ndarray, current: np.ndarray | None, axis: int, index: int, rng):
+    """The benchmark robot's hint on one slice (a click: on the largest error's centre)."""
+    ref = np.take(mask, index, axis=axis)
+    if kind == "click":
+        c = robot_click(ref, np.zeros_like(ref) if current is None else np.take(current, index, axis=axis))
+        return None if c is None else Click(ijk_from_slice_point(c.point, axis, index), positive=c.positive, axis=axis)
+    now = None if current is None else np.take(current, index, axis=axis)
+    return robot_slice_hint(kind, ref, now, axis, index, rng)
+
+
+def training_sample(
+    structs: list[Structure], rng: np.random.Generator, size: int, p_correct: float, max_zoom: int, boxes: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """(input (len(CHANNELS), size^3), target (1, size^3)) of one benchmark-like step."""
+    while True:
+        image, mask, spacing = block_around(structs[int(rng.integers(len(structs)))], rng, boxes)
+        axis = int(rng.choice(3, p=[0.6, 0.2, 0.2]))
+        area = mask.sum(axis=tuple(b for b in range(3) if b != axis))
+        good = np.flatnonzero(area >= max(1, 0.2 * area.max()))
+        index = int(np.argmax(area)) if rng.random() < 0.5 else int(rng.choice(good))
+        kind = str(rng.choice(KINDS, p=KIND_P))
+        first = robot_hint(kind, mask, None, axis, index, rng)
+        if first is not None:
+            break
+    hints, previous = [first], None
+    if rng.random() < p_correct:
+        previous = wrong_result(mask, axis, rng)
+        for _ in range(int(rng.integers(1, 3))):
+            a = axis if rng.random() < 0.7 else int(rng.integers(3))
+            err = (mask ^ previous).sum(axis=tuple(b for b in range(3) if b != a))
+            if not err.any():
+                break
+            i = int(np.argmax(err)) if rng.random() < 0.5 else int(rng.choice(np.flatnonzero(err)))
+            again = kind if rng.random() < 0.8 else str(rng.choice(KINDS, p=KIND_P))
+            h = robot_hint(again, mask, previous, a, i, rng)
+            if h is not None:
+                hints.append(h)
+    region = object_region(hints, previous, spacing, mask.shape)
+    for _ in range(int(rng.integers(0, max_zoom + 1))):  # the regions the engine zooms out to
+        cut = tuple(slice(a, b) for a, b in zip(*region, strict=True))
+        faces = touching_faces(mask[cut], region, mask.shape)
+        if not faces:
+            break
+        region = grow_to_object(region, faces, mask.shape)
+    cut = tuple(slice(a, b) for a, b in zip(*region, strict=True))
+    x = encode(image, previous, hints, region, size)
+    y = (resample(mask[cut].astype(np.float32), size) > 0.5).astype(np.float32)
+    return x, y[None]
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Train (or continue, ``--resume`` / ``--init``) and save ``args.out`` with its meta."""
+    args.command = getattr(args, "command", "interactiveseg train-prompt3d " + " ".join(sys.argv[2:]))
+    args.out = args.out or str(default_models_dir() / "prompt3d.pt")
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    net_cfg = {"features": list(args.features)}
+    model = prompt3d_net(**net_cfg)
+    if args.init:
+        counts = load_matching(model, torch.load(args.init, map_location="cpu", weights_only=True)["state_dict"])
+        print(f"warm start from {args.init}: {counts}", flush=True)
+    device = torch.device(args.device)
+    model.to(device)
+    rng = np.random.default_rng(args.seed)
+    structs = training_structures(args.dataset or DEFAULT_DATASETS, normalization="modality")
+    args.normalization, args.max_stride = "modality", 1
+    draw = structure_draw(args, structs, rng)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    loss_fn = DiceCELoss(sigmoid=True)
+    boxes: dict = {}
+
+    def step() -> torch.Tensor:
+        model.train()
+        batch = [
+            training_sample(draw(rng), rng, args.size, args.p_correct, args.max_zoom, boxes) for _ in range(args.batch)
+        ]
+        x = torch.from_numpy(np.stack([b[0] for b in batch])).to(device)
+        y = torch.from_numpy(np.stack([b[1] for b in batch])).to(device)
+        return loss_fn(model(x), y)
+
+    print(f"prompt3d_net: {len(structs)} structures; {args.iterations} iterations", flush=True)
+    config = {"net": net_cfg, "size": args.size, "channels": list(CHANNELS)}
+    meta = {
+        "data": " + ".join(args.dataset or DEFAULT_DATASETS) + ", train split of each (data.splits)",
+        "normalization": "modality",
+        "randomisation": {"p_augment": args.p_augment, "block": args.block, "p_correct": args.p_correct},
+        "init": args.init,
+    }
+    return fit(args, model, opt, step, "prompt3d_net", config, meta)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=None, help="default: Resources/Models/prompt3d.pt")
+    add_dataset_argument(p, "Default: " + ", ".join(DEFAULT_DATASETS))
+    p.add_argument("--iterations", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--size", type=int, default=64, help="side of the network's grid (a multiple of 16)")
+    p.add_argument("--features", type=int, nargs=6, default=[8, 16, 32, 64, 128, 8], help="U-Net widths")
+    p.add_argument("--p-correct", type=float, default=0.5, help="share of samples that correct a wrong result")
+    p.add_argument("--max-zoom", type=int, default=3, help="zoom-outs a sample's region may take (the engine's)")
+    p.add_argument("--p-augment", type=float, default=0.3, help="share of samples from re-drawn blocks")
+    p.add_argument("--pool", type=int, default=4, help="re-drawn blocks kept at once")
+    p.add_argument("--renew-every", type=int, default=10, help="draws between renewing one re-drawn block")
+    p.add_argument("--block", type=int, default=96, help="largest side of a re-drawn block, in voxels")
+    p.add_argument("--init", default=None, help="start from the weights of a prompt3d checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue a run that stopped, from <out>.state")
+    p.add_argument("--device", default="cpu", help="torch device (cuda on a GPU machine)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--save-every", type=int, default=50)

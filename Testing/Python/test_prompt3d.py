@@ -1,0 +1,210 @@
+"""The native 3D prompt engine (``prompt3d``): its region, its input channels, its zoom-out,
+drawn slices, slice ratings and its trainer, on synthetic volumes and the shipped model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from InteractiveSegLib.checkpoints import save_checkpoint
+from InteractiveSegLib.engines import create_engine, describe_engine
+from InteractiveSegLib.errors import EngineError, ModelError
+from InteractiveSegLib.hints import Box, Click, DrawnSlice, Scribble
+from InteractiveSegLib.labels import LabelTable
+from InteractiveSegLib.methods.prompt3d import train as prompt3d_train
+from InteractiveSegLib.methods.prompt3d.engine import Prompt3DEngine
+from InteractiveSegLib.methods.prompt3d.network import prompt3d_net
+from InteractiveSegLib.methods.prompt3d.prompts import (
+    CHANNELS,
+    encode,
+    grow_to_object,
+    object_region,
+    touching_faces,
+)
+from InteractiveSegLib.methods.vmn.train import Structure
+from InteractiveSegLib.metrics import dice
+from InteractiveSegLib.session import Session
+from InteractiveSegLib.volume import Geometry, Volume
+
+
+def ball_volume(shape=(60, 100, 100), centre=(30, 50, 45), radius=30, spacing=(1.0, 1.0, 2.0)):
+    """A bright ball in noise (CT-like values); ``spacing`` is IJK (the K slices thicker)."""
+    k, j, i = np.indices(shape)
+    sk = spacing[2] / spacing[0]
+    ball = ((k - centre[0]) * sk) ** 2 + (j - centre[1]) ** 2 + (i - centre[2]) ** 2 < radius**2
+    image = np.where(ball, 60.0, -800.0) + np.random.default_rng(0).normal(0, 10, shape)
+    return Volume(image.astype(np.float32), Geometry(spacing=spacing), modality="ct"), ball
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    """An untrained small network saved as a checkpoint: the engine's plumbing without the shipped weights."""
+    torch.manual_seed(0)
+    cfg = {"features": [4, 4, 8, 8, 16, 4]}
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, "prompt3d_net", {"net": cfg, "size": 32}, prompt3d_net(**cfg), {"data": "none"})
+    return path
+
+
+class TruthEngine(Prompt3DEngine):
+    """The engine with a perfect network: the reference inside whatever region it is asked
+    about. What is left to test is the engine's own part: where it looks."""
+
+    truth: np.ndarray
+
+    def run(self, hints, current, region):
+        return self.truth[tuple(slice(a, b) for a, b in zip(*region, strict=True))].astype(np.float32)
+
+
+def test_a_first_box_reaches_through_the_slices_as_far_in_mm_as_it_is_wide():
+    box = Box((20, 30, 40), (49, 49, 40), axis=0)  # 30 x 20 voxels of 1 mm on slice 40
+    lo, hi = object_region([box], None, (2.0, 1.0, 1.0), (100, 100, 100), context=0.0, min_side=1)
+    assert (lo[1], hi[1], lo[2], hi[2]) == (30, 50, 20, 50)
+    assert hi[0] - lo[0] in (15, 16)  # 30 mm of 2-mm slices, centred on the box's slice
+    assert lo[0] <= 40 < hi[0]
+    current = np.zeros((100, 100, 100), bool)
+    current[10:70, 35:45, 25:45] = True  # a later round: the current mask's box decides the depth
+    lo, hi = object_region([box], current, (2.0, 1.0, 1.0), (100, 100, 100), context=0.0, min_side=1)
+    assert (lo[0], hi[0]) == (10, 70)
+
+
+def test_a_region_only_zooms_out_across_the_faces_its_result_touches():
+    region = ((10, 10, 10), (30, 30, 30))
+    mask = np.zeros((20, 20, 20), bool)
+    mask[5:10, 5:20, 5:10] = True  # touches the high J face only
+    faces = touching_faces(mask, region, (100, 100, 100))
+    assert faces == [(1, 1)]
+    assert grow_to_object(region, faces, (100, 100, 100)) == ((10, 10, 10), (30, 40, 30))
+    assert touching_faces(mask, ((10, 10, 10), (30, 30, 30)), (100, 30, 100)) == []  # the volume's own border
+
+
+def test_the_channels_hold_each_hint_where_its_voxels_are():
+    image = np.zeros((32, 32, 32), np.float32)
+    region = ((0, 0, 0), (32, 32, 32))  # one voxel per cell: painting is exact
+    hints = [
+        Scribble([(5, 6, 7), (6, 6, 7)], axis=0),
+        Click((20, 21, 22), positive=False, axis=0),
+        Box((2, 3, 10), (8, 9, 10), axis=0),
+    ]
+    x = encode(image, None, hints, region, 32)
+    assert x.shape == (len(CHANNELS), 32, 32, 32)
+    assert set(zip(*np.nonzero(x[2]), strict=True)) == {(7, 6, 5), (7, 6, 6)}
+    assert set(zip(*np.nonzero(x[3]), strict=True)) == {(22, 21, 20)}
+    assert x[4].sum() == 7 * 7 and x[4][10, 3:10, 2:9].all()
+    small = ((0, 0, 0), (8, 8, 8))  # a region 4 times smaller than the grid: a voxel is 4^3 cells
+    x = encode(image, None, [Click((1, 2, 3), axis=0)], small, 32)
+    assert x[2].sum() == 64 and x[2][12:16, 8:12, 4:8].all()
+
+
+def test_a_drawn_slice_is_positive_on_its_cross_section_and_negative_around_it():
+    voxels = [(i, j, 5) for j in range(10, 20) for i in range(12, 18)]
+    image, whole = np.zeros((32, 32, 32), np.float32), ((0, 0, 0), (32, 32, 32))
+    x = encode(image, None, [DrawnSlice(voxels, axis=0)], whole, 32)
+    assert x[2][5, 10:20, 12:18].all() and x[2].sum() == 60
+    assert x[3][5].sum() == 32 * 32 - 60 and x[3].sum() == x[3][5].sum()
+    empty = encode(
+        np.zeros((32, 32, 32), np.float32), None, [DrawnSlice([], axis=0, index=7)], ((0, 0, 0), (32, 32, 32)), 32
+    )
+    assert empty[3][7].all() and empty[2].sum() == 0
+
+
+def test_zoom_out_keeps_a_large_structure_whole_from_a_short_scribble(tiny_model):
+    """A 3-voxel stroke in a ball 120 mm across: the first region is a fraction of the
+    ball; the engine zooms out until the result no longer touches its faces."""
+    volume, ball = ball_volume(shape=(80, 160, 160), centre=(40, 80, 80), radius=60)
+    stroke = Scribble([(79, 80, 40), (80, 80, 40), (81, 80, 40)], axis=0)
+    scores = {}
+    for zoom in (0, 6):
+        engine = TruthEngine(model_path=tiny_model, max_zoom=zoom)
+        engine.truth = ball
+        engine.set_image(volume)
+        session = Session(volume, engine, LabelTable.default([1]))
+        session.add(stroke)
+        scores[zoom] = dice(ball, session.labelmap == 1)
+    assert scores[0] < 0.1  # without zooming out it sees a small part of the ball
+    assert scores[6] == 1.0
+
+
+def test_drawn_slices_are_kept_as_drawn_and_an_empty_one_clears_its_slice(tiny_model):
+    volume, ball = ball_volume()
+    engine = create_engine("prompt3d", model_path=tiny_model)
+    engine.set_image(volume)
+    session = Session(volume, engine, LabelTable.default([1]))
+    drawn = [(int(i), int(j), 30) for j, i in np.argwhere(ball[30])]
+    session.add(DrawnSlice(drawn, axis=0))
+    assert np.array_equal(session.labelmap[30] == 1, ball[30])
+    session.add(DrawnSlice([], axis=0, index=30))
+    assert not (session.labelmap[30] == 1).any()
+
+
+def test_every_slice_the_result_reaches_is_rated_and_the_drawn_ones_are_not_suggested(tiny_model):
+    volume, ball = ball_volume()
+    engine = TruthEngine(model_path=tiny_model)
+    engine.truth = ball
+    engine.set_image(volume)
+    session = Session(volume, engine, LabelTable.default([1]))
+    step = session.add(Box((15, 20, 30), (75, 80, 30), axis=0))
+    ratings = step.prediction.ratings
+    held = np.flatnonzero(ball.any((1, 2)))
+    assert np.isfinite(ratings.predicted_iou[held]).all()
+    assert np.allclose(ratings.predicted_iou[held], 1.0)  # a certain result expects no error
+    assert ratings.corrected == [30]
+    suggestion = session.suggest_slice()
+    assert suggestion is not None and suggestion.index != 30
+
+
+def test_the_engine_declares_its_hints_and_refuses_what_it_cannot_run(tmp_path, tiny_model):
+    info = describe_engine("prompt3d")
+    assert info.mode == "3d" and {"box", "scribble", "click", "extreme_points", "drawn_slice"} <= info.hints
+    with pytest.raises(ModelError):
+        create_engine("prompt3d", model_path=tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError):
+        create_engine("prompt3d", model_path=bad)
+    with pytest.raises(EngineError):
+        create_engine("prompt3d", model_path=tiny_model, max_zoom=-1)
+    engine = create_engine("prompt3d", model_path=tiny_model)
+    volume, _ = ball_volume()
+    session_before = Session(volume, engine, LabelTable.default([1]))
+    with pytest.raises(EngineError):  # no image set on the engine itself
+        engine.predict(type("R", (), {"interactions": []})())  # type: ignore[arg-type]
+    assert not session_before.labelmap.any()
+
+
+def test_the_shipped_network_segments_a_structure_it_never_saw_from_a_box():
+    """A ball in a CT-like volume (no such structure is in its training data): a box on its
+    largest slice gives most of the ball in 3D, far from the box's own cylinder."""
+    volume, ball = ball_volume()
+    engine = create_engine("prompt3d", threads=1)
+    engine.set_image(volume)
+    session = Session(volume, engine, LabelTable.default([1]))
+    session.add(Box((15, 20, 30), (75, 80, 30), axis=0))
+    assert dice(ball, session.labelmap == 1) > 0.8
+
+
+def test_training_samples_are_benchmark_steps_in_the_engines_region():
+    rng = np.random.default_rng(3)
+    volume, ball = ball_volume(shape=(40, 64, 64), centre=(20, 32, 30), radius=20)
+    structs = [Structure("ball", volume.array / 100.0, ball, None, 1, (2.0, 1.0, 1.0))]
+    for _ in range(8):
+        x, y = prompt3d_train.training_sample(structs, rng, 32, 0.5, 3, {})
+        assert x.shape == (len(CHANNELS), 32, 32, 32) and y.shape == (1, 32, 32, 32)
+        assert x[2].any() or x[4].any()  # the first hint is in its region
+        assert y.any() and not y.all()  # the structure, with background around it
+
+
+def test_the_training_command_takes_a_users_folder_and_resumes(tmp_path, decathlon, capsys):
+    from InteractiveSegLib.cli.main import main
+
+    out = tmp_path / "p3.pt"
+    base = ["train-prompt3d", "--dataset", str(decathlon), "--out", str(out), "--threads", "1", "--size", "32"]
+    base += ["--features", "4", "4", "8", "8", "16", "4", "--save-every", "1", "--p-augment", "0"]
+    assert main([*base, "--iterations", "1"]) == 0, capsys.readouterr().err
+    assert main([*base, "--iterations", "2", "--resume"]) == 0, capsys.readouterr().err
+    assert "resumed from" in capsys.readouterr().out
+    ckpt = torch.load(out, map_location="cpu", weights_only=True)
+    assert ckpt["arch"] == "prompt3d_net" and ckpt["meta"]["iterations"] == 2 and ckpt["config"]["size"] == 32
+    engine = create_engine("prompt3d", model_path=out)
+    assert engine.size == 32
