@@ -76,8 +76,9 @@ class EngineState:
 class SliceRatings:
     """A 3D engine's rating of every slice along ``axis`` (VMN's quality head, 3.3.4).
 
-    ``predicted_iou`` is NaN where a slice was not rated; ``expected_wrong_voxels`` is
-    (1 - predicted IoU) x the slice's foreground; ``corrected`` are the slices the user drew.
+    ``predicted_iou`` is NaN where a slice was not rated; ``expected_wrong_voxels`` is what
+    ``Session.suggest_slice`` ranks by (VMN: (1 - predicted IoU) x the slice's foreground;
+    ``prompt3d``: the sum of min(p, 1 - p)); ``corrected`` are the slices the user drew.
     """
 
     axis: int

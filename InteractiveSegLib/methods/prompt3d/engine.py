@@ -126,16 +126,18 @@ def impose_drawn(prob: np.ndarray, hints: list, region: Region3) -> None:
 
 
 def rate_slices(prob: np.ndarray, region: Region3, axis: int, n: int, hints: list) -> SliceRatings:
-    """Each slice's expected IoU if its voxels were independent with the network's
-    probabilities (E[intersection] / E[union] of the thresholded mask): the network has no
-    quality head, and its own uncertainty points at the slices worth a correction."""
+    """Each slice rated by the network's own probabilities, as if its voxels were
+    independent: the expected IoU of the thresholded mask (E[intersection] / E[union]) and
+    the expected wrong voxels (sum of min(p, 1 - p)). The network has no quality head; its
+    uncertainty points at the slices worth a correction. Unrated (NaN): slices outside the
+    region or where it expects nothing."""
     p = np.moveaxis(prob, axis, 0)
     on = p > 0.5
     inter = np.where(on, p, 0).sum((1, 2))
     union = on.sum((1, 2)) + np.where(on, 0, p).sum((1, 2))
-    q = np.full(n, np.nan)
-    q[region[0][axis] : region[1][axis]] = np.where(union > 0.5, inter / np.maximum(union, 1e-6), np.nan)
-    area = np.zeros(n)
-    area[region[0][axis] : region[1][axis]] = on.sum((1, 2))
+    rated = slice(region[0][axis], region[1][axis])
+    q, wrong = np.full(n, np.nan), np.full(n, np.nan)
+    q[rated] = np.where(union > 0.5, inter / np.maximum(union, 1e-6), np.nan)
+    wrong[rated] = np.where(union > 0.5, np.minimum(p, 1 - p).sum((1, 2)), np.nan)
     corrected = sorted({slice_index(h) for h in hints if h.axis == axis})
-    return SliceRatings(axis, q, (1.0 - q) * area, corrected)
+    return SliceRatings(axis, q, wrong, corrected)

@@ -39,7 +39,7 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
 )
 from InteractiveSegLib.methods.vmn.quality_training import DEFAULT_DATASETS
 from InteractiveSegLib.methods.vmn.train import Structure, structure_draw, training_structures
-from InteractiveSegLib.training import add_dataset_argument, fit, load_matching
+from InteractiveSegLib.training import add_dataset_argument, fit, load_matching, resumed_iteration
 from InteractiveSegLib.users.robot import robot_click, robot_slice_hint
 
 KINDS = ("scribble", "box", "extreme", "click", "drawn")
@@ -164,9 +164,13 @@ def train(args: argparse.Namespace) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     loss_fn = DiceCELoss(sigmoid=True)
     boxes: dict = {}
+    done = [resumed_iteration(args)]
 
     def step() -> torch.Tensor:
         model.train()
+        done[0] += 1  # the step's own iteration, so a resumed run keeps its schedule
+        for group in opt.param_groups:
+            group["lr"] = args.lr * (args.lr_drop if args.lr_drop_at and done[0] > args.lr_drop_at else 1.0)
         batch = [
             training_sample(draw(rng), rng, args.size, args.p_correct, args.max_zoom, boxes) for _ in range(args.batch)
         ]
@@ -180,6 +184,7 @@ def train(args: argparse.Namespace) -> dict:
         "data": " + ".join(args.dataset or DEFAULT_DATASETS) + ", train split of each (data.splits)",
         "normalization": "modality",
         "randomisation": {"p_augment": args.p_augment, "block": args.block, "p_correct": args.p_correct},
+        "lr": {"base": args.lr, "drop_at": args.lr_drop_at, "drop": args.lr_drop},
         "init": args.init,
     }
     return fit(args, model, opt, step, "prompt3d_net", config, meta)
@@ -191,6 +196,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int, default=3000)
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-drop-at", type=int, default=0, help="iteration after which the learning rate is lowered")
+    p.add_argument("--lr-drop", type=float, default=0.2, help="the factor it is lowered by")
     p.add_argument("--size", type=int, default=64, help="side of the network's grid (a multiple of 16)")
     p.add_argument("--features", type=int, nargs=6, default=[8, 16, 32, 64, 128, 8], help="U-Net widths")
     p.add_argument("--p-correct", type=float, default=0.5, help="share of samples that correct a wrong result")
