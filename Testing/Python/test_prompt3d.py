@@ -136,6 +136,10 @@ def test_drawn_slices_are_kept_as_drawn_and_an_empty_one_clears_its_slice(tiny_m
     assert np.array_equal(session.labelmap[30] == 1, ball[30])
     session.add(DrawnSlice([], axis=0, index=30))
     assert not (session.labelmap[30] == 1).any()
+    first = Session(volume, engine, LabelTable.default([1]))  # only "not here": nothing is segmented
+    first.add(Scribble([(50, 50, 20), (51, 50, 20)], positive=False, axis=0))
+    first.add(DrawnSlice([], axis=0, index=31))
+    assert not first.labelmap.any()
 
 
 def test_every_slice_the_result_reaches_is_rated_and_the_drawn_ones_are_not_suggested(tiny_model):

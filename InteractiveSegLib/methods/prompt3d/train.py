@@ -157,14 +157,14 @@ def train(args: argparse.Namespace) -> dict:
         print(f"warm start from {args.init}: {counts}", flush=True)
     device = torch.device(args.device)
     model.to(device)
-    rng = np.random.default_rng(args.seed)
+    done = [resumed_iteration(args)]
+    rng = np.random.default_rng([args.seed, done[0]])  # a resumed run draws new samples, not the first ones again
     structs = training_structures(args.dataset or DEFAULT_DATASETS, normalization="modality")
     args.normalization, args.max_stride = "modality", 1
     draw = structure_draw(args, structs, rng)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     loss_fn = DiceCELoss(sigmoid=True)
     boxes: dict = {}
-    done = [resumed_iteration(args)]
 
     def step() -> torch.Tensor:
         model.train()
