@@ -122,7 +122,7 @@ train-vmn: setup
 train-prompt3d: setup
 	# the 3D prompt network: colin27 + inia19 + ct-abdomen train splits, modality-aware, randomised (--p-augment);
 	# resumable (--resume), --device cuda on a GPU (Resources/Models/prompt3d.md)
-	$(BIN)/interactiveseg train-prompt3d --iterations 4000
+	$(BIN)/interactiveseg train-prompt3d --iterations 5400 --lr-drop-at 3500  # the defaults
 
 clean:
 	rm -rf $(VENV) out

@@ -193,8 +193,9 @@ def summarize(
 def full_sweep_seconds(engine_name: str, shape: tuple[int, int, int] = (100, 256, 256)) -> dict[str, float]:
     """s for one propagation over every slice of a (slices, 256, 256) block of Colin27
     (zero-padded), from a box on the middle slice, the stop rule off, on whole slices (a 3D
-    network: its own region, zoomed out as it needs): the speed bar's volume. ``cold``: first round on the volume; ``warm``: a later round (the
-    engine's own propagation time, ``Prediction.report.seconds``)."""
+    network: its own region, zoomed out as it needs): the speed bar's volume. ``cold``: first
+    round on the volume; ``warm``: a later round (the engine's own propagation time,
+    ``Prediction.report.seconds``)."""
     from InteractiveSegLib.data import datasets
     from InteractiveSegLib.hints import Box
     from InteractiveSegLib.volume import Volume

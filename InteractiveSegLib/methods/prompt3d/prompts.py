@@ -109,8 +109,8 @@ def grow_to_object(region: Region3, faces: list[tuple[int, int]], shape: Sequenc
 
 
 def _cells(v: np.ndarray, lo: np.ndarray, extent: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Grid cells [start, stop) that voxel coordinates ``v`` (relative to nothing: absolute KJI)
-    cover when ``extent`` voxels from ``lo`` are resampled to ``size`` cells."""
+    """Grid cells [start, stop) that voxels at KJI ``v`` cover when ``extent`` voxels from
+    ``lo`` are resampled to ``size`` cells."""
     scale = size / extent
     start = np.floor((v - lo) * scale).astype(int)
     stop = np.maximum(start + 1, np.ceil((v - lo + 1) * scale).astype(int))

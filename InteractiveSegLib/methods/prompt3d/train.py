@@ -160,7 +160,6 @@ def train(args: argparse.Namespace) -> dict:
     done = [resumed_iteration(args)]
     rng = np.random.default_rng([args.seed, done[0]])  # a resumed run draws new samples, not the first ones again
     structs = training_structures(args.dataset or DEFAULT_DATASETS, normalization="modality")
-    args.normalization, args.max_stride = "modality", 1
     draw = structure_draw(args, structs, rng)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     loss_fn = DiceCELoss(sigmoid=True)
@@ -193,10 +192,10 @@ def train(args: argparse.Namespace) -> dict:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="default: Resources/Models/prompt3d.pt")
     add_dataset_argument(p, "Default: " + ", ".join(DEFAULT_DATASETS))
-    p.add_argument("--iterations", type=int, default=3000)
+    p.add_argument("--iterations", type=int, default=5400)
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lr-drop-at", type=int, default=0, help="iteration after which the learning rate is lowered")
+    p.add_argument("--lr-drop-at", type=int, default=3500, help="iteration after which the learning rate is lowered")
     p.add_argument("--lr-drop", type=float, default=0.2, help="the factor it is lowered by")
     p.add_argument("--size", type=int, default=64, help="side of the network's grid (a multiple of 16)")
     p.add_argument("--features", type=int, nargs=6, default=[8, 16, 32, 64, 128, 8], help="U-Net widths")
