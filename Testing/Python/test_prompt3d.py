@@ -9,6 +9,7 @@ import torch
 
 from InteractiveSegLib.checkpoints import save_checkpoint
 from InteractiveSegLib.engines import create_engine, describe_engine
+from InteractiveSegLib.engines.base import Request
 from InteractiveSegLib.errors import EngineError, ModelError
 from InteractiveSegLib.hints import Box, Click, DrawnSlice, Scribble
 from InteractiveSegLib.labels import LabelTable
@@ -170,11 +171,10 @@ def test_the_engine_declares_its_hints_and_refuses_what_it_cannot_run(tmp_path, 
     with pytest.raises(EngineError):
         create_engine("prompt3d", model_path=tiny_model, max_zoom=-1)
     engine = create_engine("prompt3d", model_path=tiny_model)
-    volume, _ = ball_volume()
-    session_before = Session(volume, engine, LabelTable.default([1]))
-    with pytest.raises(EngineError):  # no image set on the engine itself
-        engine.predict(type("R", (), {"interactions": []})())  # type: ignore[arg-type]
-    assert not session_before.labelmap.any()
+    box = Box((15, 20, 30), (75, 80, 30), axis=0)
+    request = Request(1, [box], 0, 30, np.zeros((60, 100, 100), np.uint8))
+    with pytest.raises(EngineError, match="set_image"):
+        engine.predict(request)
 
 
 def test_the_shipped_network_segments_a_structure_it_never_saw_from_a_box():
