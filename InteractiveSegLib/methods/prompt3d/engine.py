@@ -19,7 +19,14 @@ from InteractiveSegLib.engines.base import Engine, Prediction, Request, SliceRat
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import DrawnSlice, SliceAuto, members, slice_index
 from InteractiveSegLib.intensity import detect_modality, normalize
-from InteractiveSegLib.methods.prompt3d.prompts import Region3, encode, grow_to_object, object_region, touching_faces
+from InteractiveSegLib.methods.prompt3d.prompts import (
+    Region3,
+    drawn_plane,
+    encode,
+    grow_to_object,
+    object_region,
+    touching_faces,
+)
 from InteractiveSegLib.volume import Volume
 
 MODEL = "prompt3d.pt"
@@ -118,15 +125,9 @@ def impose_drawn(prob: np.ndarray, hints: list, region: Region3) -> None:
     for h in (m for hint in hints for m in members(hint)):
         if not isinstance(h, DrawnSlice) or h.index is None or not lo[h.axis] <= h.index < hi[h.axis]:
             continue
-        plane = np.zeros(tuple(hi[a] - lo[a] for a in range(3) if a != h.axis), np.float32)
-        others = [a for a in range(3) if a != h.axis]
-        for v in h.voxels:
-            p = v[::-1]  # IJK -> KJI
-            if all(lo[a] <= p[a] < hi[a] for a in others):
-                plane[p[others[0]] - lo[others[0]], p[others[1]] - lo[others[1]]] = 1.0
         at: list[int | slice] = [slice(None)] * 3
         at[h.axis] = h.index - lo[h.axis]
-        prob[tuple(at)] = plane
+        prob[tuple(at)] = drawn_plane(h, region)
 
 
 def rate_slices(prob: np.ndarray, region: Region3, axis: int, n: int, hints: list) -> SliceRatings:

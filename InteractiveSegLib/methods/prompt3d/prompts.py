@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from InteractiveSegLib.hints import Box, Click, DrawnSlice, ExtremePoints, Scribble, kji, members
+from InteractiveSegLib.changes import bounding_region
+from InteractiveSegLib.hints import Box, Click, DrawnSlice, ExtremePoints, Scribble, kji, members, slice_points
 
 #: input channels, in order
 CHANNELS = ("image", "previous", "positive", "negative", "box")
@@ -60,12 +61,9 @@ def object_region(
     sp = np.asarray(spacing_kji, np.float64)
     lo = pts.min(0).astype(np.float64) if len(pts) else np.zeros(3)
     hi = pts.max(0).astype(np.float64) + 1 if len(pts) else np.asarray(shape, np.float64)
-    has_mask = current is not None and bool(current.any())
-    if has_mask:
-        assert current is not None
-        nz = [np.flatnonzero(current.any(axis=tuple(b for b in range(3) if b != a))) for a in range(3)]
-        lo = np.minimum(lo, [n[0] for n in nz])
-        hi = np.maximum(hi, [n[-1] + 1 for n in nz])
+    box = None if current is None else mask_box(current)
+    if box is not None:
+        lo, hi = np.minimum(lo, box[0]), np.maximum(hi, box[1])
     else:  # a first hint: as deep, in mm, as it is wide across its slice
         flat = [a for a in range(3) if hi[a] - lo[a] <= 1]
         if len(flat) == 1:
@@ -81,6 +79,15 @@ def object_region(
     lo_i = np.clip(np.floor(lo), 0, n - 1).astype(int)
     hi_i = np.clip(np.ceil(hi), lo_i + 1, n).astype(int)
     return (tuple(int(x) for x in lo_i), tuple(int(x) for x in hi_i))  # type: ignore[return-value]
+
+
+def mask_box(mask: np.ndarray) -> Region3 | None:
+    """The box of a mask's voxels as (lo, hi) KJI (``changes.bounding_region``); None when empty."""
+    whole = tuple(slice(0, n) for n in mask.shape)
+    box = bounding_region(mask.shape, (whole, mask))  # type: ignore[arg-type]
+    if box is None:
+        return None
+    return tuple(b.start for b in box), tuple(b.stop for b in box)
 
 
 def touching_faces(mask: np.ndarray, region: Region3, shape: Sequence[int]) -> list[tuple[int, int]]:
@@ -168,14 +175,7 @@ def _paint_drawn(x: np.ndarray, h: DrawnSlice, lo: np.ndarray, hi: np.ndarray, s
     assert h.index is not None
     if not lo[a] <= h.index < hi[a]:
         return
-    others = [b for b in range(3) if b != a]
-    plane = np.zeros((int(hi[others[0]] - lo[others[0]]), int(hi[others[1]] - lo[others[1]])), np.float32)
-    if h.voxels:
-        v = np.array([kji(p) for p in h.voxels], np.int64)
-        keep = np.all((v >= lo) & (v < hi), axis=1)
-        v = v[keep]
-        plane[v[:, others[0]] - lo[others[0]], v[:, others[1]] - lo[others[1]]] = 1.0
-    t = torch.from_numpy(plane)[None, None]
+    t = torch.from_numpy(drawn_plane(h, (tuple(lo), tuple(hi))))[None, None]
     on = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy() > 0.5
     s, e = _cells(np.array([h.index]), np.array([lo[a]]), np.array([hi[a] - lo[a]]), size)
     at: list[slice] = [slice(None)] * 3
@@ -183,3 +183,16 @@ def _paint_drawn(x: np.ndarray, h: DrawnSlice, lo: np.ndarray, hi: np.ndarray, s
     pos, neg = np.moveaxis(x[2][tuple(at)], a, 0), np.moveaxis(x[3][tuple(at)], a, 0)
     pos[:, on] = 1.0
     neg[:, ~on] = 1.0
+
+
+def drawn_plane(h: DrawnSlice, region: Region3) -> np.ndarray:
+    """A drawn slice's cross-section on its plane, cropped to ``region`` (float32, 1 inside)."""
+    lo, hi = region
+    others = [b for b in range(3) if b != h.axis]
+    plane = np.zeros((hi[others[0]] - lo[others[0]], hi[others[1]] - lo[others[1]]), np.float32)
+    if h.voxels:
+        rows, cols = np.array(slice_points(h.voxels, h.axis)).T
+        r, c = rows - lo[others[0]], cols - lo[others[1]]
+        keep = (r >= 0) & (r < plane.shape[0]) & (c >= 0) & (c < plane.shape[1])
+        plane[r[keep], c[keep]] = 1.0
+    return plane

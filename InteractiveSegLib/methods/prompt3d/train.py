@@ -33,6 +33,7 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
     CHANNELS,
     encode,
     grow_to_object,
+    mask_box,
     object_region,
     resample,
     touching_faces,
@@ -52,10 +53,9 @@ def block_around(s: Structure, rng: np.random.Generator, boxes: dict) -> tuple[n
     the structure's box once per structure keeps a sample cheap."""
     key = id(s.mask)
     if key not in boxes:
-        nz = [np.flatnonzero(s.mask.any(axis=tuple(b for b in range(3) if b != a))) for a in range(3)]
-        boxes[key] = [(int(n[0]), int(n[-1]) + 1) for n in nz]
+        boxes[key] = mask_box(s.mask)
     cut = []
-    for (a, b), n in zip(boxes[key], s.mask.shape, strict=True):
+    for a, b, n in zip(*boxes[key], s.mask.shape, strict=True):
         m = max(16, int(rng.uniform(0.5, 1.0) * (b - a)))
         cut.append(slice(max(0, a - m), min(n, b + m)))
     image, mask = s.image[tuple(cut)], s.mask[tuple(cut)]
