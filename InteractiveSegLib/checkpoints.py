@@ -97,8 +97,10 @@ def load_one_of(path: str | Path, archs: tuple[str, ...]) -> tuple[str, torch.nn
         raise ModelError(f"model file {path} has a {arch} configuration that cannot be built: {e}") from None
     try:
         model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise ModelError(f"model file {path} does not match the {arch} network: {str(e).splitlines()[0]}") from None
+    except RuntimeError as e:  # torch's first line only names the class; the next names the tensor
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise ModelError(f"model file {path} does not match the {arch} network: {detail}") from None
     model.eval()
     return str(arch), model, config, dict(ckpt.get("meta", {}))
 

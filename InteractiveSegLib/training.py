@@ -125,7 +125,7 @@ def load_matching(model: torch.nn.Module, source: dict) -> dict:
             copied += 1
         elif (
             w is not None
-            and w.dim() == 4
+            and w.dim() in (4, 5)  # a 2D or 3D convolution
             and w.shape[0] == value.shape[0]
             and w.shape[2:] == value.shape[2:]
             and w.shape[1] < value.shape[1]

@@ -20,6 +20,7 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
     CHANNELS,
     encode,
     grow_to_object,
+    mask_box,
     object_region,
     touching_faces,
 )
@@ -96,6 +97,20 @@ def test_the_channels_hold_each_hint_where_its_voxels_are():
     small = ((0, 0, 0), (8, 8, 8))  # a region 4 times smaller than the grid: a voxel is 4^3 cells
     x = encode(image, None, [Click((1, 2, 3), axis=0)], small, 32)
     assert x[2].sum() == 64 and x[2][12:16, 8:12, 4:8].all()
+
+
+def test_likeness_marks_what_looks_like_the_positive_hints():
+    """Two halves of different intensity: a stroke in the bright half makes the bright half
+    alike and the dark half not; a box is judged by the median of what it holds; a negative
+    hint alone marks nothing."""
+    image = np.full((32, 32, 32), 0.3, np.float32)
+    image[:, :, 16:] = 0.7
+    whole = ((0, 0, 0), (32, 32, 32))
+    x = encode(image, None, [Scribble([(20, 10, 5), (24, 10, 5)], axis=0)], whole, 32)
+    assert x[5][:, :, 18:].min() > 0.9 and x[5][:, :, :14].max() < 0.01
+    box = Box((2, 2, 8), (28, 12, 8), axis=0)  # two thirds of it in the dark half
+    assert encode(image, None, [box], whole, 32)[5][:, :, :14].min() > 0.9
+    assert not encode(image, None, [Click((5, 5, 5), positive=False, axis=0)], whole, 32)[5].any()
 
 
 def test_a_drawn_slice_is_positive_on_its_cross_section_and_negative_around_it():
@@ -197,6 +212,26 @@ def test_training_samples_are_benchmark_steps_in_the_engines_region():
         assert x.shape == (len(CHANNELS), 32, 32, 32) and y.shape == (1, 32, 32, 32)
         assert x[2].any() or x[4].any()  # the first hint is in its region
         assert y.any() and not y.all()  # the structure, with background around it
+
+
+def test_later_rounds_can_start_from_the_networks_own_answer():
+    """With ``p_own`` = 1 every later round's current mask is what ``own`` answered to the
+    first hint: here a network that fills its grid, so the mask is the first region, whole."""
+    rng = np.random.default_rng(4)
+    volume, ball = ball_volume(shape=(40, 64, 64), centre=(20, 32, 30), radius=20)
+    structs = [Structure("ball", volume.array / 100.0, ball, None, 1, (2.0, 1.0, 1.0))]
+    calls = []
+
+    def fills(x):
+        calls.append(x)
+        return np.ones(x.shape[1:], np.float32)
+
+    for _ in range(6):
+        x, _y = prompt3d_train.training_sample(structs, rng, 32, 1.0, 0, {}, fills, 1.0)
+        filled = x[1] > 0.5  # the first region, whole: one solid block inside the sample's region
+        lo, hi = mask_box(filled)
+        assert filled[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].all() and 0.05 < filled.mean() < 0.9
+    assert len(calls) == 6 and all(c.shape == (len(CHANNELS), 32, 32, 32) and not c[1].any() for c in calls)
 
 
 def test_the_training_command_takes_a_users_folder_and_resumes(tmp_path, decathlon, capsys):

@@ -219,18 +219,20 @@ def test_robot_box_and_extreme_jitter_bounded():
     assert top[0] == 30 and bottom[0] == 59 and left[1] == 40 and right[1] == 79
 
 
-def test_warm_start_widening_keeps_the_function():
-    """Coordinates were added to the keys after a first training run: the widened network
-    starts as the source network (the new input channels at zero)."""
+@pytest.mark.parametrize("dims", [2, 3])
+def test_warm_start_widening_keeps_the_function(dims):
+    """Coordinates were added to VMN's keys, and a likeness channel to the 3D prompt
+    network's input, after first training runs: the widened network starts as the source
+    network (the new input channels at zero), for 2D and 3D convolutions alike."""
     from InteractiveSegLib.training import load_matching
 
     torch.manual_seed(0)
-    narrow = torch.nn.Conv2d(3, 4, 3, padding=1)
-    wide = torch.nn.Conv2d(5, 4, 3, padding=1)
+    conv = torch.nn.Conv2d if dims == 2 else torch.nn.Conv3d
+    narrow, wide = conv(3, 4, 3, padding=1), conv(5, 4, 3, padding=1)
     counts = load_matching(wide, narrow.state_dict())
     assert counts["copied"] == 1 and counts["widened"] == 1 and counts["fresh"] == []
-    x = torch.randn(1, 3, 8, 8)
-    extra = torch.randn(1, 2, 8, 8)
+    x = torch.randn(1, 3, *(8,) * dims)
+    extra = torch.randn(1, 2, *(8,) * dims)
     torch.testing.assert_close(wide(torch.cat([x, extra], 1)), narrow(x))
 
 

@@ -12,7 +12,6 @@ from typing import cast
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device
 from InteractiveSegLib.engines.base import Engine, Prediction, Request, SliceRatings, StepReport
@@ -25,6 +24,7 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
     encode,
     grow_to_object,
     object_region,
+    to_region,
     touching_faces,
 )
 from InteractiveSegLib.volume import Volume
@@ -83,10 +83,7 @@ class Prompt3DEngine(Engine):
         assert self._norm is not None
         x = torch.from_numpy(encode(self._norm, current, hints, region, self.size))[None].to(self.device)
         with torch.no_grad():
-            logit = self.net(x)
-            shape = tuple(b - a for a, b in zip(*region, strict=True))
-            logit = F.interpolate(logit, size=shape, mode="trilinear", align_corners=False)
-        return torch.sigmoid(logit)[0, 0].cpu().numpy()
+            return torch.sigmoid(to_region(self.net(x), region))[0, 0].cpu().numpy()
 
     def predict(self, request: Request) -> Prediction:
         if self._norm is None or self.volume is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
     mask_box,
     object_region,
     resample,
+    to_region,
     touching_faces,
 )
 from InteractiveSegLib.methods.vmn.quality_training import DEFAULT_DATASETS
@@ -104,10 +106,34 @@ def robot_hint(kind: str, mask: np.ndarray, current: np.ndarray | None, axis: in
     return robot_slice_hint(kind, ref, now, axis, index, rng)
 
 
+def own_result(
+    own: Callable[[np.ndarray], np.ndarray], image: np.ndarray, first, spacing: tuple, size: int
+) -> np.ndarray:
+    """The network's own answer to the first hint (in the engine's first region), pasted
+    into a block-sized mask: the wrong result a later round really starts from."""
+    region = object_region([first], None, spacing, image.shape)
+    grid = torch.from_numpy(own(encode(image, None, [first], region, size)))[None, None]
+    prob = to_region(grid, region)[0, 0].numpy()
+    out = np.zeros(image.shape, bool)
+    out[tuple(slice(a, b) for a, b in zip(*region, strict=True))] = prob > 0.5
+    return out
+
+
 def training_sample(
-    structs: list[Structure], rng: np.random.Generator, size: int, p_correct: float, max_zoom: int, boxes: dict
+    structs: list[Structure],
+    rng: np.random.Generator,
+    size: int,
+    p_correct: float,
+    max_zoom: int,
+    boxes: dict,
+    own: Callable[[np.ndarray], np.ndarray] | None = None,
+    p_own: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(input (len(CHANNELS), size^3), target (1, size^3)) of one benchmark-like step."""
+    """(input (len(CHANNELS), size^3), target (1, size^3)) of one benchmark-like step.
+
+    ``own`` (the network being trained: input -> probability on its grid) makes a
+    share ``p_own`` of the later rounds start from the network's own first answer instead of
+    a made-up wrong result, so corrections are learnt on the errors the network makes."""
     while True:
         image, mask, spacing = block_around(structs[int(rng.integers(len(structs)))], rng, boxes)
         axis = int(rng.choice(3, p=[0.6, 0.2, 0.2]))
@@ -120,7 +146,10 @@ def training_sample(
             break
     hints, previous = [first], None
     if rng.random() < p_correct:
-        previous = wrong_result(mask, axis, rng)
+        if own is not None and rng.random() < p_own:
+            previous = own_result(own, image, first, spacing, size)
+        else:
+            previous = wrong_result(mask, axis, rng)
         for _ in range(int(rng.integers(1, 3))):
             a = axis if rng.random() < 0.7 else int(rng.integers(3))
             err = (mask ^ previous).sum(axis=tuple(b for b in range(3) if b != a))
@@ -165,13 +194,22 @@ def train(args: argparse.Namespace) -> dict:
     loss_fn = DiceCELoss(sigmoid=True)
     boxes: dict = {}
 
+    def own(x: np.ndarray) -> np.ndarray:
+        """The network's probability on its grid for one input (no gradient)."""
+        model.eval()
+        with torch.no_grad():
+            prob = torch.sigmoid(model(torch.from_numpy(x)[None].to(device)))[0, 0]
+        model.train()
+        return prob.cpu().numpy()
+
     def step() -> torch.Tensor:
         model.train()
         done[0] += 1  # the step's own iteration, so a resumed run keeps its schedule
         for group in opt.param_groups:
             group["lr"] = args.lr * (args.lr_drop if args.lr_drop_at and done[0] > args.lr_drop_at else 1.0)
         batch = [
-            training_sample(draw(rng), rng, args.size, args.p_correct, args.max_zoom, boxes) for _ in range(args.batch)
+            training_sample(draw(rng), rng, args.size, args.p_correct, args.max_zoom, boxes, own, args.p_own)
+            for _ in range(args.batch)
         ]
         x = torch.from_numpy(np.stack([b[0] for b in batch])).to(device)
         y = torch.from_numpy(np.stack([b[1] for b in batch])).to(device)
@@ -182,7 +220,12 @@ def train(args: argparse.Namespace) -> dict:
     meta = {
         "data": " + ".join(args.dataset or DEFAULT_DATASETS) + ", train split of each (data.splits)",
         "normalization": "modality",
-        "randomisation": {"p_augment": args.p_augment, "block": args.block, "p_correct": args.p_correct},
+        "randomisation": {
+            "p_augment": args.p_augment,
+            "block": args.block,
+            "p_correct": args.p_correct,
+            "p_own": args.p_own,
+        },
         "lr": {"base": args.lr, "drop_at": args.lr_drop_at, "drop": args.lr_drop},
         "init": args.init,
     }
@@ -200,6 +243,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=64, help="side of the network's grid (a multiple of 16)")
     p.add_argument("--features", type=int, nargs=6, default=[8, 16, 32, 64, 128, 8], help="U-Net widths")
     p.add_argument("--p-correct", type=float, default=0.5, help="share of samples that correct a wrong result")
+    p.add_argument("--p-own", type=float, default=0.5, help="share of those that correct the network's own result")
     p.add_argument("--max-zoom", type=int, default=3, help="zoom-outs a sample's region may take (the engine's)")
     p.add_argument("--p-augment", type=float, default=0.3, help="share of samples from re-drawn blocks")
     p.add_argument("--pool", type=int, default=4, help="re-drawn blocks kept at once")
