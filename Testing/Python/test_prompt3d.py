@@ -207,11 +207,25 @@ def test_training_samples_are_benchmark_steps_in_the_engines_region():
     rng = np.random.default_rng(3)
     volume, ball = ball_volume(shape=(40, 64, 64), centre=(20, 32, 30), radius=20)
     structs = [Structure("ball", volume.array / 100.0, ball, None, 1, (2.0, 1.0, 1.0))]
+    lost = Structure("lost", volume.array / 100.0, np.zeros_like(ball), None, 2, (2.0, 1.0, 1.0))  # deformed away
     for _ in range(8):
-        x, y = prompt3d_train.training_sample(structs, rng, 32, 0.5, 3, {})
+        x, y = prompt3d_train.training_sample([*structs, lost], rng, 32, 0.5, 3, {})
         assert x.shape == (len(CHANNELS), 32, 32, 32) and y.shape == (1, 32, 32, 32)
         assert x[2].any() or x[4].any()  # the first hint is in its region
         assert y.any() and not y.all()  # the structure, with background around it
+
+
+def test_a_blocks_cached_box_is_never_another_structures():
+    """Re-drawn blocks are renewed during training, and a new mask can take a freed mask's
+    id: a box cached for that id must not cut the new structure's block."""
+    import weakref
+
+    volume, ball = ball_volume(shape=(40, 64, 64), centre=(20, 32, 30), radius=10)
+    s = Structure("ball", volume.array / 100.0, ball, None, 1, (2.0, 1.0, 1.0))
+    gone = np.zeros(3)
+    boxes = {id(s.mask): (weakref.ref(gone), ((0, 0, 0), (2, 2, 2)))}
+    image, mask, _spacing = prompt3d_train.block_around(s, np.random.default_rng(0), boxes)
+    assert mask.sum() == ball.sum() and image.shape == mask.shape
 
 
 def test_later_rounds_can_start_from_the_networks_own_answer():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -49,15 +50,17 @@ KINDS = ("scribble", "box", "extreme", "click", "drawn")
 KIND_P = (0.3, 0.25, 0.25, 0.1, 0.1)
 
 
-def block_around(s: Structure, rng: np.random.Generator, boxes: dict) -> tuple[np.ndarray, np.ndarray, tuple]:
+def block_around(s: Structure, rng: np.random.Generator, boxes: dict) -> tuple[np.ndarray, np.ndarray, tuple] | None:
     """(image, mask) of a block around the structure (as wide again as it is per side, at
     least 16 voxels), randomly flipped: a sample needs no more of a 512^2 CT, and finding
-    the structure's box once per structure keeps a sample cheap."""
-    key = id(s.mask)
-    if key not in boxes:
-        boxes[key] = mask_box(s.mask)
+    the structure's box once per structure keeps a sample cheap. None for an empty mask."""
+    hit = boxes.get(id(s.mask))
+    if hit is None or hit[0]() is not s.mask:  # a renewed re-drawn block may reuse a freed id
+        hit = boxes[id(s.mask)] = (weakref.ref(s.mask), mask_box(s.mask))
+    if hit[1] is None:
+        return None
     cut = []
-    for a, b, n in zip(*boxes[key], s.mask.shape, strict=True):
+    for a, b, n in zip(*hit[1], s.mask.shape, strict=True):
         m = max(16, int(rng.uniform(0.5, 1.0) * (b - a)))
         cut.append(slice(max(0, a - m), min(n, b + m)))
     image, mask = s.image[tuple(cut)], s.mask[tuple(cut)]
@@ -135,7 +138,10 @@ def training_sample(
     share ``p_own`` of the later rounds start from the network's own first answer instead of
     a made-up wrong result, so corrections are learnt on the errors the network makes."""
     while True:
-        image, mask, spacing = block_around(structs[int(rng.integers(len(structs)))], rng, boxes)
+        block = block_around(structs[int(rng.integers(len(structs)))], rng, boxes)
+        if block is None:  # a re-drawn block can lose a small structure to its deformation
+            continue
+        image, mask, spacing = block
         axis = int(rng.choice(3, p=[0.6, 0.2, 0.2]))
         area = mask.sum(axis=tuple(b for b in range(3) if b != axis))
         good = np.flatnonzero(area >= max(1, 0.2 * area.max()))
