@@ -215,17 +215,29 @@ def test_training_samples_are_benchmark_steps_in_the_engines_region():
         assert y.any() and not y.all()  # the structure, with background around it
 
 
-def test_a_blocks_cached_box_is_never_another_structures():
+def test_a_blocks_cached_box_is_never_another_structures(monkeypatch):
     """Re-drawn blocks are renewed during training, and a new mask can take a freed mask's
     id: a box cached for that id must not cut the new structure's block."""
     import weakref
 
+    monkeypatch.setattr(prompt3d_train, "P_FOV_CUT", 0.0)
     volume, ball = ball_volume(shape=(40, 64, 64), centre=(20, 32, 30), radius=10)
     s = Structure("ball", volume.array / 100.0, ball, None, 1, (2.0, 1.0, 1.0))
     gone = np.zeros(3)
     boxes = {id(s.mask): (weakref.ref(gone), ((0, 0, 0), (2, 2, 2)))}
     image, mask, _spacing = prompt3d_train.block_around(s, np.random.default_rng(0), boxes)
     assert mask.sum() == ball.sum() and image.shape == mask.shape
+
+
+def test_some_blocks_end_inside_the_structure_as_a_scans_field_of_view_does(monkeypatch):
+    volume, ball = ball_volume(shape=(40, 64, 64), centre=(20, 32, 30), radius=10)
+    s = Structure("ball", volume.array / 100.0, ball, None, 1, (2.0, 1.0, 1.0))
+    rng, boxes = np.random.default_rng(1), {}
+    monkeypatch.setattr(prompt3d_train, "P_FOV_CUT", 0.0)
+    assert all(prompt3d_train.block_around(s, rng, boxes)[1].sum() == ball.sum() for _ in range(10))
+    monkeypatch.setattr(prompt3d_train, "P_FOV_CUT", 1.0)
+    kept = [prompt3d_train.block_around(s, rng, boxes)[1].sum() / ball.sum() for _ in range(20)]
+    assert min(kept) > 0.2 and sum(k < 1 for k in kept) >= 5  # cut on some sides, never to a sliver
 
 
 def test_later_rounds_can_start_from_the_networks_own_answer():

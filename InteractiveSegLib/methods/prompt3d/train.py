@@ -50,19 +50,31 @@ KINDS = ("scribble", "box", "extreme", "click", "drawn")
 KIND_P = (0.3, 0.25, 0.25, 0.1, 0.1)
 
 
+#: share of blocks whose border (the scan's edge) cuts into the structure, as a field of view does
+P_FOV_CUT = 0.2
+
+
 def block_around(s: Structure, rng: np.random.Generator, boxes: dict) -> tuple[np.ndarray, np.ndarray, tuple] | None:
     """(image, mask) of a block around the structure (as wide again as it is per side, at
-    least 16 voxels), randomly flipped: a sample needs no more of a 512^2 CT, and finding
-    the structure's box once per structure keeps a sample cheap. None for an empty mask."""
+    least 16 voxels; in a share ``P_FOV_CUT`` the block's border cuts into it on some sides),
+    randomly flipped: a sample needs no more of a 512^2 CT, and finding the structure's box
+    once per structure keeps a sample cheap. None for an empty mask."""
     hit = boxes.get(id(s.mask))
     if hit is None or hit[0]() is not s.mask:  # a renewed re-drawn block may reuse a freed id
         hit = boxes[id(s.mask)] = (weakref.ref(s.mask), mask_box(s.mask))
     if hit[1] is None:
         return None
+    cropped = rng.random() < P_FOV_CUT
     cut = []
     for a, b, n in zip(*hit[1], s.mask.shape, strict=True):
         m = max(16, int(rng.uniform(0.5, 1.0) * (b - a)))
-        cut.append(slice(max(0, a - m), min(n, b + m)))
+        lo, hi = max(0, a - m), min(n, b + m)
+        if cropped:  # the scan ends inside the structure on some sides (a liver at a CT's top)
+            if rng.random() < 0.3:
+                lo = a + int(rng.uniform(0.0, 0.3) * (b - a))
+            if rng.random() < 0.3:
+                hi = b - int(rng.uniform(0.0, 0.3) * (b - a))
+        cut.append(slice(lo, hi))
     image, mask = s.image[tuple(cut)], s.mask[tuple(cut)]
     for a in range(3):
         if rng.random() < 0.5:
