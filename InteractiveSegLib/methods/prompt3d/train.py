@@ -1,11 +1,14 @@
 """Train the 3D prompt network (``interactiveseg train-prompt3d``), CPU or GPU, resumable.
 
-Each sample plays one step of the 3D benchmark on a training structure: a hint on one slice
-(a scribble, box, extreme points, click or the drawn cross-section; the slice is the largest
-or any holding a fifth of its area; along a random axis, axial more often). Half the samples
-are a later round: the class's mask is a plausible wrong 3D result (eroded or dilated,
-shifted, cut short or run past the structure's end along the hint's axis, a blob added or
-removed) and one or two corrections of it, on the slices it gets most wrong, join the hints.
+Each sample plays one step of the 3D benchmark on a training structure, in a block around it
+(in a share ``P_FOV_CUT`` the block ends inside the structure, as a scan's field of view
+does): a hint on one slice (a scribble, box, extreme points, click or the drawn
+cross-section; the slice is the largest or any holding a fifth of its area; along a random
+axis, axial more often). Half the samples are a later round: the class's mask is the
+network's own answer to the first hint (``--p-own`` of them) or a made-up wrong 3D result
+(eroded or dilated, shifted, cut short or run past the structure's end along the hint's
+axis, a blob added or removed), and one or two corrections of it, on the slices it gets most
+wrong, join the hints.
 The region is the engine's (``prompts.object_region``), zoomed out as the engine would when
 the structure runs out of it. Target: the structure in the region. Loss: Dice + cross-entropy.
 
@@ -263,7 +266,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--p-correct", type=float, default=0.5, help="share of samples that correct a wrong result")
     p.add_argument("--p-own", type=float, default=0.5, help="share of those that correct the network's own result")
     p.add_argument("--max-zoom", type=int, default=3, help="zoom-outs a sample's region may take (the engine's)")
-    p.add_argument("--p-augment", type=float, default=0.3, help="share of samples from re-drawn blocks")
+    p.add_argument("--p-augment", type=float, default=0.5, help="share of samples from re-drawn blocks")
     p.add_argument("--pool", type=int, default=4, help="re-drawn blocks kept at once")
     p.add_argument("--renew-every", type=int, default=10, help="draws between renewing one re-drawn block")
     p.add_argument("--block", type=int, default=96, help="largest side of a re-drawn block, in voxels")
