@@ -256,7 +256,7 @@ def test_later_rounds_can_start_from_the_networks_own_answer():
         x, _y = prompt3d_train.training_sample(structs, rng, 32, 1.0, 0, {}, fills, 1.0)
         filled = x[1] > 0.5  # the first region, whole: one solid block inside the sample's region
         lo, hi = mask_box(filled)
-        assert filled[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].all() and 0.05 < filled.mean() < 0.9
+        assert filled[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].all() and filled.mean() > 0.05
     assert len(calls) == 6 and all(c.shape == (len(CHANNELS), 32, 32, 32) and not c[1].any() for c in calls)
 
 
