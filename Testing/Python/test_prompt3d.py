@@ -39,6 +39,12 @@ def ball_volume(shape=(60, 100, 100), centre=(30, 50, 45), radius=30, spacing=(1
     return Volume(image.astype(np.float32), Geometry(spacing=spacing), modality="ct"), ball
 
 
+def ball_structure(radius: int) -> tuple[Structure, np.ndarray]:
+    """A training structure: a ball in a 40 x 64 x 64 block, slices twice as thick."""
+    volume, ball = ball_volume(shape=(40, 64, 64), centre=(20, 32, 30), radius=radius)
+    return Structure("ball", volume.array / 100.0, ball, None, 1, (2.0, 1.0, 1.0)), ball
+
+
 @pytest.fixture
 def tiny_model(tmp_path):
     """An untrained small network saved as a checkpoint: the engine's plumbing without the shipped weights."""
@@ -205,11 +211,10 @@ def test_the_shipped_network_segments_a_structure_it_never_saw_from_a_box():
 
 def test_training_samples_are_benchmark_steps_in_the_engines_region():
     rng = np.random.default_rng(3)
-    volume, ball = ball_volume(shape=(40, 64, 64), centre=(20, 32, 30), radius=20)
-    structs = [Structure("ball", volume.array / 100.0, ball, None, 1, (2.0, 1.0, 1.0))]
-    lost = Structure("lost", volume.array / 100.0, np.zeros_like(ball), None, 2, (2.0, 1.0, 1.0))  # deformed away
+    s, ball = ball_structure(20)
+    lost = Structure("lost", s.image, np.zeros_like(ball), None, 2, s.spacing)  # deformed away
     for _ in range(8):
-        x, y = prompt3d_train.training_sample([*structs, lost], rng, 32, 0.5, 3, {})
+        x, y = prompt3d_train.training_sample([s, lost], rng, 32, 0.5, 3, {})
         assert x.shape == (len(CHANNELS), 32, 32, 32) and y.shape == (1, 32, 32, 32)
         assert x[2].any() or x[4].any()  # the first hint is in its region
         assert y.any() and not y.all()  # the structure, with background around it
@@ -221,8 +226,7 @@ def test_a_blocks_cached_box_is_never_another_structures(monkeypatch):
     import weakref
 
     monkeypatch.setattr(prompt3d_train, "P_FOV_CUT", 0.0)
-    volume, ball = ball_volume(shape=(40, 64, 64), centre=(20, 32, 30), radius=10)
-    s = Structure("ball", volume.array / 100.0, ball, None, 1, (2.0, 1.0, 1.0))
+    s, ball = ball_structure(10)
     gone = np.zeros(3)
     boxes = {id(s.mask): (weakref.ref(gone), ((0, 0, 0), (2, 2, 2)))}
     image, mask, _spacing = prompt3d_train.block_around(s, np.random.default_rng(0), boxes)
@@ -230,8 +234,7 @@ def test_a_blocks_cached_box_is_never_another_structures(monkeypatch):
 
 
 def test_some_blocks_end_inside_the_structure_as_a_scans_field_of_view_does(monkeypatch):
-    volume, ball = ball_volume(shape=(40, 64, 64), centre=(20, 32, 30), radius=10)
-    s = Structure("ball", volume.array / 100.0, ball, None, 1, (2.0, 1.0, 1.0))
+    s, ball = ball_structure(10)
     rng, boxes = np.random.default_rng(1), {}
     monkeypatch.setattr(prompt3d_train, "P_FOV_CUT", 0.0)
     assert all(prompt3d_train.block_around(s, rng, boxes)[1].sum() == ball.sum() for _ in range(10))
@@ -244,8 +247,7 @@ def test_later_rounds_can_start_from_the_networks_own_answer():
     """With ``p_own`` = 1 every later round's current mask is what ``own`` answered to the
     first hint: here a network that fills its grid, so the mask is the first region, whole."""
     rng = np.random.default_rng(4)
-    volume, ball = ball_volume(shape=(40, 64, 64), centre=(20, 32, 30), radius=20)
-    structs = [Structure("ball", volume.array / 100.0, ball, None, 1, (2.0, 1.0, 1.0))]
+    s, _ball = ball_structure(20)
     calls = []
 
     def fills(x):
@@ -253,7 +255,7 @@ def test_later_rounds_can_start_from_the_networks_own_answer():
         return np.ones(x.shape[1:], np.float32)
 
     for _ in range(6):
-        x, _y = prompt3d_train.training_sample(structs, rng, 32, 1.0, 0, {}, fills, 1.0)
+        x, _y = prompt3d_train.training_sample([s], rng, 32, 1.0, 0, {}, fills, 1.0)
         filled = x[1] > 0.5  # the first region, whole: one solid block inside the sample's region
         lo, hi = mask_box(filled)
         assert filled[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].all() and filled.mean() > 0.05
