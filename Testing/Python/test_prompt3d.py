@@ -244,22 +244,53 @@ def test_some_blocks_end_inside_the_structure_as_a_scans_field_of_view_does(monk
 
 
 def test_later_rounds_can_start_from_the_networks_own_answer():
-    """With ``p_own`` = 1 every later round's current mask is what ``own`` answered to the
-    first hint: here a network that fills its grid, so the mask is the first region, whole."""
+    """With ``p_own`` = 1 every later round's current mask is what ``own`` answered: to the
+    first hint, or (a second correction) to the first hint and its correction given that
+    first answer. Here a network that fills its grid, so the mask is a region, whole."""
     rng = np.random.default_rng(4)
     s, _ball = ball_structure(20)
-    calls = []
+    calls: list[np.ndarray] = []
 
     def fills(x):
         calls.append(x)
         return np.ones(x.shape[1:], np.float32)
 
-    for _ in range(6):
+    chained = 0
+    for _ in range(8):
+        before = len(calls)
         x, _y = prompt3d_train.training_sample([s], rng, 32, 1.0, 0, {}, fills, 1.0)
-        filled = x[1] > 0.5  # the first region, whole: one solid block inside the sample's region
+        filled = x[1] > 0.5  # the last answer's region, whole: one solid block in the sample's region
         lo, hi = mask_box(filled)
         assert filled[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].all() and filled.mean() > 0.05
-    assert len(calls) == 6 and all(c.shape == (len(CHANNELS), 32, 32, 32) and not c[1].any() for c in calls)
+        mine = calls[before:]
+        assert len(mine) in (1, 2) and all(c.shape == (len(CHANNELS), 32, 32, 32) for c in mine)
+        assert not mine[0][1].any()  # the first answer: to the first hint alone
+        if len(mine) == 2:  # round 3: asked with its first answer as the current mask, and a correction
+            chained += 1
+            assert mine[1][1].any() and (mine[1][2].sum() + mine[1][3].sum() + mine[1][4].sum()) > 0
+    assert 0 < chained < 8
+
+
+def test_unions_join_touching_train_structures_and_never_a_held_out_one():
+    """Four labels in a row (1 | 2 | 3, a gap, 5) and a held-out 4 touching 1: neighbours are
+    found across the gap of one voxel, and no union holds the held-out label."""
+    from InteractiveSegLib.methods.prompt3d.composites import composite_structures, neighbours
+
+    labelmap = np.zeros((8, 8, 40), np.int16)
+    labelmap[:, :, 0:8], labelmap[:, :, 8:16], labelmap[:, :, 16:24], labelmap[:, :, 25:33] = 1, 2, 3, 5
+    labelmap[:, 0:2, 0:8] = 4
+    graph = neighbours(labelmap, {1, 2, 3, 5})
+    assert graph == {1: {2}, 2: {1, 3}, 3: {2, 5}, 5: {3}}
+    image = np.zeros(labelmap.shape, np.float32)
+    structs = [Structure(f"v:{v}", image, labelmap == v, labelmap, v, (1.0, 1.0, 1.0)) for v in (1, 2, 3, 5)]
+    unions = composite_structures(structs, np.random.default_rng(0), per_volume=10)
+    assert len(unions) == 11 and unions[-1].name == "v:union-all"
+    assert np.array_equal(unions[-1].mask, np.isin(labelmap, [1, 2, 3, 5]))
+    for u in unions:
+        joined = set(np.unique(labelmap[u.mask]).tolist())
+        assert 4 not in joined and len(joined) >= 2 and u.labelmap is None  # not re-drawn by label value
+        present = sorted(joined)  # breadth-first over touching labels: a run of the chain
+        assert present == [v for v in (1, 2, 3, 5) if present[0] <= v <= present[-1]]
 
 
 def test_the_training_command_takes_a_users_folder_and_resumes(tmp_path, decathlon, capsys):

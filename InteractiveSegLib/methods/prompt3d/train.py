@@ -8,15 +8,18 @@ axis, axial more often). Half the samples are a later round: the class's mask is
 network's own answer to the first hint (``--p-own`` of them) or a made-up wrong 3D result
 (eroded or dilated, shifted, cut short or run past the structure's end along the hint's
 axis, a blob added or removed), and one or two corrections of it, on the slices it gets most
-wrong, join the hints.
+wrong, join the hints (after the network's own answer, the second correction is made on its
+answer to the first: round 3 as the benchmark plays it).
 The region is the engine's (``prompts.object_region``), zoomed out as the engine would when
 the structure runs out of it. Target: the structure in the region. Loss: Dice + cross-entropy.
 
 Data (``--dataset``, the data layer's sources, names or Decathlon / nnU-Net folders): by
 default the train split of Colin27/AAL, INIA19/NeuroMaps and the abdominal CT, scaled by
-modality; a share (``--p-augment``) of samples come from blocks re-drawn by ``data.synthesis``
-(SynthSeg's random contrast per label, or the real image deformed, bias, thick slices, blur,
-noise, gamma), so the network meets contrasts and slice spacings it will see elsewhere.
+modality; a share (``--p-composite``) of samples are unions of touching train structures
+(``composites``: large, of several intensities, as a whole brain is); a share
+(``--p-augment``) of samples come from blocks re-drawn by ``data.synthesis`` (SynthSeg's
+random contrast per label, or the real image deformed, bias, thick slices, blur, noise,
+gamma), so the network meets contrasts and slice spacings it will see elsewhere.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from scipy import ndimage
 
 from InteractiveSegLib.checkpoints import default_models_dir
 from InteractiveSegLib.hints import Click, ijk_from_slice_point
+from InteractiveSegLib.methods.prompt3d.composites import composite_structures
 from InteractiveSegLib.methods.prompt3d.network import prompt3d_net
 from InteractiveSegLib.methods.prompt3d.prompts import (
     CHANNELS,
@@ -125,12 +129,18 @@ def robot_hint(kind: str, mask: np.ndarray, current: np.ndarray | None, axis: in
 
 
 def own_result(
-    own: Callable[[np.ndarray], np.ndarray], image: np.ndarray, first, spacing: tuple, size: int
+    own: Callable[[np.ndarray], np.ndarray],
+    image: np.ndarray,
+    hints: list,
+    previous: np.ndarray | None,
+    spacing: tuple,
+    size: int,
 ) -> np.ndarray:
-    """The network's own answer to the first hint (in the engine's first region), pasted
-    into a block-sized mask: the wrong result a later round really starts from."""
-    region = object_region([first], None, spacing, image.shape)
-    grid = torch.from_numpy(own(encode(image, None, [first], region, size)))[None, None]
+    """The network's own answer to ``hints`` given ``previous`` (in the engine's region,
+    not zoomed), pasted into a block-sized mask: the wrong result a later round really
+    starts from."""
+    region = object_region(hints, previous, spacing, image.shape)
+    grid = torch.from_numpy(own(encode(image, previous, hints, region, size)))[None, None]
     prob = to_region(grid, region)[0, 0].numpy()
     out = np.zeros(image.shape, bool)
     out[tuple(slice(a, b) for a, b in zip(*region, strict=True))] = prob > 0.5
@@ -151,7 +161,8 @@ def training_sample(
 
     ``own`` (the network being trained: input -> probability on its grid) makes a
     share ``p_own`` of the later rounds start from the network's own first answer instead of
-    a made-up wrong result, so corrections are learnt on the errors the network makes."""
+    a made-up wrong result (and a second correction from its answer to the first), so
+    corrections are learnt on the errors the network makes, round after round."""
     while True:
         block = block_around(structs[int(rng.integers(len(structs)))], rng, boxes)
         if block is None:  # a re-drawn block can lose a small structure to its deformation
@@ -167,11 +178,16 @@ def training_sample(
             break
     hints, previous = [first], None
     if rng.random() < p_correct:
-        if own is not None and rng.random() < p_own:
-            previous = own_result(own, image, first, spacing, size)
+        chained = own is not None and rng.random() < p_own
+        if chained:
+            assert own is not None
+            previous = own_result(own, image, hints, None, spacing, size)
         else:
             previous = wrong_result(mask, axis, rng)
-        for _ in range(int(rng.integers(1, 3))):
+        for c in range(int(rng.integers(1, 3))):
+            if c and chained:  # round 3: the network's answer to round 2 (so it learns not to drift)
+                assert own is not None
+                previous = own_result(own, image, hints, previous, spacing, size)
             a = axis if rng.random() < 0.7 else int(rng.integers(3))
             err = (mask ^ previous).sum(axis=tuple(b for b in range(3) if b != a))
             if not err.any():
@@ -210,7 +226,13 @@ def train(args: argparse.Namespace) -> dict:
     done = [resumed_iteration(args)]
     rng = np.random.default_rng([args.seed, done[0]])  # a resumed run draws new samples, not the first ones again
     structs = training_structures(args.dataset or DEFAULT_DATASETS, normalization="modality")
-    draw = structure_draw(args, structs, rng)
+    unions = composite_structures(structs, rng, per_volume=16) if args.p_composite > 0 else []
+    single = structure_draw(args, structs, rng)
+
+    def draw(r: np.random.Generator) -> list[Structure]:
+        """Unions of neighbouring structures in a share ``--p-composite``, else ``single``'s."""
+        return unions if unions and r.random() < args.p_composite else single(r)
+
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     loss_fn = DiceCELoss(sigmoid=True)
     boxes: dict = {}
@@ -236,7 +258,7 @@ def train(args: argparse.Namespace) -> dict:
         y = torch.from_numpy(np.stack([b[1] for b in batch])).to(device)
         return loss_fn(model(x), y)
 
-    print(f"prompt3d_net: {len(structs)} structures; {args.iterations} iterations", flush=True)
+    print(f"prompt3d_net: {len(structs)} structures, {len(unions)} unions; {args.iterations} iterations", flush=True)
     config = {"net": net_cfg, "size": args.size, "channels": list(CHANNELS)}
     meta = {
         "data": " + ".join(args.dataset or DEFAULT_DATASETS) + ", train split of each (data.splits)",
@@ -246,6 +268,7 @@ def train(args: argparse.Namespace) -> dict:
             "block": args.block,
             "p_correct": args.p_correct,
             "p_own": args.p_own,
+            "p_composite": args.p_composite,
         },
         "lr": {"base": args.lr, "drop_at": args.lr_drop_at, "drop": args.lr_drop},
         "init": args.init,
@@ -265,6 +288,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", type=int, nargs=6, default=[8, 16, 32, 64, 128, 8], help="U-Net widths")
     p.add_argument("--p-correct", type=float, default=0.5, help="share of samples that correct a wrong result")
     p.add_argument("--p-own", type=float, default=0.5, help="share of those that correct the network's own result")
+    p.add_argument("--p-composite", type=float, default=0.2, help="share of samples on unions of touching structures")
     p.add_argument("--max-zoom", type=int, default=3, help="zoom-outs a sample's region may take (the engine's)")
     p.add_argument("--p-augment", type=float, default=0.5, help="share of samples from re-drawn blocks")
     p.add_argument("--pool", type=int, default=4, help="re-drawn blocks kept at once")
