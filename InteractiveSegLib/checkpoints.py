@@ -56,15 +56,32 @@ def save_checkpoint(path: str | Path, arch: str, config: dict, model: torch.nn.M
     tmp.replace(path)
 
 
+def update_checkpoint(path: str | Path, out: str | Path, config: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Write ``path``'s checkpoint to ``out`` (atomically; it may be ``path``) with ``config``
+    and ``meta`` merged into its own, the weights untouched."""
+    ckpt = _read(path)
+    ckpt["config"] = {**ckpt.get("config", {}), **config}
+    ckpt["meta"] = {**ckpt.get("meta", {}), **meta}
+    out = Path(out)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(out)
+
+
 def checkpoint_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The state dict of a checkpoint, without building its network (to warm-start another)."""
+    return _read(path)["state_dict"]
+
+
+def _read(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's dict; ModelError when it does not load or is not a checkpoint."""
     try:
         ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
     except Exception as e:
         raise ModelError(f"model file {path} does not load: {e}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ModelError(f"model file {path} is not an InteractiveSeg checkpoint")
-    return ckpt["state_dict"]
+    return ckpt
 
 
 def load_checkpoint(path: str | Path, expected_arch: str) -> tuple[torch.nn.Module, dict, dict]:

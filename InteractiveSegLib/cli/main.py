@@ -1,6 +1,6 @@
 """The ``interactiveseg`` console script: demo, bench, bench-memory, segment, online,
-train-click, train-sim, train-vmn, engines, and commands installed beside the library
-(``interactiveseg.commands`` entry points: ``web``, the browser app)."""
+train-click, train-sim, train-vmn, train-prompt3d, calibrate-prompt3d, engines, and commands
+installed beside the library (``interactiveseg.commands`` entry points: ``web``, the browser app)."""
 
 from __future__ import annotations
 
@@ -246,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     from InteractiveSegLib.methods.prompt3d import train as prompt3d_train
 
     prompt3d_train.add_arguments(tp)
+    tc = sub.add_parser(
+        "calibrate-prompt3d", help="choose the 3D prompt network's logit offset on the train split, into its file"
+    )
+    from InteractiveSegLib.bench import calibration
+
+    calibration.add_arguments(tc)
     sub.add_parser("engines", help="list registered engines")
 
     plugins = {ep.name: ep for ep in entry_points(group="interactiveseg.commands")}
@@ -290,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "train-prompt3d":
             args.command = args.command_line
             prompt3d_train.train(args)
+        elif args.cmd == "calibrate-prompt3d":
+            calibration.run(args)
         elif args.cmd == "engines":
             from InteractiveSegLib.engines import available_engines
 

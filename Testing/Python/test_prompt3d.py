@@ -306,3 +306,41 @@ def test_the_training_command_takes_a_users_folder_and_resumes(tmp_path, decathl
     assert ckpt["arch"] == "prompt3d_net" and ckpt["meta"]["iterations"] == 2 and ckpt["config"]["size"] == 32
     engine = create_engine("prompt3d", model_path=out)
     assert engine.size == 32
+
+
+def test_the_logit_offset_comes_from_the_checkpoint_and_shifts_every_logit(tmp_path, tiny_model):
+    from InteractiveSegLib.checkpoints import update_checkpoint
+
+    volume, _ball = ball_volume(shape=(30, 48, 48), centre=(15, 24, 24), radius=12)
+    calibrated = tmp_path / "calibrated.pt"
+    update_checkpoint(tiny_model, calibrated, {"logit_offset": 2.0}, {"calibration": {"by": "test"}})
+    plain, shifted = (Prompt3DEngine(p, max_zoom=0, threads=1) for p in (tiny_model, calibrated))
+    assert plain.logit_offset == 0.0 and shifted.logit_offset == 2.0
+    assert Prompt3DEngine(calibrated, logit_offset=-1.0).logit_offset == -1.0  # an explicit one wins
+    region = ((5, 10, 10), (25, 38, 38))
+    hints = [Click((24, 24, 15), positive=True, axis=0)]
+    probs = []
+    for engine in (plain, shifted):
+        engine.set_image(volume)
+        probs.append(engine.run(hints, np.zeros(volume.shape, bool), region).astype(np.float64))
+    logit = [np.log(p / (1 - p)) for p in probs]
+    np.testing.assert_allclose(logit[1] - logit[0], 2.0, atol=1e-2)
+    before, after = (torch.load(p, map_location="cpu", weights_only=True) for p in (tiny_model, calibrated))
+    assert after["meta"]["calibration"] == {"by": "test"} and after["meta"]["data"] == before["meta"]["data"]
+    assert all(torch.equal(before["state_dict"][k], v) for k, v in after["state_dict"].items())
+
+
+def test_calibration_never_chooses_an_offset_that_empties_every_answer(tmp_path, tiny_model, decathlon, capsys):
+    """Offset -30 leaves every answer empty (Dice 0), +30 fills the region (Dice > 0): the
+    train split's sessions must pick +30 and write it, with the table, to the output only."""
+    from InteractiveSegLib.cli.main import main
+
+    out = tmp_path / "calibrated.pt"
+    base = ["calibrate-prompt3d", "--model", str(tiny_model), "--data", str(decathlon), "--rounds", "2"]
+    args = [*base, "--out", str(out), "--offsets=-30,30", "--hint", "box", "--per-volume", "1"]
+    assert main(args) == 0, capsys.readouterr().err
+    ckpt = torch.load(out, map_location="cpu", weights_only=True)
+    table = ckpt["meta"]["calibration"]["mean_dice_by_offset"]
+    assert ckpt["config"]["logit_offset"] == 30.0 and table["-30"] == 0.0 and table["30"] > 0.0
+    assert "logit_offset" not in torch.load(tiny_model, map_location="cpu", weights_only=True)["config"]
+    assert main([*base, "--hint", "lasso"]) == 2 and "--hint 'lasso'" in capsys.readouterr().err

@@ -49,6 +49,7 @@ class Prompt3DEngine(Engine):
         device: str | None = None,
         threads: int | None = None,
         modality: str = "auto",
+        logit_offset: float | None = None,
     ) -> None:
         """
         Args:
@@ -57,6 +58,9 @@ class Prompt3DEngine(Engine):
             device: torch device (default: CUDA when present).
             threads: torch CPU threads.
             modality: "ct", "mr" or "auto" (the volume's header, else its intensities).
+            logit_offset: added to the network's logits before the 0.5 threshold (default:
+                the checkpoint's ``logit_offset``, chosen on the train split by
+                ``interactiveseg calibrate-prompt3d``; 0 when it has none).
         """
         super().__init__()
         net, self.config, self.meta = load_checkpoint(
@@ -71,6 +75,7 @@ class Prompt3DEngine(Engine):
         if threads:
             torch.set_num_threads(threads)
         self.requested_modality = modality
+        self.logit_offset = float(self.config.get("logit_offset", 0.0) if logit_offset is None else logit_offset)
         self._norm: np.ndarray | None = None
 
     def set_image(self, volume: Volume) -> None:
@@ -83,7 +88,7 @@ class Prompt3DEngine(Engine):
         assert self._norm is not None
         x = torch.from_numpy(encode(self._norm, current, hints, region, self.size))[None].to(self.device)
         with torch.no_grad():
-            return torch.sigmoid(to_region(self.net(x), region))[0, 0].cpu().numpy()
+            return torch.sigmoid(to_region(self.net(x), region) + self.logit_offset)[0, 0].cpu().numpy()
 
     def predict(self, request: Request) -> Prediction:
         if self._norm is None or self.volume is None:
