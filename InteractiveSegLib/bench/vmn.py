@@ -146,6 +146,15 @@ def run_volume(
     return run
 
 
+def picked(d: BenchData, max_structures: int, seed: int) -> list[int]:
+    """The structures of a shipped volume the benchmark runs: at most ``max_structures``
+    (0: all), a sample seeded by ``seed``."""
+    ids = sorted(d.structures)
+    if not max_structures or len(ids) <= max_structures:
+        return ids
+    return sorted(int(v) for v in np.random.default_rng(seed).choice(ids, max_structures, replace=False))
+
+
 def summarize(
     engine: str, data: BenchData, kind: str, select: str, runs: list[VolumeRun], rounds: int
 ) -> dict[str, Any]:
@@ -240,10 +249,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
         names = args.data if args.data != "colin27,inia19,mni152" else "colin27,inia19"
         data = shipped_data(names.split(","), args.split, args.min_voxels)
         for d in data:
-            ids = sorted(d.structures)
-            if args.max_structures and len(ids) > args.max_structures:
-                pick = np.random.default_rng(args.seed).choice(ids, args.max_structures, replace=False)
-                d.structures = {int(v): d.structures[int(v)] for v in sorted(pick)}
+            d.structures = {v: d.structures[v] for v in picked(d, args.max_structures, args.seed)}
     results: list[dict[str, Any]] = []
     for engine_name in engines:
         engine = None

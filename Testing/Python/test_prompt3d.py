@@ -332,11 +332,14 @@ def test_the_logit_offset_comes_from_the_checkpoint_and_shifts_every_logit(tmp_p
 
 def test_calibration_never_chooses_an_offset_that_empties_every_answer(tmp_path, tiny_model, decathlon, capsys):
     """Offset -30 leaves every answer empty (Dice 0), +30 fills the region (Dice > 0): the
-    train split's sessions must pick +30 and write it, with the table, to the output only."""
+    held-out case's sessions must pick +30 and write it, with the table, to the output only.
+    Without ``--include-reported`` the one held-out ball is what a benchmark reports: refused."""
     from InteractiveSegLib.cli.main import main
 
     out = tmp_path / "calibrated.pt"
     base = ["calibrate-prompt3d", "--model", str(tiny_model), "--data", str(decathlon), "--rounds", "2"]
+    assert main([*base, "--out", str(out)]) == 2 and "no unreported held-out structure" in capsys.readouterr().err
+    base.append("--include-reported")
     args = [*base, "--out", str(out), "--offsets=-30,30", "--hint", "box", "--per-volume", "1"]
     assert main(args) == 0, capsys.readouterr().err
     ckpt = torch.load(out, map_location="cpu", weights_only=True)
@@ -344,3 +347,16 @@ def test_calibration_never_chooses_an_offset_that_empties_every_answer(tmp_path,
     assert ckpt["config"]["logit_offset"] == 30.0 and table["-30"] == 0.0 and table["30"] > 0.0
     assert "logit_offset" not in torch.load(tiny_model, map_location="cpu", weights_only=True)["config"]
     assert main([*base, "--hint", "lasso"]) == 2 and "--hint 'lasso'" in capsys.readouterr().err
+
+
+def test_the_offset_is_chosen_on_held_out_structures_the_benchmark_never_reports():
+    from InteractiveSegLib.bench.calibration import MIN_VOXELS, unreported
+    from InteractiveSegLib.bench.harness import shipped_data
+    from InteractiveSegLib.bench.options import BenchOptions
+    from InteractiveSegLib.bench.vmn import picked
+
+    held_out, train = (shipped_data(["colin27"], split, MIN_VOXELS)[0] for split in ("test", "train"))
+    shown = set(picked(held_out, 4, BenchOptions().seed))
+    chosen = set(unreported(["colin27"])[0].structures)
+    assert len(shown) == 4 and chosen and not chosen & shown and chosen | shown == set(held_out.structures)
+    assert not chosen & set(train.structures)
