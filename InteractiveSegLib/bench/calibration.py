@@ -93,7 +93,10 @@ def calibrate(
         if per_volume and len(ids) > per_volume:
             d.structures = {int(v): d.structures[int(v)] for v in sorted(rng.choice(ids, per_volume, replace=False))}
     if not any(d.structures for d in volumes):
-        raise ConfigError(f"no unreported held-out structure of at least {MIN_VOXELS} voxels in {data}")
+        raise ConfigError(
+            f"no unreported held-out structure of at least {MIN_VOXELS} voxels in {data} "
+            "(a folder of your own: --include-reported)"
+        )
     means: dict[str, float] = {}
     for offset in offsets:
         engine = create_engine("prompt3d", model_path=model, logit_offset=offset, threads=threads)
@@ -152,7 +155,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--hint", default=",".join(HINTS), help="first-hint kinds, comma-separated")
     p.add_argument("--rounds", type=int, default=6)
-    p.add_argument("--per-volume", type=int, default=6, help="train structures per volume (0: all)")
+    p.add_argument("--per-volume", type=int, default=6, help="structures drawn per volume (0: all)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(

@@ -178,16 +178,14 @@ def training_sample(
             break
     hints, previous = [first], None
     if rng.random() < p_correct:
-        chained = own is not None and rng.random() < p_own
-        if chained:
-            assert own is not None
-            previous = own_result(own, image, hints, None, spacing, size)
+        mine = own if own is not None and rng.random() < p_own else None
+        if mine is not None:
+            previous = own_result(mine, image, hints, None, spacing, size)
         else:
             previous = wrong_result(mask, axis, rng)
         for c in range(int(rng.integers(1, 3))):
-            if c and chained:  # round 3: the network's answer to round 2 (so it learns not to drift)
-                assert own is not None
-                previous = own_result(own, image, hints, previous, spacing, size)
+            if c and mine is not None:  # round 3: the network's answer to round 2 (so it learns not to drift)
+                previous = own_result(mine, image, hints, previous, spacing, size)
             a = axis if rng.random() < 0.7 else int(rng.integers(3))
             err = (mask ^ previous).sum(axis=tuple(b for b in range(3) if b != a))
             if not err.any():
