@@ -49,11 +49,8 @@ def default_models_dir() -> Path:
 
 
 def save_checkpoint(path: str | Path, arch: str, config: dict, model: torch.nn.Module, meta: dict[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"arch": arch, "config": config, "state_dict": model.state_dict(), "meta": meta}, tmp)
-    tmp.replace(path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _write({"arch": arch, "config": config, "state_dict": model.state_dict(), "meta": meta}, path)
 
 
 def update_checkpoint(path: str | Path, out: str | Path, config: dict[str, Any], meta: dict[str, Any]) -> None:
@@ -62,10 +59,15 @@ def update_checkpoint(path: str | Path, out: str | Path, config: dict[str, Any],
     ckpt = _read(path)
     ckpt["config"] = {**ckpt.get("config", {}), **config}
     ckpt["meta"] = {**ckpt.get("meta", {}), **meta}
-    out = Path(out)
-    tmp = out.with_suffix(out.suffix + ".tmp")
+    _write(ckpt, out)
+
+
+def _write(ckpt: dict[str, Any], path: str | Path) -> None:
+    """Save ``ckpt`` to ``path`` through a temporary file, so a reader never sees half of it."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(ckpt, tmp)
-    tmp.replace(out)
+    tmp.replace(path)
 
 
 def checkpoint_weights(path: str | Path) -> dict[str, torch.Tensor]:

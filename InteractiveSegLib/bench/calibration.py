@@ -108,8 +108,8 @@ def calibrate(
                     session = Session(d.image, engine, LabelTable.default([1], {1: name}))
                     ref = d.labelmap == value
                     dices += run_volume(session, ref, name, kind, "quality", rounds, seed * 100003 + value).dices
-        means[f"{offset:g}"] = float(np.mean(dices))
-        log(f"logit offset {offset:+g}: mean Dice {means[f'{offset:g}']:.4f} over {len(dices)} rounds")
+        means[f"{offset:g}"] = mean = float(np.mean(dices))
+        log(f"logit offset {offset:+g}: mean Dice {mean:.4f} over {len(dices)} rounds")
     best = max(offsets, key=lambda o: means[f"{o:g}"])
     return float(best), means
 

@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
 
     prompt3d_train.add_arguments(tp)
     tc = sub.add_parser(
-        "calibrate-prompt3d", help="choose the 3D prompt network's logit offset on the train split, into its file"
+        "calibrate-prompt3d",
+        help="choose the 3D prompt network's logit offset on held-out structures the benchmark does not report",
     )
     from InteractiveSegLib.bench import calibration
 
