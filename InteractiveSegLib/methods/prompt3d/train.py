@@ -7,9 +7,10 @@ cross-section; the slice is the largest or any holding a fifth of its area; alon
 axis, axial more often). Half the samples are a later round: the class's mask is the
 network's own answer to the first hint (``--p-own`` of them) or a made-up wrong 3D result
 (eroded or dilated, shifted, cut short or run past the structure's end along the hint's
-axis, a blob added or removed), and one or two corrections of it, on the slices it gets most
-wrong, join the hints (after the network's own answer, the second correction is made on its
-answer to the first: round 3 as the benchmark plays it).
+axis, a blob added or removed), and one or more corrections of it, on the slices it gets most
+wrong, join the hints (after the network's own answer, each further correction is made on
+its answer to the ones before, as the benchmark plays round after round; up to
+``--max-corrections``).
 The region is the engine's (``prompts.object_region``), zoomed out as the engine would when
 the structure runs out of it. Target: the structure in the region. Loss: Dice + cross-entropy.
 
@@ -156,13 +157,15 @@ def training_sample(
     boxes: dict,
     own: Callable[[np.ndarray], np.ndarray] | None = None,
     p_own: float = 0.0,
+    max_corrections: int = 2,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(input (len(CHANNELS), size^3), target (1, size^3)) of one benchmark-like step.
 
     ``own`` (the network being trained: input -> probability on its grid) makes a
     share ``p_own`` of the later rounds start from the network's own first answer instead of
-    a made-up wrong result (and a second correction from its answer to the first), so
-    corrections are learnt on the errors the network makes, round after round."""
+    a made-up wrong result (and each further correction, up to ``max_corrections``, from its
+    answer to the ones before), so corrections are learnt on the errors the network makes,
+    round after round, as long as a benchmark session goes."""
     while True:
         block = block_around(structs[int(rng.integers(len(structs)))], rng, boxes)
         if block is None:  # a re-drawn block can lose a small structure to its deformation
@@ -183,8 +186,8 @@ def training_sample(
             previous = own_result(mine, image, hints, None, spacing, size)
         else:
             previous = wrong_result(mask, axis, rng)
-        for c in range(int(rng.integers(1, 3))):
-            if c and mine is not None:  # round 3: the network's answer to round 2 (so it learns not to drift)
+        for c in range(int(rng.integers(1, max_corrections + 1))):
+            if c and mine is not None:  # round c + 2: the network's answer to round c + 1 (so it learns not to drift)
                 previous = own_result(mine, image, hints, previous, spacing, size)
             a = axis if rng.random() < 0.7 else int(rng.integers(3))
             err = (mask ^ previous).sum(axis=tuple(b for b in range(3) if b != a))
@@ -249,7 +252,9 @@ def train(args: argparse.Namespace) -> dict:
         for group in opt.param_groups:
             group["lr"] = args.lr * (args.lr_drop if args.lr_drop_at and done[0] > args.lr_drop_at else 1.0)
         batch = [
-            training_sample(draw(rng), rng, args.size, args.p_correct, args.max_zoom, boxes, own, args.p_own)
+            training_sample(
+                draw(rng), rng, args.size, args.p_correct, args.max_zoom, boxes, own, args.p_own, args.max_corrections
+            )
             for _ in range(args.batch)
         ]
         x = torch.from_numpy(np.stack([b[0] for b in batch])).to(device)
@@ -267,6 +272,7 @@ def train(args: argparse.Namespace) -> dict:
             "p_correct": args.p_correct,
             "p_own": args.p_own,
             "p_composite": args.p_composite,
+            "max_corrections": args.max_corrections,
         },
         "lr": {"base": args.lr, "drop_at": args.lr_drop_at, "drop": args.lr_drop},
         "init": args.init,
@@ -286,6 +292,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", type=int, nargs=6, default=[8, 16, 32, 64, 128, 8], help="U-Net widths")
     p.add_argument("--p-correct", type=float, default=0.5, help="share of samples that correct a wrong result")
     p.add_argument("--p-own", type=float, default=0.5, help="share of those that correct the network's own result")
+    p.add_argument(
+        "--max-corrections", type=int, default=2, help="most corrections a later-round sample adds (its rounds - 1)"
+    )
     p.add_argument("--p-composite", type=float, default=0.2, help="share of samples on unions of touching structures")
     p.add_argument("--max-zoom", type=int, default=3, help="zoom-outs a sample's region may take (the engine's)")
     p.add_argument("--p-augment", type=float, default=0.5, help="share of samples from re-drawn blocks")
