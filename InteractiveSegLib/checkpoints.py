@@ -49,7 +49,6 @@ def default_models_dir() -> Path:
 
 
 def save_checkpoint(path: str | Path, arch: str, config: dict, model: torch.nn.Module, meta: dict[str, Any]) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     _write({"arch": arch, "config": config, "state_dict": model.state_dict(), "meta": meta}, path)
 
 
@@ -63,8 +62,10 @@ def update_checkpoint(path: str | Path, out: str | Path, config: dict[str, Any],
 
 
 def _write(ckpt: dict[str, Any], path: str | Path) -> None:
-    """Save ``ckpt`` to ``path`` through a temporary file, so a reader never sees half of it."""
+    """Save ``ckpt`` to ``path`` (its folder made if need be) through a temporary file, so a
+    reader never sees half of it."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(ckpt, tmp)
     tmp.replace(path)

@@ -163,10 +163,9 @@ def near_hints(rated: np.ndarray, hinted: list[int], reach: float = HINT_REACH) 
     """Weights in [0, 1] per slice: the distance to the nearest hinted slice over ``reach``
     of the rated run's length (at least 2 slices), capped at 1 (1 everywhere without hints).
     Written by hand: a one-line distance rule, no library needed."""
-    weights = np.ones(len(rated))
     present = np.flatnonzero(rated)
     if not hinted or not len(present):
-        return weights
+        return np.ones(len(rated))
     scale = max(2.0, reach * (present[-1] - present[0] + 1))
     distance = np.abs(np.arange(len(rated))[:, None] - np.asarray(hinted)[None]).min(1)
-    return np.minimum(weights, distance / scale)
+    return np.minimum(1.0, distance / scale)
