@@ -12,22 +12,30 @@ on, since it is surer of those it did (on the train split the offset hardly matt
 never on the ones the benchmark reports: the held-out split less the benchmark's own sample
 (``bench.vmn.picked``, the issue-20 commands' ``--max-structures 4``) and the structures
 named in its other commands (``--exclude``).
+
+The same sessions, at the chosen offset, fit the slice-quality model (``methods.prompt3d.
+slice_quality``): every rated slice of every round against its true IoU. Its Pearson r is
+measured cross-fitted (fitted on half the structures, read on the other half, both ways)
+and stored beside the expected IoU's.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from InteractiveSegLib.bench.harness import log, shipped_data
 from InteractiveSegLib.bench.options import BenchOptions
-from InteractiveSegLib.bench.vmn import picked, run_volume
+from InteractiveSegLib.bench.vmn import VolumeRun, picked, run_volume
 from InteractiveSegLib.checkpoints import update_checkpoint
 from InteractiveSegLib.engines import create_engine
 from InteractiveSegLib.errors import ConfigError
 from InteractiveSegLib.labels import LabelTable
+from InteractiveSegLib.methods.prompt3d import slice_quality
 from InteractiveSegLib.methods.vmn.quality_training import DEFAULT_DATASETS
+from InteractiveSegLib.metrics import pearson
 from InteractiveSegLib.session import Session
 
 OFFSETS = (-0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
@@ -38,6 +46,21 @@ MIN_VOXELS = 200
 REPORTED = 4
 #: structures the issue-20 commands name (the CT's liver and lung lobe), left out
 EXCLUDE = ("liver", "lung_lower_lobe_right")
+#: the fewest rated slices the slice-quality model is fitted on
+MIN_PAIRS = 10
+
+
+@dataclass
+class Calibration:
+    """What ``calibrate`` found: the offset, the table it was chosen by, and the slice-quality
+    model fitted on the chosen offset's sessions (None with too few rated slices)."""
+
+    offset: float
+    mean_dice_by_offset: dict[str, float]
+    slice_quality: dict[str, list[float]] | None = None
+    #: Pearson r of predicted vs true slice IoU: the expected IoU's, the model's (cross-fitted)
+    pearson: dict[str, float | None] = field(default_factory=dict)
+    pairs: int = 0
 
 
 def unreported(data: list[str], reported: int | None = REPORTED, exclude: tuple[str, ...] = EXCLUDE) -> list:
@@ -68,8 +91,9 @@ def calibrate(
     seed: int = 7,
     threads: int = 1,
     reported: int | None = REPORTED,
-) -> tuple[float, dict[str, float]]:
-    """The offset with the highest mean volume Dice over every round of every session.
+) -> Calibration:
+    """The offset with the highest mean volume Dice over every round of every session, and
+    the slice-quality model fitted on that offset's sessions.
 
     Args:
         model: a ``prompt3d_net`` checkpoint.
@@ -83,8 +107,8 @@ def calibrate(
         threads: torch CPU threads.
         reported: passed to ``unreported``.
     Returns:
-        (the best offset, mean Dice per offset as ``{"1": 0.41, ...}``); ties go to the
-        first candidate.
+        the best offset (ties go to the first candidate), mean Dice per offset as
+        ``{"1": 0.41, ...}``, and the slice-quality model (``fit_slice_quality``).
     """
     volumes = unreported(data, reported)
     rng = np.random.default_rng(seed)
@@ -98,25 +122,58 @@ def calibrate(
             "(a folder of your own: --include-reported)"
         )
     means: dict[str, float] = {}
+    sessions: dict[str, list[tuple[str, VolumeRun]]] = {}
     for offset in offsets:
         engine = create_engine("prompt3d", model_path=model, logit_offset=offset, threads=threads)
-        dices: list[float] = []
-        for d in volumes:
+        played = sessions[f"{offset:g}"] = []
+        for i, d in enumerate(volumes):
             engine.set_image(d.image)
             for kind in hints:
                 for value, name in d.structures.items():
                     session = Session(d.image, engine, LabelTable.default([1], {1: name}))
                     ref = d.labelmap == value
-                    dices += run_volume(session, ref, name, kind, "quality", rounds, seed * 100003 + value).dices
-        means[f"{offset:g}"] = mean = float(np.mean(dices))
-        log(f"logit offset {offset:+g}: mean Dice {mean:.4f} over {len(dices)} rounds")
+                    run = run_volume(session, ref, name, kind, "quality", rounds, seed * 100003 + value)
+                    played.append((f"{i}:{value}", run))
+        means[f"{offset:g}"] = mean = float(np.mean([x for _, r in played for x in r.dices]))
+        log(f"logit offset {offset:+g}: mean Dice {mean:.4f} over {sum(len(r.dices) for _, r in played)} rounds")
     best = max(offsets, key=lambda o: means[f"{o:g}"])
-    return float(best), means
+    return fit_slice_quality(Calibration(float(best), means), sessions[f"{best:g}"])
+
+
+def fit_slice_quality(found: Calibration, played: list[tuple[str, VolumeRun]]) -> Calibration:
+    """``found`` with the slice-quality model fitted on every rated slice of ``played``
+    ((structure key, session) pairs), and the Pearson r it reaches on structures it was not
+    fitted on (two halves of the structures, each read by the model of the other).
+
+    Args:
+        found: the chosen offset and its table.
+        played: the chosen offset's sessions, keyed by structure.
+    Returns:
+        ``found``, its ``slice_quality`` left None under ``MIN_PAIRS`` rated slices.
+    """
+    keys = sorted({k for k, _ in played})
+    half = {k: i % 2 for i, k in enumerate(keys)}
+    rows = [(half[k], f, t) for k, r in played for f, (_, t) in zip(r.features, r.pairs, strict=True)]
+    found.pairs = len(rows)
+    if len(rows) < MIN_PAIRS:
+        return found
+    side = np.array([h for h, _, _ in rows])
+    features = np.array([f for _, f, _ in rows], np.float64)
+    truth = np.array([t for _, _, t in rows], np.float64)
+    found.pearson["expected_iou"] = pearson(features[:, slice_quality.EXPECTED_IOU], truth)
+    if (side == 0).any() and (side == 1).any():
+        crossed = np.empty(len(truth))
+        for h in (0, 1):
+            model = slice_quality.fit(features[side != h], truth[side != h])
+            crossed[side == h] = slice_quality.predicted_iou(features[side == h], model)
+        found.pearson["slice_quality"] = pearson(crossed, truth)
+    found.slice_quality = slice_quality.fit(features, truth)
+    return found
 
 
 def run(args: argparse.Namespace) -> float:
-    """Calibrate ``args.model`` and write it (with ``logit_offset`` in its config and the
-    table in its meta) to ``args.out``, by default the model file itself."""
+    """Calibrate ``args.model`` and write it (``logit_offset`` and ``slice_quality`` in its
+    config, the tables in its meta) to ``args.out``, by default the model file itself."""
     data = args.data.split(",") if args.data else list(DEFAULT_DATASETS)
     offsets = tuple(float(x) for x in args.offsets.split(","))
     hints = tuple(args.hint.split(","))
@@ -124,12 +181,15 @@ def run(args: argparse.Namespace) -> float:
         if k not in HINTS:
             raise ConfigError(f"--hint {k!r}: expected one of {HINTS}")
     reported = None if args.include_reported else REPORTED
-    best, means = calibrate(
-        args.model, data, offsets, hints, args.rounds, args.per_volume, args.seed, args.threads, reported
-    )
+    found = calibrate(args.model, data, offsets, hints, args.rounds, args.per_volume, args.seed, args.threads, reported)
     meta = {
         "calibration": {
-            "mean_dice_by_offset": means,
+            "mean_dice_by_offset": found.mean_dice_by_offset,
+            "slice_quality": {
+                "features": list(slice_quality.FEATURES),
+                "pearson": found.pearson,
+                "pairs": found.pairs,
+            },
             "data": " + ".join(data)
             + (", held-out structures" if reported is None else ", held-out structures the benchmark does not report"),
             "hints": list(hints),
@@ -139,9 +199,18 @@ def run(args: argparse.Namespace) -> float:
             "command": args.command_line,
         }
     }
-    update_checkpoint(args.model, args.out or args.model, {"logit_offset": best}, meta)
-    print(f"logit offset {best:+g} written to {args.out or args.model}")
-    return best
+    config = {"logit_offset": found.offset, "slice_quality": found.slice_quality}
+    update_checkpoint(args.model, args.out or args.model, config, meta)
+    r = found.pearson
+    print(
+        f"logit offset {found.offset:+g} and the slice-quality model (Pearson r {_r(r.get('expected_iou'))} "
+        f"-> {_r(r.get('slice_quality'))} over {found.pairs} slices) written to {args.out or args.model}"
+    )
+    return found.offset
+
+
+def _r(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -68,6 +68,7 @@ class VolumeRun:
     ms: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     pairs: list[tuple[float, float]] = field(default_factory=list)  # (predicted, true) IoU
+    features: list[np.ndarray] = field(default_factory=list)  # the engine's rating features, per pair
     slices: list[int] = field(default_factory=list)
 
 
@@ -142,6 +143,8 @@ def run_volume(
                     assert ratings is not None
                     a = ratings.axis
                     run.pairs.append((float(p), iou(np.take(ref, i, axis=a), np.take(pred, i, axis=a))))
+                    if ratings.features is not None:
+                        run.features.append(ratings.features[i])
         run.dices.append(dice(ref, session.labelmap == 1))
     return run
 

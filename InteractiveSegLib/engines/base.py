@@ -78,13 +78,16 @@ class SliceRatings:
 
     ``predicted_iou`` is NaN where a slice was not rated; ``expected_wrong_voxels`` is what
     ``Session.suggest_slice`` ranks by (VMN: (1 - predicted IoU) x the slice's foreground;
-    ``prompt3d``: the sum of min(p, 1 - p)); ``corrected`` are the slices the user drew.
+    ``prompt3d``: the sum of min(p, 1 - p)); ``corrected`` are the slices the user drew;
+    ``features``: per slice, what an engine's learnt rating reads (NaN rows where unrated),
+    kept so that its calibration can fit it to the truth (``prompt3d``'s ``slice_quality``).
     """
 
     axis: int
     predicted_iou: np.ndarray
     expected_wrong_voxels: np.ndarray
     corrected: list[int]
+    features: np.ndarray | None = None
 
 
 @dataclass

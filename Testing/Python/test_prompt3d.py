@@ -197,6 +197,67 @@ def test_the_suggestion_looks_beyond_the_slices_next_to_a_hint():
     assert int(np.nanargmax(rate_slices(prob, region, 0, 40, [across]).expected_wrong_voxels)) in (19, 21)
 
 
+def test_the_slice_quality_model_is_fitted_to_the_truth_and_only_renames_the_predicted_iou(tmp_path, tiny_model):
+    """``fit`` recovers a logistic relation of a product of two features; the ratings read
+    it as their predicted IoU,
+    while the wrong voxels the suggestion ranks by stay as they were; a checkpoint whose
+    model has the wrong number of weights is refused when it loads."""
+    from InteractiveSegLib.checkpoints import update_checkpoint
+    from InteractiveSegLib.methods.prompt3d.slice_quality import FEATURES, fit, predicted_iou
+
+    rng = np.random.default_rng(0)
+    features = rng.uniform(size=(600, len(FEATURES)))
+    truth = 1 / (1 + np.exp(-(2 * features[:, 1] * features[:, 7] - features[:, 0] + 0.5)))  # a product
+    model = fit(features, truth, l2=0.0)
+    np.testing.assert_allclose(predicted_iou(features, model), truth, atol=0.02)
+    with pytest.raises(ValueError, match="weights"):
+        predicted_iou(features, {**model, "weights": model["weights"][:-1]})
+
+    prob = np.full((40, 10, 10), 0.6, np.float32)
+    prob[[19, 21]], prob[5], prob[30:] = 0.5, 0.55, 0.001  # nothing expected past slice 29
+    region = ((0, 0, 0), (40, 10, 10))
+    hint = [Scribble([(5, 5, 20), (6, 5, 20)], axis=0)]
+    plain, learnt = rate_slices(prob, region, 0, 40, hint), rate_slices(prob, region, 0, 40, hint, model)
+    rated = np.isfinite(plain.predicted_iou)
+    assert rated[:30].all() and not rated[30:].any() and np.array_equal(np.isfinite(learnt.predicted_iou), rated)
+    assert plain.features is not None and np.isnan(plain.features[30:]).all()
+    np.testing.assert_allclose(learnt.predicted_iou[rated], predicted_iou(plain.features[rated], model))
+    assert not np.allclose(learnt.predicted_iou[rated], plain.predicted_iou[rated])
+    np.testing.assert_array_equal(learnt.expected_wrong_voxels, plain.expected_wrong_voxels)
+
+    broken = tmp_path / "broken.pt"
+    update_checkpoint(tiny_model, broken, {"slice_quality": {**model, "mean": [0.0]}}, {})
+    with pytest.raises(EngineError, match="slice_quality needs"):
+        Prompt3DEngine(broken)
+
+
+def test_the_slice_quality_is_read_on_structures_it_was_not_fitted_on():
+    """Six structures' sessions where the truth follows the relative area and the expected
+    IoU runs against it: the model's cross-fitted r is high, the expected IoU's negative;
+    under ``MIN_PAIRS`` rated slices nothing is fitted."""
+    from InteractiveSegLib.bench.calibration import MIN_PAIRS, Calibration, fit_slice_quality
+    from InteractiveSegLib.bench.vmn import VolumeRun
+    from InteractiveSegLib.methods.prompt3d.slice_quality import FEATURES
+
+    rng = np.random.default_rng(1)
+    played = []
+    for s in range(6):
+        run = VolumeRun(f"s{s}")
+        for _ in range(30):
+            f = rng.uniform(size=len(FEATURES))
+            truth = float(np.clip(f[1] + rng.normal(0, 0.05), 0, 1))
+            f[0] = 1 - truth + rng.normal(0, 0.05)
+            run.features.append(f)
+            run.pairs.append((float(f[0]), truth))
+        played.append((f"0:{s}", run))
+    found = fit_slice_quality(Calibration(0.5, {"0.5": 0.4}), played)
+    assert found.pairs == 180 and found.slice_quality is not None
+    assert found.pearson["expected_iou"] < -0.8 and found.pearson["slice_quality"] > 0.9
+    few = VolumeRun("s")
+    few.features, few.pairs = played[0][1].features[: MIN_PAIRS - 1], played[0][1].pairs[: MIN_PAIRS - 1]
+    assert fit_slice_quality(Calibration(0.5, {}), [("0:1", few)]).slice_quality is None
+
+
 def test_the_engine_declares_its_hints_and_refuses_what_it_cannot_run(tmp_path, tiny_model):
     info = describe_engine("prompt3d")
     assert info.mode == "3d" and {"box", "scribble", "click", "extreme_points", "drawn_slice"} <= info.hints
@@ -364,6 +425,9 @@ def test_calibration_never_chooses_an_offset_that_empties_every_answer(tmp_path,
     table = ckpt["meta"]["calibration"]["mean_dice_by_offset"]
     assert ckpt["config"]["logit_offset"] == 30.0 and table["-30"] == 0.0 and table["30"] > 0.0
     assert "logit_offset" not in torch.load(tiny_model, map_location="cpu", weights_only=True)["config"]
+    quality = ckpt["meta"]["calibration"]["slice_quality"]
+    assert quality["pairs"] >= 10 and len(ckpt["config"]["slice_quality"]["weights"]) > len(quality["features"])
+    assert create_engine("prompt3d", model_path=out).slice_quality == ckpt["config"]["slice_quality"]
     assert main([*base, "--hint", "lasso"]) == 2 and "--hint 'lasso'" in capsys.readouterr().err
 
 

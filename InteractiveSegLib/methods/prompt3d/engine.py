@@ -27,6 +27,13 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
     to_region,
     touching_faces,
 )
+from InteractiveSegLib.methods.prompt3d.slice_quality import (
+    EXPECTED_IOU,
+    FEATURES,
+    check,
+    predicted_iou,
+    slice_features,
+)
 from InteractiveSegLib.volume import Volume
 
 MODEL = "prompt3d.pt"
@@ -80,6 +87,15 @@ class Prompt3DEngine(Engine):
             torch.set_num_threads(threads)
         self.requested_modality = modality
         self.logit_offset = float(self.config.get("logit_offset", 0.0) if logit_offset is None else logit_offset)
+        #: the slice-quality model (``slice_quality.fit``, by the calibration), or None
+        self.slice_quality: dict[str, list[float]] | None = self.config.get("slice_quality")
+        if self.slice_quality is not None:
+            try:
+                check(self.slice_quality)
+            except ValueError as e:
+                raise EngineError(
+                    f"the checkpoint's {e} (calibrate it again: interactiveseg calibrate-prompt3d)"
+                ) from e
         self._norm: np.ndarray | None = None
 
     def set_image(self, volume: Volume) -> None:
@@ -120,7 +136,7 @@ class Prompt3DEngine(Engine):
             region = grow_to_object(region, faces, shape)
         impose_drawn(prob, hints, region)
         cut = cast(tuple[slice, slice, slice], tuple(slice(a, b) for a, b in zip(*region, strict=True)))
-        ratings = rate_slices(prob, region, request.axis, shape[request.axis], hints)
+        ratings = rate_slices(prob, region, request.axis, shape[request.axis], hints, self.slice_quality)
         report = StepReport(seconds=time.perf_counter() - t0)
         return Prediction(request.label, cut, prob.astype(np.float32), ratings=ratings, report=report)
 
@@ -136,27 +152,30 @@ def impose_drawn(prob: np.ndarray, hints: list, region: Region3) -> None:
         prob[tuple(at)] = drawn_plane(h, region)
 
 
-def rate_slices(prob: np.ndarray, region: Region3, axis: int, n: int, hints: list) -> SliceRatings:
-    """Each slice rated by the network's own probabilities, as if its voxels were
-    independent: the expected IoU of the thresholded mask (E[intersection] / E[union]) and
-    the expected wrong voxels (sum of min(p, 1 - p)). The network has no quality head; its
-    uncertainty points at the slices worth a correction. Unrated (NaN): slices outside the
-    region or where it expects nothing.
+def rate_slices(
+    prob: np.ndarray, region: Region3, axis: int, n: int, hints: list, model: dict[str, list[float]] | None = None
+) -> SliceRatings:
+    """Each slice rated from the network's own probabilities. Its predicted IoU: the
+    checkpoint's slice-quality model (``slice_quality``; ``model``) or, without one, the
+    expected IoU of the thresholded mask, as if its voxels were independent. Its expected wrong
+    voxels (sum of min(p, 1 - p)) point at the slice worth a correction. Unrated (NaN): slices
+    outside the region or where it expects nothing.
 
     A hint informs the network on its neighbours too, so the wrong voxels a slice is
     suggested by are weighed down near the hinted slices (``near_hints``): the next
     correction goes where the network is unsure and no hint has spoken yet, not to the
     slice next to the one just corrected."""
     p = np.moveaxis(prob, axis, 0)
-    on = p > 0.5
-    inter = np.where(on, p, 0).sum((1, 2))
-    union = on.sum((1, 2)) + np.where(on, 0, p).sum((1, 2))
-    rated = slice(region[0][axis], region[1][axis])
-    q, wrong = np.full(n, np.nan), np.full(n, np.nan)
-    q[rated] = np.where(union > 0.5, inter / np.maximum(union, 1e-6), np.nan)
-    wrong[rated] = np.where(union > 0.5, np.minimum(p, 1 - p).sum((1, 2)), np.nan)
+    lo, hi = region[0][axis], region[1][axis]
     hinted = sorted({slice_index(h) for h in hints if h.axis == axis})
-    return SliceRatings(axis, q, wrong * near_hints(np.isfinite(q), hinted), hinted)
+    features = np.full((n, len(FEATURES)), np.nan)
+    features[lo:hi] = slice_features(p, lo, n, hinted, hints)
+    rated = np.isfinite(features[:, EXPECTED_IOU])
+    q = features[:, EXPECTED_IOU] if model is None else predicted_iou(features, model)
+    wrong = np.full(n, np.nan)
+    wrong[lo:hi] = np.minimum(p, 1 - p).sum((1, 2))
+    wrong[~rated] = np.nan
+    return SliceRatings(axis, q, wrong * near_hints(rated, hinted), hinted, features)
 
 
 def near_hints(rated: np.ndarray, hinted: list[int], reach: float = HINT_REACH) -> np.ndarray:
