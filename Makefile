@@ -123,7 +123,7 @@ train-prompt3d: setup
 	# the 3D prompt network: colin27 + inia19 + ct-abdomen train splits, modality-aware, randomised (--p-augment);
 	# resumable (--resume), --device cuda on a GPU (Resources/Models/prompt3d.md)
 	$(BIN)/interactiveseg train-prompt3d --iterations 5400 --lr-drop-at 3500  # the defaults
-	# then its logit offset, chosen by benchmark sessions on held-out structures the benchmark does not report
+	# then its logit offset and slice-quality model, from benchmark sessions on held-out structures the benchmark does not report
 	$(BIN)/interactiveseg calibrate-prompt3d --model Resources/Models/prompt3d.pt
 
 clean:
