@@ -11,7 +11,7 @@ from InteractiveSegLib.checkpoints import save_checkpoint
 from InteractiveSegLib.engines import create_engine, describe_engine
 from InteractiveSegLib.engines.base import Request
 from InteractiveSegLib.errors import EngineError, ModelError
-from InteractiveSegLib.hints import Box, Click, DrawnSlice, Scribble
+from InteractiveSegLib.hints import Box, Click, DrawnSlice, ExtremePoints, Scribble
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.methods.prompt3d import train as prompt3d_train
 from InteractiveSegLib.methods.prompt3d.engine import Prompt3DEngine, rate_slices
@@ -107,8 +107,8 @@ def test_the_channels_hold_each_hint_where_its_voxels_are():
 
 def test_likeness_marks_what_looks_like_the_positive_hints():
     """Two halves of different intensity: a stroke in the bright half makes the bright half
-    alike and the dark half not; a box is judged by the median of what it holds; a negative
-    hint alone marks nothing."""
+    alike and the dark half not; a box whose surroundings hold the same two intensities is
+    judged by the median of what it holds; a negative hint alone marks nothing."""
     image = np.full((32, 32, 32), 0.3, np.float32)
     image[:, :, 16:] = 0.7
     whole = ((0, 0, 0), (32, 32, 32))
@@ -117,6 +117,25 @@ def test_likeness_marks_what_looks_like_the_positive_hints():
     box = Box((2, 2, 8), (28, 12, 8), axis=0)  # two thirds of it in the dark half
     assert encode(image, None, [box], whole, 32)[5][:, :, :14].min() > 0.9
     assert not encode(image, None, [Click((5, 5, 5), positive=False, axis=0)], whole, 32)[5].any()
+
+
+def test_a_loose_box_or_extreme_points_mark_the_lesion_not_the_background_they_enclose():
+    """A small bright lesion in dark tissue, a box half again its size around it (the box's
+    median is background): in the engine's region the likeness marks the lesion, as what
+    is more common inside the box than around it (the plain median marked the background).
+    Extreme points on the lesion's boundary do the same; their cells (half lesion, half
+    background) are not taken as inside."""
+    k, j, i = np.indices((32, 64, 64))
+    image = np.where((k - 16) ** 2 + (j - 32) ** 2 + (i - 32) ** 2 <= 25, 0.8, 0.2).astype(np.float32)
+    box = Box((24, 24, 16), (40, 40, 16), axis=0)
+    extreme = ExtremePoints([(27, 32, 16), (37, 32, 16), (32, 27, 16), (32, 37, 16)], axis=0)
+    for hint in (box, extreme):
+        region = object_region([hint], None, (1.0, 1.0, 1.0), image.shape)
+        lo, scale = np.array(region[0]), 32 / (np.array(region[1]) - np.array(region[0]))
+        x = encode(image, None, [hint], region, 32)
+        lesion, tissue = (tuple(((np.array(p) - lo) * scale).astype(int)) for p in ((16, 32, 32), (16, 32, 44)))
+        assert x[5][lesion] > 0.9 and x[5][lesion] > x[5][tissue] + 0.1, hint
+    assert encode(image, None, [box], region, 32)[4].any()  # the box channel as before
 
 
 def test_a_drawn_slice_is_positive_on_its_cross_section_and_negative_around_it():
@@ -221,6 +240,10 @@ def test_the_slice_quality_model_is_fitted_to_the_truth_and_only_renames_the_pre
     rated = np.isfinite(plain.predicted_iou)
     assert rated[:30].all() and not rated[30:].any() and np.array_equal(np.isfinite(learnt.predicted_iou), rated)
     assert plain.features is not None and np.isnan(plain.features[30:]).all()
+    column = {name: plain.features[:30, i] for i, name in enumerate(FEATURES)}
+    assert column["hinted"][20] == 1 and column["hint_distance"][20] == 0 and column["hint_distance"][0] == 20 / 30
+    assert column["end_distance"][0] == column["end_distance"][29] == 0 and column["relative_area"].max() == 1
+    assert (column["round"] == 1 / 6).all() and not column["box"].any() and (column["region_depth"] == 1).all()
     np.testing.assert_allclose(learnt.predicted_iou[rated], predicted_iou(plain.features[rated], model))
     assert not np.allclose(learnt.predicted_iou[rated], plain.predicted_iou[rated])
     np.testing.assert_array_equal(learnt.expected_wrong_voxels, plain.expected_wrong_voxels)

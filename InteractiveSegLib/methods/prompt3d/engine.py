@@ -33,6 +33,7 @@ from InteractiveSegLib.methods.prompt3d.slice_quality import (
     check,
     predicted_iou,
     slice_features,
+    slice_sums,
 )
 from InteractiveSegLib.volume import Volume
 
@@ -165,15 +166,15 @@ def rate_slices(
     suggested by are weighed down near the hinted slices (``near_hints``): the next
     correction goes where the network is unsure and no hint has spoken yet, not to the
     slice next to the one just corrected."""
-    p = np.moveaxis(prob, axis, 0)
     lo, hi = region[0][axis], region[1][axis]
     hinted = sorted({slice_index(h) for h in hints if h.axis == axis})
+    sums = slice_sums(np.moveaxis(prob, axis, 0))
     features = np.full((n, len(FEATURES)), np.nan)
-    features[lo:hi] = slice_features(p, lo, n, hinted, hints)
+    features[lo:hi] = slice_features(sums, lo, n, hinted, hints)
     rated = np.isfinite(features[:, EXPECTED_IOU])
     q = features[:, EXPECTED_IOU] if model is None else predicted_iou(features, model)
     wrong = np.full(n, np.nan)
-    wrong[lo:hi] = np.minimum(p, 1 - p).sum((1, 2))
+    wrong[lo:hi] = sums.unsure
     wrong[~rated] = np.nan
     return SliceRatings(axis, q, wrong * near_hints(rated, hinted), hinted, features)
 

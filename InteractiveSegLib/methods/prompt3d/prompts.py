@@ -160,6 +160,8 @@ def encode(image: np.ndarray, previous: np.ndarray | None, hints: Sequence, regi
     x[0] = resample(image[cut], size)
     if previous is not None:
         x[1] = resample(previous[cut].astype(np.float32), size)
+    spans = np.zeros((size, size, size), bool)  # what positive boxes and extreme points enclose
+    edges = np.zeros((size, size, size), bool)  # extreme points: on the boundary, not inside
     for h in (m for hint in hints for m in members(hint)):
         if isinstance(h, DrawnSlice):
             _paint_drawn(x, h, lo, hi, size)
@@ -169,37 +171,77 @@ def encode(image: np.ndarray, previous: np.ndarray | None, hints: Sequence, regi
             a, b = _cells(pts.min(0), lo, extent, size)[0], _cells(pts.max(0), lo, extent, size)[1]
             if np.all(pts.max(0) >= lo) and np.all(pts.min(0) < hi):
                 x[4 if h.positive else 3][a[0] : b[0], a[1] : b[1], a[2] : b[2]] = 1.0
+                spans[a[0] : b[0], a[1] : b[1], a[2] : b[2]] |= h.positive
             continue
         assert isinstance(h, (Click, Scribble, ExtremePoints))
         inside = np.all((pts >= lo) & (pts < hi), axis=1)
         start, stop = _cells(pts[inside], lo, extent, size)
         channel = x[2 if h.positive else 3]
+        enclosing = isinstance(h, ExtremePoints) and h.positive and bool(inside.all())
         for s, e in zip(start, stop, strict=True):
             channel[s[0] : e[0], s[1] : e[1], s[2] : e[2]] = 1.0
-    x[5] = likeness(x[0], x[2] + x[4] > 0)
+            edges[s[0] : e[0], s[1] : e[1], s[2] : e[2]] |= enclosing
+        if enclosing:
+            a, b = start.min(0), stop.max(0)
+            spans[a[0] : b[0], a[1] : b[1], a[2] : b[2]] = True
+    x[5] = likeness(x[0], (x[2] > 0) & ~edges, spans)
     return x
 
 
-def likeness(image: np.ndarray, marked: np.ndarray) -> np.ndarray:
-    """How much each cell looks like the cells the positive hints mark: a Gaussian of the
-    (lightly smoothed) intensity around their median, twice their robust spread (MAD) wide.
-    Written by hand: a two-line robust intensity model; no library gives it for a grid.
+def likeness(image: np.ndarray, marked: np.ndarray, spans: np.ndarray | None = None) -> np.ndarray:
+    """How much each cell looks like the structure the positive hints show: a Gaussian of the
+    (lightly smoothed) intensity around the hints' weighted median, twice their weighted
+    robust spread (MAD) wide. Written by hand: a robust intensity model; no library gives it
+    for a grid.
+
+    Strokes, clicks and drawn cross-sections mark the structure itself (weight 1 per cell). A
+    box or extreme points only enclose it, with background around it: each cell they span is
+    weighed by how much more common its intensity is there than in a ring around them
+    (``excess``). Before, a box's plain median stood for the structure, so a small lesion in
+    a loose box took the background's intensity.
 
     Args:
         image: the image channel on the grid.
-        marked: cells under positive hints (strokes, clicks, extreme points, boxes, drawn
-            cross-sections); a box marks its whole rectangle, and the median is robust to
-            the background it holds.
+        marked: cells the structure certainly covers (strokes, clicks, drawn cross-sections).
+        spans: cells positive boxes and extreme points enclose (None: none).
     Returns:
         float32 in [0, 1], the image's shape; zeros when nothing is marked.
     """
-    if not marked.any():
+    spans = np.zeros_like(marked) if spans is None else spans
+    if not marked.any() and not spans.any():
         return np.zeros_like(image)
     smooth = ndimage.gaussian_filter(image, 1.0)
-    values = smooth[marked]
-    centre = float(np.median(values))
-    spread = max(1.4826 * float(np.median(np.abs(values - centre))), MIN_SPREAD)
+    values = np.concatenate([smooth[marked], smooth[spans]])
+    weights = np.concatenate([np.ones(int(marked.sum())), excess(smooth, spans)])
+    centre = _weighted_median(values, weights)
+    spread = max(1.4826 * _weighted_median(np.abs(values - centre), weights), MIN_SPREAD)
     return np.exp(-0.5 * ((smooth - centre) / (2 * spread)) ** 2).astype(np.float32)
+
+
+def excess(smooth: np.ndarray, spans: np.ndarray, bins: int = 24, least: float = 0.05) -> np.ndarray:
+    """Per spanned cell, the share of its intensity's density inside ``spans`` that a ring
+    around them (a quarter of their largest side wide) does not explain: 1 - ring / inside,
+    clipped to [0, 1]. Where less than ``least`` of the span is in excess (a box on a
+    structure no brighter or darker than its surroundings), every cell weighs 1, as the
+    box's median did. Written by hand: a two-histogram likelihood ratio."""
+    inside = smooth[spans]
+    if not len(inside):
+        return inside
+    side = max(2, round(0.25 * max(int(np.ptp(np.nonzero(spans)[a])) + 1 for a in range(3))))
+    ring = smooth[ndimage.binary_dilation(spans, iterations=side) & ~spans]
+    lo, hi = np.percentile(np.concatenate([inside, ring]), [1, 99])
+    edges = np.linspace(lo, hi + 1e-6, bins + 1)
+    density_in = np.histogram(np.clip(inside, lo, hi), edges)[0] / len(inside)
+    density_ring = np.histogram(np.clip(ring, lo, hi), edges)[0] / max(len(ring), 1)
+    share = np.clip(1 - density_ring / np.maximum(density_in, 1e-9), 0, 1)
+    weights = share[np.clip(np.digitize(inside, edges) - 1, 0, bins - 1)]
+    return weights if weights.sum() >= least * len(inside) else np.ones(len(inside))
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    total = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(total, total[-1] / 2)])
 
 
 def _paint_drawn(x: np.ndarray, h: DrawnSlice, lo: np.ndarray, hi: np.ndarray, size: int) -> None:

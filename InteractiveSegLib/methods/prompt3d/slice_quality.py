@@ -15,7 +15,7 @@ structures the benchmark does not report) and stores it in the checkpoint's conf
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.optimize import minimize
@@ -45,40 +45,53 @@ EXPECTED_IOU = FEATURES.index("expected_iou")
 EXPANDED = len(FEATURES) * (len(FEATURES) + 3) // 2
 
 
-def slice_features(p: np.ndarray, first: int, total: int, hinted: Sequence[int], hints: Sequence) -> np.ndarray:
+class SliceSums(NamedTuple):
+    """Per-slice sums of a result's probability (rated axis first), read once per result."""
+
+    area: np.ndarray  # voxels above 0.5
+    inside: np.ndarray  # probability summed over them
+    union: np.ndarray  # E[union]: the area plus the probability outside it
+    unsure: np.ndarray  # sum of min(p, 1 - p): the expected wrong voxels
+
+
+def slice_sums(p: np.ndarray) -> SliceSums:
+    """``SliceSums`` of ``p`` (foreground probability with the rated axis first)."""
+    on = p > 0.5
+    area = on.sum((1, 2)).astype(np.float64)
+    outside = np.where(on, 0, p).sum((1, 2))
+    return SliceSums(area, np.where(on, p, 0).sum((1, 2)), area + outside, np.minimum(p, 1 - p).sum((1, 2)))
+
+
+def slice_features(sums: SliceSums, first: int, total: int, hinted: Sequence[int], hints: Sequence) -> np.ndarray:
     """The features of every slice of a result.
 
     Args:
-        p: foreground probability with the rated axis first (a region's slices).
-        first: the volume index of ``p``'s first slice.
+        sums: the result's ``slice_sums`` (a region's slices along the rated axis).
+        first: the volume index of the region's first slice.
         total: the volume's slices along that axis.
         hinted: volume indices of the hinted slices along that axis.
         hints: every hint of the class, oldest first.
     Returns:
         (slices, len(FEATURES)) float64; NaN rows where the slice expects nothing (unrated).
     """
-    on = p > 0.5
-    area = on.sum((1, 2)).astype(np.float64)
-    inside = np.where(on, p, 0).sum((1, 2))
-    union = area + np.where(on, 0, p).sum((1, 2))
+    area, inside, union, unsure = sums
     rated = union > 0.5
-    out = np.full((len(p), len(FEATURES)), np.nan)
+    out = np.full((len(area), len(FEATURES)), np.nan)
     if not rated.any():
         return out
-    index = first + np.arange(len(p))
+    index = first + np.arange(len(area))
     run = np.flatnonzero(rated)
     start, stop = index[run[0]], index[run[-1]]
     length = float(stop - start + 1)
-    distance = np.abs(index[:, None] - np.asarray(hinted)[None]).min(1) if len(hinted) else np.full(len(p), length)
+    distance = np.abs(index[:, None] - np.asarray(hinted)[None]).min(1) if len(hinted) else np.full(len(area), length)
     largest = max(float(area.max()), 1.0)
-    unsure = np.minimum(p, 1 - p).sum((1, 2))
     result = (
         np.log1p(area.sum()),
         unsure.sum() / max(float(area.sum()), 1.0),
         min(len(hints), 6) / 6,
         float(bool(hints) and isinstance(hints[0], Box)),
         float(bool(hints) and isinstance(hints[0], ExtremePoints)),
-        len(p) / total,
+        len(area) / total,
         rated.mean(),
     )
     columns = (
@@ -89,7 +102,7 @@ def slice_features(p: np.ndarray, first: int, total: int, hinted: Sequence[int],
         unsure / largest,
         (distance == 0).astype(np.float64),
         np.where(area > 0, inside / np.maximum(area, 1.0), 0.0),
-        *(np.full(len(p), v) for v in result),
+        *(np.full(len(area), v) for v in result),
     )
     out[rated] = np.stack(columns, 1)[rated]
     return out
