@@ -171,7 +171,8 @@ def encode(image: np.ndarray, previous: np.ndarray | None, hints: Sequence, regi
             a, b = _cells(pts.min(0), lo, extent, size)[0], _cells(pts.max(0), lo, extent, size)[1]
             if np.all(pts.max(0) >= lo) and np.all(pts.min(0) < hi):
                 x[4 if h.positive else 3][a[0] : b[0], a[1] : b[1], a[2] : b[2]] = 1.0
-                spans[a[0] : b[0], a[1] : b[1], a[2] : b[2]] |= h.positive
+                if h.positive:
+                    spans[a[0] : b[0], a[1] : b[1], a[2] : b[2]] = True
             continue
         assert isinstance(h, (Click, Scribble, ExtremePoints))
         inside = np.all((pts >= lo) & (pts < hi), axis=1)
