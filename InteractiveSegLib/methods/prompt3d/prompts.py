@@ -181,7 +181,8 @@ def encode(image: np.ndarray, previous: np.ndarray | None, hints: Sequence, regi
         enclosing = isinstance(h, ExtremePoints) and h.positive and bool(inside.all())
         for s, e in zip(start, stop, strict=True):
             channel[s[0] : e[0], s[1] : e[1], s[2] : e[2]] = 1.0
-            edges[s[0] : e[0], s[1] : e[1], s[2] : e[2]] |= enclosing
+            if enclosing:
+                edges[s[0] : e[0], s[1] : e[1], s[2] : e[2]] = True
         if enclosing:
             a, b = start.min(0), stop.max(0)
             spans[a[0] : b[0], a[1] : b[1], a[2] : b[2]] = True
