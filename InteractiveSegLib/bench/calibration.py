@@ -122,10 +122,10 @@ def calibrate(
             "(a folder of your own: --include-reported)"
         )
     means: dict[str, float] = {}
-    sessions: dict[str, list[tuple[str, VolumeRun]]] = {}
+    best: tuple[float, list[tuple[str, VolumeRun]]] | None = None  # the best offset so far, its sessions
     for offset in offsets:
         engine = create_engine("prompt3d", model_path=model, logit_offset=offset, threads=threads)
-        played = sessions[f"{offset:g}"] = []
+        played: list[tuple[str, VolumeRun]] = []
         for i, d in enumerate(volumes):
             engine.set_image(d.image)
             for kind in hints:
@@ -136,8 +136,10 @@ def calibrate(
                     played.append((f"{i}:{value}", run))
         means[f"{offset:g}"] = mean = float(np.mean([x for _, r in played for x in r.dices]))
         log(f"logit offset {offset:+g}: mean Dice {mean:.4f} over {sum(len(r.dices) for _, r in played)} rounds")
-    best = max(offsets, key=lambda o: means[f"{o:g}"])
-    return fit_slice_quality(Calibration(float(best), means), sessions[f"{best:g}"])
+        if best is None or mean > means[f"{best[0]:g}"]:  # ties go to the first candidate
+            best = (float(offset), played)
+    assert best is not None  # offsets is never empty (the CLI's default or the user's list)
+    return fit_slice_quality(Calibration(best[0], means), best[1])
 
 
 def fit_slice_quality(found: Calibration, played: list[tuple[str, VolumeRun]]) -> Calibration:

@@ -31,6 +31,7 @@ from InteractiveSegLib.methods.prompt3d.slice_quality import (
     EXPECTED_IOU,
     FEATURES,
     check,
+    hint_distance,
     predicted_iou,
     slice_features,
     slice_sums,
@@ -184,8 +185,8 @@ def near_hints(rated: np.ndarray, hinted: list[int], reach: float = HINT_REACH) 
     of the rated run's length (at least 2 slices), capped at 1 (1 everywhere without hints).
     Written by hand: a one-line distance rule, no library needed."""
     present = np.flatnonzero(rated)
-    if not hinted or not len(present):
+    distance = hint_distance(np.arange(len(rated)), hinted)
+    if distance is None or not len(present):
         return np.ones(len(rated))
     scale = max(2.0, reach * (present[-1] - present[0] + 1))
-    distance = np.abs(np.arange(len(rated))[:, None] - np.asarray(hinted)[None]).min(1)
     return np.minimum(1.0, distance / scale)

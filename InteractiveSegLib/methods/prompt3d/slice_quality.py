@@ -83,7 +83,8 @@ def slice_features(sums: SliceSums, first: int, total: int, hinted: Sequence[int
     run = np.flatnonzero(rated)
     start, stop = index[run[0]], index[run[-1]]
     length = float(stop - start + 1)
-    distance = np.abs(index[:, None] - np.asarray(hinted)[None]).min(1) if len(hinted) else np.full(len(area), length)
+    near = hint_distance(index, hinted)
+    distance = np.full(len(area), length) if near is None else near
     largest = max(float(area.max()), 1.0)
     result = (
         np.log1p(area.sum()),
@@ -106,6 +107,13 @@ def slice_features(sums: SliceSums, first: int, total: int, hinted: Sequence[int
     )
     out[rated] = np.stack(columns, 1)[rated]
     return out
+
+
+def hint_distance(index: np.ndarray, hinted: Sequence[int]) -> np.ndarray | None:
+    """Per slice ``index``, the distance in slices to the nearest hinted slice (None without one)."""
+    if not len(hinted):
+        return None
+    return np.abs(np.asarray(index)[:, None] - np.asarray(hinted)[None]).min(1)
 
 
 def expand(features: np.ndarray) -> np.ndarray:
