@@ -315,10 +315,12 @@ def test_training_samples_are_benchmark_steps_in_the_engines_region():
     s, ball = ball_structure(20)
     lost = Structure("lost", s.image, np.zeros_like(ball), None, 2, s.spacing)  # deformed away
     for _ in range(8):
-        x, y = prompt3d_train.training_sample([s, lost], rng, 32, 0.5, 3, {})
+        x, y, planes = prompt3d_train.training_sample([s, lost], rng, 32, 0.5, 3, {})
         assert x.shape == (len(CHANNELS), 32, 32, 32) and y.shape == (1, 32, 32, 32)
         assert x[2].any() or x[4].any()  # the first hint is in its region
         assert y.any() and not y.all()  # the structure, with background around it
+        assert planes.any() and not planes.all()  # the hinted slices, not the whole region
+        assert not (x[2:5].any(0) & ~planes[0]).any()  # every hint's cells lie on a hinted plane
 
 
 def test_a_blocks_cached_box_is_never_another_structures(monkeypatch):
@@ -360,7 +362,7 @@ def test_later_rounds_can_start_from_the_networks_own_answer():
     rounds = []
     for _ in range(12):
         before = len(calls)
-        x, _y = prompt3d_train.training_sample([s], rng, 32, 1.0, 0, {}, fills, 1.0, max_corrections=4)
+        x, _y, _planes = prompt3d_train.training_sample([s], rng, 32, 1.0, 0, {}, fills, 1.0, max_corrections=4)
         filled = x[1] > 0.5  # the last answer's region, whole: one solid block in the sample's region
         lo, hi = mask_box(filled)  # (a corner cell the block half covers on two axes may fall below 0.5)
         assert filled[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].mean() > 0.98 and filled.mean() > 0.05

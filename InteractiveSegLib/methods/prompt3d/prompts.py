@@ -23,7 +23,17 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from InteractiveSegLib.changes import bounding_region
-from InteractiveSegLib.hints import Box, Click, DrawnSlice, ExtremePoints, Scribble, kji, members, slice_points
+from InteractiveSegLib.hints import (
+    Box,
+    Click,
+    DrawnSlice,
+    ExtremePoints,
+    Scribble,
+    kji,
+    members,
+    slice_index,
+    slice_points,
+)
 
 #: input channels, in order
 CHANNELS = ("image", "previous", "positive", "negative", "box", "likeness")
@@ -127,6 +137,30 @@ def _cells(v: np.ndarray, lo: np.ndarray, extent: np.ndarray, size: int) -> tupl
     start = np.floor((v - lo) * scale).astype(int)
     stop = np.maximum(start + 1, np.ceil((v - lo + 1) * scale).astype(int))
     return np.clip(start, 0, size - 1), np.clip(stop, 1, size)
+
+
+def hinted_planes(hints: Sequence, region: Region3, size: int) -> np.ndarray:
+    """The grid cells of the slices the hints were given on (each hint's plane, across the
+    region), bool (size, size, size): where a user looks at the answer first.
+
+    Args:
+        hints: the class's hints; those whose slice is outside the region are left out.
+        region: (lo, hi) KJI.
+        size: the network's grid side.
+    Returns:
+        True on every cell of a hinted slice's plane.
+    """
+    lo, hi = np.asarray(region[0]), np.asarray(region[1])
+    planes = np.zeros((size, size, size), bool)
+    for h in hints:
+        a, k = h.axis, slice_index(h)
+        if not lo[a] <= k < hi[a]:
+            continue
+        s, e = _cells(np.array([k]), np.array([lo[a]]), np.array([hi[a] - lo[a]]), size)
+        at: list[slice] = [slice(None)] * 3
+        at[a] = slice(int(s[0]), int(e[0]))
+        planes[tuple(at)] = True
+    return planes
 
 
 def resample(block: np.ndarray, size: int, mode: str = "trilinear") -> np.ndarray:

@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from monai.losses import DiceCELoss
 from scipy import ndimage
 
@@ -43,6 +44,7 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
     CHANNELS,
     encode,
     grow_to_object,
+    hinted_planes,
     mask_box,
     object_region,
     resample,
@@ -158,8 +160,9 @@ def training_sample(
     own: Callable[[np.ndarray], np.ndarray] | None = None,
     p_own: float = 0.0,
     max_corrections: int = 2,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(input (len(CHANNELS), size^3), target (1, size^3)) of one benchmark-like step.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input (len(CHANNELS), size^3), target (1, size^3), the hinted slices' cells
+    (``prompts.hinted_planes``, (1, size^3))) of one benchmark-like step.
 
     ``own`` (the network being trained: input -> probability on its grid) makes a
     share ``p_own`` of the later rounds start from the network's own first answer instead of
@@ -208,7 +211,7 @@ def training_sample(
     cut = tuple(slice(a, b) for a, b in zip(*region, strict=True))
     x = encode(image, previous, hints, region, size)
     y = (resample(mask[cut].astype(np.float32), size) > 0.5).astype(np.float32)
-    return x, y[None]
+    return x, y[None], hinted_planes(hints, region, size)[None]
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -259,7 +262,13 @@ def train(args: argparse.Namespace) -> dict:
         ]
         x = torch.from_numpy(np.stack([b[0] for b in batch])).to(device)
         y = torch.from_numpy(np.stack([b[1] for b in batch])).to(device)
-        return loss_fn(model(x), y)
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        if args.slice_weight > 0:  # the hinted slices' own answer, which the whole volume's loss barely sees
+            planes = torch.from_numpy(np.stack([b[2] for b in batch])).to(device)
+            ce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+            loss = loss + args.slice_weight * ce[planes].mean()
+        return loss
 
     print(f"prompt3d_net: {len(structs)} structures, {len(unions)} unions; {args.iterations} iterations", flush=True)
     config = {"net": net_cfg, "size": args.size, "channels": list(CHANNELS)}
@@ -274,6 +283,7 @@ def train(args: argparse.Namespace) -> dict:
             "p_composite": args.p_composite,
             "max_corrections": args.max_corrections,
         },
+        "slice_weight": args.slice_weight,
         "lr": {"base": args.lr, "drop_at": args.lr_drop_at, "drop": args.lr_drop},
         "init": args.init,
     }
@@ -294,6 +304,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--p-own", type=float, default=0.5, help="share of those that correct the network's own result")
     p.add_argument(
         "--max-corrections", type=int, default=2, help="most corrections a later-round sample adds (its rounds - 1)"
+    )
+    p.add_argument(
+        "--slice-weight",
+        type=float,
+        default=0.0,
+        help="weight of a cross-entropy on the hinted slices' cells, added to the volume's Dice + CE",
     )
     p.add_argument("--p-composite", type=float, default=0.2, help="share of samples on unions of touching structures")
     p.add_argument("--max-zoom", type=int, default=3, help="zoom-outs a sample's region may take (the engine's)")
