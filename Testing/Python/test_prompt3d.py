@@ -20,6 +20,7 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
     CHANNELS,
     encode,
     grow_to_object,
+    hinted_planes,
     mask_box,
     object_region,
     touching_faces,
@@ -321,6 +322,16 @@ def test_training_samples_are_benchmark_steps_in_the_engines_region():
         assert y.any() and not y.all()  # the structure, with background around it
         assert planes.any() and not planes.all()  # the hinted slices, not the whole region
         assert not (x[2:5].any(0) & ~planes[0]).any()  # every hint's cells lie on a hinted plane
+
+
+def test_the_hinted_planes_are_each_hints_slice_across_the_region():
+    region = ((10, 0, 0), (42, 64, 64))  # 32 slices on K onto a 16-cell grid: a cell holds two
+    stroke = Scribble([(5, 5, 20), (6, 5, 20)], axis=0)  # IJK: slice K = 20
+    coronal = Click((30, 40, 25), axis=1)  # slice J = 40
+    outside = Click((3, 3, 50), axis=0)  # slice K = 50: beyond the region
+    planes = hinted_planes([stroke, coronal, outside], region, 16)
+    assert planes[5].all() and planes[:, 10].all()  # K 20 -> cell (20 - 10) / 2, J 40 -> cell 40 / 4
+    assert planes.sum() == 2 * 16 * 16 - 16  # the two planes, their shared row once; K 50 adds none
 
 
 def test_a_blocks_cached_box_is_never_another_structures(monkeypatch):
