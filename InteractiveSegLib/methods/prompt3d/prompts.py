@@ -156,11 +156,16 @@ def hinted_planes(hints: Sequence, region: Region3, size: int) -> np.ndarray:
         a, k = h.axis, slice_index(h)
         if not lo[a] <= k < hi[a]:
             continue
-        s, e = _cells(np.array([k]), np.array([lo[a]]), np.array([hi[a] - lo[a]]), size)
-        at: list[slice] = [slice(None)] * 3
-        at[a] = slice(int(s[0]), int(e[0]))
-        planes[tuple(at)] = True
+        planes[_plane(a, k, lo, hi, size)] = True
     return planes
+
+
+def _plane(axis: int, index: int, lo: np.ndarray, hi: np.ndarray, size: int) -> tuple[slice, ...]:
+    """The grid cells slice ``index`` along ``axis`` covers, across the region (``lo``, ``hi``)."""
+    s, e = _cells(np.array([index]), np.array([lo[axis]]), np.array([hi[axis] - lo[axis]]), size)
+    at: list[slice] = [slice(None)] * 3
+    at[axis] = slice(int(s[0]), int(e[0]))
+    return tuple(at)
 
 
 def resample(block: np.ndarray, size: int, mode: str = "trilinear") -> np.ndarray:
@@ -289,10 +294,8 @@ def _paint_drawn(x: np.ndarray, h: DrawnSlice, lo: np.ndarray, hi: np.ndarray, s
         return
     t = torch.from_numpy(drawn_plane(h, (tuple(lo), tuple(hi))))[None, None]
     on = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy() > 0.5
-    s, e = _cells(np.array([h.index]), np.array([lo[a]]), np.array([hi[a] - lo[a]]), size)
-    at: list[slice] = [slice(None)] * 3
-    at[a] = slice(int(s[0]), int(e[0]))
-    pos, neg = np.moveaxis(x[2][tuple(at)], a, 0), np.moveaxis(x[3][tuple(at)], a, 0)
+    at = _plane(a, h.index, lo, hi, size)
+    pos, neg = np.moveaxis(x[2][at], a, 0), np.moveaxis(x[3][at], a, 0)
     pos[:, on] = 1.0
     neg[:, ~on] = 1.0
 
