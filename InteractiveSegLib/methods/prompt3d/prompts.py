@@ -268,7 +268,8 @@ def excess(smooth: np.ndarray, spans: np.ndarray, bins: int = 24, least: float =
     inside = smooth[spans]
     if not len(inside):
         return inside
-    side = max(2, round(0.25 * max(int(np.ptp(np.nonzero(spans)[a])) + 1 for a in range(3))))
+    cells = np.nonzero(spans)
+    side = max(2, round(0.25 * max(int(np.ptp(c)) + 1 for c in cells)))
     ring = smooth[ndimage.binary_dilation(spans, iterations=side) & ~spans]
     lo, hi = np.percentile(np.concatenate([inside, ring]), [1, 99])
     edges = np.linspace(lo, hi + 1e-6, bins + 1)
@@ -280,6 +281,8 @@ def excess(smooth: np.ndarray, spans: np.ndarray, bins: int = 24, least: float =
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The smallest value holding half the total weight. Written by hand: numpy's weighted
+    quantile needs numpy 2, and the library supports numpy 1.24 (Slicer's own Python)."""
     order = np.argsort(values)
     total = np.cumsum(weights[order])
     return float(values[order][np.searchsorted(total, total[-1] / 2)])

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import expit
 
 from InteractiveSegLib.hints import Box, ExtremePoints
 
@@ -143,7 +144,7 @@ def predicted_iou(features: np.ndarray, model: dict[str, list[float]]) -> np.nda
     check(model)
     w = np.asarray(model["weights"], np.float64)
     z = (expand(features) - np.asarray(model["mean"])) / np.asarray(model["scale"])
-    return 1.0 / (1.0 + np.exp(-(z @ w[:-1] + w[-1])))
+    return expit(z @ w[:-1] + w[-1])
 
 
 def fit(features: np.ndarray, iou: np.ndarray, l2: float = 1e-3) -> dict[str, list[float]]:
@@ -164,7 +165,7 @@ def fit(features: np.ndarray, iou: np.ndarray, l2: float = 1e-3) -> dict[str, li
     y = np.clip(np.asarray(iou, np.float64), 0.0, 1.0)
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        q = np.clip(1.0 / (1.0 + np.exp(-(x @ w))), 1e-7, 1 - 1e-7)
+        q = np.clip(expit(x @ w), 1e-7, 1 - 1e-7)
         ridge = np.r_[w[:-1], 0.0]
         value = -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)) + l2 * float(ridge @ ridge)
         return value, x.T @ (q - y) / len(y) + 2 * l2 * ridge
