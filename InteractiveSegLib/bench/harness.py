@@ -6,10 +6,11 @@ from __future__ import annotations
 import resource
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from skimage.measure import block_reduce
 
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.errors import InteractiveSegError
@@ -71,6 +72,38 @@ def only_structures(data: list[BenchData], wanted: str | None) -> None:
     want = set(wanted.split(","))
     for d in data:
         d.structures = {v: n for v, n in d.structures.items() if n in want or str(v) in want}
+
+
+def thick_slices(d: BenchData, k: int) -> BenchData:
+    """``d`` as a scan of slices ``k`` times thicker along KJI axis 0 (the axial slices of
+    most scans), so one benchmark measures thin-slice and thick-slice acquisitions of the same
+    anatomy (issue 20). Each run of ``k`` slices is averaged into one, as a thick slice's
+    partial volume; its reference is the run's middle slice. Trailing slices that fill no run
+    are dropped, and so are structures left with no voxel.
+
+    Args:
+        d: a volume with its reference labels.
+        k: slices per thick slice (1: ``d`` unchanged).
+    Returns:
+        The thick-slice volume, on the same physical extent (each slice centred on its run).
+    """
+    n = d.image.shape[0] // max(k, 1)
+    if k < 1 or n < 1:
+        raise InteractiveSegError(f"--thick-slices {k}: expected 1 to {d.image.shape[0]} for {d.name}")
+    if k == 1:
+        return d
+    image = block_reduce(d.image.array[: n * k], (k, 1, 1), np.mean)
+    labelmap = np.ascontiguousarray(d.labelmap[k // 2 : n * k : k])
+    g = d.image.geometry
+    step = np.asarray(g.direction, float)[:, 2] * g.spacing[2]  # one thin slice along K, in RAS
+    x, y, z = (float(c) for c in np.asarray(g.origin) + step * (k - 1) / 2)
+    geometry = replace(g, origin=(x, y, z), spacing=(g.spacing[0], g.spacing[1], g.spacing[2] * k))
+    present = set(np.unique(labelmap).tolist())
+    for v in sorted(set(d.structures) - present):
+        log(f"{d.name}: {d.structures[v]} has no voxel left at {k}x the slice thickness; left out")
+    structures = {v: name for v, name in d.structures.items() if v in present}
+    volume = Volume(image, geometry, d.image.name, d.image.modality)
+    return BenchData(f"{d.name}-thick{k}", volume, labelmap, structures)
 
 
 def sample_slices(mask: np.ndarray, axis: int, max_slices: int, min_area: int, rng: np.random.Generator) -> list[int]:

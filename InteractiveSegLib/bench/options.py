@@ -44,6 +44,7 @@ class BenchOptions:
     hint: str = "scribble"  # scribble, box, extreme (comma-separated)
     select: str = "quality"  # quality, random, oracle (comma-separated)
     max_structures: int = 8  # per shipped volume (seeded sample; 0: all)
+    thick_slices: int = 1  # merge this many axial slices into one (a thick-slice scan of the same anatomy)
     # -- finetune ------------------------------------------------------------------------------
     base_model: str | None = None
     base_spec: str | None = None

@@ -33,7 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from InteractiveSegLib.bench.harness import BenchData, latency, log, peak_rss_mb, shipped_data, user_data
+from InteractiveSegLib.bench.harness import (
+    BenchData,
+    latency,
+    log,
+    peak_rss_mb,
+    shipped_data,
+    thick_slices,
+    user_data,
+)
 from InteractiveSegLib.bench.options import BenchOptions
 from InteractiveSegLib.bench.result import BenchResult
 from InteractiveSegLib.engines import create_engine, describe_engine
@@ -253,6 +261,7 @@ def run(args: BenchOptions) -> list[BenchResult]:
         data = shipped_data(names.split(","), args.split, args.min_voxels)
         for d in data:
             d.structures = {v: d.structures[v] for v in picked(d, args.max_structures, args.seed)}
+    data = [thick_slices(d, args.thick_slices) for d in data]
     results: list[dict[str, Any]] = []
     for engine_name in engines:
         engine = None

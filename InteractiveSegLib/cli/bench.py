@@ -55,6 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--hint", default=d.hint, help="scribble, box, extreme, drawn (the whole slice); comma-separated")
     v.add_argument("--select", default=d.select, help="slice to correct next: quality, random, oracle")
     v.add_argument("--max-structures", type=int, default=d.max_structures, help="per shipped volume (0: all)")
+    v.add_argument(
+        "--thick-slices",
+        type=int,
+        default=d.thick_slices,
+        help="average every N axial slices into one: the same anatomy as a thick-slice scan",
+    )
     f = p.add_argument_group("finetune")
     f.add_argument(
         "--base-model", help="the model to adapt (checkpoint, TorchScript, MONAI bundle; default sim_auto.pt)"

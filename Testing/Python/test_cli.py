@@ -289,6 +289,24 @@ def test_vmn_bench_per_volume_rounds_on_a_users_volume(tmp_path, capsys):
     assert "--hint 'lasso'" in capsys.readouterr().err
 
 
+def test_3d_bench_on_a_thick_slice_copy_of_a_users_volume(tmp_path, crop_files, capsys):
+    """--thick-slices: the same anatomy as a thick-slice scan (the crop's 20 slices, 2 per
+    thick slice), every engine and baseline on it; a thickness the volume cannot take exits 2."""
+    img, labels = crop_files
+    out = tmp_path / "thick.json"
+    args = ["bench", "--engines", "prompt3d,vmn-growcut", "--hint", "box", "--rounds", "2", "--no-speed"]
+    code = main([*args, "--image", str(img), "--labels", str(labels), "--thick-slices", "2", "--json", str(out)])
+    assert code == 0
+    results = json.loads(out.read_text())["results"]
+    assert [r["engine"] for r in results] == ["prompt3d", "vmn-growcut"]
+    for r in results:
+        assert r["data"] == "crop-thick2" and r["shape"] == [10, 80, 80] and len(r["structures"]) == 2
+        assert all(0.0 <= v <= 1.0 for v in r["dice_at"].values())
+    capsys.readouterr()
+    assert main([*args, "--image", str(img), "--labels", str(labels), "--thick-slices", "21"]) == 2
+    assert "--thick-slices 21: expected 1 to 20 for crop" in capsys.readouterr().err
+
+
 def test_online_task_learns_a_labelled_volume_then_segments_and_survives_a_restart(tmp_path, crop_files, capsys):
     img, labels = crop_files
     task = tmp_path / "task"

@@ -1,0 +1,49 @@
+"""What the benchmark suites share: the thick-slice copy of a volume (issue 20: thin-slice and
+thick-slice scans alike, measured on the same anatomy)."""
+
+import numpy as np
+import pytest
+
+from InteractiveSegLib.bench.harness import BenchData, thick_slices
+from InteractiveSegLib.errors import InteractiveSegError
+from InteractiveSegLib.volume import Geometry, Volume
+
+
+def _nine_slices() -> BenchData:
+    """Nine slices (K along -S, 2.5 mm apart), each slice's intensity its index; structure 1
+    only on slice 4 (the middle of the second run of three), structure 2 only on slice 0."""
+    image = np.broadcast_to(np.arange(9, dtype=np.float32)[:, None, None], (9, 4, 5)).copy()
+    labels = np.zeros((9, 4, 5), np.uint8)
+    labels[4, 1:3, 1:3] = 1
+    labels[0, 0, 0] = 2
+    geometry = Geometry(
+        origin=(10.0, -20.0, 30.0),
+        spacing=(0.8, 0.9, 2.5),
+        direction=((1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, -1.0, 0.0)),
+    )
+    return BenchData("nine", Volume(image, geometry, "nine", "mr"), labels, {1: "one", 2: "two"})
+
+
+def test_thick_slices_average_each_run_and_keep_the_anatomy_where_it_was():
+    d = _nine_slices()
+    thick = thick_slices(d, 3)
+    assert thick.image.shape == (3, 4, 5) and thick.labelmap.shape == (3, 4, 5)
+    np.testing.assert_allclose(thick.image.array[:, 0, 0], [1.0, 4.0, 7.0])  # the mean of each run
+    assert thick.image.geometry.spacing == (0.8, 0.9, 7.5) and thick.image.modality == "mr"
+    for j in range(3):  # each thick slice is centred on the middle of its run, in RAS
+        np.testing.assert_allclose(
+            thick.image.geometry.ijk_to_ras_points([[2, 1, j]]), d.image.geometry.ijk_to_ras_points([[2, 1, 3 * j + 1]])
+        )
+    assert (thick.labelmap[1] == d.labelmap[4]).all() and not thick.labelmap[[0, 2]].any()
+    assert thick.structures == {1: "one"} and thick.name == "nine-thick3"  # structure 2 left no voxel
+    assert thick_slices(d, 1) is d
+
+
+def test_thick_slices_drop_the_trailing_slices_that_fill_no_run():
+    assert thick_slices(_nine_slices(), 4).image.shape == (2, 4, 5)
+
+
+@pytest.mark.parametrize("k", [0, -1, 10])
+def test_a_thickness_the_volume_cannot_take_is_refused(k):
+    with pytest.raises(InteractiveSegError, match=f"--thick-slices {k}: expected 1 to 9"):
+        thick_slices(_nine_slices(), k)
