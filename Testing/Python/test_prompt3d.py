@@ -324,6 +324,25 @@ def test_training_samples_are_benchmark_steps_in_the_engines_region():
         assert not (x[2:5].any(0) & ~planes[0]).any()  # every hint's cells lie on a hinted plane
 
 
+def test_a_widened_region_keeps_its_centre_and_stays_inside_the_volume():
+    region = ((10, 20, 30), (20, 40, 50))
+    assert prompt3d_train.widened(region, np.array([1.0, 1.0, 1.0]), (100, 100, 100)) == region
+    assert prompt3d_train.widened(region, np.array([2.0, 1.5, 1.0]), (100, 100, 100)) == ((5, 15, 30), (25, 45, 50))
+    assert prompt3d_train.widened(region, np.array([3.0, 3.0, 3.0]), (22, 100, 55)) == ((0, 0, 10), (22, 60, 55))
+
+
+def test_region_jitter_widens_some_samples_regions_beyond_the_engines():
+    """With the jitter the structure fills less of its sample's region, on average (the
+    network must find its ends in the image, not from the region's size)."""
+    s, _ball = ball_structure(20)
+    fill = {}
+    for jitter in (0.0, 2.0):
+        rng = np.random.default_rng(4)
+        samples = [prompt3d_train.training_sample([s], rng, 32, 0.0, 0, {}, region_jitter=jitter) for _ in range(20)]
+        fill[jitter] = np.mean([y.mean() for _x, y, _planes in samples])
+    assert fill[2.0] < 0.9 * fill[0.0]
+
+
 def test_the_hinted_planes_are_each_hints_slice_across_the_region():
     region = ((10, 0, 0), (42, 64, 64))  # 32 slices on K onto a 16-cell grid: a cell holds two
     stroke = Scribble([(5, 5, 20), (6, 5, 20)], axis=0)  # IJK: slice K = 20

@@ -42,6 +42,7 @@ from InteractiveSegLib.methods.prompt3d.composites import composite_structures
 from InteractiveSegLib.methods.prompt3d.network import prompt3d_net
 from InteractiveSegLib.methods.prompt3d.prompts import (
     CHANNELS,
+    Region3,
     encode,
     grow_to_object,
     hinted_planes,
@@ -160,6 +161,7 @@ def training_sample(
     own: Callable[[np.ndarray], np.ndarray] | None = None,
     p_own: float = 0.0,
     max_corrections: int = 2,
+    region_jitter: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(input (len(CHANNELS), size^3), target (1, size^3), the hinted slices' cells
     (``prompts.hinted_planes``, (1, size^3))) of one benchmark-like step.
@@ -168,7 +170,8 @@ def training_sample(
     share ``p_own`` of the later rounds start from the network's own first answer instead of
     a made-up wrong result (and each further correction, up to ``max_corrections``, from its
     answer to the ones before), so corrections are learnt on the errors the network makes,
-    round after round, as long as a benchmark session goes."""
+    round after round, as long as a benchmark session goes. ``region_jitter`` widens half the
+    regions by a random factor in [1, 1 + region_jitter] per axis (``widened``)."""
     while True:
         block = block_around(structs[int(rng.integers(len(structs)))], rng, boxes)
         if block is None:  # a re-drawn block can lose a small structure to its deformation
@@ -208,10 +211,24 @@ def training_sample(
         if not faces:
             break
         region = grow_to_object(region, faces, mask.shape)
+    if region_jitter > 0 and rng.random() < 0.5:
+        region = widened(region, rng.uniform(1.0, 1.0 + region_jitter, 3), mask.shape)
     cut = tuple(slice(a, b) for a, b in zip(*region, strict=True))
     x = encode(image, previous, hints, region, size)
     y = (resample(mask[cut].astype(np.float32), size) > 0.5).astype(np.float32)
     return x, y[None], hinted_planes(hints, region, size)[None]
+
+
+def widened(region: Region3, factors: np.ndarray, shape: tuple[int, ...]) -> Region3:
+    """``region`` scaled by ``factors`` (KJI) about its centre, inside ``shape``. The engine's
+    region grows with the hint, so a network trained on it alone learns to answer in
+    proportion to the region; wider regions make it find the object's ends in the image."""
+    lo, hi = np.asarray(region[0], float), np.asarray(region[1], float)
+    centre, half = (lo + hi) / 2, (hi - lo) / 2 * factors
+    n = np.asarray(shape)
+    a = np.clip(np.floor(centre - half), 0, n - 1).astype(int)
+    b = np.clip(np.ceil(centre + half), a + 1, n).astype(int)
+    return (int(a[0]), int(a[1]), int(a[2])), (int(b[0]), int(b[1]), int(b[2]))
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -256,7 +273,16 @@ def train(args: argparse.Namespace) -> dict:
             group["lr"] = args.lr * (args.lr_drop if args.lr_drop_at and done[0] > args.lr_drop_at else 1.0)
         batch = [
             training_sample(
-                draw(rng), rng, args.size, args.p_correct, args.max_zoom, boxes, own, args.p_own, args.max_corrections
+                draw(rng),
+                rng,
+                args.size,
+                args.p_correct,
+                args.max_zoom,
+                boxes,
+                own,
+                args.p_own,
+                args.max_corrections,
+                args.region_jitter,
             )
             for _ in range(args.batch)
         ]
@@ -284,6 +310,7 @@ def train(args: argparse.Namespace) -> dict:
             "max_corrections": args.max_corrections,
         },
         "slice_weight": args.slice_weight,
+        "region_jitter": args.region_jitter,
         "lr": {"base": args.lr, "drop_at": args.lr_drop_at, "drop": args.lr_drop},
         "init": args.init,
     }
@@ -310,6 +337,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         help="weight of a cross-entropy on the hinted slices' cells, added to the volume's Dice + CE",
+    )
+    p.add_argument(
+        "--region-jitter",
+        type=float,
+        default=0.0,
+        help="half the samples' regions widened by up to 1 + this per axis (0: the engine's regions only)",
     )
     p.add_argument("--p-composite", type=float, default=0.2, help="share of samples on unions of touching structures")
     p.add_argument("--max-zoom", type=int, default=3, help="zoom-outs a sample's region may take (the engine's)")
