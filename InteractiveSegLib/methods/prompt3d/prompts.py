@@ -89,7 +89,11 @@ def object_region(
     size = hi - lo
     lo, hi = lo - context * size, hi + context * size
     short = np.maximum(min_side - (hi - lo), 0) / 2
-    lo, hi = lo - short, hi + short
+    return inside(lo - short, hi + short, shape)
+
+
+def inside(lo: np.ndarray, hi: np.ndarray, shape: Sequence[int]) -> Region3:
+    """The whole voxels of the KJI box [``lo``, ``hi``) that lie in ``shape``, at least one a side."""
     n = np.asarray(shape)
     lo_i = np.clip(np.floor(lo), 0, n - 1).astype(int)
     hi_i = np.clip(np.ceil(hi), lo_i + 1, n).astype(int)

@@ -46,6 +46,7 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
     encode,
     grow_to_object,
     hinted_planes,
+    inside,
     mask_box,
     object_region,
     resample,
@@ -225,10 +226,7 @@ def widened(region: Region3, factors: np.ndarray, shape: tuple[int, ...]) -> Reg
     proportion to the region; wider regions make it find the object's ends in the image."""
     lo, hi = np.asarray(region[0], float), np.asarray(region[1], float)
     centre, half = (lo + hi) / 2, (hi - lo) / 2 * factors
-    n = np.asarray(shape)
-    a = np.clip(np.floor(centre - half), 0, n - 1).astype(int)
-    b = np.clip(np.ceil(centre + half), a + 1, n).astype(int)
-    return (int(a[0]), int(a[1]), int(a[2])), (int(b[0]), int(b[1]), int(b[2]))
+    return inside(centre - half, centre + half, shape)
 
 
 def train(args: argparse.Namespace) -> dict:
