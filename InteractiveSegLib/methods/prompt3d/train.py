@@ -222,8 +222,9 @@ def training_sample(
 
 def widened(region: Region3, factors: np.ndarray, shape: tuple[int, ...]) -> Region3:
     """``region`` scaled by ``factors`` (KJI) about its centre, inside ``shape``. The engine's
-    region grows with the hint, so a network trained on it alone learns to answer in
-    proportion to the region; wider regions make it find the object's ends in the image."""
+    region grows with the hint, and a network trained on it alone answers in proportion to
+    the region; wider ones show it regions larger than their structure (stage 6 of
+    Resources/Models/prompt3d.md: no gain on the held-out sessions, so off by default)."""
     lo, hi = np.asarray(region[0], float), np.asarray(region[1], float)
     centre, half = (lo + hi) / 2, (hi - lo) / 2 * factors
     return inside(centre - half, centre + half, shape)
