@@ -87,16 +87,15 @@ def thick_slices(d: BenchData, k: int) -> BenchData:
     Returns:
         The thick-slice volume, on the same physical extent (each slice centred on its run).
     """
-    n = d.image.shape[0] // max(k, 1)
-    if k < 1 or n < 1:
+    if not 1 <= k <= d.image.shape[0]:
         raise InteractiveSegError(f"--thick-slices {k}: expected 1 to {d.image.shape[0]} for {d.name}")
     if k == 1:
         return d
+    n = d.image.shape[0] // k
     image = block_reduce(d.image.array[: n * k], (k, 1, 1), np.mean)
     labelmap = np.ascontiguousarray(d.labelmap[k // 2 : n * k : k])
     g = d.image.geometry
-    step = np.asarray(g.direction, float)[:, 2] * g.spacing[2]  # one thin slice along K, in RAS
-    x, y, z = (float(c) for c in np.asarray(g.origin) + step * (k - 1) / 2)
+    x, y, z = (float(c) for c in g.ijk_to_ras_points([[0.0, 0.0, (k - 1) / 2]])[0])  # the first run's centre
     geometry = replace(g, origin=(x, y, z), spacing=(g.spacing[0], g.spacing[1], g.spacing[2] * k))
     present = set(np.unique(labelmap).tolist())
     for v in sorted(set(d.structures) - present):
