@@ -18,6 +18,7 @@ from InteractiveSegLib.engines.base import Engine, Prediction, Request, SliceRat
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import DrawnSlice, SliceAuto, members, slice_index
 from InteractiveSegLib.intensity import detect_modality, normalize
+from InteractiveSegLib.methods.prompt3d.edges import WEIGHT, snap_to_edges
 from InteractiveSegLib.methods.prompt3d.prompts import (
     Region3,
     drawn_plane,
@@ -63,6 +64,7 @@ class Prompt3DEngine(Engine):
         threads: int | None = None,
         modality: str = "auto",
         logit_offset: float | None = None,
+        edge_weight: float = WEIGHT,
     ) -> None:
         """
         Args:
@@ -74,6 +76,8 @@ class Prompt3DEngine(Engine):
             logit_offset: added to the network's logits before the 0.5 threshold (default:
                 the checkpoint's ``logit_offset``, chosen by ``interactiveseg calibrate-prompt3d``
                 on held-out structures the benchmark does not report; 0 when it has none).
+            edge_weight: the share of the answer that the image's edges decide near its
+                boundary (``edges.snap_to_edges``; 0: the network's answer as it is).
         """
         super().__init__()
         net, self.config, self.meta = load_checkpoint(
@@ -81,6 +85,9 @@ class Prompt3DEngine(Engine):
         )
         if max_zoom < 0:
             raise EngineError(f"max_zoom must be >= 0, got {max_zoom}")
+        if not 0 <= edge_weight <= 1:
+            raise EngineError(f"edge_weight must be in [0, 1], got {edge_weight}")
+        self.edge_weight = float(edge_weight)
         self.size = int(self.config.get("size", 64))
         self.max_zoom = int(max_zoom)
         self.device = pick_device(device)
@@ -136,8 +143,10 @@ class Prompt3DEngine(Engine):
                 break
             # the object runs out of the region: zoom out, as a user would scroll out (issue 20)
             region = grow_to_object(region, faces, shape)
-        impose_drawn(prob, hints, region)
         cut = cast(tuple[slice, slice, slice], tuple(slice(a, b) for a, b in zip(*region, strict=True)))
+        if self.edge_weight > 0:
+            prob = snap_to_edges(prob, self._norm[cut], spacing, hints, region[0], weight=self.edge_weight)
+        impose_drawn(prob, hints, region)
         ratings = rate_slices(prob, region, request.axis, shape[request.axis], hints, self.slice_quality)
         report = StepReport(seconds=time.perf_counter() - t0)
         return Prediction(request.label, cut, prob.astype(np.float32), ratings=ratings, report=report)

@@ -1,0 +1,82 @@
+"""The network's boundary moved onto the image's edges, at the volume's own resolution.
+
+The 3D network answers on a 64-cell grid: a large region is shrunk two or three times, and
+a structure it never saw is answered short of, or past, its boundary. Grow from seeds wins
+there because it lets the image draw the boundary. Here the answer keeps its core and its
+surround, and a marker watershed on the gradient magnitude (scikit-image) decides the band
+between them: the boundary moves to the strongest edge within ``band`` millimetres of where
+the network put it, and never further, so a weak or absent edge cannot leak the answer
+away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage
+from skimage.segmentation import watershed
+
+from InteractiveSegLib.hints import Click, Scribble, kji, members
+
+#: how far the boundary may move, in multiples of the finest voxel side, and the snapped
+#: mask's share of the result: the edges decide where the network's probability lies within
+#: 0.5 +- WEIGHT / (2 (1 - WEIGHT)) (1/2 and more: the snapped mask alone). Chosen on the
+#: calibration's held-out sessions (Resources/Models/prompt3d.md)
+BAND = 10.0
+WEIGHT = 0.3
+#: the network's answer this sure is core wherever it lies
+SURE = 0.95
+
+
+def snap_to_edges(
+    prob: np.ndarray,
+    image: np.ndarray,
+    spacing: Sequence[float],
+    hints: Sequence,
+    origin: Sequence[int],
+    band: float = BAND,
+    weight: float = WEIGHT,
+) -> np.ndarray:
+    """The network's probability with its boundary moved to the image's edges.
+
+    Args:
+        prob: the network's foreground probability over a region (KJI).
+        image: the normalised image over the same region.
+        spacing: KJI voxel size in mm.
+        hints: the class's hints; the voxels of strokes and clicks stay on their side.
+        origin: the region's first voxel in the volume (KJI), to place the hints.
+        band: how far the boundary may move, in multiples of the finest voxel side.
+        weight: the snapped mask's share of the result.
+    Returns:
+        ``(1 - weight) * prob + weight * snapped``, float32, ``prob``'s shape; ``prob``
+        itself where the answer is empty, fills the region or has no core.
+    """
+    sp = np.asarray(spacing, np.float64)
+    mask = prob > 0.5
+    if not mask.any() or mask.all():
+        return prob
+    reach = band * sp.min()
+    markers = np.zeros(mask.shape, np.int32)
+    markers[ndimage.distance_transform_edt(~mask, sampling=sp) > reach] = 2
+    markers[(ndimage.distance_transform_edt(mask, sampling=sp) > reach) | (prob > SURE)] = 1
+    for r, k in _stroke_voxels(hints, origin, mask.shape):
+        markers[k] = r
+    if not (markers == 1).any():
+        return prob
+    gradient = ndimage.gaussian_gradient_magnitude(image.astype(np.float32), sigma=sp.min() / sp)
+    snapped = watershed(gradient, markers) == 1
+    return ((1 - weight) * prob + weight * snapped).astype(np.float32)
+
+
+def _stroke_voxels(hints: Sequence, origin: Sequence[int], shape: Sequence[int]):
+    """(marker, KJI index in the region) of each stroke or click voxel inside it: 1 for a
+    positive one, 2 for a negative one, in the hints' order (the newest wins)."""
+    lo, n = np.asarray(origin), np.asarray(shape)
+    for h in (m for hint in hints for m in members(hint)):
+        if not isinstance(h, (Scribble, Click)):
+            continue
+        for p in h.points:
+            k = np.asarray(kji(p)) - lo
+            if (k >= 0).all() and (k < n).all():
+                yield (1 if h.positive else 2), tuple(int(x) for x in k)

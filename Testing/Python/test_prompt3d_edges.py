@@ -1,0 +1,84 @@
+"""The 3D network's boundary moved onto the image's edges (``methods/prompt3d/edges.py``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from InteractiveSegLib.engines import create_engine
+from InteractiveSegLib.errors import EngineError
+from InteractiveSegLib.hints import Scribble
+from InteractiveSegLib.methods.prompt3d.edges import snap_to_edges
+from InteractiveSegLib.metrics import dice
+
+
+def ball(shape=(40, 48, 48), radius=12.0, spacing=(1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """A bright ball in noise and the distance (mm) of each voxel from its centre."""
+    grids = np.indices(shape).astype(np.float64)
+    r = np.sqrt(sum(((g - (n - 1) / 2) * s) ** 2 for g, n, s in zip(grids, shape, spacing, strict=True)))
+    image = np.where(r < radius, 1.0, 0.0) + np.random.default_rng(0).normal(0, 0.05, shape)
+    return image.astype(np.float32), r
+
+
+def answer(r: np.ndarray, radius: float, softness: float = 2.0) -> np.ndarray:
+    """A network's answer: a ball of ``radius`` whose probability falls off over ``softness`` mm."""
+    return (1 / (1 + np.exp((r - radius) / softness))).astype(np.float32)
+
+
+def test_an_answer_short_of_the_edge_grows_onto_it_and_one_past_it_shrinks_back():
+    image, r = ball()
+    truth = r < 12
+    for radius in (10.0, 14.0):  # 2 mm short of the ball's edge, then 2 mm past it
+        prob = answer(r, radius)
+        snapped = snap_to_edges(prob, image, (1, 1, 1), [], (0, 0, 0), band=3.0, weight=0.5) > 0.5
+        assert dice(truth, snapped) > dice(truth, prob > 0.5) + 0.05
+        assert dice(truth, snapped) > 0.95
+
+
+def test_the_boundary_moves_at_most_the_band_whatever_the_image_says():
+    image, r = ball(radius=20.0)  # the edge is 12 mm beyond the answer
+    prob = answer(r, 8.0)
+    snapped = snap_to_edges(prob, image, (1, 1, 1), [], (0, 0, 0), band=3.0, weight=0.5) > 0.5
+    reach = ndimage.distance_transform_edt(~(prob > 0.5))
+    assert snapped.any() and (reach[snapped] <= 3.0).all()
+
+
+def test_the_band_is_in_millimetres_on_thick_slices():
+    spacing = (3.0, 1.0, 1.0)
+    image, r = ball(shape=(20, 48, 48), radius=20.0, spacing=spacing)
+    prob = answer(r, 8.0)
+    snapped = snap_to_edges(prob, image, spacing, [], (0, 0, 0), band=3.0, weight=0.5) > 0.5
+    grown = snapped & ~(prob > 0.5)
+    reach = ndimage.distance_transform_edt(~(prob > 0.5), sampling=spacing)
+    assert grown.any() and (reach[grown] <= 3.0).all()
+
+
+def test_only_the_unsure_band_moves_with_a_small_weight():
+    image, r = ball()
+    prob = answer(r, 10.0)
+    out = snap_to_edges(prob, image, (1, 1, 1), [], (0, 0, 0), weight=0.3)
+    changed = (out > 0.5) != (prob > 0.5)
+    assert changed.any()
+    assert (np.abs(prob[changed] - 0.5) <= 0.3 / (2 * 0.7) + 1e-6).all()
+
+
+def test_stroke_voxels_stay_on_their_side():
+    image, r = ball()
+    prob = answer(r, 12.0)
+    centre = (20, 24, 24)  # KJI in the region; hints are IJK in the volume, the region starts at (2, 3, 4) KJI
+    origin = (2, 3, 4)
+    not_here = Scribble([(centre[2] + 4, centre[1] + 3, centre[0] + 2)], positive=False, axis=0)
+    out = snap_to_edges(prob, image, (1, 1, 1), [not_here], origin, band=3.0, weight=0.5)
+    assert out[centre] < 0.5 and (out > 0.5).sum() > 0.9 * (prob > 0.5).sum()
+
+
+def test_an_empty_or_full_answer_is_left_as_it_is():
+    image, r = ball()
+    for prob in (np.zeros(r.shape, np.float32), np.ones(r.shape, np.float32)):
+        assert snap_to_edges(prob, image, (1, 1, 1), [], (0, 0, 0)) is prob
+
+
+def test_the_engine_refuses_a_weight_outside_0_to_1():
+    with pytest.raises(EngineError, match="edge_weight"):
+        create_engine("prompt3d", edge_weight=1.5)
