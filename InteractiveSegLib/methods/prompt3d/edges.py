@@ -4,9 +4,10 @@ The 3D network answers on a 64-cell grid: a large region is shrunk two or three 
 a structure it never saw is answered short of, or past, its boundary. Grow from seeds wins
 there because it lets the image draw the boundary. Here the answer keeps its core and its
 surround, and a marker watershed on the gradient magnitude (scikit-image) decides the band
-between them: the boundary moves to the strongest edge within ``band`` millimetres of where
-the network put it, and never further, so a weak or absent edge cannot leak the answer
-away.
+between them: the boundary moves to the strongest edge within ``band`` finest voxel sides
+(a distance in mm, the same on thick slices) of where the network put it, and never
+further, so a weak or absent edge cannot leak the answer away. With a ``weight`` under 1/2
+the edges only decide where the network is unsure.
 """
 
 from __future__ import annotations
