@@ -18,7 +18,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from InteractiveSegLib.hints import Click, Scribble, kji, members
+from InteractiveSegLib.hints import Click, Scribble, members
+from InteractiveSegLib.methods.prompt3d.prompts import hint_points
 
 #: how far the boundary may move, in multiples of the finest voxel side, and the snapped
 #: mask's share of the result: the edges decide where the network's probability lies within
@@ -61,23 +62,12 @@ def snap_to_edges(
     markers = np.zeros(mask.shape, np.int32)
     markers[ndimage.distance_transform_edt(~mask, sampling=sp) > reach] = 2
     markers[(ndimage.distance_transform_edt(mask, sampling=sp) > reach) | (prob > SURE)] = 1
-    for r, k in _stroke_voxels(hints, origin, mask.shape):
-        markers[k] = r
+    lo, n = np.asarray(origin), np.asarray(mask.shape)
+    for h in (m for hint in hints for m in members(hint) if isinstance(m, (Scribble, Click))):
+        k = hint_points([h]) - lo  # in the hints' order, so the newest wins
+        markers[tuple(k[((k >= 0) & (k < n)).all(1)].T)] = 1 if h.positive else 2
     if not (markers == 1).any():
         return prob
     gradient = ndimage.gaussian_gradient_magnitude(image.astype(np.float32), sigma=sp.min() / sp)
     snapped = watershed(gradient, markers) == 1
     return ((1 - weight) * prob + weight * snapped).astype(np.float32)
-
-
-def _stroke_voxels(hints: Sequence, origin: Sequence[int], shape: Sequence[int]):
-    """(marker, KJI index in the region) of each stroke or click voxel inside it: 1 for a
-    positive one, 2 for a negative one, in the hints' order (the newest wins)."""
-    lo, n = np.asarray(origin), np.asarray(shape)
-    for h in (m for hint in hints for m in members(hint)):
-        if not isinstance(h, (Scribble, Click)):
-            continue
-        for p in h.points:
-            k = np.asarray(kji(p)) - lo
-            if (k >= 0).all() and (k < n).all():
-                yield (1 if h.positive else 2), tuple(int(x) for x in k)

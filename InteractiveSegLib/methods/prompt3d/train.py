@@ -274,14 +274,14 @@ def train(args: argparse.Namespace) -> dict:
             training_sample(
                 draw(rng),
                 rng,
-                args.size,
-                args.p_correct,
-                args.max_zoom,
-                boxes,
-                own,
-                args.p_own,
-                args.max_corrections,
-                args.region_jitter,
+                size=args.size,
+                p_correct=args.p_correct,
+                max_zoom=args.max_zoom,
+                boxes=boxes,
+                own=own,
+                p_own=args.p_own,
+                max_corrections=args.max_corrections,
+                region_jitter=args.region_jitter,
             )
             for _ in range(args.batch)
         ]
