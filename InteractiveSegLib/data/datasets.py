@@ -6,6 +6,10 @@ Builtin volumes, installed from package registries (no network at run time):
 - ``inia19``: INIA19 macaque T1 with NeuroMaps labels, Debian ``mricron-data``.
 - ``mni152``: MNI ICBM152 2009a T1 with grey/white matter maps (> 127), PyPI ``nilearn``;
   ``mni152-brain`` the same T1 with one whole-brain mask (grey + white matter, ventricles filled).
+- ``balls``: a CT made here, three bright balls 24, 50 and 90 mm across in air (1 x 1 x 2 mm
+  voxels): the image alone draws every boundary, so any engine should find each whole from a
+  short stroke, as Grow from seeds would from seeds inside and outside (a check of size, not
+  of anatomy; generated, seeded, nothing read).
 
 Shared volumes, read in place from ``../shared/data/`` beside the repository (override with
 ``INTERACTIVESEG_SHARED_DATA``; see its README.md): ``ct-abdomen`` (CT, 58 named organs, HU),
@@ -45,8 +49,9 @@ from InteractiveSegLib.data.splits import (
 from InteractiveSegLib.errors import ImageError
 from InteractiveSegLib.io import Segmentation, read_labels, read_volume
 from InteractiveSegLib.labels import LabelTable
+from InteractiveSegLib.volume import Geometry, Volume
 
-DATASETS = ("colin27", "inia19", "mni152", "mni152-brain")
+DATASETS = ("colin27", "inia19", "mni152", "mni152-brain", "balls")
 """The builtin volumes (installed from package registries)."""
 
 
@@ -83,6 +88,7 @@ DATASET_RULES: dict[str, str] = {
     "inia19": ODD_LABEL_ID,
     "mni152": HELD_OUT_VOLUME,
     "mni152-brain": HELD_OUT_VOLUME,
+    "balls": HELD_OUT_VOLUME,
     **{s.name: s.rule for s in SHARED_SOURCES.values()},
 }
 """Data set name -> its split rule (a key of ``data.splits.SPLIT_RULES``)."""
@@ -175,6 +181,27 @@ def _load_shared(name: str) -> LabelledVolume:
     return LabelledVolume(name, image, seg, src.modality, src.rule, source="shared")
 
 
+#: the balls' (centre K, J, I in voxels, radius in mm) in ``balls``
+BALLS = ((50, 50, 50, 12.0), (50, 60, 150, 25.0), (50, 170, 110, 45.0))
+
+
+def _balls() -> LabelledVolume:
+    """``balls``: soft tissue (60 HU) in air (-800 HU) with noise of 10 HU, seeded."""
+    spacing_kji = (2.0, 1.0, 1.0)
+    grid = np.indices((100, 240, 240), sparse=True)
+    lab = np.zeros((100, 240, 240), np.uint8)
+    table = LabelTable()
+    for value, (*centre, radius) in enumerate(BALLS, 1):
+        mm2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing_kji, strict=True))
+        lab[mm2 < radius**2] = value
+        table.add(value, f"ball_{2 * radius:.0f}mm", (0.9, 0.6, 0.3))
+    noise = np.random.default_rng(0).normal(0.0, 10.0, lab.shape)
+    geometry = Geometry(spacing=(1.0, 1.0, 2.0))  # IJK
+    array = np.where(lab > 0, 60.0, -800.0).astype(np.float32) + noise.astype(np.float32)
+    image = Volume(array, geometry, name="balls", modality="ct")
+    return LabelledVolume("balls", image, Segmentation(lab, geometry, table), "ct", HELD_OUT_VOLUME)
+
+
 @lru_cache(maxsize=8)
 def load(name: str) -> LabelledVolume:
     """Load one of ``ALL_DATASETS`` (cached).
@@ -214,6 +241,8 @@ def load(name: str) -> LabelledVolume:
             table.add(1, "grey_matter", (0.8, 0.5, 0.4))
             table.add(2, "white_matter", (0.95, 0.95, 0.85))
         return LabelledVolume(name, image, Segmentation(lab, image.geometry, table), "mr", HELD_OUT_VOLUME)
+    if name == "balls":
+        return _balls()
     if name in SHARED_SOURCES:
         return _load_shared(name)
     raise ImageError(f"unknown dataset {name!r}; available: {list(ALL_DATASETS)}")

@@ -220,3 +220,15 @@ def test_shipped_data_takes_folders_and_leaves_out_cases_outside_the_split(tmp_p
     d = _msd(tmp_path / "msd", n=5)
     data = shipped_data([str(d)], "test", 1)
     assert [b.name for b in data] == ["liver_004"] and data[0].structures == {1: "liver", 2: "cancer"}
+
+
+def test_balls_are_bright_balls_of_their_size_in_mm_held_out_whole():
+    lv = datasets.load("balls")
+    assert lv.modality == "ct" and lv.structures("train") == [] and lv.structures("test") == [1, 2, 3]
+    image, labels = lv.image.array, lv.labels.labelmap
+    for value, (*centre, radius) in enumerate(datasets.BALLS, 1):
+        ball = labels == value
+        extent_mm = [(np.ptp(np.nonzero(ball)[a]) + 1) * s for a, s in enumerate((2.0, 1.0, 1.0))]
+        assert all(abs(e - 2 * radius) <= 2.0 for e in extent_mm)  # as wide in mm along every axis
+        assert tuple(int(round(c)) for c in np.argwhere(ball).mean(0)) == tuple(centre)
+        assert image[ball].mean() > 0 > image[~ball & (labels == 0)].mean()
