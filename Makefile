@@ -71,6 +71,8 @@ bench-vmn: setup
 	$(BIN)/interactiveseg bench --engines vmn,prompt3d,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --data mr-brain-tumor,mni152-brain --min-voxels 200 --max-structures 4 --json out/bench-vmn-mr.json --markdown out/bench-vmn-mr.md
 	$(BIN)/interactiveseg bench --engines vmn,prompt3d,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --data colin27,inia19 --max-structures 4 --json out/bench-vmn-brain.json --markdown out/bench-vmn-brain.md
 	$(BIN)/interactiveseg bench --engines vmn --hint scribble,box,extreme --select random --rounds 6 --no-speed --data ct-abdomen,colin27,inia19 --max-structures 4 --json out/bench-vmn-select-issue20.json --markdown out/bench-vmn-select-issue20.md
+	# a generated CT of three bright balls 24, 50 and 90 mm across: a large structure from a short stroke
+	$(BIN)/interactiveseg bench --engines vmn,prompt3d,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --data balls --json out/bench-vmn-balls.json --markdown out/bench-vmn-balls.md
 	# the same CT as a thick-slice scan (9 mm, as a chest CT of 3 x 3 x 10 mm)
 	$(BIN)/interactiveseg bench --engines vmn,prompt3d,vmn-growcut,vmn-registration --hint scribble,box,extreme --rounds 6 --no-speed --data ct-abdomen --max-structures 4 --thick-slices 3 --json out/bench-vmn-ct-thick.json --markdown out/bench-vmn-ct-thick.md
 
