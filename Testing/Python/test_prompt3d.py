@@ -324,6 +324,21 @@ def test_training_samples_are_benchmark_steps_in_the_engines_region():
         assert not (x[2:5].any(0) & ~planes[0]).any()  # every hint's cells lie on a hinted plane
 
 
+def test_large_structure_samples_come_from_the_largest_with_a_click_or_a_stroke():
+    """``--p-large``: the largest structures, each first hint a click or a stroke (no box, no
+    extreme points, no drawn slice and its negative plane), where the default draws them all."""
+    structures = [ball_structure(r)[0] for r in (6, 9, 12, 15, 20)]
+    assert [s.mask.sum() for s in prompt3d_train.largest(structures, 0.4)] == [s.mask.sum() for s in structures[:2:-1]]
+    rng = np.random.default_rng(4)
+    short = [
+        prompt3d_train.training_sample(structures, rng, 32, 0.0, 3, {}, kinds=prompt3d_train.SHORT_HINTS)[0]
+        for _ in range(12)
+    ]
+    assert all(x[2].any() and not x[3].any() and not x[4].any() for x in short)
+    drawn = [prompt3d_train.training_sample(structures, rng, 32, 0.0, 3, {})[0] for _ in range(24)]
+    assert any(x[3].any() or x[4].any() for x in drawn)  # boxes, or drawn slices' negatives
+
+
 def test_a_widened_region_keeps_its_centre_and_stays_inside_the_volume():
     region = ((10, 20, 30), (20, 40, 50))
     assert prompt3d_train.widened(region, np.array([1.0, 1.0, 1.0]), (100, 100, 100)) == region

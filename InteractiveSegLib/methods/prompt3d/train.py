@@ -64,6 +64,17 @@ KIND_P = (0.3, 0.25, 0.25, 0.1, 0.1)
 
 #: share of blocks whose border (the scan's edge) cuts into the structure, as a field of view does
 P_FOV_CUT = 0.2
+#: ``--p-large``: the share of the structures (unions included), largest first, its samples come
+#: from, and the first hints they get
+LARGE_SHARE = 0.1
+SHORT_HINTS = ("click", "scribble")
+
+
+def largest(structs: list[Structure], share: float) -> list[Structure]:
+    """The ``share`` of ``structs`` with the most voxels (at least one)."""
+    sizes = np.array([int(s.mask.sum()) for s in structs])
+    keep = max(1, int(round(share * len(structs))))
+    return [structs[i] for i in np.argsort(-sizes, kind="stable")[:keep]]
 
 
 def block_around(s: Structure, rng: np.random.Generator, boxes: dict) -> tuple[np.ndarray, np.ndarray, tuple] | None:
@@ -163,6 +174,7 @@ def training_sample(
     p_own: float = 0.0,
     max_corrections: int = 2,
     region_jitter: float = 0.0,
+    kinds: tuple[str, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(input (len(CHANNELS), size^3), target (1, size^3), the hinted slices' cells
     (``prompts.hinted_planes``, (1, size^3))) of one benchmark-like step.
@@ -172,7 +184,8 @@ def training_sample(
     a made-up wrong result (and each further correction, up to ``max_corrections``, from its
     answer to the ones before), so corrections are learnt on the errors the network makes,
     round after round, as long as a benchmark session goes. ``region_jitter`` widens half the
-    regions by a random factor in [1, 1 + region_jitter] per axis (``widened``)."""
+    regions by a random factor in [1, 1 + region_jitter] per axis (``widened``). ``kinds``: the
+    first hint's kinds to draw from, evenly (default: ``KINDS`` at ``KIND_P``)."""
     while True:
         block = block_around(structs[int(rng.integers(len(structs)))], rng, boxes)
         if block is None:  # a re-drawn block can lose a small structure to its deformation
@@ -182,7 +195,7 @@ def training_sample(
         area = mask.sum(axis=tuple(b for b in range(3) if b != axis))
         good = np.flatnonzero(area >= max(1, 0.2 * area.max()))
         index = int(np.argmax(area)) if rng.random() < 0.5 else int(rng.choice(good))
-        kind = str(rng.choice(KINDS, p=KIND_P))
+        kind = str(rng.choice(KINDS, p=KIND_P)) if kinds is None else str(rng.choice(kinds))
         first = robot_hint(kind, mask, None, axis, index, rng)
         if first is not None:
             break
@@ -249,9 +262,15 @@ def train(args: argparse.Namespace) -> dict:
     unions = composite_structures(structs, rng, per_volume=16) if args.p_composite > 0 else []
     single = structure_draw(args, structs, rng)
 
-    def draw(r: np.random.Generator) -> list[Structure]:
-        """Unions of neighbouring structures in a share ``--p-composite``, else ``single``'s."""
-        return unions if unions and r.random() < args.p_composite else single(r)
+    large = largest(structs + unions, LARGE_SHARE) if args.p_large > 0 else []
+
+    def draw(r: np.random.Generator) -> tuple[list[Structure], tuple[str, ...] | None]:
+        """(structures, first-hint kinds): in a share ``--p-large`` the largest structures with a
+        click or a stroke (a short hint on a large structure, issue 20's balls and whole brain),
+        else unions of neighbouring structures in a share ``--p-composite``, else ``single``'s."""
+        if large and r.random() < args.p_large:
+            return large, SHORT_HINTS
+        return (unions if unions and r.random() < args.p_composite else single(r)), None
 
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     loss_fn = DiceCELoss(sigmoid=True)
@@ -270,21 +289,24 @@ def train(args: argparse.Namespace) -> dict:
         done[0] += 1  # the step's own iteration, so a resumed run keeps its schedule
         for group in opt.param_groups:
             group["lr"] = args.lr * (args.lr_drop if args.lr_drop_at and done[0] > args.lr_drop_at else 1.0)
-        batch = [
-            training_sample(
-                draw(rng),
-                rng,
-                size=args.size,
-                p_correct=args.p_correct,
-                max_zoom=args.max_zoom,
-                boxes=boxes,
-                own=own,
-                p_own=args.p_own,
-                max_corrections=args.max_corrections,
-                region_jitter=args.region_jitter,
+        batch = []
+        for _ in range(args.batch):
+            pool, kinds = draw(rng)
+            batch.append(
+                training_sample(
+                    pool,
+                    rng,
+                    size=args.size,
+                    p_correct=args.p_correct,
+                    max_zoom=args.max_zoom,
+                    boxes=boxes,
+                    own=own,
+                    p_own=args.p_own,
+                    max_corrections=args.max_corrections,
+                    region_jitter=args.region_jitter,
+                    kinds=kinds,
+                )
             )
-            for _ in range(args.batch)
-        ]
         x = torch.from_numpy(np.stack([b[0] for b in batch])).to(device)
         y = torch.from_numpy(np.stack([b[1] for b in batch])).to(device)
         logits = model(x)
@@ -306,6 +328,7 @@ def train(args: argparse.Namespace) -> dict:
             "p_correct": args.p_correct,
             "p_own": args.p_own,
             "p_composite": args.p_composite,
+            "p_large": args.p_large,
             "max_corrections": args.max_corrections,
         },
         "slice_weight": args.slice_weight,
@@ -344,6 +367,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="half the samples' regions widened by up to 1 + this per axis (0: the engine's regions only)",
     )
     p.add_argument("--p-composite", type=float, default=0.2, help="share of samples on unions of touching structures")
+    p.add_argument(
+        "--p-large",
+        type=float,
+        default=0.0,
+        help="share of samples on the largest tenth of the structures (unions too), from a click or a stroke",
+    )
     p.add_argument("--max-zoom", type=int, default=3, help="zoom-outs a sample's region may take (the engine's)")
     p.add_argument("--p-augment", type=float, default=0.5, help="share of samples from re-drawn blocks")
     p.add_argument("--pool", type=int, default=4, help="re-drawn blocks kept at once")
