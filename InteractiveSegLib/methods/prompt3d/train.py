@@ -17,7 +17,9 @@ the structure runs out of it. Target: the structure in the region. Loss: Dice + 
 Data (``--dataset``, the data layer's sources, names or Decathlon / nnU-Net folders): by
 default the train split of Colin27/AAL, INIA19/NeuroMaps and the abdominal CT, scaled by
 modality; a share (``--p-composite``) of samples are unions of touching train structures
-(``composites``: large, of several intensities, as a whole brain is); a share
+(``composites``: large, of several intensities, as a whole brain is); a share (``--p-large``)
+come from the largest tenth of the structures and unions with a click or a stroke (a short
+hint on a large structure: the ``balls`` check and the whole brain, issue 20); a share
 (``--p-augment``) of samples come from blocks re-drawn by ``data.synthesis`` (SynthSeg's
 random contrast per label, or the real image deformed, bias, thick slices, blur, noise,
 gamma), so the network meets contrasts and slice spacings it will see elsewhere.
