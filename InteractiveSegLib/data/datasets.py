@@ -183,21 +183,38 @@ def _load_shared(name: str) -> LabelledVolume:
 
 #: the balls' (centre K, J, I in voxels, radius in mm) in ``balls``
 BALLS = ((50, 50, 50, 12.0), (50, 60, 150, 25.0), (50, 170, 110, 45.0))
+BALLS_SHAPE, BALLS_SPACING_KJI = (100, 240, 240), (2.0, 1.0, 1.0)
+
+
+def bright_balls(
+    shape: tuple[int, int, int], balls: tuple, spacing_kji: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A CT of balls: soft tissue (60 HU) in air (-800 HU), noise of 10 HU (seeded).
+
+    Args:
+        shape: KJI shape.
+        balls: (centre K, J, I in voxels, radius in mm) each; ball i is labelled i + 1.
+        spacing_kji: voxel size along K, J, I in mm.
+    Returns:
+        (image float32, labelmap uint8), KJI.
+    """
+    grid = np.indices(shape, sparse=True)
+    lab = np.zeros(shape, np.uint8)
+    for value, (*centre, radius) in enumerate(balls, 1):
+        mm2 = sum(((g - c) * sp) ** 2 for g, c, sp in zip(grid, centre, spacing_kji, strict=True))
+        lab[mm2 < radius**2] = value
+    noise = np.random.default_rng(0).normal(0.0, 10.0, shape).astype(np.float32)
+    return np.where(lab > 0, 60.0, -800.0).astype(np.float32) + noise, lab
 
 
 def _balls() -> LabelledVolume:
-    """``balls``: soft tissue (60 HU) in air (-800 HU) with noise of 10 HU, seeded."""
-    spacing_kji = (2.0, 1.0, 1.0)
-    grid = np.indices((100, 240, 240), sparse=True)
-    lab = np.zeros((100, 240, 240), np.uint8)
+    """``balls``: ``BALLS`` in a ``BALLS_SHAPE`` CT (``bright_balls``)."""
+    array, lab = bright_balls(BALLS_SHAPE, BALLS, BALLS_SPACING_KJI)
     table = LabelTable()
-    for value, (*centre, radius) in enumerate(BALLS, 1):
-        mm2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing_kji, strict=True))
-        lab[mm2 < radius**2] = value
+    for value, (*_, radius) in enumerate(BALLS, 1):
         table.add(value, f"ball_{2 * radius:.0f}mm", (0.9, 0.6, 0.3))
-    noise = np.random.default_rng(0).normal(0.0, 10.0, lab.shape)
-    geometry = Geometry(spacing=(1.0, 1.0, 2.0))  # IJK
-    array = np.where(lab > 0, 60.0, -800.0).astype(np.float32) + noise.astype(np.float32)
+    k, j, i = BALLS_SPACING_KJI
+    geometry = Geometry(spacing=(i, j, k))
     image = Volume(array, geometry, name="balls", modality="ct")
     return LabelledVolume("balls", image, Segmentation(lab, geometry, table), "ct", HELD_OUT_VOLUME)
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from InteractiveSegLib.checkpoints import save_checkpoint
+from InteractiveSegLib.data.datasets import bright_balls
 from InteractiveSegLib.engines import create_engine, describe_engine
 from InteractiveSegLib.engines.base import Request
 from InteractiveSegLib.errors import EngineError, ModelError
@@ -32,12 +33,10 @@ from InteractiveSegLib.volume import Geometry, Volume
 
 
 def ball_volume(shape=(60, 100, 100), centre=(30, 50, 45), radius=30, spacing=(1.0, 1.0, 2.0)):
-    """A bright ball in noise (CT-like values); ``spacing`` is IJK (the K slices thicker)."""
-    k, j, i = np.indices(shape)
-    sk = spacing[2] / spacing[0]
-    ball = ((k - centre[0]) * sk) ** 2 + (j - centre[1]) ** 2 + (i - centre[2]) ** 2 < radius**2
-    image = np.where(ball, 60.0, -800.0) + np.random.default_rng(0).normal(0, 10, shape)
-    return Volume(image.astype(np.float32), Geometry(spacing=spacing), modality="ct"), ball
+    """A bright ball in noise (``datasets.bright_balls``); ``spacing`` is IJK (the K slices
+    thicker), ``radius`` in mm."""
+    image, labels = bright_balls(shape, ((*centre, radius),), spacing[::-1])
+    return Volume(image, Geometry(spacing=spacing), modality="ct"), labels == 1
 
 
 def ball_structure(radius: int) -> tuple[Structure, np.ndarray]:
