@@ -77,6 +77,25 @@ def test_a_first_box_reaches_through_the_slices_as_far_in_mm_as_it_is_wide():
     assert (lo[0], hi[0]) == (10, 70)
 
 
+def test_a_later_rounds_region_on_one_axis_reaches_as_deep_as_it_is_wide():
+    """A thin answer to strokes on the slices of one axis (a network short of a large
+    structure) does not keep the region thin: it reaches as far through the slices, in mm,
+    as the strokes and the answer reach across them. Strokes on two axes show the depth, and
+    so does a box, which spans the structure on its slice."""
+    current = np.zeros((100, 100, 100), bool)
+    current[48:52, 40:60, 30:50] = True  # 4 slices of 2 mm, 20 x 20 mm across
+    stroke = Scribble([(30, 50, 50), (79, 50, 50)], axis=0)  # 50 mm across slice 50
+    lo, hi = object_region([stroke], current, (2.0, 1.0, 1.0), (100, 100, 100), context=0.0, min_side=1)
+    assert (lo[1], hi[1], lo[2], hi[2]) == (40, 60, 30, 80)
+    assert hi[0] - lo[0] in (25, 26)  # 50 mm of 2-mm slices, about the box's centre
+    assert lo[0] <= 48 and 52 <= hi[0]
+    across = Scribble([(40, 45, 50), (40, 55, 50)], axis=2)  # a stroke on a sagittal slice
+    box = Box((30, 40, 50), (79, 59, 50), axis=0)
+    for hints in ([stroke, across], [box, stroke]):
+        lo, hi = object_region(hints, current, (2.0, 1.0, 1.0), (100, 100, 100), context=0.0, min_side=1)
+        assert (lo[0], hi[0]) == (48, 52)
+
+
 def test_a_region_only_zooms_out_across_the_faces_its_result_touches():
     region = ((10, 10, 10), (30, 30, 30))
     mask = np.zeros((20, 20, 20), bool)
