@@ -213,8 +213,7 @@ def _balls() -> LabelledVolume:
     table = LabelTable()
     for value, (*_, radius) in enumerate(BALLS, 1):
         table.add(value, f"ball_{2 * radius:.0f}mm", (0.9, 0.6, 0.3))
-    k, j, i = BALLS_SPACING_KJI
-    geometry = Geometry(spacing=(i, j, k))
+    geometry = Geometry(spacing=BALLS_SPACING_KJI[::-1])
     image = Volume(array, geometry, name="balls", modality="ct")
     return LabelledVolume("balls", image, Segmentation(lab, geometry, table), "ct", HELD_OUT_VOLUME)
 

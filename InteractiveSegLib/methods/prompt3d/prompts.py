@@ -86,8 +86,7 @@ def object_region(
     # boxes and extreme points span the structure on their slices, and later ones on other
     # slices show its depth; strokes and clicks show neither (the calibration's held-out
     # sessions: extreme points lost 0.017 when deepened too, Resources/Models/prompt3d.md)
-    strokes = all(isinstance(m, (Scribble, Click)) for h in hints for m in members(h))
-    if len(axes) == 1 and (box is None or strokes):
+    if len(axes) == 1 and (box is None or all(isinstance(m, (Scribble, Click)) for h in hints for m in members(h))):
         lo, hi = as_deep_as_wide(lo, hi, axes.pop(), sp)
     size = hi - lo
     lo, hi = lo - context * size, hi + context * size
