@@ -9,7 +9,7 @@ from scipy import ndimage
 from InteractiveSegLib.engines import create_engine
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import Scribble
-from InteractiveSegLib.methods.prompt3d.edges import snap_to_edges
+from InteractiveSegLib.methods.prompt3d.edges import SURE, distance, snap_to_edges
 from InteractiveSegLib.metrics import dice
 
 
@@ -71,6 +71,33 @@ def test_stroke_voxels_stay_on_their_side():
     not_here = Scribble([(centre[2] + 4, centre[1] + 3, centre[0] + 2)], positive=False, axis=0)
     out = snap_to_edges(prob, image, (1, 1, 1), [not_here], origin, band=3.0, weight=0.5)
     assert out[centre] < 0.5 and (out > 0.5).sum() > 0.9 * (prob > 0.5).sum()
+
+
+def test_flooding_the_band_alone_gives_what_flooding_the_whole_region_gives():
+    from skimage.segmentation import watershed
+
+    spacing = (2.0, 1.0, 1.0)
+    image, r = ball(shape=(24, 48, 48), radius=14.0, spacing=spacing)
+    image += ndimage.gaussian_filter(np.random.default_rng(1).normal(0, 0.3, image.shape), 1.5).astype(np.float32)
+    prob = answer(r + 3 * np.sin(np.indices(r.shape)[2] / 3.0), 11.0)  # a bumpy answer in a noisy image
+    reach = 3.0
+    markers = np.zeros(prob.shape, np.int32)  # the markers, with scipy's exact distances
+    markers[ndimage.distance_transform_edt(prob <= 0.5, sampling=spacing) > reach] = 2
+    markers[(ndimage.distance_transform_edt(prob > 0.5, sampling=spacing) > reach) | (prob > SURE)] = 1
+    gradient = ndimage.gaussian_gradient_magnitude(image, sigma=1.0 / np.asarray(spacing))
+    whole = (watershed(gradient, markers) == 1).astype(np.float32)
+    out = snap_to_edges(prob, image, spacing, [], (0, 0, 0), band=reach, weight=1.0)
+    band = markers == 0
+    assert whole[band].any() and not whole[band].all()  # the flood decides some of the band each way
+    assert np.array_equal(out, whole)
+
+
+def test_distances_are_scipys_in_millimetres():
+    mask = np.zeros((9, 20, 24), bool)
+    mask[2:8, 3:17, 5:20] = True
+    for spacing in ((1.0, 1.0, 1.0), (3.0, 0.7, 0.9)):
+        want = ndimage.distance_transform_edt(mask, sampling=spacing)
+        assert np.allclose(distance(mask, np.asarray(spacing)), want, atol=1e-4)
 
 
 def test_an_empty_or_full_answer_is_left_as_it_is():

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import edt
 import numpy as np
+import torch
 from scipy import ndimage
 from skimage.segmentation import watershed
 
@@ -58,10 +60,12 @@ def snap_to_edges(
     mask = prob > 0.5
     if not mask.any() or mask.all():
         return prob
-    reach = band * sp.min()
+    # edt's float32 distances land a hair above a whole number of voxel sides where scipy's
+    # are exact: the tolerance keeps such a voxel in the band, as before
+    reach = band * sp.min() * (1 + 1e-5)
     markers = np.zeros(mask.shape, np.int32)
-    markers[ndimage.distance_transform_edt(~mask, sampling=sp) > reach] = 2
-    markers[(ndimage.distance_transform_edt(mask, sampling=sp) > reach) | (prob > SURE)] = 1
+    markers[distance(~mask, sp) > reach] = 2
+    markers[(distance(mask, sp) > reach) | (prob > SURE)] = 1
     lo, n = np.asarray(origin), np.asarray(mask.shape)
     for h in (m for hint in hints for m in members(hint) if isinstance(m, (Scribble, Click))):
         k = hint_points([h]) - lo  # in the hints' order, so the newest wins
@@ -69,5 +73,16 @@ def snap_to_edges(
     if not (markers == 1).any():
         return prob
     gradient = ndimage.gaussian_gradient_magnitude(image.astype(np.float32), sigma=sp.min() / sp)
-    snapped = watershed(gradient, markers) == 1
+    # only the band is flooded, from the markers that border it: the watershed queues every
+    # marker voxel it is given, and on a whole brain those millions took 10 times the flood
+    flooded = ndimage.binary_dilation(markers == 0)
+    snapped = (watershed(gradient, np.where(flooded, markers, 0), mask=flooded) == 1) | (markers == 1)
     return ((1 - weight) * prob + weight * snapped).astype(np.float32)
+
+
+def distance(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """Each voxel's distance in mm to the nearest voxel outside ``mask`` (KJI ``spacing``):
+    the ``edt`` library, several times scipy's speed, on torch's CPU threads."""
+    return edt.edt(
+        np.ascontiguousarray(mask), anisotropy=tuple(spacing), black_border=False, parallel=torch.get_num_threads()
+    )
