@@ -74,35 +74,47 @@ def only_structures(data: list[BenchData], wanted: str | None) -> None:
         d.structures = {v: n for v, n in d.structures.items() if n in want or str(v) in want}
 
 
-def thick_slices(d: BenchData, k: int) -> BenchData:
-    """``d`` as a scan of slices ``k`` times thicker along KJI axis 0 (the axial slices of
-    most scans), so one benchmark measures thin-slice and thick-slice acquisitions of the same
-    anatomy (issue 20). Each run of ``k`` slices is averaged into one, as a thick slice's
-    partial volume; its reference is the run's middle slice. Trailing slices that fill no run
-    are dropped, and so are structures left with no voxel.
+def thick_slices(d: BenchData, k: int, axis: int = 0) -> BenchData:
+    """``d`` as a scan of slices ``k`` times thicker along KJI ``axis`` (0: the axial slices of
+    most scans; 1 or 2: a coronal or sagittal acquisition), so one benchmark measures
+    thin-slice and thick-slice acquisitions of the same anatomy (issue 20). Each run of ``k``
+    slices is averaged into one, as a thick slice's partial volume; its reference is the run's
+    middle slice. Trailing slices that fill no run are dropped, and so are structures left
+    with no voxel.
 
     Args:
         d: a volume with its reference labels.
         k: slices per thick slice (1: ``d`` unchanged).
+        axis: the KJI axis the slices are thickened along.
     Returns:
         The thick-slice volume, on the same physical extent (each slice centred on its run).
     """
-    if not 1 <= k <= d.image.shape[0]:
-        raise InteractiveSegError(f"--thick-slices {k}: expected 1 to {d.image.shape[0]} for {d.name}")
+    if axis not in (0, 1, 2):
+        raise InteractiveSegError(f"--thick-axis {axis}: expected 0 (axial), 1 (coronal) or 2 (sagittal)")
+    if not 1 <= k <= d.image.shape[axis]:
+        raise InteractiveSegError(f"--thick-slices {k}: expected 1 to {d.image.shape[axis]} for {d.name}")
     if k == 1:
         return d
-    n = d.image.shape[0] // k
-    image = block_reduce(d.image.array[: n * k], (k, 1, 1), np.mean)
-    labelmap = np.ascontiguousarray(d.labelmap[k // 2 : n * k : k])
+    n = d.image.shape[axis] // k
+    runs = [slice(None)] * 3
+    runs[axis] = slice(0, n * k)
+    image = block_reduce(d.image.array[tuple(runs)], tuple(k if a == axis else 1 for a in range(3)), np.mean)
+    runs[axis] = slice(k // 2, n * k, k)
+    labelmap = np.ascontiguousarray(d.labelmap[tuple(runs)])
     g = d.image.geometry
-    x, y, z = (float(c) for c in g.ijk_to_ras_points([[0.0, 0.0, (k - 1) / 2]])[0])  # the first run's centre
-    geometry = replace(g, origin=(x, y, z), spacing=(g.spacing[0], g.spacing[1], g.spacing[2] * k))
+    ijk = 2 - axis  # the geometry's IJK index of the KJI axis
+    centre = [0.0, 0.0, 0.0]
+    centre[ijk] = (k - 1) / 2
+    x, y, z = (float(c) for c in g.ijk_to_ras_points([centre])[0])  # the first run's centre
+    sx, sy, sz = (float(v) * (k if i == ijk else 1) for i, v in enumerate(g.spacing))
+    geometry = replace(g, origin=(x, y, z), spacing=(sx, sy, sz))
     present = set(np.unique(labelmap).tolist())
     for v in sorted(set(d.structures) - present):
         log(f"{d.name}: {d.structures[v]} has no voxel left at {k}x the slice thickness; left out")
     structures = {v: name for v, name in d.structures.items() if v in present}
     volume = Volume(image, geometry, d.image.name, d.image.modality)
-    return BenchData(f"{d.name}-thick{k}", volume, labelmap, structures)
+    name = f"{d.name}-thick{k}" + ("", "-coronal", "-sagittal")[axis]
+    return BenchData(name, volume, labelmap, structures)
 
 
 def sample_slices(mask: np.ndarray, axis: int, max_slices: int, min_area: int, rng: np.random.Generator) -> list[int]:

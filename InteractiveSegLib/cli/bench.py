@@ -59,7 +59,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--thick-slices",
         type=int,
         default=d.thick_slices,
-        help="average every N axial slices into one: the same anatomy as a thick-slice scan",
+        help="average every N slices into one: the same anatomy as a thick-slice scan",
+    )
+    v.add_argument(
+        "--thick-axis",
+        type=int,
+        default=d.thick_axis,
+        help="the axis --thick-slices thickens (0 axial, 1 coronal, 2 sagittal)",
     )
     f = p.add_argument_group("finetune")
     f.add_argument(

@@ -1,6 +1,8 @@
 """What the benchmark suites share: the thick-slice copy of a volume (issue 20: thin-slice and
 thick-slice scans alike, measured on the same anatomy)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,26 @@ def test_thick_slices_average_each_run_and_keep_the_anatomy_where_it_was():
     assert (thick.labelmap[1] == d.labelmap[4]).all() and not thick.labelmap[[0, 2]].any()
     assert thick.structures == {1: "one"} and thick.name == "nine-thick3"  # structure 2 left no voxel
     assert thick_slices(d, 1) is d
+
+
+def test_thick_slices_along_another_axis_thicken_that_axis_alone():
+    """A sagittal acquisition: the nine slices run along I (the last KJI axis)."""
+    d = _nine_slices()
+    geometry = replace(d.image.geometry, spacing=(2.5, 0.9, 0.8))
+    image = Volume(np.moveaxis(d.image.array, 0, 2).copy(), geometry, "nine", "mr")
+    turned = BenchData("nine", image, np.moveaxis(d.labelmap, 0, 2).copy(), dict(d.structures))
+    thick = thick_slices(turned, 3, axis=2)
+    assert thick.image.shape == (4, 5, 3) and thick.labelmap.shape == (4, 5, 3)
+    np.testing.assert_allclose(thick.image.array[0, 0, :], [1.0, 4.0, 7.0])
+    assert thick.image.geometry.spacing == (7.5, 0.9, 0.8) and thick.name == "nine-thick3-sagittal"
+    for i in range(3):
+        np.testing.assert_allclose(
+            thick.image.geometry.ijk_to_ras_points([[i, 1, 2]]),
+            turned.image.geometry.ijk_to_ras_points([[3 * i + 1, 1, 2]]),
+        )
+    assert (thick.labelmap[:, :, 1] == turned.labelmap[:, :, 4]).all() and thick.structures == {1: "one"}
+    with pytest.raises(InteractiveSegError, match="thick-axis"):
+        thick_slices(turned, 3, axis=3)
 
 
 def test_thick_slices_drop_the_trailing_slices_that_fill_no_run():
