@@ -96,6 +96,16 @@ def test_a_later_rounds_region_on_one_axis_reaches_as_deep_as_it_is_wide():
         assert (lo[0], hi[0]) == (48, 52)
 
 
+def test_a_clicks_smallest_region_is_as_many_mm_a_side_on_thick_slices():
+    """A click on a scan of 5-mm sagittal slices: its region is 24 mm a side along every
+    axis, not 24 thick slices (120 mm, most of a head) across the sagittal one."""
+    click = Click((50, 50, 50), axis=0)
+    lo, hi = object_region([click], None, (1.0, 1.0, 5.0), (100, 100, 100))
+    mm = (np.asarray(hi) - np.asarray(lo)) * np.array([1.0, 1.0, 5.0])
+    assert np.all(mm >= 24) and mm[2] <= 24 + 2 * 5  # whole voxels: at most one more each side
+    assert object_region([click], None, (1.0, 1.0, 1.0), (100, 100, 100)) == ((38, 38, 38), (63, 63, 63))
+
+
 def test_a_region_only_zooms_out_across_the_faces_its_result_touches():
     region = ((10, 10, 10), (30, 30, 30))
     mask = np.zeros((20, 20, 20), bool)

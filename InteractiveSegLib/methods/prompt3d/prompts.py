@@ -42,7 +42,8 @@ CHANNELS = ("image", "previous", "positive", "negative", "box", "likeness")
 MIN_SPREAD = 0.02
 #: widening of the object's box per side, as a share of its size
 CONTEXT = 0.25
-#: the smallest side of a region, in voxels (a click or a short stroke)
+#: the smallest side of a region, in finest voxel sides (a click or a short stroke); a
+#: distance in mm, so a thick-slice axis is not given 24 thick slices (Resources/Models/prompt3d.md)
 MIN_SIDE = 24
 
 Region3 = tuple[tuple[int, int, int], tuple[int, int, int]]  # (lo, hi) KJI, hi exclusive
@@ -65,7 +66,8 @@ def object_region(
     """The region a prediction runs in: the box of ``hints`` and of ``current`` (the class's mask,
     KJI), as deep as it is wide when every hint is on the slices of one axis and it is the
     first hint or they are all strokes and clicks (``as_deep_as_wide``), widened by
-    ``context`` per side and at least ``min_side`` voxels a side, inside ``shape``.
+    ``context`` per side and at least ``min_side`` finest voxel sides a side (in mm), inside
+    ``shape``.
 
     Args:
         hints: the class's hints (library interactions).
@@ -90,7 +92,7 @@ def object_region(
         lo, hi = as_deep_as_wide(lo, hi, axes.pop(), sp)
     size = hi - lo
     lo, hi = lo - context * size, hi + context * size
-    short = np.maximum(min_side - (hi - lo), 0) / 2
+    short = np.maximum(min_side * sp.min() / sp - (hi - lo), 0) / 2
     return inside(lo - short, hi + short, shape)
 
 
