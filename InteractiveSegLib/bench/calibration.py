@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from InteractiveSegLib.bench.harness import log, shipped_data
+from InteractiveSegLib.bench.harness import log, shipped_data, thick_slices
 from InteractiveSegLib.bench.options import BenchOptions
 from InteractiveSegLib.bench.vmn import VolumeRun, picked, run_volume
 from InteractiveSegLib.checkpoints import update_checkpoint
@@ -91,6 +91,7 @@ def calibrate(
     seed: int = 7,
     threads: int = 1,
     reported: int | None = REPORTED,
+    thick: tuple[int, int] = (1, 0),
 ) -> Calibration:
     """The offset with the highest mean volume Dice over every round of every session, and
     the slice-quality model fitted on that offset's sessions.
@@ -106,6 +107,8 @@ def calibrate(
         seed: the structure draw and the robot's jitter.
         threads: torch CPU threads.
         reported: passed to ``unreported``.
+        thick: (slices per thick slice, KJI axis): the sessions play on thick-slice copies
+            (``bench.harness.thick_slices``; (1, 0): the volumes as they are).
     Returns:
         the best offset (ties go to the first candidate), mean Dice per offset as
         ``{"1": 0.41, ...}``, and the slice-quality model (``fit_slice_quality``).
@@ -116,6 +119,7 @@ def calibrate(
         ids = sorted(d.structures)
         if per_volume and len(ids) > per_volume:
             d.structures = {int(v): d.structures[int(v)] for v in sorted(rng.choice(ids, per_volume, replace=False))}
+    volumes = [thick_slices(d, *thick) for d in volumes]
     if not any(d.structures for d in volumes):
         raise ConfigError(
             f"no unreported held-out structure of at least {MIN_VOXELS} voxels in {data} "
@@ -183,7 +187,10 @@ def run(args: argparse.Namespace) -> float:
         if k not in HINTS:
             raise ConfigError(f"--hint {k!r}: expected one of {HINTS}")
     reported = None if args.include_reported else REPORTED
-    found = calibrate(args.model, data, offsets, hints, args.rounds, args.per_volume, args.seed, args.threads, reported)
+    thick = (args.thick_slices, args.thick_axis)
+    found = calibrate(
+        args.model, data, offsets, hints, args.rounds, args.per_volume, args.seed, args.threads, reported, thick
+    )
     meta = {
         "calibration": {
             "mean_dice_by_offset": found.mean_dice_by_offset,
@@ -198,6 +205,7 @@ def run(args: argparse.Namespace) -> float:
             "rounds": args.rounds,
             "per_volume": args.per_volume,
             "seed": args.seed,
+            "thick_slices": list(thick),
             "command": args.command_line,
         }
     }
@@ -231,6 +239,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--thick-slices", type=int, default=1, help="play on copies with every N slices averaged into one (as bench)"
+    )
+    p.add_argument("--thick-axis", type=int, default=0, help="the axis --thick-slices thickens (0 axial, 2 sagittal)")
     p.add_argument(
         "--include-reported",
         action="store_true",
