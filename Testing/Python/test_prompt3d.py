@@ -539,13 +539,15 @@ def test_calibration_plays_on_thick_slice_copies_when_asked(tmp_path, tiny_model
     played = calibration.run_volume
     monkeypatch.setattr(calibration, "run_volume", lambda s, *a: seen.append(s.volume.shape) or played(s, *a))
     base = ["calibrate-prompt3d", "--model", str(tiny_model), "--data", str(decathlon), "--include-reported"]
-    args = [*base, "--rounds", "1", "--offsets=0", "--hint", "box", "--per-volume", "1", "--out", str(tmp_path / "t.pt")]
+    out = tmp_path / "t.pt"
+    args = [*base, "--rounds", "1", "--offsets=0", "--hint", "box", "--per-volume", "1", "--out", str(out)]
     assert main([*args, "--thick-slices", "2", "--thick-axis", "2"]) == 0, capsys.readouterr().err
     whole = shipped_data([str(decathlon)], "test", 0)[0].image.shape
     assert seen and all(s == (whole[0], whole[1], whole[2] // 2) for s in seen)
-    meta = torch.load(tmp_path / "t.pt", map_location="cpu", weights_only=True)["meta"]["calibration"]
+    meta = torch.load(out, map_location="cpu", weights_only=True)["meta"]["calibration"]
     assert meta["thick_slices"] == [2, 2]
-    assert main([*args, "--thick-slices", "2", "--thick-axis", "3"]) == 2 and "--thick-axis 3" in capsys.readouterr().err
+    assert main([*args, "--thick-slices", "2", "--thick-axis", "3"]) == 2
+    assert "--thick-axis 3" in capsys.readouterr().err
 
 
 def test_the_offset_is_chosen_on_held_out_structures_the_benchmark_never_reports():
