@@ -242,7 +242,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--thick-slices", type=int, default=1, help="play on copies with every N slices averaged into one (as bench)"
     )
-    p.add_argument("--thick-axis", type=int, default=0, help="the axis --thick-slices thickens (0 axial, 2 sagittal)")
+    p.add_argument(
+        "--thick-axis", type=int, default=0, help="the axis --thick-slices thickens (0 axial, 1 coronal, 2 sagittal)"
+    )
     p.add_argument(
         "--include-reported",
         action="store_true",

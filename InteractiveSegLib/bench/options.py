@@ -44,8 +44,8 @@ class BenchOptions:
     hint: str = "scribble"  # scribble, box, extreme (comma-separated)
     select: str = "quality"  # quality, random, oracle (comma-separated)
     max_structures: int = 8  # per shipped volume (seeded sample; 0: all)
-    thick_slices: int = 1  # merge this many axial slices into one (a thick-slice scan of the same anatomy)
-    thick_axis: int = 0  # along this KJI axis (0 axial, 1 coronal, 2 sagittal)
+    thick_slices: int = 1  # merge this many slices into one (a thick-slice scan of the same anatomy)
+    thick_axis: int = 0  # the KJI axis they are merged along (0 axial, 1 coronal, 2 sagittal)
     # -- finetune ------------------------------------------------------------------------------
     base_model: str | None = None
     base_spec: str | None = None
