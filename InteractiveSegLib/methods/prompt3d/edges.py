@@ -70,13 +70,14 @@ def snap_to_edges(
     for h in (m for hint in hints for m in members(hint) if isinstance(m, (Scribble, Click))):
         k = hint_points([h]) - lo  # in the hints' order, so the newest wins
         markers[tuple(k[((k >= 0) & (k < n)).all(1)].T)] = 1 if h.positive else 2
-    if not (markers == 1).any():
+    core = markers == 1
+    if not core.any():
         return prob
     gradient = ndimage.gaussian_gradient_magnitude(image.astype(np.float32), sigma=sp.min() / sp)
     # only the band is flooded, from the markers that border it: the watershed queues every
     # marker voxel it is given, and on a whole brain those millions took 10 times the flood
     flooded = ndimage.binary_dilation(markers == 0)
-    snapped = (watershed(gradient, np.where(flooded, markers, 0), mask=flooded) == 1) | (markers == 1)
+    snapped = (watershed(gradient, np.where(flooded, markers, 0), mask=flooded) == 1) | core
     return ((1 - weight) * prob + weight * snapped).astype(np.float32)
 
 
