@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from InteractiveSegLib.bench.harness import log, shipped_data, thick_slices
-from InteractiveSegLib.bench.options import BenchOptions
+from InteractiveSegLib.bench.options import BenchOptions, add_thick_slice_arguments
 from InteractiveSegLib.bench.vmn import VolumeRun, picked, run_volume
 from InteractiveSegLib.checkpoints import update_checkpoint
 from InteractiveSegLib.engines import create_engine
@@ -239,12 +239,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument(
-        "--thick-slices", type=int, default=1, help="play on copies with every N slices averaged into one (as bench)"
-    )
-    p.add_argument(
-        "--thick-axis", type=int, default=0, help="the axis --thick-slices thickens (0 axial, 1 coronal, 2 sagittal)"
-    )
+    add_thick_slice_arguments(p)
     p.add_argument(
         "--include-reported",
         action="store_true",

@@ -8,6 +8,7 @@ default when it is not given.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 from InteractiveSegLib.metrics import NOC_CAP
@@ -59,3 +60,21 @@ class BenchOptions:
 
     def axis_list(self) -> list[int]:
         return [int(a) for a in str(self.axes).split(",")]
+
+
+def add_thick_slice_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--thick-slices`` and ``--thick-axis`` (``harness.thick_slices``), for every command that
+    plays sessions on thick-slice copies: the benchmark and the prompt3d calibration."""
+    d = BenchOptions()
+    p.add_argument(
+        "--thick-slices",
+        type=int,
+        default=d.thick_slices,
+        help="average every N slices into one: the same anatomy as a thick-slice scan",
+    )
+    p.add_argument(
+        "--thick-axis",
+        type=int,
+        default=d.thick_axis,
+        help="the axis --thick-slices thickens (0 axial, 1 coronal, 2 sagittal)",
+    )

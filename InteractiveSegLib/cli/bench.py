@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from InteractiveSegLib.bench import SUITES
-from InteractiveSegLib.bench.options import BenchOptions
+from InteractiveSegLib.bench.options import BenchOptions, add_thick_slice_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,18 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--hint", default=d.hint, help="scribble, box, extreme, drawn (the whole slice); comma-separated")
     v.add_argument("--select", default=d.select, help="slice to correct next: quality, random, oracle")
     v.add_argument("--max-structures", type=int, default=d.max_structures, help="per shipped volume (0: all)")
-    v.add_argument(
-        "--thick-slices",
-        type=int,
-        default=d.thick_slices,
-        help="average every N slices into one: the same anatomy as a thick-slice scan",
-    )
-    v.add_argument(
-        "--thick-axis",
-        type=int,
-        default=d.thick_axis,
-        help="the axis --thick-slices thickens (0 axial, 1 coronal, 2 sagittal)",
-    )
+    add_thick_slice_arguments(v)
     f = p.add_argument_group("finetune")
     f.add_argument(
         "--base-model", help="the model to adapt (checkpoint, TorchScript, MONAI bundle; default sim_auto.pt)"
