@@ -22,6 +22,7 @@ and stored beside the expected IoU's.
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +62,8 @@ class Calibration:
     #: Pearson r of predicted vs true slice IoU: the expected IoU's, the model's (cross-fitted)
     pearson: dict[str, float | None] = field(default_factory=dict)
     pairs: int = 0
+    #: every session of every offset: offset, volume, structure, hint, voxels, Dice per round
+    sessions: list[dict] = field(default_factory=list)
 
 
 def unreported(data: list[str], reported: int | None = REPORTED, exclude: tuple[str, ...] = EXCLUDE) -> list:
@@ -126,6 +129,7 @@ def calibrate(
             "(a folder of your own: --include-reported)"
         )
     means: dict[str, float] = {}
+    sessions: list[dict] = []
     best: tuple[float, list[tuple[str, VolumeRun]]] | None = None  # the best offset so far, its sessions
     for offset in offsets:
         engine = create_engine("prompt3d", model_path=model, logit_offset=offset, threads=threads)
@@ -138,12 +142,22 @@ def calibrate(
                     ref = d.labelmap == value
                     run = run_volume(session, ref, name, kind, "quality", rounds, seed * 100003 + value)
                     played.append((f"{i}:{value}", run))
+                    sessions.append(
+                        {
+                            "offset": offset,
+                            "volume": d.name,
+                            "structure": name,
+                            "hint": kind,
+                            "voxels": int(ref.sum()),
+                            "dice": [float(x) for x in run.dices],
+                        }
+                    )
         means[f"{offset:g}"] = mean = float(np.mean([x for _, r in played for x in r.dices]))
         log(f"logit offset {offset:+g}: mean Dice {mean:.4f} over {sum(len(r.dices) for _, r in played)} rounds")
         if best is None or mean > means[f"{best[0]:g}"]:  # ties go to the first candidate
             best = (float(offset), played)
     assert best is not None  # offsets is never empty (the CLI's default or the user's list)
-    return fit_slice_quality(Calibration(best[0], means), best[1])
+    return fit_slice_quality(Calibration(best[0], means, sessions=sessions), best[1])
 
 
 def fit_slice_quality(found: Calibration, played: list[tuple[str, VolumeRun]]) -> Calibration:
@@ -211,6 +225,9 @@ def run(args: argparse.Namespace) -> float:
     }
     config = {"logit_offset": found.offset, "slice_quality": found.slice_quality}
     update_checkpoint(args.model, args.out or args.model, config, meta)
+    if args.sessions:
+        with open(args.sessions, "w") as f:
+            json.dump({"command": args.command_line, "sessions": found.sessions}, f, indent=1)
     r = found.pearson
     print(
         f"logit offset {found.offset:+g} and the slice-quality model (Pearson r {_r(r.get('expected_iou'))} "
@@ -240,6 +257,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
     add_thick_slice_arguments(p)
+    p.add_argument(
+        "--sessions",
+        metavar="JSON",
+        help="also write every session's Dice per round (offset, volume, structure, hint), to compare two "
+        "engine rules structure by structure (tools/compare_sessions.py)",
+    )
     p.add_argument(
         "--include-reported",
         action="store_true",

@@ -561,3 +561,43 @@ def test_the_offset_is_chosen_on_held_out_structures_the_benchmark_never_reports
     chosen = set(unreported(["colin27"])[0].structures)
     assert len(shown) == 4 and chosen and not chosen & shown and chosen | shown == set(held_out.structures)
     assert not chosen & set(train.structures)
+
+
+def test_calibration_writes_every_session_and_two_runs_compare_session_by_session(
+    tmp_path, tiny_model, decathlon, capsys
+):
+    """``--sessions``: a row per offset and session, whose Dice average to the table's mean;
+    ``tools/compare_sessions.py`` lists what moved between two runs, and refuses a broken file."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from InteractiveSegLib.cli.main import main
+
+    base = ["calibrate-prompt3d", "--model", str(tiny_model), "--data", str(decathlon), "--include-reported"]
+    base += ["--rounds", "2", "--hint", "box,scribble", "--per-volume", "1"]
+    for name, offsets in (("a", "--offsets=0,30"), ("b", "--offsets=-30,30")):
+        args = [*base, offsets, "--out", str(tmp_path / f"{name}.pt"), "--sessions", str(tmp_path / f"{name}.json")]
+        assert main(args) == 0, capsys.readouterr().err
+    rows = json.loads((tmp_path / "a.json").read_text())["sessions"]
+    table = torch.load(tmp_path / "a.pt", map_location="cpu", weights_only=True)["meta"]["calibration"]
+    assert {r["hint"] for r in rows} == {"box", "scribble"} and all(len(r["dice"]) == 2 and r["voxels"] for r in rows)
+    for offset in ("0", "30"):
+        dices = [x for r in rows if f"{r['offset']:g}" == offset for x in r["dice"]]
+        assert dices and np.mean(dices) == pytest.approx(table["mean_dice_by_offset"][offset])
+    script = Path(__file__).resolve().parents[2] / "tools" / "compare_sessions.py"
+    spec = importlib.util.spec_from_file_location("compare_sessions", script)
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    shared = len([r for r in rows if r["offset"] == 30])  # offset 30 is in both runs, played alike
+    assert tool.main([str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    assert f"{shared} sessions in both; 0 changed" in capsys.readouterr().out
+    moved = json.loads((tmp_path / "b.json").read_text())
+    moved["sessions"][-1]["dice"] = [0.0, 0.0]
+    (tmp_path / "c.json").write_text(json.dumps(moved))
+    assert tool.main([str(tmp_path / "b.json"), str(tmp_path / "c.json")]) == 0
+    assert "1 changed" in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text("{")
+    assert tool.main([str(tmp_path / "a.json"), str(tmp_path / "bad.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err
