@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     moved = [c for c in found if abs(c[0]) > 1e-9]
     deltas = np.array([c[0] for c in found])
     print(f"{len(found)} sessions in both; {len(moved)} changed; mean Dice change {deltas.mean():+.4f}")
-    listed = moved[: args.most] + [c for c in moved[-args.most :] if c not in moved[: args.most]]
+    listed = moved if len(moved) <= 2 * args.most else moved[: args.most] + moved[-args.most :]
     for delta, (offset, volume, structure, hint), a, b in listed:
         print(f"{delta:+.3f}  {volume} {structure} {hint} (offset {offset:+g}): {a:.3f} -> {b:.3f}")
     return 0
