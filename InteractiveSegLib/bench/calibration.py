@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -200,6 +201,9 @@ def run(args: argparse.Namespace) -> float:
     for k in hints:
         if k not in HINTS:
             raise ConfigError(f"--hint {k!r}: expected one of {HINTS}")
+    if args.sessions and not Path(args.sessions).resolve().parent.is_dir():
+        # refused before the sessions are played, not after the checkpoint is written
+        raise ConfigError(f"--sessions {args.sessions}: its folder does not exist")
     reported = None if args.include_reported else REPORTED
     thick = (args.thick_slices, args.thick_axis)
     found = calibrate(

@@ -601,3 +601,6 @@ def test_calibration_writes_every_session_and_two_runs_compare_session_by_sessio
     (tmp_path / "bad.json").write_text("{")
     assert tool.main([str(tmp_path / "a.json"), str(tmp_path / "bad.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+    nowhere = [*base, "--out", str(tmp_path / "d.pt"), "--sessions", str(tmp_path / "no" / "d.json")]
+    assert main(nowhere) == 2 and "its folder does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "d.pt").exists()
