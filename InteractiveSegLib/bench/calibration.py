@@ -30,6 +30,7 @@ import numpy as np
 
 from InteractiveSegLib.bench.harness import log, shipped_data, thick_slices
 from InteractiveSegLib.bench.options import BenchOptions, add_thick_slice_arguments
+from InteractiveSegLib.bench.report import write_text
 from InteractiveSegLib.bench.vmn import VolumeRun, picked, run_volume
 from InteractiveSegLib.checkpoints import update_checkpoint
 from InteractiveSegLib.engines import create_engine
@@ -230,8 +231,7 @@ def run(args: argparse.Namespace) -> float:
     config = {"logit_offset": found.offset, "slice_quality": found.slice_quality}
     update_checkpoint(args.model, args.out or args.model, config, meta)
     if args.sessions:
-        with open(args.sessions, "w") as f:
-            json.dump({"command": args.command_line, "sessions": found.sessions}, f, indent=1)
+        write_text(args.sessions, json.dumps({"command": args.command_line, "sessions": found.sessions}, indent=1))
     r = found.pearson
     print(
         f"logit offset {found.offset:+g} and the slice-quality model (Pearson r {_r(r.get('expected_iou'))} "

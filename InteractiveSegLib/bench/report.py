@@ -24,7 +24,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _write_text(path: str, text: str) -> None:
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file, then a rename), its folder made if need be."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")  # open(): the user's umask applies
@@ -39,9 +40,9 @@ def write_report(
     report = {"command": command, "machine": machine(), "results": [r.to_json() for r in results]}
     print(table)
     if json_path:
-        _write_text(json_path, json.dumps(report, indent=1))
+        write_text(json_path, json.dumps(report, indent=1))
     if markdown_path:
-        _write_text(markdown_path, table + "\n")
+        write_text(markdown_path, table + "\n")
     return report
 
 
