@@ -202,7 +202,9 @@ def mr_range(a: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float
         if inside.size >= max(16, sample.size // 100):
             body = inside
     hi = float(np.percentile(body, high))
-    return lo, (hi if hi > lo else lo + 1.0)
+    # a constant image: any positive width maps it to 0; one relative to its magnitude, since
+    # lo + 1 rounds back to lo above ~1e16 and the scale would divide by zero
+    return lo, (hi if hi > lo else lo + max(1.0, abs(lo) * 1e-6))
 
 
 def ct_windows(
