@@ -12,7 +12,7 @@ import pytest
 import torch
 from monai.networks.nets import BasicUNet, UNet
 
-from InteractiveSegLib.errors import InteractionError, ModelError
+from InteractiveSegLib.errors import EngineError, InteractionError, ModelError
 from InteractiveSegLib.hints import Box, HintGroup, Scribble, SliceAuto, from_json, ijk_from_slice_point, to_json
 from InteractiveSegLib.methods.finetune.adaptation import UNLABELLED, FrozenPrefix, grow_scribbles, trainable_names
 from InteractiveSegLib.methods.finetune.engine import ScribbleFinetuneEngine
@@ -325,6 +325,16 @@ def test_bad_hints_change_nothing(disks):
         session.add(Scribble([(70, 3, 0)], label=1, axis=0))
     with pytest.raises(InteractionError):
         session.add_many([stroke([(3, 3)], 1), Scribble([(3, 3, 5)], label=1, axis=0)])
+    assert not session.history and not session.labelmap.any()
+
+
+def test_an_image_under_one_model_voxel_is_refused_and_changes_nothing(disks):
+    vol, _, _ = disks
+    spec = {**SPEC2D, "preprocessing": {**SPEC2D["preprocessing"], "spacing": [1.0, 1.0]}}
+    tiny = Volume(vol.array, Geometry(spacing=(1e-4, 1e-4, 1e-4)))  # 64 voxels of 0.1 um: a header in metres, say
+    session = Session(tiny, ScribbleFinetuneEngine(model=SegmentationModel.from_module(unet2d(), spec)))
+    with pytest.raises(EngineError, match="under one voxel of this model"):
+        session.add(stroke([(20, c) for c in range(14, 27)], 1))
     assert not session.history and not session.labelmap.any()
 
 

@@ -342,6 +342,11 @@ class ScribbleFinetuneEngine(Engine):
 
     def _prepare(self, block: np.ndarray, factors: tuple[float, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
         """(B, *spatial) normalised image block -> zoomed, padded (B, 1, ...) tensor."""
+        if any(round(n * f) < 1 for n, f in zip(block.shape[1:], factors, strict=True)):
+            raise EngineError(
+                f"a block of {block.shape[1:]} voxels is under one voxel of this model at its voxel size "
+                f"{self.spec.preprocessing.spacing} mm (zoom {factors}): check the image's spacing"
+            )
         if any(f != 1.0 for f in factors):
             block = ndimage.zoom(block, (1, *factors), order=1)
         shape = block.shape[1:]
