@@ -201,9 +201,14 @@ def mr_range(a: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float
         inside = sample[sample > threshold_otsu(sample)]
         if inside.size >= max(16, sample.size // 100):
             body = inside
-    hi = float(np.percentile(body, high))
-    # a constant image: any positive width maps it to 0; one relative to its magnitude, since
-    # lo + 1 rounds back to lo above ~1e16 and the scale would divide by zero
+    return with_width(lo, float(np.percentile(body, high)))
+
+
+def with_width(lo: float, hi: float) -> tuple[float, float]:
+    """(lo, hi) as floats with hi > lo: a flat image (hi <= lo) gets a width relative to its
+    magnitude, since lo + 1 rounds back to lo above about 1e16 and a scaling by 1 / (hi - lo)
+    would divide by zero (it maps the flat image to 0)."""
+    lo, hi = float(lo), float(hi)
     return lo, (hi if hi > lo else lo + max(1.0, abs(lo) * 1e-6))
 
 

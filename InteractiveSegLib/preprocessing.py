@@ -10,6 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from InteractiveSegLib.intensity import with_width
+
 
 def normalize_intensity(array: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
     """Robust [0, 1] scaling by percentiles of the non-zero voxels (MRI and CT alike).
@@ -22,17 +24,14 @@ def normalize_intensity(array: np.ndarray, low: float = 0.5, high: float = 99.5)
     if a.size > LARGE_VOLUME:
         sample = a.ravel()[:: a.size // LARGE_VOLUME + 1]
         fg = sample[sample != 0]
-        lo, hi = np.percentile(fg if fg.size >= 16 else sample, [low, high])
-        hi = hi if hi > lo else lo + 1.0
+        lo, hi = with_width(*np.percentile(fg if fg.size >= 16 else sample, [low, high]))
         out = np.subtract(a, np.float32(lo), dtype=np.float32)
         out /= np.float32(hi - lo)
         return np.clip(out, 0.0, 1.0, out=out)
     fg = a[a != 0]
     if fg.size < 16:
         fg = a.ravel()
-    lo, hi = np.percentile(fg, [low, high])
-    if hi <= lo:
-        hi = lo + 1.0
+    lo, hi = with_width(*np.percentile(fg, [low, high]))
     return np.clip((a - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 

@@ -97,7 +97,8 @@ def test_detection_copes_with_padding_dtypes_constant_and_tiny_volumes():
     const = normalize(np.full((3, 4, 5), 12.0), "mr")
     assert const.shape == (3, 4, 5) and np.isfinite(const).all()
     for huge in (1e30, -1e30, 3e38):  # lo + 1 == lo in floating point: still a width, no division by zero
-        assert np.isfinite(normalize(np.full((3, 4, 5), huge, np.float32), "mr")).all()
+        flat = np.full((3, 4, 5), huge, np.float32)
+        assert np.isfinite(normalize(flat, "mr")).all() and np.isfinite(normalize_intensity(flat)).all()
 
 
 def test_header_and_volume_modality_win_over_intensities_and_bad_input_is_refused():
