@@ -205,10 +205,12 @@ def mr_range(a: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float
 
 
 def with_width(lo: float, hi: float) -> tuple[float, float]:
-    """(lo, hi) as floats with hi > lo: a flat image (hi <= lo) gets a width relative to its
-    magnitude, since lo + 1 rounds back to lo above about 1e16 and a scaling by 1 / (hi - lo)
-    would divide by zero (it maps the flat image to 0)."""
-    lo, hi = float(lo), float(hi)
+    """(lo, hi) as float64 scalars with hi > lo: a flat image (hi <= lo) gets a width relative
+    to its magnitude, since lo + 1 rounds back to lo above about 1e16 and a scaling by
+    1 / (hi - lo) would divide by zero (it maps the flat image to 0). numpy's float64, not
+    Python's float: arithmetic with a float32 array then runs in float64, as it did with the
+    percentiles these come from."""
+    lo, hi = np.float64(lo), np.float64(hi)
     return lo, (hi if hi > lo else lo + max(1.0, abs(lo) * 1e-6))
 
 
