@@ -20,8 +20,10 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -30,6 +32,16 @@ ROOT = Path(__file__).resolve().parents[2]
 for _p in (ROOT, ROOT / "InteractiveSeg"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
+
+
+def load_tool(name: str) -> ModuleType:
+    """``tools/<name>.py`` as a module (the scripts are no package), to call its functions in-process."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "tools" / "check_architecture.py"
-
-
-def _load_checker():
-    spec = importlib.util.spec_from_file_location("check_architecture", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-arch = _load_checker()
+arch = load_tool("check_architecture")
 
 
 @pytest.fixture(scope="module")

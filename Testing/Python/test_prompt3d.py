@@ -568,9 +568,9 @@ def test_calibration_writes_every_session_and_two_runs_compare_session_by_sessio
 ):
     """``--sessions``: a row per offset and session, whose Dice average to the table's mean;
     ``tools/compare_sessions.py`` lists what moved between two runs, and refuses a broken file."""
-    import importlib.util
     import json
-    from pathlib import Path
+
+    from conftest import load_tool
 
     from InteractiveSegLib.cli.main import main
 
@@ -585,11 +585,7 @@ def test_calibration_writes_every_session_and_two_runs_compare_session_by_sessio
     for offset in ("0", "30"):
         dices = [x for r in rows if f"{r['offset']:g}" == offset for x in r["dice"]]
         assert dices and np.mean(dices) == pytest.approx(table["mean_dice_by_offset"][offset])
-    script = Path(__file__).resolve().parents[2] / "tools" / "compare_sessions.py"
-    spec = importlib.util.spec_from_file_location("compare_sessions", script)
-    assert spec is not None and spec.loader is not None
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("compare_sessions")
     shared = len([r for r in rows if r["offset"] == 30])  # offset 30 is in both runs, played alike
     assert tool.main([str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
     assert f"{shared} sessions in both; 0 changed" in capsys.readouterr().out
