@@ -168,6 +168,13 @@ def zoomed_roi(prob: np.ndarray, roi: Roi, shape: tuple[int, int], points: np.nd
     return hint_roi(obj, shape, None, MARGIN["inside"], at_least)
 
 
+def probabilities(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    """The network's foreground probabilities of a (B, C, H, W) batch as (B, H, W), computed
+    on the device its weights are on (a CUDA engine's f_IN too) and handed back on the CPU."""
+    device = next(net.parameters(), torch.empty(0)).device  # a network without weights runs on the CPU
+    return torch.sigmoid(net(torch.from_numpy(x).to(device)))[:, 0].cpu().numpy()
+
+
 @torch.no_grad()
 def segment_slice(
     net: torch.nn.Module,
@@ -183,7 +190,7 @@ def segment_slice(
     Outside the ROI the previous mask stays (0 if there was none).
     """
     x, roi = interaction_input(image2d, previous, hints, axis, size, encoding)
-    prob = torch.sigmoid(net(torch.from_numpy(x)[None]))[0, 0].numpy()
+    prob = probabilities(net, x[None])[0]
     positive, negative, outline = _cues(hints, axis)
     for _ in range(0 if outline else ZOOM_STEPS):  # a box or extreme points bound the structure
         grown = zoomed_roi(prob, roi, image2d.shape, np.array(positive + negative))
@@ -191,7 +198,7 @@ def segment_slice(
             break
         roi = grown
         x = network_input(image2d, previous, positive, negative, roi, size, encoding)
-        prob = torch.sigmoid(net(torch.from_numpy(x)[None]))[0, 0].numpy()
+        prob = probabilities(net, x[None])[0]
     out = np.zeros(image2d.shape, np.float32) if previous is None else previous.astype(np.float32)
     out[roi.slices] = paste(prob, roi, image2d.shape)[roi.slices]
     return out, roi
@@ -234,7 +241,7 @@ def segment_slice_zoomed(
     the previous mask stays (0 if there was none)."""
 
     def run(x: np.ndarray) -> np.ndarray:
-        return torch.sigmoid(net(torch.from_numpy(x)))[:, 0].numpy()
+        return probabilities(net, x)
 
     before = np.zeros(image2d.shape, np.float32) if previous is None else previous.astype(np.float32)
     positive, negative, boxes = zoomed_cues(hints, axis)
