@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from InteractiveSegLib.checkpoints import save_checkpoint
+from InteractiveSegLib.data import datasets
 from InteractiveSegLib.data.datasets import bright_balls
 from InteractiveSegLib.engines import create_engine, describe_engine
 from InteractiveSegLib.engines.base import Request
@@ -17,6 +18,7 @@ from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.methods.prompt3d import train as prompt3d_train
 from InteractiveSegLib.methods.prompt3d.engine import Prompt3DEngine, rate_slices
 from InteractiveSegLib.methods.prompt3d.network import prompt3d_net
+from InteractiveSegLib.methods.prompt3d.outline import SliceOutliner
 from InteractiveSegLib.methods.prompt3d.prompts import (
     CHANNELS,
     encode,
@@ -29,6 +31,7 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
 from InteractiveSegLib.methods.vmn.train import Structure
 from InteractiveSegLib.metrics import dice
 from InteractiveSegLib.session import Session
+from InteractiveSegLib.users.robot import robot_scribble
 from InteractiveSegLib.volume import Geometry, Volume
 
 
@@ -186,7 +189,7 @@ def test_zoom_out_keeps_a_large_structure_whole_from_a_short_scribble(tiny_model
     stroke = Scribble([(79, 80, 40), (80, 80, 40), (81, 80, 40)], axis=0)
     scores = {}
     for zoom in (0, 6):
-        engine = TruthEngine(model_path=tiny_model, max_zoom=zoom)
+        engine = TruthEngine(model_path=tiny_model, max_zoom=zoom, outline=False)
         engine.truth = ball
         engine.set_image(volume)
         session = Session(volume, engine, LabelTable.default([1]))
@@ -194,6 +197,95 @@ def test_zoom_out_keeps_a_large_structure_whole_from_a_short_scribble(tiny_model
         scores[zoom] = dice(ball, session.labelmap == 1)
     assert scores[0] < 0.1  # without zooming out it sees a small part of the ball
     assert scores[6] == 1.0
+
+
+class TruthOutliner(SliceOutliner):
+    """A perfect 2D network: the box of the reference's cross-section on the slice."""
+
+    def __init__(self, truth: np.ndarray) -> None:
+        self.truth = truth
+
+    def outline(self, norm, hints, axis, index, spacing_kji, current=None):
+        box = mask_box(np.expand_dims(np.take(self.truth, index, axis=axis), axis))
+        assert box is not None
+        lo, hi = list(box[0]), list(box[1])
+        lo[axis], hi[axis] = index, index + 1
+        return tuple(lo), tuple(hi)
+
+
+def test_a_strokes_region_reaches_as_far_as_the_2d_network_sees_the_object(tiny_model):
+    """The same stroke with no zoom-out at all: the 2D hint network outlines the ball on the
+    stroke's slice, so the first region holds the ball already (issue 20: the region comes
+    from the object, not from the hint's box; in mm as deep as the outline is wide)."""
+    volume, ball = ball_volume(shape=(80, 160, 160), centre=(40, 80, 80), radius=60)
+    stroke = Scribble([(79, 80, 40), (80, 80, 40), (81, 80, 40)], axis=0)
+    scores = {}
+    for outline in (False, True):
+        engine = TruthEngine(model_path=tiny_model, max_zoom=0, outline=outline)
+        engine.truth = ball
+        if outline:
+            engine.outliner = TruthOutliner(ball)
+        engine.set_image(volume)
+        session = Session(volume, engine, LabelTable.default([1]))
+        session.add(stroke)
+        scores[outline] = dice(ball, session.labelmap == 1)
+    assert scores[False] < 0.1
+    assert scores[True] > 0.95
+
+
+def test_only_strokes_and_clicks_are_outlined(tiny_model):
+    """Boxes and extreme points show the object's extent on their slice themselves: the
+    outline is asked for when the newest hint is a stroke or a click, and before the first
+    answer only when every hint is."""
+    outliner = Prompt3DEngine(model_path=tiny_model).outliner
+    assert outliner is not None
+    none, some = np.zeros((4, 8, 8), bool), np.ones((4, 8, 8), bool)
+    stroke, click = Scribble([(3, 3, 1), (4, 3, 1)], axis=0), Click((3, 3, 1), axis=0)
+    box = Box((1, 1, 1), (6, 6, 1), axis=0)
+    extreme = ExtremePoints([(1, 3, 1), (6, 3, 1), (3, 1, 1), (3, 6, 1)], axis=0)
+    assert outliner.wanted([stroke, click], none)
+    assert outliner.wanted([box, stroke], some)  # a stroke correcting a box's answer
+    assert not outliner.wanted([box], none)
+    assert not outliner.wanted([stroke, box], some)
+    assert not outliner.wanted([box, stroke], none)
+    assert not outliner.wanted([extreme], none)
+    assert not outliner.wanted([], none)
+    assert Prompt3DEngine(model_path=tiny_model, outline=False).outliner is None
+
+
+def test_the_outline_of_a_short_stroke_reaches_toward_the_structures_extent():
+    """Colin27's atlas structures, the robot's first stroke on each one's largest axial slice:
+    the shipped 2D hint network's outline holds the stroke and is closer to the structure's
+    own box on that slice than the stroke's box is."""
+    lv = datasets.load("colin27")
+    engine = create_engine("prompt3d", threads=1)
+    engine.set_image(lv.image)
+    assert engine.outliner is not None
+    spacing = tuple(float(s) for s in lv.image.geometry.spacing[::-1])
+
+    def iou(a, b) -> float:
+        lo, hi = np.maximum(a[0], b[0]), np.minimum(a[1], b[1])
+        inter = np.prod(np.maximum(hi - lo, 0))
+        return float(inter / (np.prod(a[1] - a[0]) + np.prod(b[1] - b[0]) - inter))
+
+    gains = []
+    for name in ("Frontal_Sup_Medial_R", "Temporal_Sup_R", "Cerebelum_9_R", "Postcentral_R", "Frontal_Mid_L"):
+        ref = lv.labels.labelmap == lv.labels.labels.by_name(name).value
+        k = int(np.argmax(ref.sum((1, 2))))
+        found = robot_scribble(ref[k], np.zeros_like(ref[k]))
+        assert found is not None
+        stroke = Scribble([(c, r, k) for r, c in found[0]], axis=0)
+        box = engine.outliner.outline(engine._norm, [stroke], 0, k, spacing)
+        assert box is not None
+        seen = np.array(box[0][1:]), np.array(box[1][1:])
+        points = np.array(found[0])
+        drawn = points.min(0), points.max(0) + 1
+        rows, cols = np.nonzero(ref[k])
+        truth = np.array([rows.min(), cols.min()]), np.array([rows.max(), cols.max()]) + 1
+        assert (seen[0] <= drawn[0]).all() and (seen[1] >= drawn[1]).all()
+        gains.append(iou(seen, truth) - iou(drawn, truth))
+    assert min(gains) > 0
+    assert np.mean(gains) > 0.1
 
 
 def test_drawn_slices_are_kept_as_drawn_and_an_empty_one_clears_its_slice(tiny_model):

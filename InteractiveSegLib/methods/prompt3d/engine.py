@@ -19,6 +19,7 @@ from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import DrawnSlice, SliceAuto, members, slice_index
 from InteractiveSegLib.intensity import detect_modality, normalize
 from InteractiveSegLib.methods.prompt3d.edges import WEIGHT, snap_to_edges
+from InteractiveSegLib.methods.prompt3d.outline import SliceOutliner
 from InteractiveSegLib.methods.prompt3d.prompts import (
     Region3,
     drawn_plane,
@@ -65,6 +66,8 @@ class Prompt3DEngine(Engine):
         modality: str = "auto",
         logit_offset: float | None = None,
         edge_weight: float = WEIGHT,
+        outline_model_path: str | Path | None = None,
+        outline: bool = True,
     ) -> None:
         """
         Args:
@@ -78,6 +81,10 @@ class Prompt3DEngine(Engine):
                 on held-out structures the benchmark does not report; 0 when it has none).
             edge_weight: the share of the answer that the image's edges decide near its
                 boundary (``edges.snap_to_edges``; 0: the network's answer as it is).
+            outline_model_path: the 2D hint network that outlines the object on a
+                stroke's slice (``outline.SliceOutliner``; default: the shipped ``vmn_hint.pt``).
+            outline: False: a stroke's region is the box of the hints and the mask alone,
+                as before the twenty-first session.
         """
         super().__init__()
         net, self.config, self.meta = load_checkpoint(
@@ -92,6 +99,7 @@ class Prompt3DEngine(Engine):
         self.max_zoom = int(max_zoom)
         self.device = pick_device(device)
         self.net = net.to(self.device)
+        self.outliner = SliceOutliner(outline_model_path, self.device) if outline else None
         if threads:
             torch.set_num_threads(threads)
         self.requested_modality = modality
@@ -135,7 +143,10 @@ class Prompt3DEngine(Engine):
             empty = (slice(0, 1), slice(0, shape[1]), slice(0, shape[2]))
             return Prediction(request.label, empty, np.zeros((1, shape[1], shape[2]), np.float32))
         spacing = tuple(float(s) for s in self.volume.geometry.spacing[::-1])
-        region = object_region(hints, current, spacing, shape)
+        outline = None
+        if self.outliner is not None and self.outliner.wanted(hints, current):
+            outline = self.outliner.outline(self._norm, hints, request.axis, request.slice_index, spacing, current)
+        region = object_region(hints, current, spacing, shape, outline=outline)
         for zoom in range(self.max_zoom + 1):
             prob = self.run(hints, current, region)
             faces = touching_faces(prob > 0.5, region, shape)

@@ -62,9 +62,10 @@ def object_region(
     shape: Sequence[int],
     context: float = CONTEXT,
     min_side: int = MIN_SIDE,
+    outline: Region3 | None = None,
 ) -> Region3:
-    """The region a prediction runs in: the box of ``hints`` and of ``current`` (the class's mask,
-    KJI), as deep as it is wide when every hint is on the slices of one axis and it is the
+    """The region a prediction runs in: the box of ``hints``, of ``current`` (the class's mask,
+    KJI) and of ``outline``, as deep as it is wide when every hint is on the slices of one axis and it is the
     first hint or they are all strokes and clicks (``as_deep_as_wide``), widened by
     ``context`` per side and at least ``min_side`` finest voxel sides a side (in mm), inside
     ``shape``.
@@ -74,6 +75,8 @@ def object_region(
         current: the class's current mask, or None / empty on the first hint.
         spacing_kji: voxel size along K, J, I in mm.
         shape: the volume's KJI shape.
+        outline: the object on the first stroke's slice as a 2D network sees it
+            (``outline.SliceOutliner``), or None.
     Returns:
         (lo, hi) KJI, hi exclusive.
     """
@@ -82,8 +85,9 @@ def object_region(
     lo = pts.min(0).astype(np.float64) if len(pts) else np.zeros(3)
     hi = pts.max(0).astype(np.float64) + 1 if len(pts) else np.asarray(shape, np.float64)
     box = None if current is None else mask_box(current)
-    if box is not None:
-        lo, hi = np.minimum(lo, box[0]), np.maximum(hi, box[1])
+    for seen in (box, outline):
+        if seen is not None:
+            lo, hi = np.minimum(lo, seen[0]), np.maximum(hi, seen[1])
     axes = {h.axis for h in hints}
     # boxes and extreme points span the structure on their slices, and later ones on other
     # slices show its depth; strokes and clicks show neither (the calibration's held-out
