@@ -91,7 +91,7 @@ class SliceOutliner:
         prob = segment_slice_zoomed(
             self.net,
             np.take(norm, index, axis=axis),
-            None if current is None or not current.any() else np.take(current, index, axis=axis) > 0,
+            None if current is None else np.take(current, index, axis=axis) > 0,  # an empty slice reads as None
             on_slice,
             axis,
             slice_spacing((spacing_kji[0], spacing_kji[1], spacing_kji[2]), axis),
