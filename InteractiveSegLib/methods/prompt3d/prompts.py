@@ -65,18 +65,18 @@ def object_region(
     outline: Region3 | None = None,
 ) -> Region3:
     """The region a prediction runs in: the box of ``hints``, of ``current`` (the class's mask,
-    KJI) and of ``outline``, as deep as it is wide when every hint is on the slices of one axis and it is the
-    first hint or they are all strokes and clicks (``as_deep_as_wide``), widened by
-    ``context`` per side and at least ``min_side`` finest voxel sides a side (in mm), inside
-    ``shape``.
+    KJI) and of ``outline``, as deep as it is wide when every hint is on the slices of one
+    axis and it is the first hint or they are all strokes and clicks (``as_deep_as_wide``),
+    widened by ``context`` per side and at least ``min_side`` finest voxel sides a side (in
+    mm), inside ``shape``.
 
     Args:
         hints: the class's hints (library interactions).
         current: the class's current mask, or None / empty on the first hint.
         spacing_kji: voxel size along K, J, I in mm.
         shape: the volume's KJI shape.
-        outline: the object on the first stroke's slice as a 2D network sees it
-            (``outline.SliceOutliner``), or None.
+        outline: the box of the object on the newest stroke's or click's slice as a 2D
+            network sees it (``outline.SliceOutliner``), or None.
     Returns:
         (lo, hi) KJI, hi exclusive.
     """
