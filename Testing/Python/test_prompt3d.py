@@ -413,6 +413,11 @@ def test_the_engine_declares_its_hints_and_refuses_what_it_cannot_run(tmp_path, 
         create_engine("prompt3d", model_path=bad)
     with pytest.raises(EngineError):
         create_engine("prompt3d", model_path=tiny_model, max_zoom=-1)
+    # the outline's 2D network: missing, or a checkpoint of another network, is refused by name
+    with pytest.raises(ModelError, match="missing_2d.pt"):
+        create_engine("prompt3d", model_path=tiny_model, outline_model_path=tmp_path / "missing_2d.pt")
+    with pytest.raises(ModelError, match="click_fcnn"):
+        create_engine("prompt3d", model_path=tiny_model, outline_model_path=tiny_model)
     engine = create_engine("prompt3d", model_path=tiny_model)
     box = Box((15, 20, 30), (75, 80, 30), axis=0)
     request = Request(1, [box], 0, 30, np.zeros((60, 100, 100), np.uint8))
