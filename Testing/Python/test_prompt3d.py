@@ -239,7 +239,7 @@ def test_only_strokes_and_clicks_are_outlined(tiny_model):
     answer only when every hint is."""
     outliner = Prompt3DEngine(model_path=tiny_model).outliner
     assert outliner is not None
-    none, some = np.zeros((4, 8, 8), bool), np.ones((4, 8, 8), bool)
+    none, some = False, True  # no mask yet, a mask
     stroke, click = Scribble([(3, 3, 1), (4, 3, 1)], axis=0), Click((3, 3, 1), axis=0)
     box = Box((1, 1, 1), (6, 6, 1), axis=0)
     extreme = ExtremePoints([(1, 3, 1), (6, 3, 1), (3, 1, 1), (3, 6, 1)], axis=0)

@@ -10,7 +10,7 @@ exactly what the engine shows it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +57,7 @@ class Window:
         return r0 <= 0, r1 >= shape[0], c0 <= 0, c1 >= shape[1]
 
 
-def slice_spacing(spacing_kji: tuple[float, float, float], axis: int) -> tuple[float, float]:
+def slice_spacing(spacing_kji: Sequence[float], axis: int) -> tuple[float, float]:
     """(row, col) pixel size in mm of a slice across KJI ``axis`` of a volume with voxel size
     ``spacing_kji`` (k, j, i)."""
     others = [a for a in range(3) if a != axis]

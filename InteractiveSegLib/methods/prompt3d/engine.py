@@ -138,13 +138,14 @@ class Prompt3DEngine(Engine):
         t0 = time.perf_counter()
         shape = self.volume.shape
         current = request.current
-        if not current.any() and not any(m.positive and m.points for h in hints for m in members(h)):
+        has_mask = bool(current.any())
+        if not has_mask and not any(m.positive and m.points for h in hints for m in members(h)):
             # only "not here" so far (negative strokes, empty drawn slices): nothing to segment
             empty = (slice(0, 1), slice(0, shape[1]), slice(0, shape[2]))
             return Prediction(request.label, empty, np.zeros((1, shape[1], shape[2]), np.float32))
         spacing = tuple(float(s) for s in self.volume.geometry.spacing[::-1])
         outline = None
-        if self.outliner is not None and self.outliner.wanted(hints, current):
+        if self.outliner is not None and self.outliner.wanted(hints, has_mask):
             outline = self.outliner.outline(self._norm, hints, request.axis, request.slice_index, spacing, current)
         region = object_region(hints, current, spacing, shape, outline=outline)
         for zoom in range(self.max_zoom + 1):

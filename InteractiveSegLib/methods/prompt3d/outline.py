@@ -49,19 +49,19 @@ class SliceOutliner:
         self.zoom = ZoomSettings.from_config(config)
 
     @staticmethod
-    def wanted(hints: list, current: np.ndarray) -> bool:
+    def wanted(hints: list, has_mask: bool) -> bool:
         """Whether the newest hint is a stroke or a click (and, before any mask, every hint
         is): boxes and extreme points show the object's extent on their slice themselves.
 
         Args:
             hints: the class's hints, oldest first.
-            current: the class's mask so far (KJI).
+            has_mask: whether the class has a mask yet.
         """
 
         def strokes(h) -> bool:
             return all(isinstance(m, (Scribble, Click)) for m in members(h))
 
-        return bool(hints) and strokes(hints[-1]) and bool(current.any() or all(strokes(h) for h in hints))
+        return bool(hints) and strokes(hints[-1]) and (has_mask or all(strokes(h) for h in hints))
 
     def outline(
         self,
@@ -94,7 +94,7 @@ class SliceOutliner:
             None if current is None else np.take(current, index, axis=axis) > 0,  # an empty slice reads as None
             on_slice,
             axis,
-            slice_spacing((spacing_kji[0], spacing_kji[1], spacing_kji[2]), axis),
+            slice_spacing(spacing_kji, axis),
             self.zoom,
         )
         box = mask_box(np.expand_dims(prob > 0.5, axis))
