@@ -9,7 +9,14 @@ from scipy import ndimage
 from InteractiveSegLib.engines import create_engine
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import Scribble
-from InteractiveSegLib.methods.prompt3d.edges import SURE, distance, snap_to_edges
+from InteractiveSegLib.methods.prompt3d.edges import (
+    FADE,
+    SURE,
+    distance,
+    edge_strength,
+    fade_negative_side,
+    snap_to_edges,
+)
 from InteractiveSegLib.metrics import dice
 
 
@@ -19,6 +26,11 @@ def ball(shape=(40, 48, 48), radius=12.0, spacing=(1.0, 1.0, 1.0)) -> tuple[np.n
     r = np.sqrt(sum(((g - (n - 1) / 2) * s) ** 2 for g, n, s in zip(grids, shape, spacing, strict=True)))
     image = np.where(r < radius, 1.0, 0.0) + np.random.default_rng(0).normal(0, 0.05, shape)
     return image.astype(np.float32), r
+
+
+def snap(prob, image, spacing=(1.0, 1.0, 1.0), hints=(), origin=(0, 0, 0), **options) -> np.ndarray:
+    """``snap_to_edges`` on ``image``'s edge strength."""
+    return snap_to_edges(prob, edge_strength(image, spacing), spacing, list(hints), origin, **options)
 
 
 def answer(r: np.ndarray, radius: float, softness: float = 2.0) -> np.ndarray:
@@ -31,7 +43,7 @@ def test_an_answer_short_of_the_edge_grows_onto_it_and_one_past_it_shrinks_back(
     truth = r < 12
     for radius in (10.0, 14.0):  # 2 mm short of the ball's edge, then 2 mm past it
         prob = answer(r, radius)
-        snapped = snap_to_edges(prob, image, (1, 1, 1), [], (0, 0, 0), band=3.0, weight=0.5) > 0.5
+        snapped = snap(prob, image, band=3.0, weight=0.5) > 0.5
         assert dice(truth, snapped) > dice(truth, prob > 0.5) + 0.05
         assert dice(truth, snapped) > 0.95
 
@@ -39,7 +51,7 @@ def test_an_answer_short_of_the_edge_grows_onto_it_and_one_past_it_shrinks_back(
 def test_the_boundary_moves_at_most_the_band_whatever_the_image_says():
     image, r = ball(radius=20.0)  # the edge is 12 mm beyond the answer
     prob = answer(r, 8.0)
-    snapped = snap_to_edges(prob, image, (1, 1, 1), [], (0, 0, 0), band=3.0, weight=0.5) > 0.5
+    snapped = snap(prob, image, band=3.0, weight=0.5) > 0.5
     reach = ndimage.distance_transform_edt(~(prob > 0.5))
     assert snapped.any() and (reach[snapped] <= 3.0).all()
 
@@ -48,7 +60,7 @@ def test_the_band_is_in_millimetres_on_thick_slices():
     spacing = (3.0, 1.0, 1.0)
     image, r = ball(shape=(20, 48, 48), radius=20.0, spacing=spacing)
     prob = answer(r, 8.0)
-    snapped = snap_to_edges(prob, image, spacing, [], (0, 0, 0), band=3.0, weight=0.5) > 0.5
+    snapped = snap(prob, image, spacing, band=3.0, weight=0.5) > 0.5
     grown = snapped & ~(prob > 0.5)
     reach = ndimage.distance_transform_edt(~(prob > 0.5), sampling=spacing)
     assert grown.any() and (reach[grown] <= 3.0).all()
@@ -57,7 +69,7 @@ def test_the_band_is_in_millimetres_on_thick_slices():
 def test_only_the_unsure_band_moves_with_a_small_weight():
     image, r = ball()
     prob = answer(r, 10.0)
-    out = snap_to_edges(prob, image, (1, 1, 1), [], (0, 0, 0), weight=0.3)
+    out = snap(prob, image, weight=0.3)
     changed = (out > 0.5) != (prob > 0.5)
     assert changed.any()
     assert (np.abs(prob[changed] - 0.5) <= 0.3 / (2 * 0.7) + 1e-6).all()
@@ -69,7 +81,7 @@ def test_stroke_voxels_stay_on_their_side():
     centre = (20, 24, 24)  # KJI in the region; hints are IJK in the volume, the region starts at (2, 3, 4) KJI
     origin = (2, 3, 4)
     not_here = Scribble([(centre[2] + 4, centre[1] + 3, centre[0] + 2)], positive=False, axis=0)
-    out = snap_to_edges(prob, image, (1, 1, 1), [not_here], origin, band=3.0, weight=0.5)
+    out = snap(prob, image, hints=[not_here], origin=origin, band=3.0, weight=0.5)
     assert out[centre] < 0.5 and (out > 0.5).sum() > 0.9 * (prob > 0.5).sum()
 
 
@@ -86,7 +98,7 @@ def test_flooding_the_band_alone_gives_what_flooding_the_whole_region_gives():
     markers[(ndimage.distance_transform_edt(prob > 0.5, sampling=spacing) > reach) | (prob > SURE)] = 1
     gradient = ndimage.gaussian_gradient_magnitude(image, sigma=1.0 / np.asarray(spacing))
     whole = (watershed(gradient, markers) == 1).astype(np.float32)
-    out = snap_to_edges(prob, image, spacing, [], (0, 0, 0), band=reach, weight=1.0)
+    out = snap(prob, image, spacing, band=reach, weight=1.0)
     band = markers == 0
     assert whole[band].any() and not whole[band].all()  # the flood decides some of the band each way
     assert np.array_equal(out, whole)
@@ -103,9 +115,54 @@ def test_distances_are_scipys_in_millimetres():
 def test_an_empty_or_full_answer_is_left_as_it_is():
     image, r = ball()
     for prob in (np.zeros(r.shape, np.float32), np.ones(r.shape, np.float32)):
-        assert snap_to_edges(prob, image, (1, 1, 1), [], (0, 0, 0)) is prob
+        assert snap(prob, image) is prob
 
 
 def test_the_engine_refuses_a_weight_outside_0_to_1():
     with pytest.raises(EngineError, match="edge_weight"):
         create_engine("prompt3d", edge_weight=1.5)
+    for fade in (0.0, 1.5):
+        with pytest.raises(EngineError, match="negative_fade"):
+            create_engine("prompt3d", negative_fade=fade)
+
+
+def two_blocks() -> tuple[np.ndarray, np.ndarray]:
+    """A bright block on top of a dimmer one (KJI), in noise, and a mask of the dim one: an
+    answer that spilled from the bright structure into its neighbour."""
+    image = np.zeros((40, 24, 24), np.float32)
+    image[4:20, 4:20, 4:20] = 1.0
+    image[20:36, 4:20, 4:20] = 0.5
+    image += np.random.default_rng(0).normal(0, 0.03, image.shape).astype(np.float32)
+    dim = np.zeros(image.shape, bool)
+    dim[20:36, 4:20, 4:20] = True
+    return image, dim
+
+
+def stroke(k: int, positive: bool) -> Scribble:
+    """A short stroke across the blocks' middle on axial slice ``k`` (IJK points)."""
+    return Scribble([(i, 12, k) for i in range(8, 16)], positive=positive, axis=0)
+
+
+def test_a_negative_stroke_takes_the_unsure_answer_on_its_side_of_the_edge():
+    image, dim = two_blocks()
+    bright = np.roll(dim, -16, axis=0)
+    prob = np.where(bright | dim, 0.8, 0.05).astype(np.float32)  # both blocks, not sure
+    prob[bright] = 0.97  # the part it is sure of
+    out = fade_negative_side(prob, edge_strength(image, (1, 1, 1)), [stroke(10, True), stroke(30, False)], (0, 0, 0))
+    assert (out[dim] < 0.5).all()  # the neighbour, past the edge from the positive stroke
+    assert (out[bright] > 0.5).all() and np.array_equal(out[:16], prob[:16])  # the structure stays
+    sure = prob.copy()
+    sure[dim] = 0.9  # surer than 0.5 / FADE: the network keeps it
+    assert (
+        0.9 > 0.5 / FADE
+        and (fade_negative_side(sure, edge_strength(image, (1, 1, 1)), [stroke(30, False)], (0, 0, 0))[dim] > 0.5).all()
+    )
+
+
+def test_without_a_negative_stroke_in_the_region_the_answer_stays():
+    image, dim = two_blocks()
+    prob = np.where(dim, 0.8, 0.05).astype(np.float32)
+    gradient = edge_strength(image, (1, 1, 1))
+    assert fade_negative_side(prob, gradient, [stroke(30, True)], (0, 0, 0)) is prob
+    # a negative stroke outside the region (the region starts 50 slices further up) changes nothing
+    assert fade_negative_side(prob, gradient, [stroke(30, False)], (50, 0, 0)) is prob

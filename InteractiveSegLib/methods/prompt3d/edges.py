@@ -1,4 +1,5 @@
-"""The network's boundary moved onto the image's edges, at the volume's own resolution.
+"""The network's boundary moved onto the image's edges, at the volume's own resolution,
+and a "not here" stroke given what lies on its side of them.
 
 The 3D network answers on a 64-cell grid: a large region is shrunk two or three times, and
 a structure it never saw is answered short of, or past, its boundary. Grow from seeds wins
@@ -31,11 +32,33 @@ BAND = 10.0
 WEIGHT = 0.3
 #: the network's answer this sure is core wherever it lies
 SURE = 0.95
+#: what a negative stroke's side of the answer keeps of its probability (``fade_negative_side``):
+#: only what the network is surer of than 0.5 / FADE stays; chosen on the calibration's held-out
+#: sessions (Resources/Models/prompt3d.md, twenty-second session)
+FADE = 0.6
+
+
+def edge_strength(image: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """The gradient magnitude of the normalised image, smoothed over the finest voxel side
+    (``spacing`` KJI in mm): what both rules below flood across."""
+    sp = np.asarray(spacing, np.float64)
+    return ndimage.gaussian_gradient_magnitude(image.astype(np.float32), sigma=sp.min() / sp)
+
+
+def stroke_markers(shape: Sequence[int], hints: Sequence, origin: Sequence[int]) -> np.ndarray:
+    """1 on the voxels of positive strokes and clicks in the region, 2 on negative ones, 0
+    elsewhere; the newest hint wins a voxel two of them share."""
+    markers = np.zeros(tuple(shape), np.int32)
+    lo, n = np.asarray(origin), np.asarray(shape)
+    for h in (m for hint in hints for m in members(hint) if isinstance(m, (Scribble, Click))):
+        k = hint_points([h]) - lo  # in the hints' order, so the newest wins
+        markers[tuple(k[((k >= 0) & (k < n)).all(1)].T)] = 1 if h.positive else 2
+    return markers
 
 
 def snap_to_edges(
     prob: np.ndarray,
-    image: np.ndarray,
+    gradient: np.ndarray,
     spacing: Sequence[float],
     hints: Sequence,
     origin: Sequence[int],
@@ -46,7 +69,7 @@ def snap_to_edges(
 
     Args:
         prob: the network's foreground probability over a region (KJI).
-        image: the normalised image over the same region.
+        gradient: ``edge_strength`` of the image over the same region.
         spacing: KJI voxel size in mm.
         hints: the class's hints; the voxels of strokes and clicks stay on their side.
         origin: the region's first voxel in the volume (KJI), to place the hints.
@@ -66,19 +89,46 @@ def snap_to_edges(
     markers = np.zeros(mask.shape, np.int32)
     markers[distance(~mask, sp) > reach] = 2
     markers[(distance(mask, sp) > reach) | (prob > SURE)] = 1
-    lo, n = np.asarray(origin), np.asarray(mask.shape)
-    for h in (m for hint in hints for m in members(hint) if isinstance(m, (Scribble, Click))):
-        k = hint_points([h]) - lo  # in the hints' order, so the newest wins
-        markers[tuple(k[((k >= 0) & (k < n)).all(1)].T)] = 1 if h.positive else 2
+    strokes = stroke_markers(mask.shape, hints, origin)
+    markers = np.where(strokes > 0, strokes, markers)
     core = markers == 1
     if not core.any():
         return prob
-    gradient = ndimage.gaussian_gradient_magnitude(image.astype(np.float32), sigma=sp.min() / sp)
     # only the band is flooded, from the markers that border it: the watershed queues every
     # marker voxel it is given, and on a whole brain those millions took 10 times the flood
     flooded = ndimage.binary_dilation(markers == 0)
     snapped = (watershed(gradient, np.where(flooded, markers, 0), mask=flooded) == 1) | core
     return ((1 - weight) * prob + weight * snapped).astype(np.float32)
+
+
+def fade_negative_side(
+    prob: np.ndarray, gradient: np.ndarray, hints: Sequence, origin: Sequence[int], keep: float = FADE
+) -> np.ndarray:
+    """The answer with the part a negative stroke claims faded: a marker watershed on the
+    edge strength, within the answer and the strokes, from the class's positive strokes and
+    clicks against its negative ones; the voxels the negative side floods keep ``keep`` of
+    their probability, so only what the network is sure of stays there.
+
+    Why: the network answers past a structure's end, and a "not here" stroke drawn there
+    moves little of the answer (Resources/Models/prompt3d.md); Grow from seeds gives such a
+    stroke what lies on its side of the image's edges. Faded, not cut: without a positive
+    stroke (a box's session) a negative one would flood the whole answer.
+
+    Args:
+        prob: the answer's foreground probability over a region (KJI).
+        gradient: ``edge_strength`` of the image over the same region.
+        hints: the class's hints.
+        origin: the region's first voxel in the volume (KJI), to place the hints.
+        keep: the share of its probability a voxel on the negative side keeps.
+    Returns:
+        float32 of ``prob``'s shape (``prob`` itself without a negative stroke in the region).
+    """
+    markers = stroke_markers(prob.shape, hints, origin)
+    if not (markers == 2).any():
+        return prob
+    answer = prob > 0.5
+    negative = (watershed(gradient, markers, mask=answer | (markers > 0)) == 2) & answer
+    return np.where(negative, prob * np.float32(keep), prob).astype(np.float32)
 
 
 def distance(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:

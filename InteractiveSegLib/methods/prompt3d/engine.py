@@ -18,7 +18,7 @@ from InteractiveSegLib.engines.base import Engine, Prediction, Request, SliceRat
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import DrawnSlice, SliceAuto, members, slice_index
 from InteractiveSegLib.intensity import detect_modality, normalize
-from InteractiveSegLib.methods.prompt3d.edges import WEIGHT, snap_to_edges
+from InteractiveSegLib.methods.prompt3d.edges import FADE, WEIGHT, edge_strength, fade_negative_side, snap_to_edges
 from InteractiveSegLib.methods.prompt3d.outline import SliceOutliner
 from InteractiveSegLib.methods.prompt3d.prompts import (
     Region3,
@@ -66,6 +66,7 @@ class Prompt3DEngine(Engine):
         modality: str = "auto",
         logit_offset: float | None = None,
         edge_weight: float = WEIGHT,
+        negative_fade: float = FADE,
         outline_model_path: str | Path | None = None,
         outline: bool = True,
     ) -> None:
@@ -81,6 +82,9 @@ class Prompt3DEngine(Engine):
                 on held-out structures the benchmark does not report; 0 when it has none).
             edge_weight: the share of the answer that the image's edges decide near its
                 boundary (``edges.snap_to_edges``; 0: the network's answer as it is).
+            negative_fade: the share of its probability the answer keeps where a negative
+                stroke's flood reaches it before a positive one's (``edges.fade_negative_side``;
+                1: negative strokes only inform the network).
             outline_model_path: the 2D hint network that outlines the object on a
                 stroke's slice (``outline.SliceOutliner``; default: the shipped ``vmn_hint.pt``).
             outline: False: a stroke's region is the box of the hints and the mask alone,
@@ -94,7 +98,10 @@ class Prompt3DEngine(Engine):
             raise EngineError(f"max_zoom must be >= 0, got {max_zoom}")
         if not 0 <= edge_weight <= 1:
             raise EngineError(f"edge_weight must be in [0, 1], got {edge_weight}")
+        if not 0 < negative_fade <= 1:
+            raise EngineError(f"negative_fade must be in (0, 1], got {negative_fade}")
         self.edge_weight = float(edge_weight)
+        self.negative_fade = float(negative_fade)
         self.size = int(self.config.get("size", 64))
         self.max_zoom = int(max_zoom)
         self.device = pick_device(device)
@@ -156,8 +163,12 @@ class Prompt3DEngine(Engine):
             # the object runs out of the region: zoom out, as a user would scroll out (issue 20)
             region = grow_to_object(region, faces, shape)
         cut = cast(tuple[slice, slice, slice], tuple(slice(a, b) for a, b in zip(*region, strict=True)))
+        if self.edge_weight > 0 or self.negative_fade < 1:
+            gradient = edge_strength(self._norm[cut], spacing)
         if self.edge_weight > 0:
-            prob = snap_to_edges(prob, self._norm[cut], spacing, hints, region[0], weight=self.edge_weight)
+            prob = snap_to_edges(prob, gradient, spacing, hints, region[0], weight=self.edge_weight)
+        if self.negative_fade < 1:
+            prob = fade_negative_side(prob, gradient, hints, region[0], keep=self.negative_fade)
         impose_drawn(prob, hints, region)
         ratings = rate_slices(prob, region, request.axis, shape[request.axis], hints, self.slice_quality)
         report = StepReport(seconds=time.perf_counter() - t0)
