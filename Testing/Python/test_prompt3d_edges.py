@@ -16,6 +16,7 @@ from InteractiveSegLib.methods.prompt3d.edges import (
     edge_strength,
     fade_negative_side,
     snap_to_edges,
+    stroke_markers,
 )
 from InteractiveSegLib.metrics import dice
 
@@ -30,7 +31,8 @@ def ball(shape=(40, 48, 48), radius=12.0, spacing=(1.0, 1.0, 1.0)) -> tuple[np.n
 
 def snap(prob, image, spacing=(1.0, 1.0, 1.0), hints=(), origin=(0, 0, 0), **options) -> np.ndarray:
     """``snap_to_edges`` on ``image``'s edge strength."""
-    return snap_to_edges(prob, edge_strength(image, spacing), spacing, list(hints), origin, **options)
+    strokes = stroke_markers(prob.shape, list(hints), origin)
+    return snap_to_edges(prob, edge_strength(image, spacing), spacing, strokes, **options)
 
 
 def answer(r: np.ndarray, radius: float, softness: float = 2.0) -> np.ndarray:
@@ -126,6 +128,12 @@ def test_the_engine_refuses_a_weight_outside_0_to_1():
             create_engine("prompt3d", negative_fade=fade)
 
 
+def fade(prob, image, hints, origin=(0, 0, 0)) -> np.ndarray:
+    """``fade_negative_side`` on ``image``'s edge strength, unit spacing."""
+    strokes = stroke_markers(prob.shape, hints, origin)
+    return fade_negative_side(prob, edge_strength(image, (1.0, 1.0, 1.0)), strokes)
+
+
 def two_blocks() -> tuple[np.ndarray, np.ndarray]:
     """A bright block on top of a dimmer one (KJI), in noise, and a mask of the dim one: an
     answer that spilled from the bright structure into its neighbour."""
@@ -148,21 +156,17 @@ def test_a_negative_stroke_takes_the_unsure_answer_on_its_side_of_the_edge():
     bright = np.roll(dim, -16, axis=0)
     prob = np.where(bright | dim, 0.8, 0.05).astype(np.float32)  # both blocks, not sure
     prob[bright] = 0.97  # the part it is sure of
-    out = fade_negative_side(prob, edge_strength(image, (1, 1, 1)), [stroke(10, True), stroke(30, False)], (0, 0, 0))
+    out = fade(prob, image, [stroke(10, True), stroke(30, False)])
     assert (out[dim] < 0.5).all()  # the neighbour, past the edge from the positive stroke
     assert (out[bright] > 0.5).all() and np.array_equal(out[:16], prob[:16])  # the structure stays
     sure = prob.copy()
     sure[dim] = 0.9  # surer than 0.5 / FADE: the network keeps it
-    assert (
-        0.9 > 0.5 / FADE
-        and (fade_negative_side(sure, edge_strength(image, (1, 1, 1)), [stroke(30, False)], (0, 0, 0))[dim] > 0.5).all()
-    )
+    assert 0.9 > 0.5 / FADE and (fade(sure, image, [stroke(30, False)])[dim] > 0.5).all()
 
 
 def test_without_a_negative_stroke_in_the_region_the_answer_stays():
     image, dim = two_blocks()
     prob = np.where(dim, 0.8, 0.05).astype(np.float32)
-    gradient = edge_strength(image, (1, 1, 1))
-    assert fade_negative_side(prob, gradient, [stroke(30, True)], (0, 0, 0)) is prob
+    assert fade(prob, image, [stroke(30, True)]) is prob
     # a negative stroke outside the region (the region starts 50 slices further up) changes nothing
-    assert fade_negative_side(prob, gradient, [stroke(30, False)], (50, 0, 0)) is prob
+    assert fade(prob, image, [stroke(30, False)], origin=(50, 0, 0)) is prob

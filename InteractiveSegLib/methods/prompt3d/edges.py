@@ -60,8 +60,7 @@ def snap_to_edges(
     prob: np.ndarray,
     gradient: np.ndarray,
     spacing: Sequence[float],
-    hints: Sequence,
-    origin: Sequence[int],
+    strokes: np.ndarray,
     band: float = BAND,
     weight: float = WEIGHT,
 ) -> np.ndarray:
@@ -71,8 +70,8 @@ def snap_to_edges(
         prob: the network's foreground probability over a region (KJI).
         gradient: ``edge_strength`` of the image over the same region.
         spacing: KJI voxel size in mm.
-        hints: the class's hints; the voxels of strokes and clicks stay on their side.
-        origin: the region's first voxel in the volume (KJI), to place the hints.
+        strokes: ``stroke_markers`` of the class's hints over the region: their voxels stay
+            on their side.
         band: how far the boundary may move, in multiples of the finest voxel side.
         weight: the snapped mask's share of the result.
     Returns:
@@ -89,7 +88,6 @@ def snap_to_edges(
     markers = np.zeros(mask.shape, np.int32)
     markers[distance(~mask, sp) > reach] = 2
     markers[(distance(mask, sp) > reach) | (prob > SURE)] = 1
-    strokes = stroke_markers(mask.shape, hints, origin)
     markers = np.where(strokes > 0, strokes, markers)
     core = markers == 1
     if not core.any():
@@ -101,9 +99,7 @@ def snap_to_edges(
     return ((1 - weight) * prob + weight * snapped).astype(np.float32)
 
 
-def fade_negative_side(
-    prob: np.ndarray, gradient: np.ndarray, hints: Sequence, origin: Sequence[int], keep: float = FADE
-) -> np.ndarray:
+def fade_negative_side(prob: np.ndarray, gradient: np.ndarray, strokes: np.ndarray, keep: float = FADE) -> np.ndarray:
     """The answer with the part a negative stroke claims faded: a marker watershed on the
     edge strength, within the answer and the strokes, from the class's positive strokes and
     clicks against its negative ones; the voxels the negative side floods keep ``keep`` of
@@ -117,17 +113,15 @@ def fade_negative_side(
     Args:
         prob: the answer's foreground probability over a region (KJI).
         gradient: ``edge_strength`` of the image over the same region.
-        hints: the class's hints.
-        origin: the region's first voxel in the volume (KJI), to place the hints.
+        strokes: ``stroke_markers`` of the class's hints over the region.
         keep: the share of its probability a voxel on the negative side keeps.
     Returns:
         float32 of ``prob``'s shape (``prob`` itself without a negative stroke in the region).
     """
-    markers = stroke_markers(prob.shape, hints, origin)
-    if not (markers == 2).any():
+    if not (strokes == 2).any():
         return prob
     answer = prob > 0.5
-    negative = (watershed(gradient, markers, mask=answer | (markers > 0)) == 2) & answer
+    negative = (watershed(gradient, strokes, mask=answer | (strokes > 0)) == 2) & answer
     return np.where(negative, prob * np.float32(keep), prob).astype(np.float32)
 
 

@@ -18,7 +18,14 @@ from InteractiveSegLib.engines.base import Engine, Prediction, Request, SliceRat
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import DrawnSlice, SliceAuto, members, slice_index
 from InteractiveSegLib.intensity import detect_modality, normalize
-from InteractiveSegLib.methods.prompt3d.edges import FADE, WEIGHT, edge_strength, fade_negative_side, snap_to_edges
+from InteractiveSegLib.methods.prompt3d.edges import (
+    FADE,
+    WEIGHT,
+    edge_strength,
+    fade_negative_side,
+    snap_to_edges,
+    stroke_markers,
+)
 from InteractiveSegLib.methods.prompt3d.outline import SliceOutliner
 from InteractiveSegLib.methods.prompt3d.prompts import (
     Region3,
@@ -163,12 +170,12 @@ class Prompt3DEngine(Engine):
             # the object runs out of the region: zoom out, as a user would scroll out (issue 20)
             region = grow_to_object(region, faces, shape)
         cut = cast(tuple[slice, slice, slice], tuple(slice(a, b) for a, b in zip(*region, strict=True)))
-        if self.edge_weight > 0 or self.negative_fade < 1:
-            gradient = edge_strength(self._norm[cut], spacing)
-        if self.edge_weight > 0:
-            prob = snap_to_edges(prob, gradient, spacing, hints, region[0], weight=self.edge_weight)
-        if self.negative_fade < 1:
-            prob = fade_negative_side(prob, gradient, hints, region[0], keep=self.negative_fade)
+        if self.edge_weight > 0 or self.negative_fade < 1:  # the image's edges have their say
+            gradient, strokes = edge_strength(self._norm[cut], spacing), stroke_markers(prob.shape, hints, region[0])
+            if self.edge_weight > 0:
+                prob = snap_to_edges(prob, gradient, spacing, strokes, weight=self.edge_weight)
+            if self.negative_fade < 1:
+                prob = fade_negative_side(prob, gradient, strokes, keep=self.negative_fade)
         impose_drawn(prob, hints, region)
         ratings = rate_slices(prob, region, request.axis, shape[request.axis], hints, self.slice_quality)
         report = StepReport(seconds=time.perf_counter() - t0)
