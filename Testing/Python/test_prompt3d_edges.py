@@ -8,15 +8,15 @@ from scipy import ndimage
 
 from InteractiveSegLib.engines import create_engine
 from InteractiveSegLib.errors import EngineError
-from InteractiveSegLib.hints import Scribble
+from InteractiveSegLib.hints import DrawnSlice, Scribble
 from InteractiveSegLib.methods.prompt3d.edges import (
     FADE,
     SURE,
     distance,
     edge_strength,
     fade_negative_side,
+    hint_markers,
     snap_to_edges,
-    stroke_markers,
 )
 from InteractiveSegLib.metrics import dice
 
@@ -31,8 +31,8 @@ def ball(shape=(40, 48, 48), radius=12.0, spacing=(1.0, 1.0, 1.0)) -> tuple[np.n
 
 def snap(prob, image, spacing=(1.0, 1.0, 1.0), hints=(), origin=(0, 0, 0), **options) -> np.ndarray:
     """``snap_to_edges`` on ``image``'s edge strength."""
-    strokes = stroke_markers(prob.shape, list(hints), origin)
-    return snap_to_edges(prob, edge_strength(image, spacing), spacing, strokes, **options)
+    marks = hint_markers(prob.shape, list(hints), origin)
+    return snap_to_edges(prob, edge_strength(image, spacing), spacing, marks, **options)
 
 
 def answer(r: np.ndarray, radius: float, softness: float = 2.0) -> np.ndarray:
@@ -130,8 +130,8 @@ def test_the_engine_refuses_a_weight_outside_0_to_1():
 
 def fade(prob, image, hints, origin=(0, 0, 0)) -> np.ndarray:
     """``fade_negative_side`` on ``image``'s edge strength, unit spacing."""
-    strokes = stroke_markers(prob.shape, hints, origin)
-    return fade_negative_side(prob, edge_strength(image, (1.0, 1.0, 1.0)), strokes)
+    marks = hint_markers(prob.shape, hints, origin)
+    return fade_negative_side(prob, edge_strength(image, (1.0, 1.0, 1.0)), marks)
 
 
 def two_blocks() -> tuple[np.ndarray, np.ndarray]:
@@ -162,6 +162,27 @@ def test_a_negative_stroke_takes_the_unsure_answer_on_its_side_of_the_edge():
     sure = prob.copy()
     sure[dim] = 0.9  # surer than 0.5 / FADE: the network keeps it
     assert 0.9 > 0.5 / FADE and (fade(sure, image, [stroke(30, False)])[dim] > 0.5).all()
+
+
+def test_a_drawn_slice_marks_its_cross_section_and_the_rest_of_its_plane():
+    cross = [(i, j, 7) for i in range(3, 6) for j in range(2, 4)]  # IJK, on axial slice 7
+    hints = [DrawnSlice(cross, axis=0), DrawnSlice([], axis=0, index=9), stroke(8, False)]
+    marks = hint_markers((12, 24, 24), hints, (0, 0, 0))
+    assert (marks[7, 2:4, 3:6] == 1).all() and marks[7].sum() == 6 + 2 * (24 * 24 - 6)
+    assert (marks[9] == 2).all()  # an empty drawn slice: not there, all of its plane
+    assert (marks[8, 12, 8:16] == 2).all() and marks[8].sum() == 16  # the stroke alone on its slice
+    assert not marks[[0, 1, 2, 3, 4, 5, 6, 10, 11]].any()
+    shifted = hint_markers((12, 24, 24), hints, (5, 0, 0))  # the region starts at slice 5
+    assert (shifted[2, 2:4, 3:6] == 1).all() and (shifted[4] == 2).all()
+
+
+def test_an_empty_drawn_slice_takes_the_unsure_answer_past_it():
+    image, dim = two_blocks()
+    bright = np.roll(dim, -16, axis=0)
+    prob = np.where(bright | dim, 0.8, 0.05).astype(np.float32)
+    cross = [(i, j, 10) for j, i in np.argwhere(bright[10])]
+    out = fade(prob, image, [DrawnSlice(cross, axis=0), DrawnSlice([], axis=0, index=30)])
+    assert (out[dim] < 0.5).all() and np.array_equal(out[:16], prob[:16])
 
 
 def test_without_a_negative_stroke_in_the_region_the_answer_stays():

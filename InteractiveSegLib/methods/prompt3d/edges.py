@@ -1,5 +1,5 @@
 """The network's boundary moved onto the image's edges, at the volume's own resolution,
-and a "not here" stroke given what lies on its side of them.
+and a "not here" hint given what lies on its side of them.
 
 The 3D network answers on a 64-cell grid: a large region is shrunk two or three times, and
 a structure it never saw is answered short of, or past, its boundary. Grow from seeds wins
@@ -21,8 +21,8 @@ import torch
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from InteractiveSegLib.hints import Click, Scribble, members
-from InteractiveSegLib.methods.prompt3d.prompts import hint_points
+from InteractiveSegLib.hints import Click, DrawnSlice, Scribble, members
+from InteractiveSegLib.methods.prompt3d.prompts import Region3, drawn_plane, hint_points
 
 #: how far the boundary may move, in multiples of the finest voxel side, and the snapped
 #: mask's share of the result: the edges decide where the network's probability lies within
@@ -45,14 +45,31 @@ def edge_strength(image: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     return ndimage.gaussian_gradient_magnitude(image.astype(np.float32), sigma=sp.min() / sp)
 
 
-def stroke_markers(shape: Sequence[int], hints: Sequence, origin: Sequence[int]) -> np.ndarray:
-    """1 on the voxels of positive strokes and clicks in the region, 2 on negative ones, 0
-    elsewhere; the newest hint wins a voxel two of them share."""
+def hint_markers(shape: Sequence[int], hints: Sequence, origin: Sequence[int]) -> np.ndarray:
+    """The voxels of the region the class's hints speak for: 1 where they mark the structure
+    (positive strokes and clicks, a drawn slice's cross-section), 2 where they mark what is not
+    it (negative strokes and clicks, the rest of a drawn slice's plane), 0 elsewhere. The newest
+    hint wins a voxel two of them share.
+
+    Args:
+        shape: the region's shape (KJI).
+        hints: the class's hints, oldest first.
+        origin: the region's first voxel in the volume (KJI).
+    Returns:
+        int32 of ``shape``.
+    """
     markers = np.zeros(tuple(shape), np.int32)
     lo, n = np.asarray(origin), np.asarray(shape)
-    for h in (m for hint in hints for m in members(hint) if isinstance(m, (Scribble, Click))):
-        k = hint_points([h]) - lo  # in the hints' order, so the newest wins
-        markers[tuple(k[((k >= 0) & (k < n)).all(1)].T)] = 1 if h.positive else 2
+    a, b = [int(v) for v in lo], [int(v) for v in lo + n]
+    region: Region3 = ((a[0], a[1], a[2]), (b[0], b[1], b[2]))
+    for h in (m for hint in hints for m in members(hint)):
+        if isinstance(h, (Scribble, Click)):
+            k = hint_points([h]) - lo
+            markers[tuple(k[((k >= 0) & (k < n)).all(1)].T)] = 1 if h.positive else 2
+        elif isinstance(h, DrawnSlice) and h.index is not None and 0 <= h.index - lo[h.axis] < n[h.axis]:
+            at: list[int | slice] = [slice(None)] * 3
+            at[h.axis] = h.index - int(lo[h.axis])
+            markers[tuple(at)] = np.where(drawn_plane(h, region) > 0, 1, 2)
     return markers
 
 
@@ -60,7 +77,7 @@ def snap_to_edges(
     prob: np.ndarray,
     gradient: np.ndarray,
     spacing: Sequence[float],
-    strokes: np.ndarray,
+    marks: np.ndarray,
     band: float = BAND,
     weight: float = WEIGHT,
 ) -> np.ndarray:
@@ -70,8 +87,8 @@ def snap_to_edges(
         prob: the network's foreground probability over a region (KJI).
         gradient: ``edge_strength`` of the image over the same region.
         spacing: KJI voxel size in mm.
-        strokes: ``stroke_markers`` of the class's hints over the region: their voxels stay
-            on their side.
+        marks: ``hint_markers`` of the class's hints over the region: their voxels stay on
+            their side.
         band: how far the boundary may move, in multiples of the finest voxel side.
         weight: the snapped mask's share of the result.
     Returns:
@@ -88,7 +105,7 @@ def snap_to_edges(
     markers = np.zeros(mask.shape, np.int32)
     markers[distance(~mask, sp) > reach] = 2
     markers[(distance(mask, sp) > reach) | (prob > SURE)] = 1
-    markers = np.where(strokes > 0, strokes, markers)
+    markers = np.where(marks > 0, marks, markers)
     core = markers == 1
     if not core.any():
         return prob
@@ -99,29 +116,30 @@ def snap_to_edges(
     return ((1 - weight) * prob + weight * snapped).astype(np.float32)
 
 
-def fade_negative_side(prob: np.ndarray, gradient: np.ndarray, strokes: np.ndarray, keep: float = FADE) -> np.ndarray:
-    """The answer with the part a negative stroke claims faded: a marker watershed on the
-    edge strength, within the answer and the strokes, from the class's positive strokes and
-    clicks against its negative ones; the voxels the negative side floods keep ``keep`` of
-    their probability, so only what the network is sure of stays there.
+def fade_negative_side(prob: np.ndarray, gradient: np.ndarray, marks: np.ndarray, keep: float = FADE) -> np.ndarray:
+    """The answer with the part a "not here" hint claims faded: a marker watershed on the
+    edge strength, within the answer and the marked voxels, from what the hints mark as the
+    structure against what they mark as not it (``hint_markers``: strokes, clicks, drawn
+    slices); the voxels the negative side floods keep ``keep`` of their probability, so only
+    what the network is sure of stays there.
 
-    Why: the network answers past a structure's end, and a "not here" stroke drawn there
-    moves little of the answer (Resources/Models/prompt3d.md); Grow from seeds gives such a
-    stroke what lies on its side of the image's edges. Faded, not cut: without a positive
-    stroke (a box's session) a negative one would flood the whole answer.
+    Why: the network answers past a structure's end, and a negative stroke or an empty drawn
+    slice there moves little of the answer (Resources/Models/prompt3d.md); Grow from seeds
+    gives such a hint what lies on its side of the image's edges. Faded, not cut: without a
+    positive mark (a box's session) a negative one would flood the whole answer.
 
     Args:
         prob: the answer's foreground probability over a region (KJI).
         gradient: ``edge_strength`` of the image over the same region.
-        strokes: ``stroke_markers`` of the class's hints over the region.
+        marks: ``hint_markers`` of the class's hints over the region.
         keep: the share of its probability a voxel on the negative side keeps.
     Returns:
         float32 of ``prob``'s shape (``prob`` itself without a negative stroke in the region).
     """
-    if not (strokes == 2).any():
+    if not (marks == 2).any():
         return prob
     answer = prob > 0.5
-    negative = (watershed(gradient, strokes, mask=answer | (strokes > 0)) == 2) & answer
+    negative = (watershed(gradient, marks, mask=answer | (marks > 0)) == 2) & answer
     return np.where(negative, prob * np.float32(keep), prob).astype(np.float32)
 
 

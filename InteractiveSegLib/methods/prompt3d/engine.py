@@ -23,8 +23,8 @@ from InteractiveSegLib.methods.prompt3d.edges import (
     WEIGHT,
     edge_strength,
     fade_negative_side,
+    hint_markers,
     snap_to_edges,
-    stroke_markers,
 )
 from InteractiveSegLib.methods.prompt3d.outline import SliceOutliner
 from InteractiveSegLib.methods.prompt3d.prompts import (
@@ -89,9 +89,9 @@ class Prompt3DEngine(Engine):
                 on held-out structures the benchmark does not report; 0 when it has none).
             edge_weight: the share of the answer that the image's edges decide near its
                 boundary (``edges.snap_to_edges``; 0: the network's answer as it is).
-            negative_fade: the share of its probability the answer keeps where a negative
-                stroke's flood reaches it before a positive one's (``edges.fade_negative_side``;
-                1: negative strokes only inform the network).
+            negative_fade: the share of its probability the answer keeps where the flood of
+                a negative stroke or click, or of a drawn slice's empty part, reaches it before
+                a positive one's (``edges.fade_negative_side``; 1: they only inform the network).
             outline_model_path: the 2D hint network that outlines the object on a
                 stroke's slice (``outline.SliceOutliner``; default: the shipped ``vmn_hint.pt``).
             outline: False: a stroke's region is the box of the hints and the mask alone,
@@ -171,11 +171,11 @@ class Prompt3DEngine(Engine):
             region = grow_to_object(region, faces, shape)
         cut = cast(tuple[slice, slice, slice], tuple(slice(a, b) for a, b in zip(*region, strict=True)))
         if self.edge_weight > 0 or self.negative_fade < 1:  # the image's edges have their say
-            gradient, strokes = edge_strength(self._norm[cut], spacing), stroke_markers(prob.shape, hints, region[0])
+            gradient, marks = edge_strength(self._norm[cut], spacing), hint_markers(prob.shape, hints, region[0])
             if self.edge_weight > 0:
-                prob = snap_to_edges(prob, gradient, spacing, strokes, weight=self.edge_weight)
+                prob = snap_to_edges(prob, gradient, spacing, marks, weight=self.edge_weight)
             if self.negative_fade < 1:
-                prob = fade_negative_side(prob, gradient, strokes, keep=self.negative_fade)
+                prob = fade_negative_side(prob, gradient, marks, keep=self.negative_fade)
         impose_drawn(prob, hints, region)
         ratings = rate_slices(prob, region, request.axis, shape[request.axis], hints, self.slice_quality)
         report = StepReport(seconds=time.perf_counter() - t0)
