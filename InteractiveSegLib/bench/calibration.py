@@ -43,6 +43,9 @@ from InteractiveSegLib.session import Session
 
 OFFSETS = (-0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 HINTS = ("scribble", "box", "extreme")
+#: the kinds ``--hint`` takes: the default's, and the true cross-section drawn every round
+#: (Slicer's Propagate, ``bench --hint drawn``), to measure an engine rule on drawn slices
+KINDS = (*HINTS, "drawn")
 #: structures smaller than this are left out (as the benchmark's ``--min-voxels``)
 MIN_VOXELS = 200
 #: the benchmark's sample per volume in the issue-20 commands, left out
@@ -106,7 +109,7 @@ def calibrate(
         data: data set names or folders; their held-out structures the benchmark does not
             report (``unreported``).
         offsets: the candidates, added to the logits.
-        hints: the first hint's kinds ("scribble", "box", "extreme").
+        hints: the first hint's kinds (``KINDS``).
         rounds: hints per session (the first and its corrections).
         per_volume: structures drawn per volume (0: all).
         seed: the structure draw and the robot's jitter.
@@ -200,8 +203,8 @@ def run(args: argparse.Namespace) -> float:
     offsets = tuple(float(x) for x in args.offsets.split(","))
     hints = tuple(args.hint.split(","))
     for k in hints:
-        if k not in HINTS:
-            raise ConfigError(f"--hint {k!r}: expected one of {HINTS}")
+        if k not in KINDS:
+            raise ConfigError(f"--hint {k!r}: expected one of {KINDS}")
     if args.sessions and not Path(args.sessions).resolve().parent.is_dir():
         # refused before the sessions are played, not after the checkpoint is written
         raise ConfigError(f"--sessions {args.sessions}: its folder does not exist")
@@ -253,7 +256,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=",".join(f"{o:g}" for o in OFFSETS),
         help="candidates, comma-separated (a negative one first: --offsets=-0.5,0,1)",
     )
-    p.add_argument("--hint", default=",".join(HINTS), help="first-hint kinds, comma-separated")
+    p.add_argument("--hint", default=",".join(HINTS), help=f"first-hint kinds, comma-separated (of {', '.join(KINDS)})")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument(
         "--per-volume", type=int, default=12, help="structures drawn per volume (0: all; 6 could not tell 0 from +0.5)"

@@ -626,6 +626,31 @@ def test_calibration_never_chooses_an_offset_that_empties_every_answer(tmp_path,
     assert main([*base, "--hint", "lasso"]) == 2 and "--hint 'lasso'" in capsys.readouterr().err
 
 
+def test_calibration_plays_drawn_slice_sessions_when_asked(tmp_path, tiny_model, decathlon, capsys):
+    """``--hint drawn``: every session's hints are the reference's drawn cross-sections."""
+    import json
+
+    from InteractiveSegLib.cli.main import main
+
+    base = ["calibrate-prompt3d", "--model", str(tiny_model), "--data", str(decathlon), "--include-reported"]
+    sessions = tmp_path / "drawn.json"
+    args = [
+        *base,
+        "--rounds",
+        "2",
+        "--offsets=0",
+        "--hint",
+        "drawn",
+        "--per-volume",
+        "1",
+        "--out",
+        str(tmp_path / "d.pt"),
+    ]
+    assert main([*args, "--sessions", str(sessions)]) == 0, capsys.readouterr().err
+    rows = json.loads(sessions.read_text())["sessions"]
+    assert rows and {r["hint"] for r in rows} == {"drawn"} and all(len(r["dice"]) == 2 for r in rows)
+
+
 def test_calibration_plays_on_thick_slice_copies_when_asked(tmp_path, tiny_model, decathlon, capsys, monkeypatch):
     """``--thick-slices 2 --thick-axis 2``: every session's volume is the sagittal thick copy."""
     from InteractiveSegLib.bench import calibration
