@@ -29,9 +29,14 @@ def ball(shape=(40, 48, 48), radius=12.0, spacing=(1.0, 1.0, 1.0)) -> tuple[np.n
     return image.astype(np.float32), r
 
 
+def region_at(origin, shape) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The region of ``shape`` whose first voxel is ``origin`` (KJI)."""
+    return tuple(origin), tuple(o + n for o, n in zip(origin, shape, strict=True))
+
+
 def snap(prob, image, spacing=(1.0, 1.0, 1.0), hints=(), origin=(0, 0, 0), **options) -> np.ndarray:
     """``snap_to_edges`` on ``image``'s edge strength."""
-    marks = hint_markers(prob.shape, list(hints), origin)
+    marks = hint_markers(list(hints), region_at(origin, prob.shape))
     return snap_to_edges(prob, edge_strength(image, spacing), spacing, marks, **options)
 
 
@@ -130,7 +135,7 @@ def test_the_engine_refuses_a_weight_outside_0_to_1():
 
 def fade(prob, image, hints, origin=(0, 0, 0)) -> np.ndarray:
     """``fade_negative_side`` on ``image``'s edge strength, unit spacing."""
-    marks = hint_markers(prob.shape, hints, origin)
+    marks = hint_markers(hints, region_at(origin, prob.shape))
     return fade_negative_side(prob, edge_strength(image, (1.0, 1.0, 1.0)), marks)
 
 
@@ -167,12 +172,12 @@ def test_a_negative_stroke_takes_the_unsure_answer_on_its_side_of_the_edge():
 def test_a_drawn_slice_marks_its_cross_section_and_the_rest_of_its_plane():
     cross = [(i, j, 7) for i in range(3, 6) for j in range(2, 4)]  # IJK, on axial slice 7
     hints = [DrawnSlice(cross, axis=0), DrawnSlice([], axis=0, index=9), stroke(8, False)]
-    marks = hint_markers((12, 24, 24), hints, (0, 0, 0))
+    marks = hint_markers(hints, region_at((0, 0, 0), (12, 24, 24)))
     assert (marks[7, 2:4, 3:6] == 1).all() and marks[7].sum() == 6 + 2 * (24 * 24 - 6)
     assert (marks[9] == 2).all()  # an empty drawn slice: not there, all of its plane
     assert (marks[8, 12, 8:16] == 2).all() and marks[8].sum() == 16  # the stroke alone on its slice
     assert not marks[[0, 1, 2, 3, 4, 5, 6, 10, 11]].any()
-    shifted = hint_markers((12, 24, 24), hints, (5, 0, 0))  # the region starts at slice 5
+    shifted = hint_markers(hints, region_at((5, 0, 0), (12, 24, 24)))  # the region starts at slice 5
     assert (shifted[2, 2:4, 3:6] == 1).all() and (shifted[4] == 2).all()
 
 

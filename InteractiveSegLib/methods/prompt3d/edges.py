@@ -45,23 +45,20 @@ def edge_strength(image: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     return ndimage.gaussian_gradient_magnitude(image.astype(np.float32), sigma=sp.min() / sp)
 
 
-def hint_markers(shape: Sequence[int], hints: Sequence, origin: Sequence[int]) -> np.ndarray:
-    """The voxels of the region the class's hints speak for: 1 where they mark the structure
+def hint_markers(hints: Sequence, region: Region3) -> np.ndarray:
+    """The voxels of ``region`` the class's hints speak for: 1 where they mark the structure
     (positive strokes and clicks, a drawn slice's cross-section), 2 where they mark what is not
     it (negative strokes and clicks, the rest of a drawn slice's plane), 0 elsewhere. The newest
     hint wins a voxel two of them share.
 
     Args:
-        shape: the region's shape (KJI).
         hints: the class's hints, oldest first.
-        origin: the region's first voxel in the volume (KJI).
+        region: (lo, hi) KJI in the volume, hi exclusive.
     Returns:
-        int32 of ``shape``.
+        int32 of the region's shape.
     """
-    markers = np.zeros(tuple(shape), np.int32)
-    lo, n = np.asarray(origin), np.asarray(shape)
-    a, b = [int(v) for v in lo], [int(v) for v in lo + n]
-    region: Region3 = ((a[0], a[1], a[2]), (b[0], b[1], b[2]))
+    lo, n = np.asarray(region[0]), np.asarray(region[1]) - np.asarray(region[0])
+    markers = np.zeros(tuple(n), np.int32)
     for h in (m for hint in hints for m in members(hint)):
         if isinstance(h, (Scribble, Click)):
             k = hint_points([h]) - lo

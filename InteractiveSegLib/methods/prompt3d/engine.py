@@ -171,7 +171,7 @@ class Prompt3DEngine(Engine):
             region = grow_to_object(region, faces, shape)
         cut = cast(tuple[slice, slice, slice], tuple(slice(a, b) for a, b in zip(*region, strict=True)))
         if self.edge_weight > 0 or self.negative_fade < 1:  # the image's edges have their say
-            gradient, marks = edge_strength(self._norm[cut], spacing), hint_markers(prob.shape, hints, region[0])
+            gradient, marks = edge_strength(self._norm[cut], spacing), hint_markers(hints, region)
             if self.edge_weight > 0:
                 prob = snap_to_edges(prob, gradient, spacing, marks, weight=self.edge_weight)
             if self.negative_fade < 1:
