@@ -22,7 +22,7 @@ from scipy import ndimage
 from skimage.segmentation import watershed
 
 from InteractiveSegLib.hints import Click, DrawnSlice, Scribble, members
-from InteractiveSegLib.methods.prompt3d.prompts import Region3, drawn_plane, hint_points
+from InteractiveSegLib.methods.prompt3d.prompts import Region3, drawn_plane_at, hint_points
 
 #: how far the boundary may move, in multiples of the finest voxel side, and the snapped
 #: mask's share of the result: the edges decide where the network's probability lies within
@@ -63,10 +63,8 @@ def hint_markers(hints: Sequence, region: Region3) -> np.ndarray:
         if isinstance(h, (Scribble, Click)):
             k = hint_points([h]) - lo
             markers[tuple(k[((k >= 0) & (k < n)).all(1)].T)] = 1 if h.positive else 2
-        elif isinstance(h, DrawnSlice) and h.index is not None and 0 <= h.index - lo[h.axis] < n[h.axis]:
-            at: list[int | slice] = [slice(None)] * 3
-            at[h.axis] = h.index - int(lo[h.axis])
-            markers[tuple(at)] = np.where(drawn_plane(h, region) > 0, 1, 2)
+        elif isinstance(h, DrawnSlice) and (placed := drawn_plane_at(h, region)) is not None:
+            markers[placed[0]] = np.where(placed[1] > 0, 1, 2)
     return markers
 
 

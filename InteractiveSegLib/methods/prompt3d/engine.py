@@ -29,7 +29,7 @@ from InteractiveSegLib.methods.prompt3d.edges import (
 from InteractiveSegLib.methods.prompt3d.outline import SliceOutliner
 from InteractiveSegLib.methods.prompt3d.prompts import (
     Region3,
-    drawn_plane,
+    drawn_plane_at,
     encode,
     grow_to_object,
     object_region,
@@ -184,13 +184,10 @@ class Prompt3DEngine(Engine):
 
 def impose_drawn(prob: np.ndarray, hints: list, region: Region3) -> None:
     """A drawn slice is the structure there as it is (empty: not there); the newest wins."""
-    lo, hi = region
-    for h in (m for hint in hints for m in members(hint)):
-        if not isinstance(h, DrawnSlice) or h.index is None or not lo[h.axis] <= h.index < hi[h.axis]:
-            continue
-        at: list[int | slice] = [slice(None)] * 3
-        at[h.axis] = h.index - lo[h.axis]
-        prob[tuple(at)] = drawn_plane(h, region)
+    for h in (m for hint in hints for m in members(hint) if isinstance(m, DrawnSlice)):
+        placed = drawn_plane_at(h, region)
+        if placed is not None:
+            prob[placed[0]] = placed[1]
 
 
 def rate_slices(

@@ -23,10 +23,10 @@ import torch
 from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import Click, Scribble, members, slice_index
-from InteractiveSegLib.methods.click.zoom import ZoomSettings, slice_spacing
+from InteractiveSegLib.methods.click.zoom import ZoomSettings
 from InteractiveSegLib.methods.prompt3d.prompts import Region3, mask_box
 from InteractiveSegLib.methods.vmn.engine import checkpoint_normalization
-from InteractiveSegLib.methods.vmn.interaction import segment_slice_zoomed
+from InteractiveSegLib.methods.vmn.interaction import segment_volume_slice
 
 OUTLINE_MODEL = "vmn_hint.pt"
 
@@ -88,15 +88,8 @@ class SliceOutliner:
         on_slice = [m for h in hints for m in members(h) if m.axis == axis and slice_index(m) == index]
         if not on_slice:
             return None
-        prob = segment_slice_zoomed(
-            self.net,
-            np.take(norm, index, axis=axis),
-            None if current is None else np.take(current, index, axis=axis) > 0,  # an empty slice reads as None
-            on_slice,
-            axis,
-            slice_spacing(spacing_kji, axis),
-            self.zoom,
-        )
+        previous = None if current is None else np.take(current, index, axis=axis) > 0
+        prob = segment_volume_slice(self.net, norm, previous, on_slice, axis, index, spacing_kji, self.zoom)
         box = mask_box(np.expand_dims(prob > 0.5, axis))
         if box is None:
             return None

@@ -350,3 +350,14 @@ def drawn_plane(h: DrawnSlice, region: Region3) -> np.ndarray:
         keep = (r >= 0) & (r < plane.shape[0]) & (c >= 0) & (c < plane.shape[1])
         plane[r[keep], c[keep]] = 1.0
     return plane
+
+
+def drawn_plane_at(h: DrawnSlice, region: Region3) -> tuple[tuple[int | slice, ...], np.ndarray] | None:
+    """Where a drawn slice lies in ``region`` (an index into the region's array) and its
+    cross-section there (``drawn_plane``), or None when its slice is outside the region."""
+    lo, hi = region
+    if h.index is None or not lo[h.axis] <= h.index < hi[h.axis]:
+        return None
+    at: list[int | slice] = [slice(None)] * 3
+    at[h.axis] = h.index - lo[h.axis]
+    return tuple(at), drawn_plane(h, region)

@@ -35,8 +35,8 @@ from InteractiveSegLib.engines.base import Engine, EngineState, Prediction, Requ
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import DrawnSlice, Scribble, SliceAuto, slice_index, slice_points
 from InteractiveSegLib.intensity import detect_modality, normalize
-from InteractiveSegLib.methods.click.zoom import ZoomSettings, slice_spacing
-from InteractiveSegLib.methods.vmn.interaction import ENCODINGS, segment_slice, segment_slice_zoomed
+from InteractiveSegLib.methods.click.zoom import ZoomSettings
+from InteractiveSegLib.methods.vmn.interaction import ENCODINGS, segment_slice, segment_volume_slice
 from InteractiveSegLib.methods.vmn.network import VMNet
 from InteractiveSegLib.methods.vmn.propagation import PropagationResult, VMNPropagator, propagate
 from InteractiveSegLib.preprocessing import Roi, normalize_intensity, resize_stack
@@ -290,11 +290,8 @@ class VMNEngine(Engine):
             previous = np.take(request.labelmap, index, axis=axis) == request.label
         assert self._in_norm is not None and self.volume is not None
         if self.in_arch == "click_fcnn":
-            spacing = slice_spacing(self.volume.geometry.spacing[::-1], axis)
-            image2d = np.take(self._in_norm, index, axis=axis)
-            zoomed = segment_slice_zoomed(
-                self.f_in, image2d, previous if previous.any() else None, hints, axis, spacing, self.zoom
-            )
+            spacing = self.volume.geometry.spacing[::-1]
+            zoomed = segment_volume_slice(self.f_in, self._in_norm, previous, hints, axis, index, spacing, self.zoom)
             return (zoomed > 0.5).astype(np.float32)
         prob, _ = segment_slice(
             self.f_in,

@@ -23,6 +23,7 @@ stroke on a large structure sees all of it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ import torch
 from InteractiveSegLib.encodings import gaussian_map, geodesic_map, linear_geodesic_map
 from InteractiveSegLib.errors import ConfigError
 from InteractiveSegLib.hints import Box, ExtremePoints, Interaction, slice_points
-from InteractiveSegLib.methods.click.zoom import ZoomSettings, segment_zoomed
+from InteractiveSegLib.methods.click.zoom import ZoomSettings, segment_zoomed, slice_spacing
 from InteractiveSegLib.preprocessing import Roi, crop_resize, paste
 
 ENCODINGS = ("geodesic", "exp_geodesic", "gaussian")
@@ -240,12 +241,34 @@ def segment_slice_zoomed(
     its edge (``zoom.segment_zoomed``). Returns the slice's probability; outside the window
     the previous mask stays (0 if there was none)."""
 
-    def run(x: np.ndarray) -> np.ndarray:
-        return probabilities(net, x)
-
     before = np.zeros(image2d.shape, np.float32) if previous is None else previous.astype(np.float32)
     positive, negative, boxes = zoomed_cues(hints, axis)
+    run = partial(probabilities, net)
     roi, prob = segment_zoomed(run, image2d, before > 0.5, positive, negative, spacing, settings, boxes)
     out = before.copy()
     out[roi.slices] = prob
     return out
+
+
+def segment_volume_slice(
+    net: torch.nn.Module,
+    norm: np.ndarray,
+    previous2d: np.ndarray | None,
+    hints: Sequence[Interaction],
+    axis: int,
+    index: int,
+    spacing_kji: Sequence[float],
+    settings: ZoomSettings,
+) -> np.ndarray:
+    """``segment_slice_zoomed`` on slice ``index`` along ``axis`` of a normalised volume
+    ``norm`` (KJI) of voxel size ``spacing_kji``: VMN's f_IN and the 3D prompt engine's outline
+    read a slice alike. An empty ``previous2d`` (the structure's mask there) reads as none."""
+    return segment_slice_zoomed(
+        net,
+        np.take(norm, index, axis=axis),
+        previous2d if previous2d is not None and previous2d.any() else None,
+        hints,
+        axis,
+        slice_spacing(spacing_kji, axis),
+        settings,
+    )
