@@ -16,6 +16,7 @@ from InteractiveSegLib.errors import EngineError, ModelError
 from InteractiveSegLib.hints import Box, Click, DrawnSlice, ExtremePoints, Scribble
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.methods.prompt3d import train as prompt3d_train
+from InteractiveSegLib.methods.prompt3d.edges import COARSE_WEIGHT, WEIGHT
 from InteractiveSegLib.methods.prompt3d.engine import Prompt3DEngine, rate_slices
 from InteractiveSegLib.methods.prompt3d.network import prompt3d_net
 from InteractiveSegLib.methods.prompt3d.outline import SliceOutliner
@@ -423,6 +424,41 @@ def test_the_engine_declares_its_hints_and_refuses_what_it_cannot_run(tmp_path, 
     request = Request(1, [box], 0, 30, np.zeros((60, 100, 100), np.uint8))
     with pytest.raises(EngineError, match="set_image"):
         engine.predict(request)
+
+
+class ShortEngine(Prompt3DEngine):
+    """A network that is sure of a ball 4 mm short of the reference (probability 0.9 inside,
+    0.1 outside): a weight of 0.3 cannot move its boundary, the snapped mask alone can."""
+
+    answer: np.ndarray
+
+    def run(self, hints, current, region):
+        return self.answer[tuple(slice(a, b) for a, b in zip(*region, strict=True))]
+
+
+def short_session(shape, centre, radius, coarse_edge_weight):
+    """The reference and ``ShortEngine``'s result from a box on the ball's middle slice."""
+    volume, ball = ball_volume(shape=shape, centre=centre, radius=radius)
+    _, short = ball_volume(shape=shape, centre=centre, radius=radius - 4)
+    engine = ShortEngine(model_path=None, outline=False, coarse_edge_weight=coarse_edge_weight)
+    engine.answer = np.where(short, 0.9, 0.1).astype(np.float32)
+    engine.set_image(volume)
+    session = Session(volume, engine, LabelTable.default([1]))
+    k = centre[0]  # KJI
+    i, j = np.nonzero(ball[k].T)
+    session.add(Box((int(i.min()), int(j.min()), k), (int(i.max()), int(j.max()), k), axis=0))
+    return ball, session.labelmap == 1
+
+
+def test_on_a_coarse_grid_the_image_edges_decide_a_thick_answers_boundary():
+    """A region more than 1.5 times the grid's side (a ball 120 mm across): the image's edge
+    takes the boundary the network put 4 mm short of it. A ball 30 mm across is answered on a
+    grid as fine as its voxels: the rule leaves it alone."""
+    large = {w: short_session((64, 160, 160), (32, 80, 80), 60, w) for w in (WEIGHT, COARSE_WEIGHT)}
+    assert dice(*large[COARSE_WEIGHT]) > 0.97 > dice(*large[WEIGHT]) + 0.05
+    small = {w: short_session((40, 64, 64), (20, 32, 32), 15, w) for w in (WEIGHT, COARSE_WEIGHT)}
+    assert np.array_equal(small[WEIGHT][1], small[COARSE_WEIGHT][1])
+    assert dice(*small[WEIGHT]) < 0.9
 
 
 def test_the_shipped_network_segments_a_structure_it_never_saw_from_a_box():

@@ -111,6 +111,20 @@ def test_flooding_the_band_alone_gives_what_flooding_the_whole_region_gives():
     assert np.array_equal(out, whole)
 
 
+def test_a_thick_answer_takes_the_thick_weight_and_a_thin_one_keeps_the_weight():
+    """``thick_weight`` (the engine's coarse-grid share) is for an answer thicker than the
+    band somewhere; a shell thinner than it, a ribbon of cortex, keeps ``weight``."""
+    image, r = ball()
+    prob = answer(r, 10.0)
+    assert np.array_equal(
+        snap(prob, image, band=3.0, weight=0.0, thick_weight=0.5), snap(prob, image, band=3.0, weight=0.5)
+    )
+    shell = np.where((r > 9.0) & (r < 13.0), 0.97, 0.2).astype(np.float32)  # 4 mm thick: no voxel 3 mm inside
+    kept = snap(shell, image, band=3.0, weight=0.3, thick_weight=0.5)
+    assert np.array_equal(kept, snap(shell, image, band=3.0, weight=0.3))
+    assert not np.array_equal(kept, snap(shell, image, band=3.0, weight=0.5))
+
+
 def test_distances_are_scipys_in_millimetres():
     mask = np.zeros((9, 20, 24), bool)
     mask[2:8, 3:17, 5:20] = True
@@ -128,6 +142,8 @@ def test_an_empty_or_full_answer_is_left_as_it_is():
 def test_the_engine_refuses_a_weight_outside_0_to_1():
     with pytest.raises(EngineError, match="edge_weight"):
         create_engine("prompt3d", edge_weight=1.5)
+    with pytest.raises(EngineError, match="coarse_edge_weight"):
+        create_engine("prompt3d", coarse_edge_weight=-0.1)
     for fade in (0.0, 1.5):
         with pytest.raises(EngineError, match="negative_fade"):
             create_engine("prompt3d", negative_fade=fade)

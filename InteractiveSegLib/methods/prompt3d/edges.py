@@ -30,6 +30,13 @@ from InteractiveSegLib.methods.prompt3d.prompts import Region3, drawn_plane_at, 
 #: calibration's held-out sessions (Resources/Models/prompt3d.md)
 BAND = 10.0
 WEIGHT = 0.3
+#: where the region's largest side is more than COARSE times the network's grid side, the
+#: grid's cells are coarser than the volume's voxels and the network's boundary is blocky:
+#: there an answer thicker than the band is snapped with COARSE_WEIGHT (the snapped mask
+#: alone). On the calibration's held-out sessions a tie (0.4467 both); on the whole brain, box
+#: round 6 0.593 to 0.881 (Resources/Models/prompt3d.md, twenty-third session)
+COARSE = 1.5
+COARSE_WEIGHT = 0.5
 #: the network's answer this sure is core wherever it lies
 SURE = 0.95
 #: what a negative stroke's side of the answer keeps of its probability (``fade_negative_side``):
@@ -75,6 +82,7 @@ def snap_to_edges(
     marks: np.ndarray,
     band: float = BAND,
     weight: float = WEIGHT,
+    thick_weight: float | None = None,
 ) -> np.ndarray:
     """The network's probability with its boundary moved to the image's edges.
 
@@ -86,6 +94,9 @@ def snap_to_edges(
             their side.
         band: how far the boundary may move, in multiples of the finest voxel side.
         weight: the snapped mask's share of the result.
+        thick_weight: the share instead of ``weight`` when the answer is thicker than the
+            band somewhere (None: ``weight``); a thin answer, a ribbon of cortex, keeps
+            ``weight`` (the engine passes ``COARSE_WEIGHT`` on a coarse grid).
     Returns:
         ``(1 - weight) * prob + weight * snapped``, float32, ``prob``'s shape; ``prob``
         itself where the answer is empty, fills the region or has no core.
@@ -97,9 +108,12 @@ def snap_to_edges(
     # edt's float32 distances land a hair above a whole number of voxel sides where scipy's
     # are exact: the tolerance keeps such a voxel in the band, as before
     reach = band * sp.min() * (1 + 1e-5)
+    deep = distance(mask, sp) > reach
+    if thick_weight is not None and deep.any():
+        weight = thick_weight
     markers = np.zeros(mask.shape, np.int32)
     markers[distance(~mask, sp) > reach] = 2
-    markers[(distance(mask, sp) > reach) | (prob > SURE)] = 1
+    markers[deep | (prob > SURE)] = 1
     markers = np.where(marks > 0, marks, markers)
     core = markers == 1
     if not core.any():

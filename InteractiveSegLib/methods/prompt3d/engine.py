@@ -19,6 +19,8 @@ from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import DrawnSlice, SliceAuto, members, slice_index
 from InteractiveSegLib.intensity import detect_modality, normalize
 from InteractiveSegLib.methods.prompt3d.edges import (
+    COARSE,
+    COARSE_WEIGHT,
     FADE,
     WEIGHT,
     edge_strength,
@@ -73,6 +75,7 @@ class Prompt3DEngine(Engine):
         modality: str = "auto",
         logit_offset: float | None = None,
         edge_weight: float = WEIGHT,
+        coarse_edge_weight: float = COARSE_WEIGHT,
         negative_fade: float = FADE,
         outline_model_path: str | Path | None = None,
         outline: bool = True,
@@ -88,7 +91,12 @@ class Prompt3DEngine(Engine):
                 the checkpoint's ``logit_offset``, chosen by ``interactiveseg calibrate-prompt3d``
                 on held-out structures the benchmark does not report; 0 when it has none).
             edge_weight: the share of the answer that the image's edges decide near its
-                boundary (``edges.snap_to_edges``; 0: the network's answer as it is).
+                boundary (``edges.snap_to_edges``; 0 here and in ``coarse_edge_weight``:
+                the network's answer as it is).
+            coarse_edge_weight: that share where the region's largest side is more than
+                ``edges.COARSE`` times the network's grid side and the answer is thicker than
+                the snap's band: the grid is coarser than the volume there, its boundary
+                blocky (a whole brain, a liver); ``edge_weight``'s value turns the rule off.
             negative_fade: the share of its probability the answer keeps where the flood of
                 a negative stroke or click, or of a drawn slice's empty part, reaches it before
                 a positive one's (``edges.fade_negative_side``; 1: they only inform the network).
@@ -105,9 +113,12 @@ class Prompt3DEngine(Engine):
             raise EngineError(f"max_zoom must be >= 0, got {max_zoom}")
         if not 0 <= edge_weight <= 1:
             raise EngineError(f"edge_weight must be in [0, 1], got {edge_weight}")
+        if not 0 <= coarse_edge_weight <= 1:
+            raise EngineError(f"coarse_edge_weight must be in [0, 1], got {coarse_edge_weight}")
         if not 0 < negative_fade <= 1:
             raise EngineError(f"negative_fade must be in (0, 1], got {negative_fade}")
         self.edge_weight = float(edge_weight)
+        self.coarse_edge_weight = float(coarse_edge_weight)
         self.negative_fade = float(negative_fade)
         self.size = int(self.config.get("size", 64))
         self.max_zoom = int(max_zoom)
@@ -170,10 +181,13 @@ class Prompt3DEngine(Engine):
             # the object runs out of the region: zoom out, as a user would scroll out (issue 20)
             region = grow_to_object(region, faces, shape)
         cut = cast(tuple[slice, slice, slice], tuple(slice(a, b) for a, b in zip(*region, strict=True)))
-        if self.edge_weight > 0 or self.negative_fade < 1:  # the image's edges have their say
+        coarse = max(b - a for a, b in zip(*region, strict=True)) > COARSE * self.size
+        thick_weight = self.coarse_edge_weight if coarse else None
+        snap = self.edge_weight > 0 or bool(thick_weight)
+        if snap or self.negative_fade < 1:  # the image's edges have their say
             gradient, marks = edge_strength(self._norm[cut], spacing), hint_markers(hints, region)
-            if self.edge_weight > 0:
-                prob = snap_to_edges(prob, gradient, spacing, marks, weight=self.edge_weight)
+            if snap:
+                prob = snap_to_edges(prob, gradient, spacing, marks, weight=self.edge_weight, thick_weight=thick_weight)
             if self.negative_fade < 1:
                 prob = fade_negative_side(prob, gradient, marks, keep=self.negative_fade)
         impose_drawn(prob, hints, region)
