@@ -16,7 +16,7 @@ from InteractiveSegLib.errors import EngineError, ModelError
 from InteractiveSegLib.hints import Box, Click, DrawnSlice, ExtremePoints, Scribble
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.methods.prompt3d import train as prompt3d_train
-from InteractiveSegLib.methods.prompt3d.edges import COARSE_WEIGHT, WEIGHT
+from InteractiveSegLib.methods.prompt3d.edges import COARSE_WEIGHT, WEIGHT, WEIGHTS
 from InteractiveSegLib.methods.prompt3d.engine import Prompt3DEngine, rate_slices
 from InteractiveSegLib.methods.prompt3d.network import prompt3d_net
 from InteractiveSegLib.methods.prompt3d.outline import SliceOutliner
@@ -440,7 +440,7 @@ def short_session(shape, centre, radius, coarse_edge_weight):
     """The reference and ``ShortEngine``'s result from a box on the ball's middle slice."""
     volume, ball = ball_volume(shape=shape, centre=centre, radius=radius)
     _, short = ball_volume(shape=shape, centre=centre, radius=radius - 4)
-    engine = ShortEngine(model_path=None, outline=False, coarse_edge_weight=coarse_edge_weight)
+    engine = ShortEngine(model_path=None, outline=False, edge_weight=WEIGHT, coarse_edge_weight=coarse_edge_weight)
     engine.answer = np.where(short, 0.9, 0.1).astype(np.float32)
     engine.set_image(volume)
     session = Session(volume, engine, LabelTable.default([1]))
@@ -459,6 +459,20 @@ def test_on_a_coarse_grid_the_image_edges_decide_a_thick_answers_boundary():
     small = {w: short_session((40, 64, 64), (20, 32, 32), 15, w) for w in (WEIGHT, COARSE_WEIGHT)}
     assert np.array_equal(small[WEIGHT][1], small[COARSE_WEIGHT][1])
     assert dice(*small[WEIGHT]) < 0.9
+
+
+def test_the_edges_weigh_by_the_volumes_modality_unless_the_caller_says():
+    """A CT's boundaries are edges, an MRI's atlas parcels have none (``edges.WEIGHTS``)."""
+    volume, _ = ball_volume(shape=(20, 32, 32), centre=(10, 16, 16), radius=8)
+    mr = Volume(volume.array, volume.geometry, modality="mr")
+    engine = create_engine("prompt3d", outline=False)
+    for image, modality in ((volume, "ct"), (mr, "mr")):
+        engine.set_image(image)
+        assert engine.edge_weight == WEIGHTS[modality]
+    assert WEIGHTS["ct"] > WEIGHTS["mr"]
+    chosen = create_engine("prompt3d", outline=False, edge_weight=0.1)
+    chosen.set_image(volume)
+    assert chosen.edge_weight == 0.1
 
 
 def test_the_shipped_network_segments_a_structure_it_never_saw_from_a_box():

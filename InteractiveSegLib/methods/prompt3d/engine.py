@@ -22,7 +22,7 @@ from InteractiveSegLib.methods.prompt3d.edges import (
     COARSE,
     COARSE_WEIGHT,
     FADE,
-    WEIGHT,
+    WEIGHTS,
     edge_strength,
     fade_negative_side,
     hint_markers,
@@ -74,7 +74,7 @@ class Prompt3DEngine(Engine):
         threads: int | None = None,
         modality: str = "auto",
         logit_offset: float | None = None,
-        edge_weight: float = WEIGHT,
+        edge_weight: float | None = None,
         coarse_edge_weight: float = COARSE_WEIGHT,
         negative_fade: float = FADE,
         outline_model_path: str | Path | None = None,
@@ -91,8 +91,9 @@ class Prompt3DEngine(Engine):
                 the checkpoint's ``logit_offset``, chosen by ``interactiveseg calibrate-prompt3d``
                 on held-out structures the benchmark does not report; 0 when it has none).
             edge_weight: the share of the answer that the image's edges decide near its
-                boundary (``edges.snap_to_edges``; 0 here and in ``coarse_edge_weight``:
-                the network's answer as it is).
+                boundary (``edges.snap_to_edges``; default: the volume's modality's,
+                ``edges.WEIGHTS``; 0 here and in ``coarse_edge_weight``: the network's answer
+                as it is).
             coarse_edge_weight: that share where the region's largest side is more than
                 ``edges.COARSE`` times the network's grid side and the answer is thicker than
                 the snap's band: the grid is coarser than the volume there, its boundary
@@ -111,13 +112,14 @@ class Prompt3DEngine(Engine):
         )
         if max_zoom < 0:
             raise EngineError(f"max_zoom must be >= 0, got {max_zoom}")
-        if not 0 <= edge_weight <= 1:
+        if edge_weight is not None and not 0 <= edge_weight <= 1:
             raise EngineError(f"edge_weight must be in [0, 1], got {edge_weight}")
         if not 0 <= coarse_edge_weight <= 1:
             raise EngineError(f"coarse_edge_weight must be in [0, 1], got {coarse_edge_weight}")
         if not 0 < negative_fade <= 1:
             raise EngineError(f"negative_fade must be in (0, 1], got {negative_fade}")
-        self.edge_weight = float(edge_weight)
+        self.requested_edge_weight = edge_weight
+        self.edge_weight = WEIGHTS["mr"] if edge_weight is None else float(edge_weight)  # set_image: by modality
         self.coarse_edge_weight = float(coarse_edge_weight)
         self.negative_fade = float(negative_fade)
         self.size = int(self.config.get("size", 64))
@@ -142,8 +144,11 @@ class Prompt3DEngine(Engine):
 
     def set_image(self, volume: Volume) -> None:
         super().set_image(volume)
-        modality = detect_modality(volume) if self.requested_modality == "auto" else self.requested_modality
-        self._norm = normalize(volume.array, modality)
+        modality = str(self.requested_modality).strip().lower()
+        modality = detect_modality(volume) if modality == "auto" else modality
+        self._norm = normalize(volume.array, modality)  # refuses an unknown modality
+        if self.requested_edge_weight is None:
+            self.edge_weight = WEIGHTS[modality]
 
     def run(self, hints: list, current: np.ndarray, region: Region3) -> np.ndarray:
         """Foreground probability over ``region`` (its own shape)."""
