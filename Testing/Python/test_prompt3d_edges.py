@@ -125,6 +125,20 @@ def test_a_thick_answer_takes_the_thick_weight_and_a_thin_one_keeps_the_weight()
     assert not np.array_equal(kept, snap(shell, image, band=3.0, weight=0.5))
 
 
+def test_a_heavier_weight_holds_only_where_the_snapped_boundary_is_an_edge():
+    """``edgeless_weight`` (the engine's MRI weight for a CT's heavier one) replaces ``weight``
+    where the band holds no edge: an answer inside an even interior, noise alone."""
+    image, r = ball()
+    prob = answer(r, 10.0)  # 2 mm short of the ball's edge: the band holds it
+    assert np.array_equal(
+        snap(prob, image, band=3.0, weight=0.4, edgeless_weight=0.3), snap(prob, image, band=3.0, weight=0.4)
+    )
+    even = np.random.default_rng(1).normal(0, 0.05, r.shape).astype(np.float32)
+    held = snap(prob, even, band=3.0, weight=0.4, edgeless_weight=0.3)
+    assert np.array_equal(held, snap(prob, even, band=3.0, weight=0.3))
+    assert not np.array_equal(held, snap(prob, even, band=3.0, weight=0.4))
+
+
 def test_distances_are_scipys_in_millimetres():
     mask = np.zeros((9, 20, 24), bool)
     mask[2:8, 3:17, 5:20] = True

@@ -34,6 +34,11 @@ WEIGHT = 0.3
 #: edge, where an MRI's atlas parcels have none; the calibration's CT sessions rose from 0.449
 #: to 0.474 (two draws: 0.476 to 0.494) at 0.4 (Resources/Models/prompt3d.md, twenty-third session)
 WEIGHTS = {"ct": 0.4, "mr": WEIGHT}
+#: a snapped boundary lies on an edge where the mean edge strength on it is more than this
+#: times the band's median; a heavier modality weight holds only there, else WEIGHT does: in
+#: an even interior (a liver, a ball) the band holds only noise, and the heavier snap held a
+#: small answer back (Resources/Models/prompt3d.md, twenty-third session)
+EDGE_CONTRAST = 1.5
 #: where the region's largest side is more than COARSE times the network's grid side, the
 #: grid's cells are coarser than the volume's voxels and the network's boundary is blocky:
 #: there an answer thicker than the band is snapped with COARSE_WEIGHT (the snapped mask
@@ -87,6 +92,7 @@ def snap_to_edges(
     band: float = BAND,
     weight: float = WEIGHT,
     thick_weight: float | None = None,
+    edgeless_weight: float | None = None,
 ) -> np.ndarray:
     """The network's probability with its boundary moved to the image's edges.
 
@@ -101,6 +107,8 @@ def snap_to_edges(
         thick_weight: the share instead of ``weight`` when the answer is thicker than the
             band somewhere (None: ``weight``); a thin answer, a ribbon of cortex, keeps
             ``weight`` (the engine passes ``COARSE_WEIGHT`` on a coarse grid).
+        edgeless_weight: the share instead of ``weight`` when the snapped boundary lies on
+            no edge (``EDGE_CONTRAST``) and the answer is not thick (None: ``weight``).
     Returns:
         ``(1 - weight) * prob + weight * snapped``, float32, ``prob``'s shape; ``prob``
         itself where the answer is empty, fills the region or has no core.
@@ -112,11 +120,13 @@ def snap_to_edges(
     # edt's float32 distances land a hair above a whole number of voxel sides where scipy's
     # are exact: the tolerance keeps such a voxel in the band, as before
     reach = band * sp.min() * (1 + 1e-5)
-    deep = distance(mask, sp) > reach
-    if thick_weight is not None and deep.any():
+    inner, outer = distance(mask, sp), distance(~mask, sp)
+    deep = inner > reach
+    thick = thick_weight is not None and bool(deep.any())
+    if thick_weight is not None and thick:
         weight = thick_weight
     markers = np.zeros(mask.shape, np.int32)
-    markers[distance(~mask, sp) > reach] = 2
+    markers[outer > reach] = 2
     markers[deep | (prob > SURE)] = 1
     markers = np.where(marks > 0, marks, markers)
     core = markers == 1
@@ -126,7 +136,21 @@ def snap_to_edges(
     # marker voxel it is given, and on a whole brain those millions took 10 times the flood
     flooded = ndimage.binary_dilation(markers == 0)
     snapped = (watershed(gradient, np.where(flooded, markers, 0), mask=flooded) == 1) | core
+    if edgeless_weight is not None and not thick:
+        band_voxels = (inner <= reach) & (outer <= reach)
+        if not on_an_edge(snapped, gradient, band_voxels):
+            weight = edgeless_weight
     return ((1 - weight) * prob + weight * snapped).astype(np.float32)
+
+
+def on_an_edge(snapped: np.ndarray, gradient: np.ndarray, band: np.ndarray) -> bool:
+    """Whether the snapped mask's boundary within the band runs along an edge: its mean edge
+    strength over the band's median is above ``EDGE_CONTRAST``. Written by hand: a two-number
+    contrast test."""
+    line = snapped & ~ndimage.binary_erosion(snapped) & band
+    if not line.any():
+        return False
+    return bool(gradient[line].mean() > EDGE_CONTRAST * max(float(np.median(gradient[band])), 1e-6))
 
 
 def fade_negative_side(prob: np.ndarray, gradient: np.ndarray, marks: np.ndarray, keep: float = FADE) -> np.ndarray:

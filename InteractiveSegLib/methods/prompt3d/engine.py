@@ -22,6 +22,7 @@ from InteractiveSegLib.methods.prompt3d.edges import (
     COARSE,
     COARSE_WEIGHT,
     FADE,
+    WEIGHT,
     WEIGHTS,
     edge_strength,
     fade_negative_side,
@@ -192,7 +193,17 @@ class Prompt3DEngine(Engine):
         if snap or self.negative_fade < 1:  # the image's edges have their say
             gradient, marks = edge_strength(self._norm[cut], spacing), hint_markers(hints, region)
             if snap:
-                prob = snap_to_edges(prob, gradient, spacing, marks, weight=self.edge_weight, thick_weight=thick_weight)
+                # a modality's heavier weight holds where the snapped boundary is an edge
+                edgeless = WEIGHT if self.requested_edge_weight is None and self.edge_weight > WEIGHT else None
+                prob = snap_to_edges(
+                    prob,
+                    gradient,
+                    spacing,
+                    marks,
+                    weight=self.edge_weight,
+                    thick_weight=thick_weight,
+                    edgeless_weight=edgeless,
+                )
             if self.negative_fade < 1:
                 prob = fade_negative_side(prob, gradient, marks, keep=self.negative_fade)
         impose_drawn(prob, hints, region)
