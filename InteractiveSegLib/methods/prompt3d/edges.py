@@ -122,9 +122,8 @@ def snap_to_edges(
     reach = band * sp.min() * (1 + 1e-5)
     inner, outer = distance(mask, sp), distance(~mask, sp)
     deep = inner > reach
-    thick = thick_weight is not None and bool(deep.any())
-    if thick_weight is not None and thick:
-        weight = thick_weight
+    if thick_weight is not None and deep.any():  # a thick answer on a coarse grid: the edge gate is not asked
+        weight, edgeless_weight = thick_weight, None
     markers = np.zeros(mask.shape, np.int32)
     markers[outer > reach] = 2
     markers[deep | (prob > SURE)] = 1
@@ -136,7 +135,7 @@ def snap_to_edges(
     # marker voxel it is given, and on a whole brain those millions took 10 times the flood
     flooded = ndimage.binary_dilation(markers == 0)
     snapped = (watershed(gradient, np.where(flooded, markers, 0), mask=flooded) == 1) | core
-    if edgeless_weight is not None and not thick:
+    if edgeless_weight is not None:
         band_voxels = (inner <= reach) & (outer <= reach)
         if not on_an_edge(snapped, gradient, band_voxels):
             weight = edgeless_weight

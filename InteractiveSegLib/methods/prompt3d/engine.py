@@ -119,8 +119,8 @@ class Prompt3DEngine(Engine):
             raise EngineError(f"coarse_edge_weight must be in [0, 1], got {coarse_edge_weight}")
         if not 0 < negative_fade <= 1:
             raise EngineError(f"negative_fade must be in (0, 1], got {negative_fade}")
-        self.requested_edge_weight = edge_weight
-        self.edge_weight = WEIGHTS["mr"] if edge_weight is None else float(edge_weight)  # set_image: by modality
+        self._edge_weight = None if edge_weight is None else float(edge_weight)  # None: the modality's
+        self._modality = "mr"  # the image's, from set_image
         self.coarse_edge_weight = float(coarse_edge_weight)
         self.negative_fade = float(negative_fade)
         self.size = int(self.config.get("size", 64))
@@ -148,8 +148,12 @@ class Prompt3DEngine(Engine):
         modality = str(self.requested_modality).strip().lower()
         modality = detect_modality(volume) if modality == "auto" else modality
         self._norm = normalize(volume.array, modality)  # refuses an unknown modality
-        if self.requested_edge_weight is None:
-            self.edge_weight = WEIGHTS[modality]
+        self._modality = modality
+
+    @property
+    def edge_weight(self) -> float:
+        """The snap's weight on the current image: the caller's, else its modality's (``edges.WEIGHTS``)."""
+        return WEIGHTS[self._modality] if self._edge_weight is None else self._edge_weight
 
     def run(self, hints: list, current: np.ndarray, region: Region3) -> np.ndarray:
         """Foreground probability over ``region`` (its own shape)."""
@@ -189,20 +193,15 @@ class Prompt3DEngine(Engine):
         cut = cast(tuple[slice, slice, slice], tuple(slice(a, b) for a, b in zip(*region, strict=True)))
         coarse = max(b - a for a, b in zip(*region, strict=True)) > COARSE * self.size
         thick_weight = self.coarse_edge_weight if coarse else None
-        snap = self.edge_weight > 0 or bool(thick_weight)
+        weight = self.edge_weight
+        snap = weight > 0 or bool(thick_weight)
         if snap or self.negative_fade < 1:  # the image's edges have their say
             gradient, marks = edge_strength(self._norm[cut], spacing), hint_markers(hints, region)
             if snap:
                 # a modality's heavier weight holds where the snapped boundary is an edge
-                edgeless = WEIGHT if self.requested_edge_weight is None and self.edge_weight > WEIGHT else None
+                edgeless = WEIGHT if self._edge_weight is None and weight > WEIGHT else None
                 prob = snap_to_edges(
-                    prob,
-                    gradient,
-                    spacing,
-                    marks,
-                    weight=self.edge_weight,
-                    thick_weight=thick_weight,
-                    edgeless_weight=edgeless,
+                    prob, gradient, spacing, marks, weight=weight, thick_weight=thick_weight, edgeless_weight=edgeless
                 )
             if self.negative_fade < 1:
                 prob = fade_negative_side(prob, gradient, marks, keep=self.negative_fade)
