@@ -436,11 +436,13 @@ class ShortEngine(Prompt3DEngine):
         return self.answer[tuple(slice(a, b) for a, b in zip(*region, strict=True))]
 
 
-def short_session(shape, centre, radius, coarse_edge_weight):
+def short_session(shape, centre, radius, coarse_edge_weight, **options):
     """The reference and ``ShortEngine``'s result from a box on the ball's middle slice."""
     volume, ball = ball_volume(shape=shape, centre=centre, radius=radius)
     _, short = ball_volume(shape=shape, centre=centre, radius=radius - 4)
-    engine = ShortEngine(model_path=None, outline=False, edge_weight=WEIGHT, coarse_edge_weight=coarse_edge_weight)
+    engine = ShortEngine(
+        model_path=None, outline=False, edge_weight=WEIGHT, coarse_edge_weight=coarse_edge_weight, **options
+    )
     engine.answer = np.where(short, 0.9, 0.1).astype(np.float32)
     engine.set_image(volume)
     session = Session(volume, engine, LabelTable.default([1]))
@@ -459,6 +461,16 @@ def test_on_a_coarse_grid_the_image_edges_decide_a_thick_answers_boundary():
     small = {w: short_session((40, 64, 64), (20, 32, 32), 15, w) for w in (WEIGHT, COARSE_WEIGHT)}
     assert np.array_equal(small[WEIGHT][1], small[COARSE_WEIGHT][1])
     assert dice(*small[WEIGHT]) < 0.9
+
+
+def test_a_large_regions_edges_are_found_on_a_coarser_copy():
+    """The ball 120 mm across, its edge rules on a copy of 64^3 voxels instead of its
+    64 x 160 x 160: the boundary still moves onto the image's edge, and the answer is nearly
+    the one the region's own voxels give."""
+    ball, whole = short_session((64, 160, 160), (32, 80, 80), 60, COARSE_WEIGHT, snap_voxels=10**9)
+    _, coarser = short_session((64, 160, 160), (32, 80, 80), 60, COARSE_WEIGHT, snap_voxels=64**3)
+    assert dice(ball, coarser) > 0.97
+    assert dice(whole, coarser) > 0.98
 
 
 def test_the_edges_weigh_by_the_volumes_modality_unless_the_caller_says():

@@ -161,6 +161,8 @@ def test_the_engine_refuses_a_weight_outside_0_to_1():
     for fade in (0.0, 1.5):
         with pytest.raises(EngineError, match="negative_fade"):
             create_engine("prompt3d", negative_fade=fade)
+    with pytest.raises(EngineError, match="snap_voxels"):
+        create_engine("prompt3d", snap_voxels=0)
 
 
 def fade(prob, image, hints, origin=(0, 0, 0)) -> np.ndarray:

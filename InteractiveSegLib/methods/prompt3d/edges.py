@@ -113,10 +113,30 @@ def snap_to_edges(
         ``(1 - weight) * prob + weight * snapped``, float32, ``prob``'s shape; ``prob``
         itself where the answer is empty, fills the region or has no core.
     """
+    found = snapped_mask(prob, gradient, spacing, marks, band, weight, thick_weight, edgeless_weight)
+    if found is None:
+        return prob
+    snapped, weight = found
+    return ((1 - weight) * prob + weight * snapped).astype(np.float32)
+
+
+def snapped_mask(
+    prob: np.ndarray,
+    gradient: np.ndarray,
+    spacing: Sequence[float],
+    marks: np.ndarray,
+    band: float = BAND,
+    weight: float = WEIGHT,
+    thick_weight: float | None = None,
+    edgeless_weight: float | None = None,
+) -> tuple[np.ndarray, float] | None:
+    """``snap_to_edges``'s snapped mask and the share it takes (its arguments), or None
+    where the answer is empty, fills the region or has no core: the engine blends them
+    itself when it snaps a coarser copy of a large region (``snap_grid``)."""
     sp = np.asarray(spacing, np.float64)
     mask = prob > 0.5
     if not mask.any() or mask.all():
-        return prob
+        return None
     # edt's float32 distances land a hair above a whole number of voxel sides where scipy's
     # are exact: the tolerance keeps such a voxel in the band, as before
     reach = band * sp.min() * (1 + 1e-5)
@@ -130,7 +150,7 @@ def snap_to_edges(
     markers = np.where(marks > 0, marks, markers)
     core = markers == 1
     if not core.any():
-        return prob
+        return None
     # only the band is flooded, from the markers that border it: the watershed queues every
     # marker voxel it is given, and on a whole brain those millions took 10 times the flood
     flooded = ndimage.binary_dilation(markers == 0)
@@ -139,7 +159,7 @@ def snap_to_edges(
         band_voxels = (inner <= reach) & (outer <= reach)
         if not on_an_edge(snapped, gradient, band_voxels):
             weight = edgeless_weight
-    return ((1 - weight) * prob + weight * snapped).astype(np.float32)
+    return snapped, weight
 
 
 def on_an_edge(snapped: np.ndarray, gradient: np.ndarray, band: np.ndarray) -> bool:
@@ -153,11 +173,9 @@ def on_an_edge(snapped: np.ndarray, gradient: np.ndarray, band: np.ndarray) -> b
 
 
 def fade_negative_side(prob: np.ndarray, gradient: np.ndarray, marks: np.ndarray, keep: float = FADE) -> np.ndarray:
-    """The answer with the part a "not here" hint claims faded: a marker watershed on the
-    edge strength, within the answer and the marked voxels, from what the hints mark as the
-    structure against what they mark as not it (``hint_markers``: strokes, clicks, drawn
-    slices); the voxels the negative side floods keep ``keep`` of their probability, so only
-    what the network is sure of stays there.
+    """The answer with the part a "not here" hint claims faded: the voxels ``negative_side``
+    gives the negative hints keep ``keep`` of their probability, so only what the network
+    is sure of stays there.
 
     Why: the network answers past a structure's end, and a negative stroke or an empty drawn
     slice there moves little of the answer (Resources/Models/prompt3d.md); Grow from seeds
@@ -172,11 +190,20 @@ def fade_negative_side(prob: np.ndarray, gradient: np.ndarray, marks: np.ndarray
     Returns:
         float32 of ``prob``'s shape (``prob`` itself without a negative stroke in the region).
     """
-    if not (marks == 2).any():
+    negative = negative_side(prob, gradient, marks)
+    if negative is None:
         return prob
-    answer = prob > 0.5
-    negative = (watershed(gradient, marks, mask=answer | (marks > 0)) == 2) & answer
     return np.where(negative, prob * np.float32(keep), prob).astype(np.float32)
+
+
+def negative_side(prob: np.ndarray, gradient: np.ndarray, marks: np.ndarray) -> np.ndarray | None:
+    """The answer's voxels (probability over 0.5) that a marker watershed on the edge strength,
+    within the answer and the marked voxels, floods from what the hints mark as not the
+    structure before what they mark as it (``hint_markers``); None without a negative mark."""
+    if not (marks == 2).any():
+        return None
+    answer = prob > 0.5
+    return (watershed(gradient, marks, mask=answer | (marks > 0)) == 2) & answer
 
 
 def distance(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:

@@ -19,15 +19,16 @@ from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import DrawnSlice, SliceAuto, members, slice_index
 from InteractiveSegLib.intensity import detect_modality, normalize
 from InteractiveSegLib.methods.prompt3d.edges import (
+    BAND,
     COARSE,
     COARSE_WEIGHT,
     FADE,
     WEIGHT,
     WEIGHTS,
     edge_strength,
-    fade_negative_side,
     hint_markers,
-    snap_to_edges,
+    negative_side,
+    snapped_mask,
 )
 from InteractiveSegLib.methods.prompt3d.outline import SliceOutliner
 from InteractiveSegLib.methods.prompt3d.prompts import (
@@ -48,6 +49,7 @@ from InteractiveSegLib.methods.prompt3d.slice_quality import (
     slice_features,
     slice_sums,
 )
+from InteractiveSegLib.methods.prompt3d.snap_grid import SNAP_VOXELS, SnapGrid
 from InteractiveSegLib.volume import Volume
 
 MODEL = "prompt3d.pt"
@@ -80,6 +82,7 @@ class Prompt3DEngine(Engine):
         negative_fade: float = FADE,
         outline_model_path: str | Path | None = None,
         outline: bool = True,
+        snap_voxels: int = SNAP_VOXELS,
     ) -> None:
         """
         Args:
@@ -106,6 +109,8 @@ class Prompt3DEngine(Engine):
                 stroke's slice (``outline.SliceOutliner``; default: the shipped ``vmn_hint.pt``).
             outline: False: a stroke's region is the box of the hints and the mask alone,
                 as before the twenty-first session.
+            snap_voxels: the edge rules run on a coarser copy of a region of more voxels
+                (``snap_grid.SnapGrid``).
         """
         super().__init__()
         net, self.config, self.meta = load_checkpoint(
@@ -117,12 +122,15 @@ class Prompt3DEngine(Engine):
             raise EngineError(f"edge_weight must be in [0, 1], got {edge_weight}")
         if not 0 <= coarse_edge_weight <= 1:
             raise EngineError(f"coarse_edge_weight must be in [0, 1], got {coarse_edge_weight}")
+        if snap_voxels < 1:
+            raise EngineError(f"snap_voxels must be >= 1, got {snap_voxels}")
         if not 0 < negative_fade <= 1:
             raise EngineError(f"negative_fade must be in (0, 1], got {negative_fade}")
         self._edge_weight = None if edge_weight is None else float(edge_weight)  # None: the modality's
         self._modality = "mr"  # the image's, from set_image
         self.coarse_edge_weight = float(coarse_edge_weight)
         self.negative_fade = float(negative_fade)
+        self.snap_voxels = int(snap_voxels)
         self.size = int(self.config.get("size", 64))
         self.max_zoom = int(max_zoom)
         self.device = pick_device(device)
@@ -162,6 +170,49 @@ class Prompt3DEngine(Engine):
         with torch.no_grad():
             return torch.sigmoid(to_region(self.net(x), region) + self.logit_offset)[0, 0].cpu().numpy()
 
+    def edge_rules(self, prob: np.ndarray, hints: list, region: Region3, spacing: tuple[float, ...]) -> np.ndarray:
+        """The image's edges have their say (``edges``): the snap, then a "not here" hint's
+        flood. A large region's rules run on a coarser copy (``SnapGrid``), and what they
+        change there is carried back to the region's voxels.
+
+        Args:
+            prob: the network's foreground probability over ``region`` (its shape).
+            hints: the class's hints.
+            region: (lo, hi) KJI.
+            spacing: KJI voxel size in mm.
+        Returns:
+            The probability after the rules, ``prob``'s shape.
+        """
+        coarse = max(prob.shape) > COARSE * self.size
+        thick_weight = self.coarse_edge_weight if coarse else None
+        weight = self.edge_weight
+        snap = weight > 0 or bool(thick_weight)
+        if not snap and self.negative_fade >= 1:
+            return prob
+        assert self._norm is not None
+        cut = tuple(slice(a, b) for a, b in zip(*region, strict=True))
+        grid = SnapGrid.for_region(prob.shape, spacing, self.snap_voxels)
+        image, marks, work = self._norm[cut], hint_markers(hints, region), prob
+        if grid.coarser:
+            image, marks, work = grid.down(image), grid.down_marks(marks), grid.down(prob)
+        gradient = edge_strength(image, grid.work_spacing)
+        if snap:
+            # a modality's heavier weight holds where the snapped boundary is an edge
+            edgeless = WEIGHT if self._edge_weight is None and weight > WEIGHT else None
+            found = snapped_mask(
+                work, gradient, grid.work_spacing, marks, BAND * grid.band_scale, weight, thick_weight, edgeless
+            )
+            if found is not None:
+                snapped, share = found
+                prob = ((1 - share) * prob + share * grid.up_mask(snapped)).astype(np.float32)
+                work = prob if not grid.coarser else ((1 - share) * work + share * snapped).astype(np.float32)
+        if self.negative_fade < 1:
+            negative = negative_side(work, gradient, marks)
+            if negative is not None:
+                faded = np.where(grid.up_mask(negative), prob * np.float32(self.negative_fade), prob)
+                prob = faded.astype(np.float32)
+        return prob
+
     def predict(self, request: Request) -> Prediction:
         if self._norm is None or self.volume is None:
             raise EngineError("set_image() must be called before predict()")
@@ -191,20 +242,7 @@ class Prompt3DEngine(Engine):
             # the object runs out of the region: zoom out, as a user would scroll out (issue 20)
             region = grow_to_object(region, faces, shape)
         cut = cast(tuple[slice, slice, slice], tuple(slice(a, b) for a, b in zip(*region, strict=True)))
-        coarse = max(b - a for a, b in zip(*region, strict=True)) > COARSE * self.size
-        thick_weight = self.coarse_edge_weight if coarse else None
-        weight = self.edge_weight
-        snap = weight > 0 or bool(thick_weight)
-        if snap or self.negative_fade < 1:  # the image's edges have their say
-            gradient, marks = edge_strength(self._norm[cut], spacing), hint_markers(hints, region)
-            if snap:
-                # a modality's heavier weight holds where the snapped boundary is an edge
-                edgeless = WEIGHT if self._edge_weight is None and weight > WEIGHT else None
-                prob = snap_to_edges(
-                    prob, gradient, spacing, marks, weight=weight, thick_weight=thick_weight, edgeless_weight=edgeless
-                )
-            if self.negative_fade < 1:
-                prob = fade_negative_side(prob, gradient, marks, keep=self.negative_fade)
+        prob = self.edge_rules(prob, hints, region, spacing)
         impose_drawn(prob, hints, region)
         ratings = rate_slices(prob, region, request.axis, shape[request.axis], hints, self.slice_quality)
         report = StepReport(seconds=time.perf_counter() - t0)
