@@ -14,7 +14,7 @@ cortex's grey matter, loses some of its shape on the copy (Resources/Models/prom
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +46,7 @@ class SnapGrid:
         """
         n, sp = np.asarray(shape, np.int64), np.asarray(spacing, np.float64)
         if int(np.prod(n)) <= most:
-            return cls(tuple(int(v) for v in n), tuple(float(s) for s in sp), tuple(int(v) for v in n))  # type: ignore[arg-type]
+            return cls(_ints(n), _floats(sp), _ints(n))
 
         def cells(t: float) -> np.ndarray:
             return np.maximum(1, np.ceil(n * sp / np.maximum(sp, t))).astype(np.int64)
@@ -55,7 +55,7 @@ class SnapGrid:
         for _ in range(40):  # written by hand: a bisection on one number, no solver needed
             mid = 0.5 * (lo + hi)
             lo, hi = (lo, mid) if int(np.prod(cells(mid))) <= most else (mid, hi)
-        return cls(tuple(int(v) for v in n), tuple(float(s) for s in sp), tuple(int(v) for v in cells(hi)))  # type: ignore[arg-type]
+        return cls(_ints(n), _floats(sp), _ints(cells(hi)))
 
     @property
     def coarser(self) -> bool:
@@ -68,7 +68,7 @@ class SnapGrid:
         it is not coarser)."""
         if not self.coarser:
             return self.spacing
-        return tuple(s * n / w for s, n, w in zip(self.spacing, self.shape, self.work, strict=True))  # type: ignore[return-value]
+        return _floats([s * n / w for s, n, w in zip(self.spacing, self.shape, self.work, strict=True)])
 
     @property
     def band_scale(self) -> float:
@@ -97,6 +97,16 @@ class SnapGrid:
         """A working-copy mask back on the region: the mask itself when the copy is the
         region, else where its trilinear share passes 1/2 (a boundary between cell centres)."""
         return _resize(mask, self.shape, "trilinear") > 0.5 if self.coarser else mask
+
+
+def _ints(values: Iterable) -> tuple[int, int, int]:
+    k, j, i = (int(v) for v in values)
+    return k, j, i
+
+
+def _floats(values: Iterable) -> tuple[float, float, float]:
+    k, j, i = (float(v) for v in values)
+    return k, j, i
 
 
 def _resize(block: np.ndarray, shape: tuple[int, int, int], mode: str) -> np.ndarray:
