@@ -14,8 +14,8 @@ from InteractiveSegLib.methods.prompt3d.edges import (
     SURE,
     distance,
     edge_strength,
-    fade_negative_side,
     hint_markers,
+    negative_side,
     snap_to_edges,
 )
 from InteractiveSegLib.metrics import dice
@@ -35,9 +35,13 @@ def region_at(origin, shape) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def snap(prob, image, spacing=(1.0, 1.0, 1.0), hints=(), origin=(0, 0, 0), **options) -> np.ndarray:
-    """``snap_to_edges`` on ``image``'s edge strength."""
+    """``snap_to_edges`` on ``image``'s edge strength, blended as the engine does."""
     marks = hint_markers(list(hints), region_at(origin, prob.shape))
-    return snap_to_edges(prob, edge_strength(image, spacing), spacing, marks, **options)
+    found = snap_to_edges(prob, edge_strength(image, spacing), spacing, marks, **options)
+    if found is None:
+        return prob
+    snapped, share = found
+    return ((1 - share) * prob + share * snapped).astype(np.float32)
 
 
 def answer(r: np.ndarray, radius: float, softness: float = 2.0) -> np.ndarray:
@@ -166,9 +170,10 @@ def test_the_engine_refuses_a_weight_outside_0_to_1():
 
 
 def fade(prob, image, hints, origin=(0, 0, 0)) -> np.ndarray:
-    """``fade_negative_side`` on ``image``'s edge strength, unit spacing."""
+    """``negative_side`` on ``image``'s edge strength, unit spacing, faded as the engine does."""
     marks = hint_markers(hints, region_at(origin, prob.shape))
-    return fade_negative_side(prob, edge_strength(image, (1.0, 1.0, 1.0)), marks)
+    negative = negative_side(prob, edge_strength(image, (1.0, 1.0, 1.0)), marks)
+    return prob if negative is None else np.where(negative, prob * np.float32(FADE), prob).astype(np.float32)
 
 
 def two_blocks() -> tuple[np.ndarray, np.ndarray]:

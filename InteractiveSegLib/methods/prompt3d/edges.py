@@ -48,7 +48,7 @@ COARSE = 1.5
 COARSE_WEIGHT = 0.5
 #: the network's answer this sure is core wherever it lies
 SURE = 0.95
-#: what a negative stroke's side of the answer keeps of its probability (``fade_negative_side``):
+#: what a negative stroke's side of the answer keeps of its probability (``negative_side``):
 #: only what the network is surer of than 0.5 / FADE stays; chosen on the calibration's held-out
 #: sessions (Resources/Models/prompt3d.md, twenty-second session)
 FADE = 0.6
@@ -93,8 +93,11 @@ def snap_to_edges(
     weight: float = WEIGHT,
     thick_weight: float | None = None,
     edgeless_weight: float | None = None,
-) -> np.ndarray:
-    """The network's probability with its boundary moved to the image's edges.
+) -> tuple[np.ndarray, float] | None:
+    """The network's answer with its boundary moved to the image's edges, and the share of
+    the result it takes: the engine's result is ``(1 - share) * prob + share * snapped``, on
+    the region's own voxels also when the snap ran on a coarser copy of a large region
+    (``snap_grid``).
 
     Args:
         prob: the network's foreground probability over a region (KJI).
@@ -110,29 +113,9 @@ def snap_to_edges(
         edgeless_weight: the share instead of ``weight`` when the snapped boundary lies on
             no edge (``EDGE_CONTRAST``) and the answer is not thick (None: ``weight``).
     Returns:
-        ``(1 - weight) * prob + weight * snapped``, float32, ``prob``'s shape; ``prob``
-        itself where the answer is empty, fills the region or has no core.
+        (the snapped mask, its share), or None where the answer is empty, fills the region
+        or has no core (the answer stays as it is).
     """
-    found = snapped_mask(prob, gradient, spacing, marks, band, weight, thick_weight, edgeless_weight)
-    if found is None:
-        return prob
-    snapped, weight = found
-    return ((1 - weight) * prob + weight * snapped).astype(np.float32)
-
-
-def snapped_mask(
-    prob: np.ndarray,
-    gradient: np.ndarray,
-    spacing: Sequence[float],
-    marks: np.ndarray,
-    band: float = BAND,
-    weight: float = WEIGHT,
-    thick_weight: float | None = None,
-    edgeless_weight: float | None = None,
-) -> tuple[np.ndarray, float] | None:
-    """``snap_to_edges``'s snapped mask and the share it takes (its arguments), or None
-    where the answer is empty, fills the region or has no core: the engine blends them
-    itself when it snaps a coarser copy of a large region (``snap_grid``)."""
     sp = np.asarray(spacing, np.float64)
     mask = prob > 0.5
     if not mask.any() or mask.all():
@@ -172,10 +155,12 @@ def on_an_edge(snapped: np.ndarray, gradient: np.ndarray, band: np.ndarray) -> b
     return bool(gradient[line].mean() > EDGE_CONTRAST * max(float(np.median(gradient[band])), 1e-6))
 
 
-def fade_negative_side(prob: np.ndarray, gradient: np.ndarray, marks: np.ndarray, keep: float = FADE) -> np.ndarray:
-    """The answer with the part a "not here" hint claims faded: the voxels ``negative_side``
-    gives the negative hints keep ``keep`` of their probability, so only what the network
-    is sure of stays there.
+def negative_side(prob: np.ndarray, gradient: np.ndarray, marks: np.ndarray) -> np.ndarray | None:
+    """The part of the answer a "not here" hint claims: the answer's voxels (probability over
+    0.5) that a marker watershed on the edge strength, within the answer and the marked
+    voxels, floods from what the hints mark as not the structure (negative strokes and
+    clicks, a drawn slice's empty part) before what they mark as it (``hint_markers``). The
+    engine keeps ``FADE`` of their probability, so only what the network is sure of stays.
 
     Why: the network answers past a structure's end, and a negative stroke or an empty drawn
     slice there moves little of the answer (Resources/Models/prompt3d.md); Grow from seeds
@@ -186,20 +171,9 @@ def fade_negative_side(prob: np.ndarray, gradient: np.ndarray, marks: np.ndarray
         prob: the answer's foreground probability over a region (KJI).
         gradient: ``edge_strength`` of the image over the same region.
         marks: ``hint_markers`` of the class's hints over the region.
-        keep: the share of its probability a voxel on the negative side keeps.
     Returns:
-        float32 of ``prob``'s shape (``prob`` itself without a negative stroke in the region).
+        bool of ``prob``'s shape, or None without a negative mark in the region.
     """
-    negative = negative_side(prob, gradient, marks)
-    if negative is None:
-        return prob
-    return np.where(negative, prob * np.float32(keep), prob).astype(np.float32)
-
-
-def negative_side(prob: np.ndarray, gradient: np.ndarray, marks: np.ndarray) -> np.ndarray | None:
-    """The answer's voxels (probability over 0.5) that a marker watershed on the edge strength,
-    within the answer and the marked voxels, floods from what the hints mark as not the
-    structure before what they mark as it (``hint_markers``); None without a negative mark."""
     if not (marks == 2).any():
         return None
     answer = prob > 0.5

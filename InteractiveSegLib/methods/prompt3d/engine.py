@@ -28,7 +28,7 @@ from InteractiveSegLib.methods.prompt3d.edges import (
     edge_strength,
     hint_markers,
     negative_side,
-    snapped_mask,
+    snap_to_edges,
 )
 from InteractiveSegLib.methods.prompt3d.outline import SliceOutliner
 from InteractiveSegLib.methods.prompt3d.prompts import (
@@ -104,7 +104,7 @@ class Prompt3DEngine(Engine):
                 blocky (a whole brain, a liver); ``edge_weight``'s value turns the rule off.
             negative_fade: the share of its probability the answer keeps where the flood of
                 a negative stroke or click, or of a drawn slice's empty part, reaches it before
-                a positive one's (``edges.fade_negative_side``; 1: they only inform the network).
+                a positive one's (``edges.negative_side``; 1: they only inform the network).
             outline_model_path: the 2D hint network that outlines the object on a
                 stroke's slice (``outline.SliceOutliner``; default: the shipped ``vmn_hint.pt``).
             outline: False: a stroke's region is the box of the hints and the mask alone,
@@ -199,7 +199,7 @@ class Prompt3DEngine(Engine):
         if snap:
             # a modality's heavier weight holds where the snapped boundary is an edge
             edgeless = WEIGHT if self._edge_weight is None and weight > WEIGHT else None
-            found = snapped_mask(
+            found = snap_to_edges(
                 work, gradient, grid.work_spacing, marks, BAND * grid.band_scale, weight, thick_weight, edgeless
             )
             if found is not None:
