@@ -84,9 +84,11 @@ class SnapGrid:
 
     def down_marks(self, marks: np.ndarray) -> np.ndarray:
         """``edges.hint_markers`` on the working copy: a cell takes a mark any of its voxels
-        has (2, "not it", where both meet), so a one-voxel stroke is never lost."""
+        has, so a one-voxel stroke is never lost; where both meet, the structure's (1): a
+        drawn cross-section of a ribbon is thinner than a cell, and the rest of its plane,
+        marked "not it" (2), holds many cells of its own."""
         out = np.zeros(self.work, marks.dtype)
-        for value in (1, 2):
+        for value in (2, 1):
             k = np.argwhere(marks == value)
             if len(k):
                 cells = (k * np.asarray(self.work)) // np.asarray(self.shape)
