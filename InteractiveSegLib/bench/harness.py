@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 from skimage.measure import block_reduce
 
 from InteractiveSegLib.data import datasets
@@ -115,6 +116,33 @@ def thick_slices(d: BenchData, k: int, axis: int = 0) -> BenchData:
     volume = Volume(image, geometry, d.image.name, d.image.modality)
     name = f"{d.name}-thick{k}" + ("", "-coronal", "-sagittal")[axis]
     return BenchData(name, volume, labelmap, structures)
+
+
+def finer_voxels(d: BenchData, k: int) -> BenchData:
+    """``d`` as a scan of voxels ``k`` times finer along every axis: a thin-slice acquisition
+    of the same anatomy, where the robot's hints, counted in voxels, are ``k`` times shorter in
+    mm (issue 20: hints of any size). The image is interpolated linearly (scipy), each voxel of
+    the reference is split into ``k``^3 of the same label.
+
+    Args:
+        d: a volume with its reference labels.
+        k: fine voxels per voxel side, 1 to 4 (1: ``d`` unchanged).
+    Returns:
+        The finer volume, on the same physical extent (its voxels subdivide ``d``'s).
+    """
+    if not 1 <= k <= 4:
+        raise InteractiveSegError(f"--finer-voxels {k}: expected 1 to 4")
+    if k == 1:
+        return d
+    image = ndimage.zoom(d.image.array, k, order=1, mode="nearest", grid_mode=True)
+    labelmap = d.labelmap.repeat(k, 0).repeat(k, 1).repeat(k, 2)
+    g = d.image.geometry
+    first = -(k - 1) / (2 * k)  # the first fine voxel's centre, in the coarse voxels' index
+    x, y, z = (float(c) for c in g.ijk_to_ras_points([[first, first, first]])[0])
+    sx, sy, sz = (float(v) / k for v in g.spacing)
+    geometry = replace(g, origin=(x, y, z), spacing=(sx, sy, sz))
+    volume = Volume(image, geometry, d.image.name, d.image.modality)
+    return BenchData(f"{d.name}-finer{k}", volume, labelmap, dict(d.structures))
 
 
 def sample_slices(mask: np.ndarray, axis: int, max_slices: int, min_area: int, rng: np.random.Generator) -> list[int]:

@@ -47,6 +47,7 @@ class BenchOptions:
     max_structures: int = 8  # per shipped volume (seeded sample; 0: all)
     thick_slices: int = 1  # merge this many slices into one (a thick-slice scan of the same anatomy)
     thick_axis: int = 0  # the KJI axis they are merged along (0 axial, 1 coronal, 2 sagittal)
+    finer_voxels: int = 1  # split every voxel into this many per side (a thin-slice scan of the same anatomy)
     # -- finetune ------------------------------------------------------------------------------
     base_model: str | None = None
     base_spec: str | None = None

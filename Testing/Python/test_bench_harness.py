@@ -1,12 +1,12 @@
-"""What the benchmark suites share: the thick-slice copy of a volume (issue 20: thin-slice and
-thick-slice scans alike, measured on the same anatomy)."""
+"""What the benchmark suites share: the thick-slice and finer-voxel copies of a volume (issue
+20: thin-slice and thick-slice scans alike, measured on the same anatomy)."""
 
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from InteractiveSegLib.bench.harness import BenchData, thick_slices
+from InteractiveSegLib.bench.harness import BenchData, finer_voxels, thick_slices
 from InteractiveSegLib.errors import InteractiveSegError
 from InteractiveSegLib.volume import Geometry, Volume
 
@@ -69,3 +69,22 @@ def test_thick_slices_drop_the_trailing_slices_that_fill_no_run():
 def test_a_thickness_the_volume_cannot_take_is_refused(k):
     with pytest.raises(InteractiveSegError, match=f"--thick-slices {k}: expected 1 to 9"):
         thick_slices(_nine_slices(), k)
+
+
+def test_finer_voxels_split_each_voxel_and_keep_the_anatomy_where_it_was():
+    d = _nine_slices()
+    fine = finer_voxels(d, 2)
+    assert fine.image.shape == (18, 8, 10) and fine.labelmap.shape == (18, 8, 10)
+    assert fine.image.geometry.spacing == (0.4, 0.45, 1.25) and fine.image.modality == "mr"
+    assert fine.name == "nine-finer2" and fine.structures == d.structures
+    # the 2 x 2 x 2 fine voxels of a coarse voxel are centred on it, in RAS, and keep its label
+    coarse = d.image.geometry.ijk_to_ras_points([[3, 2, 4]])
+    corners = fine.image.geometry.ijk_to_ras_points([[6, 4, 8], [7, 5, 9]])
+    np.testing.assert_allclose(corners.mean(0), coarse[0])
+    assert (fine.labelmap[8:10, 2:6, 2:6] == 1).all() and (fine.labelmap[:2, :2, :2] == 2).all()
+    assert np.count_nonzero(fine.labelmap) == 8 * np.count_nonzero(d.labelmap)
+    # the image is interpolated: each pair of fine slices averages its coarse slice's value
+    np.testing.assert_allclose([fine.image.array[2 * m : 2 * m + 2, 0, 0].mean() for m in range(1, 8)], range(1, 8))
+    assert finer_voxels(d, 1) is d
+    with pytest.raises(InteractiveSegError, match="finer-voxels"):
+        finer_voxels(d, 5)
