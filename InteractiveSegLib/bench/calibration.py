@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from InteractiveSegLib.bench.harness import log, shipped_data, thick_slices
-from InteractiveSegLib.bench.options import BenchOptions, add_thick_slice_arguments
+from InteractiveSegLib.bench.harness import finer_voxels, log, shipped_data, thick_slices
+from InteractiveSegLib.bench.options import BenchOptions, add_resolution_arguments
 from InteractiveSegLib.bench.report import write_text
 from InteractiveSegLib.bench.vmn import VolumeRun, picked, run_volume
 from InteractiveSegLib.checkpoints import update_checkpoint
@@ -100,6 +100,7 @@ def calibrate(
     threads: int = 1,
     reported: int | None = REPORTED,
     thick: tuple[int, int] = (1, 0),
+    finer: int = 1,
 ) -> Calibration:
     """The offset with the highest mean volume Dice over every round of every session, and
     the slice-quality model fitted on that offset's sessions.
@@ -117,6 +118,8 @@ def calibrate(
         reported: passed to ``unreported``.
         thick: (slices per thick slice, KJI axis): the sessions play on thick-slice copies
             (``bench.harness.thick_slices``; (1, 0): the volumes as they are).
+        finer: fine voxels per voxel side: the sessions play on thin-slice copies
+            (``bench.harness.finer_voxels``, before ``thick``; 1: the volumes as they are).
     Returns:
         the best offset (ties go to the first candidate), mean Dice per offset as
         ``{"1": 0.41, ...}``, and the slice-quality model (``fit_slice_quality``).
@@ -127,7 +130,7 @@ def calibrate(
         ids = sorted(d.structures)
         if per_volume and len(ids) > per_volume:
             d.structures = {int(v): d.structures[int(v)] for v in sorted(rng.choice(ids, per_volume, replace=False))}
-    volumes = [thick_slices(d, *thick) for d in volumes]
+    volumes = [thick_slices(finer_voxels(d, finer), *thick) for d in volumes]
     if not any(d.structures for d in volumes):
         raise ConfigError(
             f"no unreported held-out structure of at least {MIN_VOXELS} voxels in {data} "
@@ -211,7 +214,17 @@ def run(args: argparse.Namespace) -> float:
     reported = None if args.include_reported else REPORTED
     thick = (args.thick_slices, args.thick_axis)
     found = calibrate(
-        args.model, data, offsets, hints, args.rounds, args.per_volume, args.seed, args.threads, reported, thick
+        args.model,
+        data,
+        offsets,
+        hints,
+        args.rounds,
+        args.per_volume,
+        args.seed,
+        args.threads,
+        reported,
+        thick,
+        args.finer_voxels,
     )
     meta = {
         "calibration": {
@@ -228,6 +241,7 @@ def run(args: argparse.Namespace) -> float:
             "per_volume": args.per_volume,
             "seed": args.seed,
             "thick_slices": list(thick),
+            "finer_voxels": args.finer_voxels,
             "command": args.command_line,
         }
     }
@@ -263,7 +277,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
-    add_thick_slice_arguments(p)
+    add_resolution_arguments(p)
     p.add_argument(
         "--sessions",
         metavar="JSON",

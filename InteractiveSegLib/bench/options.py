@@ -63,9 +63,10 @@ class BenchOptions:
         return [int(a) for a in str(self.axes).split(",")]
 
 
-def add_thick_slice_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--thick-slices`` and ``--thick-axis`` (``harness.thick_slices``), for every command that
-    plays sessions on thick-slice copies: the benchmark and the prompt3d calibration."""
+def add_resolution_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--thick-slices`` and ``--thick-axis`` (``harness.thick_slices``) and ``--finer-voxels``
+    (``harness.finer_voxels``), for every command that plays sessions on thick-slice or
+    thin-slice copies: the benchmark and the prompt3d calibration."""
     d = BenchOptions()
     p.add_argument(
         "--thick-slices",
@@ -78,4 +79,11 @@ def add_thick_slice_arguments(p: argparse.ArgumentParser | argparse._ArgumentGro
         type=int,
         default=d.thick_axis,
         help="the axis --thick-slices thickens (0 axial, 1 coronal, 2 sagittal)",
+    )
+    p.add_argument(
+        "--finer-voxels",
+        type=int,
+        default=d.finer_voxels,
+        help="split every voxel into N per side (1 to 4): the same anatomy as a thin-slice scan, "
+        "where the robot's hints are N times shorter in mm",
     )

@@ -734,6 +734,26 @@ def test_calibration_plays_on_thick_slice_copies_when_asked(tmp_path, tiny_model
     assert "--thick-axis 3" in capsys.readouterr().err
 
 
+def test_calibration_plays_on_thin_slice_copies_when_asked(tmp_path, tiny_model, decathlon, capsys, monkeypatch):
+    """``--finer-voxels 2``: every session's volume has twice the voxels per side."""
+    from InteractiveSegLib.bench import calibration
+    from InteractiveSegLib.bench.harness import shipped_data
+    from InteractiveSegLib.cli.main import main
+
+    seen = []
+    played = calibration.run_volume
+    monkeypatch.setattr(calibration, "run_volume", lambda s, *a: seen.append(s.volume.shape) or played(s, *a))
+    base = ["calibrate-prompt3d", "--model", str(tiny_model), "--data", str(decathlon), "--include-reported"]
+    out = tmp_path / "f.pt"
+    args = [*base, "--rounds", "1", "--offsets=0", "--hint", "box", "--per-volume", "1", "--out", str(out)]
+    assert main([*args, "--finer-voxels", "2"]) == 0, capsys.readouterr().err
+    whole = shipped_data([str(decathlon)], "test", 0)[0].image.shape
+    assert seen and all(s == tuple(2 * n for n in whole) for s in seen)
+    assert torch.load(out, map_location="cpu", weights_only=True)["meta"]["calibration"]["finer_voxels"] == 2
+    assert main([*args, "--finer-voxels", "5"]) == 2
+    assert "--finer-voxels 5" in capsys.readouterr().err
+
+
 def test_the_offset_is_chosen_on_held_out_structures_the_benchmark_never_reports():
     from InteractiveSegLib.bench.calibration import MIN_VOXELS, unreported
     from InteractiveSegLib.bench.harness import shipped_data
