@@ -713,44 +713,43 @@ def test_calibration_plays_drawn_slice_sessions_when_asked(tmp_path, tiny_model,
     assert rows and {r["hint"] for r in rows} == {"drawn"} and all(len(r["dice"]) == 2 for r in rows)
 
 
-def test_calibration_plays_on_thick_slice_copies_when_asked(tmp_path, tiny_model, decathlon, capsys, monkeypatch):
-    """``--thick-slices 2 --thick-axis 2``: every session's volume is the sagittal thick copy."""
+def resolution_sessions(options, tmp_path, tiny_model, decathlon, capsys, monkeypatch):
+    """The calibration run with the resolution ``options``: its exit code, the shape of every
+    session's volume, the decathlon volume's own shape and the written calibration meta (None
+    when the command failed)."""
     from InteractiveSegLib.bench import calibration
     from InteractiveSegLib.bench.harness import shipped_data
     from InteractiveSegLib.cli.main import main
 
-    seen = []
+    seen: list[tuple[int, ...]] = []
     played = calibration.run_volume
     monkeypatch.setattr(calibration, "run_volume", lambda s, *a: seen.append(s.volume.shape) or played(s, *a))
+    out = tmp_path / "r.pt"
     base = ["calibrate-prompt3d", "--model", str(tiny_model), "--data", str(decathlon), "--include-reported"]
-    out = tmp_path / "t.pt"
     args = [*base, "--rounds", "1", "--offsets=0", "--hint", "box", "--per-volume", "1", "--out", str(out)]
-    assert main([*args, "--thick-slices", "2", "--thick-axis", "2"]) == 0, capsys.readouterr().err
+    code = main([*args, *options])
     whole = shipped_data([str(decathlon)], "test", 0)[0].image.shape
-    assert seen and all(s == (whole[0], whole[1], whole[2] // 2) for s in seen)
-    meta = torch.load(out, map_location="cpu", weights_only=True)["meta"]["calibration"]
+    meta = torch.load(out, map_location="cpu", weights_only=True)["meta"]["calibration"] if code == 0 else None
+    return code, seen, whole, meta
+
+
+def test_calibration_plays_on_thick_slice_copies_when_asked(tmp_path, tiny_model, decathlon, capsys, monkeypatch):
+    """``--thick-slices 2 --thick-axis 2``: every session's volume is the sagittal thick copy."""
+    play = (tmp_path, tiny_model, decathlon, capsys, monkeypatch)
+    code, seen, whole, meta = resolution_sessions(["--thick-slices", "2", "--thick-axis", "2"], *play)
+    assert code == 0 and seen and all(s == (whole[0], whole[1], whole[2] // 2) for s in seen)
     assert meta["thick_slices"] == [2, 2]
-    assert main([*args, "--thick-slices", "2", "--thick-axis", "3"]) == 2
+    assert resolution_sessions(["--thick-slices", "2", "--thick-axis", "3"], *play)[0] == 2
     assert "--thick-axis 3" in capsys.readouterr().err
 
 
 def test_calibration_plays_on_thin_slice_copies_when_asked(tmp_path, tiny_model, decathlon, capsys, monkeypatch):
     """``--finer-voxels 2``: every session's volume has twice the voxels per side."""
-    from InteractiveSegLib.bench import calibration
-    from InteractiveSegLib.bench.harness import shipped_data
-    from InteractiveSegLib.cli.main import main
-
-    seen = []
-    played = calibration.run_volume
-    monkeypatch.setattr(calibration, "run_volume", lambda s, *a: seen.append(s.volume.shape) or played(s, *a))
-    base = ["calibrate-prompt3d", "--model", str(tiny_model), "--data", str(decathlon), "--include-reported"]
-    out = tmp_path / "f.pt"
-    args = [*base, "--rounds", "1", "--offsets=0", "--hint", "box", "--per-volume", "1", "--out", str(out)]
-    assert main([*args, "--finer-voxels", "2"]) == 0, capsys.readouterr().err
-    whole = shipped_data([str(decathlon)], "test", 0)[0].image.shape
-    assert seen and all(s == tuple(2 * n for n in whole) for s in seen)
-    assert torch.load(out, map_location="cpu", weights_only=True)["meta"]["calibration"]["finer_voxels"] == 2
-    assert main([*args, "--finer-voxels", "5"]) == 2
+    play = (tmp_path, tiny_model, decathlon, capsys, monkeypatch)
+    code, seen, whole, meta = resolution_sessions(["--finer-voxels", "2"], *play)
+    assert code == 0 and seen and all(s == tuple(2 * n for n in whole) for s in seen)
+    assert meta["finer_voxels"] == 2
+    assert resolution_sessions(["--finer-voxels", "5"], *play)[0] == 2
     assert "--finer-voxels 5" in capsys.readouterr().err
 
 
