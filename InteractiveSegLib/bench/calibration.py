@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from InteractiveSegLib.bench.harness import finer_voxels, log, shipped_data, thick_slices
+from InteractiveSegLib.bench.harness import at_resolution, log, shipped_data
 from InteractiveSegLib.bench.options import BenchOptions, add_resolution_arguments
 from InteractiveSegLib.bench.report import write_text
 from InteractiveSegLib.bench.vmn import VolumeRun, picked, run_volume
@@ -130,7 +130,7 @@ def calibrate(
         ids = sorted(d.structures)
         if per_volume and len(ids) > per_volume:
             d.structures = {int(v): d.structures[int(v)] for v in sorted(rng.choice(ids, per_volume, replace=False))}
-    volumes = [thick_slices(finer_voxels(d, finer), *thick) for d in volumes]
+    volumes = [at_resolution(d, finer, *thick) for d in volumes]
     if not any(d.structures for d in volumes):
         raise ConfigError(
             f"no unreported held-out structure of at least {MIN_VOXELS} voxels in {data} "

@@ -145,6 +145,13 @@ def finer_voxels(d: BenchData, k: int) -> BenchData:
     return BenchData(f"{d.name}-finer{k}", volume, labelmap, dict(d.structures))
 
 
+def at_resolution(d: BenchData, finer: int = 1, thick: int = 1, axis: int = 0) -> BenchData:
+    """``d`` on the grid the resolution options ask for (``options.add_resolution_arguments``):
+    its voxels split ``finer`` times per side (``finer_voxels``), then every ``thick`` slices
+    along KJI ``axis`` merged into one (``thick_slices``)."""
+    return thick_slices(finer_voxels(d, finer), thick, axis)
+
+
 def sample_slices(mask: np.ndarray, axis: int, max_slices: int, min_area: int, rng: np.random.Generator) -> list[int]:
     """Up to ``max_slices`` slices along ``axis`` where ``mask`` covers ``min_area`` voxels."""
     areas = mask.sum(axis=tuple(a for a in range(3) if a != axis))

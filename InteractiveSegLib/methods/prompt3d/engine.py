@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 import torch
@@ -37,6 +36,7 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
     encode,
     grow_to_object,
     object_region,
+    region_cut,
     to_region,
     touching_faces,
 )
@@ -190,7 +190,7 @@ class Prompt3DEngine(Engine):
         if not snap and self.negative_fade >= 1:
             return prob
         assert self._norm is not None
-        cut = tuple(slice(a, b) for a, b in zip(*region, strict=True))
+        cut = region_cut(region)
         grid = SnapGrid.for_region(prob.shape, spacing, self.snap_voxels)
         image, marks, work = self._norm[cut], hint_markers(hints, region), prob
         if grid.coarser:
@@ -241,7 +241,7 @@ class Prompt3DEngine(Engine):
                 break
             # the object runs out of the region: zoom out, as a user would scroll out (issue 20)
             region = grow_to_object(region, faces, shape)
-        cut = cast(tuple[slice, slice, slice], tuple(slice(a, b) for a, b in zip(*region, strict=True)))
+        cut = region_cut(region)
         prob = self.edge_rules(prob, hints, region, spacing)
         impose_drawn(prob, hints, region)
         ratings = rate_slices(prob, region, request.axis, shape[request.axis], hints, self.slice_quality)

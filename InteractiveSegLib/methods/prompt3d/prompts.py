@@ -132,6 +132,12 @@ def inside(lo: np.ndarray, hi: np.ndarray, shape: Sequence[int]) -> Region3:
     return (tuple(int(x) for x in lo_i), tuple(int(x) for x in hi_i))  # type: ignore[return-value]
 
 
+def region_cut(region: Region3) -> tuple[slice, slice, slice]:
+    """The slices that cut ``region`` out of a volume (KJI)."""
+    (k0, j0, i0), (k1, j1, i1) = region
+    return slice(k0, k1), slice(j0, j1), slice(i0, i1)
+
+
 def mask_box(mask: np.ndarray) -> Region3 | None:
     """The box of a mask's voxels as (lo, hi) KJI (``changes.bounding_region``); None when empty."""
     whole = tuple(slice(0, n) for n in mask.shape)

@@ -51,6 +51,7 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
     inside,
     mask_box,
     object_region,
+    region_cut,
     resample,
     to_region,
     touching_faces,
@@ -161,7 +162,7 @@ def own_result(
     grid = torch.from_numpy(own(encode(image, previous, hints, region, size)))[None, None]
     prob = to_region(grid, region)[0, 0].numpy()
     out = np.zeros(image.shape, bool)
-    out[tuple(slice(a, b) for a, b in zip(*region, strict=True))] = prob > 0.5
+    out[region_cut(region)] = prob > 0.5
     return out
 
 
@@ -222,14 +223,14 @@ def training_sample(
                 hints.append(h)
     region = object_region(hints, previous, spacing, mask.shape)
     for _ in range(int(rng.integers(0, max_zoom + 1))):  # the regions the engine zooms out to
-        cut = tuple(slice(a, b) for a, b in zip(*region, strict=True))
+        cut = region_cut(region)
         faces = touching_faces(mask[cut], region, mask.shape)
         if not faces:
             break
         region = grow_to_object(region, faces, mask.shape)
     if region_jitter > 0 and rng.random() < 0.5:
         region = widened(region, rng.uniform(1.0, 1.0 + region_jitter, 3), mask.shape)
-    cut = tuple(slice(a, b) for a, b in zip(*region, strict=True))
+    cut = region_cut(region)
     x = encode(image, previous, hints, region, size)
     y = (resample(mask[cut].astype(np.float32), size) > 0.5).astype(np.float32)
     return x, y[None], hinted_planes(hints, region, size)[None]
