@@ -39,6 +39,7 @@ def _click_args(**changed) -> Namespace:
     """The click trainer's options for drawing samples from Colin27 at a 64-pixel working size."""
     args = dict(dataset=["colin27"], min_voxels=200, min_area=30, pool=1, block=48, mix=[1, 0, 0, 0], size=64)
     args.update(context=0.4, min_side_px=64, p_previous=0.0, p_first_window=0.0, p_merge=0.0, p_beyond=0.0)
+    args.update(p_finer=0.0, max_finer=3.0)
     return Namespace(**{**args, "hints": ["click"], **changed})
 
 
@@ -73,6 +74,30 @@ def test_a_sample_past_the_end_teaches_a_negative_stroke_to_clear_a_false_mask()
         assert s.negative and not s.positive and not s.boxes  # a box cannot say "none here": a stroke
         near = ndimage.binary_dilation(s.previous, iterations=2)  # resizing thins a thin mask
         assert all(near[int(np.clip(round(r), 0, 63)), int(np.clip(round(c), 0, 63))] for r, c in s.negative)
+
+
+def test_a_finer_slice_shows_the_same_anatomy_in_more_pixels():
+    """``--p-finer``: the slice of a thin-slice scan, so a stroke of as many pixels is shorter
+    against its structure."""
+    rows, cols = np.mgrid[:32, :40]
+    truth = (rows - 14) ** 2 + (cols - 20) ** 2 <= 36  # a disc of 6 pixels' radius
+    image = truth.astype(np.float32)
+    previous = np.zeros_like(truth)
+    previous[:8, :8] = True
+    fine, fine_truth, fine_previous, spacing = click_train.finer_slice(image, truth, previous, (3.0, 2.0), 2.0)
+    assert fine.shape == fine_truth.shape == fine_previous.shape == (64, 80)
+    assert spacing == (1.5, 1.0)
+    assert abs(fine_truth.sum() / (4 * truth.sum()) - 1) < 0.1  # the same area in mm²
+    assert fine_previous.sum() == 4 * previous.sum() and fine_previous[:16, :16].all()
+    centre = np.argwhere(fine_truth).mean(0)
+    assert np.allclose((centre + 0.5) / 2 - 0.5, np.argwhere(truth).mean(0), atol=0.1)  # in place
+    assert np.allclose(fine[ndimage.binary_erosion(fine_truth, iterations=2)], 1.0)  # linear: the inside as it was
+    rng = np.random.default_rng(3)
+    args = _click_args(p_finer=1.0, max_finer=3.0, hints=["scribble"])
+    pool = click_train.Pool(args.dataset, args, rng)
+    sampler = click_train.TrainingClickSampler(seed=0)
+    samples = [s for s in (click_train.draw_sample(pool, sampler, args, rng) for _ in range(8)) if s is not None]
+    assert len(samples) >= 6 and all(s.image.shape == (64, 64) and s.positive for s in samples)
 
 
 def test_a_merged_target_joins_touching_allowed_structures_only():
