@@ -39,7 +39,7 @@ def _click_args(**changed) -> Namespace:
     """The click trainer's options for drawing samples from Colin27 at a 64-pixel working size."""
     args = dict(dataset=["colin27"], min_voxels=200, min_area=30, pool=1, block=48, mix=[1, 0, 0, 0], size=64)
     args.update(context=0.4, min_side_px=64, p_previous=0.0, p_first_window=0.0, p_merge=0.0, p_beyond=0.0)
-    args.update(p_finer=0.0, max_finer=3.0)
+    args.update(p_finer=0.0, max_finer=3.0, finest_mm=0.5)
     return Namespace(**{**args, "hints": ["click"], **changed})
 
 
@@ -92,8 +92,12 @@ def test_a_finer_slice_shows_the_same_anatomy_in_more_pixels():
     centre = np.argwhere(fine_truth).mean(0)
     assert np.allclose((centre + 0.5) / 2 - 0.5, np.argwhere(truth).mean(0), atol=0.1)  # in place
     assert np.allclose(fine[ndimage.binary_erosion(fine_truth, iterations=2)], 1.0)  # linear: the inside as it was
+    args = _click_args(p_finer=1.0, max_finer=3.0, finest_mm=0.7, hints=["scribble"])
     rng = np.random.default_rng(3)
-    args = _click_args(p_finer=1.0, max_finer=3.0, hints=["scribble"])
+    factors = [click_train.finer_factor((3.0, 2.0), args, rng) for _ in range(50)]
+    assert 1 <= min(factors) and max(factors) <= 2.0 / 0.7 and len(set(factors)) == 50  # 2 mm: at most 0.7 mm
+    assert click_train.finer_factor((0.5, 0.5), args, rng) == 1.0  # already a scan's finest
+    assert click_train.finer_factor((3.0, 3.0), _click_args(p_finer=0.0), rng) == 1.0
     pool = click_train.Pool(args.dataset, args, rng)
     sampler = click_train.TrainingClickSampler(seed=0)
     samples = [s for s in (click_train.draw_sample(pool, sampler, args, rng) for _ in range(8)) if s is not None]

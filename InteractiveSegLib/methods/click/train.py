@@ -258,10 +258,9 @@ def draw_sample(
         image2d, previous = beyond
         truth2d = np.zeros_like(previous)
         kind = "scribble" if kind != "click" else kind  # the one hint that can say "none here"
-    if rng.random() < args.p_finer:
-        image2d, truth2d, previous, spacing = finer_slice(
-            image2d, truth2d, previous, spacing, float(rng.uniform(1.0, args.max_finer))
-        )
+    factor = finer_factor(spacing, args, rng)
+    if factor > 1:
+        image2d, truth2d, previous, spacing = finer_slice(image2d, truth2d, previous, spacing, factor)
     first = first_hint(kind, truth2d, previous, sampler, rng)
     if first is None:
         return None
@@ -299,6 +298,16 @@ def draw_sample(
         [] if first.positive else working,
         boxes,
     )
+
+
+def finer_factor(spacing: tuple[float, float], args: argparse.Namespace, rng: np.random.Generator) -> float:
+    """How many pixels per side a slice of ``spacing`` (row, col mm) is split into: 1, or for a
+    share ``args.p_finer`` of slices a random factor up to ``args.max_finer`` that leaves no
+    pixel below ``args.finest_mm`` (a scan's finest; a 0.5 mm atlas stays as it is)."""
+    most = min(args.max_finer, min(spacing) / args.finest_mm)
+    if most <= 1 or rng.random() >= args.p_finer:
+        return 1.0
+    return float(rng.uniform(1.0, most))
 
 
 def finer_slice(
@@ -480,6 +489,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "p_merge": args.p_merge,
         "p_finer": args.p_finer,
         "max_finer": args.max_finer,
+        "finest_mm": args.finest_mm,
         "max_interactions": args.max_interactions,
         "normalization": "modality",
     }
@@ -523,6 +533,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "factor up to --max-finer per side (short strokes on large structures)",
     )
     p.add_argument("--max-finer", type=float, default=3.0, help="the largest factor of --p-finer")
+    p.add_argument(
+        "--finest-mm", type=float, default=0.5, help="--p-finer splits no pixel below this side, in mm (a scan's finest)"
+    )
     p.add_argument("--mix", type=float, nargs=4, default=[0.35, 0.2, 0.2, 0.25], help="weights of " + ", ".join(KINDS))
     p.add_argument("--pool", type=int, default=4, help="made volumes of each kind kept at once")
     p.add_argument("--renew-every", type=int, default=10, help="iterations between renewing made volumes")
