@@ -328,7 +328,8 @@ def finer_slice(
     """
     image = ndimage.zoom(image2d.astype(np.float32), factor, order=1, mode="nearest", grid_mode=True)
     truth, prev = (
-        ndimage.zoom(m.astype(np.uint8), factor, order=0, mode="nearest", grid_mode=True) > 0 for m in (truth2d, previous)
+        ndimage.zoom(m.astype(np.uint8), factor, order=0, mode="nearest", grid_mode=True) > 0
+        for m in (truth2d, previous)
     )
     return image, truth, prev, (spacing[0] / factor, spacing[1] / factor)
 
@@ -534,7 +535,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-finer", type=float, default=3.0, help="the largest factor of --p-finer")
     p.add_argument(
-        "--finest-mm", type=float, default=0.5, help="--p-finer splits no pixel below this side, in mm (a scan's finest)"
+        "--finest-mm", type=float, default=0.5, help="--p-finer splits no pixel below this side in mm (a scan's finest)"
     )
     p.add_argument("--mix", type=float, nargs=4, default=[0.35, 0.2, 0.2, 0.25], help="weights of " + ", ".join(KINDS))
     p.add_argument("--pool", type=int, default=4, help="made volumes of each kind kept at once")
