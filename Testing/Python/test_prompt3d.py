@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from InteractiveSegLib.bench.harness import at_resolution, user_data
 from InteractiveSegLib.checkpoints import save_checkpoint
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.data.datasets import bright_balls
@@ -19,7 +20,7 @@ from InteractiveSegLib.methods.prompt3d import train as prompt3d_train
 from InteractiveSegLib.methods.prompt3d.edges import COARSE_WEIGHT, WEIGHT, WEIGHTS
 from InteractiveSegLib.methods.prompt3d.engine import Prompt3DEngine, rate_slices
 from InteractiveSegLib.methods.prompt3d.network import prompt3d_net
-from InteractiveSegLib.methods.prompt3d.outline import SliceOutliner
+from InteractiveSegLib.methods.prompt3d.outline import FINE_CT_MM, SliceOutliner
 from InteractiveSegLib.methods.prompt3d.prompts import (
     CHANNELS,
     encode,
@@ -206,7 +207,7 @@ class TruthOutliner(SliceOutliner):
     def __init__(self, truth: np.ndarray) -> None:
         self.truth = truth
 
-    def outline(self, norm, hints, axis, index, spacing_kji, current=None):
+    def outline(self, norm, hints, axis, index, spacing_kji, current=None, modality="mr"):
         box = mask_box(np.expand_dims(np.take(self.truth, index, axis=axis), axis))
         assert box is not None
         lo, hi = list(box[0]), list(box[1])
@@ -254,6 +255,13 @@ def test_only_strokes_and_clicks_are_outlined(tiny_model):
     assert Prompt3DEngine(model_path=tiny_model, outline=False).outliner is None
 
 
+def box_iou(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    """IoU of two boxes given as (lo, hi) corners, hi exclusive."""
+    lo, hi = np.maximum(a[0], b[0]), np.minimum(a[1], b[1])
+    inter = np.prod(np.maximum(hi - lo, 0))
+    return float(inter / (np.prod(a[1] - a[0]) + np.prod(b[1] - b[0]) - inter))
+
+
 def test_the_outline_of_a_short_stroke_reaches_toward_the_structures_extent():
     """Colin27's atlas structures, the robot's first stroke on each one's largest axial slice:
     the shipped 2D hint network's outline holds the stroke and is closer to the structure's
@@ -263,11 +271,6 @@ def test_the_outline_of_a_short_stroke_reaches_toward_the_structures_extent():
     engine.set_image(lv.image)
     assert engine.outliner is not None
     spacing = tuple(float(s) for s in lv.image.geometry.spacing[::-1])
-
-    def iou(a, b) -> float:
-        lo, hi = np.maximum(a[0], b[0]), np.minimum(a[1], b[1])
-        inter = np.prod(np.maximum(hi - lo, 0))
-        return float(inter / (np.prod(a[1] - a[0]) + np.prod(b[1] - b[0]) - inter))
 
     gains = []
     for name in ("Frontal_Sup_Medial_R", "Temporal_Sup_R", "Cerebelum_9_R", "Postcentral_R", "Frontal_Mid_L"):
@@ -284,9 +287,47 @@ def test_the_outline_of_a_short_stroke_reaches_toward_the_structures_extent():
         rows, cols = np.nonzero(ref[k])
         truth = np.array([rows.min(), cols.min()]), np.array([rows.max(), cols.max()]) + 1
         assert (seen[0] <= drawn[0]).all() and (seen[1] >= drawn[1]).all()
-        gains.append(iou(seen, truth) - iou(drawn, truth))
+        gains.append(box_iou(seen, truth) - box_iou(drawn, truth))
     assert min(gains) > 0
     assert np.mean(gains) > 0.1
+
+
+def test_a_ct_slice_of_fine_pixels_is_outlined_by_the_fine_ct_network(tiny_model):
+    """``outline.network_for``: a CT slice whose pixels are finer than ``FINE_CT_MM`` on
+    either side goes to the network trained on finer slices; a coarser CT and any MRI do not."""
+    outliner = Prompt3DEngine(model_path=tiny_model).outliner
+    assert outliner is not None and outliner.fine_ct_net is not outliner.net
+    assert outliner.network_for("ct", (1.5, 1.5))[0] is outliner.fine_ct_net
+    assert outliner.network_for("ct", (0.7, 5.0))[0] is outliner.fine_ct_net  # a coronal slice of a thick scan
+    assert outliner.network_for("ct", (FINE_CT_MM, 3.0))[0] is outliner.net
+    assert outliner.network_for("mr", (0.5, 0.5))[0] is outliner.net
+
+
+def test_on_a_fine_ct_the_outline_of_a_short_stroke_reaches_further_toward_the_organ(shared_data):
+    """The shared CT at 1.5 mm (``bench.harness.finer_voxels``), the robot's first stroke on
+    each organ's largest axial slice: the fine-CT network's outline is closer to the organ's
+    own box on that slice than the outline of the network that reads every other slice."""
+    names = ["liver", "spleen", "gluteus_maximus_right", "kidney_right", "stomach"]
+    ct = shared_data / "ct-abdomen"
+    d = at_resolution(user_data(str(ct / "ct.nii.gz"), str(ct / "organs.seg.nrrd"), names), 2)
+    engine = create_engine("prompt3d", threads=1)
+    engine.set_image(d.image)
+    assert engine.outliner is not None
+    spacing = tuple(float(s) for s in d.image.geometry.spacing[::-1])
+    for value in d.structures:
+        ref = d.labelmap == value
+        k = int(np.argmax(ref.sum((1, 2))))
+        found = robot_scribble(ref[k], np.zeros_like(ref[k]))
+        assert found is not None
+        stroke = Scribble([(c, r, k) for r, c in found[0]], axis=0)
+        rows, cols = np.nonzero(ref[k])
+        truth = np.array([rows.min(), cols.min()]), np.array([rows.max(), cols.max()]) + 1
+        seen = {}
+        for modality in ("mr", "ct"):  # the same slice read by the default network, then the fine-CT one
+            box = engine.outliner.outline(engine._norm, [stroke], 0, k, spacing, None, modality)
+            assert box is not None
+            seen[modality] = box_iou((np.array(box[0][1:]), np.array(box[1][1:])), truth)
+        assert seen["ct"] > seen["mr"] + 0.05
 
 
 def test_drawn_slices_are_kept_as_drawn_and_an_empty_one_clears_its_slice(tiny_model):
@@ -419,6 +460,8 @@ def test_the_engine_declares_its_hints_and_refuses_what_it_cannot_run(tmp_path, 
         create_engine("prompt3d", model_path=tiny_model, outline_model_path=tmp_path / "missing_2d.pt")
     with pytest.raises(ModelError, match="click_fcnn"):
         create_engine("prompt3d", model_path=tiny_model, outline_model_path=tiny_model)
+    with pytest.raises(ModelError, match="missing_ct.pt"):
+        create_engine("prompt3d", model_path=tiny_model, fine_ct_outline_model_path=tmp_path / "missing_ct.pt")
     engine = create_engine("prompt3d", model_path=tiny_model)
     box = Box((15, 20, 30), (75, 80, 30), axis=0)
     request = Request(1, [box], 0, 30, np.zeros((60, 100, 100), np.uint8))

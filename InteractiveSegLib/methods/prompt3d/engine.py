@@ -83,6 +83,7 @@ class Prompt3DEngine(Engine):
         outline_model_path: str | Path | None = None,
         outline: bool = True,
         snap_voxels: int = SNAP_VOXELS,
+        fine_ct_outline_model_path: str | Path | None = None,
     ) -> None:
         """
         Args:
@@ -106,11 +107,15 @@ class Prompt3DEngine(Engine):
                 a negative stroke or click, or of a drawn slice's empty part, reaches it before
                 a positive one's (``edges.negative_side``; 1: they only inform the network).
             outline_model_path: the 2D hint network that outlines the object on a
-                stroke's slice (``outline.SliceOutliner``; default: the shipped ``vmn_hint.pt``).
+                stroke's slice (``outline.SliceOutliner``; default: the shipped ``vmn_hint.pt``),
+                but on a fine-pixel CT's slices (``fine_ct_outline_model_path``).
             outline: False: a stroke's region is the box of the hints and the mask alone,
                 as before the twenty-first session.
             snap_voxels: the edge rules run on a coarser copy of a region of more voxels
                 (``snap_grid.SnapGrid``).
+            fine_ct_outline_model_path: the 2D network that outlines the object on a CT
+                slice of pixels finer than ``outline.FINE_CT_MM`` (default: the shipped
+                ``prompt3d_outline_ct.pt``).
         """
         super().__init__()
         net, self.config, self.meta = load_checkpoint(
@@ -135,7 +140,7 @@ class Prompt3DEngine(Engine):
         self.max_zoom = int(max_zoom)
         self.device = pick_device(device)
         self.net = net.to(self.device)
-        self.outliner = SliceOutliner(outline_model_path, self.device) if outline else None
+        self.outliner = SliceOutliner(outline_model_path, self.device, fine_ct_outline_model_path) if outline else None
         if threads:
             torch.set_num_threads(threads)
         self.requested_modality = modality
@@ -232,7 +237,9 @@ class Prompt3DEngine(Engine):
         spacing = tuple(float(s) for s in self.volume.geometry.spacing[::-1])
         outline = None
         if self.outliner is not None and self.outliner.wanted(hints, has_mask):
-            outline = self.outliner.outline(self._norm, hints, request.axis, request.slice_index, spacing, current)
+            outline = self.outliner.outline(
+                self._norm, hints, request.axis, request.slice_index, spacing, current, self._modality
+            )
         region = object_region(hints, current, spacing, shape, outline=outline)
         for zoom in range(self.max_zoom + 1):
             prob = self.run(hints, current, region)
