@@ -207,7 +207,7 @@ class TruthOutliner(SliceOutliner):
     def __init__(self, truth: np.ndarray) -> None:
         self.truth = truth
 
-    def outline(self, norm, hints, axis, index, spacing_kji, current=None, modality="mr"):
+    def outline(self, norm, hints, axis, index, spacing_kji, current=None, *, modality):
         box = mask_box(np.expand_dims(np.take(self.truth, index, axis=axis), axis))
         assert box is not None
         lo, hi = list(box[0]), list(box[1])
@@ -279,7 +279,7 @@ def test_the_outline_of_a_short_stroke_reaches_toward_the_structures_extent():
         found = robot_scribble(ref[k], np.zeros_like(ref[k]))
         assert found is not None
         stroke = Scribble([(c, r, k) for r, c in found[0]], axis=0)
-        box = engine.outliner.outline(engine._norm, [stroke], 0, k, spacing)
+        box = engine.outliner.outline(engine._norm, [stroke], 0, k, spacing, modality="mr")
         assert box is not None
         seen = np.array(box[0][1:]), np.array(box[1][1:])
         points = np.array(found[0])
@@ -324,7 +324,7 @@ def test_on_a_fine_ct_the_outline_of_a_short_stroke_reaches_further_toward_the_o
         truth = np.array([rows.min(), cols.min()]), np.array([rows.max(), cols.max()]) + 1
         seen = {}
         for modality in ("mr", "ct"):  # the same slice read by the default network, then the fine-CT one
-            box = engine.outliner.outline(engine._norm, [stroke], 0, k, spacing, None, modality)
+            box = engine.outliner.outline(engine._norm, [stroke], 0, k, spacing, modality=modality)
             assert box is not None
             seen[modality] = box_iou((np.array(box[0][1:]), np.array(box[1][1:])), truth)
         assert seen["ct"] > seen["mr"] + 0.05

@@ -238,7 +238,7 @@ class Prompt3DEngine(Engine):
         outline = None
         if self.outliner is not None and self.outliner.wanted(hints, has_mask):
             outline = self.outliner.outline(
-                self._norm, hints, request.axis, request.slice_index, spacing, current, self._modality
+                self._norm, hints, request.axis, request.slice_index, spacing, current, modality=self._modality
             )
         region = object_region(hints, current, spacing, shape, outline=outline)
         for zoom in range(self.max_zoom + 1):

@@ -99,7 +99,8 @@ class SliceOutliner:
         index: int,
         spacing_kji: Sequence[float],
         current: np.ndarray | None = None,
-        modality: str = "mr",
+        *,
+        modality: str,
     ) -> Region3 | None:
         """The box of the object the network sees on slice ``index`` along ``axis`` from the
         hints drawn there and the class's mask there (one slice deep), or None when it sees
