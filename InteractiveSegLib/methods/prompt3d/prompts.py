@@ -210,10 +210,13 @@ def _plane(axis: int, index: int, lo: np.ndarray, hi: np.ndarray, size: int) -> 
     return tuple(at)
 
 
-def resample(block: np.ndarray, size: int, mode: str = "trilinear") -> np.ndarray:
-    """A 3D block resized to ``size``^3 (trilinear: the grid's cell centres)."""
+def resample(block: np.ndarray, size: int | Sequence[int], mode: str = "trilinear") -> np.ndarray:
+    """A 3D block resized to ``size``^3, or to the shape ``size`` (trilinear: the cells'
+    centres; "area": each cell the mean of what it covers)."""
+    shape = (size, size, size) if isinstance(size, int) else tuple(int(n) for n in size)
     t = torch.from_numpy(np.ascontiguousarray(block, np.float32))[None, None]
-    return F.interpolate(t, size=(size, size, size), mode=mode, align_corners=False)[0, 0].numpy()
+    options = {"align_corners": False} if mode == "trilinear" else {}
+    return F.interpolate(t, size=shape, mode=mode, **options)[0, 0].numpy()
 
 
 def to_region(grid: torch.Tensor, region: Region3) -> torch.Tensor:

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+from InteractiveSegLib.methods.prompt3d.prompts import resample
 
 #: the most voxels the edge rules work on (128 cubed)
 SNAP_VOXELS = 128**3
@@ -80,7 +80,7 @@ class SnapGrid:
 
     def down(self, block: np.ndarray) -> np.ndarray:
         """A region-shaped float array on the working copy (each cell the mean of what it covers)."""
-        return _resize(block, self.work, "area")
+        return resample(block, self.work, "area")
 
     def down_marks(self, marks: np.ndarray) -> np.ndarray:
         """``edges.hint_markers`` on the working copy: a cell takes a mark any of its voxels
@@ -98,7 +98,7 @@ class SnapGrid:
     def up_mask(self, mask: np.ndarray) -> np.ndarray:
         """A working-copy mask back on the region: the mask itself when the copy is the
         region, else where its trilinear share passes 1/2 (a boundary between cell centres)."""
-        return _resize(mask, self.shape, "trilinear") > 0.5 if self.coarser else mask
+        return resample(mask, self.shape) > 0.5 if self.coarser else mask
 
 
 def _ints(values: Iterable) -> tuple[int, int, int]:
@@ -109,9 +109,3 @@ def _ints(values: Iterable) -> tuple[int, int, int]:
 def _floats(values: Iterable) -> tuple[float, float, float]:
     k, j, i = (float(v) for v in values)
     return k, j, i
-
-
-def _resize(block: np.ndarray, shape: tuple[int, int, int], mode: str) -> np.ndarray:
-    t = torch.from_numpy(np.ascontiguousarray(block, np.float32))[None, None]
-    options = {"align_corners": False} if mode == "trilinear" else {}
-    return F.interpolate(t, size=shape, mode=mode, **options)[0, 0].numpy()
