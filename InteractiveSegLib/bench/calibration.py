@@ -101,6 +101,7 @@ def calibrate(
     reported: int | None = REPORTED,
     thick: tuple[int, int] = (1, 0),
     finer: int = 1,
+    as_mri: bool = False,
 ) -> Calibration:
     """The offset with the highest mean volume Dice over every round of every session, and
     the slice-quality model fitted on that offset's sessions.
@@ -120,6 +121,7 @@ def calibrate(
             (``bench.harness.thick_slices``; (1, 0): the volumes as they are).
         finer: fine voxels per voxel side: the sessions play on thin-slice copies
             (``bench.harness.finer_voxels``, before ``thick``; 1: the volumes as they are).
+        as_mri: the CTs drawn with an MRI's contrast (``bench.harness.mri_contrast``).
     Returns:
         the best offset (ties go to the first candidate), mean Dice per offset as
         ``{"1": 0.41, ...}``, and the slice-quality model (``fit_slice_quality``).
@@ -130,7 +132,7 @@ def calibrate(
         ids = sorted(d.structures)
         if per_volume and len(ids) > per_volume:
             d.structures = {int(v): d.structures[int(v)] for v in sorted(rng.choice(ids, per_volume, replace=False))}
-    volumes = [at_resolution(d, finer, *thick) for d in volumes]
+    volumes = [at_resolution(d, finer, *thick, as_mri) for d in volumes]
     if not any(d.structures for d in volumes):
         raise ConfigError(
             f"no unreported held-out structure of at least {MIN_VOXELS} voxels in {data} "
@@ -225,6 +227,7 @@ def run(args: argparse.Namespace) -> float:
         reported,
         thick,
         args.finer_voxels,
+        args.as_mri,
     )
     meta = {
         "calibration": {
@@ -242,6 +245,7 @@ def run(args: argparse.Namespace) -> float:
             "seed": args.seed,
             "thick_slices": list(thick),
             "finer_voxels": args.finer_voxels,
+            "as_mri": args.as_mri,
             "command": args.command_line,
         }
     }

@@ -48,6 +48,7 @@ class BenchOptions:
     thick_slices: int = 1  # merge this many slices into one (a thick-slice scan of the same anatomy)
     thick_axis: int = 0  # the KJI axis they are merged along (0 axial, 1 coronal, 2 sagittal)
     finer_voxels: int = 1  # split every voxel into this many per side (a thin-slice scan of the same anatomy)
+    as_mri: bool = False  # a CT drawn with a T1-weighted MRI's contrast (the same anatomy as an MRI)
     # -- finetune ------------------------------------------------------------------------------
     base_model: str | None = None
     base_spec: str | None = None
@@ -64,9 +65,10 @@ class BenchOptions:
 
 
 def add_resolution_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--thick-slices`` and ``--thick-axis`` (``harness.thick_slices``) and ``--finer-voxels``
-    (``harness.finer_voxels``), for every command that plays sessions on thick-slice or
-    thin-slice copies: the benchmark and the prompt3d calibration."""
+    """``--thick-slices`` and ``--thick-axis`` (``harness.thick_slices``), ``--finer-voxels``
+    (``harness.finer_voxels``) and ``--as-mri`` (``harness.mri_contrast``), for every command
+    that plays sessions on copies of other resolution or contrast: the benchmark and the
+    prompt3d calibration."""
     d = BenchOptions()
     p.add_argument(
         "--thick-slices",
@@ -86,4 +88,10 @@ def add_resolution_arguments(p: argparse.ArgumentParser | argparse._ArgumentGrou
         default=d.finer_voxels,
         help="split every voxel into N per side (1 to 4): the same anatomy as a thin-slice scan, "
         "where the robot's hints are N times shorter in mm",
+    )
+    p.add_argument(
+        "--as-mri",
+        action="store_true",
+        help="draw each CT with a T1-weighted MRI's contrast, a bias field and Rician noise: "
+        "the same anatomy as an MRI",
     )

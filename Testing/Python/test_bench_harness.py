@@ -1,13 +1,15 @@
-"""What the benchmark suites share: the thick-slice and finer-voxel copies of a volume (issue
-20: thin-slice and thick-slice scans alike, measured on the same anatomy)."""
+"""What the benchmark suites share: the thick-slice, finer-voxel and MRI-contrast copies of a
+volume (issue 20: thin-slice and thick-slice scans, CT and MRI alike, measured on the same
+anatomy)."""
 
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from InteractiveSegLib.bench.harness import BenchData, finer_voxels, thick_slices
+from InteractiveSegLib.bench.harness import BenchData, finer_voxels, mri_contrast, thick_slices
 from InteractiveSegLib.errors import InteractiveSegError
+from InteractiveSegLib.intensity import detect_modality
 from InteractiveSegLib.volume import Geometry, Volume
 
 
@@ -88,3 +90,25 @@ def test_finer_voxels_split_each_voxel_and_keep_the_anatomy_where_it_was():
     assert finer_voxels(d, 1) is d
     with pytest.raises(InteractiveSegError, match="finer-voxels"):
         finer_voxels(d, 5)
+
+
+def test_a_ct_drawn_as_an_mri_keeps_its_anatomy_under_a_t1_contrast():
+    """``mri_contrast``: fat brightest, then liver, then fluid, air darkest (an order no CT
+    has), no Hounsfield units left to tell a CT by, labels and grid unchanged."""
+    hu = np.full((12, 16, 16), -1000.0, np.float32)  # air
+    hu[:, 2:14, 2:14] = -100.0  # fat
+    hu[:, 4:8, 4:12] = 60.0  # liver
+    hu[:, 9:12, 4:12] = 0.0  # fluid
+    labels = np.zeros(hu.shape, np.uint8)
+    labels[:, 4:8, 4:12] = 1
+    d = BenchData("ct", Volume(hu, Geometry(spacing=(1.0, 1.0, 3.0)), "ct", "ct"), labels, {1: "liver"})
+    mr = mri_contrast(d)
+    assert mr.name == "ct-as-mri" and mr.image.modality == "mr" and mr.structures == d.structures
+    assert mr.labelmap is d.labelmap and mr.image.geometry == d.image.geometry
+    a = mr.image.array
+    fat, liver, fluid, air = (float(np.median(a[hu == v])) for v in (-100.0, 60.0, 0.0, -1000.0))
+    assert fat > liver > fluid > air >= 0
+    assert detect_modality(a) == "mr"
+    np.testing.assert_array_equal(mri_contrast(d).image.array, a)  # seeded
+    with pytest.raises(InteractiveSegError, match="as-mri"):
+        mri_contrast(mr)

@@ -796,6 +796,24 @@ def test_calibration_plays_on_thin_slice_copies_when_asked(tmp_path, tiny_model,
     assert "--finer-voxels 5" in capsys.readouterr().err
 
 
+def test_calibration_plays_on_mri_contrast_copies_when_asked(tmp_path, tiny_model, decathlon, capsys, monkeypatch):
+    """``--as-mri``: every session's CT is played as an MRI, on its own grid."""
+    from InteractiveSegLib.bench import calibration
+
+    modalities: list[str | None] = []
+    made = calibration.at_resolution
+
+    def copied(*args):
+        d = made(*args)
+        modalities.append(d.image.modality)
+        return d
+
+    monkeypatch.setattr(calibration, "at_resolution", copied)
+    code, seen, whole, meta = resolution_sessions(["--as-mri"], tmp_path, tiny_model, decathlon, capsys, monkeypatch)
+    assert code == 0 and seen and all(s == whole for s in seen)
+    assert meta["as_mri"] is True and modalities and set(modalities) == {"mr"}
+
+
 def test_the_offset_is_chosen_on_held_out_structures_the_benchmark_never_reports():
     from InteractiveSegLib.bench.calibration import MIN_VOXELS, unreported
     from InteractiveSegLib.bench.harness import shipped_data
