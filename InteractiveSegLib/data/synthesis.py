@@ -3,7 +3,8 @@ TorchIO: the label map is deformed, then an image is drawn from it with a random
 per label, shaded by a bias field, resampled to thick slices, blurred, made noisy and
 gamma-corrected, so that a network trained on such images has no preferred contrast,
 resolution or anatomy. ``augment_real`` applies the same spatial and imaging changes (not
-the intensities per label) to a real image, to mix real and synthetic samples.
+the intensities per label) to a real image, to mix real and synthetic samples, and can first
+send it through a random tone curve (``random_tone_curve``): a real texture in another contrast.
 
 Arrays are KJI with spacing (k, j, i) in mm; TorchIO sees them as one-channel tensors whose
 affine carries that spacing, so slice thickness, blur and deformation are in millimetres.
@@ -50,6 +51,9 @@ class SynthesisSettings:
         gamma: a random gamma on the [0, 1] image.
         log_gamma: log of gamma ~ U(-log_gamma, log_gamma).
         percentiles: the intensities mapped to 0 and 1 at the end (robust min-max), then clipped.
+        tone_curve_probability: how often ``augment_real`` first maps the real image through a
+            random tone curve (``random_tone_curve``): its own texture under another contrast.
+        tone_knots: the curve's knots, at evenly spaced quantiles of the image.
     """
 
     mean_range: tuple[float, float] = (0.0, 1.0)
@@ -71,6 +75,8 @@ class SynthesisSettings:
     gamma: bool = True
     log_gamma: float = 0.4
     percentiles: tuple[float, float] = (0.5, 99.5)
+    tone_curve_probability: float = 0.0
+    tone_knots: int = 6
 
     def __post_init__(self) -> None:
         self.check()
@@ -103,8 +109,11 @@ class SynthesisSettings:
             raise ConfigError(f"elastic_control_points must be at least 5, not {self.elastic_control_points}")
         if self.max_slice_mm <= 0:
             raise ConfigError(f"max_slice_mm must be positive, not {self.max_slice_mm}")
-        if not 0 <= self.thick_slice_probability <= 1:
-            raise ConfigError(f"thick_slice_probability must lie in [0, 1], not {self.thick_slice_probability}")
+        for name in ("thick_slice_probability", "tone_curve_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name} must lie in [0, 1], not {getattr(self, name)}")
+        if self.tone_knots < 2:
+            raise ConfigError(f"tone_knots must be at least 2, not {self.tone_knots}")
 
 
 def label_intensities(
@@ -301,6 +310,30 @@ def synthesize(
     return (image, moved, params) if return_params else (image, moved)
 
 
+def random_tone_curve(image: np.ndarray, rng: np.random.Generator, knots: int = 6) -> np.ndarray:
+    """``image`` through a random piecewise-linear tone curve: knots at evenly spaced quantiles
+    of its intensities, each sent to a value drawn from U(0, 1), so the curve need not rise. A
+    CT's fat may come out brighter than its liver and its fluid darker, as in a T1-weighted MRI;
+    a brain's grey matter brighter than its white, as in a T2. SynthSeg draws one intensity per
+    label from its label map; this keeps the real image's texture and partial volumes, and
+    reaches tissue no label names (hand-written: neither TorchIO nor MONAI has a non-monotone
+    intensity remap).
+
+    Args:
+        image: KJI intensities of any range.
+        rng: draws the knots' values.
+        knots: at least 2.
+    Returns:
+        float32 in [0, 1], of ``image``'s shape (``image`` itself, as float32, if it is flat).
+    """
+    a = np.asarray(image, np.float32)
+    sample = a.ravel()[:: max(1, a.size // 100_000)]
+    at = np.unique(np.quantile(sample, np.linspace(0, 1, knots)))
+    if at.size < 2:
+        return a
+    return np.interp(a, at, rng.uniform(0, 1, at.size)).astype(np.float32)
+
+
 def augment_real(
     image: np.ndarray,
     labelmap: np.ndarray,
@@ -309,7 +342,9 @@ def augment_real(
     settings: SynthesisSettings | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A real image and its labels under the same deformation, bias field, thick slices, blur,
-    noise and gamma as a synthetic sample (its own contrast kept), to mix real and synthetic data.
+    noise and gamma as a synthetic sample (its own contrast kept, but in a share
+    ``settings.tone_curve_probability`` sent through ``random_tone_curve``), to mix real and
+    synthetic data.
 
     Args:
         image: KJI intensities, normalised (``InteractiveSegLib.intensity``), on the label grid.
@@ -328,6 +363,8 @@ def augment_real(
     lab = _checked(labelmap, spacing)
     if image.shape != lab.shape:
         raise GeometryError(f"image {image.shape} and label map {lab.shape} must share a grid")
+    if s.tone_curve_probability > 0 and rng.random() < s.tone_curve_probability:
+        image = random_tone_curve(image, rng, s.tone_knots)
     affine = _affine(spacing)
     subject = tio.Subject(
         image=tio.ScalarImage(tensor=torch.from_numpy(np.ascontiguousarray(image, np.float32)[None]), affine=affine),

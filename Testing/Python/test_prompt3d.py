@@ -677,12 +677,27 @@ def test_the_training_command_takes_a_users_folder_and_resumes(tmp_path, decathl
 
     out = tmp_path / "p3.pt"
     base = ["train-prompt3d", "--dataset", str(decathlon), "--out", str(out), "--threads", "1", "--size", "32"]
-    base += ["--features", "4", "4", "8", "8", "16", "4", "--save-every", "1", "--p-augment", "0"]
+    base += [
+        "--features",
+        "4",
+        "4",
+        "8",
+        "8",
+        "16",
+        "4",
+        "--save-every",
+        "1",
+        "--p-augment",
+        "0",
+        "--p-tone-curve",
+        "0.5",
+    ]
     assert main([*base, "--iterations", "1"]) == 0, capsys.readouterr().err
     assert main([*base, "--iterations", "2", "--resume"]) == 0, capsys.readouterr().err
     assert "resumed from" in capsys.readouterr().out
     ckpt = torch.load(out, map_location="cpu", weights_only=True)
     assert ckpt["arch"] == "prompt3d_net" and ckpt["meta"]["iterations"] == 2 and ckpt["config"]["size"] == 32
+    assert ckpt["meta"]["randomisation"]["p_tone_curve"] == 0.5
     engine = create_engine("prompt3d", model_path=out)
     assert engine.size == 32
 

@@ -9,7 +9,13 @@ import torch
 from scipy import ndimage
 
 from InteractiveSegLib.data.shapes import OBJECT_KINDS, procedural_labelmap
-from InteractiveSegLib.data.synthesis import SynthesisSettings, augment_real, label_intensities, synthesize
+from InteractiveSegLib.data.synthesis import (
+    SynthesisSettings,
+    augment_real,
+    label_intensities,
+    random_tone_curve,
+    synthesize,
+)
 from InteractiveSegLib.errors import ConfigError, GeometryError, ImageError
 
 # labels-to-image only, and a plain min-max to [0, 1]: the image is a * (drawn Gaussian) + b
@@ -112,6 +118,30 @@ def test_deformation_keeps_a_real_image_in_register_with_its_labels():
         augment_real(grey[lab][:-1], lab, SPACING, np.random.default_rng(1))
 
 
+def test_a_tone_curve_gives_each_tissue_one_new_intensity_in_any_order():
+    """``random_tone_curve``: a function of the intensity (each tissue's voxels stay equal to
+    each other), in [0, 1], that over a few seeds puts some darker tissue above a brighter one
+    (a CT's fat over its liver); ``augment_real`` applies it only where asked."""
+    lab = blocks()
+    grey = np.array([0.1, 0.3, 0.45, 0.6, 0.8, 0.95], np.float32)
+    flips = 0
+    for seed in range(6):
+        out = random_tone_curve(grey[lab], np.random.default_rng(seed))
+        assert out.shape == lab.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+        tissue = np.array([out[lab == v].mean() for v in range(6)])
+        assert all(np.ptp(out[lab == v]) == 0 for v in range(6))
+        flips += int((np.diff(tissue) < 0).any())
+    assert flips >= 3
+    flat = np.full((4, 4, 4), 7.0, np.float32)
+    np.testing.assert_array_equal(random_tone_curve(flat, np.random.default_rng(0)), flat)
+    image, _ = augment_real(grey[lab], lab, SPACING, np.random.default_rng(3), QUIET)
+    toned, _ = augment_real(
+        grey[lab], lab, SPACING, np.random.default_rng(3), replace(QUIET, tone_curve_probability=1.0)
+    )
+    seen = [np.array([a[lab == v].mean() for v in range(6)]) for a in (image, toned)]
+    assert (np.diff(seen[0]) > 0).all() and not np.allclose(seen[0], seen[1], atol=0.05)
+
+
 def test_thick_slices_blur_one_axis_only():
     lab = np.random.default_rng(0).integers(0, 6, (48, 48, 48)).astype(np.uint8)
     fine = replace(QUIET, std_range=(0.0, 0.0))
@@ -156,6 +186,10 @@ def test_bad_settings_and_inputs_are_refused():
         replace(QUIET, thick_slice_probability=2.0)
     with pytest.raises(ConfigError):
         SynthesisSettings(max_slice_mm=0.0)
+    with pytest.raises(ConfigError):
+        SynthesisSettings(tone_curve_probability=1.5)
+    with pytest.raises(ConfigError):
+        SynthesisSettings(tone_knots=1)
     with pytest.raises(ImageError):
         synthesize(blocks().astype(np.float32), SPACING, np.random.default_rng(0))
     with pytest.raises(ImageError):

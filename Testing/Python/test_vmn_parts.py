@@ -443,6 +443,7 @@ def test_sequences_take_strides_up_to_max_stride_along_every_axis():
 
 
 def test_augmented_structures_are_redrawn_by_the_data_layer():
+    from InteractiveSegLib.data.synthesis import SynthesisSettings
     from InteractiveSegLib.methods.vmn.train import AugmentedStructures, Structure
 
     lab = np.zeros((40, 40, 40), np.uint8)
@@ -458,3 +459,5 @@ def test_augmented_structures_are_redrawn_by_the_data_layer():
         inside, outside = a.image[a.mask].mean(), a.image[~a.mask].mean()
         assert abs(inside - outside) > 0.02  # the structure still has a contrast of its own
     assert not all(np.allclose(a.image.mean(), pool.pool[0].image.mean()) for a in pool.pool[1:])
+    toned = SynthesisSettings(tone_curve_probability=1.0)
+    assert AugmentedStructures([s], np.random.default_rng(0), size=1, block=32, settings=toned).settings is toned

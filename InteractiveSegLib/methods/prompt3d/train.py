@@ -22,7 +22,8 @@ come from the largest tenth of the structures and unions with a click or a strok
 hint on a large structure: the ``balls`` check and the whole brain, issue 20); a share
 (``--p-augment``) of samples come from blocks re-drawn by ``data.synthesis`` (SynthSeg's
 random contrast per label, or the real image deformed, bias, thick slices, blur, noise,
-gamma), so the network meets contrasts and slice spacings it will see elsewhere.
+gamma; a share ``--p-tone-curve`` of those real ones first through a random tone curve), so
+the network meets contrasts and slice spacings it will see elsewhere.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from monai.losses import DiceCELoss
 from scipy import ndimage
 
 from InteractiveSegLib.checkpoints import default_models_dir
+from InteractiveSegLib.data.synthesis import SynthesisSettings
 from InteractiveSegLib.hints import Click, ijk_from_slice_point
 from InteractiveSegLib.methods.prompt3d.composites import composite_structures
 from InteractiveSegLib.methods.prompt3d.network import prompt3d_net
@@ -263,7 +265,7 @@ def train(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng([args.seed, done[0]])  # a resumed run draws new samples, not the first ones again
     structs = training_structures(args.dataset or DEFAULT_DATASETS, normalization="modality")
     unions = composite_structures(structs, rng, per_volume=16) if args.p_composite > 0 else []
-    single = structure_draw(args, structs, rng)
+    single = structure_draw(args, structs, rng, SynthesisSettings(tone_curve_probability=args.p_tone_curve))
 
     large = largest(structs + unions, LARGE_SHARE) if args.p_large > 0 else []
 
@@ -327,6 +329,7 @@ def train(args: argparse.Namespace) -> dict:
         "normalization": "modality",
         "randomisation": {
             "p_augment": args.p_augment,
+            "p_tone_curve": args.p_tone_curve,
             "block": args.block,
             "p_correct": args.p_correct,
             "p_own": args.p_own,
@@ -378,6 +381,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-zoom", type=int, default=3, help="zoom-outs a sample's region may take (the engine's)")
     p.add_argument("--p-augment", type=float, default=0.5, help="share of samples from re-drawn blocks")
+    p.add_argument(
+        "--p-tone-curve",
+        type=float,
+        default=0.0,
+        help="share of re-drawn real blocks first sent through a random tone curve: a real texture, another contrast",
+    )
     p.add_argument("--pool", type=int, default=4, help="re-drawn blocks kept at once")
     p.add_argument("--renew-every", type=int, default=10, help="draws between renewing one re-drawn block")
     p.add_argument("--block", type=int, default=96, help="largest side of a re-drawn block, in voxels")

@@ -108,11 +108,17 @@ class AugmentedStructures:
     one member replaced every few iterations."""
 
     def __init__(
-        self, structs: list[Structure], rng: np.random.Generator, size: int = 4, block: int = 96, min_voxels: int = 200
+        self,
+        structs: list[Structure],
+        rng: np.random.Generator,
+        size: int = 4,
+        block: int = 96,
+        min_voxels: int = 200,
+        settings: SynthesisSettings | None = None,
     ) -> None:
         self.source = [s for s in structs if s.labelmap is not None]
         self.rng, self.block, self.min_voxels = rng, block, min_voxels
-        self.settings = SynthesisSettings()
+        self.settings = settings or SynthesisSettings()
         self.pool = [self.make() for _ in range(size)] if self.source else []
 
     def make(self) -> Structure:
@@ -137,10 +143,11 @@ class AugmentedStructures:
             self.pool[int(self.rng.integers(len(self.pool)))] = self.make()
 
 
-def structure_draw(args, structs: list[Structure], rng: np.random.Generator):
-    """``draw(rng) -> list`` of structures to sample from: the augmented pool with probability
-    ``args.p_augment`` (renewed every ``args.renew_every`` draws), else the real ones."""
-    pool = AugmentedStructures(structs, rng, args.pool, args.block) if args.p_augment > 0 else None
+def structure_draw(args, structs: list[Structure], rng: np.random.Generator, settings: SynthesisSettings | None = None):
+    """``draw(rng) -> list`` of structures to sample from: the augmented pool (re-drawn with
+    ``settings``) with probability ``args.p_augment`` (renewed every ``args.renew_every``
+    draws), else the real ones."""
+    pool = AugmentedStructures(structs, rng, args.pool, args.block, settings=settings) if args.p_augment > 0 else None
     calls = [0]
 
     def draw(r: np.random.Generator) -> list[Structure]:
