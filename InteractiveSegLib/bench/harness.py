@@ -175,20 +175,20 @@ def mri_contrast(d: BenchData, seed: int = 0) -> BenchData:
     Returns:
         The volume on the same grid, named ``<name>-as-mri``.
     """
-    import torch  # the benchmark's other copies need neither; TorchIO imports it anyway
+    import torch  # only --as-mri needs TorchIO, which takes seconds to import
     import torchio as tio
 
     if detect_modality(d.image) != "ct":
         raise InteractiveSegError(f"--as-mri: {d.name} is not a CT")
     hu, signal = np.array(T1_FROM_HU, np.float32).T
     t1 = np.interp(d.image.array.astype(np.float32), hu, signal).astype(np.float32)
-    torch.manual_seed(seed)
-    bias = tio.RandomBiasField(coefficients=0.4)(tio.ScalarImage(tensor=torch.ones((1, *t1.shape))))
+    with torch.random.fork_rng(devices=[]):  # the caller's torch stream stays as it was
+        torch.manual_seed(seed)
+        bias = tio.RandomBiasField(coefficients=0.4)(tio.ScalarImage(tensor=torch.ones((1, *t1.shape))))
     t1 *= bias.data[0].numpy()
     rng = np.random.default_rng(seed)
-    noisy = np.hypot(
-        t1 + rng.normal(0, 0.02, t1.shape), rng.normal(0, 0.02, t1.shape)
-    )  # Rician: a magnitude image's noise
+    real, imaginary = t1 + rng.normal(0, 0.02, t1.shape), rng.normal(0, 0.02, t1.shape)
+    noisy = np.hypot(real, imaginary)  # a magnitude image's (Rician) noise
     volume = Volume((1000 * noisy).astype(np.float32), d.image.geometry, d.image.name, "mr")
     return BenchData(f"{d.name}-as-mri", volume, d.labelmap, dict(d.structures))
 
