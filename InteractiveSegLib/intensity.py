@@ -89,7 +89,7 @@ def detect_modality(volume: Volume | np.ndarray, metadata: Mapping[str, str] | N
         if declared:
             return declared
     a = _real_array(volume.array if isinstance(volume, Volume) else volume)
-    sample = _subsample(a)
+    sample = subsample(a)
     p1, p99 = (float(v) for v in np.percentile(sample, [1, 99]))
     if p99 < 0:  # no tissue at water or above: not HU
         return "mr"
@@ -194,7 +194,7 @@ def mr_range(a: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float
     Returns:
         (lo, hi) with hi > lo.
     """
-    sample = _subsample(_real_array(a)).astype(np.float32, copy=False)
+    sample = subsample(_real_array(a)).astype(np.float32, copy=False)
     lo = float(np.percentile(sample, low))
     body = sample
     if np.ptp(sample) > 0:
@@ -255,6 +255,7 @@ def _real_array(array: np.ndarray) -> np.ndarray:
     return a
 
 
-def _subsample(a: np.ndarray) -> np.ndarray:
-    """Every n-th voxel, about ``_SAMPLE`` of them (all when the image is smaller)."""
-    return a.reshape(-1)[:: max(1, a.size // _SAMPLE)]
+def subsample(a: np.ndarray, count: int = _SAMPLE) -> np.ndarray:
+    """Every n-th voxel, about ``count`` of them (all when the image is smaller): enough for
+    percentiles and quantiles without sorting a whole volume."""
+    return a.reshape(-1)[:: max(1, a.size // count)]

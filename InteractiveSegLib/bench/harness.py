@@ -181,17 +181,13 @@ def mri_contrast(d: BenchData, seed: int = 0) -> BenchData:
     Returns:
         The volume on the same grid, named ``<name>-as-mri``.
     """
-    import torch  # only --as-mri needs TorchIO, which takes seconds to import
-    import torchio as tio
+    from InteractiveSegLib.data.synthesis import bias_field  # TorchIO, seconds to import: --as-mri only
 
     if detect_modality(d.image) != "ct":
         raise InteractiveSegError(f"--as-mri: {d.name} is not a CT")
     hu, signal = np.array(T1_FROM_HU, np.float32).T
     t1 = np.interp(d.image.array.astype(np.float32), hu, signal).astype(np.float32)
-    with torch.random.fork_rng(devices=[]):  # the caller's torch stream stays as it was
-        torch.manual_seed(seed)
-        bias = tio.RandomBiasField(coefficients=MRI_BIAS)(tio.ScalarImage(tensor=torch.ones((1, *t1.shape))))
-    t1 *= bias.data[0].numpy()
+    t1 *= bias_field(t1.shape, MRI_BIAS, seed)
     rng = np.random.default_rng(seed)
     real, imaginary = t1 + rng.normal(0, 0.02, t1.shape), rng.normal(0, 0.02, t1.shape)
     noisy = np.hypot(real, imaginary)  # a magnitude image's (Rician) noise

@@ -14,6 +14,8 @@ torch seed drawn from it), so a seed reproduces a sample.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, overload
 
@@ -22,6 +24,7 @@ import torch
 import torchio as tio
 
 from InteractiveSegLib.errors import ConfigError, GeometryError, ImageError
+from InteractiveSegLib.intensity import subsample
 
 Spacing = tuple[float, float, float]
 Intensities = dict[int, tuple[float, float]]
@@ -210,16 +213,39 @@ def _imaging(settings: SynthesisSettings, spacing: Spacing, rng: np.random.Gener
 
 
 def _run(transforms: list[tio.Transform], subject: tio.Subject, rng: np.random.Generator) -> tio.Subject:
-    """Apply ``transforms`` with torch's generator seeded from ``rng`` (TorchIO draws from it), in a
-    forked generator state so that the caller's torch random stream is left as it was."""
+    """Apply ``transforms`` with torch's generator seeded from ``rng`` (``_torch_seeded``)."""
     seed = int(rng.integers(2**31))
     if not transforms:
         return subject
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with _torch_seeded(seed):
         out = tio.Compose(transforms)(subject)
     assert isinstance(out, tio.Subject)  # what Compose returns for a Subject
     return out
+
+
+@contextmanager
+def _torch_seeded(seed: int) -> Iterator[None]:
+    """Torch's generator seeded with ``seed`` (TorchIO draws from it), in a forked generator
+    state so that the caller's torch random stream is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def bias_field(shape: tuple[int, ...], coefficients: float, seed: int) -> np.ndarray:
+    """A smooth multiplicative bias field of ``shape`` (TorchIO's ``RandomBiasField``, seeded),
+    the shading an MRI's receive coils leave.
+
+    Args:
+        shape: KJI.
+        coefficients: the largest coefficient of its polynomial (TorchIO's default 0.5).
+        seed: torch's seed for the draw.
+    Returns:
+        float32 of ``shape``, about 1.
+    """
+    with _torch_seeded(seed):
+        field = tio.RandomBiasField(coefficients=coefficients)(tio.ScalarImage(tensor=torch.ones((1, *shape))))
+    return field.data[0].numpy().astype(np.float32)
 
 
 def _data(subject: tio.Subject, key: str) -> np.ndarray:
@@ -327,8 +353,7 @@ def random_tone_curve(image: np.ndarray, rng: np.random.Generator, knots: int = 
         float32 in [0, 1], of ``image``'s shape (``image`` itself, as float32, if it is flat).
     """
     a = np.asarray(image, np.float32)
-    sample = a.ravel()[:: max(1, a.size // 100_000)]
-    at = np.unique(np.quantile(sample, np.linspace(0, 1, knots)))
+    at = np.unique(np.quantile(subsample(a, 100_000), np.linspace(0, 1, knots)))
     if at.size < 2:
         return a
     return np.interp(a, at, rng.uniform(0, 1, at.size)).astype(np.float32)
