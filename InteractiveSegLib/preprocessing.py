@@ -4,6 +4,7 @@ do not import an engine for a helper."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,6 +94,15 @@ def resize_stack(stack: np.ndarray, shape: tuple[int, int], area_when_shrinking:
     if area_when_shrinking and shape[0] <= stack.shape[1] and shape[1] <= stack.shape[2]:
         return F.interpolate(t, size=tuple(shape), mode="area")[:, 0].numpy()
     return F.interpolate(t, size=tuple(shape), mode="bilinear", align_corners=False)[:, 0].numpy()
+
+
+def resample(block: np.ndarray, size: int | Sequence[int], mode: str = "trilinear") -> np.ndarray:
+    """A 3D block resized to ``size``^3, or to the shape ``size`` (trilinear: the cells'
+    centres; "area": each cell the mean of what it covers; "nearest")."""
+    shape = (size, size, size) if isinstance(size, int) else tuple(int(n) for n in size)
+    t = torch.from_numpy(np.ascontiguousarray(block, np.float32))[None, None]
+    options = {"align_corners": False} if mode == "trilinear" else {}
+    return F.interpolate(t, size=shape, mode=mode, **options)[0, 0].numpy()
 
 
 def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:

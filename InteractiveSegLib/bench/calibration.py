@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from InteractiveSegLib.bench.harness import at_resolution, log, shipped_data
-from InteractiveSegLib.bench.options import BenchOptions, add_resolution_arguments
+from InteractiveSegLib.bench.harness import as_acquired, log, shipped_data
+from InteractiveSegLib.bench.options import BenchOptions, add_acquisition_arguments
 from InteractiveSegLib.bench.report import write_text
 from InteractiveSegLib.bench.vmn import VolumeRun, picked, run_volume
 from InteractiveSegLib.checkpoints import update_checkpoint
@@ -132,7 +132,7 @@ def calibrate(
         ids = sorted(d.structures)
         if per_volume and len(ids) > per_volume:
             d.structures = {int(v): d.structures[int(v)] for v in sorted(rng.choice(ids, per_volume, replace=False))}
-    volumes = [at_resolution(d, finer, *thick, as_mri) for d in volumes]
+    volumes = [as_acquired(d, finer, *thick, as_mri) for d in volumes]
     if not any(d.structures for d in volumes):
         raise ConfigError(
             f"no unreported held-out structure of at least {MIN_VOXELS} voxels in {data} "
@@ -281,7 +281,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
-    add_resolution_arguments(p)
+    add_acquisition_arguments(p)
     p.add_argument(
         "--sessions",
         metavar="JSON",

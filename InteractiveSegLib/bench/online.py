@@ -37,7 +37,6 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from InteractiveSegLib.bench.harness import log, peak_rss_mb
 from InteractiveSegLib.bench.options import BenchOptions
@@ -45,6 +44,7 @@ from InteractiveSegLib.bench.result import BenchResult
 from InteractiveSegLib.errors import InteractiveSegError
 from InteractiveSegLib.methods.online.learner import DynamicLearner, OnlineSettings, TrainSample, normalize
 from InteractiveSegLib.metrics import dice
+from InteractiveSegLib.preprocessing import resample
 
 SHAPE = (32, 48, 48)  # KJI; the paper's 55 x 55 x 30
 STEPS = 6  # interactive steps per volume (Tables 3/4: 1+1 ... 6+6 slices)
@@ -80,16 +80,6 @@ class Sample:
     mask: np.ndarray  # bool, SHAPE
 
 
-def _resize(a: np.ndarray, shape: tuple[int, ...], mode: str) -> np.ndarray:
-    t = torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]
-    out = (
-        F.interpolate(t, size=shape, mode=mode, align_corners=False)
-        if mode != "nearest"
-        else F.interpolate(t, size=shape, mode=mode)
-    )
-    return out[0, 0].numpy()
-
-
 def crop_sample(
     image: np.ndarray, mask: np.ndarray, name: str, rng: np.random.Generator, shape: tuple[int, ...] = SHAPE
 ) -> Sample:
@@ -100,8 +90,8 @@ def crop_sample(
     lo = np.maximum(lo - m_lo, 0)
     hi = np.minimum(hi + m_hi, mask.shape)
     box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=False))
-    img = _resize(image[box], shape, "trilinear")
-    ref = _resize(mask[box].astype(np.float32), shape, "trilinear") > 0.5
+    img = resample(image[box], shape, "trilinear")
+    ref = resample(mask[box].astype(np.float32), shape, "trilinear") > 0.5
     return Sample(name, img, ref)
 
 
@@ -288,8 +278,8 @@ def speed(settings: OnlineSettings, seed: int) -> dict[str, Any]:
     ids = [v for v in vol.structures("train") if int(vol.mask(v).sum()) >= 20000]
     v = ids[0]
     shape = (100, 128, 128)
-    image = _resize(vol.image.array.astype(np.float32), shape, "trilinear")
-    mask = _resize(vol.mask(v).astype(np.float32), shape, "trilinear") > 0.5
+    image = resample(vol.image.array.astype(np.float32), shape, "trilinear")
+    mask = resample(vol.mask(v).astype(np.float32), shape, "trilinear") > 0.5
     learner = DynamicLearner(settings)
     learner.start_volume(image, "speed")
     rng = np.random.default_rng(seed)

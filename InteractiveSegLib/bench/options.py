@@ -64,10 +64,10 @@ class BenchOptions:
         return [int(a) for a in str(self.axes).split(",")]
 
 
-def add_resolution_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+def add_acquisition_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--thick-slices`` and ``--thick-axis`` (``harness.thick_slices``), ``--finer-voxels``
     (``harness.finer_voxels``) and ``--as-mri`` (``harness.mri_contrast``), for every command
-    that plays sessions on copies of other resolution or contrast: the benchmark and the
+    that plays sessions on copies acquired otherwise (resolution, contrast): the benchmark and the
     prompt3d calibration."""
     d = BenchOptions()
     p.add_argument(

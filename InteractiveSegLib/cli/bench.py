@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from InteractiveSegLib.bench import SUITES
-from InteractiveSegLib.bench.options import BenchOptions, add_resolution_arguments
+from InteractiveSegLib.bench.options import BenchOptions, add_acquisition_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--hint", default=d.hint, help="scribble, box, extreme, drawn (the whole slice); comma-separated")
     v.add_argument("--select", default=d.select, help="slice to correct next: quality, random, oracle")
     v.add_argument("--max-structures", type=int, default=d.max_structures, help="per shipped volume (0: all)")
-    add_resolution_arguments(v)
+    add_acquisition_arguments(v)
     f = p.add_argument_group("finetune")
     f.add_argument(
         "--base-model", help="the model to adapt (checkpoint, TorchScript, MONAI bundle; default sim_auto.pt)"

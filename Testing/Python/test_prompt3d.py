@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from InteractiveSegLib.bench.harness import at_resolution, user_data
+from InteractiveSegLib.bench.harness import as_acquired, user_data
 from InteractiveSegLib.checkpoints import save_checkpoint
 from InteractiveSegLib.data import datasets
 from InteractiveSegLib.data.datasets import bright_balls
@@ -309,7 +309,7 @@ def test_on_a_fine_ct_the_outline_of_a_short_stroke_reaches_further_toward_the_o
     own box on that slice than the outline of the network that reads every other slice."""
     names = ["liver", "spleen", "gluteus_maximus_right", "kidney_right", "stomach"]
     ct = shared_data / "ct-abdomen"
-    d = at_resolution(user_data(str(ct / "ct.nii.gz"), str(ct / "organs.seg.nrrd"), names), 2)
+    d = as_acquired(user_data(str(ct / "ct.nii.gz"), str(ct / "organs.seg.nrrd"), names), 2)
     engine = create_engine("prompt3d", threads=1)
     engine.set_image(d.image)
     assert engine.outliner is not None
@@ -816,14 +816,14 @@ def test_calibration_plays_on_mri_contrast_copies_when_asked(tmp_path, tiny_mode
     from InteractiveSegLib.bench import calibration
 
     modalities: list[str | None] = []
-    made = calibration.at_resolution
+    made = calibration.as_acquired
 
     def copied(*args):
         d = made(*args)
         modalities.append(d.image.modality)
         return d
 
-    monkeypatch.setattr(calibration, "at_resolution", copied)
+    monkeypatch.setattr(calibration, "as_acquired", copied)
     code, seen, whole, meta = resolution_sessions(["--as-mri"], tmp_path, tiny_model, decathlon, capsys, monkeypatch)
     assert code == 0 and seen and all(s == whole for s in seen)
     assert meta["as_mri"] is True and modalities and set(modalities) == {"mr"}

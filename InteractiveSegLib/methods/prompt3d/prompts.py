@@ -35,6 +35,7 @@ from InteractiveSegLib.hints import (
     slice_index,
     slice_points,
 )
+from InteractiveSegLib.preprocessing import resample
 
 #: input channels, in order
 CHANNELS = ("image", "previous", "positive", "negative", "box", "likeness")
@@ -208,15 +209,6 @@ def _plane(axis: int, index: int, lo: np.ndarray, hi: np.ndarray, size: int) -> 
     at: list[slice] = [slice(None)] * 3
     at[axis] = slice(int(s[0]), int(e[0]))
     return tuple(at)
-
-
-def resample(block: np.ndarray, size: int | Sequence[int], mode: str = "trilinear") -> np.ndarray:
-    """A 3D block resized to ``size``^3, or to the shape ``size`` (trilinear: the cells'
-    centres; "area": each cell the mean of what it covers)."""
-    shape = (size, size, size) if isinstance(size, int) else tuple(int(n) for n in size)
-    t = torch.from_numpy(np.ascontiguousarray(block, np.float32))[None, None]
-    options = {"align_corners": False} if mode == "trilinear" else {}
-    return F.interpolate(t, size=shape, mode=mode, **options)[0, 0].numpy()
 
 
 def to_region(grid: torch.Tensor, region: Region3) -> torch.Tensor:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from InteractiveSegLib.methods.prompt3d.prompts import resample
+from InteractiveSegLib.preprocessing import resample
 
 #: the most voxels the edge rules work on (128 cubed)
 SNAP_VOXELS = 128**3

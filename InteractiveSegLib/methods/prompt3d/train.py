@@ -54,12 +54,12 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
     mask_box,
     object_region,
     region_cut,
-    resample,
     to_region,
     touching_faces,
 )
 from InteractiveSegLib.methods.vmn.quality_training import DEFAULT_DATASETS
 from InteractiveSegLib.methods.vmn.train import Structure, structure_draw, training_structures
+from InteractiveSegLib.preprocessing import resample
 from InteractiveSegLib.training import add_dataset_argument, fit, load_matching, resumed_iteration
 from InteractiveSegLib.users.robot import robot_click, robot_slice_hint
 
