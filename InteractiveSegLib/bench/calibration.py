@@ -132,7 +132,7 @@ def calibrate(
         ids = sorted(d.structures)
         if per_volume and len(ids) > per_volume:
             d.structures = {int(v): d.structures[int(v)] for v in sorted(rng.choice(ids, per_volume, replace=False))}
-    volumes = [as_acquired(d, finer, *thick, as_mri) for d in volumes]
+    volumes = [as_acquired(d, finer=finer, thick=thick[0], axis=thick[1], as_mri=as_mri) for d in volumes]
     if not any(d.structures for d in volumes):
         raise ConfigError(
             f"no unreported held-out structure of at least {MIN_VOXELS} voxels in {data} "
@@ -225,9 +225,9 @@ def run(args: argparse.Namespace) -> float:
         args.seed,
         args.threads,
         reported,
-        thick,
-        args.finer_voxels,
-        args.as_mri,
+        thick=thick,
+        finer=args.finer_voxels,
+        as_mri=args.as_mri,
     )
     meta = {
         "calibration": {

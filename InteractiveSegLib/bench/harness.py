@@ -195,7 +195,7 @@ def mri_contrast(d: BenchData, seed: int = 0) -> BenchData:
     return BenchData(f"{d.name}-as-mri", volume, d.labelmap, dict(d.structures))
 
 
-def as_acquired(d: BenchData, finer: int = 1, thick: int = 1, axis: int = 0, as_mri: bool = False) -> BenchData:
+def as_acquired(d: BenchData, *, finer: int = 1, thick: int = 1, axis: int = 0, as_mri: bool = False) -> BenchData:
     """``d`` as if acquired as the acquisition options ask (``options.add_acquisition_arguments``):
     drawn with an MRI's contrast if ``as_mri`` (``mri_contrast``), its voxels split ``finer`` times
     per side (``finer_voxels``), then every ``thick`` slices along KJI ``axis`` merged into one

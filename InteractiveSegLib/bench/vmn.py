@@ -261,7 +261,10 @@ def run(args: BenchOptions) -> list[BenchResult]:
         data = shipped_data(names.split(","), args.split, args.min_voxels)
         for d in data:
             d.structures = {v: d.structures[v] for v in picked(d, args.max_structures, args.seed)}
-    data = [as_acquired(d, args.finer_voxels, args.thick_slices, args.thick_axis, args.as_mri) for d in data]
+    data = [
+        as_acquired(d, finer=args.finer_voxels, thick=args.thick_slices, axis=args.thick_axis, as_mri=args.as_mri)
+        for d in data
+    ]
     results: list[dict[str, Any]] = []
     for engine_name in engines:
         engine = None

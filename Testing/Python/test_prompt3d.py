@@ -309,7 +309,7 @@ def test_on_a_fine_ct_the_outline_of_a_short_stroke_reaches_further_toward_the_o
     own box on that slice than the outline of the network that reads every other slice."""
     names = ["liver", "spleen", "gluteus_maximus_right", "kidney_right", "stomach"]
     ct = shared_data / "ct-abdomen"
-    d = as_acquired(user_data(str(ct / "ct.nii.gz"), str(ct / "organs.seg.nrrd"), names), 2)
+    d = as_acquired(user_data(str(ct / "ct.nii.gz"), str(ct / "organs.seg.nrrd"), names), finer=2)
     engine = create_engine("prompt3d", threads=1)
     engine.set_image(d.image)
     assert engine.outliner is not None
@@ -818,8 +818,8 @@ def test_calibration_plays_on_mri_contrast_copies_when_asked(tmp_path, tiny_mode
     modalities: list[str | None] = []
     made = calibration.as_acquired
 
-    def copied(*args):
-        d = made(*args)
+    def copied(*args, **kwargs):
+        d = made(*args, **kwargs)
         modalities.append(d.image.modality)
         return d
 
