@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from InteractiveSegLib.changes import Change
-from InteractiveSegLib.engines.base import Engine, Prediction, Region, Request
+from InteractiveSegLib.engines.base import Engine, Prediction, Region, Request, near_slices
 from InteractiveSegLib.engines.registry import create_engine
 from InteractiveSegLib.errors import EngineError, InteractionError
 from InteractiveSegLib.hints import (
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 #: Undo history's default memory budget (compressed changes and kept engine state).
 HISTORY_BUDGET_BYTES = 256 * 1024**2
+#: a slice looked at and left alone speaks for its neighbours within this share of the rated
+#: run of slices, as a hinted slice does in ``prompt3d`` (``HINT_REACH``)
+SEEN_REACH = 0.2
 
 
 @dataclass
@@ -113,6 +116,8 @@ class Session:
             self.labelmap = np.array(labelmap, dtype=dtype)
         self.history: list[Step] = []
         self._redo: list[Step] = []
+        #: the rated step the suggestions were for, and the slices suggested for it so far
+        self._suggested: tuple[Step | None, list[int]] = (None, [])
         self.engine = create_engine(engine, **engine_kwargs) if isinstance(engine, str) else engine
         if self.engine.volume is not volume:  # an engine shared by sessions of one volume is set once
             check_fits(
@@ -172,17 +177,31 @@ class Session:
 
     def suggest_slice(self, exclude: tuple[int, ...] = ()) -> SliceSuggestion | None:
         """The worst slice of the newest 3D step that rates its slices (None when no step
-        does): the most expected wrong voxels. Corrected slices are never suggested;
-        ``exclude`` adds more."""
+        does): the most expected wrong voxels. Corrected slices are never suggested, nor a
+        slice already suggested for the same step: asked again without a correction, the
+        user found it right, so the next one comes. A slice looked at and left alone (those,
+        and ``exclude``) weighs its neighbours down as a corrected one does in the engine's
+        rating (``engines.base.near_slices``): they are likely right too.
+
+        Args:
+            exclude: more slices (along the ratings' axis) the user looked at and left alone.
+        Returns:
+            The slice to correct next, or None when every rated slice was corrected or seen.
+        """
         for step in reversed(self.history):
             ratings = step.prediction.ratings if step.prediction is not None else None
             if ratings is None:
                 continue
+            shown = self._suggested[1] if self._suggested[0] is step else []
             error = np.array(ratings.expected_wrong_voxels, np.float64)
-            error[list(ratings.corrected) + list(exclude)] = np.nan
+            seen = sorted((set(exclude) | set(shown)) - set(ratings.corrected))
+            if seen:
+                error *= near_slices(np.isfinite(error), seen, SEEN_REACH)
+            error[list(ratings.corrected) + seen] = np.nan
             if np.isnan(error).all():
                 return None
             i = int(np.nanargmax(error))
+            self._suggested = (step, [*shown, i])
             iou = float(ratings.predicted_iou[i])
             return SliceSuggestion(i, ratings.axis, iou, step.interaction.label, float(error[i]))
         return None

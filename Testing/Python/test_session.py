@@ -204,3 +204,39 @@ def test_a_volume_whose_session_would_not_fit_in_free_memory_is_refused(monkeypa
     assert engine.volume is None  # refused before the engine took the image
     monkeypatch.setattr(memory_budget, "available_memory", lambda: 10**9)
     assert Session(vol, engine, LabelTable.default([1])).engine.volume is vol
+
+
+def test_next_slice_moves_on_when_asked_again_and_a_seen_slice_speaks_for_its_neighbours():
+    """A rated 3D step: the suggestion is its most expected wrong voxels; asked again without
+    a correction (the user found the slice right) the next one comes, not a neighbour of the
+    slice just seen; a new step starts afresh."""
+    from InteractiveSegLib.engines.base import SliceRatings
+
+    wrong = np.zeros(40)
+    wrong[10:30] = 1.0
+    wrong[[20, 21]] = 5.0  # the worst slice and its neighbour
+    wrong[5] = 2.0  # far from them, less wrong than 21
+
+    class Rated(Engine):
+        """A 3D engine that marks a block and rates slices by ``wrong``."""
+
+        name = "rated"
+        mode = "3d"
+        HISTORY = "class"
+
+        def predict(self, request):
+            shape = self.volume.shape
+            prob = np.zeros(shape, np.float32)
+            prob[10:30, 2:6, 2:6] = 1
+            hinted = [request.slice_index]
+            ratings = SliceRatings(0, np.full(shape[0], 0.5), wrong.copy(), hinted)
+            region = (slice(0, shape[0]), slice(0, shape[1]), slice(0, shape[2]))
+            return Prediction(request.label, region, prob, ratings=ratings)
+
+    s = Session(Volume(np.zeros((40, 8, 8), np.float32)), Rated(), LabelTable.default([1]))
+    s.add(Click((3, 3, 12), 1, True, 0))
+    assert s.suggest_slice().index == 20
+    assert s.suggest_slice().index == 5, "the seen slice 20 weighs its neighbour 21 down"
+    assert s.suggest_slice(exclude=(10,)).index not in (5, 10, 20)
+    s.add(Click((3, 3, 25), 1, True, 0))
+    assert s.suggest_slice().index == 20, "a new result: every slice may be suggested again"

@@ -331,6 +331,13 @@ def test_highlight_next_slice_shows_the_slice_a_3d_engine_rates_worst(editor, sc
     assert result.ras is not None and result.message.startswith("next slice:")
     highlight = scene.GetFirstNodeByName(slice_views.SUGGESTED_SLICE)
     assert highlight is not None and highlight.GetDisplayNode().GetVisibility()
-    suggestion = c.logic.suggest_slice(c.volumeNode)[0]
-    assert geometry.slice_index_at(c.volumeNode, result.ras, suggestion.axis) == suggestion.index
+    ratings = c.logic.store.session(c.volumeNode).history[-1].prediction.ratings
+    error = np.array(ratings.expected_wrong_voxels, np.float64)
+    error[ratings.corrected] = np.nan
+    worst = int(np.nanargmax(error))
+    assert result.slice[:2] == (ratings.axis, worst)
+    assert geometry.slice_index_at(c.volumeNode, result.ras, ratings.axis) == worst
     assert np.allclose(highlight.GetCenterWorld(), result.ras, atol=1e-3), "the highlight lies on that slice"
+    again = c.highlight_next_slice()
+    assert again.slice is not None and again.slice[1] != worst, "asked again, the next slice comes"
+    assert np.allclose(highlight.GetCenterWorld(), again.ras, atol=1e-3)

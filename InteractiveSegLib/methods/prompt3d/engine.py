@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from InteractiveSegLib.checkpoints import default_models_dir, load_checkpoint, pick_device
-from InteractiveSegLib.engines.base import Engine, Prediction, Request, SliceRatings, StepReport
+from InteractiveSegLib.engines.base import Engine, Prediction, Request, SliceRatings, StepReport, near_slices
 from InteractiveSegLib.errors import EngineError
 from InteractiveSegLib.hints import DrawnSlice, SliceAuto, members, slice_index
 from InteractiveSegLib.intensity import detect_modality, normalize
@@ -44,7 +44,6 @@ from InteractiveSegLib.methods.prompt3d.slice_quality import (
     EXPECTED_IOU,
     FEATURES,
     check,
-    hint_distance,
     predicted_iou,
     slice_features,
     slice_sums,
@@ -274,7 +273,7 @@ def rate_slices(
     outside the region or where it expects nothing.
 
     A hint informs the network on its neighbours too, so the wrong voxels a slice is
-    suggested by are weighed down near the hinted slices (``near_hints``): the next
+    suggested by are weighed down near the hinted slices (``engines.base.near_slices``): the next
     correction goes where the network is unsure and no hint has spoken yet, not to the
     slice next to the one just corrected."""
     lo, hi = region[0][axis], region[1][axis]
@@ -287,16 +286,4 @@ def rate_slices(
     wrong = np.full(n, np.nan)
     wrong[lo:hi] = sums.unsure
     wrong[~rated] = np.nan
-    return SliceRatings(axis, q, wrong * near_hints(rated, hinted), hinted, features)
-
-
-def near_hints(rated: np.ndarray, hinted: list[int], reach: float = HINT_REACH) -> np.ndarray:
-    """Weights in [0, 1] per slice: the distance to the nearest hinted slice over ``reach``
-    of the rated run's length (at least 2 slices), capped at 1 (1 everywhere without hints).
-    Written by hand: a one-line distance rule, no library needed."""
-    present = np.flatnonzero(rated)
-    distance = hint_distance(np.arange(len(rated)), hinted)
-    if distance is None or not len(present):
-        return np.ones(len(rated))
-    scale = max(2.0, reach * (present[-1] - present[0] + 1))
-    return np.minimum(1.0, distance / scale)
+    return SliceRatings(axis, q, wrong * near_slices(rated, hinted, HINT_REACH), hinted, features)

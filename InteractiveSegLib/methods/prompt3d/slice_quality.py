@@ -21,6 +21,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from InteractiveSegLib.engines.base import slice_distance
 from InteractiveSegLib.hints import Box, ExtremePoints
 
 FEATURES = (
@@ -84,7 +85,7 @@ def slice_features(sums: SliceSums, first: int, total: int, hinted: Sequence[int
     run = np.flatnonzero(rated)
     start, stop = index[run[0]], index[run[-1]]
     length = float(stop - start + 1)
-    near = hint_distance(index, hinted)
+    near = slice_distance(index, hinted)
     distance = np.full(len(area), length) if near is None else near
     largest = max(float(area.max()), 1.0)
     result = (
@@ -108,13 +109,6 @@ def slice_features(sums: SliceSums, first: int, total: int, hinted: Sequence[int
     )
     out[rated] = np.stack(columns, 1)[rated]
     return out
-
-
-def hint_distance(index: np.ndarray, hinted: Sequence[int]) -> np.ndarray | None:
-    """Per slice ``index``, the distance in slices to the nearest hinted slice (None without one)."""
-    if not len(hinted):
-        return None
-    return np.abs(np.asarray(index)[:, None] - np.asarray(hinted)[None]).min(1)
 
 
 def expand(features: np.ndarray) -> np.ndarray:
