@@ -32,25 +32,25 @@ BAND = 10.0
 WEIGHT = 0.3
 #: the share by modality: a CT's intensities are physical units and an organ's boundary is an
 #: edge, where an MRI's atlas parcels have none; the calibration's CT sessions rose from 0.449
-#: to 0.474 (two draws: 0.476 to 0.494) at 0.4 (Resources/Models/prompt3d.md, twenty-third session)
+#: to 0.474 (two draws: 0.476 to 0.494) at 0.4 (Resources/Models/prompt3d-history.md, twenty-third session)
 WEIGHTS = {"ct": 0.4, "mr": WEIGHT}
 #: a snapped boundary lies on an edge where the mean edge strength on it is more than this
 #: times the band's median; a heavier modality weight holds only there, else WEIGHT does: in
 #: an even interior (a liver, a ball) the band holds only noise, and the heavier snap held a
-#: small answer back (Resources/Models/prompt3d.md, twenty-third session)
+#: small answer back (Resources/Models/prompt3d-history.md, twenty-third session)
 EDGE_CONTRAST = 1.5
 #: where the region's largest side is more than COARSE times the network's grid side, the
 #: grid's cells are coarser than the volume's voxels and the network's boundary is blocky:
 #: there an answer thicker than the band is snapped with COARSE_WEIGHT (the snapped mask
 #: alone). On the calibration's held-out sessions a tie (0.4467 both); on the whole brain, box
-#: round 6 0.593 to 0.881 (Resources/Models/prompt3d.md, twenty-third session)
+#: round 6 0.593 to 0.881 (Resources/Models/prompt3d-history.md, twenty-third session)
 COARSE = 1.5
 COARSE_WEIGHT = 0.5
 #: the network's answer this sure is core wherever it lies
 SURE = 0.95
 #: what a negative stroke's side of the answer keeps of its probability (``negative_side``):
 #: only what the network is surer of than 0.5 / FADE stays; chosen on the calibration's held-out
-#: sessions (Resources/Models/prompt3d.md, twenty-second session)
+#: sessions (Resources/Models/prompt3d-history.md, twenty-second session)
 FADE = 0.6
 
 

@@ -8,7 +8,7 @@ the stroke in a window that zooms out while its answer touches the window's edge
 answer tells how far the object reaches on that slice. Its box joins the region of every
 round whose newest hint is a stroke or a click; the 3D network still decides the answer. On
 the held-out sessions of the calibration, scribble sessions rose from 0.380 / 0.543 / 0.602
-to 0.406 / 0.546 / 0.604 at rounds 1 / 3 / 6 (Resources/Models/prompt3d.md, twenty-first
+to 0.406 / 0.546 / 0.604 at rounds 1 / 3 / 6 (Resources/Models/prompt3d-history.md, twenty-first
 session). On a CT of pixels finer than 2 mm a network trained further on finer slices
 outlines instead (``FINE_CT_MODEL``, twenty-fifth session).
 """
@@ -33,7 +33,7 @@ OUTLINE_MODEL = "vmn_hint.pt"
 #: the outline's network on a CT slice of pixels finer than ``FINE_CT_MM``: ``OUTLINE_MODEL``
 #: trained further on slices split as a thin-slice scan's (``train-click --p-finer``). On the
 #: CT's held-out scribble sessions at 1.5 mm it gained (0.4641 to 0.5104); at 3 mm, and on
-#: the brain atlases at any size, it lost (Resources/Models/prompt3d.md, twenty-fifth session)
+#: the brain atlases at any size, it lost (Resources/Models/prompt3d-history.md, twenty-fifth session)
 FINE_CT_MODEL = "prompt3d_outline_ct.pt"
 FINE_CT_MM = 2.0
 

@@ -108,7 +108,7 @@ def as_deep_as_wide(
     across it, about its centre. Hints on one axis's slices show the structure across those
     slices only: a first hint's box is one slice deep, and a later round's is as deep as the
     current mask, which a network answering short of a large structure leaves thin round
-    after round (the whole brain's strokes, Resources/Models/prompt3d.md).
+    after round (the whole brain's strokes, Resources/Models/prompt3d-history.md).
 
     Args:
         lo, hi: the box's KJI corners (float voxels, ``hi`` exclusive).
