@@ -9,8 +9,8 @@ allows (a thick-slice axis is thinned last; a cube-shaped region keeps 128 voxel
 twice the network's cells), and the snapped mask and the negative side come back to the
 region's voxels where their trilinear share passes 1/2. Below it nothing is resampled: the
 answer is the one the region's own voxels give. The cost: a ribbon a few voxels thick, the
-cortex's grey matter, loses some of its shape on the copy (Resources/Models/prompt3d-history.md, twenty-fourth
-session).
+cortex's grey matter, loses some of its shape on the copy (Resources/Models/prompt3d-history.md,
+twenty-fourth session).
 """
 
 from __future__ import annotations
