@@ -90,7 +90,7 @@ class SliceRatings:
     features: np.ndarray | None = None
 
 
-def slice_distance(index: np.ndarray, slices: Sequence[int]) -> np.ndarray | None:
+def distance_to_slices(index: np.ndarray, slices: Sequence[int]) -> np.ndarray | None:
     """Per slice ``index``, the distance in slices to the nearest of ``slices`` (None without one)."""
     if not len(slices):
         return None
@@ -104,7 +104,7 @@ def near_slices(rated: np.ndarray, slices: Sequence[int], reach: float) -> np.nd
     neighbours, so the wrong voxels that rank the next suggestion are weighed down near it.
     Written by hand: a one-line distance rule, no library needed."""
     present = np.flatnonzero(rated)
-    distance = slice_distance(np.arange(len(rated)), slices)
+    distance = distance_to_slices(np.arange(len(rated)), slices)
     if distance is None or not len(present):
         return np.ones(len(rated))
     scale = max(2.0, reach * (present[-1] - present[0] + 1))

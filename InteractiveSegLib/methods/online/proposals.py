@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from InteractiveSegLib.engines.base import distance_to_slices
 from InteractiveSegLib.errors import ConfigError
 
 
@@ -15,13 +16,12 @@ def slice_distance(shape: tuple[int, int, int], drawn: dict[int, list[int]]) -> 
     """Voxel distance to the nearest drawn slice of any plane (inf where nothing is drawn)."""
     out = np.full(shape, np.inf, np.float32)
     for axis, idx in drawn.items():
-        if not idx:
+        d = distance_to_slices(np.arange(shape[axis]), idx)
+        if d is None:  # nothing drawn on this plane
             continue
-        pos = np.arange(shape[axis])
-        d = np.min(np.abs(pos[:, None] - np.asarray(idx)[None, :]), axis=1).astype(np.float32)
         view = [1, 1, 1]
         view[axis] = shape[axis]
-        out = np.minimum(out, d.reshape(view))
+        out = np.minimum(out, d.reshape(view).astype(np.float32))
     return out
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from InteractiveSegLib.engines.base import slice_distance
+from InteractiveSegLib.engines.base import distance_to_slices
 from InteractiveSegLib.hints import Box, ExtremePoints
 
 FEATURES = (
@@ -85,7 +85,7 @@ def slice_features(sums: SliceSums, first: int, total: int, hinted: Sequence[int
     run = np.flatnonzero(rated)
     start, stop = index[run[0]], index[run[-1]]
     length = float(stop - start + 1)
-    near = slice_distance(index, hinted)
+    near = distance_to_slices(index, hinted)
     distance = np.full(len(area), length) if near is None else near
     largest = max(float(area.max()), 1.0)
     result = (
