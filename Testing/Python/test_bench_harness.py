@@ -112,3 +112,29 @@ def test_a_ct_drawn_as_an_mri_keeps_its_anatomy_under_a_t1_contrast():
     np.testing.assert_array_equal(mri_contrast(d).image.array, a)  # seeded
     with pytest.raises(InteractiveSegError, match="as-mri"):
         mri_contrast(mr)
+
+
+def test_two_reports_compare_exactly_or_within_a_tolerance(tmp_path, capsys):
+    """``tools/compare_bench.py``: timings never count; a Pearson r a few 1e-8 apart is a
+    difference exactly and none within ``--tolerance 1e-7``; a Dice one voxel of a whole brain
+    apart (3e-7) is a difference either way."""
+    import json
+
+    from conftest import load_tool
+
+    tool = load_tool("compare_bench")
+    paths = {}
+    for name, dice, pearson, rss in (
+        ("a", 0.8812345, 0.50517990, 700),
+        ("b", 0.8812345, 0.50517991, 900),
+        ("c", 0.8812348, 0.50517990, 700),
+    ):
+        paths[name] = tmp_path / f"{name}.json"
+        result = {"dice_at": {"1": dice}, "quality_pearson": pearson, "peak_rss_mb": rss}
+        paths[name].write_text(json.dumps({"results": [result]}))
+    assert tool.main([str(paths["a"]), str(paths["b"])]) == 1
+    assert "quality_pearson" in capsys.readouterr().out
+    assert tool.main([str(paths["a"]), str(paths["b"]), "--tolerance", "1e-7"]) == 0
+    assert "identical" in capsys.readouterr().out
+    assert tool.main([str(paths["a"]), str(paths["c"]), "--tolerance", "1e-7"]) == 1
+    assert "dice_at/1" in capsys.readouterr().out
