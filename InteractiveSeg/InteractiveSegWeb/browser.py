@@ -199,13 +199,19 @@ class Page:
         }
 
     async def view_box(self, index: int = 0) -> list[float]:
-        """Page rectangle [x, y, width, height] of slice view ``index`` once it drew a frame."""
+        """Page rectangle [x, y, width, height] of slice view ``index`` once it drew a frame at
+        its own size. Why the size: the server's view starts at 300 x 300 pixels, and a click
+        made while the page still showed that first frame reached the server thousands of
+        pixels off (the hint landed outside the image; a flaky browser test, 2026-12-07)."""
         return list(
             await self.wait_for(
                 "(() => { const a = document.querySelectorAll('.remote-controlled-area')"
                 f"[{index}]; const img = a && a.querySelector('img.image-display-area');"
                 " if (!img || !img.complete || img.naturalWidth === 0) return null;"
-                " const r = a.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })()",
+                " const r = a.getBoundingClientRect();"
+                " if (Math.abs(img.naturalWidth - r.width) > 1"
+                " || Math.abs(img.naturalHeight - r.height) > 1) return null;"
+                " return [r.x, r.y, r.width, r.height]; })()",
                 f"view {index}",
             )
         )
