@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 #: keys whose values are wall times, memory or the machine: they may differ between runs
@@ -72,7 +73,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("after")
     parser.add_argument("--tolerance", type=float, default=0.0, help="floats may differ by this share of the larger")
     args = parser.parse_args(argv)
-    before, after = (json.loads(open(p).read())["results"] for p in (args.before, args.after))
+    before, after = (json.loads(Path(p).read_text())["results"] for p in (args.before, args.after))
     found = differences(before, after, tolerance=args.tolerance)
     for line in found:
         print(line)
