@@ -114,15 +114,24 @@ def resumed_iteration(args) -> int:
 def load_matching(model: torch.nn.Module, source: dict) -> dict:
     """Warm start from the project's own weights: every tensor of the same shape is copied; a
     convolution with more input channels keeps the source filters and starts the new input
-    channels at zero (the same function as the source at the start). Returns counts and the
-    names of the tensors left fresh."""
+    channels at zero; a network whose every width is the source's times one whole factor
+    starts as the source (``grown_tensor``). Either way the model starts as the same function
+    as the source. Returns counts and the names of the tensors left fresh."""
     own = model.state_dict()
-    copied, widened, fresh = 0, 0, []
+    transposed = {
+        f"{n}.weight" for n, m in model.named_modules() if isinstance(m, torch.nn.modules.conv._ConvTransposeNd)
+    }
+    # a wider network (more output channels somewhere): its inputs grow as copies, not zeros
+    wider = any(w.dim() and v.dim() and w.shape[0] < v.shape[0] for w, v in _pairs(own, source))
+    copied, widened, grown, fresh = 0, 0, 0, []
     for name, value in own.items():
         w = source.get(name)
         if w is not None and w.shape == value.shape:
             own[name] = w.clone()
             copied += 1
+        elif wider and w is not None and (bigger := grown_tensor(w, value, name in transposed)) is not None:
+            own[name] = bigger
+            grown += 1
         elif (
             w is not None
             and w.dim() in (4, 5)  # a 2D or 3D convolution
@@ -130,11 +139,51 @@ def load_matching(model: torch.nn.Module, source: dict) -> dict:
             and w.shape[2:] == value.shape[2:]
             and w.shape[1] < value.shape[1]
         ):
-            grown = torch.zeros_like(value)
-            grown[:, : w.shape[1]] = w
-            own[name] = grown
+            more = torch.zeros_like(value)
+            more[:, : w.shape[1]] = w
+            own[name] = more
             widened += 1
         else:
             fresh.append(name)
     model.load_state_dict(own)
-    return {"copied": copied, "widened": widened, "fresh": fresh}
+    return {"copied": copied, "widened": widened, "grown": grown, "fresh": fresh}
+
+
+def _pairs(own: dict, source: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(source, own) tensors of the names both state dicts hold."""
+    return [(source[n], v) for n, v in own.items() if n in source]
+
+
+def grown_tensor(w: torch.Tensor, like: torch.Tensor, transposed: bool = False) -> torch.Tensor | None:
+    """``w`` of a narrower network as the same layer of one whose channels are each repeated a
+    whole number of times (Net2WiderNet, Chen et al. 2016; written by hand: no library widens a
+    trained MONAI network). Output channel ``a`` copies the source's ``a // r``; an input
+    channel's weights are split among its ``r`` copies at random shares that sum to one, so
+    the copies compute the same values as the source (per-channel instance norm and max
+    pooling included) and learn apart. A concatenation of two widened parts stays right
+    when both grew by the same factor.
+
+    Args:
+        w: the source tensor (a convolution's weight, a bias, a norm's scale or shift).
+        like: the target tensor of the wider network.
+        transposed: ``w`` is a transposed convolution's weight (input channels first).
+    Returns:
+        The grown tensor, or None when the shapes are not whole multiples of each other.
+    """
+    if w.dim() != like.dim() or w.shape[2:] != like.shape[2:] or w.dim() not in (1, 3, 4, 5):
+        return None
+    ratios = [b // a if a and b % a == 0 else 0 for a, b in zip(w.shape[:2], like.shape[:2], strict=False)]
+    if 0 in ratios or (w.dim() == 1 and ratios[0] == 1):
+        return None
+    in_dim = 0 if transposed else 1
+    g = w.repeat_interleave(ratios[0], dim=0)
+    if w.dim() == 1:
+        return g
+    g = g.repeat_interleave(ratios[1], dim=1)
+    r_in = like.shape[in_dim] // w.shape[in_dim]
+    if r_in > 1:
+        share = torch.rand(like.shape, dtype=like.dtype) + 0.5
+        groups = share.unflatten(in_dim, (w.shape[in_dim], r_in))
+        share = (groups / groups.sum(in_dim + 1, keepdim=True)).flatten(in_dim, in_dim + 1)
+        g = g * share
+    return g if g.shape == like.shape else None

@@ -194,3 +194,25 @@ def test_a_flipped_sample_keeps_its_box_on_the_flipped_structure():
         r0, c0, r1, c1 = out.boxes[0]
         rows, cols = np.nonzero(out.truth)
         assert r0 < rows.min() and rows.max() < r1 and c0 < cols.min() and cols.max() < c1
+
+
+def test_a_twice_as_wide_network_starts_as_the_narrow_one_and_its_copies_learn_apart():
+    """A wider 3D prompt network warm-started from a trained narrow one (``--init`` with
+    ``--features`` twice the source's) answers as the source does, through the U-Net's skip
+    concatenations and transposed convolutions, and the copies of a channel get different
+    gradients (else they would stay copies and the width would add nothing)."""
+    from InteractiveSegLib.methods.prompt3d.network import prompt3d_net
+    from InteractiveSegLib.training import load_matching
+
+    torch.manual_seed(0)
+    narrow, wide = prompt3d_net((4, 4, 8, 8, 16, 4)), prompt3d_net((8, 8, 16, 16, 32, 8))
+    counts = load_matching(wide, narrow.state_dict())
+    assert counts["fresh"] == [] and counts["widened"] == 0 and counts["grown"] > 0
+    x = torch.randn(1, 6, 32, 32, 32)
+    narrow.eval(), wide.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x), narrow(x), rtol=1e-4, atol=1e-4)
+    wide.train()
+    wide(x).mean().backward()
+    grad = wide.conv_0.conv_0.conv.weight.grad
+    assert not torch.allclose(grad[0::2], grad[1::2])

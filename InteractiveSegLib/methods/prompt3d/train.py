@@ -354,7 +354,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-drop-at", type=int, default=3500, help="iteration after which the learning rate is lowered")
     p.add_argument("--lr-drop", type=float, default=0.2, help="the factor it is lowered by")
     p.add_argument("--size", type=int, default=64, help="side of the network's grid (a multiple of 16)")
-    p.add_argument("--features", type=int, nargs=6, default=[8, 16, 32, 64, 128, 8], help="U-Net widths")
+    p.add_argument(
+        "--features",
+        type=int,
+        nargs=6,
+        default=[8, 16, 32, 64, 128, 8],
+        help="U-Net widths; with --init from a narrower network, each the same whole multiple of its own "
+        "(the wider network starts as the narrower one: training.grown_tensor)",
+    )
     p.add_argument("--p-correct", type=float, default=0.5, help="share of samples that correct a wrong result")
     p.add_argument("--p-own", type=float, default=0.5, help="share of those that correct the network's own result")
     p.add_argument(
