@@ -118,11 +118,10 @@ def load_matching(model: torch.nn.Module, source: dict) -> dict:
     starts as the source (``grown_tensor``). Either way the model starts as the same function
     as the source. Returns counts and the names of the tensors left fresh."""
     own = model.state_dict()
-    transposed = {
-        f"{n}.weight" for n, m in model.named_modules() if isinstance(m, torch.nn.modules.conv._ConvTransposeNd)
-    }
+    deconvs = (torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
+    transposed = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, deconvs)}
     # a wider network (more output channels somewhere): its inputs grow as copies, not zeros
-    wider = any(w.dim() and v.dim() and w.shape[0] < v.shape[0] for w, v in _pairs(own, source))
+    wider = any(n in source and v.dim() and source[n].shape[0] < v.shape[0] for n, v in own.items())
     copied, widened, grown, fresh = 0, 0, 0, []
     for name, value in own.items():
         w = source.get(name)
@@ -147,11 +146,6 @@ def load_matching(model: torch.nn.Module, source: dict) -> dict:
             fresh.append(name)
     model.load_state_dict(own)
     return {"copied": copied, "widened": widened, "grown": grown, "fresh": fresh}
-
-
-def _pairs(own: dict, source: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(source, own) tensors of the names both state dicts hold."""
-    return [(source[n], v) for n, v in own.items() if n in source]
 
 
 def grown_tensor(w: torch.Tensor, like: torch.Tensor, transposed: bool = False) -> torch.Tensor | None:
