@@ -162,22 +162,19 @@ def grown_tensor(w: torch.Tensor, like: torch.Tensor, transposed: bool = False) 
         like: the target tensor of the wider network.
         transposed: ``w`` is a transposed convolution's weight (input channels first).
     Returns:
-        The grown tensor, or None when the shapes are not whole multiples of each other.
+        The grown tensor, or None when the shapes are equal or not whole multiples of each other.
     """
     if w.dim() != like.dim() or w.shape[2:] != like.shape[2:] or w.dim() not in (1, 3, 4, 5):
         return None
     ratios = [b // a if a and b % a == 0 else 0 for a, b in zip(w.shape[:2], like.shape[:2], strict=False)]
-    if 0 in ratios or (w.dim() == 1 and ratios[0] == 1):
+    if 0 in ratios or ratios == [1] * len(ratios):
         return None
+    g = w
+    for dim, r in enumerate(ratios):
+        g = g.repeat_interleave(r, dim=dim)
     in_dim = 0 if transposed else 1
-    g = w.repeat_interleave(ratios[0], dim=0)
-    if w.dim() == 1:
-        return g
-    g = g.repeat_interleave(ratios[1], dim=1)
-    r_in = like.shape[in_dim] // w.shape[in_dim]
-    if r_in > 1:
+    if w.dim() > 1 and ratios[in_dim] > 1:
         share = torch.rand(like.shape, dtype=like.dtype) + 0.5
-        groups = share.unflatten(in_dim, (w.shape[in_dim], r_in))
-        share = (groups / groups.sum(in_dim + 1, keepdim=True)).flatten(in_dim, in_dim + 1)
-        g = g * share
-    return g if g.shape == like.shape else None
+        groups = share.unflatten(in_dim, (w.shape[in_dim], ratios[in_dim]))
+        g = g * (groups / groups.sum(in_dim + 1, keepdim=True)).flatten(in_dim, in_dim + 1)
+    return g

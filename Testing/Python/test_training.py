@@ -209,7 +209,8 @@ def test_a_twice_as_wide_network_starts_as_the_narrow_one_and_its_copies_learn_a
     counts = load_matching(wide, narrow.state_dict())
     assert counts["fresh"] == [] and counts["widened"] == 0 and counts["grown"] > 0
     x = torch.randn(1, 6, 32, 32, 32)
-    narrow.eval(), wide.eval()
+    narrow.eval()
+    wide.eval()
     with torch.no_grad():
         torch.testing.assert_close(wide(x), narrow(x), rtol=1e-4, atol=1e-4)
     wide.train()
