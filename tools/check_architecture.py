@@ -53,6 +53,7 @@ LAYERS: dict[str, int] = {
     "metrics": 1,
     "checkpoints": 1,
     "training": 1,
+    "sample_workers": 1,  # training samples drawn in worker processes (a GPU machine's cores)
     # 2: the engine interface and the session
     "engines": 2,
     "session": 2,

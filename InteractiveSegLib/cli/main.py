@@ -1,5 +1,5 @@
 """The ``interactiveseg`` console script: demo, bench, bench-memory, segment, online,
-train-click, train-sim, train-vmn, train-prompt3d, calibrate-prompt3d, engines, and commands
+train-click, train-sim, train-vmn, pack-training-data, train-prompt3d, calibrate-prompt3d, engines, and commands
 installed beside the library (``interactiveseg.commands`` entry points: ``web``, the browser app)."""
 
 from __future__ import annotations
@@ -242,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     from InteractiveSegLib.methods.vmn import train as vmn_train
 
     vmn_train.add_arguments(tv)
+    pk = sub.add_parser(
+        "pack-training-data", help="the 3D trainers' train structures in one file (for a machine without the sources)"
+    )
+    vmn_train.add_pack_arguments(pk)
     tp = sub.add_parser("train-prompt3d", help="train the 3D prompt network (resumable; a GPU with --device cuda)")
     from InteractiveSegLib.methods.prompt3d import train as prompt3d_train
 
@@ -294,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "train-vmn":
             args.command = args.command_line
             vmn_train.train(args)
+        elif args.cmd == "pack-training-data":
+            vmn_train.pack(args)
         elif args.cmd == "train-prompt3d":
             args.command = args.command_line
             prompt3d_train.train(args)

@@ -702,6 +702,22 @@ def test_the_training_command_takes_a_users_folder_and_resumes(tmp_path, decathl
     assert engine.size == 32
 
 
+def test_the_training_command_draws_its_samples_in_worker_processes(tmp_path, decathlon, capsys):
+    """``--workers``: samples (here every one a later round on the network's own answer) come
+    from worker processes, and the run ends with its checkpoint and the workers gone."""
+    import multiprocessing
+
+    from InteractiveSegLib.cli.main import main
+
+    out = tmp_path / "p3.pt"
+    args = ["train-prompt3d", "--dataset", str(decathlon), "--out", str(out), "--threads", "1", "--size", "32"]
+    args += ["--features", "4", "4", "8", "8", "16", "4", "--p-augment", "0", "--p-correct", "1", "--p-own", "1"]
+    assert main([*args, "--iterations", "3", "--workers", "2", "--sync-every", "2"]) == 0, capsys.readouterr().err
+    ckpt = torch.load(out, map_location="cpu", weights_only=True)
+    assert ckpt["meta"]["iterations"] == 3 and ckpt["meta"]["workers"] == 2
+    assert not multiprocessing.active_children()
+
+
 def test_the_logit_offset_comes_from_the_checkpoint_and_shifts_every_logit(tmp_path, tiny_model):
     from InteractiveSegLib.checkpoints import update_checkpoint
 

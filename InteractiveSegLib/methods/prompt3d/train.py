@@ -24,6 +24,9 @@ hint on a large structure: the ``balls`` check and the whole brain, issue 20); a
 random contrast per label, or the real image deformed, bias, thick slices, blur, noise,
 gamma; a share ``--p-tone-curve`` of those real ones first through a random tone curve), so
 the network meets contrasts and slice spacings it will see elsewhere.
+
+``--workers N`` draws the samples in N processes (``sample_workers``) while the network
+trains, for a GPU machine whose one drawing process would leave the GPU waiting.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
 from InteractiveSegLib.methods.vmn.quality_training import DEFAULT_DATASETS
 from InteractiveSegLib.methods.vmn.train import Structure, structure_draw, training_structures
 from InteractiveSegLib.preprocessing import resample
+from InteractiveSegLib.sample_workers import Own, SampleWorkers
 from InteractiveSegLib.training import add_dataset_argument, fit, load_matching, resumed_iteration
 from InteractiveSegLib.users.robot import robot_click, robot_slice_hint
 
@@ -259,27 +263,49 @@ def train(args: argparse.Namespace) -> dict:
     if args.init:
         counts = load_matching(model, torch.load(args.init, map_location="cpu", weights_only=True)["state_dict"])
         print(f"warm start from {args.init}: {counts}", flush=True)
-    device = torch.device(args.device)
-    model.to(device)
     done = [resumed_iteration(args)]
     rng = np.random.default_rng([args.seed, done[0]])  # a resumed run draws new samples, not the first ones again
     structs = training_structures(args.dataset or DEFAULT_DATASETS, normalization="modality")
     unions = composite_structures(structs, rng, per_volume=16) if args.p_composite > 0 else []
-    single = structure_draw(args, structs, rng, SynthesisSettings(tone_curve_probability=args.p_tone_curve))
-
     large = largest(structs + unions, LARGE_SHARE) if args.p_large > 0 else []
+    settings = SynthesisSettings(tone_curve_probability=args.p_tone_curve)
 
-    def draw(r: np.random.Generator) -> tuple[list[Structure], tuple[str, ...] | None]:
-        """(structures, first-hint kinds): in a share ``--p-large`` the largest structures with a
-        click or a stroke (a short hint on a large structure, issue 20's balls and whole brain),
-        else unions of neighbouring structures in a share ``--p-composite``, else ``single``'s."""
-        if large and r.random() < args.p_large:
-            return large, SHORT_HINTS
-        return (unions if unions and r.random() < args.p_composite else single(r)), None
+    def make_sampler(r: np.random.Generator) -> Callable[[Own], tuple]:
+        """``sample(own)``: one training sample drawn with ``r``; its re-drawn blocks are its own."""
+        single = structure_draw(args, structs, r, settings)
+        boxes: dict = {}
 
+        def sample(own: Own) -> tuple:
+            # a share --p-large: the largest structures with a click or a stroke (a short hint on a
+            # large structure, issue 20's balls and whole brain); else unions of neighbouring
+            # structures in a share --p-composite; else single's
+            if large and r.random() < args.p_large:
+                pool, kinds = large, SHORT_HINTS
+            else:
+                pool, kinds = (unions if unions and r.random() < args.p_composite else single(r)), None
+            return training_sample(
+                pool,
+                r,
+                size=args.size,
+                p_correct=args.p_correct,
+                max_zoom=args.max_zoom,
+                boxes=boxes,
+                own=own,
+                p_own=args.p_own,
+                max_corrections=args.max_corrections,
+                region_jitter=args.region_jitter,
+                kinds=kinds,
+            )
+
+        return sample
+
+    # workers fork before the model goes to a GPU: a forked CUDA context is unusable
+    workers = SampleWorkers(make_sampler, model, args.workers, [args.seed, done[0]]) if args.workers else None
+    start = done[0]
+    device = torch.device(args.device)
+    model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     loss_fn = DiceCELoss(sigmoid=True)
-    boxes: dict = {}
 
     def own(x: np.ndarray) -> np.ndarray:
         """The network's probability on its grid for one input (no gradient)."""
@@ -289,29 +315,23 @@ def train(args: argparse.Namespace) -> dict:
         model.train()
         return prob.cpu().numpy()
 
+    if workers is None:
+        sample = make_sampler(rng)
+
+        def next_sample() -> tuple:
+            return sample(own)
+
+    else:
+        next_sample = workers.get
+
     def step() -> torch.Tensor:
         model.train()
         done[0] += 1  # the step's own iteration, so a resumed run keeps its schedule
         for group in opt.param_groups:
             group["lr"] = args.lr * (args.lr_drop if args.lr_drop_at and done[0] > args.lr_drop_at else 1.0)
-        batch = []
-        for _ in range(args.batch):
-            pool, kinds = draw(rng)
-            batch.append(
-                training_sample(
-                    pool,
-                    rng,
-                    size=args.size,
-                    p_correct=args.p_correct,
-                    max_zoom=args.max_zoom,
-                    boxes=boxes,
-                    own=own,
-                    p_own=args.p_own,
-                    max_corrections=args.max_corrections,
-                    region_jitter=args.region_jitter,
-                    kinds=kinds,
-                )
-            )
+        if workers is not None and (done[0] - start - 1) % args.sync_every == 0:
+            workers.sync(model)  # the answers workers correct from now on are this step's network's
+        batch = [next_sample() for _ in range(args.batch)]
         x = torch.from_numpy(np.stack([b[0] for b in batch])).to(device)
         y = torch.from_numpy(np.stack([b[1] for b in batch])).to(device)
         logits = model(x)
@@ -341,8 +361,13 @@ def train(args: argparse.Namespace) -> dict:
         "region_jitter": args.region_jitter,
         "lr": {"base": args.lr, "drop_at": args.lr_drop_at, "drop": args.lr_drop},
         "init": args.init,
+        "workers": args.workers,
     }
-    return fit(args, model, opt, step, "prompt3d_net", config, meta)
+    try:
+        return fit(args, model, opt, step, "prompt3d_net", config, meta)
+    finally:
+        if workers is not None:
+            workers.close()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -400,6 +425,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", default=None, help="start from the weights of a prompt3d checkpoint")
     p.add_argument("--resume", action="store_true", help="continue a run that stopped, from <out>.state")
     p.add_argument("--device", default="cpu", help="torch device (cuda on a GPU machine)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes that draw samples while the network trains (a GPU machine's cores; 0: in-process)",
+    )
+    p.add_argument(
+        "--sync-every", type=int, default=10, help="steps between publishing the weights the workers answer with"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--log-every", type=int, default=25)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -39,6 +40,7 @@ from monai.losses import DiceCELoss
 from scipy import ndimage
 
 from InteractiveSegLib.checkpoints import default_models_dir
+from InteractiveSegLib.data.structure_pack import PackedVolume, read_pack, write_pack
 from InteractiveSegLib.data.synthesis import SynthesisSettings, augment_real, synthesize
 from InteractiveSegLib.errors import ConfigError
 from InteractiveSegLib.intensity import detect_modality, normalize
@@ -79,24 +81,48 @@ def training_structures(
 ) -> list[Structure]:
     """The train structures of every source (``datasets.resolve``: names or folders), the
     image scaled as the engine scales it for a checkpoint of ``normalization``: by its
-    modality (the source's, else detected) or by its percentiles."""
-    out = []
-    for d in sources(specs):
+    modality (the source's, else detected) or by its percentiles. A ``.npz`` spec is a pack of
+    such structures (``data.structure_pack``, ``interactiveseg pack-training-data``)."""
+    packs = [str(s) for s in specs if str(s).endswith(".npz")]
+    rest = [s for s in specs if str(s) not in packs]
+    volumes = [v for p in packs for v in read_pack(p, normalization)]
+    for d in sources(rest) if rest else []:
         if not d.in_split("train"):
             continue
         if normalization == "modality":
             image = normalize(d.image.array, d.modality or detect_modality(d.image))
         else:
             image = normalize_intensity(d.image.array)
-        labelmap = d.labels.labelmap
         spacing = cast(tuple[float, float, float], tuple(float(x) for x in d.image.geometry.spacing[::-1]))
-        for v in d.structures("train"):
-            m = d.mask(v)
+        volumes.append(PackedVolume(d.name, image, d.labels.labelmap, spacing, list(d.structures("train"))))
+    out = []
+    for vol in volumes:
+        for v in vol.values:
+            m = vol.labelmap == v
             if int(m.sum()) >= min_voxels:
-                out.append(Structure(f"{d.name}:{v}", image, m, labelmap, int(v), spacing))
+                out.append(Structure(f"{vol.name}:{v}", vol.image, m, vol.labelmap, int(v), vol.spacing))
     if not out:
         raise ConfigError(f"no train structure of at least {min_voxels} voxels in {list(specs)}")
     return out
+
+
+def pack(args: argparse.Namespace) -> None:
+    """``interactiveseg pack-training-data``: the train structures of ``--dataset`` in one file,
+    which ``--dataset FILE.npz`` of the 3D trainers reads in place of the sources."""
+    volumes: dict[str, PackedVolume] = {}
+    for s in training_structures(args.dataset or DEFAULT_DATASETS, min_voxels=1, normalization=args.normalization):
+        assert s.labelmap is not None  # a source's own structure
+        name = s.name.rsplit(":", 1)[0]
+        volumes.setdefault(name, PackedVolume(name, s.image, s.labelmap, s.spacing, [])).values.append(s.value)
+    write_pack(list(volumes.values()), args.normalization, args.out)
+    counts = ", ".join(f"{v.name} {len(v.values)}" for v in volumes.values())
+    print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MiB): train structures {counts}")
+
+
+def add_pack_arguments(p: argparse.ArgumentParser) -> None:
+    add_dataset_argument(p, "Default: colin27, inia19 and ct-abdomen.")
+    p.add_argument("--out", required=True, help="the pack to write (.npz)")
+    p.add_argument("--normalization", choices=NORMALIZATIONS, default=NORMALIZATION, help="the images' scaling")
 
 
 class AugmentedStructures:
