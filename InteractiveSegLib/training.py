@@ -32,6 +32,8 @@ def fit(
     (and at the end) to ``args.out`` with ``meta`` + command, iterations, loss, minutes, seed;
     with ``args.keep_snapshots`` each save is also kept as ``<out stem>.it<N>.pt``.
 
+    With ``args.minutes`` the run saves and stops after the first step past that many minutes.
+
     Each save also writes ``<out>.state`` (optimiser, scheduler, iteration, minutes); with
     ``args.resume`` a run that stopped continues from there, so a long CPU training can span
     several sessions. The trainer's own random draws restart from its seed and the iteration.
@@ -47,6 +49,8 @@ def fit(
         first, minutes_before = int(state["iteration"]) + 1, float(state["minutes"])
         print(f"resumed from {state_path} at iteration {first - 1}", flush=True)
     t0, losses = time.time(), []
+    minutes = getattr(args, "minutes", None)  # a run that must end by a deadline (a lent GPU's call)
+    limit = 60.0 * minutes if minutes else None
     for it in range(first, args.iterations + 1):
         loss = step()
         opt.zero_grad()
@@ -63,7 +67,8 @@ def fit(
                 f"{minutes_before + el / 60:.1f} min",
                 flush=True,
             )
-        if it % args.save_every == 0 or it == args.iterations:
+        out_of_time = limit is not None and time.time() - t0 >= limit
+        if it % args.save_every == 0 or it == args.iterations or out_of_time:
             info = {
                 "command": args.command,
                 **meta,
@@ -86,6 +91,9 @@ def fit(
             if getattr(args, "keep_snapshots", False):  # every save kept too, to choose among them later
                 out = Path(args.out)
                 save_checkpoint(out.with_name(f"{out.stem}.it{it}{out.suffix}"), arch, config, model, info)
+        if out_of_time:
+            print(f"stopped after {it} iterations: --minutes {args.minutes} spent (--resume goes on)", flush=True)
+            break
     return {
         "loss": float(np.mean(losses[-args.log_every :])) if losses else None,
         "minutes": minutes_before + (time.time() - t0) / 60,

@@ -14,12 +14,13 @@ from InteractiveSegLib.methods.click import train as click_train
 from InteractiveSegLib.training import fit, resumed_iteration
 
 
-def small_run(out, iterations, resume):
+def small_run(out, iterations, resume, minutes=None):
     torch.manual_seed(0)
     model = torch.nn.Linear(2, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0]])
     args = Namespace(out=str(out), iterations=iterations, log_every=1, save_every=2, seed=0, command="t", resume=resume)
+    args.minutes = minutes
     fit(args, model, opt, lambda: ((model(x) - y) ** 2).mean(), "linear", {}, {})
     return model, args
 
@@ -33,6 +34,15 @@ def test_a_stopped_run_resumes_where_it_saved(tmp_path):
     # the resumed run ends where one uninterrupted run of 6 iterations ends
     for name, value in straight.state_dict().items():
         torch.testing.assert_close(checkpoint_weights(out)[name], value)
+
+
+def test_a_run_with_a_deadline_saves_and_stops_after_the_step_that_passes_it(tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    small_run(out, 6, resume=False, minutes=1e-9)  # the first step passes it
+    assert "stopped after 1 iterations" in capsys.readouterr().out
+    assert torch.load(out, map_location="cpu", weights_only=True)["meta"]["iterations"] == 1
+    _, args = small_run(out, 6, resume=True)  # and the next run goes on from there
+    assert resumed_iteration(args) == 6
 
 
 def _click_args(**changed) -> Namespace:

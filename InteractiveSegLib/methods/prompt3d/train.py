@@ -424,6 +424,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block", type=int, default=96, help="largest side of a re-drawn block, in voxels")
     p.add_argument("--init", default=None, help="start from the weights of a prompt3d checkpoint")
     p.add_argument("--resume", action="store_true", help="continue a run that stopped, from <out>.state")
+    p.add_argument("--minutes", type=float, default=None, help="save and stop after this many minutes of training")
     p.add_argument("--device", default="cpu", help="torch device (cuda on a GPU machine)")
     p.add_argument(
         "--workers",
