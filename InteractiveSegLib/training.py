@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from InteractiveSegLib.checkpoints import save_checkpoint
+from InteractiveSegLib.errors import ConfigError
 
 
 def fit(
@@ -50,7 +51,9 @@ def fit(
         print(f"resumed from {state_path} at iteration {first - 1}", flush=True)
     t0, losses = time.time(), []
     minutes = getattr(args, "minutes", None)  # a run that must end by a deadline (a lent GPU's call)
-    limit = 60.0 * minutes if minutes else None
+    if minutes is not None and not minutes > 0:
+        raise ConfigError(f"--minutes must be more than 0 (got {minutes})")
+    limit = 60.0 * minutes if minutes is not None else None
     for it in range(first, args.iterations + 1):
         loss = step()
         opt.zero_grad()

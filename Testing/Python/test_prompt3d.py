@@ -718,6 +718,16 @@ def test_the_training_command_draws_its_samples_in_worker_processes(tmp_path, de
     assert not multiprocessing.active_children()
 
 
+@pytest.mark.parametrize("bad", [["--workers", "-1"], ["--sync-every", "0"], ["--minutes", "0"]])
+def test_the_training_command_refuses_odd_worker_and_deadline_options(tmp_path, decathlon, capsys, bad):
+    from InteractiveSegLib.cli.main import main
+
+    out = tmp_path / "p3.pt"
+    args = ["train-prompt3d", "--dataset", str(decathlon), "--out", str(out), "--size", "32", "--iterations", "1"]
+    assert main([*args, "--features", "4", "4", "8", "8", "16", "4", *bad]) == 2
+    assert "must be" in capsys.readouterr().err and not out.exists()
+
+
 def test_the_logit_offset_comes_from_the_checkpoint_and_shifts_every_logit(tmp_path, tiny_model):
     from InteractiveSegLib.checkpoints import update_checkpoint
 

@@ -44,6 +44,7 @@ from scipy import ndimage
 
 from InteractiveSegLib.checkpoints import default_models_dir
 from InteractiveSegLib.data.synthesis import SynthesisSettings
+from InteractiveSegLib.errors import ConfigError
 from InteractiveSegLib.hints import Click, ijk_from_slice_point
 from InteractiveSegLib.methods.prompt3d.composites import composite_structures
 from InteractiveSegLib.methods.prompt3d.network import prompt3d_net
@@ -256,6 +257,8 @@ def train(args: argparse.Namespace) -> dict:
     """Train (or continue, ``--resume`` / ``--init``) and save ``args.out`` with its meta."""
     args.command = getattr(args, "command", "interactiveseg train-prompt3d " + " ".join(sys.argv[2:]))
     args.out = args.out or str(default_models_dir() / "prompt3d.pt")
+    if args.workers < 0 or args.sync_every < 1:
+        raise ConfigError(f"--workers must be 0 or more and --sync-every 1 or more ({args.workers}, {args.sync_every})")
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     net_cfg = {"features": list(args.features)}
