@@ -18,7 +18,7 @@ from InteractiveSegLib.hints import Box, Click, DrawnSlice, ExtremePoints, Scrib
 from InteractiveSegLib.labels import LabelTable
 from InteractiveSegLib.methods.prompt3d import train as prompt3d_train
 from InteractiveSegLib.methods.prompt3d.edges import COARSE_WEIGHT, WEIGHT, WEIGHTS
-from InteractiveSegLib.methods.prompt3d.engine import Prompt3DEngine, rate_slices
+from InteractiveSegLib.methods.prompt3d.engine import BOXES_ALONE, Prompt3DEngine, rate_slices
 from InteractiveSegLib.methods.prompt3d.network import prompt3d_net
 from InteractiveSegLib.methods.prompt3d.outline import FINE_CT_MM, SliceOutliner
 from InteractiveSegLib.methods.prompt3d.prompts import (
@@ -528,6 +528,35 @@ def test_the_edges_weigh_by_the_volumes_modality_unless_the_caller_says():
     chosen = create_engine("prompt3d", outline=False, edge_weight=0.1)
     chosen.set_image(volume)
     assert chosen.edge_weight == 0.1
+
+
+class ShownEngine(Prompt3DEngine):
+    """Records whether the network was shown a current mask."""
+
+    shown: list
+
+    def run(self, hints, current, region):
+        self.shown.append(bool(current.any()))
+        return np.zeros(tuple(b - a for a, b in zip(*region, strict=True)), np.float32)
+
+
+def test_a_ct_session_of_boxes_alone_shows_the_network_its_boxes_not_its_last_answer(tiny_model):
+    """``BOXES_ALONE``: in a CT the boxes say where the organ is and the last answer held the
+    network back; in an MRI, or once a stroke joins the boxes, the last answer is shown."""
+    volume, ball = ball_volume(shape=(40, 64, 64), centre=(20, 32, 32), radius=12)
+    boxes = [Box((20, 20, 20), (44, 44, 20), axis=0), Box((22, 22, 26), (42, 42, 26), axis=0)]
+    stroke = Scribble([(30, 32, 20), (34, 32, 20)], positive=True, axis=0)
+    current = ball.astype(np.uint8)
+    seen = {}
+    for modality in ("ct", "mr"):
+        engine = ShownEngine(tiny_model, max_zoom=0, threads=1, outline=False)
+        engine.shown = []
+        engine.set_image(Volume(volume.array, volume.geometry, modality=modality))
+        for hints in (boxes, [*boxes, stroke]):
+            engine.predict(Request(1, hints, 0, 26, current))
+        seen[modality] = engine.shown
+    assert seen == {"ct": [False, True], "mr": [True, True]}
+    assert BOXES_ALONE == {"ct"}
 
 
 def test_the_shipped_network_segments_a_structure_it_never_saw_from_a_box():
