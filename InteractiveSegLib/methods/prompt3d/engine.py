@@ -59,7 +59,7 @@ HINT_REACH = 0.2
 #: modalities where a session of boxes alone shows the network its boxes and not its own last
 #: answer: a CT draws an organ's boundary in physical units, so the boxes say what the network
 #: needs, and its last answer, short of an organ it never saw, held it back. On the calibration's
-#: held-out CT box sessions: 0.429 -> 0.476 (10 of 12 sessions up); an MRI atlas parcel has no
+#: held-out CT box sessions: 0.429 -> 0.476 (8 of 12 sessions up, 2 down); an MRI atlas parcel has no
 #: boundary to see and needs that answer (Colin27's: 0.471 -> 0.439; history, thirty-first session)
 BOXES_ALONE = frozenset({"ct"})
 
