@@ -40,12 +40,6 @@ class _Failure:
         self.text = text
 
 
-def _answer(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
-    """The network's probability on its grid for one input (no gradient)."""
-    with torch.no_grad():
-        return torch.sigmoid(model(torch.from_numpy(x)[None]))[0, 0].numpy()
-
-
 def _work(make_sampler: MakeSampler, shadow: torch.nn.Module, lock, version, out, seed: Sequence[int]) -> None:
     torch.set_num_threads(1)  # one core per worker; also keeps a forked OpenMP pool out of use
     torch.manual_seed(int(np.random.SeedSequence(list(seed)).generate_state(1)[0]))  # TorchIO's draws
@@ -56,7 +50,8 @@ def _work(make_sampler: MakeSampler, shadow: torch.nn.Module, lock, version, out
             with lock:
                 local.load_state_dict(shadow.state_dict())
                 seen[0] = version.value
-        return _answer(local, x)
+        with torch.no_grad():  # the network's probability on its grid for one input
+            return torch.sigmoid(local(torch.from_numpy(x)[None]))[0, 0].numpy()
 
     try:
         sample = make_sampler(np.random.default_rng(list(seed)))

@@ -76,13 +76,11 @@ class Structure:
 NORMALIZATION = "modality"
 
 
-def training_structures(
-    specs=DEFAULT_DATASETS, min_voxels: int = 1000, normalization: str = NORMALIZATION
-) -> list[Structure]:
-    """The train structures of every source (``datasets.resolve``: names or folders), the
-    image scaled as the engine scales it for a checkpoint of ``normalization``: by its
-    modality (the source's, else detected) or by its percentiles. A ``.npz`` spec is a pack of
-    such structures (``data.structure_pack``, ``interactiveseg pack-training-data``)."""
+def training_volumes(specs=DEFAULT_DATASETS, normalization: str = NORMALIZATION) -> list[PackedVolume]:
+    """The volumes of every source with a train split (``datasets.resolve``: names or folders),
+    each image scaled as the engine scales it for a checkpoint of ``normalization``: by its
+    modality (the source's, else detected) or by its percentiles; with the values of its train
+    structures. A ``.npz`` spec is a pack of such volumes (``data.structure_pack``), read as it is."""
     packs = [str(s) for s in specs if str(s).endswith(".npz")]
     rest = [s for s in specs if str(s) not in packs]
     volumes = [v for p in packs for v in read_pack(p, normalization)]
@@ -95,8 +93,15 @@ def training_structures(
             image = normalize_intensity(d.image.array)
         spacing = cast(tuple[float, float, float], tuple(float(x) for x in d.image.geometry.spacing[::-1]))
         volumes.append(PackedVolume(d.name, image, d.labels.labelmap, spacing, list(d.structures("train"))))
+    return volumes
+
+
+def training_structures(
+    specs=DEFAULT_DATASETS, min_voxels: int = 1000, normalization: str = NORMALIZATION
+) -> list[Structure]:
+    """The train structures of at least ``min_voxels`` voxels of ``training_volumes``."""
     out = []
-    for vol in volumes:
+    for vol in training_volumes(specs, normalization):
         for v in vol.values:
             m = vol.labelmap == v
             if int(m.sum()) >= min_voxels:
@@ -107,15 +112,11 @@ def training_structures(
 
 
 def pack(args: argparse.Namespace) -> None:
-    """``interactiveseg pack-training-data``: the train structures of ``--dataset`` in one file,
+    """``interactiveseg pack-training-data``: the train volumes of ``--dataset`` in one file,
     which ``--dataset FILE.npz`` of the 3D trainers reads in place of the sources."""
-    volumes: dict[str, PackedVolume] = {}
-    for s in training_structures(args.dataset or DEFAULT_DATASETS, min_voxels=1, normalization=args.normalization):
-        assert s.labelmap is not None  # a source's own structure
-        name = s.name.rsplit(":", 1)[0]
-        volumes.setdefault(name, PackedVolume(name, s.image, s.labelmap, s.spacing, [])).values.append(s.value)
-    write_pack(list(volumes.values()), args.normalization, args.out)
-    counts = ", ".join(f"{v.name} {len(v.values)}" for v in volumes.values())
+    volumes = training_volumes(args.dataset or DEFAULT_DATASETS, args.normalization)
+    write_pack(volumes, args.normalization, args.out)
+    counts = ", ".join(f"{v.name} {len(v.values)}" for v in volumes)
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MiB): train structures {counts}")
 
 
