@@ -33,6 +33,12 @@ Own = Callable[[np.ndarray], np.ndarray]
 MakeSampler = Callable[[np.random.Generator], Callable[[Own], Any]]
 
 
+def grid_probability(model: torch.nn.Module, x: np.ndarray, device: torch.device | None = None) -> np.ndarray:
+    """The network's probability on its grid for one input (no gradient): an own answer."""
+    with torch.no_grad():
+        return torch.sigmoid(model(torch.from_numpy(x)[None].to(device)))[0, 0].cpu().numpy()
+
+
 class _Failure:
     """What a worker puts in the queue when its sampler raised: the traceback, as text."""
 
@@ -50,8 +56,7 @@ def _work(make_sampler: MakeSampler, shadow: torch.nn.Module, lock, version, out
             with lock:
                 local.load_state_dict(shadow.state_dict())
                 seen[0] = version.value
-        with torch.no_grad():  # the network's probability on its grid for one input
-            return torch.sigmoid(local(torch.from_numpy(x)[None]))[0, 0].numpy()
+        return grid_probability(local, x)
 
     try:
         sample = make_sampler(np.random.default_rng(list(seed)))

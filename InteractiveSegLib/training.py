@@ -95,7 +95,7 @@ def fit(
                 out = Path(args.out)
                 save_checkpoint(out.with_name(f"{out.stem}.it{it}{out.suffix}"), arch, config, model, info)
         if out_of_time:
-            print(f"stopped after {it} iterations: --minutes {args.minutes} spent (--resume goes on)", flush=True)
+            print(f"stopped after {it} iterations: --minutes {minutes} spent (--resume goes on)", flush=True)
             break
     return {
         "loss": float(np.mean(losses[-args.log_every :])) if losses else None,

@@ -536,7 +536,7 @@ class ShownEngine(Prompt3DEngine):
     shown: list
 
     def run(self, hints, current, region):
-        self.shown.append(bool(current.any()))
+        self.shown.append(current is not None and bool(current.any()))
         return np.zeros(tuple(b - a for a, b in zip(*region, strict=True)), np.float32)
 
 
@@ -701,26 +701,17 @@ def test_unions_join_touching_train_structures_and_never_a_held_out_one():
         assert present == [v for v in (1, 2, 3, 5) if present[0] <= v <= present[-1]]
 
 
+def tiny_training(decathlon, out) -> list[str]:
+    """``train-prompt3d`` on a user's folder: a tiny network on a 32-cell grid, one thread."""
+    tiny = ["--size", "32", "--features", *"4 4 8 8 16 4".split()]
+    return ["train-prompt3d", "--dataset", str(decathlon), "--out", str(out), "--threads", "1", *tiny]
+
+
 def test_the_training_command_takes_a_users_folder_and_resumes(tmp_path, decathlon, capsys):
     from InteractiveSegLib.cli.main import main
 
     out = tmp_path / "p3.pt"
-    base = ["train-prompt3d", "--dataset", str(decathlon), "--out", str(out), "--threads", "1", "--size", "32"]
-    base += [
-        "--features",
-        "4",
-        "4",
-        "8",
-        "8",
-        "16",
-        "4",
-        "--save-every",
-        "1",
-        "--p-augment",
-        "0",
-        "--p-tone-curve",
-        "0.5",
-    ]
+    base = [*tiny_training(decathlon, out), "--save-every", "1", "--p-augment", "0", "--p-tone-curve", "0.5"]
     assert main([*base, "--iterations", "1"]) == 0, capsys.readouterr().err
     assert main([*base, "--iterations", "2", "--resume"]) == 0, capsys.readouterr().err
     assert "resumed from" in capsys.readouterr().out
@@ -739,8 +730,7 @@ def test_the_training_command_draws_its_samples_in_worker_processes(tmp_path, de
     from InteractiveSegLib.cli.main import main
 
     out = tmp_path / "p3.pt"
-    args = ["train-prompt3d", "--dataset", str(decathlon), "--out", str(out), "--threads", "1", "--size", "32"]
-    args += ["--features", "4", "4", "8", "8", "16", "4", "--p-augment", "0", "--p-correct", "1", "--p-own", "1"]
+    args = [*tiny_training(decathlon, out), "--p-augment", "0", "--p-correct", "1", "--p-own", "1"]
     assert main([*args, "--iterations", "3", "--workers", "2", "--sync-every", "2"]) == 0, capsys.readouterr().err
     ckpt = torch.load(out, map_location="cpu", weights_only=True)
     assert ckpt["meta"]["iterations"] == 3 and ckpt["meta"]["workers"] == 2
@@ -752,8 +742,7 @@ def test_the_training_command_refuses_odd_worker_and_deadline_options(tmp_path, 
     from InteractiveSegLib.cli.main import main
 
     out = tmp_path / "p3.pt"
-    args = ["train-prompt3d", "--dataset", str(decathlon), "--out", str(out), "--size", "32", "--iterations", "1"]
-    assert main([*args, "--features", "4", "4", "8", "8", "16", "4", *bad]) == 2
+    assert main([*tiny_training(decathlon, out), "--iterations", "1", *bad]) == 2
     assert "must be" in capsys.readouterr().err and not out.exists()
 
 

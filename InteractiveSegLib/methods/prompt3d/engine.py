@@ -173,7 +173,7 @@ class Prompt3DEngine(Engine):
         """The snap's weight on the current image: the caller's, else its modality's (``edges.WEIGHTS``)."""
         return WEIGHTS[self._modality] if self._edge_weight is None else self._edge_weight
 
-    def run(self, hints: list, current: np.ndarray, region: Region3) -> np.ndarray:
+    def run(self, hints: list, current: np.ndarray | None, region: Region3) -> np.ndarray:
         """Foreground probability over ``region`` (its own shape)."""
         assert self._norm is not None
         x = torch.from_numpy(encode(self._norm, current, hints, region, self.size))[None].to(self.device)
@@ -247,7 +247,7 @@ class Prompt3DEngine(Engine):
             )
         region = object_region(hints, current, spacing, shape, outline=outline)
         boxes_alone = self._modality in BOXES_ALONE and all(isinstance(h, Box) for h in hints)
-        shown = np.zeros_like(current) if boxes_alone else current
+        shown = None if boxes_alone else current  # no full-volume copy of zeros
         for zoom in range(self.max_zoom + 1):
             prob = self.run(hints, shown, region)
             faces = touching_faces(prob > 0.5, region, shape)

@@ -64,7 +64,7 @@ from InteractiveSegLib.methods.prompt3d.prompts import (
 from InteractiveSegLib.methods.vmn.quality_training import DEFAULT_DATASETS
 from InteractiveSegLib.methods.vmn.train import Structure, structure_draw, training_structures
 from InteractiveSegLib.preprocessing import resample
-from InteractiveSegLib.sample_workers import Own, SampleWorkers
+from InteractiveSegLib.sample_workers import Own, SampleWorkers, grid_probability
 from InteractiveSegLib.training import add_dataset_argument, fit, load_matching, resumed_iteration
 from InteractiveSegLib.users.robot import robot_click, robot_slice_hint
 
@@ -311,12 +311,10 @@ def train(args: argparse.Namespace) -> dict:
     loss_fn = DiceCELoss(sigmoid=True)
 
     def own(x: np.ndarray) -> np.ndarray:
-        """The network's probability on its grid for one input (no gradient)."""
         model.eval()
-        with torch.no_grad():
-            prob = torch.sigmoid(model(torch.from_numpy(x)[None].to(device)))[0, 0]
+        prob = grid_probability(model, x, device)
         model.train()
-        return prob.cpu().numpy()
+        return prob
 
     if workers is None:
         sample = make_sampler(rng)
